@@ -1,0 +1,74 @@
+"""Shared fixtures: real databases built by the real migrations.
+
+Every test that takes ``db`` runs on SQLite and, when ``TEST_DATABASE_URL`` names a PostgreSQL
+server, on PostgreSQL too (a database of its own, created for the run and dropped after it).
+SQLite tests get a fresh copy of a migrated file; PostgreSQL tests get emptied tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from visits.db import Database, make_engine, normalise_url
+from visits.migrate import upgrade
+from visits.schema import metadata
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this run's own, migrated to head."""
+    assert PG_URL, "TEST_DATABASE_URL is not set"
+    server = make_url(normalise_url(PG_URL))
+    name = f"visits_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """The URL of an empty, migrated database on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_database")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(make_engine(db_url, busy_timeout_ms=30_000, pool_size=5))
+    yield database
+    database.dispose()

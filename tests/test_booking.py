@@ -1,0 +1,487 @@
+"""Booking, cancelling and moving, and every rule's typed error, on each database."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import (
+    NOW,
+    add_closure,
+    make_inmate,
+    make_prison,
+    make_slot,
+    request_for,
+    visitor,
+)
+from visits.audit import AuditEvent
+from visits.booking import (
+    Booking,
+    BookingStatus,
+    BookingVisitor,
+    authorised_booking,
+    cancel_booking,
+    check_booking,
+    create_booking,
+    move_booking,
+)
+from visits.db import WriteLockMissing
+from visits.inmate import InmateStatus
+from visits.problems import Code, Rejected
+from visits.reference import ALPHABET
+from visits.rules import VisitorGroup
+from visits.schedule import Slot
+from visits.visitor import Visitor, VisitorSuspension
+
+KEY = "test-secret"
+SATURDAY = date(2026, 12, 5)
+SUNDAY = date(2026, 12, 6)
+NEXT_SATURDAY = date(2026, 12, 12)
+
+
+@pytest.fixture
+def world(db):
+    """A prison with two slots this week, one next week, and one inmate."""
+    with db.writing() as s:
+        prison = make_prison(s)
+        make_inmate(s, prison)
+        make_slot(s, prison, SATURDAY, capacity=10)
+        make_slot(s, prison, SUNDAY, capacity=10)
+        make_slot(s, prison, NEXT_SATURDAY, capacity=10)
+    return db
+
+
+def ids(db):
+    with db.read_session() as s:
+        slots = s.scalars(select(Slot.id).order_by(Slot.starts_at)).all()
+    return slots
+
+
+def book(db, slot_id, *visitors, phone="987654321", key=None, inmate_code="Q1", now=NOW):
+    from visits.inmate import Inmate
+    from visits.prison import Prison
+
+    with db.writing() as s:
+        prison = s.scalar(select(Prison))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == inmate_code))
+        booked = create_booking(
+            s,
+            prison=prison,
+            inmate=inmate,
+            request=request_for(slot_id, *visitors, phone=phone),
+            now=now,
+            secret_key=KEY,
+            submission_key=key,
+        )
+        return booked.booking.reference, booked.manage_token, booked.replayed
+
+
+def rejection(db, slot_id, *visitors, **kwargs) -> Rejected:
+    with pytest.raises(Rejected) as caught:
+        book(db, slot_id, *visitors, **kwargs)
+    return caught.value
+
+
+def seats_taken(db, slot_id) -> int:
+    with db.read_session() as s:
+        return s.get(Slot, slot_id).seats_taken
+
+
+def count(db, model) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_a_booking_takes_seats_and_gets_a_reference_and_token(world):
+    sat, _, _ = ids(world)
+    ref, token, replayed = book(
+        world, sat, visitor(), visitor("40000001", first_names="Rosa", relationship="sibling")
+    )
+    assert not replayed
+    assert len(ref) == 8
+    assert set(ref) <= set(ALPHABET)
+    assert seats_taken(world, sat) == 2
+    with world.read_session() as s:
+        booking = authorised_booking(s, f"{ref[:4]}-{ref[4:]}", token, KEY)
+        assert booking is not None
+        assert booking.status is BookingStatus.CONFIRMED
+        assert booking.contact_phone == "+51987654321"
+        assert [v.first_names for v in booking.visitors] == ["María", "Rosa"]
+        assert authorised_booking(s, ref, token + "x", KEY) is None
+        assert authorised_booking(s, ref, None, KEY) is None
+        events = s.scalars(select(AuditEvent.action)).all()
+    assert events == ["booking.created"]
+
+
+def test_the_same_person_is_one_visitor_across_bookings(world):
+    sat, sun, _ = ids(world)
+    book(world, sat, visitor())
+    book(world, sun, visitor(first_names="María Elena"))
+    with world.read_session() as s:
+        people = s.scalars(select(Visitor)).all()
+    assert len(people) == 1
+    assert people[0].first_names == "María Elena"  # the latest details are kept
+
+
+def test_a_repeated_submission_books_once(world):
+    sat, _, _ = ids(world)
+    first = book(world, sat, key="click-1")
+    second = book(world, sat, key="click-1")
+    assert second[0] == first[0]
+    assert second[1] == first[1]
+    assert second[2] is True
+    assert seats_taken(world, sat) == 1
+    assert count(world, Booking) == 1
+
+
+def test_every_field_problem_is_reported_at_once_and_nothing_changes(world):
+    sat, _, _ = ids(world)
+    bad = visitor(
+        "1234",
+        first_names="<script>alert(1)</script>",
+        last_names="",
+        birth_date="31/02/1990",
+        relationship="cousin",
+    )
+    error = rejection(world, sat, bad, phone="12")
+    found = {(p.code, p.field) for p in error.problems}
+    assert found == {
+        (Code.INVALID_NAME, "visitors.0.first_names"),
+        (Code.REQUIRED, "visitors.0.last_names"),
+        (Code.INVALID_DNI, "visitors.0.doc_number"),
+        (Code.INVALID_DATE, "visitors.0.birth_date"),
+        (Code.INVALID_CHOICE, "visitors.0.relationship"),
+        (Code.INVALID_PHONE, "contact_phone"),
+    }
+    assert seats_taken(world, sat) == 0
+    assert count(world, Booking) == count(world, Visitor) == count(world, AuditEvent) == 0
+
+
+def test_over_long_fields_are_refused(world):
+    sat, _, _ = ids(world)
+    error = rejection(world, sat, visitor(first_names="A" * 61, dni="1" * 21), phone="9" * 31)
+    assert {(p.code, p.field) for p in error.problems} == {
+        (Code.TOO_LONG, "visitors.0.first_names"),
+        (Code.TOO_LONG, "visitors.0.doc_number"),
+        (Code.TOO_LONG, "contact_phone"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("slot_id", "code"),
+    [("999999", Code.SLOT_NOT_FOUND), ("abc", Code.SLOT_NOT_FOUND), ("", Code.SLOT_NOT_FOUND)],
+)
+def test_unknown_slots_are_refused(world, slot_id, code):
+    assert rejection(world, slot_id).codes == {code}
+
+
+def test_a_slot_of_another_prison_is_unknown_here(world):
+    with world.writing() as s:
+        other = make_prison(s, "OTHER")
+        foreign = make_slot(s, other, SATURDAY).id
+    assert rejection(world, foreign).codes == {Code.SLOT_NOT_FOUND}
+
+
+def test_past_too_late_and_too_early_slots(world):
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        past = make_slot(s, prison, date(2026, 11, 30)).id
+        tomorrow = make_slot(s, prison, date(2026, 12, 2)).id  # 23 hours away, closes at 24
+        far = make_slot(s, prison, date(2026, 12, 16)).id  # 15 days ahead, opens at 14
+        last_day = make_slot(s, prison, date(2026, 12, 15)).id
+    assert rejection(world, past).codes == {Code.SLOT_IN_PAST}
+    assert rejection(world, tomorrow).codes == {Code.BOOKING_CLOSED}
+    too_early = rejection(world, far)
+    assert too_early.codes == {Code.BOOKING_NOT_OPEN_YET}
+    assert too_early.problems[0].params["opens_on"] == date(2026, 12, 2)
+    assert book(world, last_day)[0]
+
+
+def test_closed_days_and_closed_sessions(world):
+    sat, sun, _ = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        add_closure(s, prison, SATURDAY, reason="Requisa general")
+        add_closure(s, prison, SUNDAY, start=time(10), reason="Otra sesión")
+    error = rejection(world, sat)
+    assert error.codes == {Code.SLOT_CLOSED}
+    assert error.problems[0].params["reason"] == "Requisa general"
+    assert book(world, sun)[0]  # a closure of another session that day does not apply
+
+
+def test_party_size_and_adults(world):
+    sat, _, _ = ids(world)
+    child = visitor("70000001", first_names="Luz", birth_date="2015-03-01", relationship="child")
+    error = rejection(world, sat, child)
+    assert error.codes == {Code.ADULT_REQUIRED}
+    four = [visitor(f"4000000{i}", first_names=f"Ana {chr(65 + i)}") for i in range(4)]
+    assert rejection(world, sat, *four).codes == {Code.TOO_MANY_VISITORS}
+    assert book(world, sat, visitor(), child)[0]
+
+
+def test_someone_turning_eighteen_counts_as_adult_on_the_visit_day(world):
+    sat, _, _ = ids(world)
+    almost = visitor(birth_date="2008-12-06")  # 18 the day after the visit
+    exactly = visitor("40000002", birth_date="2008-12-05")  # 18 on the visit day
+    assert rejection(world, sat, almost).codes == {Code.ADULT_REQUIRED}
+    assert book(world, sat, exactly)[0]
+
+
+def test_a_visitor_cannot_appear_twice_in_one_booking(world):
+    sat, _, _ = ids(world)
+    error = rejection(world, sat, visitor(), visitor(first_names="Otra"))
+    assert {(p.code, p.field) for p in error.problems} == {
+        (Code.DUPLICATE_VISITOR, "visitors.1.doc_number")
+    }
+
+
+def test_visitor_groups_apply_to_adults_only(world):
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        women = make_slot(s, prison, SATURDAY, start=time(13), group=VisitorGroup.WOMEN).id
+        men = make_slot(s, prison, SUNDAY, start=time(13), group=VisitorGroup.MEN).id
+    man = visitor("40000003", first_names="José", sex="M")
+    boy = visitor("70000002", first_names="Pedro", birth_date="2016-01-01", sex="M")
+    error = rejection(world, women, man)
+    assert {(p.code, p.field) for p in error.problems} == {(Code.SLOT_WOMEN_ONLY, "visitors.0.sex")}
+    assert rejection(world, women, visitor(sex="")).codes == {Code.REQUIRED}
+    assert book(world, women, visitor(), boy)[0]
+    assert rejection(world, men, visitor("40000004", first_names="Ana")).codes == {
+        Code.SLOT_MEN_ONLY
+    }
+
+
+def test_a_visitor_holds_one_booking_per_day(world):
+    sat, _, _ = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        make_inmate(s, prison, "Q2", surname="Mamani")
+        afternoon = make_slot(s, prison, SATURDAY, start=time(14)).id
+    book(world, sat, visitor())
+    error = rejection(world, afternoon, visitor(), inmate_code="Q2")
+    assert {(p.code, p.field) for p in error.problems} == {
+        (Code.VISITOR_ALREADY_BOOKED, "visitors.0.doc_number")
+    }
+    assert error.problems[0].params["name"] == "María Quispe Huamán"
+
+
+def test_visits_per_inmate_per_week_in_the_prison_timezone(world):
+    sat, sun, next_sat = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        # Sunday 23:30 in Lima is already Monday in UTC: it still belongs to this ISO week.
+        late_sunday = make_slot(s, prison, SUNDAY, start=time(23, 30), hours=0.4).id
+    book(world, sat, visitor())
+    book(world, sun, visitor("40000005", first_names="Ana"))
+    error = rejection(world, late_sunday, visitor("40000006", first_names="Eva"))
+    assert error.codes == {Code.WEEKLY_LIMIT_REACHED}
+    assert error.problems[0].params["limit"] == 2
+    assert book(world, next_sat, visitor("40000006", first_names="Eva"))[0]
+
+
+def test_inmate_status_and_suspensions(world):
+    sat, _, next_sat = ids(world)
+    with world.writing() as s:
+        from visits.inmate import Inmate
+
+        inmate = s.scalar(select(Inmate))
+        inmate.visits_suspended_until = SATURDAY
+    error = rejection(world, sat)
+    assert error.codes == {Code.INMATE_SUSPENDED}
+    assert error.problems[0].params["until"] == SATURDAY
+    assert book(world, next_sat)[0]
+    with world.writing() as s:
+        from visits.inmate import Inmate
+
+        s.scalar(select(Inmate)).status = InmateStatus.TRANSFERRED
+    assert rejection(world, next_sat, visitor("40000007")).codes >= {Code.INMATE_NOT_ACTIVE}
+
+
+def test_visitor_suspensions_at_this_prison(world):
+    sat, _, next_sat = ids(world)
+    book(world, sat, visitor())
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        person = s.scalar(select(Visitor))
+        s.add(
+            VisitorSuspension(
+                visitor_id=person.id, prison_id=s.scalar(select(Prison.id)), until=NEXT_SATURDAY
+            )
+        )
+    error = rejection(world, next_sat, visitor())
+    assert error.codes == {Code.VISITOR_SUSPENDED}
+    assert error.problems[0].params["until"] == NEXT_SATURDAY
+
+
+def test_a_full_slot_says_how_many_seats_are_left(world):
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        small = make_slot(s, prison, SATURDAY, start=time(16), capacity=2).id
+    book(world, small, visitor())
+    error = rejection(world, small, visitor("40000008"), visitor("40000009", first_names="Ana"))
+    assert error.codes == {Code.SLOT_FULL}
+    assert error.problems[0].params["seats_left"] == 1
+    book(world, small, visitor("40000008"))
+    assert rejection(world, small, visitor("40000010")).problems[0].params["seats_left"] == 0
+    assert seats_taken(world, small) == 2
+
+
+def test_rules_and_field_problems_come_together_when_the_slot_is_known(world):
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        add_closure(s, prison, SATURDAY, reason="Requisa")
+    sat, _, _ = ids(world)
+    error = rejection(world, sat, visitor(dni="12"))
+    assert error.codes == {Code.INVALID_DNI, Code.SLOT_CLOSED}
+
+
+def test_check_booking_takes_nothing(world):
+    sat, _, _ = ids(world)
+    with world.read_session() as s:
+        from visits.inmate import Inmate
+        from visits.prison import Prison
+
+        checked = check_booking(
+            s,
+            prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate)),
+            request=request_for(sat),
+            now=NOW,
+        )
+    assert checked.slot.id == sat
+    assert seats_taken(world, sat) == 0
+    assert count(world, Visitor) == 0
+
+
+def test_writes_refuse_a_read_session_on_sqlite(tmp_path, sqlite_template):
+    """Only BEGIN IMMEDIATE makes SQLite's cross-row checks safe: a read session is refused.
+    (PostgreSQL locks rows inside any transaction, so it has no such guard.)"""
+    import shutil
+
+    from visits.db import Database, make_engine
+
+    shutil.copy(sqlite_template, tmp_path / "guard.db")
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'guard.db'}"))
+    with db.writing() as s:
+        prison = make_prison(s)
+        make_inmate(s, prison)
+        slot = make_slot(s, prison, SATURDAY).id
+    with db.read_session() as s:
+        from visits.inmate import Inmate
+        from visits.prison import Prison
+
+        with pytest.raises(WriteLockMissing):
+            create_booking(
+                s,
+                prison=s.scalar(select(Prison)),
+                inmate=s.scalar(select(Inmate)),
+                request=request_for(slot),
+                now=NOW,
+                secret_key=KEY,
+            )
+    db.dispose()
+
+
+def _booking(db, ref):
+    with db.read_session() as s:
+        return s.scalar(select(Booking).where(Booking.reference == ref))
+
+
+def test_cancel_gives_seats_back_once(world):
+    sat, _, _ = ids(world)
+    ref, _, _ = book(world, sat, visitor(), visitor("40000011", first_names="Ana"))
+    with world.writing() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == ref))
+        cancel_booking(s, booking, now=NOW, actor="family")
+    assert seats_taken(world, sat) == 0
+    cancelled = _booking(world, ref)
+    assert cancelled.status is BookingStatus.CANCELLED
+    assert cancelled.cancelled_at == NOW
+    with pytest.raises(Rejected) as again, world.writing() as s:
+        cancel_booking(s, s.get(Booking, cancelled.id), now=NOW, actor="family")
+    assert again.value.codes == {Code.BOOKING_NOT_ACTIVE}
+    assert seats_taken(world, sat) == 0
+    # The visitor's day is free again.
+    assert book(world, sat, visitor())[0]
+
+
+def test_a_visit_that_has_started_cannot_be_cancelled(world):
+    sat, _, _ = ids(world)
+    ref, _, _ = book(world, sat)
+    later = NOW + timedelta(days=5)
+    with pytest.raises(Rejected) as caught, world.writing() as s:
+        cancel_booking(s, s.get(Booking, _booking(world, ref).id), now=later, actor="family")
+    assert caught.value.codes == {Code.BOOKING_NOT_ACTIVE}
+    assert seats_taken(world, sat) == 1
+
+
+def test_move_takes_new_seats_and_gives_back_the_old(world):
+    sat, sun, _ = ids(world)
+    ref, _, _ = book(world, sat, visitor(), visitor("40000012", first_names="Ana"))
+    with world.writing() as s:
+        booking = s.get(Booking, _booking(world, ref).id)
+        move_booking(s, booking, slot_id=sun, now=NOW, actor="family")
+    assert seats_taken(world, sat) == 0
+    assert seats_taken(world, sun) == 2
+    moved = _booking(world, ref)
+    assert moved.slot_id == sun
+    with world.read_session() as s:
+        days = s.scalars(select(BookingVisitor.visit_date)).all()
+        actions = s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert days == [SUNDAY, SUNDAY]
+    assert actions == ["booking.created", "booking.moved"]
+
+
+def test_a_failed_move_keeps_the_booking_as_it_was(world):
+    sat, sun, _ = ids(world)
+    with world.writing() as s:
+        from visits.inmate import Inmate
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        make_inmate(s, prison, "Q2", surname="Mamani")
+        full = make_slot(s, prison, SUNDAY, start=time(15), capacity=1).id
+    ref, _, _ = book(world, sat, visitor(), visitor("40000013", first_names="Ana"))
+    book(world, sun, visitor("40000014", first_names="Eva"), inmate_code="Q2")
+    for target, code in [
+        (full, Code.SLOT_FULL),
+        (sat, Code.SAME_SLOT),
+        (987654, Code.SLOT_NOT_FOUND),
+    ]:
+        with pytest.raises(Rejected) as caught, world.writing() as s:
+            move_booking(
+                s, s.get(Booking, _booking(world, ref).id), slot_id=target, now=NOW, actor="t"
+            )
+        assert code in caught.value.codes
+    assert _booking(world, ref).slot_id == sat
+    assert seats_taken(world, sat) == 2
+    assert seats_taken(world, full) == 0
+    with world.read_session() as s:
+        assert s.scalar(select(Inmate).where(Inmate.code == "Q2")) is not None
+
+
+def test_move_ignores_the_booking_itself_in_the_limits(world):
+    sat, sun, _ = ids(world)
+    ref, _, _ = book(world, sat)
+    book(world, sun, visitor("40000015", first_names="Ana"))
+    # Two visits this week already: moving one within the week is still allowed.
+    with world.writing() as s:
+        move_booking(s, s.get(Booking, _booking(world, ref).id), slot_id=sun, now=NOW, actor="t")
+    assert seats_taken(world, sun) == 2

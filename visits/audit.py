@@ -1,0 +1,46 @@
+"""Who did what to which record, and when: one event for every change of state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits.base import Base, UTCDateTime
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # "family", "api", "cli", later "staff:<id>": who caused the change.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def record(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        at=at,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        details=details or {},
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,607 @@
+"""Bookings: taking seats, cancelling, moving, and every rule that guards them.
+
+Invariant 1 of the design lives here. Seats move only through one conditional statement
+(``seats_taken + n <= capacity``), so capacity holds under any concurrency; the rules that span
+rows (visits per inmate per week, one visit per visitor per day) are checked after locking the
+inmate and visitor rows in a fixed order (inmate, then visitors by id, then slots by id), so two
+bookings that could break a rule together take turns; and a CHECK constraint on the slot plus a
+partial unique index on the visitor's day are the database's own backstops.
+
+A booking starts ``confirmed``. The ``held`` state with ``hold_expires_at`` is where phone
+verification slots in: held bookings already take seats and count toward every limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+    orm,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits import audit, reference, throttle
+from visits.base import Base, UTCDateTime, str_enum, utcnow
+from visits.booking_request import (
+    BookingRequest,
+    Relationship,
+    ValidBooking,
+    parse_booking,
+    parse_phone,
+    parse_slot_id,
+)
+from visits.db import lock_rows, require_write_lock
+from visits.inmate import Inmate, ThrottlePolicy, inmate_problems
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected, reject_if
+from visits.rules import (
+    PartyMember,
+    Sex,
+    VisitorGroup,
+    iso_week_bounds,
+    party_problems,
+    window_problem,
+)
+from visits.schedule import Closure, Slot, closure_for
+from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
+
+MAX_SUBMISSION_KEY_LENGTH = 64
+
+
+class BookingStatus(StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+HOLDS_SEATS = (BookingStatus.HELD, BookingStatus.CONFIRMED)
+COUNTS_TOWARD_LIMITS = (BookingStatus.HELD, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint("party_size >= 1", name="party_not_empty"),
+        Index("ix_booking_inmate_status", "inmate_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(8), unique=True)
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), index=True)
+    inmate_id: Mapped[int] = mapped_column(ForeignKey("inmate.id"))
+    status: Mapped[BookingStatus] = mapped_column(str_enum(BookingStatus))
+    party_size: Mapped[int]
+    contact_phone: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    # Sent again by a double click or a retrying client: the same key books once.
+    submission_key: Mapped[str | None] = mapped_column(
+        String(MAX_SUBMISSION_KEY_LENGTH), unique=True
+    )
+    hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    prison: Mapped[Prison] = orm.relationship(lazy="joined")
+    slot: Mapped[Slot] = orm.relationship(lazy="joined")
+    inmate: Mapped[Inmate] = orm.relationship(lazy="joined")
+    visitors: Mapped[list[BookingVisitor]] = orm.relationship(
+        back_populates="booking",
+        order_by="BookingVisitor.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    @property
+    def display_reference(self) -> str:
+        return reference.display(self.reference)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in HOLDS_SEATS
+
+    def can_change(self, now: datetime) -> bool:
+        return self.is_active and self.slot.starts_at > now
+
+
+class BookingVisitor(Base):
+    """A visitor on a booking, with the details as given for that booking."""
+
+    __tablename__ = "booking_visitor"
+    __table_args__ = (UniqueConstraint("booking_id", "visitor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
+    visitor_id: Mapped[int] = mapped_column(ForeignKey("visitor.id"))
+    position: Mapped[int]
+    first_names: Mapped[str] = mapped_column(String(100))
+    last_names: Mapped[str] = mapped_column(String(100))
+    birth_date: Mapped[date] = mapped_column(Date)
+    relationship: Mapped[Relationship] = mapped_column(str_enum(Relationship))
+    sex: Mapped[Sex | None] = mapped_column(str_enum(Sex))
+    # The slot's day while the booking holds seats: the one-visit-a-day index below uses it.
+    visit_date: Mapped[date] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    booking: Mapped[Booking] = orm.relationship(back_populates="visitors")
+    visitor: Mapped[Visitor] = orm.relationship(lazy="joined")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_names} {self.last_names}"
+
+
+# The database's own guard for "one booking per visitor per day".
+Index(
+    "uq_booking_visitor_one_visit_a_day",
+    BookingVisitor.visitor_id,
+    BookingVisitor.visit_date,
+    unique=True,
+    sqlite_where=text("active"),
+    postgresql_where=text("active"),
+)
+
+
+@dataclass(frozen=True)
+class Attendee:
+    """One person of a party, as the cross-row rules need them."""
+
+    member: PartyMember
+    name: str
+    visitor_id: int | None  # None: a person never seen before
+
+
+@dataclass(frozen=True)
+class Booked:
+    booking: Booking
+    manage_token: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request that passed every rule just now, for the family to review before confirming."""
+
+    slot: Slot
+    booking: ValidBooking
+
+
+# --- Seats -----------------------------------------------------------------------------------
+
+
+def take_seats(session: Session, slot_id: int, seats: int) -> bool:
+    """Take ``seats`` if they are free, atomically. True iff they were taken."""
+    taken = session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.seats_taken + seats <= Slot.capacity)
+        .values(seats_taken=Slot.seats_taken + seats)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
+
+
+def release_seats(session: Session, slot_id: int, seats: int) -> None:
+    released = session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.seats_taken >= seats)
+        .values(seats_taken=Slot.seats_taken - seats)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:
+        raise RuntimeError(f"slot {slot_id} holds fewer than the {seats} seats being returned")
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+
+def _slot_of(session: Session, prison: Prison, slot_id: int | None) -> Slot | None:
+    if slot_id is None:
+        return None
+    slot = session.get(Slot, slot_id, populate_existing=True)
+    return slot if slot is not None and slot.prison_id == prison.id else None
+
+
+def slot_problems(
+    session: Session, prison: Prison, inmate: Inmate, slot: Slot, party_size: int, now: datetime
+) -> list[Problem]:
+    """Whether this slot can take this party for this inmate now (closures, window, seats)."""
+    problems = list(inmate_problems(inmate, slot.local_date))
+    closures = session.scalars(
+        select(Closure).where(Closure.prison_id == prison.id, Closure.day == slot.local_date)
+    ).all()
+    closure = closure_for(closures, slot, prison.tz)
+    if closure is not None:
+        problems.append(Problem(Code.SLOT_CLOSED, "slot_id", {"reason": closure.reason}))
+    window = window_problem(
+        starts_at=slot.starts_at,
+        local_day=slot.local_date,
+        now=now,
+        local_today=prison.local_date(now),
+        opens_days=prison.booking_opens_days,
+        closes_hours=prison.booking_closes_hours,
+    )
+    if window is not None:
+        problems.append(window)
+    if 0 < slot.seats_left < party_size or slot.seats_left == 0:
+        problems.append(Problem(Code.SLOT_FULL, "slot_id", {"seats_left": slot.seats_left}))
+    return problems
+
+
+def _weekly_visits(session: Session, inmate_id: int, day: date, exclude: int | None) -> int:
+    monday, sunday = iso_week_bounds(day)
+    query = (
+        select(func.count(Booking.id))
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.inmate_id == inmate_id,
+            Booking.status.in_(COUNTS_TOWARD_LIMITS),
+            Slot.local_date >= monday,
+            Slot.local_date <= sunday,
+        )
+    )
+    if exclude is not None:
+        query = query.where(Booking.id != exclude)
+    return session.scalar(query) or 0
+
+
+def _visitors_booked_on(
+    session: Session, visitor_ids: Sequence[int], day: date, exclude: int | None
+) -> set[int]:
+    if not visitor_ids:
+        return set()
+    query = select(BookingVisitor.visitor_id).where(
+        BookingVisitor.visitor_id.in_(visitor_ids),
+        BookingVisitor.visit_date == day,
+        BookingVisitor.active,
+    )
+    if exclude is not None:
+        query = query.where(BookingVisitor.booking_id != exclude)
+    return set(session.scalars(query))
+
+
+def party_rule_problems(
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    attendees: Sequence[Attendee],
+    *,
+    exclude_booking: int | None = None,
+) -> list[Problem]:
+    """The rules about who comes: composition, group, weekly limit, one visit a day, bans."""
+    problems = party_problems(
+        [a.member for a in attendees],
+        visit_day=slot.local_date,
+        max_visitors=prison.max_visitors,
+        min_adults=prison.min_adults,
+        adult_age=prison.adult_age,
+        group=slot.visitor_group,
+    )
+    weekly = _weekly_visits(session, inmate.id, slot.local_date, exclude_booking)
+    if weekly >= prison.visits_per_inmate_per_week:
+        limit = prison.visits_per_inmate_per_week
+        problems.append(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
+    known = [a.visitor_id for a in attendees if a.visitor_id is not None]
+    busy = _visitors_booked_on(session, known, slot.local_date, exclude_booking)
+    banned = suspensions(session, prison.id, known, slot.local_date)
+    for attendee in attendees:
+        field = f"visitors.{attendee.member.index}.doc_number"
+        if attendee.visitor_id in busy:
+            problems.append(Problem(Code.VISITOR_ALREADY_BOOKED, field, {"name": attendee.name}))
+        if attendee.visitor_id in banned:
+            until = banned[attendee.visitor_id]
+            problems.append(
+                Problem(Code.VISITOR_SUSPENDED, field, {"name": attendee.name, "until": until})
+            )
+    return problems
+
+
+def _attendees(valid: ValidBooking, visitor_ids: Sequence[int | None]) -> list[Attendee]:
+    return [
+        Attendee(v.member(), f"{v.identity.first_names} {v.identity.last_names}", vid)
+        for v, vid in zip(valid.visitors, visitor_ids, strict=True)
+    ]
+
+
+def _parse_for(
+    session: Session, prison: Prison, inmate: Inmate, request: BookingRequest, now: datetime
+) -> tuple[Slot, ValidBooking]:
+    """Field checks plus the slot's own checks, reported together."""
+    slot = _slot_of(session, prison, parse_slot_id(request.slot_id))
+    try:
+        valid = parse_booking(
+            request,
+            today=prison.local_date(now),
+            sex_required=slot is not None and slot.visitor_group is not VisitorGroup.ANYONE,
+        )
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        if slot is None:
+            if Code.SLOT_NOT_FOUND not in rejected.codes:
+                problems.append(Problem(Code.SLOT_NOT_FOUND, "slot_id"))
+        else:
+            party = sum(1 for v in request.visitors if not v.is_blank())
+            problems += slot_problems(session, prison, inmate, slot, max(party, 1), now)
+        raise Rejected(problems) from None
+    if slot is None:
+        raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
+    return slot, valid
+
+
+def check_booking(
+    session: Session, *, prison: Prison, inmate: Inmate, request: BookingRequest, now: datetime
+) -> Checked:
+    """Every rule, without taking anything: for the review page before the family confirms."""
+    slot, valid = _parse_for(session, prison, inmate, request, now)
+    known = find_visitors(session, (v.identity.key for v in valid.visitors))
+    ids = [known[v.identity.key].id if v.identity.key in known else None for v in valid.visitors]
+    problems = slot_problems(session, prison, inmate, slot, len(valid.visitors), now)
+    problems += party_rule_problems(session, prison, inmate, slot, _attendees(valid, ids))
+    reject_if(problems)
+    return Checked(slot, valid)
+
+
+# --- Changes ---------------------------------------------------------------------------------
+
+
+def _replay(
+    session: Session, submission_key: str | None, inmate: Inmate, secret_key: str
+) -> Booked | None:
+    if submission_key is None:
+        return None
+    if len(submission_key) > MAX_SUBMISSION_KEY_LENGTH:
+        raise Rejected([Problem(Code.TOO_LONG, "submission_key", {"max": 64})])
+    previous = session.scalar(select(Booking).where(Booking.submission_key == submission_key))
+    if previous is None:
+        return None
+    if previous.inmate_id != inmate.id:
+        raise Rejected([Problem(Code.INVALID_REQUEST, "submission_key", {"detail": "reused key"})])
+    return Booked(previous, reference.manage_token(secret_key, previous.reference), True)
+
+
+def _unused_reference(session: Session) -> str:
+    while True:
+        candidate = reference.new_reference()
+        if session.scalar(select(Booking.id).where(Booking.reference == candidate)) is None:
+            return candidate
+
+
+def create_booking(
+    session: Session,
+    *,
+    prison: Prison,
+    inmate: Inmate,
+    request: BookingRequest,
+    now: datetime,
+    secret_key: str,
+    submission_key: str | None = None,
+    actor: str = "family",
+) -> Booked:
+    """Book, or raise :class:`Rejected` with every reason why not. Changes nothing on failure.
+
+    The same ``submission_key`` sent again returns the first booking (``replayed``) instead of
+    booking twice.
+    """
+    require_write_lock(session)
+    if (replayed := _replay(session, submission_key, inmate, secret_key)) is not None:
+        return replayed
+    slot, valid = _parse_for(session, prison, inmate, request, now)
+
+    lock_rows(session, Inmate.id, [inmate.id])
+    # A second click that raced the first one past the check above sees it now.
+    if (replayed := _replay(session, submission_key, inmate, secret_key)) is not None:
+        return replayed
+    visitors = claim_visitors(session, [v.identity for v in valid.visitors])
+    party = len(valid.visitors)
+    problems = slot_problems(session, prison, inmate, slot, party, now)
+    problems += party_rule_problems(
+        session, prison, inmate, slot, _attendees(valid, [v.id for v in visitors])
+    )
+    reject_if(problems)
+    if not take_seats(session, slot.id, party):
+        session.refresh(slot)
+        raise Rejected([Problem(Code.SLOT_FULL, "slot_id", {"seats_left": slot.seats_left})])
+
+    booking = Booking(
+        reference=_unused_reference(session),
+        prison_id=prison.id,
+        slot_id=slot.id,
+        inmate_id=inmate.id,
+        status=BookingStatus.CONFIRMED,
+        party_size=party,
+        contact_phone=valid.contact_phone,
+        language=valid.language,
+        submission_key=submission_key,
+        created_at=now,
+        updated_at=now,
+    )
+    for position, (details, visitor) in enumerate(zip(valid.visitors, visitors, strict=True)):
+        remember_details(visitor, details.identity)
+        booking.visitors.append(
+            BookingVisitor(
+                visitor_id=visitor.id,
+                position=position,
+                first_names=details.identity.first_names,
+                last_names=details.identity.last_names,
+                birth_date=details.identity.birth_date,
+                relationship=details.relationship,
+                sex=details.identity.sex,
+                visit_date=slot.local_date,
+                active=True,
+            )
+        )
+    session.add(booking)
+    session.flush()
+    session.refresh(slot)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="booking.created",
+        entity="booking",
+        entity_id=booking.reference,
+        details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
+    )
+    return Booked(booking, reference.manage_token(secret_key, booking.reference))
+
+
+def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: str) -> Booking:
+    """Cancel and give the seats back, exactly once even if two cancels race."""
+    require_write_lock(session)
+    if booking.slot.starts_at <= now:
+        raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    cancelled = session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.status.in_(HOLDS_SEATS))
+        .values(status=BookingStatus.CANCELLED, cancelled_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if cancelled != 1:
+        raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    release_seats(session, booking.slot_id, booking.party_size)
+    session.execute(
+        update(BookingVisitor)
+        .where(BookingVisitor.booking_id == booking.id)
+        .values(active=False)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="booking.cancelled",
+        entity="booking",
+        entity_id=booking.reference,
+        details={"slot_id": booking.slot_id, "party_size": booking.party_size},
+    )
+    session.flush()
+    session.refresh(booking)
+    for visitor in booking.visitors:
+        session.refresh(visitor)
+    return booking
+
+
+def move_booking(
+    session: Session, booking: Booking, *, slot_id: str | int, now: datetime, actor: str
+) -> Booking:
+    """Move to another slot: the new seats are taken and the old ones given back in one
+    transaction, so the family never ends up with both or with neither."""
+    require_write_lock(session)
+    lock_rows(session, Booking.id, [booking.id])
+    session.refresh(booking)
+    if not booking.can_change(now):
+        raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    prison, inmate = booking.prison, booking.inmate
+    new_slot = _slot_of(session, prison, parse_slot_id(slot_id))
+    if new_slot is None:
+        raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
+    if new_slot.id == booking.slot_id:
+        raise Rejected([Problem(Code.SAME_SLOT, "slot_id")])
+
+    lock_rows(session, Inmate.id, [inmate.id])
+    lock_rows(session, Visitor.id, [v.visitor_id for v in booking.visitors])
+    attendees = [
+        Attendee(PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id)
+        for v in booking.visitors
+    ]
+    problems = slot_problems(session, prison, inmate, new_slot, booking.party_size, now)
+    problems += party_rule_problems(
+        session, prison, inmate, new_slot, attendees, exclude_booking=booking.id
+    )
+    reject_if(problems)
+
+    old_slot_id = booking.slot_id
+    lock_rows(session, Slot.id, [old_slot_id, new_slot.id])
+    if not take_seats(session, new_slot.id, booking.party_size):
+        session.refresh(new_slot)
+        raise Rejected([Problem(Code.SLOT_FULL, "slot_id", {"seats_left": new_slot.seats_left})])
+    release_seats(session, old_slot_id, booking.party_size)
+    booking.slot_id = new_slot.id
+    booking.updated_at = now
+    for visitor in booking.visitors:
+        visitor.visit_date = new_slot.local_date
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="booking.moved",
+        entity="booking",
+        entity_id=booking.reference,
+        details={"from_slot_id": old_slot_id, "to_slot_id": new_slot.id},
+    )
+    session.flush()
+    session.expire(booking, ["slot"])
+    session.refresh(new_slot)
+    return booking
+
+
+# --- Finding ---------------------------------------------------------------------------------
+
+
+def booking_by_reference(session: Session, text: str) -> Booking | None:
+    ref = reference.parse(text)
+    if ref is None:
+        return None
+    return session.scalar(select(Booking).where(Booking.reference == ref))
+
+
+def authorised_booking(
+    session: Session, text: str, token: str | None, secret_key: str
+) -> Booking | None:
+    """The booking only for a caller holding its manage token."""
+    booking = booking_by_reference(session, text)
+    if booking is None or not reference.token_matches(secret_key, booking.reference, token):
+        return None
+    return booking
+
+
+@dataclass
+class Lookup:
+    booking: Booking | None = None
+    problems: list[Problem] | None = None
+
+
+def find_booking(
+    session: Session,
+    *,
+    reference_text: str,
+    phone_text: str,
+    client: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> Lookup:
+    """A family finding its booking again by reference and phone. Failures are throttled and
+    recorded in ``session``: the caller commits in both cases."""
+    problems: list[Problem] = []
+    if reference.parse(reference_text) is None:
+        problems.append(Problem(Code.INVALID_REFERENCE, "reference"))
+    phone = parse_phone(phone_text)
+    if isinstance(phone, Problem):
+        problems.append(Problem(phone.code, "phone", phone.params))
+    if problems:
+        return Lookup(problems=problems)
+    keys = {f"find:client:{client}": policy.per_client}
+    wait = throttle.minutes_to_wait(session, keys, policy.window, now)
+    if wait:
+        return Lookup(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
+    booking = booking_by_reference(session, reference_text)
+    if booking is None or booking.contact_phone != phone:
+        throttle.record_failure(session, keys, now)
+        return Lookup(problems=[Problem(Code.BOOKING_NOT_FOUND, "reference")])
+    return Lookup(booking=booking)

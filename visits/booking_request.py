@@ -1,0 +1,252 @@
+"""What a family submits to book, and turning it into checked values or a list of problems.
+
+The pages and the API both hand in raw strings; every field error is collected (with the
+field's name, e.g. ``visitors.1.doc_number``) so the family can correct them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+import phonenumbers
+
+from visits.i18n import SUPPORTED_LOCALES, negotiate
+from visits.problems import Code, Problem, Rejected
+from visits.rules import PartyMember, Sex
+from visits.visitor import DocumentType, Identity, normalise_document
+
+E = TypeVar("E", bound=StrEnum)
+
+MAX_NAME_LENGTH = 60
+MAX_DOCUMENT_LENGTH = 20
+MAX_PHONE_LENGTH = 30
+MAX_DATE_LENGTH = 10
+OLDEST_AGE = 120
+# More visitor entries than this are never read, whatever a prison allows.
+MAX_VISITOR_ENTRIES = 10
+
+# Letters (any script, with accents) in words joined by single spaces, hyphens, apostrophes
+# or dots: "María de los Ángeles", "O'Brien", "Quispe-Mamani", "Ma. Elena".
+_NAME = re.compile(r"[^\W\d_]+(?:(?:[ '’\-]|\. ?)[^\W\d_]+)*\.?")
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
+
+
+class Relationship(StrEnum):
+    """Who the visitor is to the person visited."""
+
+    PARTNER = "partner"
+    PARENT = "parent"
+    CHILD = "child"
+    SIBLING = "sibling"
+    GRANDPARENT = "grandparent"
+    GRANDCHILD = "grandchild"
+    OTHER_RELATIVE = "other_relative"
+    FRIEND = "friend"
+
+
+@dataclass
+class VisitorInput:
+    first_names: str = ""
+    last_names: str = ""
+    doc_type: str = ""
+    doc_number: str = ""
+    birth_date: str = ""
+    relationship: str = ""
+    sex: str = ""
+
+    def is_blank(self) -> bool:
+        return not any(str(getattr(self, f.name)).strip() for f in fields(self))
+
+
+@dataclass
+class BookingRequest:
+    slot_id: str = ""
+    visitors: list[VisitorInput] = field(default_factory=list)
+    contact_phone: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class VisitorDetails:
+    index: int  # position in the submitted list, for field names
+    identity: Identity
+    relationship: Relationship
+
+    def member(self) -> PartyMember:
+        return PartyMember(self.index, self.identity.birth_date, self.identity.sex)
+
+
+@dataclass(frozen=True)
+class ValidBooking:
+    slot_id: int
+    visitors: tuple[VisitorDetails, ...]
+    contact_phone: str  # E.164
+    language: str
+
+
+def parse_slot_id(raw: str | int) -> int | None:
+    text = str(raw).strip()
+    if not text.isdigit() or len(text) > 12:
+        return None
+    return int(text)
+
+
+def parse_date(raw: str) -> date | None:
+    text = raw.strip()
+    if len(text) > MAX_DATE_LENGTH:
+        return None
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date only
+        except ValueError:
+            continue
+    return None
+
+
+def parse_phone(raw: str) -> str | Problem:
+    """A mobile number in E.164 (Peru is assumed when no country code is given)."""
+    text = raw.strip()
+    if not text:
+        return Problem(Code.REQUIRED)
+    if len(text) > MAX_PHONE_LENGTH:
+        return Problem(Code.TOO_LONG, params={"max": MAX_PHONE_LENGTH})
+    try:
+        number = phonenumbers.parse(text, "PE")
+    except phonenumbers.NumberParseException:
+        return Problem(Code.INVALID_PHONE)
+    if not phonenumbers.is_valid_number(number):
+        return Problem(Code.INVALID_PHONE)
+    mobile = (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+    if phonenumbers.number_type(number) not in mobile:
+        return Problem(Code.PHONE_NOT_MOBILE)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_name(raw: str) -> str | Problem:
+    text = " ".join(unicodedata.normalize("NFC", raw).split())
+    if not text:
+        return Problem(Code.REQUIRED)
+    if len(text) > MAX_NAME_LENGTH:
+        return Problem(Code.TOO_LONG, params={"max": MAX_NAME_LENGTH})
+    if not _NAME.fullmatch(text):
+        return Problem(Code.INVALID_NAME)
+    return text
+
+
+def _choice(enum: type[E], raw: str) -> E | Problem:
+    text = raw.strip()
+    if not text:
+        return Problem(Code.REQUIRED)
+    try:
+        return enum(text)
+    except ValueError:
+        return Problem(Code.INVALID_CHOICE)
+
+
+def _birth_date(raw: str, today: date) -> date | Problem:
+    if not raw.strip():
+        return Problem(Code.REQUIRED)
+    born = parse_date(raw)
+    if born is None:
+        return Problem(Code.INVALID_DATE)
+    if born > today:
+        return Problem(Code.BIRTH_DATE_IN_FUTURE)
+    if today.year - born.year > OLDEST_AGE:
+        return Problem(Code.BIRTH_DATE_IMPLAUSIBLE)
+    return born
+
+
+def _visitor(
+    index: int, raw: VisitorInput, today: date, sex_required: bool
+) -> VisitorDetails | list[Problem]:
+    problems: list[Problem] = []
+    values: dict[str, object] = {}
+
+    def take(name: str, result: object) -> None:
+        if isinstance(result, Problem):
+            problems.append(Problem(result.code, f"visitors.{index}.{name}", result.params))
+        else:
+            values[name] = result
+
+    take("first_names", clean_name(raw.first_names))
+    take("last_names", clean_name(raw.last_names))
+    take("doc_type", _choice(DocumentType, raw.doc_type))
+    if len(raw.doc_number) > MAX_DOCUMENT_LENGTH:
+        take("doc_number", Problem(Code.TOO_LONG, params={"max": MAX_DOCUMENT_LENGTH}))
+    elif not raw.doc_number.strip():
+        take("doc_number", Problem(Code.REQUIRED))
+    elif "doc_type" in values:
+        take("doc_number", normalise_document(values["doc_type"], raw.doc_number))  # type: ignore[arg-type]
+    take("birth_date", _birth_date(raw.birth_date, today))
+    take("relationship", _choice(Relationship, raw.relationship))
+    if raw.sex.strip() or sex_required:
+        take("sex", _choice(Sex, raw.sex))
+    if problems:
+        return problems
+    return VisitorDetails(
+        index=index,
+        identity=Identity(
+            doc_type=values["doc_type"],  # type: ignore[arg-type]
+            doc_number=values["doc_number"],  # type: ignore[arg-type]
+            first_names=values["first_names"],  # type: ignore[arg-type]
+            last_names=values["last_names"],  # type: ignore[arg-type]
+            birth_date=values["birth_date"],  # type: ignore[arg-type]
+            sex=values.get("sex"),  # type: ignore[arg-type]
+        ),
+        relationship=values["relationship"],  # type: ignore[arg-type]
+    )
+
+
+def parse_booking(request: BookingRequest, *, today: date, sex_required: bool) -> ValidBooking:
+    """Check every field; raise :class:`Rejected` with all the field problems found.
+
+    Entries left completely blank are skipped (the page offers optional extra visitors), but
+    keep their position so that field names still point at the right part of the form.
+    """
+    problems: list[Problem] = []
+    slot_id = parse_slot_id(request.slot_id)
+    if slot_id is None:
+        problems.append(Problem(Code.SLOT_NOT_FOUND, "slot_id"))
+
+    entries = [
+        (i, v) for i, v in enumerate(request.visitors[:MAX_VISITOR_ENTRIES]) if not v.is_blank()
+    ]
+    if not entries:
+        problems.append(Problem(Code.NO_VISITORS, "visitors"))
+    visitors: list[VisitorDetails] = []
+    for index, raw in entries:
+        result = _visitor(index, raw, today, sex_required)
+        if isinstance(result, list):
+            problems.extend(result)
+        else:
+            visitors.append(result)
+
+    seen: set[tuple[DocumentType, str]] = set()
+    for visitor in visitors:
+        if visitor.identity.key in seen:
+            field_name = f"visitors.{visitor.index}.doc_number"
+            problems.append(Problem(Code.DUPLICATE_VISITOR, field_name))
+        seen.add(visitor.identity.key)
+
+    phone = parse_phone(request.contact_phone)
+    if isinstance(phone, Problem):
+        problems.append(Problem(phone.code, "contact_phone", phone.params))
+
+    if problems:
+        raise Rejected(problems)
+    assert slot_id is not None
+    assert isinstance(phone, str)
+    language = request.language if request.language in SUPPORTED_LOCALES else negotiate(None)
+    return ValidBooking(slot_id, tuple(visitors), phone, language)

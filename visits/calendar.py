@@ -1,0 +1,49 @@
+"""The calendar file (.ics) a family can add to its phone's calendar."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from icalendar import Alarm, Calendar, Event
+
+from visits.booking import Booking, BookingStatus
+from visits.i18n import gettext
+from visits.reference import display
+
+
+def visit_calendar(booking: Booking, manage_url: str) -> bytes:
+    prison = booking.prison
+    calendar = Calendar()
+    calendar.add("prodid", "-//Visitas familiares//visits//ES")
+    calendar.add("version", "2.0")
+    calendar.add("method", "CANCEL" if booking.status is BookingStatus.CANCELLED else "PUBLISH")
+    event = Event()
+    event.add("uid", f"{booking.reference}@visits")
+    event.add("dtstamp", booking.updated_at)
+    event.add("sequence", int(booking.updated_at.timestamp()))
+    event.add("dtstart", booking.slot.starts_at)
+    event.add("dtend", booking.slot.ends_at)
+    event.add(
+        "summary",
+        gettext("Visit to %(name)s", {"name": booking.inmate.display_name}),
+    )
+    event.add("location", ", ".join(part for part in (prison.name, prison.address) if part))
+    event.add(
+        "description",
+        gettext(
+            "Booking %(reference)s. Every visitor must bring their identity document.\n"
+            "Change or cancel: %(url)s",
+            {"reference": display(booking.reference), "url": manage_url},
+        ),
+    )
+    if booking.status is BookingStatus.CANCELLED:
+        event.add("status", "CANCELLED")
+    else:
+        event.add("status", "CONFIRMED")
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", gettext("Visit tomorrow"))
+        alarm.add("trigger", timedelta(days=-1))
+        event.add_component(alarm)
+    calendar.add_component(event)
+    return calendar.to_ical()

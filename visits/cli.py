@@ -1,0 +1,180 @@
+"""The ``visits`` command: database, configuration, roster, demo, server and worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visits import audit
+from visits.base import utcnow
+from visits.db import Database
+from visits.migrate import upgrade
+from visits.prison import prison_by_code
+from visits.prison_config import ConfigInvalid, apply_config, parse_config
+from visits.roster import RosterInvalid, import_roster
+from visits.settings import get_settings
+from visits.visitor import DocumentType, VisitorSuspension, find_visitors, normalise_document
+
+app = typer.Typer(help="Family visit scheduling for prisons.", no_args_is_help=True)
+
+
+def _database() -> Database:
+    return Database.from_settings(get_settings())
+
+
+def _fail(lines: list[str], code: int = 1) -> typer.Exit:
+    for line in lines:
+        typer.echo(line, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    upgrade(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@app.command("load-prisons")
+def load_prisons(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Apply a prison configuration file (TOML). Running it twice changes nothing."""
+    try:
+        config = parse_config(file.read_text(encoding="utf-8"))
+    except ConfigInvalid as invalid:
+        raise _fail([f"{file}: nothing was changed:", *invalid.errors]) from None
+    db = _database()
+    with db.writing() as session:
+        reports = apply_config(session, config, utcnow())
+    typer.echo("\n".join(line for report in reports for line in report.lines()))
+
+
+@app.command("import-inmates")
+def import_inmates(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    prison: Annotated[str, typer.Option(help="Prison code, as in the configuration file.")],
+) -> None:
+    """Import a prison's whole roster (CSV). A bad row imports nothing."""
+    db = _database()
+    with db.writing() as session:
+        found = prison_by_code(session, prison)
+        if found is None:
+            raise _fail([f"unknown prison {prison!r}"])
+        try:
+            report = import_roster(session, found, file.read_bytes(), utcnow())
+        except RosterInvalid as invalid:
+            session.rollback()
+            errors = [f"  {e}" for e in invalid.errors]
+            raise _fail(
+                [f"{file}: nothing was imported, {len(errors)} problems:", *errors]
+            ) from None
+    typer.echo(f"{found.code}: {report.summary()}")
+
+
+@app.command("sync-slots")
+def sync_slots_command() -> None:
+    """Materialise slots for every prison's booking window (the worker does this hourly)."""
+    from visits.jobs import sync_all_slots
+
+    for code, report in sync_all_slots(_database()).items():
+        typer.echo(f"{code}: {report.created} created, {len(report.conflicts)} conflicts")
+
+
+@app.command("suspend-visitor")
+def suspend_visitor(
+    prison: Annotated[str, typer.Option(help="Prison code.")],
+    doc_type: Annotated[DocumentType, typer.Option(help="Document type.")],
+    doc_number: Annotated[str, typer.Option(help="Document number.")],
+    until: Annotated[str, typer.Option(help="Last day of the suspension, YYYY-MM-DD.")],
+    reason: Annotated[str, typer.Option(help="Why, for staff (never shown to families).")] = "",
+) -> None:
+    """Bar a visitor who has booked before from visiting a prison until a date."""
+    number = normalise_document(doc_type, doc_number)
+    if not isinstance(number, str):
+        raise _fail([f"invalid {doc_type.value} number {doc_number!r}"])
+    try:
+        last_day = date.fromisoformat(until)
+    except ValueError:
+        raise _fail([f"--until must be YYYY-MM-DD, got {until!r}"]) from None
+    db = _database()
+    with db.writing() as session:
+        found = prison_by_code(session, prison)
+        visitor = find_visitors(session, [(doc_type, number)]).get((doc_type, number))
+        if found is None or visitor is None:
+            raise _fail(["unknown prison or visitor (a visitor exists once they have booked)"])
+        session.add(
+            VisitorSuspension(
+                visitor_id=visitor.id, prison_id=found.id, until=last_day, reason=reason
+            )
+        )
+        audit.record(
+            session,
+            at=utcnow(),
+            actor="cli",
+            action="visitor.suspended",
+            entity="visitor",
+            entity_id=visitor.id,
+            details={"prison": found.code, "until": last_day.isoformat()},
+        )
+    typer.echo(f"{doc_type.value} {number} suspended at {found.code} until {last_day}")
+
+
+@app.command()
+def demo() -> None:
+    """Migrate and load the demo prisons and rosters (safe to run again)."""
+    from visits.demo import load_demo
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    db = _database()
+    with db.writing() as session:
+        reports, rosters = load_demo(session, utcnow())
+    typer.echo("\n".join(line for report in reports for line in report.lines()))
+    for code, roster in rosters.items():
+        typer.echo(f"{code} roster: {roster.summary()}")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Web worker processes.")] = 1,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips.")
+    ] = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+) -> None:
+    """Serve the web application with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the background jobs in this process until stopped."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from visits.jobs import schedule_jobs
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), _database())
+    typer.echo("worker started; Ctrl-C stops it")
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)

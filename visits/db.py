@@ -1,0 +1,158 @@
+"""Engines and sessions for the two supported databases.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on. Its
+Python driver starts transactions lazily and only on writes, which lets a read-then-write race
+slip through; so transactions are begun explicitly, and *write* sessions begin with
+``BEGIN IMMEDIATE``: the database write lock is taken before the first read, and every rule
+checked inside that transaction holds until commit. PostgreSQL gets row locks instead
+(``SELECT … FOR UPDATE`` through :func:`lock_rows`).
+
+Services never commit; the caller that opened the session commits once or rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from visits.settings import Settings
+
+WRITE_OPTION = "visits_write_transaction"
+
+
+class WriteLockMissing(RuntimeError):
+    """A write service ran in a session that was not opened for writing."""
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10) -> Engine:
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see the "begin" listener below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """One engine and two session factories: reads, and writes that take their locks first."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            make_engine(
+                settings.database_url,
+                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                pool_size=settings.db_pool_size,
+            )
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def read_session(self) -> Session:
+        return self._read()
+
+    def write_session(self) -> Session:
+        return self._write()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write session that commits when the block ends normally and rolls back otherwise."""
+        with self.write_session() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def require_write_lock(session: Session) -> None:
+    """Fail loudly if a rule-checking write runs outside a write session.
+
+    On SQLite only ``BEGIN IMMEDIATE`` makes the checks that span rows safe, so a service that
+    checks such rules calls this first.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.get_execution_options().get(
+        WRITE_OPTION
+    ):
+        raise WriteLockMissing("this operation needs Database.write_session()")
+
+
+def lock_rows(session: Session, column: Any, ids: Iterable[Any]) -> None:
+    """Lock the rows whose ``column`` is in ``ids`` until commit, in a fixed order.
+
+    PostgreSQL: ``SELECT … ORDER BY … FOR UPDATE`` (the order prevents deadlocks between two
+    transactions locking overlapping sets). SQLite: the write session already holds the
+    database's single write lock.
+    """
+    require_write_lock(session)
+    wanted = sorted(set(ids))
+    if not wanted or session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(select(column).where(column.in_(wanted)).order_by(column).with_for_update())
+
+
+def insert_ignoring_conflicts(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], conflict_columns: list[str]
+) -> int:
+    """``INSERT … ON CONFLICT DO NOTHING``: returns how many rows were really inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(table).values(list(rows))
+    statement = statement.on_conflict_do_nothing(index_elements=conflict_columns)
+    return session.execute(statement).rowcount or 0

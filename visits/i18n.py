@@ -1,0 +1,93 @@
+"""Translations and locale-aware formatting.
+
+Every user-facing string is an English message id marked with ``_``/``N_`` and translated from
+the catalogs in ``visits/locale`` (Spanish is the default language, English is offered, and a
+translator can add Quechua by adding a catalog). The language in force is a context variable,
+set per request by the web layer or per message by whoever writes to a family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, datetime, time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_skeleton, format_time
+from babel.support import NullTranslations, Translations
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
+SUPPORTED_LOCALES = ("es", "en")
+DEFAULT_LOCALE = "es"
+LANGUAGE_NAMES = {"es": "Español", "en": "English"}
+
+_current_locale: ContextVar[str] = ContextVar("visits_locale", default=DEFAULT_LOCALE)
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction without translating it yet."""
+    return message
+
+
+@lru_cache
+def translations(locale: str) -> NullTranslations:
+    return Translations.load(str(LOCALE_DIR), [locale], domain=DOMAIN)
+
+
+def negotiate(candidate: str | None) -> str:
+    """The supported locale for a requested one (``es-PE`` → ``es``), else the default."""
+    if candidate:
+        base = candidate.replace("_", "-").split("-")[0].lower()
+        if base in SUPPORTED_LOCALES:
+            return base
+    return DEFAULT_LOCALE
+
+
+def current_locale() -> str:
+    return _current_locale.get()
+
+
+@contextmanager
+def use_locale(locale: str) -> Iterator[str]:
+    token = _current_locale.set(negotiate(locale))
+    try:
+        yield _current_locale.get()
+    finally:
+        _current_locale.reset(token)
+
+
+def set_locale(locale: str) -> None:
+    """Set the locale for the rest of the current context (one request, one task)."""
+    _current_locale.set(negotiate(locale))
+
+
+def gettext(message: str, params: Mapping[str, Any] | None = None) -> str:
+    text = translations(current_locale()).gettext(message)
+    return text % params if params else text
+
+
+_ = gettext
+
+
+def ngettext(singular: str, plural: str, n: int, params: Mapping[str, Any] | None = None) -> str:
+    text = translations(current_locale()).ngettext(singular, plural, n)
+    return text % {"num": n, **(params or {})}
+
+
+def format_day(day: date) -> str:
+    """``miércoles, 3 de diciembre`` / ``Wednesday, December 3``."""
+    return format_skeleton("MMMMEEEEd", datetime.combine(day, time()), locale=current_locale())
+
+
+def format_clock(moment: datetime, tz: ZoneInfo) -> str:
+    return format_time(moment.astimezone(tz), format="HH:mm", locale=current_locale())
+
+
+def format_day_with_year(day: date) -> str:
+    """``miércoles, 3 de diciembre de 2026``: for dates that may fall in another year."""
+    return format_date(day, format="full", locale=current_locale())

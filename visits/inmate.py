@@ -1,0 +1,129 @@
+"""The inmate roster, and how a family proves it knows the person it visits.
+
+Inmates are never listed or searched publicly. A family names one by code plus one detail it
+knows (the first surname or the birth date); any mismatch gives the same neutral answer, and
+failures are throttled per client and per inmate code.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits import throttle
+from visits.base import Base, UTCDateTime, str_enum, utcnow
+from visits.prison import Prison
+from visits.problems import Code, Problem
+
+
+class InmateStatus(StrEnum):
+    ACTIVE = "active"
+    TRANSFERRED = "transferred"
+    RELEASED = "released"
+    INACTIVE = "inactive"  # no longer on the roster the prison sent
+
+
+class Inmate(Base):
+    __tablename__ = "inmate"
+    __table_args__ = (UniqueConstraint("prison_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    first_names: Mapped[str] = mapped_column(String(100))
+    last_name_1: Mapped[str] = mapped_column(String(100))
+    last_name_2: Mapped[str] = mapped_column(String(100), default="")
+    birth_date: Mapped[date] = mapped_column(Date)
+    wing_id: Mapped[int | None] = mapped_column(ForeignKey("wing.id", ondelete="SET NULL"))
+    status: Mapped[InmateStatus] = mapped_column(
+        str_enum(InmateStatus), default=InmateStatus.ACTIVE
+    )
+    visits_suspended_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """First name and first surname: enough for a family to recognise, no more."""
+        return f"{self.first_names.split()[0]} {self.last_name_1}"
+
+
+def normalise_code(code: str) -> str:
+    return "".join(code.split()).upper()
+
+
+def comparable_name(name: str) -> str:
+    """Case, accents, hyphens and spacing ignored: ``Quispe-Ñahui`` matches ``quispe nahui``."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.replace("-", " ").replace("'", " ").split())
+
+
+def inmate_problems(inmate: Inmate, visit_day: date) -> list[Problem]:
+    """Whether this inmate can receive a visit on ``visit_day``."""
+    if inmate.status is not InmateStatus.ACTIVE:
+        return [Problem(Code.INMATE_NOT_ACTIVE, "inmate")]
+    until = inmate.visits_suspended_until
+    if until is not None and visit_day <= until:
+        return [Problem(Code.INMATE_SUSPENDED, "inmate", {"until": until})]
+    return []
+
+
+@dataclass
+class Identification:
+    inmate: Inmate | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    per_client: int = 10
+    per_inmate: int = 5
+    window: timedelta = timedelta(minutes=15)
+
+
+def identify(
+    session: Session,
+    prison: Prison,
+    *,
+    code: str,
+    surname: str = "",
+    birth_date: date | None = None,
+    client: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> Identification:
+    """Find the inmate a family names, or say neutrally that the details do not match.
+
+    A failure is recorded in ``session`` even though nothing is found: the caller commits in
+    both cases. That an inmate is no longer active is only revealed to a caller whose details
+    matched. A suspension is not checked here but per visit day, when booking.
+    """
+    code = normalise_code(code)
+    keys = {
+        f"identify:client:{client}": policy.per_client,
+        f"identify:inmate:{prison.id}:{code}": policy.per_inmate,
+    }
+    wait = throttle.minutes_to_wait(session, keys, policy.window, now)
+    if wait:
+        return Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
+
+    inmate = session.scalar(
+        select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == code)
+    )
+    matched = inmate is not None and (
+        (surname.strip() and comparable_name(surname) == comparable_name(inmate.last_name_1))
+        or (birth_date is not None and birth_date == inmate.birth_date)
+    )
+    if not matched:
+        throttle.record_failure(session, keys, now)
+        return Identification(problems=[Problem(Code.INMATE_NOT_IDENTIFIED, "inmate_code")])
+    assert inmate is not None
+    if inmate.status is not InmateStatus.ACTIVE:
+        return Identification(inmate, [Problem(Code.INMATE_NOT_ACTIVE, "inmate_code")])
+    return Identification(inmate)

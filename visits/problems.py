@@ -1,0 +1,181 @@
+"""Typed problems: why the domain said no, as codes the pages and the API share.
+
+A rule that fails yields a :class:`Problem` (a stable ``code``, the ``field`` it concerns, and
+the values its message needs). Checks collect every problem they find so a family can fix all
+of them at once; the web layer turns them into localized messages with :func:`message`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from visits.i18n import N_, format_day_with_year, gettext
+
+
+class Code(StrEnum):
+    # Field validation
+    REQUIRED = "required"
+    TOO_LONG = "too_long"
+    INVALID_NAME = "invalid_name"
+    INVALID_CHOICE = "invalid_choice"
+    INVALID_DATE = "invalid_date"
+    BIRTH_DATE_IN_FUTURE = "birth_date_in_future"
+    BIRTH_DATE_IMPLAUSIBLE = "birth_date_implausible"
+    INVALID_DNI = "invalid_dni"
+    INVALID_DOCUMENT_NUMBER = "invalid_document_number"
+    DUPLICATE_VISITOR = "duplicate_visitor"
+    INVALID_PHONE = "invalid_phone"
+    PHONE_NOT_MOBILE = "phone_not_mobile"
+    INVALID_REFERENCE = "invalid_reference"
+    INVALID_REQUEST = "invalid_request"
+    # The party
+    NO_VISITORS = "no_visitors"
+    TOO_MANY_VISITORS = "too_many_visitors"
+    ADULT_REQUIRED = "adult_required"
+    SLOT_WOMEN_ONLY = "slot_women_only"
+    SLOT_MEN_ONLY = "slot_men_only"
+    VISITOR_ALREADY_BOOKED = "visitor_already_booked"
+    VISITOR_SUSPENDED = "visitor_suspended"
+    # The slot
+    SLOT_NOT_FOUND = "slot_not_found"
+    SLOT_FULL = "slot_full"
+    SLOT_CLOSED = "slot_closed"
+    SLOT_IN_PAST = "slot_in_past"
+    BOOKING_NOT_OPEN_YET = "booking_not_open_yet"
+    BOOKING_CLOSED = "booking_closed"
+    SAME_SLOT = "same_slot"
+    # The inmate and the prison
+    PRISON_NOT_FOUND = "prison_not_found"
+    INMATE_NOT_IDENTIFIED = "inmate_not_identified"
+    IDENTITY_CHECK_REQUIRED = "identity_check_required"
+    INMATE_NOT_ACTIVE = "inmate_not_active"
+    INMATE_SUSPENDED = "inmate_suspended"
+    WEEKLY_LIMIT_REACHED = "weekly_limit_reached"
+    # Finding and changing a booking
+    BOOKING_NOT_FOUND = "booking_not_found"
+    BOOKING_NOT_ACTIVE = "booking_not_active"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    SESSION_EXPIRED = "session_expired"
+    FORM_EXPIRED = "form_expired"
+    # Anything else the API can answer
+    NOT_FOUND = "not_found"
+    BODY_TOO_LARGE = "body_too_large"
+    SERVER_ERROR = "server_error"
+
+
+MESSAGES: dict[Code, str] = {
+    Code.REQUIRED: N_("Please fill this in."),
+    Code.TOO_LONG: N_("Please use at most %(max)s characters."),
+    Code.INVALID_NAME: N_("Use letters only. Spaces, hyphens and apostrophes are fine."),
+    Code.INVALID_CHOICE: N_("Please choose one of the options."),
+    Code.INVALID_DATE: N_("Write the date as day/month/year, for example 25/07/1985."),
+    Code.BIRTH_DATE_IN_FUTURE: N_("The birth date cannot be in the future."),
+    Code.BIRTH_DATE_IMPLAUSIBLE: N_("Please check the year of birth."),
+    Code.INVALID_DNI: N_("A DNI has exactly 8 digits, for example 45678912."),
+    Code.INVALID_DOCUMENT_NUMBER: N_(
+        "Check the document number: %(min)s to %(max)s letters or digits, no spaces."
+    ),
+    Code.DUPLICATE_VISITOR: N_("This person is already in the booking."),
+    Code.INVALID_PHONE: N_("Write a mobile number, for example 987 654 321."),
+    Code.PHONE_NOT_MOBILE: N_("This number cannot receive SMS. Please give a mobile number."),
+    Code.INVALID_REFERENCE: N_("A booking reference looks like ABCD-2345."),
+    Code.INVALID_REQUEST: N_("This request is not valid: %(detail)s"),
+    Code.NO_VISITORS: N_("Add at least one visitor."),
+    Code.TOO_MANY_VISITORS: N_("At most %(max)s people can visit together."),
+    Code.ADULT_REQUIRED: N_(
+        "At least one visitor must be %(age)s or older. Children can visit only with an adult."
+    ),
+    Code.SLOT_WOMEN_ONLY: N_(
+        "This visit time is for women. Choose a day for men, or another visitor."
+    ),
+    Code.SLOT_MEN_ONLY: N_(
+        "This visit time is for men. Choose a day for women, or another visitor."
+    ),
+    Code.VISITOR_ALREADY_BOOKED: N_("%(name)s already has a visit booked that day."),
+    Code.VISITOR_SUSPENDED: N_("%(name)s cannot visit until %(until)s."),
+    Code.SLOT_NOT_FOUND: N_("That visit time does not exist. Please choose one from the list."),
+    Code.SLOT_FULL: N_("This visit time is full. Please choose another one."),
+    Code.SLOT_CLOSED: N_("There are no visits at this time: %(reason)s. Please choose another."),
+    Code.SLOT_IN_PAST: N_("This visit time has already passed. Please choose another one."),
+    Code.BOOKING_NOT_OPEN_YET: N_("Bookings for this day open on %(opens_on)s."),
+    Code.BOOKING_CLOSED: N_(
+        "Bookings for this time closed %(hours)s hours before the visit. Choose a later time."
+    ),
+    Code.SAME_SLOT: N_("The booking is already at this time."),
+    Code.PRISON_NOT_FOUND: N_("This prison does not take online bookings."),
+    Code.INMATE_NOT_IDENTIFIED: N_(
+        "We could not find the person with those details. Check the code and the surname "
+        "or birth date."
+    ),
+    Code.IDENTITY_CHECK_REQUIRED: N_(
+        "Write the first surname or the birth date of the person you visit."
+    ),
+    Code.INMATE_NOT_ACTIVE: N_(
+        "This person cannot receive visits at this prison. Please ask the prison."
+    ),
+    Code.INMATE_SUSPENDED: N_("Visits to this person are suspended until %(until)s."),
+    Code.WEEKLY_LIMIT_REACHED: N_(
+        "The person you visit already has %(limit)s visits booked that week. "
+        "Please choose another week."
+    ),
+    Code.BOOKING_NOT_FOUND: N_("We could not find a booking with that reference and phone number."),
+    Code.BOOKING_NOT_ACTIVE: N_("This booking is cancelled or already over."),
+    Code.TOO_MANY_ATTEMPTS: N_("Too many attempts. Wait %(minutes)s minutes and try again."),
+    Code.SESSION_EXPIRED: N_("Too much time has passed. Please identify the person again."),
+    Code.FORM_EXPIRED: N_("This form expired. Please send it again."),
+    Code.NOT_FOUND: N_("This page does not exist."),
+    Code.BODY_TOO_LARGE: N_("What was sent is too large."),
+    Code.SERVER_ERROR: N_(
+        "Something went wrong on our side. Please try again in a moment. If you were booking, "
+        "look for your booking before booking again."
+    ),
+}
+
+# A fuller message when a slot still has seats, just not enough for the whole party.
+_NOT_ENOUGH_SEATS = N_(
+    "Only %(seats_left)s places are left at this time. Remove visitors or choose another time."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    code: Code
+    field: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Rejected(Exception):
+    """The domain refused a request; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(", ".join(p.code for p in self.problems))
+
+    @property
+    def codes(self) -> set[Code]:
+        return {p.code for p in self.problems}
+
+
+def reject_if(problems: list[Problem]) -> None:
+    if problems:
+        raise Rejected(problems)
+
+
+def message(problem: Problem) -> str:
+    """The problem in the current locale's words (dates in the locale's form too)."""
+    params = {
+        key: format_day_with_year(value) if isinstance(value, date) else value
+        for key, value in problem.params.items()
+    }
+    if problem.code is Code.SLOT_FULL and params.get("seats_left", 0) > 0:
+        return gettext(_NOT_ENOUGH_SEATS, params)
+    return gettext(MESSAGES[problem.code], params or None)
+
+
+def as_dicts(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    """The wire and template shape: ``{code, field, message}``."""
+    return [{"code": p.code.value, "field": p.field, "message": message(p)} for p in problems]

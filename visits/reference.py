@@ -1,0 +1,46 @@
+"""Booking references families read aloud and type, and the tokens that prove ownership.
+
+A reference is 8 characters from an alphabet without look-alikes (no 0/O, 1/I), shown as
+``XXXX-XXXX``: 40 random bits, unguessable and short enough for an SMS. The manage token is an
+HMAC of the reference under the server's secret key: nothing secret is stored in the database,
+and a repeated submission can hand back the same link.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+LENGTH = 8
+
+
+def new_reference() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def display(reference: str) -> str:
+    return f"{reference[:4]}-{reference[4:]}"
+
+
+def parse(text: str) -> str | None:
+    """The stored form of a typed reference (dashes, spaces and case ignored), if valid."""
+    compact = "".join(ch for ch in text.upper() if ch not in " -_.")
+    if len(compact) != LENGTH or any(ch not in ALPHABET for ch in compact):
+        return None
+    return compact
+
+
+def manage_token(secret_key: str, reference: str) -> str:
+    digest = hmac.new(
+        secret_key.encode(), f"manage-booking:{reference}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def token_matches(secret_key: str, reference: str, token: str | None) -> bool:
+    if not token:
+        return False
+    return hmac.compare_digest(manage_token(secret_key, reference), token)

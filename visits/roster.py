@@ -1,0 +1,232 @@
+"""Importing the inmate roster a prison exports (CSV), all or nothing.
+
+The file is the whole roster of one prison: rows are matched by inmate code and created or
+updated; active inmates missing from the file are deactivated (they can no longer be booked).
+If any row is wrong, nothing is imported and every bad row is listed with its line, column and
+reason. Both comma and semicolon separators are accepted (spreadsheets in Spanish locales save
+with semicolons); the file must be UTF-8. The format is documented in the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import audit
+from visits.booking_request import parse_date
+from visits.inmate import Inmate, InmateStatus, normalise_code
+from visits.prison import Prison, Wing
+
+COLUMNS = (
+    "code",
+    "first_names",
+    "last_name_1",
+    "last_name_2",
+    "birth_date",
+    "wing",
+    "status",
+    "visits_suspended_until",
+)
+REQUIRED_COLUMNS = ("code", "first_names", "last_name_1", "birth_date")
+MAX_NAME = 100
+_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.reason}"
+
+
+class RosterInvalid(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(map(str, errors)))
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    code: str
+    first_names: str
+    last_name_1: str
+    last_name_2: str
+    birth_date: date
+    wing: str
+    status: InmateStatus
+    visits_suspended_until: date | None
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    changes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.deactivated} deactivated"
+        )
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise RosterInvalid(
+            [RowError(line, "-", "the file is not UTF-8: save it as 'CSV UTF-8' and try again")]
+        ) from None
+
+
+def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
+    """Parse and check the whole file; raise :class:`RosterInvalid` listing every bad row."""
+    text = _decode(data)
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    header_errors = [RowError(1, c, "required column is missing") for c in missing]
+    header_errors += [RowError(1, c or "(empty)", "unknown column") for c in unknown]
+    if header_errors:
+        raise RosterInvalid(header_errors)
+    reader.fieldnames = header
+
+    errors: list[RowError] = []
+    rows: list[RosterRow] = []
+    first_seen: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            errors.append(RowError(line, "-", "more fields than columns in the header"))
+            continue
+        values = {k: (raw.get(k) or "").strip() for k in COLUMNS}
+        if not any(values.values()):
+            continue
+        row_errors: list[RowError] = []
+
+        def fail(column: str, reason: str, line: int = line, errs: list = row_errors) -> None:
+            errs.append(RowError(line, column, reason))
+
+        code = normalise_code(values["code"])
+        if not code:
+            fail("code", "required")
+        elif not _CODE.fullmatch(code):
+            fail("code", "use letters, digits and dashes only, at most 32")
+        elif code in first_seen:
+            fail("code", f"already given on line {first_seen[code]}")
+        else:
+            first_seen[code] = line
+        for column in ("first_names", "last_name_1", "last_name_2"):
+            if column != "last_name_2" and not values[column]:
+                fail(column, "required")
+            elif len(values[column]) > MAX_NAME:
+                fail(column, f"longer than {MAX_NAME} characters")
+        born = parse_date(values["birth_date"]) if values["birth_date"] else None
+        if not values["birth_date"]:
+            fail("birth_date", "required")
+        elif born is None:
+            fail("birth_date", f"not a date: {values['birth_date']!r} (use YYYY-MM-DD)")
+        elif born >= today:
+            fail("birth_date", "must be in the past")
+        wing = values["wing"].upper()
+        if wing and wing not in wings:
+            fail("wing", f"unknown wing {values['wing']!r}: known are {', '.join(sorted(wings))}")
+        status_text = values["status"].lower() or InmateStatus.ACTIVE.value
+        try:
+            status = InmateStatus(status_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in InmateStatus)
+            fail("status", f"unknown status {values['status']!r}: use one of {allowed}")
+            status = InmateStatus.ACTIVE
+        until = None
+        if values["visits_suspended_until"]:
+            until = parse_date(values["visits_suspended_until"])
+            if until is None:
+                fail("visits_suspended_until", "not a date (use YYYY-MM-DD)")
+        if row_errors:
+            errors += row_errors
+            continue
+        assert born is not None
+        rows.append(
+            RosterRow(
+                line=line,
+                code=code,
+                first_names=values["first_names"],
+                last_name_1=values["last_name_1"],
+                last_name_2=values["last_name_2"],
+                birth_date=born,
+                wing=wing,
+                status=status,
+                visits_suspended_until=until,
+            )
+        )
+    if errors:
+        raise RosterInvalid(errors)
+    return rows
+
+
+def import_roster(
+    session: Session, prison: Prison, data: bytes, now: datetime, actor: str = "cli"
+) -> ImportReport:
+    """Apply a roster file to one prison. Raises :class:`RosterInvalid` and changes nothing if
+    any row is bad."""
+    wings = {w.code: w.id for w in session.scalars(select(Wing).where(Wing.prison_id == prison.id))}
+    rows = read_roster(data, set(wings), prison.local_date(now))
+    existing = {
+        i.code: i for i in session.scalars(select(Inmate).where(Inmate.prison_id == prison.id))
+    }
+    report = ImportReport()
+    for row in rows:
+        wanted = {
+            "first_names": row.first_names,
+            "last_name_1": row.last_name_1,
+            "last_name_2": row.last_name_2,
+            "birth_date": row.birth_date,
+            "wing_id": wings.get(row.wing),
+            "status": row.status,
+            "visits_suspended_until": row.visits_suspended_until,
+        }
+        inmate = existing.pop(row.code, None)
+        if inmate is None:
+            session.add(Inmate(prison_id=prison.id, code=row.code, **wanted))
+            report.created += 1
+            continue
+        changed = [k for k, v in wanted.items() if getattr(inmate, k) != v]
+        if changed:
+            for k in changed:
+                setattr(inmate, k, wanted[k])
+            report.updated += 1
+            report.changes.append(f"{row.code}: {', '.join(changed)}")
+        else:
+            report.unchanged += 1
+    for inmate in existing.values():
+        if inmate.status is InmateStatus.ACTIVE:
+            inmate.status = InmateStatus.INACTIVE
+            report.deactivated += 1
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="roster.imported",
+        entity="prison",
+        entity_id=prison.code,
+        details={"summary": report.summary()},
+    )
+    session.flush()
+    return report

@@ -1,0 +1,420 @@
+"""Weekly schedule templates, closures, and the dated slots families book.
+
+Slots are materialised from the templates for the booking window so that each one is a row
+with its own ``capacity`` and ``seats_taken``: the row a booking's conditional update targets.
+Re-materialising never duplicates a slot (unique on prison and start) and never touches the
+seats already taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Time,
+    UniqueConstraint,
+    case,
+    delete,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits.base import Base, UTCDateTime, str_enum
+from visits.db import insert_ignoring_conflicts
+from visits.prison import Prison
+from visits.problems import Problem
+from visits.rules import VisitorGroup, last_bookable_day, window_problem
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ScheduleTemplate(Base):
+    """A weekly session: every ``weekday`` from ``start`` to ``end`` for ``capacity`` visitors."""
+
+    __tablename__ = "schedule_template"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("end_time > start_time", name="ends_after_start"),
+        CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int]  # 0 = Monday, as date.weekday()
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    capacity: Mapped[int]
+    visitor_group: Mapped[VisitorGroup] = mapped_column(
+        str_enum(VisitorGroup), default=VisitorGroup.ANYONE
+    )
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+
+
+class Closure(Base):
+    """A day (``start_time`` empty) or one session of a day on which nobody can visit."""
+
+    __tablename__ = "closure"
+    __table_args__ = (UniqueConstraint("prison_id", "day", "start_time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    start_time: Mapped[time | None] = mapped_column(Time)
+    reason: Mapped[str] = mapped_column(String(200))
+
+
+class Slot(Base):
+    """One dated session. ``seats_taken`` only ever moves through conditional updates."""
+
+    __tablename__ = "slot"
+    __table_args__ = (
+        UniqueConstraint("prison_id", "starts_at"),
+        CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        CheckConstraint("seats_taken >= 0", name="seats_not_negative"),
+        # The backstop for invariant 1: even a buggy writer cannot overbook.
+        CheckConstraint("seats_taken <= capacity", name="seats_within_capacity"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_slot_prison_day", "prison_id", "local_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"))
+    # Empty for a slot no template makes any more (kept because it holds bookings).
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedule_template.id", ondelete="SET NULL")
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    local_date: Mapped[date] = mapped_column(Date)
+    capacity: Mapped[int]
+    seats_taken: Mapped[int] = mapped_column(default=0)
+    visitor_group: Mapped[VisitorGroup] = mapped_column(
+        str_enum(VisitorGroup), default=VisitorGroup.ANYONE
+    )
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.capacity - self.seats_taken, 0)
+
+
+# --- Pure generation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateRule:
+    """What slot generation needs of a template (a row or a parsed configuration entry)."""
+
+    weekday: int
+    start_time: time
+    end_time: time
+    capacity: int
+    visitor_group: VisitorGroup
+    valid_from: date
+    valid_to: date | None
+    template_id: int | None = None
+
+    def applies_on(self, day: date) -> bool:
+        return (
+            day.weekday() == self.weekday
+            and self.valid_from <= day
+            and (self.valid_to is None or day <= self.valid_to)
+        )
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    starts_at: datetime
+    ends_at: datetime
+    local_date: date
+    capacity: int
+    visitor_group: VisitorGroup
+    template_id: int | None
+
+
+def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time at the prison."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def generate_slots(
+    rules: Iterable[TemplateRule], first_day: date, last_day: date, tz: ZoneInfo
+) -> list[SlotSpec]:
+    """Every session the rules give from ``first_day`` to ``last_day`` inclusive, in order."""
+    rules = list(rules)
+    specs: list[SlotSpec] = []
+    day = first_day
+    while day <= last_day:
+        for rule in rules:
+            if rule.applies_on(day):
+                specs.append(
+                    SlotSpec(
+                        starts_at=local_moment(day, rule.start_time, tz),
+                        ends_at=local_moment(day, rule.end_time, tz),
+                        local_date=day,
+                        capacity=rule.capacity,
+                        visitor_group=rule.visitor_group,
+                        template_id=rule.template_id,
+                    )
+                )
+        day += timedelta(days=1)
+    specs.sort(key=lambda s: s.starts_at)
+    return specs
+
+
+def rule_of(template: ScheduleTemplate) -> TemplateRule:
+    return TemplateRule(
+        weekday=template.weekday,
+        start_time=template.start_time,
+        end_time=template.end_time,
+        capacity=template.capacity,
+        visitor_group=template.visitor_group,
+        valid_from=template.valid_from,
+        valid_to=template.valid_to,
+        template_id=template.id,
+    )
+
+
+# --- Materialisation -------------------------------------------------------------------------
+
+
+@dataclass
+class SlotConflict:
+    """A schedule change that could not be applied in full because visitors had booked."""
+
+    starts_at: datetime
+    seats_taken: int
+    wanted_capacity: int | None  # None: the schedule no longer has this slot at all
+
+    def describe(self, tz: ZoneInfo) -> str:
+        when = self.starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        if self.wanted_capacity is None:
+            return (
+                f"slot {when} is no longer in the schedule but holds {self.seats_taken} "
+                "booked seats: kept"
+            )
+        return (
+            f"slot {when}: capacity {self.wanted_capacity} is below the {self.seats_taken} "
+            f"seats already booked: lowered to {self.seats_taken} instead"
+        )
+
+
+@dataclass
+class SyncReport:
+    created: int = 0
+    resized: int = 0
+    regrouped: int = 0
+    removed: int = 0
+    conflicts: list[SlotConflict] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.resized or self.regrouped or self.removed)
+
+
+def sync_slots(
+    session: Session, prison: Prison, now: datetime, retiring: frozenset[int] = frozenset()
+) -> SyncReport:
+    """Make the future slots match the templates over the booking window.
+
+    Creates missing slots, applies template capacity and group changes to future slots, and
+    removes future slots that no template makes any more (including those of the ``retiring``
+    templates, about to be deleted). Seats already taken are never touched: a capacity is never
+    lowered below them, and a slot that holds bookings is never removed; both are reported as
+    conflicts instead. Safe to run in several processes at once.
+    """
+    report = SyncReport()
+    today = prison.local_date(now)
+    last_day = last_bookable_day(today, prison.booking_opens_days)
+    templates = session.scalars(
+        select(ScheduleTemplate).where(
+            ScheduleTemplate.prison_id == prison.id, ScheduleTemplate.id.not_in(retiring)
+        )
+    ).all()
+    wanted = {
+        spec.starts_at: spec
+        for spec in generate_slots(map(rule_of, templates), today, last_day, prison.tz)
+        if spec.starts_at > now
+    }
+    existing = {
+        slot.starts_at: slot
+        for slot in session.scalars(
+            select(Slot).where(
+                Slot.prison_id == prison.id,
+                Slot.starts_at > now,
+                or_(Slot.local_date <= last_day, Slot.template_id.in_(retiring)),
+            )
+        )
+    }
+
+    new_rows = [
+        {
+            "prison_id": prison.id,
+            "template_id": spec.template_id,
+            "starts_at": spec.starts_at,
+            "ends_at": spec.ends_at,
+            "local_date": spec.local_date,
+            "capacity": spec.capacity,
+            "seats_taken": 0,
+            "visitor_group": spec.visitor_group,
+        }
+        for starts_at, spec in wanted.items()
+        if starts_at not in existing
+    ]
+    report.created = insert_ignoring_conflicts(
+        session, Slot.__table__, new_rows, ["prison_id", "starts_at"]
+    )
+
+    for starts_at, slot in existing.items():
+        spec = wanted.get(starts_at)
+        if spec is None:
+            _remove_or_keep(session, slot, report)
+            continue
+        if slot.template_id != spec.template_id:
+            slot.template_id = spec.template_id
+        if slot.visitor_group != spec.visitor_group:
+            slot.visitor_group = spec.visitor_group
+            report.regrouped += 1
+        if slot.capacity != spec.capacity:
+            _resize(session, slot, spec.capacity, report)
+    session.flush()
+    return report
+
+
+def _resize(session: Session, slot: Slot, capacity: int, report: SyncReport) -> None:
+    # One statement, so a booking racing this change can neither be lost nor overbook.
+    session.execute(
+        update(Slot)
+        .where(Slot.id == slot.id)
+        .values(capacity=case((Slot.seats_taken > capacity, Slot.seats_taken), else_=capacity))
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(slot)
+    if slot.capacity != capacity:
+        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, capacity))
+    report.resized += 1
+
+
+def _remove_or_keep(session: Session, slot: Slot, report: SyncReport) -> None:
+    if slot.template_id is None:
+        return  # not made by a template (or already reported as kept): not ours to remove
+    removed = session.execute(
+        delete(Slot)
+        .where(Slot.id == slot.id, Slot.seats_taken == 0)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        session.expunge(slot)
+        report.removed += 1
+    else:
+        slot.template_id = None
+        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, None))
+
+
+# --- What families see -----------------------------------------------------------------------
+
+
+class SlotState(StrEnum):
+    OPEN = "open"
+    FULL = "full"
+    CLOSED = "closed"
+    NOT_BOOKABLE = "not_bookable"  # too late, or not open yet
+
+
+@dataclass(frozen=True)
+class SlotView:
+    slot: Slot
+    state: SlotState
+    closed_reason: str | None
+    window_problem: Problem | None
+
+    @property
+    def seats_left(self) -> int:
+        return self.slot.seats_left
+
+
+@dataclass
+class DayView:
+    day: date
+    closed_reason: str | None = None
+    slots: list[SlotView] = field(default_factory=list)
+
+
+def closure_for(closures: Sequence[Closure], slot: Slot, tz: ZoneInfo) -> Closure | None:
+    start = slot.starts_at.astimezone(tz).time()
+    for closure in closures:
+        if closure.day == slot.local_date and closure.start_time in (None, start):
+            return closure
+    return None
+
+
+def closures_between(session: Session, prison_id: int, first: date, last: date) -> list[Closure]:
+    return list(
+        session.scalars(
+            select(Closure)
+            .where(Closure.prison_id == prison_id, Closure.day >= first, Closure.day <= last)
+            .order_by(Closure.day, Closure.start_time)
+        )
+    )
+
+
+def availability(
+    session: Session, prison: Prison, now: datetime, first: date, last: date
+) -> list[DayView]:
+    """Days from ``first`` to ``last`` that have sessions or closures, with each slot's state.
+
+    Two queries whatever the range, so the page cost does not grow with the number of slots.
+    """
+    today = prison.local_date(now)
+    slots = session.scalars(
+        select(Slot)
+        .where(Slot.prison_id == prison.id, Slot.local_date >= first, Slot.local_date <= last)
+        .where(Slot.starts_at > now)
+        .order_by(Slot.starts_at)
+    ).all()
+    closures = closures_between(session, prison.id, first, last)
+    days: dict[date, DayView] = {}
+    for closure in closures:
+        if closure.start_time is None:
+            days.setdefault(closure.day, DayView(closure.day)).closed_reason = closure.reason
+    for slot in slots:
+        closure = closure_for(closures, slot, prison.tz)
+        problem = window_problem(
+            starts_at=slot.starts_at,
+            local_day=slot.local_date,
+            now=now,
+            local_today=today,
+            opens_days=prison.booking_opens_days,
+            closes_hours=prison.booking_closes_hours,
+        )
+        if closure is not None:
+            state = SlotState.CLOSED
+        elif problem is not None:
+            state = SlotState.NOT_BOOKABLE
+        elif slot.seats_left <= 0:
+            state = SlotState.FULL
+        else:
+            state = SlotState.OPEN
+        view = SlotView(slot, state, closure.reason if closure else None, problem)
+        days.setdefault(slot.local_date, DayView(slot.local_date)).slots.append(view)
+    return [days[d] for d in sorted(days)]
+
+
+def bookable_window(session: Session, prison: Prison, now: datetime) -> list[DayView]:
+    """Availability from today to the last day booking is open."""
+    today = prison.local_date(now)
+    return availability(
+        session, prison, now, today, last_bookable_day(today, prison.booking_opens_days)
+    )

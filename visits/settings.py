@@ -1,0 +1,72 @@
+"""Runtime configuration, read from ``VISITS_*`` environment variables (or a ``.env`` file).
+
+The defaults make ``make run`` work on a fresh machine: an embedded SQLite database under
+``./var`` and a secret key generated once and kept beside it. Production sets
+``VISITS_DATABASE_URL`` (PostgreSQL) and ``VISITS_SECRET_KEY`` explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISITS_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./var/visits.db"
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("./var/secret.key")
+    public_base_url: str = "http://127.0.0.1:8000"
+    default_locale: str = "es"
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    # None means "decide by database": in-process jobs for embedded SQLite, a separate
+    # ``visits worker`` process for PostgreSQL deployments with several web workers.
+    run_jobs_in_process: bool | None = None
+    # Failed inmate identifications or booking look-ups allowed per window before a pause.
+    lookup_failures_per_client: int = Field(default=10, ge=1)
+    lookup_failures_per_inmate: int = Field(default=5, ge=1)
+    lookup_window_minutes: int = Field(default=15, ge=1)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def jobs_in_process(self) -> bool:
+        if self.run_jobs_in_process is None:
+            return self.is_sqlite
+        return self.run_jobs_in_process
+
+    def signing_key(self) -> str:
+        """The key that signs cookies and derives manage tokens.
+
+        Without ``VISITS_SECRET_KEY`` a random key is created once in ``secret_key_file`` so that
+        links sent to families keep working across restarts of the demo.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            # link() is atomic and refuses to overwrite: of several processes starting at
+            # once, exactly one key wins and every process reads that one.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+"""Failed-attempt counting, so that guessing an inmate's details or a booking is slow.
+
+Kept in the database so the limit holds across web workers and restarts. Only failures are
+recorded; a key is limited once it has ``limit`` failures within the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits.base import Base, UTCDateTime
+
+
+class ThrottleHit(Base):
+    __tablename__ = "throttle_hit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def minutes_to_wait(
+    session: Session, limits: Mapping[str, int], window: timedelta, now: datetime
+) -> int:
+    """0 if no key is at its limit, else the whole minutes until the oldest hit ages out."""
+    wait = timedelta(0)
+    for key, limit in limits.items():
+        hits = session.scalars(
+            select(ThrottleHit.at)
+            .where(ThrottleHit.key == key, ThrottleHit.at > now - window)
+            .order_by(ThrottleHit.at.desc())
+            .limit(limit)
+        ).all()
+        if len(hits) >= limit:
+            wait = max(wait, hits[-1] + window - now)
+    return math.ceil(wait.total_seconds() / 60) if wait else 0
+
+
+def record_failure(session: Session, keys: Iterable[str], now: datetime) -> None:
+    session.add_all(ThrottleHit(key=key, at=now) for key in keys)
+
+
+def purge(session: Session, older_than: datetime) -> int:
+    return session.execute(delete(ThrottleHit).where(ThrottleHit.at < older_than)).rowcount or 0

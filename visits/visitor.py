@@ -1,0 +1,170 @@
+"""Visitors: one person across bookings, identified by an identity document.
+
+Keeping the same person across bookings is what makes suspensions, the one-visit-a-day rule
+and (later) exposure tracing work. Names and birth date are updated to what the person last
+gave; the document never changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits.base import Base, UTCDateTime, str_enum, utcnow
+from visits.db import insert_ignoring_conflicts, lock_rows
+from visits.problems import Code, Problem
+from visits.rules import Sex
+
+
+class DocumentType(StrEnum):
+    DNI = "dni"  # Peruvian national identity document: 8 digits
+    CE = "ce"  # carné de extranjería
+    PASSPORT = "passport"
+
+
+# (pattern, min length, max length) of each document's number once spaces and dashes are gone.
+DOCUMENT_FORMATS: dict[DocumentType, tuple[re.Pattern[str], int, int]] = {
+    DocumentType.DNI: (re.compile(r"\d{8}"), 8, 8),
+    DocumentType.CE: (re.compile(r"[A-Z0-9]{8,12}"), 8, 12),
+    DocumentType.PASSPORT: (re.compile(r"[A-Z0-9]{6,12}"), 6, 12),
+}
+
+
+def normalise_document(doc_type: DocumentType, raw: str) -> str | Problem:
+    """The document number as stored, or the problem with what was typed."""
+    number = re.sub(r"[\s.\-]", "", raw).upper()
+    pattern, low, high = DOCUMENT_FORMATS[doc_type]
+    if pattern.fullmatch(number):
+        return number
+    if doc_type is DocumentType.DNI:
+        return Problem(Code.INVALID_DNI)
+    return Problem(Code.INVALID_DOCUMENT_NUMBER, params={"min": low, "max": high})
+
+
+class Visitor(Base):
+    __tablename__ = "visitor"
+    __table_args__ = (UniqueConstraint("doc_type", "doc_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    doc_type: Mapped[DocumentType] = mapped_column(str_enum(DocumentType))
+    doc_number: Mapped[str] = mapped_column(String(16))
+    first_names: Mapped[str] = mapped_column(String(100))
+    last_names: Mapped[str] = mapped_column(String(100))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[Sex | None] = mapped_column(str_enum(Sex))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class VisitorSuspension(Base):
+    """A visitor barred from visiting one prison until a date (inclusive)."""
+
+    __tablename__ = "visitor_suspension"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visitor_id: Mapped[int] = mapped_column(ForeignKey("visitor.id", ondelete="CASCADE"))
+    prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"))
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person as a booking names them: their document and what they said of themselves."""
+
+    doc_type: DocumentType
+    doc_number: str
+    first_names: str
+    last_names: str
+    birth_date: date
+    sex: Sex | None
+
+    @property
+    def key(self) -> tuple[DocumentType, str]:
+        return (self.doc_type, self.doc_number)
+
+
+def find_visitors(
+    session: Session, keys: Iterable[tuple[DocumentType, str]]
+) -> dict[tuple[DocumentType, str], Visitor]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    found: dict[tuple[DocumentType, str], Visitor] = {}
+    for doc_type in {k[0] for k in keys}:
+        numbers = [n for t, n in keys if t == doc_type]
+        for visitor in session.scalars(
+            select(Visitor).where(Visitor.doc_type == doc_type, Visitor.doc_number.in_(numbers))
+        ):
+            found[(visitor.doc_type, visitor.doc_number)] = visitor
+    return found
+
+
+def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor]:
+    """The visitor rows for ``people``, created where new, locked until commit, in order.
+
+    Concurrent bookings naming the same new person both end up with the one row (the insert
+    ignores the conflict), and the lock makes their per-day checks take turns.
+    """
+    insert_ignoring_conflicts(
+        session,
+        Visitor.__table__,
+        [
+            {
+                "doc_type": p.doc_type,
+                "doc_number": p.doc_number,
+                "first_names": p.first_names,
+                "last_names": p.last_names,
+                "birth_date": p.birth_date,
+                "sex": p.sex,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+            for p in people
+        ],
+        ["doc_type", "doc_number"],
+    )
+    by_key = find_visitors(session, (p.key for p in people))
+    lock_rows(session, Visitor.id, (v.id for v in by_key.values()))
+    visitors = []
+    for person in people:
+        visitor = by_key[person.key]
+        session.refresh(visitor)
+        visitors.append(visitor)
+    return visitors
+
+
+def remember_details(visitor: Visitor, person: Identity) -> None:
+    """Keep the latest name, birth date and sex the person gave."""
+    visitor.first_names = person.first_names
+    visitor.last_names = person.last_names
+    visitor.birth_date = person.birth_date
+    if person.sex is not None:
+        visitor.sex = person.sex
+
+
+def suspensions(
+    session: Session, prison_id: int, visitor_ids: Iterable[int], on_day: date
+) -> dict[int, date]:
+    """Visitor id → the last day of the longest suspension covering ``on_day`` at this prison."""
+    ids = list(visitor_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(VisitorSuspension.visitor_id, VisitorSuspension.until).where(
+            VisitorSuspension.prison_id == prison_id,
+            VisitorSuspension.visitor_id.in_(ids),
+            VisitorSuspension.until >= on_day,
+        )
+    )
+    until: dict[int, date] = {}
+    for visitor_id, day in rows:
+        until[visitor_id] = max(day, until.get(visitor_id, day))
+    return until

@@ -1,0 +1,402 @@
+"""The JSON API, ``/api/v1``: the family flow for programs (and the pages' twin).
+
+A booking is read or changed only with its manage token (returned when it is created, and
+carried in the manage link), sent as ``Authorization: Bearer <token>``. Errors use the same
+typed codes as the pages: ``{"errors": [{"code", "field", "message"}]}``, with 404 for anything
+unknown or not yours, 409 when the slot is full, 422 for every other refusal and 429 when too
+many attempts failed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from visits.booking import (
+    Booking,
+    authorised_booking,
+    cancel_booking,
+    create_booking,
+    move_booking,
+)
+from visits.booking_request import BookingRequest, VisitorInput, parse_date
+from visits.i18n import current_locale
+from visits.inmate import identify
+from visits.prison import Prison, bookable_prisons, prison_by_code
+from visits.problems import Code, Problem, Rejected, as_dicts
+from visits.reference import manage_token
+from visits.rules import last_bookable_day
+from visits.schedule import DayView, Slot, SlotState, availability
+from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
+
+router = APIRouter(prefix="/api/v1", tags=["visits"])
+
+MAX_RANGE_DAYS = 62
+# Generous bounds: the domain gives the precise, typed errors; these only stop abuse.
+Text = Annotated[str, Field(default="", max_length=200)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    code: str
+    field: str | None
+    message: str
+
+
+class ErrorsOut(BaseModel):
+    errors: list[ErrorOut]
+
+
+class RulesOut(BaseModel):
+    booking_opens_days: int
+    booking_closes_hours: int
+    max_visitors: int
+    min_adults: int
+    adult_age: int
+    visits_per_inmate_per_week: int
+
+
+class PrisonOut(BaseModel):
+    code: str
+    name: str
+    address: str
+    timezone: str
+    languages: list[str]
+    rules: RulesOut
+
+
+class SlotTimeOut(BaseModel):
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    local_date: date
+    local_start: str = Field(description="Wall-clock start at the prison, HH:MM")
+    local_end: str
+
+
+class SlotOut(SlotTimeOut):
+    capacity: int
+    seats_left: int
+    visitor_group: str = Field(description="anyone, women or men")
+    state: str = Field(description="open, full, closed or not_bookable")
+    closed_reason: str | None
+
+
+class DayOut(BaseModel):
+    date: date
+    closed_reason: str | None
+    slots: list[SlotOut]
+
+
+class SlotsOut(BaseModel):
+    prison: str
+    days: list[DayOut]
+
+
+class InmateIn(_Body):
+    code: Text
+    surname: Text = Field(default="", description="First surname; or give birth_date")
+    birth_date: Text = Field(default="", description="YYYY-MM-DD; or give surname")
+
+
+class VisitorIn(_Body):
+    first_names: Text
+    last_names: Text
+    doc_type: Text = Field(default="", description="dni, ce or passport")
+    doc_number: Text
+    birth_date: Text = Field(default="", description="YYYY-MM-DD")
+    relationship: Text = Field(
+        default="",
+        description="partner, parent, child, sibling, grandparent, grandchild, "
+        "other_relative or friend",
+    )
+    sex: Text = Field(default="", description="F or M; required on women's or men's days")
+
+
+class BookingIn(_Body):
+    prison: Text
+    inmate: InmateIn
+    slot_id: int | str
+    visitors: list[VisitorIn] = Field(max_length=10)
+    contact_phone: Text
+    language: Text = ""
+
+
+class MoveIn(_Body):
+    slot_id: int | str
+
+
+class VisitorOut(BaseModel):
+    first_names: str
+    last_names: str
+    relationship: str
+
+
+class BookingOut(BaseModel):
+    reference: str
+    status: str
+    prison: str
+    slot: SlotTimeOut
+    inmate: str = Field(description="First name and first surname of the person visited")
+    visitors: list[VisitorOut]
+    contact_phone: str
+    language: str
+    created_at: datetime
+    manage_url: str
+
+
+class CreatedOut(BaseModel):
+    reference: str
+    status: str
+    manage_token: str
+    booking: BookingOut
+
+
+def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
+    codes = {p.code for p in problems}
+    if status is None:
+        if Code.TOO_MANY_ATTEMPTS in codes:
+            status = 429
+        elif Code.SLOT_FULL in codes:
+            status = 409
+        else:
+            status = 422
+    return JSONResponse({"errors": as_dicts(problems)}, status_code=status)
+
+
+def _prison(session: Session, code: str) -> Prison:
+    prison = prison_by_code(session, code)
+    if prison is None or not prison.online_booking:
+        raise HTTPException(404)
+    return prison
+
+
+def _prison_out(prison: Prison) -> PrisonOut:
+    return PrisonOut(
+        code=prison.code,
+        name=prison.name,
+        address=prison.address,
+        timezone=prison.timezone,
+        languages=prison.language_list,
+        rules=RulesOut.model_validate(prison, from_attributes=True),
+    )
+
+
+def _slot_time(prison: Prison, slot: Slot) -> dict[str, Any]:
+    tz = prison.tz
+    return {
+        "id": slot.id,
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+        "local_date": slot.local_date,
+        "local_start": slot.starts_at.astimezone(tz).strftime("%H:%M"),
+        "local_end": slot.ends_at.astimezone(tz).strftime("%H:%M"),
+    }
+
+
+def _slot_out(prison: Prison, slot: Slot, state: SlotState, reason: str | None) -> SlotOut:
+    return SlotOut(
+        **_slot_time(prison, slot),
+        capacity=slot.capacity,
+        seats_left=slot.seats_left,
+        visitor_group=slot.visitor_group.value,
+        state=state.value,
+        closed_reason=reason,
+    )
+
+
+def _day_out(prison: Prison, day: DayView) -> DayOut:
+    return DayOut(
+        date=day.day,
+        closed_reason=day.closed_reason,
+        slots=[_slot_out(prison, v.slot, v.state, v.closed_reason) for v in day.slots],
+    )
+
+
+def _booking_out(request: Request, booking: Booking) -> BookingOut:
+    token = manage_token(request.app.state.secret_key, booking.reference)
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    return BookingOut(
+        reference=booking.display_reference,
+        status=booking.status.value,
+        prison=booking.prison.code,
+        slot=SlotTimeOut(**_slot_time(booking.prison, booking.slot)),
+        inmate=booking.inmate.display_name,
+        visitors=[
+            VisitorOut(
+                first_names=v.first_names,
+                last_names=v.last_names,
+                relationship=v.relationship.value,
+            )
+            for v in booking.visitors
+        ],
+        contact_phone=booking.contact_phone,
+        language=booking.language,
+        created_at=booking.created_at,
+        manage_url=f"{base}/b/{booking.display_reference}?token={token}",
+    )
+
+
+def bearer_token(authorization: Annotated[str, Header()] = "") -> str:
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorsOut, "description": "Unknown, or not yours"},
+    409: {"model": ErrorsOut, "description": "slot_full"},
+    422: {"model": ErrorsOut, "description": "Every problem found, with typed codes"},
+    429: {"model": ErrorsOut, "description": "too_many_attempts"},
+}
+
+
+@router.get("/prisons", response_model=list[PrisonOut])
+def list_prisons(session: ReadSession) -> list[PrisonOut]:
+    """Prisons that take online bookings."""
+    return [_prison_out(p) for p in bookable_prisons(session)]
+
+
+@router.get("/prisons/{code}/slots", response_model=SlotsOut, responses=ERRORS)
+def list_slots(
+    code: str,
+    session: ReadSession,
+    now: Now,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: date | None = None,
+) -> Any:
+    """Slots of one prison between two dates (default: the booking window), with seats left."""
+    prison = _prison(session, code)
+    today = prison.local_date(now)
+    first = from_ or today
+    last = to or last_bookable_day(today, prison.booking_opens_days)
+    if last < first or (last - first) > timedelta(days=MAX_RANGE_DAYS):
+        detail = f"'to' must be on or after 'from', at most {MAX_RANGE_DAYS} days later"
+        return _errors([Problem(Code.INVALID_REQUEST, "to", {"detail": detail})])
+    days = availability(session, prison, now, max(first, today), last)
+    return SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days])
+
+
+@router.post(
+    "/bookings",
+    status_code=201,
+    response_model=CreatedOut,
+    responses=ERRORS,
+)
+def create(
+    request: Request,
+    body: BookingIn,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    policy: Throttling,
+    idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
+) -> Any:
+    """Book a visit. The same ``Idempotency-Key`` sent again returns the first booking."""
+    prison = _prison(session, body.prison)
+    birth_date = parse_date(body.inmate.birth_date) if body.inmate.birth_date else None
+    if body.inmate.birth_date and birth_date is None:
+        return _errors([Problem(Code.INVALID_DATE, "inmate.birth_date")])
+    if not body.inmate.surname and birth_date is None:
+        return _errors([Problem(Code.IDENTITY_CHECK_REQUIRED, "inmate.surname")])
+    found = identify(
+        session,
+        prison,
+        code=body.inmate.code,
+        surname=body.inmate.surname,
+        birth_date=birth_date,
+        client=client,
+        now=now,
+        policy=policy,
+    )
+    if found.inmate is None or found.problems:
+        session.commit()  # a failed attempt is recorded for throttling
+        return _errors(found.problems)
+    booking_request = BookingRequest(
+        slot_id=str(body.slot_id),
+        visitors=[VisitorInput(**v.model_dump()) for v in body.visitors],
+        contact_phone=body.contact_phone,
+        language=body.language or current_locale(),
+    )
+    try:
+        booked = create_booking(
+            session,
+            prison=prison,
+            inmate=found.inmate,
+            request=booking_request,
+            now=now,
+            secret_key=request.app.state.secret_key,
+            submission_key=idempotency_key,
+            actor="api",
+        )
+    except Rejected as rejected:
+        session.rollback()
+        return _errors(list(rejected.problems))
+    session.commit()
+    out = CreatedOut(
+        reference=booked.booking.display_reference,
+        status=booked.booking.status.value,
+        manage_token=booked.manage_token,
+        booking=_booking_out(request, booked.booking),
+    )
+    headers = {"Idempotent-Replayed": "true"} if booked.replayed else {}
+    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+def _owned(request: Request, session: Session, reference: str, token: str) -> Booking:
+    booking = authorised_booking(session, reference, token, request.app.state.secret_key)
+    if booking is None:
+        raise HTTPException(404)
+    return booking
+
+
+@router.get("/bookings/{reference}", response_model=BookingOut, responses=ERRORS)
+def get_booking(request: Request, reference: str, token: BearerToken, session: ReadSession) -> Any:
+    """One booking, for the holder of its manage token."""
+    return _booking_out(request, _owned(request, session, reference, token))
+
+
+@router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=ERRORS)
+def cancel(
+    request: Request, reference: str, token: BearerToken, session: WriteSession, now: Now
+) -> Any:
+    """Cancel a booking; its seats are free again at once."""
+    booking = _owned(request, session, reference, token)
+    try:
+        cancel_booking(session, booking, now=now, actor="api")
+    except Rejected as rejected:
+        session.rollback()
+        return _errors(list(rejected.problems), 409)
+    session.commit()
+    return _booking_out(request, booking)
+
+
+@router.post("/bookings/{reference}/move", response_model=BookingOut, responses=ERRORS)
+def move(
+    request: Request,
+    reference: str,
+    body: MoveIn,
+    token: BearerToken,
+    session: WriteSession,
+    now: Now,
+) -> Any:
+    """Move a booking to another slot of the same prison, keeping it if the move fails."""
+    booking = _owned(request, session, reference, token)
+    try:
+        move_booking(session, booking, slot_id=body.slot_id, now=now, actor="api")
+    except Rejected as rejected:
+        session.rollback()
+        problems = list(rejected.problems)
+        status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE} else None
+        return _errors(problems, status)
+    session.commit()
+    session.refresh(booking)
+    return _booking_out(request, booking)

@@ -1,0 +1,153 @@
+"""The FastAPI application: ``create_app()`` is what uvicorn serves (``visits serve``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from visits.base import utcnow
+from visits.db import Database
+from visits.i18n import use_locale
+from visits.inmate import ThrottlePolicy
+from visits.problems import Code, Problem, as_dicts
+from visits.settings import Settings, get_settings
+from web import api, family
+from web.middleware import (
+    BodySizeLimitMiddleware,
+    BodyTooLarge,
+    LocaleMiddleware,
+    SecurityHeadersMiddleware,
+    request_locale,
+)
+from web.templating import make_templates
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_MAX_AGE = timedelta(hours=8)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_response(request: Request, status: int, problem: Problem) -> Response:
+    """JSON for the API, a friendly page for people; never a stack trace."""
+    with use_locale(request_locale(request)):
+        if _is_api(request):
+            return JSONResponse({"errors": as_dicts([problem])}, status_code=status)
+        templates = request.app.state.templates
+        return templates.TemplateResponse(
+            request, "error.html", {"problem": problem}, status_code=status
+        )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error_response(request, 404, Problem(Code.NOT_FOUND))
+    if exc.status_code == 405:
+        return _error_response(request, 405, Problem(Code.NOT_FOUND))
+    return _error_response(
+        request, exc.status_code, Problem(Code.INVALID_REQUEST, None, {"detail": str(exc.detail)})
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """Request bodies the API schema refuses, in the same ``{code, field, message}`` shape."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"] if part not in ("body", "query", "path")]
+        problems.append(
+            Problem(Code.INVALID_REQUEST, ".".join(location) or None, {"detail": error["msg"]})
+        )
+    with use_locale(request_locale(request)):
+        return JSONResponse({"errors": as_dicts(problems)}, status_code=422)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return _error_response(request, 413, Problem(Code.BODY_TOO_LARGE))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(request, 500, Problem(Code.SERVER_ERROR))
+
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.jobs_in_process:
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            from visits.jobs import schedule_jobs
+
+            scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            db.dispose()
+
+    app = FastAPI(
+        title="Visitas familiares",
+        summary="Book and manage family visits to prisons.",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.clock = clock
+    app.state.secret_key = settings.signing_key()
+    app.state.templates = make_templates()
+    app.state.throttle_policy = ThrottlePolicy(
+        per_client=settings.lookup_failures_per_client,
+        per_inmate=settings.lookup_failures_per_inmate,
+        window=timedelta(minutes=settings.lookup_window_minutes),
+    )
+
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BodyTooLarge, _too_large)
+    app.add_exception_handler(Exception, _server_error)
+
+    # Outermost last: headers and language wrap everything, including error pages.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=app.state.secret_key,
+        session_cookie="visit_session",
+        max_age=int(SESSION_MAX_AGE.total_seconds()),
+        same_site="lax",
+        https_only=settings.public_base_url.startswith("https://"),
+    )
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(LocaleMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api.router)
+    app.include_router(family.router)
+    return app

@@ -1,0 +1,57 @@
+"""Typed request dependencies: database sessions, the clock, the settings, the client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from visits.db import Database
+from visits.inmate import ThrottlePolicy
+from visits.settings import Settings
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with _db(request).read_session() as session:
+        yield session
+
+
+def write_session(request: Request) -> Iterator[Session]:
+    """A session that takes its write locks first. The handler commits; closing rolls back
+    whatever it did not commit."""
+    with _db(request).write_session() as session:
+        yield session
+
+
+def now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def client_key(request: Request) -> str:
+    """Who is asking, for throttling: the client address (set from a trusted proxy's
+    X-Forwarded-For when ``visits serve --proxy-headers`` is on)."""
+    return request.client.host if request.client else "unknown"
+
+
+def throttle_policy(request: Request) -> ThrottlePolicy:
+    return request.app.state.throttle_policy
+
+
+ReadSession = Annotated[Session, Depends(read_session)]
+WriteSession = Annotated[Session, Depends(write_session)]
+Now = Annotated[datetime, Depends(now)]
+AppSettings = Annotated[Settings, Depends(settings)]
+ClientKey = Annotated[str, Depends(client_key)]
+Throttling = Annotated[ThrottlePolicy, Depends(throttle_policy)]

@@ -1,0 +1,535 @@
+"""The pages families use on their phones: find a slot, book, and manage the booking.
+
+Server-rendered and complete without JavaScript. Every form is CSRF-protected; a refused form
+comes back with what was typed and every problem at once, never an error trace.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from visits.booking import (
+    Booking,
+    authorised_booking,
+    cancel_booking,
+    check_booking,
+    create_booking,
+    find_booking,
+    move_booking,
+    slot_problems,
+)
+from visits.booking_request import Relationship, parse_date, parse_slot_id
+from visits.calendar import visit_calendar
+from visits.i18n import SUPPORTED_LOCALES, negotiate
+from visits.inmate import Inmate, identify
+from visits.prison import Prison, bookable_prisons, prison_by_code
+from visits.problems import Code, Problem, Rejected
+from visits.reference import manage_token
+from visits.rules import Sex, VisitorGroup
+from visits.schedule import Slot, bookable_window
+from visits.visitor import DocumentType
+from web.deps import AppSettings, ClientKey, Now, ReadSession, Throttling, WriteSession
+from web.forms import (
+    CSRF_FIELD,
+    VISITOR_FIELDS,
+    FormValues,
+    booking_request,
+    csrf_ok,
+    csrf_token,
+)
+from web.middleware import LANG_COOKIE
+from web.templating import errors_by_field
+
+router = APIRouter(include_in_schema=False)
+
+IDENTIFIED = "identified"  # session: prison code → id of the inmate this browser identified
+MAX_CODE_LENGTH = 32
+MAX_SURNAME_LENGTH = 100
+
+
+def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    problems: list[Problem] = values.pop("problems", [])
+    values.update(
+        problems=problems,
+        errors=errors_by_field(problems),
+        csrf_field=CSRF_FIELD,
+        csrf_token=csrf_token(request),
+        locales=SUPPORTED_LOCALES,
+    )
+    values.setdefault("values", {})
+    return request.app.state.templates.TemplateResponse(request, name, values, status_code=status)
+
+
+def status_for(problems: list[Problem]) -> int:
+    codes = {p.code for p in problems}
+    if Code.TOO_MANY_ATTEMPTS in codes:
+        return 429
+    if Code.FORM_EXPIRED in codes:
+        return 403
+    if Code.SLOT_FULL in codes:
+        return 409
+    return 422
+
+
+def redirect(path: str, **query: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
+
+
+def _prison(session: Session, code: str) -> Prison:
+    prison = prison_by_code(session, code)
+    if prison is None or not prison.online_booking:
+        raise HTTPException(404)
+    return prison
+
+
+def _identified(request: Request, session: Session, prison: Prison) -> Inmate | None:
+    inmate_id = request.session.get(IDENTIFIED, {}).get(prison.code)
+    inmate = session.get(Inmate, inmate_id) if isinstance(inmate_id, int) else None
+    return inmate if inmate is not None and inmate.prison_id == prison.id else None
+
+
+def _slot(session: Session, prison: Prison, raw: str) -> Slot | None:
+    slot_id = parse_slot_id(raw)
+    slot = session.get(Slot, slot_id) if slot_id is not None else None
+    return slot if slot is not None and slot.prison_id == prison.id else None
+
+
+def _manage_url(request: Request, booking: Booking, token: str) -> str:
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    return f"{base}/b/{booking.display_reference}?{urlencode({'token': token})}"
+
+
+# --- Start -----------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: ReadSession) -> HTMLResponse:
+    return render(request, "home.html", prisons=bookable_prisons(session))
+
+
+@router.get("/lang/{locale}")
+def switch_language(locale: str, next: str = "/") -> RedirectResponse:
+    # Only paths on this site: never an open redirect.
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    if "\\" in target or "\n" in target or "\r" in target:
+        target = "/"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        LANG_COOKIE,
+        negotiate(locale),
+        max_age=int(timedelta(days=365).total_seconds()),
+        samesite="lax",
+        httponly=True,
+    )
+    return response
+
+
+# --- Identify the person visited -------------------------------------------------------------
+
+
+@router.get("/p/{code}", response_class=HTMLResponse)
+def identify_form(request: Request, code: str, session: ReadSession) -> HTMLResponse:
+    return render(request, "identify.html", prison=_prison(session, code))
+
+
+@router.post("/p/{code}", response_class=HTMLResponse, response_model=None)
+def identify_submit(
+    request: Request,
+    code: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    policy: Throttling,
+) -> Response:
+    prison = _prison(session, code)
+    page = {"prison": prison, "values": values}
+    if not csrf_ok(request, values):
+        problems = [Problem(Code.FORM_EXPIRED)]
+        return render(request, "identify.html", 403, problems=problems, **page)
+    inmate_code = values.get("inmate_code", "").strip()
+    surname = values.get("surname", "").strip()
+    birth_text = values.get("birth_date", "").strip()
+    problems = []
+    if not inmate_code:
+        problems.append(Problem(Code.REQUIRED, "inmate_code"))
+    elif len(inmate_code) > MAX_CODE_LENGTH:
+        problems.append(Problem(Code.TOO_LONG, "inmate_code", {"max": MAX_CODE_LENGTH}))
+    if not surname and not birth_text:
+        problems.append(Problem(Code.IDENTITY_CHECK_REQUIRED, "surname"))
+    if len(surname) > MAX_SURNAME_LENGTH:
+        problems.append(Problem(Code.TOO_LONG, "surname", {"max": MAX_SURNAME_LENGTH}))
+    birth_date = parse_date(birth_text) if birth_text else None
+    if birth_text and birth_date is None:
+        problems.append(Problem(Code.INVALID_DATE, "birth_date"))
+    if problems:
+        return render(request, "identify.html", 422, problems=problems, **page)
+
+    result = identify(
+        session,
+        prison,
+        code=inmate_code,
+        surname=surname,
+        birth_date=birth_date,
+        client=client,
+        now=now,
+        policy=policy,
+    )
+    session.commit()  # a failed attempt is recorded for throttling
+    if result.inmate is None or result.problems:
+        problems = result.problems
+        return render(request, "identify.html", status_for(problems), problems=problems, **page)
+    request.session[IDENTIFIED] = {
+        **request.session.get(IDENTIFIED, {}),
+        prison.code: result.inmate.id,
+    }
+    return redirect(f"/p/{prison.code}/slots")
+
+
+# --- Choose a slot ---------------------------------------------------------------------------
+
+
+def _slots_page(
+    request: Request,
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    now: Any,
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    days = bookable_window(session, prison, now)
+    today = prison.local_date(now)
+    suspended = inmate.visits_suspended_until
+    return render(
+        request,
+        "slots.html",
+        status,
+        prison=prison,
+        inmate=inmate,
+        days=days,
+        suspended_until=suspended if suspended and suspended >= today else None,
+        problems=problems or [],
+    )
+
+
+@router.get("/p/{code}/slots", response_class=HTMLResponse, response_model=None)
+def slots(request: Request, code: str, session: ReadSession, now: Now) -> Response:
+    prison = _prison(session, code)
+    inmate = _identified(request, session, prison)
+    if inmate is None:
+        return redirect(f"/p/{prison.code}")
+    return _slots_page(request, session, prison, inmate, now)
+
+
+# --- Book ------------------------------------------------------------------------------------
+
+
+def _booking_form(
+    request: Request,
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    values: dict[str, str],
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    problems = problems or []
+    # Optional visitor entries start folded, unless the family already typed into them.
+    open_entries = {
+        i
+        for i in range(prison.max_visitors)
+        if any(values.get(f"visitors.{i}.{name}", "").strip() for name in VISITOR_FIELDS)
+        or any((p.field or "").startswith(f"visitors.{i}.") for p in problems)
+    }
+    return render(
+        request,
+        "book.html",
+        status,
+        open_entries=open_entries,
+        prison=prison,
+        inmate=inmate,
+        slot=slot,
+        values=values,
+        problems=problems,
+        entries=range(prison.max_visitors),
+        ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
+        doc_types=list(DocumentType),
+        relationships=list(Relationship),
+        sexes=list(Sex),
+    )
+
+
+@router.get("/p/{code}/book", response_class=HTMLResponse, response_model=None)
+def booking_form(
+    request: Request, code: str, session: ReadSession, now: Now, slot: str = ""
+) -> Response:
+    prison = _prison(session, code)
+    inmate = _identified(request, session, prison)
+    if inmate is None:
+        return redirect(f"/p/{prison.code}")
+    chosen = _slot(session, prison, slot)
+    if chosen is None:
+        problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
+        return _slots_page(request, session, prison, inmate, now, problems, 404)
+    problems = slot_problems(session, prison, inmate, chosen, 1, now)
+    if problems:
+        return _slots_page(request, session, prison, inmate, now, problems, status_for(problems))
+    return _booking_form(request, prison, inmate, chosen, {"slot_id": str(chosen.id)})
+
+
+@router.post("/p/{code}/book", response_class=HTMLResponse, response_model=None)
+def booking_submit(
+    request: Request,
+    code: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    settings: AppSettings,
+) -> Response:
+    prison = _prison(session, code)
+    inmate = _identified(request, session, prison)
+    if inmate is None:
+        problems = [Problem(Code.SESSION_EXPIRED)]
+        return render(request, "identify.html", 403, prison=prison, problems=problems)
+    slot = _slot(session, prison, values.get("slot_id", ""))
+    if slot is None:
+        problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
+        return _slots_page(request, session, prison, inmate, now, problems, 404)
+    if not csrf_ok(request, values):
+        return _booking_form(
+            request, prison, inmate, slot, values, [Problem(Code.FORM_EXPIRED)], 403
+        )
+    action = values.get("action", "review")
+    if action == "edit":
+        return _booking_form(request, prison, inmate, slot, values)
+    request_data = booking_request(values, prison.max_visitors)
+
+    if action == "confirm":
+        try:
+            booked = create_booking(
+                session,
+                prison=prison,
+                inmate=inmate,
+                request=request_data,
+                now=now,
+                secret_key=request.app.state.secret_key,
+                submission_key=values.get("submission_key") or None,
+            )
+        except Rejected as rejected:
+            session.rollback()
+            problems = list(rejected.problems)
+            return _booking_form(
+                request, prison, inmate, slot, values, problems, status_for(problems)
+            )
+        session.commit()
+        reference = booked.booking.display_reference
+        return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
+
+    try:
+        checked = check_booking(
+            session, prison=prison, inmate=inmate, request=request_data, now=now
+        )
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        return _booking_form(request, prison, inmate, slot, values, problems, status_for(problems))
+    finally:
+        session.rollback()  # the review only reads
+    return render(
+        request,
+        "review.html",
+        prison=prison,
+        inmate=inmate,
+        slot=checked.slot,
+        booking=checked.booking,
+        values=values,
+        submission_key=secrets.token_urlsafe(24),
+    )
+
+
+# --- Manage ----------------------------------------------------------------------------------
+
+
+def _owned(request: Request, session: Session, reference: str, token: str) -> Booking:
+    booking = authorised_booking(session, reference, token, request.app.state.secret_key)
+    if booking is None:
+        raise HTTPException(404)
+    return booking
+
+
+def _booking_page(
+    request: Request,
+    booking: Booking,
+    token: str,
+    now: Any,
+    done: str = "",
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "booking.html",
+        status,
+        booking=booking,
+        token=token,
+        manage_url=_manage_url(request, booking, token),
+        can_change=booking.can_change(now),
+        done=done,
+        problems=problems or [],
+    )
+
+
+@router.get("/b/{reference}", response_class=HTMLResponse)
+def booking_page(
+    request: Request,
+    reference: str,
+    session: ReadSession,
+    now: Now,
+    token: str = "",
+    done: str = "",
+) -> HTMLResponse:
+    booking = _owned(request, session, reference, token)
+    return _booking_page(request, booking, token, now, done)
+
+
+@router.get("/b/{reference}/visit.ics")
+def booking_calendar(
+    request: Request, reference: str, session: ReadSession, token: str = ""
+) -> Response:
+    booking = _owned(request, session, reference, token)
+    body = visit_calendar(booking, _manage_url(request, booking, token))
+    filename = f"visita-{booking.display_reference}.ics"
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/b/{reference}/cancel", response_class=HTMLResponse)
+def cancel_form(
+    request: Request, reference: str, session: ReadSession, now: Now, token: str = ""
+) -> HTMLResponse:
+    booking = _owned(request, session, reference, token)
+    if not booking.can_change(now):
+        problems = [Problem(Code.BOOKING_NOT_ACTIVE)]
+        return _booking_page(request, booking, token, now, problems=problems, status=409)
+    return render(request, "cancel.html", booking=booking, token=token)
+
+
+@router.post("/b/{reference}/cancel", response_class=HTMLResponse, response_model=None)
+def cancel_submit(
+    request: Request, reference: str, values: FormValues, session: WriteSession, now: Now
+) -> Response:
+    token = values.get("token", "")
+    booking = _owned(request, session, reference, token)
+    if not csrf_ok(request, values):
+        problems = [Problem(Code.FORM_EXPIRED)]
+        return render(request, "cancel.html", 403, booking=booking, token=token, problems=problems)
+    try:
+        cancel_booking(session, booking, now=now, actor="family")
+    except Rejected as rejected:
+        session.rollback()
+        return _booking_page(
+            request, booking, token, now, problems=list(rejected.problems), status=409
+        )
+    session.commit()
+    return redirect(f"/b/{booking.display_reference}", token=token, done="cancelled")
+
+
+def _move_page(
+    request: Request,
+    session: Session,
+    booking: Booking,
+    token: str,
+    now: Any,
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    prison = booking.prison
+    days = bookable_window(session, prison, now)
+    return render(
+        request,
+        "move.html",
+        status,
+        booking=booking,
+        token=token,
+        prison=prison,
+        days=days,
+        problems=problems or [],
+    )
+
+
+@router.get("/b/{reference}/move", response_class=HTMLResponse)
+def move_form(
+    request: Request, reference: str, session: ReadSession, now: Now, token: str = ""
+) -> HTMLResponse:
+    booking = _owned(request, session, reference, token)
+    if not booking.can_change(now):
+        problems = [Problem(Code.BOOKING_NOT_ACTIVE)]
+        return _booking_page(request, booking, token, now, problems=problems, status=409)
+    return _move_page(request, session, booking, token, now)
+
+
+@router.post("/b/{reference}/move", response_class=HTMLResponse, response_model=None)
+def move_submit(
+    request: Request, reference: str, values: FormValues, session: WriteSession, now: Now
+) -> Response:
+    token = values.get("token", "")
+    booking = _owned(request, session, reference, token)
+    if not csrf_ok(request, values):
+        return _move_page(request, session, booking, token, now, [Problem(Code.FORM_EXPIRED)], 403)
+    try:
+        move_booking(session, booking, slot_id=values.get("slot_id", ""), now=now, actor="family")
+    except Rejected as rejected:
+        session.rollback()
+        problems = list(rejected.problems)
+        if not values.get("slot_id"):
+            problems = [Problem(Code.REQUIRED, "slot_id")]
+        return _move_page(request, session, booking, token, now, problems, status_for(problems))
+    session.commit()
+    return redirect(f"/b/{booking.display_reference}", token=token, done="moved")
+
+
+# --- Find a booking again ---------------------------------------------------------------------
+
+
+@router.get("/find", response_class=HTMLResponse)
+def find_form(request: Request) -> HTMLResponse:
+    return render(request, "find.html")
+
+
+@router.post("/find", response_class=HTMLResponse, response_model=None)
+def find_submit(
+    request: Request,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    policy: Throttling,
+) -> Response:
+    if not csrf_ok(request, values):
+        return render(
+            request, "find.html", 403, values=values, problems=[Problem(Code.FORM_EXPIRED)]
+        )
+    found = find_booking(
+        session,
+        reference_text=values.get("reference", "")[:40],
+        phone_text=values.get("phone", ""),
+        client=client,
+        now=now,
+        policy=policy,
+    )
+    session.commit()  # a failed attempt is recorded for throttling
+    if found.booking is None:
+        problems = found.problems or []
+        return render(request, "find.html", status_for(problems), values=values, problems=problems)
+    token = manage_token(request.app.state.secret_key, found.booking.reference)
+    return redirect(f"/b/{found.booking.display_reference}", token=token)

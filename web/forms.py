@@ -1,0 +1,53 @@
+"""Reading HTML forms: raw values, CSRF tokens, and the booking form's fields."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from visits.booking_request import BookingRequest, VisitorInput
+from visits.i18n import current_locale
+
+CSRF_FIELD = "csrf_token"
+VISITOR_FIELDS = tuple(VisitorInput.__dataclass_fields__)
+MAX_FORM_FIELDS = 200
+
+
+async def form_values(request: Request) -> dict[str, str]:
+    """The submitted form as strings (the first value of each name); files are refused."""
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+FormValues = Annotated[dict[str, str], Depends(form_values)]
+
+
+def csrf_token(request: Request) -> str:
+    """This browser's anti-forgery token, kept in its signed session cookie."""
+    token = request.session.get(CSRF_FIELD)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session[CSRF_FIELD] = token
+    return token
+
+
+def csrf_ok(request: Request, values: dict[str, str]) -> bool:
+    expected = request.session.get(CSRF_FIELD)
+    given = values.get(CSRF_FIELD, "")
+    return bool(expected) and hmac.compare_digest(expected, given)
+
+
+def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
+    visitors = [
+        VisitorInput(**{name: values.get(f"visitors.{i}.{name}", "") for name in VISITOR_FIELDS})
+        for i in range(entries)
+    ]
+    return BookingRequest(
+        slot_id=values.get("slot_id", ""),
+        visitors=visitors,
+        contact_phone=values.get("contact_phone", ""),
+        language=current_locale(),
+    )

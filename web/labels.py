@@ -1,0 +1,39 @@
+"""How the domain's enumerations read on a page, in the family's language."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from visits.booking import BookingStatus
+from visits.booking_request import Relationship
+from visits.i18n import N_, gettext
+from visits.rules import Sex, VisitorGroup
+from visits.visitor import DocumentType
+
+LABELS: dict[StrEnum, str] = {
+    DocumentType.DNI: N_("DNI"),
+    DocumentType.CE: N_("Foreigner's card (carné de extranjería)"),
+    DocumentType.PASSPORT: N_("Passport"),
+    Relationship.PARTNER: N_("Spouse or partner"),
+    Relationship.PARENT: N_("Mother or father"),
+    Relationship.CHILD: N_("Daughter or son"),
+    Relationship.SIBLING: N_("Sister or brother"),
+    Relationship.GRANDPARENT: N_("Grandmother or grandfather"),
+    Relationship.GRANDCHILD: N_("Granddaughter or grandson"),
+    Relationship.OTHER_RELATIVE: N_("Other relative"),
+    Relationship.FRIEND: N_("Friend"),
+    Sex.FEMALE: N_("Woman"),
+    Sex.MALE: N_("Man"),
+    VisitorGroup.ANYONE: N_("Open to all visitors"),
+    VisitorGroup.WOMEN: N_("Day for women visitors"),
+    VisitorGroup.MEN: N_("Day for men visitors"),
+    BookingStatus.HELD: N_("Waiting for confirmation"),
+    BookingStatus.CONFIRMED: N_("Confirmed"),
+    BookingStatus.ATTENDED: N_("Attended"),
+    BookingStatus.NO_SHOW: N_("Did not come"),
+    BookingStatus.CANCELLED: N_("Cancelled"),
+}
+
+
+def label(value: StrEnum) -> str:
+    return gettext(LABELS[value])

@@ -1,0 +1,103 @@
+"""Plain ASGI middleware: the request's language, security headers and a body size limit."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from visits import i18n
+from visits.problems import Code, Problem, message
+
+LANG_COOKIE = "lang"
+MAX_BODY_BYTES = 64 * 1024
+
+_PAGE_POLICY = (
+    "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def request_locale(request: Request) -> str:
+    """Pages: ``?lang=``, then the language cookie, then Spanish. The API also honours
+    ``Accept-Language``, which a program sets on purpose (a phone's may not match its owner)."""
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if not chosen and request.url.path.startswith("/api/"):
+        chosen = request.headers.get("accept-language", "").split(",")[0]
+    return i18n.negotiate(chosen)
+
+
+class LocaleMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with i18n.use_locale(request_locale(Request(scope))):
+            await self.app(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """No framing, no sniffing, no referrer (manage links carry a token), no caching of
+    personal pages; and on pages, a policy that allows nothing from other origins."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if path.startswith("/static/"):
+                    headers.setdefault("Cache-Control", "public, max-age=86400")
+                else:
+                    headers.setdefault("Cache-Control", "no-store")
+                if path != "/api/docs":
+                    headers.setdefault("Content-Security-Policy", _PAGE_POLICY)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(Exception):
+    """Raised while reading a body sent without a length that grew past the limit."""
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``MAX_BODY_BYTES``: no form or API call needs more."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            text = message(Problem(Code.BODY_TOO_LARGE))
+            await PlainTextResponse(text, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge()
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,62 @@
+"""Jinja2 set up for translated, escaped, locale-formatted pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from visits import i18n, reference
+from visits.problems import Problem, message
+from web.labels import label
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def _gettext(text: str) -> str:
+    return i18n.translations(i18n.current_locale()).gettext(text)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return i18n.translations(i18n.current_locale()).ngettext(singular, plural, n)
+
+
+def errors_by_field(problems: list[Problem]) -> dict[str, list[str]]:
+    """Localized messages keyed by field name, for showing each beside its input."""
+    grouped: dict[str, list[str]] = {}
+    for problem in problems:
+        grouped.setdefault(problem.field or "", []).append(message(problem))
+    return grouped
+
+
+def mask_phone(e164: str) -> str:
+    """``+51 9•• ••• 321``: enough for a family to recognise its number on a shared screen."""
+    if len(e164) < 7:
+        return e164
+    return f"{e164[:3]} {e164[3]}•• ••• {e164[-3:]}"
+
+
+def make_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        current_locale=i18n.current_locale,
+        language_names=i18n.LANGUAGE_NAMES,
+        message=message,
+    )
+    env.filters.update(
+        day=i18n.format_day,
+        day_with_year=i18n.format_day_with_year,
+        clock=i18n.format_clock,
+        reference=reference.display,
+        mask_phone=mask_phone,
+        label=label,
+    )
+    return Jinja2Templates(env=env)
