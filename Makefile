@@ -38,6 +38,6 @@ lint: install
 # After changing user-facing text: extract it, merge it into every catalog, translate the
 # new entries in $(LOCALE_DIR)/*/LC_MESSAGES/messages.po, then run this again to compile.
 messages: install
-	$(BIN)/pybabel extract --no-location --sort-output -F $(LOCALE_DIR)/babel.cfg -k N_ -o $(LOCALE_DIR)/messages.pot visits web
+	$(BIN)/pybabel extract --no-location --sort-output -F $(LOCALE_DIR)/babel.cfg -k N_ -k Np_:1,2 -o $(LOCALE_DIR)/messages.pot .
 	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR)
 	$(BIN)/pybabel compile --statistics -d $(LOCALE_DIR)

@@ -72,3 +72,16 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(make_engine(db_url, busy_timeout_ms=30_000, pool_size=5))
     yield database
     database.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server process on an SQLite database loaded with the demo data."""
+    from tests.server import free_port, run_cli, running_server, server_env
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    port = free_port()
+    loaded = run_cli("demo", env=server_env(url, port))
+    assert loaded.returncode == 0, loaded.stderr
+    with running_server(url, port=port) as (base, _process):
+        yield base

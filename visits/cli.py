@@ -178,3 +178,7 @@ def worker() -> None:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         scheduler.shutdown(wait=False)
+
+
+if __name__ == "__main__":
+    app()

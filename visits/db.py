@@ -155,4 +155,5 @@ def insert_ignoring_conflicts(
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(table).values(list(rows))
     statement = statement.on_conflict_do_nothing(index_elements=conflict_columns)
-    return session.execute(statement).rowcount or 0
+    # RETURNING counts reliably on both drivers (a batched insert's rowcount may be -1).
+    return len(session.execute(statement.returning(table.c[conflict_columns[0]])).all())

@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from visits.i18n import N_, format_day_with_year, gettext
+from visits.i18n import N_, Np_, format_day_with_year, gettext, ngettext
 
 
 class Code(StrEnum):
@@ -136,8 +136,9 @@ MESSAGES: dict[Code, str] = {
 }
 
 # A fuller message when a slot still has seats, just not enough for the whole party.
-_NOT_ENOUGH_SEATS = N_(
-    "Only %(seats_left)s places are left at this time. Remove visitors or choose another time."
+_NOT_ENOUGH_SEATS = Np_(
+    "Only %(num)s place is left at this time. Remove visitors or choose another time.",
+    "Only %(num)s places are left at this time. Remove visitors or choose another time.",
 )
 
 
@@ -172,7 +173,7 @@ def message(problem: Problem) -> str:
         for key, value in problem.params.items()
     }
     if problem.code is Code.SLOT_FULL and params.get("seats_left", 0) > 0:
-        return gettext(_NOT_ENOUGH_SEATS, params)
+        return ngettext(*_NOT_ENOUGH_SEATS, params["seats_left"])
     return gettext(MESSAGES[problem.code], params or None)
 
 

@@ -294,6 +294,10 @@ def sync_slots(
 
 
 def _resize(session: Session, slot: Slot, capacity: int, report: SyncReport) -> None:
+    if slot.seats_taken > capacity and slot.capacity == slot.seats_taken:
+        # Already lowered as far as the bookings allow: nothing to change, still a conflict.
+        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, capacity))
+        return
     # One statement, so a booking racing this change can neither be lost nor overbook.
     session.execute(
         update(Slot)

@@ -1,0 +1,227 @@
+"""The prison configuration file: parsing, applying idempotently, and protecting bookings."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import NOW, make_inmate, request_for, visitor
+from visits.booking import create_booking
+from visits.inmate import Inmate
+from visits.prison import Prison, Wing
+from visits.prison_config import ConfigInvalid, apply_config, parse_config
+from visits.schedule import Closure, ScheduleTemplate, Slot
+
+BASE = """
+[[prison]]
+code = "CUS"
+name = "Penal de Cusco"
+timezone = "America/Lima"
+
+[prison.rules]
+booking_opens_days = 14
+booking_closes_hours = 24
+max_visitors = 3
+visits_per_inmate_per_week = 2
+
+[[prison.wings]]
+code = "A"
+name = "Pabellón A"
+
+[[prison.schedule]]
+weekday = "saturday"
+start = 09:00:00
+end = 11:00:00
+capacity = CAPACITY
+visitor_group = "men"
+valid_from = 2026-01-01
+
+[[prison.schedule]]
+weekday = "sunday"
+start = "09:00"
+end = "11:00"
+capacity = 50
+visitor_group = "women"
+valid_from = 2026-01-01
+
+[[prison.closures]]
+date = 2026-12-13
+reason = "Requisa"
+"""
+
+
+def config(capacity: int = 30, extra: str = ""):
+    return parse_config(BASE.replace("CAPACITY", str(capacity)) + extra)
+
+
+def snapshot(db):
+    with db.read_session() as s:
+        return (
+            [tuple(r) for r in s.execute(select(Prison.code, Prison.name, Prison.max_visitors))],
+            [tuple(r) for r in s.execute(select(Wing.code, Wing.name))],
+            [tuple(r) for r in s.execute(
+                select(ScheduleTemplate.weekday, ScheduleTemplate.start_time,
+                       ScheduleTemplate.capacity).order_by(ScheduleTemplate.id))],
+            [tuple(r) for r in s.execute(
+                select(Slot.id, Slot.starts_at, Slot.capacity, Slot.seats_taken,
+                       Slot.template_id).order_by(Slot.id))],
+            [tuple(r) for r in s.execute(select(Closure.day, Closure.reason))],
+        )  # fmt: skip
+
+
+def apply(db, cfg, now=NOW):
+    with db.writing() as s:
+        return apply_config(s, cfg, now)
+
+
+def test_applying_twice_changes_nothing_the_second_time(db):
+    first = apply(db, config())
+    assert first[0].created
+    assert first[0].slots.created == 4  # two Saturdays and two Sundays in 14 days
+    before = snapshot(db)
+    second = apply(db, config())
+    assert not second[0].changed
+    assert second[0].lines() == ["CUS: no changes"]
+    assert snapshot(db) == before
+
+
+def test_slots_follow_the_booking_window(db):
+    apply(db, config())
+    with db.read_session() as s:
+        days = s.scalars(select(Slot.local_date).order_by(Slot.starts_at)).all()
+    assert days == [date(2026, 12, 5), date(2026, 12, 6), date(2026, 12, 12), date(2026, 12, 13)]
+    # A day later the window has moved on: one more Saturday? No: the 19th is 18 days away.
+    later = apply(db, config(), now=NOW.replace(day=6))
+    assert later[0].slots.created == 2  # Saturday 19 and Sunday 20 came into the window
+
+
+def _book_seats(db, seats: int) -> int:
+    """Book ``seats`` visitors on the first Saturday; return the slot id."""
+    with db.writing() as s:
+        prison = s.scalar(select(Prison))
+        make_inmate(s, prison)
+        slot = s.scalar(select(Slot).where(Slot.local_date == date(2026, 12, 5)))
+        people = [
+            visitor(f"4000000{i}", first_names=f"Juan {chr(65 + i)}", sex="M") for i in range(seats)
+        ]
+        create_booking(
+            s,
+            prison=prison,
+            inmate=s.scalar(select(Inmate)),
+            request=request_for(slot, *people),
+            now=NOW,
+            secret_key="k",
+        )
+        return slot.id
+
+
+def test_a_lower_capacity_never_drops_below_seats_taken(db):
+    apply(db, config(capacity=30))
+    slot_id = _book_seats(db, 3)
+    report = apply(db, config(capacity=2))[0]
+    conflicts = report.slots.conflicts
+    assert len(conflicts) == 1
+    assert conflicts[0].seats_taken == 3
+    assert conflicts[0].wanted_capacity == 2
+    assert any("CONFLICT" in line and "below the 3 seats" in line for line in report.lines())
+    with db.read_session() as s:
+        booked = s.get(Slot, slot_id)
+        assert (booked.capacity, booked.seats_taken) == (3, 3)
+        others = s.scalars(
+            select(Slot.capacity).where(Slot.id != slot_id, Slot.visitor_group == "men")
+        )
+        assert list(others) == [2]
+    # Running the same file again changes nothing and still reports the conflict.
+    again = apply(db, config(capacity=2))[0]
+    assert not again.changed
+    assert len(again.slots.conflicts) == 1
+
+
+def test_a_removed_session_keeps_its_booked_slots(db):
+    apply(db, config())
+    slot_id = _book_seats(db, 1)
+    without_saturday = BASE.replace("CAPACITY", "30").split("[[prison.schedule]]")
+    text = without_saturday[0] + "[[prison.schedule]]" + without_saturday[2]
+    report = apply(db, parse_config(text))[0]
+    assert report.templates["removed"] == 1
+    assert report.slots.removed == 1  # the unbooked Saturday
+    assert [c.wanted_capacity for c in report.slots.conflicts] == [None]
+    with db.read_session() as s:
+        kept = s.get(Slot, slot_id)
+        assert kept.seats_taken == 1
+        assert kept.template_id is None
+        assert s.scalar(select(func.count()).select_from(ScheduleTemplate)) == 1
+    assert not apply(db, parse_config(text))[0].changed
+
+
+def test_closures_follow_the_file(db):
+    apply(db, config())
+    moved = BASE.replace("CAPACITY", "30").replace("2026-12-13", "2026-12-12")
+    report = apply(db, parse_config(moved))[0]
+    assert report.closures == {"created": 1, "changed": 0, "removed": 1}
+    with db.read_session() as s:
+        assert s.scalars(select(Closure.day)).all() == [date(2026, 12, 12)]
+
+
+def test_a_closure_on_a_booked_day_warns(db):
+    apply(db, config())
+    _book_seats(db, 1)
+    report = apply(db, config(extra='[[prison.closures]]\ndate = 2026-12-05\nreason = "Paro"\n'))
+    assert any("1 bookings fall on that day" in w for w in report[0].warnings)
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        ("capacity = CAPACITY", "capacity"),
+        ('weekday = "saturday"', "weekday"),
+        ('timezone = "America/Lima"', "timezone"),
+        ("end = 11:00:00", "end must be after start"),
+    ],
+)
+def test_mistakes_are_listed_with_their_place(broken, expected):
+    replacements = {
+        "capacity = CAPACITY": "capacity = -1",
+        'weekday = "saturday"': 'weekday = "samedi"',
+        'timezone = "America/Lima"': 'timezone = "Mars/Olympus"',
+        "end = 11:00:00": "end = 08:00:00",
+    }
+    text = BASE.replace("CAPACITY", "30") if broken != "capacity = CAPACITY" else BASE
+    text = text.replace(broken, replacements[broken])
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text)
+    assert any(expected in line for line in caught.value.errors)
+    assert all(line.startswith(("prison", "file", "not valid")) for line in caught.value.errors)
+
+
+def test_overlapping_sessions_and_duplicates_are_refused():
+    overlap = config().prisons[0].schedule[0].model_dump()
+    text = BASE.replace("CAPACITY", "30") + (
+        '[[prison.schedule]]\nweekday = "saturday"\nstart = 10:00:00\nend = 12:00:00\n'
+        "capacity = 5\nvalid_from = 2026-06-01\n"
+    )
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text)
+    assert "overlap" in caught.value.errors[0]
+    assert overlap["capacity"] == 30
+    with pytest.raises(ConfigInvalid):
+        parse_config("not toml = = =")
+    with pytest.raises(ConfigInvalid):
+        parse_config(BASE.replace("CAPACITY", "30") + BASE.replace("CAPACITY", "30"))
+
+
+def test_sessions_valid_in_different_periods_may_share_a_time():
+    text = BASE.replace("CAPACITY", "30").replace(
+        "valid_from = 2026-01-01\n", "valid_from = 2026-01-01\nvalid_to = 2026-12-31\n", 1
+    ) + (
+        '[[prison.schedule]]\nweekday = "saturday"\nstart = 09:00:00\nend = 12:00:00\n'
+        "capacity = 5\nvalid_from = 2027-01-01\n"
+    )
+    assert len(parse_config(text).prisons[0].schedule) == 3
+
+
+def test_single_session_closure_in_the_file():
+    cfg = config(extra='[[prison.closures]]\ndate = 2026-12-05\nstart = 09:00:00\nreason = "X"\n')
+    assert cfg.prisons[0].closures[1].start == time(9)

@@ -1,0 +1,169 @@
+"""Invariant 1 under real concurrency: capacity and the cross-row rules never break.
+
+Real threads (and, below, real processes) race for the last seats of one slot on each
+database. Every attempt opens its own session, as web workers do.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import NOW, make_inmate, make_prison, make_slot, request_for, visitor
+from visits.booking import Booking, BookingStatus, create_booking
+from visits.db import Database, make_engine
+from visits.inmate import Inmate
+from visits.prison import Prison
+from visits.problems import Rejected
+from visits.schedule import Slot
+
+THREADS = 64
+SATURDAY = date(2026, 12, 5)
+SUNDAY = date(2026, 12, 6)
+
+
+def attempt(db: Database, slot_id: int, inmate_code: str, dni: str) -> str:
+    """One family booking one visitor: 'ok' or the sorted problem codes."""
+    try:
+        with db.writing() as s:
+            create_booking(
+                s,
+                prison=s.scalar(select(Prison)),
+                inmate=s.scalar(select(Inmate).where(Inmate.code == inmate_code)),
+                request=request_for(slot_id, visitor(dni, first_names="Ana")),
+                now=NOW,
+                secret_key="k",
+            )
+        return "ok"
+    except Rejected as rejected:
+        return ",".join(sorted(rejected.codes))
+
+
+def race(count: int, run) -> Counter[str]:
+    """Start ``count`` threads at the same instant; tally their outcomes."""
+    barrier = threading.Barrier(count)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        outcome = run(i)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Counter(outcomes)
+
+
+def slot_state(db: Database, slot_id: int) -> tuple[int, int, int]:
+    with db.read_session() as s:
+        slot = s.get(Slot, slot_id)
+        booked = s.scalar(
+            select(func.coalesce(func.sum(Booking.party_size), 0)).where(
+                Booking.slot_id == slot_id, Booking.status == BookingStatus.CONFIRMED
+            )
+        )
+        return slot.capacity, slot.seats_taken, booked
+
+
+@pytest.fixture
+def racing_db(db_url):
+    database = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=THREADS))
+    yield database
+    database.dispose()
+
+
+def test_threads_racing_for_the_last_seats_never_overbook(racing_db):
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=5)
+        for i in range(THREADS):
+            make_inmate(s, prison, f"Q{i}")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=60).id
+        s.get(Slot, slot_id).seats_taken = 40  # the last 20 seats are left
+    outcomes = race(THREADS, lambda i: attempt(db, slot_id, f"Q{i}", f"4{i:07d}"))
+    assert outcomes == {"ok": 20, "slot_full": THREADS - 20}
+    capacity, taken, booked = slot_state(db, slot_id)
+    assert taken == capacity == 60
+    assert booked == 20  # every seat taken belongs to a booking that exists
+
+
+def test_threads_racing_for_one_inmate_respect_the_weekly_limit(racing_db):
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=2)
+        make_inmate(s, prison, "Q1")
+        saturday = make_slot(s, prison, SATURDAY, capacity=200).id
+        sunday = make_slot(s, prison, SUNDAY, capacity=200).id
+    outcomes = race(
+        THREADS,
+        lambda i: attempt(db, saturday if i % 2 else sunday, "Q1", f"4{i:07d}"),
+    )
+    assert outcomes == {"ok": 2, "weekly_limit_reached": THREADS - 2}
+    with db.read_session() as s:
+        assert s.scalar(select(func.sum(Slot.seats_taken))) == 2
+        assert s.scalar(select(func.count()).select_from(Booking)) == 2
+
+
+def test_threads_racing_with_one_visitor_book_one_visit_that_day(racing_db):
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s)
+        for i in range(THREADS):
+            make_inmate(s, prison, f"Q{i}")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+    outcomes = race(THREADS, lambda i: attempt(db, slot_id, f"Q{i}", "45678912"))
+    assert outcomes == {"ok": 1, "visitor_already_booked": THREADS - 1}
+
+
+PROCESSES = 8
+ATTEMPTS_PER_PROCESS = 8
+
+
+def _process_attempts(url: str, slot_id: int, first: int, barrier, results) -> None:
+    db = Database(make_engine(url, busy_timeout_ms=60_000, pool_size=2))
+    barrier.wait()
+    outcomes = [
+        attempt(db, slot_id, f"Q{i}", f"4{i:07d}")
+        for i in range(first, first + ATTEMPTS_PER_PROCESS)
+    ]
+    db.dispose()
+    results.put(outcomes)
+
+
+def test_processes_racing_for_the_last_seats_never_overbook(db_url):
+    db = Database(make_engine(db_url))
+    total = PROCESSES * ATTEMPTS_PER_PROCESS
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=5)
+        for i in range(total):
+            make_inmate(s, prison, f"Q{i}")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=17).id
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_process_attempts,
+            args=(db_url, slot_id, p * ATTEMPTS_PER_PROCESS, barrier, results),
+        )
+        for p in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = Counter(o for _ in processes for o in results.get(timeout=240))
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert outcomes == {"ok": 17, "slot_full": total - 17}
+    assert slot_state(db, slot_id) == (17, 17, 17)
+    db.dispose()
