@@ -85,3 +85,26 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert loaded.returncode == 0, loaded.stderr
     with running_server(url, port=port) as (base, _process):
         yield base
+
+
+@pytest.fixture
+def client(db: Database, db_url: str):
+    """The app in-process on the demo data, its clock fixed at ``tests.factories.NOW``."""
+    from fastapi.testclient import TestClient
+
+    from tests.factories import NOW
+    from visits.demo import load_demo
+    from visits.settings import Settings
+    from web.app import create_app
+
+    with db.writing() as session:
+        load_demo(session, NOW)
+    settings = Settings(
+        database_url=db_url,
+        secret_key="test-secret",
+        run_jobs_in_process=False,
+        public_base_url="https://visitas.example.pe",
+    )
+    app = create_app(settings, db, clock=lambda: NOW)
+    with TestClient(app, base_url="https://testserver") as test_client:
+        yield test_client

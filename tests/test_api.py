@@ -1,0 +1,273 @@
+"""The JSON API, in-process on the demo data with the clock fixed, on each database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from visits.schedule import Slot
+
+REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
+
+
+def slots(client, code="QUENCORO", **params):
+    response = client.get(f"/api/v1/prisons/{code}/slots", params=params)
+    assert response.status_code == 200, response.text
+    return [slot for day in response.json()["days"] for slot in day["slots"]]
+
+
+def open_slot(client, group="women", code="QUENCORO"):
+    return next(
+        s for s in slots(client, code) if s["state"] == "open" and s["visitor_group"] == group
+    )
+
+
+def body(slot_id, *, inmate="Q10001", surname="Yupanqui", visitors=None, phone="987654321"):
+    return {
+        "prison": "QUENCORO",
+        "inmate": {"code": inmate, "surname": surname},
+        "slot_id": slot_id,
+        "visitors": visitors
+        or [
+            {
+                "first_names": "María",
+                "last_names": "Quispe",
+                "doc_type": "dni",
+                "doc_number": "45678912",
+                "birth_date": "1985-07-25",
+                "relationship": "partner",
+                "sex": "F",
+            }
+        ],
+        "contact_phone": phone,
+    }
+
+
+def book(client, slot_id, **kwargs):
+    headers = kwargs.pop("headers", {})
+    return client.post("/api/v1/bookings", json=body(slot_id, **kwargs), headers=headers)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_prisons_and_their_rules(client):
+    prisons = client.get("/api/v1/prisons").json()
+    assert [p["code"] for p in prisons] == ["QUENCORO", "MUJERES-CUSCO"]  # by name
+    quencoro = prisons[0]
+    assert quencoro["rules"]["max_visitors"] == 3
+    assert quencoro["timezone"] == "America/Lima"
+
+
+def test_slots_show_seats_states_groups_and_closures(client):
+    response = client.get("/api/v1/prisons/QUENCORO/slots").json()
+    days = {d["date"]: d for d in response["days"]}
+    assert days["2026-12-13"]["closed_reason"] == "Requisa general del penal"
+    assert {s["state"] for s in days["2026-12-13"]["slots"]} == {"closed"}
+    wednesday = days["2026-12-02"]["slots"]
+    assert [(s["local_start"], s["state"]) for s in wednesday] == [
+        ("09:00", "open"),
+        ("11:30", "open"),
+        ("14:00", "closed"),
+    ]
+    assert wednesday[0]["seats_left"] == 150
+    assert wednesday[0]["visitor_group"] == "women"
+    assert wednesday[0]["starts_at"] == "2026-12-02T14:00:00Z"
+    assert max(days) == "2026-12-13"  # 14 days ahead of 1 December, no further
+
+
+@pytest.mark.parametrize(
+    "params", [{"from": "2026-12-10", "to": "2026-12-01"}, {"to": "2027-06-01"}, {"from": "x"}]
+)
+def test_slot_ranges_are_checked(client, params):
+    response = client.get("/api/v1/prisons/QUENCORO/slots", params=params)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "invalid_request"
+
+
+def test_unknown_prison_is_404(client):
+    response = client.get("/api/v1/prisons/NOPE/slots")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "not_found"
+
+
+def test_book_read_cancel(client, db):
+    slot = open_slot(client)
+    created = book(client, slot["id"])
+    assert created.status_code == 201, created.text
+    data = created.json()
+    assert REFERENCE.match(data["reference"])
+    assert data["status"] == "confirmed"
+    booking = data["booking"]
+    assert booking["inmate"] == "Carlos Yupanqui"
+    assert booking["contact_phone"] == "+51987654321"
+    assert booking["manage_url"].startswith(f"https://visitas.example.pe/b/{data['reference']}")
+    token = data["manage_token"]
+
+    read = client.get(f"/api/v1/bookings/{data['reference']}", headers=bearer(token))
+    assert read.status_code == 200
+    assert read.json()["slot"]["id"] == slot["id"]
+    for headers in ({}, bearer("wrong"), bearer("")):
+        refused = client.get(f"/api/v1/bookings/{data['reference']}", headers=headers)
+        assert refused.status_code == 404
+        assert refused.json()["errors"][0]["code"] == "not_found"
+
+    cancelled = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=bearer(token))
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    with db.read_session() as s:
+        assert s.get(Slot, slot["id"]).seats_taken == 0
+    again = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=bearer(token))
+    assert again.status_code == 409
+    assert again.json()["errors"][0]["code"] == "booking_not_active"
+
+
+def test_every_problem_at_once_in_the_callers_language(client):
+    slot = open_slot(client)
+    bad = body(slot["id"])
+    bad["visitors"][0] |= {"doc_number": "123", "first_names": "<b>x</b>", "sex": "M"}
+    bad["contact_phone"] = "12"
+    spanish = client.post("/api/v1/bookings", json=bad)
+    assert spanish.status_code == 422
+    errors = spanish.json()["errors"]
+    assert {(e["code"], e["field"]) for e in errors} == {
+        ("invalid_dni", "visitors.0.doc_number"),
+        ("invalid_name", "visitors.0.first_names"),
+        ("invalid_phone", "contact_phone"),
+    }
+    dni = next(e for e in errors if e["code"] == "invalid_dni")
+    assert "8" in dni["message"]
+    assert "DNI" in dni["message"]
+    english = client.post("/api/v1/bookings", json=bad, headers={"Accept-Language": "en"})
+    messages = {e["code"]: e["message"] for e in english.json()["errors"]}
+    assert messages["invalid_dni"] == "A DNI has exactly 8 digits, for example 45678912."
+    assert messages["invalid_dni"] != dni["message"]
+
+
+def test_rules_come_back_as_typed_codes(client):
+    slot = open_slot(client)
+    man = body(slot["id"])
+    man["visitors"][0]["sex"] = "M"
+    response = client.post("/api/v1/bookings", json=man)
+    assert response.status_code == 422
+    assert [e["code"] for e in response.json()["errors"]] == ["slot_women_only"]
+
+
+def test_a_full_slot_is_409_and_says_how_many_places_are_left(client, db):
+    slot = open_slot(client)
+    with db.writing() as s:
+        row = s.get(Slot, slot["id"])
+        row.capacity = 1
+    two = body(slot["id"])
+    two["visitors"].append(
+        two["visitors"][0]
+        | {"doc_number": "70000001", "first_names": "Luz", "relationship": "child"}
+    )
+    response = client.post("/api/v1/bookings", json=two)
+    assert response.status_code == 409
+    error = response.json()["errors"][0]
+    assert error["code"] == "slot_full"
+    assert error["message"].startswith("Solo queda 1 lugar")
+    assert book(client, slot["id"]).status_code == 201
+    last = book(client, slot["id"], inmate="Q10002", surname="Puma")
+    assert last.status_code == 409
+
+
+def test_identification_is_neutral_and_throttled(client):
+    slot = open_slot(client)
+    unknown = book(client, slot["id"], inmate="Q99999")
+    wrong = book(client, slot["id"], surname="Mamani")
+    assert unknown.status_code == wrong.status_code == 422
+    assert unknown.json() == wrong.json()
+    assert unknown.json()["errors"][0]["code"] == "inmate_not_identified"
+    for _ in range(4):  # five failures for this inmate in all
+        book(client, slot["id"], surname="Mamani")
+    throttled = book(client, slot["id"])  # even the right details wait now
+    assert throttled.status_code == 429
+    assert throttled.json()["errors"][0]["code"] == "too_many_attempts"
+    other = book(client, slot["id"], inmate="Q10002", surname="Puma")
+    assert other.status_code == 201  # the limit is per inmate (and per client, at 10)
+
+
+def test_released_inmates_cannot_be_booked(client):
+    slot = open_slot(client)
+    response = book(client, slot["id"], inmate="Q10018", surname="Huarcaya")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "inmate_not_active"
+
+
+def test_an_idempotency_key_books_once(client):
+    slot = open_slot(client)
+    headers = {"Idempotency-Key": "retry-abc"}
+    first = book(client, slot["id"], headers=headers)
+    second = book(client, slot["id"], headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["reference"] == second.json()["reference"]
+    assert first.json()["manage_token"] == second.json()["manage_token"]
+    assert open_slot(client)["seats_left"] == 149
+
+
+def test_move_keeps_the_booking_when_it_fails(client):
+    wednesday, other = [
+        s for s in slots(client) if s["state"] == "open" and s["visitor_group"] == "women"
+    ][:2]
+    created = book(client, wednesday["id"]).json()
+    token, ref = created["manage_token"], created["reference"]
+    moved = client.post(
+        f"/api/v1/bookings/{ref}/move", json={"slot_id": other["id"]}, headers=bearer(token)
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["slot"]["id"] == other["id"]
+    men = open_slot(client, "men")
+    refused = client.post(
+        f"/api/v1/bookings/{ref}/move", json={"slot_id": men["id"]}, headers=bearer(token)
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "slot_men_only"
+    foreign = open_slot(client, "anyone", code="MUJERES-CUSCO")
+    elsewhere = client.post(
+        f"/api/v1/bookings/{ref}/move", json={"slot_id": foreign["id"]}, headers=bearer(token)
+    )
+    assert elsewhere.json()["errors"][0]["code"] == "slot_not_found"
+    after = client.get(f"/api/v1/bookings/{ref}", headers=bearer(token)).json()
+    assert after["slot"]["id"] == other["id"]
+
+
+def test_malformed_bodies_get_the_same_error_shape(client):
+    slot = open_slot(client)
+    extra = body(slot["id"]) | {"admin": True}
+    too_many = body(slot["id"])
+    too_many["visitors"] = too_many["visitors"] * 11
+    huge = body(slot["id"])
+    huge["visitors"][0]["first_names"] = "x" * 500
+    for payload in (extra, too_many, huge, {"prison": "QUENCORO"}):
+        response = client.post("/api/v1/bookings", json=payload)
+        assert response.status_code == 422
+        assert all(e["code"] == "invalid_request" for e in response.json()["errors"])
+    not_json = client.post(
+        "/api/v1/bookings", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 422
+
+
+def test_oversized_bodies_are_refused(client):
+    response = client.post(
+        "/api/v1/bookings", content=b"x" * 70_000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_the_openapi_document_describes_the_flow(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert set(paths) == {
+        "/api/v1/prisons",
+        "/api/v1/prisons/{code}/slots",
+        "/api/v1/bookings",
+        "/api/v1/bookings/{reference}",
+        "/api/v1/bookings/{reference}/cancel",
+        "/api/v1/bookings/{reference}/move",
+    }
+    assert "409" in paths["/api/v1/bookings"]["post"]["responses"]

@@ -1,0 +1,94 @@
+"""The ``visits`` command, run as a real process against each database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from tests.server import run_cli, server_env
+from visits.db import Database, make_engine
+from visits.demo import CONFIG, ROSTERS
+from visits.inmate import Inmate
+from visits.schedule import Slot
+
+
+def cli(db_url: str, *args: str):
+    return run_cli(*args, env=server_env(db_url, 8000))
+
+
+def test_load_prisons_twice_changes_nothing(db_url):
+    first = cli(db_url, "load-prisons", str(CONFIG))
+    assert first.returncode == 0, first.stderr
+    assert "QUENCORO: created" in first.stdout
+    second = cli(db_url, "load-prisons", str(CONFIG))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split("\n")[:2] == ["QUENCORO: no changes", "MUJERES-CUSCO: no changes"]
+
+
+def test_a_broken_configuration_changes_nothing(db_url, tmp_path: Path):
+    broken = tmp_path / "prisons.toml"
+    broken.write_text(CONFIG.read_text().replace("capacity = 150", "capacity = -5", 1))
+    result = cli(db_url, "load-prisons", str(broken))
+    assert result.returncode == 1
+    assert "nothing was changed" in result.stderr
+    assert "prison[0].schedule[0].capacity" in result.stderr
+    db = Database(make_engine(db_url))
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Slot)) == 0
+    db.dispose()
+
+
+def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Path):
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    roster = ROSTERS["QUENCORO"]
+    ok = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(roster))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "QUENCORO: 200 created, 0 updated, 0 unchanged, 0 deactivated"
+
+    bad = tmp_path / "bad.csv"
+    lines = roster.read_text().splitlines()
+    lines[3] = lines[3].replace(",A,", ",Z,").replace(",B,", ",Z,").replace(",C,", ",Z,")
+    lines[3] = lines[3].replace(",D,", ",Z,")
+    lines[5] = "Q99999,,Quispe,,not-a-date,A,active,"
+    bad.write_text("\n".join(lines[:10]) + "\n")
+    result = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(bad))
+    assert result.returncode == 1
+    assert "nothing was imported, 3 problems" in result.stderr
+    assert "line 4, column wing: unknown wing 'Z'" in result.stderr
+    assert "line 6, column first_names: required" in result.stderr
+    assert "line 6, column birth_date" in result.stderr
+    db = Database(make_engine(db_url))
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Inmate)) == 200
+    db.dispose()
+
+    unknown = cli(db_url, "import-inmates", "--prison", "NOWHERE", str(roster))
+    assert unknown.returncode == 1
+    assert "unknown prison 'NOWHERE'" in unknown.stderr
+
+
+def test_demo_loads_and_reloads(db_url):
+    first = cli(db_url, "demo")
+    assert first.returncode == 0, first.stderr
+    assert "QUENCORO roster: 200 created" in first.stdout
+    again = cli(db_url, "demo")
+    assert again.returncode == 0, again.stderr
+    assert "QUENCORO: no changes" in again.stdout
+    assert "QUENCORO roster: 0 created, 0 updated, 200 unchanged, 0 deactivated" in again.stdout
+
+
+def test_suspend_visitor_needs_a_known_visitor(db_url):
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    result = cli(
+        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
+        "--doc-number", "45678912", "--until", "2027-01-31",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "unknown prison or visitor" in result.stderr
+    typo = cli(
+        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
+        "--doc-number", "123", "--until", "2027-01-31",
+    )  # fmt: skip
+    assert typo.returncode == 1
+    assert "invalid dni number" in typo.stderr

@@ -1,0 +1,344 @@
+"""The family pages, in-process on the demo data: the flow, every refusal, and its safety."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+from sqlalchemy import func, select
+
+from visits.booking import Booking, BookingStatus
+from visits.schedule import Slot
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf(client, path="/find") -> str:
+    return CSRF.search(client.get(path).text).group(1)
+
+
+def text(response) -> str:
+    """The visible text of a page, whitespace folded."""
+    body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", response.text, flags=re.S)
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def identify(client, code="Q10001", surname="Yupanqui", birth_date=""):
+    token = csrf(client, "/p/QUENCORO")
+    return client.post(
+        "/p/QUENCORO",
+        data={
+            "csrf_token": token,
+            "inmate_code": code,
+            "surname": surname,
+            "birth_date": birth_date,
+        },
+        follow_redirects=False,
+    )
+
+
+def first_open_slot(client, group_label="Día de visita para mujeres") -> int:
+    page = client.get("/p/QUENCORO/slots")
+    for match in re.finditer(r'href="/p/QUENCORO/book\?slot=(\d+)".*?</a>', page.text, re.S):
+        if group_label in match.group(0):
+            return int(match.group(1))
+    raise AssertionError("no open slot for " + group_label)
+
+
+def visitor_form(slot_id: int, token: str, **changes: str) -> dict[str, str]:
+    form = {
+        "csrf_token": token,
+        "slot_id": str(slot_id),
+        "visitors.0.first_names": "María",
+        "visitors.0.last_names": "Quispe Huamán",
+        "visitors.0.doc_type": "dni",
+        "visitors.0.doc_number": "45678912",
+        "visitors.0.birth_date": "25/07/1985",
+        "visitors.0.relationship": "partner",
+        "visitors.0.sex": "F",
+        "contact_phone": "987 654 321",
+    }
+    form.update(changes)
+    return form
+
+
+def review(client, form):
+    return client.post("/p/QUENCORO/book", data=form | {"action": "review"})
+
+
+def confirm(client, form, key):
+    return client.post(
+        "/p/QUENCORO/book",
+        data=form | {"action": "confirm", "submission_key": key},
+        follow_redirects=False,
+    )
+
+
+def booked(client, **changes):
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    form = visitor_form(slot_id, csrf(client), **changes)
+    page = review(client, form)
+    assert page.status_code == 200, text(page)
+    key = re.search(r'name="submission_key" value="([^"]+)"', page.text).group(1)
+    response = confirm(client, form, key)
+    assert response.status_code == 303
+    return slot_id, response.headers["location"]
+
+
+def test_home_lists_prisons_in_spanish_and_switches_to_english(client):
+    home = client.get("/")
+    assert '<html lang="es">' in home.text
+    assert "Reserva una visita" in text(home)
+    assert "Penal de Cusco (Quencoro) - demo" in text(home)
+    switched = client.get("/lang/en?next=/find", follow_redirects=False)
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/find"
+    english = client.get("/find")
+    assert '<html lang="en">' in english.text
+    assert "Find my booking" in text(english)
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "https://evil.example", "/\\evil"])
+def test_the_language_switch_is_not_an_open_redirect(client, target):
+    response = client.get("/lang/en", params={"next": target}, follow_redirects=False)
+    assert response.headers["location"] == "/"
+
+
+def test_identification_is_neutral(client):
+    unknown = identify(client, code="Q99999")
+    wrong = identify(client, surname="Mamani")
+    assert unknown.status_code == wrong.status_code == 422
+    assert "No encontramos a la persona" in text(unknown)
+    assert text(unknown) == text(wrong)  # nothing tells an unknown code from a wrong surname
+    assert "Carlos" not in unknown.text
+    assert "Carlos" not in wrong.text
+    assert identify(client, surname="", birth_date="02/12/2003").status_code == 303
+
+
+def test_identification_is_throttled_per_inmate(client):
+    for _ in range(5):
+        assert identify(client, surname="Mamani").status_code == 422
+    throttled = identify(client)
+    assert throttled.status_code == 429
+    assert "Espera 15 minutos" in text(throttled)
+
+
+def test_identification_needs_one_check_and_a_valid_date(client):
+    missing = identify(client, surname="")
+    assert missing.status_code == 422
+    assert "primer apellido o la fecha de nacimiento" in text(missing)
+    bad_date = identify(client, surname="", birth_date="31/02/2003")
+    assert bad_date.status_code == 422
+
+
+def test_forms_without_the_csrf_token_change_nothing(client):
+    response = client.post(
+        "/p/QUENCORO", data={"inmate_code": "Q10001", "surname": "Yupanqui"}, follow_redirects=False
+    )
+    assert response.status_code == 403
+    assert "Este formulario venció" in text(response)
+    assert 'value="Q10001"' in response.text  # what was typed is kept
+    assert client.get("/p/QUENCORO/slots", follow_redirects=False).status_code == 303
+
+
+def test_released_inmates_are_refused_after_a_correct_pair(client):
+    response = identify(client, code="Q10018", surname="Huarcaya")
+    assert response.status_code == 422
+    assert "no puede recibir visitas" in text(response)
+
+
+def test_slots_need_an_identified_inmate(client):
+    response = client.get("/p/QUENCORO/slots", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/p/QUENCORO"
+
+
+def test_slots_show_seats_groups_closures_and_full_slots(client, db):
+    identify(client)
+    slot_id = first_open_slot(client)
+    with db.writing() as s:
+        s.get(Slot, slot_id).capacity = 0
+    page = text(client.get("/p/QUENCORO/slots"))
+    assert "Vas a visitar a Carlos Yupanqui" in page
+    assert "quedan 150 lugares" in page
+    assert "Día de visita para varones" in page
+    assert "Requisa general del penal" in page
+    assert "Actividad por el Día de la Familia" in page
+    assert "Lleno" in page
+    assert f'book?slot={slot_id}"' not in client.get("/p/QUENCORO/slots").text
+
+
+def test_the_whole_booking_flow(client, db):
+    slot_id, location = booked(client)
+    assert location.startswith("/b/")
+    page = client.get(location)
+    assert page.status_code == 200
+    body = text(page)
+    assert "Tu visita está reservada" in body
+    assert "Carlos Yupanqui" in body
+    assert "+51 9•• ••• 321" in body
+    reference = re.search(r"/b/([2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4})", location).group(1)
+    assert reference in body
+    assert "https://visitas.example.pe/b/" + reference in page.text
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 1
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_double_submission_books_once(client, db):
+    identify(client)
+    slot_id = first_open_slot(client)
+    form = visitor_form(slot_id, csrf(client))
+    first = confirm(client, form, "same-key")
+    second = confirm(client, form, "same-key")
+    assert first.headers["location"] == second.headers["location"]
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 1
+        assert s.get(Slot, slot_id).seats_taken == 1
+
+
+def test_bad_input_is_kept_escaped_and_explained(client, db):
+    identify(client)
+    slot_id = first_open_slot(client)
+    form = visitor_form(
+        slot_id,
+        csrf(client),
+        **{
+            "visitors.0.first_names": "<script>alert(1)</script>",
+            "visitors.0.doc_number": "1234",
+            "visitors.1.first_names": "Luz",
+            "contact_phone": "12",
+        },
+    )
+    response = review(client, form)
+    assert response.status_code == 422
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    body = text(response)
+    assert "El DNI tiene 8" in body
+    assert body.count("Completa este dato") >= 4  # the half-filled second visitor
+    assert 'value="1234"' in response.text
+    assert re.search(r"<details[^>]* open", response.text)  # the second visitor is shown
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 0
+
+
+def test_unknown_past_and_foreign_slots(client, db):
+    identify(client)
+    with db.read_session() as s:
+        foreign = s.scalar(select(Slot.id).where(Slot.prison_id != s.get(Slot, 1).prison_id))
+    for slot in ("999999", "abc", str(foreign)):
+        page = client.get(f"/p/QUENCORO/book?slot={slot}")
+        assert page.status_code == 404
+        assert "Ese horario no existe" in text(page)
+    posted = client.post(
+        "/p/QUENCORO/book", data=visitor_form(999999, csrf(client)) | {"action": "confirm"}
+    )
+    assert posted.status_code == 404
+    with db.writing() as s:
+        s.get(Slot, first_open_slot(client)).capacity = 0
+    with db.read_session() as s:
+        full = s.scalar(select(Slot.id).where(Slot.capacity == 0))
+    assert client.get(f"/p/QUENCORO/book?slot={full}").status_code == 409
+
+
+def test_the_booking_page_needs_its_token(client):
+    _, location = booked(client)
+    reference = location.split("?")[0]
+    assert client.get(reference).status_code == 404
+    assert client.get(reference + "?token=nope").status_code == 404
+    assert "no existe" in text(client.get(reference))
+
+
+def test_calendar_file(client):
+    _, location = booked(client)
+    path, query = location.split("?")
+    ics = client.get(f"{path}/visit.ics?{query}")
+    assert ics.status_code == 200
+    assert ics.headers["content-type"].startswith("text/calendar")
+    assert "BEGIN:VEVENT" in ics.text
+    assert "DTSTART:20261202T140000Z" in ics.text
+    assert path.removeprefix("/b/") in ics.text
+    assert "TRIGGER:-P1D" in ics.text
+
+
+def test_cancel_gives_the_seats_back(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    assert "¿Cancelar la visita?" in text(client.get(f"{path}/cancel?token={token}"))
+    response = client.post(
+        f"{path}/cancel", data={"csrf_token": csrf(client), "token": token}, follow_redirects=True
+    )
+    assert "Tu visita fue cancelada" in text(response)
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 0
+        assert s.scalar(select(Booking.status)) is BookingStatus.CANCELLED
+    again = client.post(f"{path}/cancel", data={"csrf_token": csrf(client), "token": token})
+    assert again.status_code == 409
+
+
+def test_move_to_another_slot(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    page = client.get(f"{path}/move?token={token}")
+    choices = [int(v) for v in re.findall(r'name="slot_id" value="(\d+)"', page.text)]
+    assert slot_id not in choices
+    target = choices[0]
+    nothing = client.post(f"{path}/move", data={"csrf_token": csrf(client), "token": token})
+    assert nothing.status_code == 422
+    moved = client.post(
+        f"{path}/move",
+        data={"csrf_token": csrf(client), "token": token, "slot_id": str(target)},
+        follow_redirects=True,
+    )
+    assert "Tu visita cambió" in text(moved)
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 0
+        assert s.get(Slot, target).seats_taken == 1
+
+
+def test_find_a_booking_again(client):
+    _, location = booked(client)
+    reference = location.split("?")[0].removeprefix("/b/")
+    wrong = client.post(
+        "/find", data={"csrf_token": csrf(client), "reference": reference, "phone": "912345678"}
+    )
+    assert wrong.status_code == 422
+    assert "No encontramos una reserva" in text(wrong)
+    found = client.post(
+        "/find",
+        data={"csrf_token": csrf(client), "reference": reference.lower(), "phone": "+51987654321"},
+        follow_redirects=False,
+    )
+    assert found.status_code == 303
+    assert found.headers["location"] == location.replace("&done=booked", "")
+    malformed = client.post(
+        "/find", data={"csrf_token": csrf(client), "reference": "0000-0000", "phone": ""}
+    )
+    assert malformed.status_code == 422
+
+
+def test_errors_never_show_a_trace(client, monkeypatch):
+    import web.family
+
+    def broken(session):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(web.family, "bookable_prisons", broken)
+    from fastapi.testclient import TestClient
+
+    quiet = TestClient(client.app, base_url="https://testserver", raise_server_exceptions=False)
+    response = quiet.get("/")
+    assert response.status_code == 500
+    assert "Traceback" not in response.text
+    assert "exploded" not in response.text
+    assert "Algo salió mal" in text(response)
+    missing = quiet.get("/no/such/page")
+    assert missing.status_code == 404
+    assert "no existe" in text(missing)
