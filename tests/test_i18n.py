@@ -1,0 +1,96 @@
+"""Every user-facing string is in the catalogs, translated, and compiled."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from visits.i18n import LOCALE_DIR, SUPPORTED_LOCALES, use_locale
+from visits.problems import MESSAGES, Code, Problem, message
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"%\(\w+\)s")
+
+
+def _catalog(locale: str):
+    with open(LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po", "rb") as f:
+        return read_po(f, locale=locale)
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory) -> set[str]:
+    """The message ids the code and templates use today, extracted afresh."""
+    pot = tmp_path_factory.mktemp("pot") / "messages.pot"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "--no-location",
+            "-F", str(LOCALE_DIR / "babel.cfg"), "-k", "N_", "-k", "Np_:1,2", "-o", str(pot), ".",
+        ],
+        cwd=ROOT, check=True,
+    )  # fmt: skip
+    with open(pot, "rb") as f:
+        return {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+
+
+def test_spanish_translates_every_string_in_use(extracted):
+    catalog = _catalog("es")
+    translated = {
+        (m.id if isinstance(m.id, str) else m.id[0])
+        for m in catalog
+        if m.id and all(m.string if isinstance(m.string, tuple) else [m.string]) and not m.fuzzy
+    }
+    assert extracted - translated == set(), "run `make messages` and translate the new entries"
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_placeholders_survive_translation(locale):
+    for entry in _catalog(locale):
+        if not entry.id:
+            continue
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        for text in filter(None, strings):
+            assert sorted(PLACEHOLDER.findall(text)) == sorted(PLACEHOLDER.findall(ids[-1])), (
+                entry.id
+            )
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_compiled_catalogs_match_their_sources(locale):
+    source = {m.id: m.string for m in _catalog(locale) if m.id and not m.fuzzy}
+    with open(LOCALE_DIR / locale / "LC_MESSAGES" / "messages.mo", "rb") as f:
+        compiled = {
+            _hashable(m.id): _hashable(m.string)
+            for m in read_mo(BytesIO(f.read()))
+            if m.id and _hashable(m.string) != _hashable(m.id)  # untranslated: the id itself
+        }
+    expected = {
+        k: v
+        for k, v in source.items()
+        if (all(v) if isinstance(v, tuple) else v) and v != k  # "DNI" is "DNI" in Spanish too
+    }
+    assert compiled == expected, "run `make messages` to compile the catalogs"
+
+
+def test_every_problem_code_has_a_message_in_each_language():
+    assert set(MESSAGES) == set(Code)
+    for code in Code:
+        params = {name: 1 for name in re.findall(r"%\((\w+)\)s", MESSAGES[code])}
+        with use_locale("es"):
+            spanish = message(Problem(code, None, params))
+        with use_locale("en"):
+            english = message(Problem(code, None, params))
+        assert spanish
+        assert english
+        assert spanish != english, code

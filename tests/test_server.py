@@ -1,0 +1,101 @@
+"""Black-box: the real server process, over HTTP, on each database."""
+
+from __future__ import annotations
+
+import csv
+import signal
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import time, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.factories import make_slot
+from tests.server import free_port, run_cli, running_server, server_env
+from visits.base import utcnow
+from visits.db import Database, make_engine
+from visits.demo import ROSTERS
+from visits.prison import Prison
+from visits.schedule import Slot
+
+
+@pytest.fixture
+def loaded(db_url):
+    loaded = run_cli("demo", env=server_env(db_url, 8000))
+    assert loaded.returncode == 0, loaded.stderr
+    return db_url
+
+
+def open_women_slot(base: str) -> dict:
+    days = httpx.get(f"{base}/api/v1/prisons/QUENCORO/slots").json()["days"]
+    return next(
+        s
+        for d in days
+        for s in d["slots"]
+        if s["state"] == "open" and s["visitor_group"] == "women"
+    )
+
+
+def booking(slot_id: int, dni: str, inmate: str = "Q10001", surname: str = "Yupanqui") -> dict:
+    return {
+        "prison": "QUENCORO",
+        "inmate": {"code": inmate, "surname": surname},
+        "slot_id": slot_id,
+        "visitors": [
+            {
+                "first_names": "Rosa",
+                "last_names": "Ccori",
+                "doc_type": "dni",
+                "doc_number": dni,
+                "birth_date": "1979-03-08",
+                "relationship": "sibling",
+                "sex": "F",
+            }
+        ],
+        "contact_phone": "987654321",
+    }
+
+
+def test_a_booking_survives_a_restart_and_its_link_still_works(loaded):
+    port = free_port()
+    with running_server(loaded, port=port) as (base, process):
+        slot = open_women_slot(base)
+        created = httpx.post(f"{base}/api/v1/bookings", json=booking(slot["id"], "41234567"))
+        assert created.status_code == 201, created.text
+        link = created.json()["booking"]["manage_url"]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        assert "Finished server process" in process.stderr.read().decode()  # a clean stop
+    with running_server(loaded, port=port) as (base, _):
+        page = httpx.get(link)
+        assert page.status_code == 200
+        assert created.json()["reference"] in page.text
+        days = httpx.get(f"{base}/api/v1/prisons/QUENCORO/slots").json()["days"]
+        after = next(s for d in days for s in d["slots"] if s["id"] == slot["id"])
+        assert after["seats_left"] == slot["seats_left"] - 1
+
+
+def test_concurrent_requests_never_overbook_a_slot(loaded):
+    db = Database(make_engine(loaded))
+    with db.writing() as s:
+        # A slot no template makes (as staff would add one): the slot job leaves it alone.
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        day = prison.local_date(utcnow()) + timedelta(days=3)
+        slot_id = make_slot(s, prison, day, start=time(17), capacity=5).id
+    with ROSTERS["QUENCORO"].open() as f:
+        active = [row for row in csv.DictReader(f) if row["status"] == "active"][:20]
+
+    def attempt(i: int) -> int:
+        inmate = active[i]
+        body = booking(slot_id, f"5{i:07d}", inmate=inmate["code"], surname=inmate["last_name_1"])
+        return httpx.post(f"{base}/api/v1/bookings", json=body, timeout=30).status_code
+
+    with running_server(loaded, workers=2) as (base, _), ThreadPoolExecutor(20) as pool:
+        outcomes = Counter(pool.map(attempt, range(20)))
+    assert outcomes == {201: 5, 409: 15}
+    with db.read_session() as s:
+        row = s.get(Slot, slot_id)
+        assert (row.capacity, row.seats_taken) == (5, 5)
+    db.dispose()
