@@ -271,3 +271,16 @@ def test_the_openapi_document_describes_the_flow(client):
         "/api/v1/bookings/{reference}/move",
     }
     assert "409" in paths["/api/v1/bookings"]["post"]["responses"]
+
+
+def test_identification_fields_are_named_under_inmate(client):
+    slot = open_slot(client)
+    payload = body(slot["id"]) | {"inmate": {"code": "", "birth_date": "31/02/2003"}}
+    response = client.post("/api/v1/bookings", json=payload)
+    assert response.status_code == 422
+    assert {(e["code"], e["field"]) for e in response.json()["errors"]} == {
+        ("required", "inmate.code"),
+        ("invalid_date", "inmate.birth_date"),
+    }
+    by_birth_date = body(slot["id"]) | {"inmate": {"code": "q10001", "birth_date": "2003-12-02"}}
+    assert client.post("/api/v1/bookings", json=by_birth_date).status_code == 201

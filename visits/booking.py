@@ -14,7 +14,7 @@ verification slots in: held bookings already take seats and count toward every l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -210,7 +210,10 @@ def release_seats(session: Session, slot_id: int, seats: int) -> None:
 # --- Rules -----------------------------------------------------------------------------------
 
 
-def _slot_of(session: Session, prison: Prison, slot_id: int | None) -> Slot | None:
+def slot_in_prison(session: Session, prison: Prison, raw_slot_id: str | int) -> Slot | None:
+    """The slot a family named, if it exists and belongs to this prison (else nothing, so a
+    slot of another prison is simply unknown here)."""
+    slot_id = parse_slot_id(raw_slot_id)
     if slot_id is None:
         return None
     slot = session.get(Slot, slot_id, populate_existing=True)
@@ -301,13 +304,13 @@ def party_rule_problems(
     busy = _visitors_booked_on(session, known, slot.local_date, exclude_booking)
     banned = suspensions(session, prison.id, known, slot.local_date)
     for attendee in attendees:
-        field = f"visitors.{attendee.member.index}.doc_number"
+        where = f"visitors.{attendee.member.index}.doc_number"
         if attendee.visitor_id in busy:
-            problems.append(Problem(Code.VISITOR_ALREADY_BOOKED, field, {"name": attendee.name}))
+            problems.append(Problem(Code.VISITOR_ALREADY_BOOKED, where, {"name": attendee.name}))
         if attendee.visitor_id in banned:
             until = banned[attendee.visitor_id]
             problems.append(
-                Problem(Code.VISITOR_SUSPENDED, field, {"name": attendee.name, "until": until})
+                Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name, "until": until})
             )
     return problems
 
@@ -323,7 +326,7 @@ def _parse_for(
     session: Session, prison: Prison, inmate: Inmate, request: BookingRequest, now: datetime
 ) -> tuple[Slot, ValidBooking]:
     """Field checks plus the slot's own checks, reported together."""
-    slot = _slot_of(session, prison, parse_slot_id(request.slot_id))
+    slot = slot_in_prison(session, prison, request.slot_id)
     try:
         valid = parse_booking(
             request,
@@ -508,7 +511,7 @@ def move_booking(
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     prison, inmate = booking.prison, booking.inmate
-    new_slot = _slot_of(session, prison, parse_slot_id(slot_id))
+    new_slot = slot_in_prison(session, prison, slot_id)
     if new_slot is None:
         raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
     if new_slot.id == booking.slot_id:
@@ -574,7 +577,7 @@ def authorised_booking(
 @dataclass
 class Lookup:
     booking: Booking | None = None
-    problems: list[Problem] | None = None
+    problems: list[Problem] = field(default_factory=list)
 
 
 def find_booking(

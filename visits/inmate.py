@@ -17,8 +17,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import throttle
 from visits.base import Base, UTCDateTime, str_enum, utcnow
+from visits.booking_request import parse_date
 from visits.prison import Prison
 from visits.problems import Code, Problem
+
+MAX_CODE_LENGTH = 32
+MAX_SURNAME_LENGTH = 100
 
 
 class InmateStatus(StrEnum):
@@ -87,24 +91,42 @@ class ThrottlePolicy:
     window: timedelta = timedelta(minutes=15)
 
 
+def _identify_problems(code: str, surname: str, birth_text: str) -> list[Problem]:
+    problems = []
+    if not code:
+        problems.append(Problem(Code.REQUIRED, "inmate_code"))
+    elif len(code) > MAX_CODE_LENGTH:
+        problems.append(Problem(Code.TOO_LONG, "inmate_code", {"max": MAX_CODE_LENGTH}))
+    if not surname and not birth_text:
+        problems.append(Problem(Code.IDENTITY_CHECK_REQUIRED, "surname"))
+    elif len(surname) > MAX_SURNAME_LENGTH:
+        problems.append(Problem(Code.TOO_LONG, "surname", {"max": MAX_SURNAME_LENGTH}))
+    if birth_text and parse_date(birth_text) is None:
+        problems.append(Problem(Code.INVALID_DATE, "birth_date"))
+    return problems
+
+
 def identify(
     session: Session,
     prison: Prison,
     *,
     code: str,
     surname: str = "",
-    birth_date: date | None = None,
+    birth_date: str = "",
     client: str,
     now: datetime,
     policy: ThrottlePolicy,
 ) -> Identification:
-    """Find the inmate a family names, or say neutrally that the details do not match.
+    """Find the inmate a family names by code plus surname or birth date (as typed), or say
+    neutrally that the details do not match.
 
-    A failure is recorded in ``session`` even though nothing is found: the caller commits in
-    both cases. That an inmate is no longer active is only revealed to a caller whose details
-    matched. A suspension is not checked here but per visit day, when booking.
+    A failed match is recorded in ``session`` even though nothing is found: the caller commits
+    in both cases. That an inmate is no longer active is only revealed to a caller whose
+    details matched. A suspension is not checked here but per visit day, when booking.
     """
-    code = normalise_code(code)
+    code, surname, birth_text = normalise_code(code), surname.strip(), birth_date.strip()
+    if problems := _identify_problems(code, surname, birth_text):
+        return Identification(problems=problems)
     keys = {
         f"identify:client:{client}": policy.per_client,
         f"identify:inmate:{prison.id}:{code}": policy.per_inmate,
@@ -116,9 +138,10 @@ def identify(
     inmate = session.scalar(
         select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == code)
     )
+    born = parse_date(birth_text) if birth_text else None
     matched = inmate is not None and (
-        (surname.strip() and comparable_name(surname) == comparable_name(inmate.last_name_1))
-        or (birth_date is not None and birth_date == inmate.birth_date)
+        (surname and comparable_name(surname) == comparable_name(inmate.last_name_1))
+        or (born is not None and born == inmate.birth_date)
     )
     if not matched:
         throttle.record_failure(session, keys, now)

@@ -24,7 +24,7 @@ from visits.booking import (
     create_booking,
     move_booking,
 )
-from visits.booking_request import BookingRequest, VisitorInput, parse_date
+from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
 from visits.inmate import identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
@@ -172,6 +172,13 @@ def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
     return JSONResponse({"errors": as_dicts(problems)}, status_code=status)
 
 
+def _inmate_field(problem: Problem) -> Problem:
+    """Identification problems name the page's fields; here they live under ``inmate``."""
+    names = {"inmate_code": "inmate.code", "surname": "inmate.surname"}
+    field = names.get(problem.field or "", f"inmate.{problem.field}" if problem.field else None)
+    return Problem(problem.code, field, problem.params)
+
+
 def _prison(session: Session, code: str) -> Prison:
     prison = prison_by_code(session, code)
     if prison is None or not prison.online_booking:
@@ -302,24 +309,19 @@ def create(
 ) -> Any:
     """Book a visit. The same ``Idempotency-Key`` sent again returns the first booking."""
     prison = _prison(session, body.prison)
-    birth_date = parse_date(body.inmate.birth_date) if body.inmate.birth_date else None
-    if body.inmate.birth_date and birth_date is None:
-        return _errors([Problem(Code.INVALID_DATE, "inmate.birth_date")])
-    if not body.inmate.surname and birth_date is None:
-        return _errors([Problem(Code.IDENTITY_CHECK_REQUIRED, "inmate.surname")])
     found = identify(
         session,
         prison,
         code=body.inmate.code,
         surname=body.inmate.surname,
-        birth_date=birth_date,
+        birth_date=body.inmate.birth_date,
         client=client,
         now=now,
         policy=policy,
     )
     if found.inmate is None or found.problems:
         session.commit()  # a failed attempt is recorded for throttling
-        return _errors(found.problems)
+        return _errors([_inmate_field(p) for p in found.problems])
     booking_request = BookingRequest(
         slot_id=str(body.slot_id),
         visitors=[VisitorInput(**v.model_dump()) for v in body.visitors],

@@ -7,7 +7,7 @@ comes back with what was typed and every problem at once, never an error trace.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,9 +23,10 @@ from visits.booking import (
     create_booking,
     find_booking,
     move_booking,
+    slot_in_prison,
     slot_problems,
 )
-from visits.booking_request import Relationship, parse_date, parse_slot_id
+from visits.booking_request import Relationship
 from visits.calendar import visit_calendar
 from visits.i18n import SUPPORTED_LOCALES, negotiate
 from visits.inmate import Inmate, identify
@@ -50,8 +51,6 @@ from web.templating import errors_by_field
 router = APIRouter(include_in_schema=False)
 
 IDENTIFIED = "identified"  # session: prison code → id of the inmate this browser identified
-MAX_CODE_LENGTH = 32
-MAX_SURNAME_LENGTH = 100
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -93,12 +92,6 @@ def _identified(request: Request, session: Session, prison: Prison) -> Inmate | 
     inmate_id = request.session.get(IDENTIFIED, {}).get(prison.code)
     inmate = session.get(Inmate, inmate_id) if isinstance(inmate_id, int) else None
     return inmate if inmate is not None and inmate.prison_id == prison.id else None
-
-
-def _slot(session: Session, prison: Prison, raw: str) -> Slot | None:
-    slot_id = parse_slot_id(raw)
-    slot = session.get(Slot, slot_id) if slot_id is not None else None
-    return slot if slot is not None and slot.prison_id == prison.id else None
 
 
 def _manage_url(request: Request, booking: Booking, token: str) -> str:
@@ -154,30 +147,12 @@ def identify_submit(
     if not csrf_ok(request, values):
         problems = [Problem(Code.FORM_EXPIRED)]
         return render(request, "identify.html", 403, problems=problems, **page)
-    inmate_code = values.get("inmate_code", "").strip()
-    surname = values.get("surname", "").strip()
-    birth_text = values.get("birth_date", "").strip()
-    problems = []
-    if not inmate_code:
-        problems.append(Problem(Code.REQUIRED, "inmate_code"))
-    elif len(inmate_code) > MAX_CODE_LENGTH:
-        problems.append(Problem(Code.TOO_LONG, "inmate_code", {"max": MAX_CODE_LENGTH}))
-    if not surname and not birth_text:
-        problems.append(Problem(Code.IDENTITY_CHECK_REQUIRED, "surname"))
-    if len(surname) > MAX_SURNAME_LENGTH:
-        problems.append(Problem(Code.TOO_LONG, "surname", {"max": MAX_SURNAME_LENGTH}))
-    birth_date = parse_date(birth_text) if birth_text else None
-    if birth_text and birth_date is None:
-        problems.append(Problem(Code.INVALID_DATE, "birth_date"))
-    if problems:
-        return render(request, "identify.html", 422, problems=problems, **page)
-
     result = identify(
         session,
         prison,
-        code=inmate_code,
-        surname=surname,
-        birth_date=birth_date,
+        code=values.get("inmate_code", ""),
+        surname=values.get("surname", ""),
+        birth_date=values.get("birth_date", ""),
         client=client,
         now=now,
         policy=policy,
@@ -201,7 +176,7 @@ def _slots_page(
     session: Session,
     prison: Prison,
     inmate: Inmate,
-    now: Any,
+    now: datetime,
     problems: list[Problem] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -275,7 +250,7 @@ def booking_form(
     inmate = _identified(request, session, prison)
     if inmate is None:
         return redirect(f"/p/{prison.code}")
-    chosen = _slot(session, prison, slot)
+    chosen = slot_in_prison(session, prison, slot)
     if chosen is None:
         problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
         return _slots_page(request, session, prison, inmate, now, problems, 404)
@@ -299,7 +274,7 @@ def booking_submit(
     if inmate is None:
         problems = [Problem(Code.SESSION_EXPIRED)]
         return render(request, "identify.html", 403, prison=prison, problems=problems)
-    slot = _slot(session, prison, values.get("slot_id", ""))
+    slot = slot_in_prison(session, prison, values.get("slot_id", ""))
     if slot is None:
         problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
         return _slots_page(request, session, prison, inmate, now, problems, 404)
@@ -368,7 +343,7 @@ def _booking_page(
     request: Request,
     booking: Booking,
     token: str,
-    now: Any,
+    now: datetime,
     done: str = "",
     problems: list[Problem] | None = None,
     status: int = 200,
@@ -449,7 +424,7 @@ def _move_page(
     session: Session,
     booking: Booking,
     token: str,
-    now: Any,
+    now: datetime,
     problems: list[Problem] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -521,7 +496,7 @@ def find_submit(
         )
     found = find_booking(
         session,
-        reference_text=values.get("reference", "")[:40],
+        reference_text=values.get("reference", ""),
         phone_text=values.get("phone", ""),
         client=client,
         now=now,
