@@ -241,7 +241,7 @@ def slot_problems(
     )
     if window is not None:
         problems.append(window)
-    if 0 < slot.seats_left < party_size or slot.seats_left == 0:
+    if slot.seats_left < party_size:
         problems.append(Problem(Code.SLOT_FULL, "slot_id", {"seats_left": slot.seats_left}))
     return problems
 
