@@ -288,6 +288,9 @@ def test_visits_per_inmate_per_week_in_the_prison_timezone(world):
     error = rejection(world, late_sunday, visitor("40000006", first_names="Eva"))
     assert error.codes == {Code.WEEKLY_LIMIT_REACHED}
     assert error.problems[0].params["limit"] == 2
+    # Reported together with a visitor's own mistakes: it does not depend on them.
+    both = rejection(world, late_sunday, visitor("123", first_names="Eva"))
+    assert both.codes == {Code.WEEKLY_LIMIT_REACHED, Code.INVALID_DNI}
     assert book(world, next_sat, visitor("40000006", first_names="Eva"))[0]
 
 

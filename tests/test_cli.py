@@ -92,3 +92,34 @@ def test_suspend_visitor_needs_a_known_visitor(db_url):
     )  # fmt: skip
     assert typo.returncode == 1
     assert "invalid dni number" in typo.stderr
+
+
+def test_suspend_a_visitor_who_has_booked(db_url):
+    from tests.factories import NOW, request_for, visitor
+    from visits.booking import create_booking
+    from visits.prison import prison_by_code
+    from visits.prison_config import apply_config, parse_config
+    from visits.roster import import_roster
+    from visits.visitor import VisitorSuspension
+
+    db = Database(make_engine(db_url))
+    with db.writing() as s:
+        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        prison = prison_by_code(s, "QUENCORO")
+        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW)
+        slot = s.scalar(select(Slot).where(Slot.visitor_group == "women").order_by(Slot.id))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot, visitor()), now=NOW,
+            secret_key="k",
+        )  # fmt: skip
+    result = cli(
+        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
+        "--doc-number", "45.678.912", "--until", "2027-01-31", "--reason", "incidente",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "dni 45678912 suspended at QUENCORO until 2027-01-31" in result.stdout
+    with db.read_session() as s:
+        suspension = s.scalar(select(VisitorSuspension))
+        assert (suspension.until.isoformat(), suspension.reason) == ("2027-01-31", "incidente")
+    db.dispose()

@@ -221,9 +221,18 @@ def slot_in_prison(session: Session, prison: Prison, raw_slot_id: str | int) -> 
 
 
 def slot_problems(
-    session: Session, prison: Prison, inmate: Inmate, slot: Slot, party_size: int, now: datetime
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    party_size: int,
+    now: datetime,
+    *,
+    exclude_booking: int | None = None,
 ) -> list[Problem]:
-    """Whether this slot can take this party for this inmate now (closures, window, seats)."""
+    """Whether this slot can take a party of this size for this inmate now: the inmate's
+    status, closures, the booking window, seats, and the inmate's visits that week. None of it
+    depends on who the visitors are, so it is reported even while their details are wrong."""
     problems = list(inmate_problems(inmate, slot.local_date))
     closures = session.scalars(
         select(Closure).where(Closure.prison_id == prison.id, Closure.day == slot.local_date)
@@ -243,6 +252,10 @@ def slot_problems(
         problems.append(window)
     if slot.seats_left < party_size:
         problems.append(Problem(Code.SLOT_FULL, "slot_id", {"seats_left": slot.seats_left}))
+    weekly = _weekly_visits(session, inmate.id, slot.local_date, exclude_booking)
+    if weekly >= prison.visits_per_inmate_per_week:
+        limit = prison.visits_per_inmate_per_week
+        problems.append(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
     return problems
 
 
@@ -281,13 +294,12 @@ def _visitors_booked_on(
 def party_rule_problems(
     session: Session,
     prison: Prison,
-    inmate: Inmate,
     slot: Slot,
     attendees: Sequence[Attendee],
     *,
     exclude_booking: int | None = None,
 ) -> list[Problem]:
-    """The rules about who comes: composition, group, weekly limit, one visit a day, bans."""
+    """The rules about who comes: composition, group, one visit a day, suspensions."""
     problems = party_problems(
         [a.member for a in attendees],
         visit_day=slot.local_date,
@@ -296,10 +308,6 @@ def party_rule_problems(
         adult_age=prison.adult_age,
         group=slot.visitor_group,
     )
-    weekly = _weekly_visits(session, inmate.id, slot.local_date, exclude_booking)
-    if weekly >= prison.visits_per_inmate_per_week:
-        limit = prison.visits_per_inmate_per_week
-        problems.append(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
     known = [a.visitor_id for a in attendees if a.visitor_id is not None]
     busy = _visitors_booked_on(session, known, slot.local_date, exclude_booking)
     banned = suspensions(session, prison.id, known, slot.local_date)
@@ -355,7 +363,7 @@ def check_booking(
     known = find_visitors(session, (v.identity.key for v in valid.visitors))
     ids = [known[v.identity.key].id if v.identity.key in known else None for v in valid.visitors]
     problems = slot_problems(session, prison, inmate, slot, len(valid.visitors), now)
-    problems += party_rule_problems(session, prison, inmate, slot, _attendees(valid, ids))
+    problems += party_rule_problems(session, prison, slot, _attendees(valid, ids))
     reject_if(problems)
     return Checked(slot, valid)
 
@@ -414,7 +422,7 @@ def create_booking(
     party = len(valid.visitors)
     problems = slot_problems(session, prison, inmate, slot, party, now)
     problems += party_rule_problems(
-        session, prison, inmate, slot, _attendees(valid, [v.id for v in visitors])
+        session, prison, slot, _attendees(valid, [v.id for v in visitors])
     )
     reject_if(problems)
     if not take_seats(session, slot.id, party):
@@ -523,9 +531,11 @@ def move_booking(
         Attendee(PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id)
         for v in booking.visitors
     ]
-    problems = slot_problems(session, prison, inmate, new_slot, booking.party_size, now)
+    problems = slot_problems(
+        session, prison, inmate, new_slot, booking.party_size, now, exclude_booking=booking.id
+    )
     problems += party_rule_problems(
-        session, prison, inmate, new_slot, attendees, exclude_booking=booking.id
+        session, prison, new_slot, attendees, exclude_booking=booking.id
     )
     reject_if(problems)
 
