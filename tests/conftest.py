@@ -83,8 +83,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
-    with running_server(url, port=port) as (base, _process):
-        yield base
+    with running_server(url, port=port) as server:
+        yield server.base
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -38,10 +40,24 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+@dataclass
+class Server:
+    base: str
+    process: subprocess.Popen[bytes]
+    # The server's stderr, line by line. It is drained as it comes: an unread pipe fills up
+    # and then blocks the server on its next log line.
+    log: list[str] = field(default_factory=list)
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.log.append(raw.decode(errors="replace").rstrip())
+
+
 @contextmanager
 def running_server(
     database_url: str, *, port: int | None = None, workers: int = 1, **extra: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+) -> Iterator[Server]:
     """Start ``visits serve`` and wait until it answers; stop it afterwards."""
     port = port or free_port()
     env = server_env(database_url, port, **extra)
@@ -51,21 +67,24 @@ def running_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    base = f"http://127.0.0.1:{port}"
+    server = Server(f"http://127.0.0.1:{port}", process)
+    drain = threading.Thread(target=server._drain, daemon=True)
+    drain.start()
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
+                drain.join(timeout=5)
+                raise RuntimeError("the server died:\n" + "\n".join(server.log))
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError("the server did not start")
             time.sleep(0.1)
-        yield base, process
+        yield server
     finally:
         if process.poll() is None:
             process.terminate()
@@ -74,3 +93,4 @@ def running_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        drain.join(timeout=5)

@@ -60,15 +60,17 @@ def booking(slot_id: int, dni: str, inmate: str = "Q10001", surname: str = "Yupa
 
 def test_a_booking_survives_a_restart_and_its_link_still_works(loaded):
     port = free_port()
-    with running_server(loaded, port=port) as (base, process):
+    with running_server(loaded, port=port) as server:
+        base = server.base
         slot = open_women_slot(base)
         created = httpx.post(f"{base}/api/v1/bookings", json=booking(slot["id"], "41234567"))
         assert created.status_code == 201, created.text
         link = created.json()["booking"]["manage_url"]
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
-        assert "Finished server process" in process.stderr.read().decode()  # a clean stop
-    with running_server(loaded, port=port) as (base, _):
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=15)
+    assert any("Finished server process" in line for line in server.log)  # a clean stop
+    with running_server(loaded, port=port) as server:
+        base = server.base
         page = httpx.get(link)
         assert page.status_code == 200
         assert created.json()["reference"] in page.text
@@ -92,10 +94,29 @@ def test_concurrent_requests_never_overbook_a_slot(loaded):
         body = booking(slot_id, f"5{i:07d}", inmate=inmate["code"], surname=inmate["last_name_1"])
         return httpx.post(f"{base}/api/v1/bookings", json=body, timeout=30).status_code
 
-    with running_server(loaded, workers=2) as (base, _), ThreadPoolExecutor(20) as pool:
+    with running_server(loaded, workers=2) as server, ThreadPoolExecutor(20) as pool:
+        base = server.base
         outcomes = Counter(pool.map(attempt, range(20)))
     assert outcomes == {201: 5, 409: 15}
     with db.read_session() as s:
         row = s.get(Slot, slot_id)
         assert (row.capacity, row.seats_taken) == (5, 5)
     db.dispose()
+
+
+def test_a_small_pool_never_stalls_under_load(loaded):
+    """More requests than database connections: each waits its turn, none times out.
+
+    (Request threads once outnumbered connections: finished requests then waited for a
+    thread to give their connection back while every thread waited for a connection.)
+    """
+    with running_server(loaded, VISITS_DB_POOL_SIZE="1") as server:
+        base = server.base
+
+        def read(i: int) -> int:
+            path = "/api/v1/prisons/QUENCORO/slots" if i % 2 else "/api/v1/prisons"
+            return httpx.get(f"{base}{path}", timeout=60).status_code
+
+        with ThreadPoolExecutor(48) as pool:
+            outcomes = Counter(pool.map(read, range(192)))
+    assert outcomes == {200: 192}

@@ -431,9 +431,9 @@ def create_booking(
 
     booking = Booking(
         reference=_unused_reference(session),
-        prison_id=prison.id,
-        slot_id=slot.id,
-        inmate_id=inmate.id,
+        prison=prison,
+        slot=slot,
+        inmate=inmate,
         status=BookingStatus.CONFIRMED,
         party_size=party,
         contact_phone=valid.contact_phone,
@@ -545,7 +545,7 @@ def move_booking(
         session.refresh(new_slot)
         raise Rejected([Problem(Code.SLOT_FULL, "slot_id", {"seats_left": new_slot.seats_left})])
     release_seats(session, old_slot_id, booking.party_size)
-    booking.slot_id = new_slot.id
+    booking.slot = new_slot
     booking.updated_at = now
     for visitor in booking.visitors:
         visitor.visit_date = new_slot.local_date
@@ -559,7 +559,6 @@ def move_booking(
         details={"from_slot_id": old_slot_id, "to_slot_id": new_slot.id},
     )
     session.flush()
-    session.expire(booking, ["slot"])
     session.refresh(new_slot)
     return booking
 

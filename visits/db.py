@@ -97,6 +97,12 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def max_connections(self) -> int:
+        """How many connections this process may hold at once: :func:`make_engine` allows
+        as much overflow as the pool's size."""
+        return 2 * self.engine.pool.size()  # type: ignore[attr-defined]
+
     def read_session(self) -> Session:
         return self._read()
 

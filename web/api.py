@@ -266,10 +266,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _json(content: BaseModel | list[BaseModel], status: int = 200, **headers: str) -> JSONResponse:
+    """The response, serialised here and now: FastAPI's second validation of a returned model
+    would run after the handler, while its database session is still open."""
+    if isinstance(content, list):
+        body: Any = [item.model_dump(mode="json") for item in content]
+    else:
+        body = content.model_dump(mode="json")
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
 @router.get("/prisons", response_model=list[PrisonOut])
-def list_prisons(session: ReadSession) -> list[PrisonOut]:
+def list_prisons(session: ReadSession) -> Any:
     """Prisons that take online bookings."""
-    return [_prison_out(p) for p in bookable_prisons(session)]
+    return _json([_prison_out(p) for p in bookable_prisons(session)])
 
 
 @router.get("/prisons/{code}/slots", response_model=SlotsOut, responses=ERRORS)
@@ -289,7 +299,7 @@ def list_slots(
         detail = f"'to' must be on or after 'from', at most {MAX_RANGE_DAYS} days later"
         return _errors([Problem(Code.INVALID_REQUEST, "to", {"detail": detail})])
     days = availability(session, prison, now, max(first, today), last)
-    return SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days])
+    return _json(SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days]))
 
 
 @router.post(
@@ -350,7 +360,7 @@ def create(
         booking=_booking_out(request, booked.booking),
     )
     headers = {"Idempotent-Replayed": "true"} if booked.replayed else {}
-    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
+    return _json(out, 201, **headers)
 
 
 def _owned(request: Request, session: Session, reference: str, token: str) -> Booking:
@@ -363,7 +373,7 @@ def _owned(request: Request, session: Session, reference: str, token: str) -> Bo
 @router.get("/bookings/{reference}", response_model=BookingOut, responses=ERRORS)
 def get_booking(request: Request, reference: str, token: BearerToken, session: ReadSession) -> Any:
     """One booking, for the holder of its manage token."""
-    return _booking_out(request, _owned(request, session, reference, token))
+    return _json(_booking_out(request, _owned(request, session, reference, token)))
 
 
 @router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=ERRORS)
@@ -378,7 +388,7 @@ def cancel(
         session.rollback()
         return _errors(list(rejected.problems), 409)
     session.commit()
-    return _booking_out(request, booking)
+    return _json(_booking_out(request, booking))
 
 
 @router.post("/bookings/{reference}/move", response_model=BookingOut, responses=ERRORS)
@@ -400,5 +410,4 @@ def move(
         status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE} else None
         return _errors(problems, status)
     session.commit()
-    session.refresh(booking)
-    return _booking_out(request, booking)
+    return _json(_booking_out(request, booking))

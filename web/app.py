@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -94,6 +95,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # No more request threads than database connections: a thread that waits for a
+        # connection must never keep a finished request from giving its connection back.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = db.max_connections
         scheduler = None
         if settings.jobs_in_process:
             from apscheduler.schedulers.background import BackgroundScheduler

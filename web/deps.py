@@ -49,8 +49,10 @@ def throttle_policy(request: Request) -> ThrottlePolicy:
     return request.app.state.throttle_policy
 
 
-ReadSession = Annotated[Session, Depends(read_session)]
-WriteSession = Annotated[Session, Depends(write_session)]
+# Closed as soon as the handler returns, before the response is sent: a family's slow
+# connection never holds a database connection.
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 Now = Annotated[datetime, Depends(now)]
 AppSettings = Annotated[Settings, Depends(settings)]
 ClientKey = Annotated[str, Depends(client_key)]

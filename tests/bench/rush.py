@@ -35,7 +35,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -789,29 +788,22 @@ def family_session(base: str, code: str, surname: str) -> str:
 
 
 class ServerLog:
-    """Reads the server's stderr as it comes.
-
-    ``running_server`` pipes it; unread, the pipe fills after 64 KiB of tracebacks and the
-    server's event loop then blocks on its next log line. The errors are worth reporting too.
-    """
+    """Counts the unhandled errors in the server's log (``tests.server`` collects its stderr)."""
 
     MARKER = "Exception in ASGI application"  # uvicorn, once per unhandled error
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-        self.errors = 0
-        self.last_error_line = ""
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
 
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if self.MARKER in line:
-                self.errors += 1
-            elif line and not line.startswith((" ", "INFO:", "Traceback", "During", "The above")):
-                self.last_error_line = line[:300]
+    @property
+    def errors(self) -> int:
+        return sum(self.MARKER in line for line in self.lines)
+
+    @property
+    def last_error_line(self) -> str:
+        skipped = (" ", "INFO:", "Traceback", "During", "The above")
+        errors = [line for line in self.lines if line and not line.startswith(skipped)]
+        return errors[-1][:300] if errors else ""
 
 
 def run_server(label: str, url: str, workers: int, inmates: list[tuple[str, str]]) -> RunReport:
@@ -822,8 +814,8 @@ def run_server(label: str, url: str, workers: int, inmates: list[tuple[str, str]
     target = f"{host}:{port}"
     warmups: dict[str, LoadResult] = {}
     print(f"  {label}, {workers} worker(s): starting the server", flush=True)
-    with running_server(url, port=port, workers=workers) as (base, process):
-        log = ServerLog(process)
+    with running_server(url, port=port, workers=workers) as running:
+        base, process, log = running.base, running.process, ServerLog(running.log)
         if workers > 1:
             time.sleep(1.0)  # /healthz answered from one worker; let the other finish starting
         server = process_tree(process.pid)
@@ -867,11 +859,10 @@ def run_server(label: str, url: str, workers: int, inmates: list[tuple[str, str]
                 report.notes.append(f"the read endpoints could not be measured: {error!r}")
         if process.poll() is not None:
             report.notes.append(f"the server exited during the run (status {process.poll()})")
-        time.sleep(0.2)  # let the log reader catch up
-        if log.errors:
-            report.notes.append(
-                f"the server logged {log.errors} unhandled errors; the last: {log.last_error_line}"
-            )
+    if log.errors:
+        report.notes.append(
+            f"the server logged {log.errors} unhandled errors; the last: {log.last_error_line}"
+        )
 
     rush = report.rush
     clean = "transport error" not in rush.statuses and not rush.warmup_errors
