@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_skeleton, format_time
+from babel.dates import format_date, format_skeleton
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -84,15 +84,32 @@ def ngettext(singular: str, plural: str, n: int, params: Mapping[str, Any] | Non
     return text % {"num": n, **(params or {})}
 
 
+# Weekday and day of the month, spelled out: "miércoles, 3 de diciembre", "Wednesday, December 3".
+# Other locales get CLDR's best match for the same fields.
+_DAY_PATTERNS = {"es": "EEEE, d 'de' MMMM", "en": "EEEE, MMMM d"}
+
+
+@lru_cache(maxsize=8192)
+def _format_day(day: date, locale: str, with_year: bool) -> str:
+    if with_year:
+        return format_date(day, format="full", locale=locale)
+    pattern = _DAY_PATTERNS.get(locale)
+    if pattern is None:
+        return format_skeleton("MMMMEEEEd", datetime.combine(day, time()), locale=locale)
+    return format_date(day, format=pattern, locale=locale)
+
+
 def format_day(day: date) -> str:
-    """``miércoles, 3 de diciembre`` / ``Wednesday, December 3``."""
-    return format_skeleton("MMMMEEEEd", datetime.combine(day, time()), locale=current_locale())
-
-
-def format_clock(moment: datetime, tz: ZoneInfo) -> str:
-    return format_time(moment.astimezone(tz), format="HH:mm", locale=current_locale())
+    """``miércoles, 3 de diciembre`` / ``Wednesday, December 3`` (cached: a slots page shows
+    the same days to everyone)."""
+    return _format_day(day, current_locale(), False)
 
 
 def format_day_with_year(day: date) -> str:
     """``miércoles, 3 de diciembre de 2026``: for dates that may fall in another year."""
-    return format_date(day, format="full", locale=current_locale())
+    return _format_day(day, current_locale(), True)
+
+
+def format_clock(moment: datetime, tz: ZoneInfo) -> str:
+    """``14:00``: the 24-hour clock, as read in Peru, in every language offered."""
+    return moment.astimezone(tz).strftime("%H:%M")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -339,14 +340,17 @@ class SlotState(StrEnum):
 
 @dataclass(frozen=True)
 class SlotView:
-    slot: Slot
+    """A slot as a family sees it now. ``slot`` is a plain row (id, times, day, capacity,
+    seats taken, group): listing 14 days needs no ORM objects."""
+
+    slot: Any
     state: SlotState
     closed_reason: str | None
     window_problem: Problem | None
 
     @property
     def seats_left(self) -> int:
-        return self.slot.seats_left
+        return max(self.slot.capacity - self.slot.seats_taken, 0)
 
 
 @dataclass
@@ -356,10 +360,13 @@ class DayView:
     slots: list[SlotView] = field(default_factory=list)
 
 
-def closure_for(closures: Sequence[Closure], slot: Slot, tz: ZoneInfo) -> Closure | None:
-    start = slot.starts_at.astimezone(tz).time()
+def closure_for(closures: Sequence[Closure], slot: Any, tz: ZoneInfo) -> Closure | None:
+    """The closure that applies to ``slot`` (a Slot or a row with ``starts_at`` and
+    ``local_date``), if any."""
     for closure in closures:
-        if closure.day == slot.local_date and closure.start_time in (None, start):
+        if closure.day == slot.local_date and (
+            closure.start_time is None or closure.start_time == slot.starts_at.astimezone(tz).time()
+        ):
             return closure
     return None
 
@@ -374,6 +381,17 @@ def closures_between(session: Session, prison_id: int, first: date, last: date) 
     )
 
 
+_SLOT_COLUMNS = (
+    Slot.id,
+    Slot.starts_at,
+    Slot.ends_at,
+    Slot.local_date,
+    Slot.capacity,
+    Slot.seats_taken,
+    Slot.visitor_group,
+)
+
+
 def availability(
     session: Session, prison: Prison, now: datetime, first: date, last: date
 ) -> list[DayView]:
@@ -382,8 +400,8 @@ def availability(
     Two queries whatever the range, so the page cost does not grow with the number of slots.
     """
     today = prison.local_date(now)
-    slots = session.scalars(
-        select(Slot)
+    rows = session.execute(
+        select(*_SLOT_COLUMNS)
         .where(Slot.prison_id == prison.id, Slot.local_date >= first, Slot.local_date <= last)
         .where(Slot.starts_at > now)
         .order_by(Slot.starts_at)
@@ -393,11 +411,11 @@ def availability(
     for closure in closures:
         if closure.start_time is None:
             days.setdefault(closure.day, DayView(closure.day)).closed_reason = closure.reason
-    for slot in slots:
-        closure = closure_for(closures, slot, prison.tz)
+    for row in rows:
+        closure = closure_for(closures, row, prison.tz)
         problem = window_problem(
-            starts_at=slot.starts_at,
-            local_day=slot.local_date,
+            starts_at=row.starts_at,
+            local_day=row.local_date,
             now=now,
             local_today=today,
             opens_days=prison.booking_opens_days,
@@ -407,12 +425,12 @@ def availability(
             state = SlotState.CLOSED
         elif problem is not None:
             state = SlotState.NOT_BOOKABLE
-        elif slot.seats_left <= 0:
+        elif row.seats_taken >= row.capacity:
             state = SlotState.FULL
         else:
             state = SlotState.OPEN
-        view = SlotView(slot, state, closure.reason if closure else None, problem)
-        days.setdefault(slot.local_date, DayView(slot.local_date)).slots.append(view)
+        view = SlotView(row, state, closure.reason if closure else None, problem)
+        days.setdefault(row.local_date, DayView(row.local_date)).slots.append(view)
     return [days[d] for d in sorted(days)]
 
 

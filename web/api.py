@@ -31,7 +31,7 @@ from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
-from visits.schedule import DayView, Slot, SlotState, availability
+from visits.schedule import DayView, SlotView, availability
 from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
@@ -197,7 +197,7 @@ def _prison_out(prison: Prison) -> PrisonOut:
     )
 
 
-def _slot_time(prison: Prison, slot: Slot) -> dict[str, Any]:
+def _slot_time(prison: Prison, slot: Any) -> dict[str, Any]:
     tz = prison.tz
     return {
         "id": slot.id,
@@ -209,14 +209,14 @@ def _slot_time(prison: Prison, slot: Slot) -> dict[str, Any]:
     }
 
 
-def _slot_out(prison: Prison, slot: Slot, state: SlotState, reason: str | None) -> SlotOut:
+def _slot_out(prison: Prison, view: SlotView) -> SlotOut:
     return SlotOut(
-        **_slot_time(prison, slot),
-        capacity=slot.capacity,
-        seats_left=slot.seats_left,
-        visitor_group=slot.visitor_group.value,
-        state=state.value,
-        closed_reason=reason,
+        **_slot_time(prison, view.slot),
+        capacity=view.slot.capacity,
+        seats_left=view.seats_left,
+        visitor_group=view.slot.visitor_group.value,
+        state=view.state.value,
+        closed_reason=view.closed_reason,
     )
 
 
@@ -224,7 +224,7 @@ def _day_out(prison: Prison, day: DayView) -> DayOut:
     return DayOut(
         date=day.day,
         closed_reason=day.closed_reason,
-        slots=[_slot_out(prison, v.slot, v.state, v.closed_reason) for v in day.slots],
+        slots=[_slot_out(prison, view) for view in day.slots],
     )
 
 

@@ -29,6 +29,7 @@ for the untimed set-up requests.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -1066,7 +1067,21 @@ def _p50_p99(result: LoadResult) -> str:
 # --- Main ------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        choices=("sqlite", "postgresql"),
+        help="measure one database only (default: both)",
+    )
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        nargs="+",
+        default=list(SQLITE_WORKERS),
+        help="web workers to measure SQLite with (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print("Booking rush benchmark")
@@ -1085,33 +1100,11 @@ def main() -> int:
         workdir = Path(tmp)
 
         # SQLite: prepared once, then a fresh copy for each server.
-        print("SQLite: preparing the database", flush=True)
-        template = workdir / "template.db"
-        try:
-            inmates = prepare(f"sqlite:///{template}", workdir, rng)
-        except RuntimeError as error:
-            reports += [RunReport("SQLite", w, error=str(error)) for w in SQLITE_WORKERS]
-        else:
-            for workers in SQLITE_WORKERS:
-                copy = workdir / f"sqlite-{workers}w.db"
-                shutil.copy(template, copy)
-                for suffix in ("-wal", "-shm"):
-                    if Path(f"{template}{suffix}").exists():
-                        shutil.copy(f"{template}{suffix}", f"{copy}{suffix}")
-                reports.append(_run_safely("SQLite", f"sqlite:///{copy}", workers, inmates))
-
-        print("PostgreSQL: preparing the database", flush=True)
-        try:
-            with postgres_database() as url:
-                try:
-                    inmates = prepare(url, workdir, rng)
-                except RuntimeError as error:
-                    reports.append(RunReport("PostgreSQL", PG_WORKERS, error=str(error)))
-                else:
-                    reports.append(_run_safely("PostgreSQL", url, PG_WORKERS, inmates))
-        except Unreachable as error:
-            print(f"PostgreSQL is unreachable, not measured: {error}", flush=True)
-            reports.append(RunReport("PostgreSQL", PG_WORKERS, error=f"unreachable: {error}"))
+        if args.only != "postgresql":
+            print("SQLite: preparing the database", flush=True)
+            reports += run_sqlite(workdir, rng, args.sqlite_workers)
+        if args.only != "sqlite":
+            reports += run_postgresql(workdir, rng)
 
     print_tables(reports)
     failures = [r for r in reports if r.correctness]
@@ -1124,6 +1117,37 @@ def main() -> int:
         return 1
     print("RESULT: correctness checks passed (timing targets are informative only)")
     return 0
+
+
+def run_sqlite(workdir: Path, rng: random.Random, worker_counts: list[int]) -> list[RunReport]:
+    template = workdir / "template.db"
+    try:
+        inmates = prepare(f"sqlite:///{template}", workdir, rng)
+    except RuntimeError as error:
+        return [RunReport("SQLite", w, error=str(error)) for w in worker_counts]
+    reports = []
+    for workers in worker_counts:
+        copy = workdir / f"sqlite-{workers}w.db"
+        shutil.copy(template, copy)
+        for suffix in ("-wal", "-shm"):
+            if Path(f"{template}{suffix}").exists():
+                shutil.copy(f"{template}{suffix}", f"{copy}{suffix}")
+        reports.append(_run_safely("SQLite", f"sqlite:///{copy}", workers, inmates))
+    return reports
+
+
+def run_postgresql(workdir: Path, rng: random.Random) -> list[RunReport]:
+    print("PostgreSQL: preparing the database", flush=True)
+    try:
+        with postgres_database() as url:
+            try:
+                inmates = prepare(url, workdir, rng)
+            except RuntimeError as error:
+                return [RunReport("PostgreSQL", PG_WORKERS, error=str(error))]
+            return [_run_safely("PostgreSQL", url, PG_WORKERS, inmates)]
+    except Unreachable as error:
+        print(f"PostgreSQL is unreachable, not measured: {error}", flush=True)
+        return [RunReport("PostgreSQL", PG_WORKERS, error=f"unreachable: {error}")]
 
 
 def _run_safely(label: str, url: str, workers: int, inmates: list[tuple[str, str]]) -> RunReport:
