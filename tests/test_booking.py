@@ -488,3 +488,23 @@ def test_move_ignores_the_booking_itself_in_the_limits(world):
     with world.writing() as s:
         move_booking(s, s.get(Booking, _booking(world, ref).id), slot_id=sun, now=NOW, actor="t")
     assert seats_taken(world, sun) == 2
+
+
+def test_a_failed_write_hands_the_turn_to_the_next_writer(db):
+    """A write that fails inside its transaction must not keep other writers waiting."""
+    def fail_halfway() -> None:
+        with db.writing() as s:
+            make_prison(s)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail_halfway()
+    # The failed writer's connection is busy elsewhere, so the next write gets another one:
+    # it would wait out the busy timeout if the turn had not been handed on.
+    with db.read_session() as reader, db.writing() as s:
+        reader.execute(select(1))
+        make_prison(s)
+    with db.read_session() as s:
+        from visits.prison import Prison
+
+        assert s.scalar(select(func.count()).select_from(Prison)) == 1

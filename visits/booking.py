@@ -459,7 +459,7 @@ def create_booking(
         )
     session.add(booking)
     session.flush()
-    session.refresh(slot)
+    session.expire(slot, ["seats_taken"])  # moved by the conditional update, not the ORM
     audit.record(
         session,
         at=now,

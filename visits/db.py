@@ -12,6 +12,7 @@ Services never commit; the caller that opened the session commits once or rolls 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from visits.settings import Settings
 
 WRITE_OPTION = "visits_write_transaction"
+_HOLDS_TURN = "visits_holds_writer_turn"
 
 
 class WriteLockMissing(RuntimeError):
@@ -65,10 +67,35 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # Writers of this process queue on a lock instead of SQLite's busy handler, which polls
+    # with sleeps of up to 100 ms: under a rush that polling, not the work, made the slowest
+    # bookings wait seconds. Other processes still meet at SQLite's own lock.
+    writer_turn = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not connection.get_execution_options().get(WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        if not connection.info.get(_HOLDS_TURN):
+            if not writer_turn.acquire(timeout=busy_timeout_ms / 1000):
+                raise TimeoutError("the database stayed busy; try again")
+            connection.info[_HOLDS_TURN] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            connection.info.pop(_HOLDS_TURN)
+            writer_turn.release()
+            raise
+
+    def _end_turn(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+        if record.info.pop(_HOLDS_TURN, False):
+            writer_turn.release()
+
+    # Back in the pool means committed or rolled back; a broken connection is thrown away.
+    # Either way, the next writer's turn.
+    event.listen(engine, "checkin", _end_turn)
+    event.listen(engine, "invalidate", _end_turn)
 
     return engine
 

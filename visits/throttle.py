@@ -28,16 +28,19 @@ def minutes_to_wait(
     session: Session, limits: Mapping[str, int], window: timedelta, now: datetime
 ) -> int:
     """0 if no key is at its limit, else the whole minutes until the oldest hit ages out."""
+    hits: dict[str, list[datetime]] = {key: [] for key in limits}
+    for key, at in session.execute(
+        select(ThrottleHit.key, ThrottleHit.at).where(
+            ThrottleHit.key.in_(list(limits)), ThrottleHit.at > now - window
+        )
+    ):
+        hits[key].append(at)
     wait = timedelta(0)
     for key, limit in limits.items():
-        hits = session.scalars(
-            select(ThrottleHit.at)
-            .where(ThrottleHit.key == key, ThrottleHit.at > now - window)
-            .order_by(ThrottleHit.at.desc())
-            .limit(limit)
-        ).all()
-        if len(hits) >= limit:
-            wait = max(wait, hits[-1] + window - now)
+        recent = sorted(hits[key], reverse=True)
+        if len(recent) >= limit:
+            # The limit-th most recent failure is the one that must age out first.
+            wait = max(wait, recent[limit - 1] + window - now)
     return math.ceil(wait.total_seconds() / 60) if wait else 0
 
 

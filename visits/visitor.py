@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, str_enum, utcnow
-from visits.db import insert_ignoring_conflicts, lock_rows
+from visits.db import insert_ignoring_conflicts, require_write_lock
 from visits.problems import Code, Problem
 from visits.rules import Sex
 
@@ -92,19 +92,20 @@ class Identity:
 
 
 def find_visitors(
-    session: Session, keys: Iterable[tuple[DocumentType, str]]
+    session: Session, keys: Iterable[tuple[DocumentType, str]], *, lock: bool = False
 ) -> dict[tuple[DocumentType, str], Visitor]:
+    """The visitors with these documents; with ``lock``, their rows are locked until commit
+    (in id order, on PostgreSQL) and reloaded as they are now."""
     keys = list(keys)
     if not keys:
         return {}
-    found: dict[tuple[DocumentType, str], Visitor] = {}
-    for doc_type in {k[0] for k in keys}:
-        numbers = [n for t, n in keys if t == doc_type]
-        for visitor in session.scalars(
-            select(Visitor).where(Visitor.doc_type == doc_type, Visitor.doc_number.in_(numbers))
-        ):
-            found[(visitor.doc_type, visitor.doc_number)] = visitor
-    return found
+    matches = [(Visitor.doc_type == t) & (Visitor.doc_number == n) for t, n in keys]
+    query = select(Visitor).where(or_(*matches)).order_by(Visitor.id)
+    if lock:
+        query = query.execution_options(populate_existing=True)
+        if session.get_bind().dialect.name != "sqlite":
+            query = query.with_for_update()
+    return {(v.doc_type, v.doc_number): v for v in session.scalars(query)}
 
 
 def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor]:
@@ -113,6 +114,7 @@ def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor
     Concurrent bookings naming the same new person both end up with the one row (the insert
     ignores the conflict), and the lock makes their per-day checks take turns.
     """
+    require_write_lock(session)
     insert_ignoring_conflicts(
         session,
         Visitor.__table__,
@@ -131,14 +133,8 @@ def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor
         ],
         ["doc_type", "doc_number"],
     )
-    by_key = find_visitors(session, (p.key for p in people))
-    lock_rows(session, Visitor.id, (v.id for v in by_key.values()))
-    visitors = []
-    for person in people:
-        visitor = by_key[person.key]
-        session.refresh(visitor)
-        visitors.append(visitor)
-    return visitors
+    by_key = find_visitors(session, (p.key for p in people), lock=True)
+    return [by_key[person.key] for person in people]
 
 
 def remember_details(visitor: Visitor, person: Identity) -> None:
