@@ -492,6 +492,7 @@ def test_move_ignores_the_booking_itself_in_the_limits(world):
 
 def test_a_failed_write_hands_the_turn_to_the_next_writer(db):
     """A write that fails inside its transaction must not keep other writers waiting."""
+
     def fail_halfway() -> None:
         with db.writing() as s:
             make_prison(s)

@@ -123,3 +123,10 @@ def test_suspend_a_visitor_who_has_booked(db_url):
         suspension = s.scalar(select(VisitorSuspension))
         assert (suspension.until.isoformat(), suspension.reason) == ("2027-01-31", "incidente")
     db.dispose()
+
+
+def test_the_command_line_offers_exactly_the_document_types():
+    from visits.cli import DocumentChoice
+    from visits.visitor import DocumentType
+
+    assert [c.value for c in DocumentChoice] == [d.value for d in DocumentType]

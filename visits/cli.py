@@ -1,29 +1,38 @@
-"""The ``visits`` command: database, configuration, roster, demo, server and worker."""
+"""The ``visits`` command: database, configuration, roster, demo, server and worker.
+
+Commands import what they use when they run: ``visits serve --workers N`` stays a small
+supervisor process, and only its workers load the application.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from visits import audit
-from visits.base import utcnow
-from visits.db import Database
-from visits.migrate import upgrade
-from visits.prison import prison_by_code
-from visits.prison_config import ConfigInvalid, apply_config, parse_config
-from visits.roster import RosterInvalid, import_roster
-from visits.settings import get_settings
-from visits.visitor import DocumentType, VisitorSuspension, find_visitors, normalise_document
+if TYPE_CHECKING:
+    from visits.db import Database
 
 app = typer.Typer(help="Family visit scheduling for prisons.", no_args_is_help=True)
 
 
+class DocumentChoice(StrEnum):
+    """The document types, as the command line offers them (mirrors visits.visitor)."""
+
+    dni = "dni"
+    ce = "ce"
+    passport = "passport"
+
+
 def _database() -> Database:
+    from visits.db import Database
+    from visits.settings import get_settings
+
     return Database.from_settings(get_settings())
 
 
@@ -36,6 +45,9 @@ def _fail(lines: list[str], code: int = 1) -> typer.Exit:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
+    from visits.migrate import upgrade
+    from visits.settings import get_settings
+
     upgrade(get_settings().database_url)
     typer.echo("database is up to date")
 
@@ -43,6 +55,9 @@ def migrate() -> None:
 @app.command("load-prisons")
 def load_prisons(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Apply a prison configuration file (TOML). Running it twice changes nothing."""
+    from visits.base import utcnow
+    from visits.prison_config import ConfigInvalid, apply_config, parse_config
+
     try:
         config = parse_config(file.read_text(encoding="utf-8"))
     except ConfigInvalid as invalid:
@@ -59,6 +74,10 @@ def import_inmates(
     prison: Annotated[str, typer.Option(help="Prison code, as in the configuration file.")],
 ) -> None:
     """Import a prison's whole roster (CSV). A bad row imports nothing."""
+    from visits.base import utcnow
+    from visits.prison import prison_by_code
+    from visits.roster import RosterInvalid, import_roster
+
     db = _database()
     with db.writing() as session:
         found = prison_by_code(session, prison)
@@ -87,13 +106,19 @@ def sync_slots_command() -> None:
 @app.command("suspend-visitor")
 def suspend_visitor(
     prison: Annotated[str, typer.Option(help="Prison code.")],
-    doc_type: Annotated[DocumentType, typer.Option(help="Document type.")],
+    doc_type: Annotated[DocumentChoice, typer.Option(help="Document type.")],
     doc_number: Annotated[str, typer.Option(help="Document number.")],
     until: Annotated[str, typer.Option(help="Last day of the suspension, YYYY-MM-DD.")],
     reason: Annotated[str, typer.Option(help="Why, for staff (never shown to families).")] = "",
 ) -> None:
     """Bar a visitor who has booked before from visiting a prison until a date."""
-    number = normalise_document(doc_type, doc_number)
+    from visits import audit
+    from visits.base import utcnow
+    from visits.prison import prison_by_code
+    from visits.visitor import DocumentType, VisitorSuspension, find_visitors, normalise_document
+
+    kind = DocumentType(doc_type.value)
+    number = normalise_document(kind, doc_number)
     if not isinstance(number, str):
         raise _fail([f"invalid {doc_type.value} number {doc_number!r}"])
     try:
@@ -103,7 +128,7 @@ def suspend_visitor(
     db = _database()
     with db.writing() as session:
         found = prison_by_code(session, prison)
-        visitor = find_visitors(session, [(doc_type, number)]).get((doc_type, number))
+        visitor = find_visitors(session, [(kind, number)]).get((kind, number))
         if found is None or visitor is None:
             raise _fail(["unknown prison or visitor (a visitor exists once they have booked)"])
         session.add(
@@ -126,7 +151,10 @@ def suspend_visitor(
 @app.command()
 def demo() -> None:
     """Migrate and load the demo prisons and rosters (safe to run again)."""
+    from visits.base import utcnow
     from visits.demo import load_demo
+    from visits.migrate import upgrade
+    from visits.settings import get_settings
 
     settings = get_settings()
     upgrade(settings.database_url)

@@ -27,7 +27,6 @@ from visits.booking import (
     slot_problems,
 )
 from visits.booking_request import Relationship
-from visits.calendar import visit_calendar
 from visits.i18n import SUPPORTED_LOCALES, negotiate
 from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
@@ -378,6 +377,8 @@ def booking_page(
 def booking_calendar(
     request: Request, reference: str, session: ReadSession, token: str = ""
 ) -> Response:
+    from visits.calendar import visit_calendar  # icalendar is only needed here
+
     booking = _owned(request, session, reference, token)
     body = visit_calendar(booking, _manage_url(request, booking, token))
     filename = f"visita-{booking.display_reference}.ics"
