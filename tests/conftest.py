@@ -88,8 +88,11 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(db: Database, db_url: str):
-    """The app in-process on the demo data, its clock fixed at ``tests.factories.NOW``."""
+def make_client(db: Database, db_url: str):
+    """Builds the app in-process on the demo data, its clock fixed at ``factories.NOW``.
+
+    Availability is computed afresh on every request unless a test asks for the cache.
+    """
     from fastapi.testclient import TestClient
 
     from tests.factories import NOW
@@ -99,12 +102,27 @@ def client(db: Database, db_url: str):
 
     with db.writing() as session:
         load_demo(session, NOW)
-    settings = Settings(
-        database_url=db_url,
-        secret_key="test-secret",
-        run_jobs_in_process=False,
-        public_base_url="https://visitas.example.pe",
-    )
-    app = create_app(settings, db, clock=lambda: NOW)
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
+    clients = []
+
+    def build(**overrides):
+        values = {
+            "database_url": db_url,
+            "secret_key": "test-secret",
+            "run_jobs_in_process": False,
+            "public_base_url": "https://visitas.example.pe",
+            "availability_cache_seconds": 0,
+        }
+        settings = Settings(**(values | overrides))
+        app = create_app(settings, db, clock=lambda: NOW)
+        client = TestClient(app, base_url="https://testserver")
+        clients.append(client.__enter__())
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()

@@ -432,11 +432,3 @@ def availability(
         view = SlotView(row, state, closure.reason if closure else None, problem)
         days.setdefault(row.local_date, DayView(row.local_date)).slots.append(view)
     return [days[d] for d in sorted(days)]
-
-
-def bookable_window(session: Session, prison: Prison, now: datetime) -> list[DayView]:
-    """Availability from today to the last day booking is open."""
-    today = prison.local_date(now)
-    return availability(
-        session, prison, now, today, last_bookable_day(today, prison.booking_opens_days)
-    )

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # None means "decide by database": in-process jobs for embedded SQLite, a separate
     # ``visits worker`` process for PostgreSQL deployments with several web workers.
     run_jobs_in_process: bool | None = None
+    # How old the availability a family sees may be (0: always computed afresh).
+    availability_cache_seconds: float = Field(default=2.0, ge=0)
     # Failed inmate identifications or booking look-ups allowed per window before a pause.
     lookup_failures_per_client: int = Field(default=10, ge=1)
     lookup_failures_per_inmate: int = Field(default=5, ge=1)

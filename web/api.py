@@ -31,7 +31,7 @@ from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
-from visits.schedule import DayView, SlotView, availability
+from visits.schedule import DayView, SlotView
 from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
@@ -284,6 +284,7 @@ def list_prisons(session: ReadSession) -> Any:
 
 @router.get("/prisons/{code}/slots", response_model=SlotsOut, responses=ERRORS)
 def list_slots(
+    request: Request,
     code: str,
     session: ReadSession,
     now: Now,
@@ -298,7 +299,7 @@ def list_slots(
     if last < first or (last - first) > timedelta(days=MAX_RANGE_DAYS):
         detail = f"'to' must be on or after 'from', at most {MAX_RANGE_DAYS} days later"
         return _errors([Problem(Code.INVALID_REQUEST, "to", {"detail": detail})])
-    days = availability(session, prison, now, max(first, today), last)
+    days = request.app.state.availability.days(session, prison, now, max(first, today), last)
     return _json(SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days]))
 
 
@@ -353,6 +354,7 @@ def create(
         session.rollback()
         return _errors(list(rejected.problems))
     session.commit()
+    request.app.state.availability.forget(prison.id)
     out = CreatedOut(
         reference=booked.booking.display_reference,
         status=booked.booking.status.value,
@@ -388,6 +390,7 @@ def cancel(
         session.rollback()
         return _errors(list(rejected.problems), 409)
     session.commit()
+    request.app.state.availability.forget(booking.prison_id)
     return _json(_booking_out(request, booking))
 
 
@@ -410,4 +413,5 @@ def move(
         status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE} else None
         return _errors(problems, status)
     session.commit()
+    request.app.state.availability.forget(booking.prison_id)
     return _json(_booking_out(request, booking))

@@ -23,6 +23,7 @@ from visits.inmate import ThrottlePolicy
 from visits.problems import Code, Problem, as_dicts
 from visits.settings import Settings, get_settings
 from web import api, family
+from web.availability import AvailabilityCache
 from web.middleware import (
     BodySizeLimitMiddleware,
     BodyTooLarge,
@@ -127,6 +128,7 @@ def create_app(
     app.state.clock = clock
     app.state.secret_key = settings.signing_key()
     app.state.templates = make_templates()
+    app.state.availability = AvailabilityCache(settings.availability_cache_seconds)
     app.state.throttle_policy = ThrottlePolicy(
         per_client=settings.lookup_failures_per_client,
         per_inmate=settings.lookup_failures_per_inmate,

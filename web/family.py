@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from visits.booking import (
@@ -33,8 +34,9 @@ from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
 from visits.reference import manage_token
 from visits.rules import Sex, VisitorGroup
-from visits.schedule import Slot, bookable_window
+from visits.schedule import Slot
 from visits.visitor import DocumentType
+from web.availability import AvailabilityCache
 from web.deps import AppSettings, ClientKey, Now, ReadSession, Throttling, WriteSession
 from web.forms import (
     CSRF_FIELD,
@@ -179,7 +181,14 @@ def _slots_page(
     problems: list[Problem] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    days = bookable_window(session, prison, now)
+    cache: AvailabilityCache = request.app.state.availability
+    days_html = cache.rendered(
+        prison,
+        "slot_days",
+        lambda: request.app.state.templates.get_template("_slot_days.html").render(
+            prison=prison, days=cache.days(session, prison, now)
+        ),
+    )
     today = prison.local_date(now)
     suspended = inmate.visits_suspended_until
     return render(
@@ -188,7 +197,7 @@ def _slots_page(
         status,
         prison=prison,
         inmate=inmate,
-        days=days,
+        days_html=Markup(days_html),  # noqa: S704 - rendered by our own autoescaping template
         suspended_until=suspended if suspended and suspended >= today else None,
         problems=problems or [],
     )
@@ -304,6 +313,7 @@ def booking_submit(
                 request, prison, inmate, slot, values, problems, status_for(problems)
             )
         session.commit()
+        request.app.state.availability.forget(prison.id)
         reference = booked.booking.display_reference
         return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
 
@@ -417,6 +427,7 @@ def cancel_submit(
             request, booking, token, now, problems=list(rejected.problems), status=409
         )
     session.commit()
+    request.app.state.availability.forget(booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="cancelled")
 
 
@@ -430,7 +441,7 @@ def _move_page(
     status: int = 200,
 ) -> HTMLResponse:
     prison = booking.prison
-    days = bookable_window(session, prison, now)
+    days = request.app.state.availability.days(session, prison, now)
     return render(
         request,
         "move.html",
@@ -471,6 +482,7 @@ def move_submit(
             problems = [Problem(Code.REQUIRED, "slot_id")]
         return _move_page(request, session, booking, token, now, problems, status_for(problems))
     session.commit()
+    request.app.state.availability.forget(booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="moved")
 
 

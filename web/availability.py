@@ -1,0 +1,69 @@
+"""Availability as families see it, shared for a few seconds between them.
+
+When booking opens, thousands of families reload the same prison's days at once. Computing
+and rendering them once per prison every few seconds keeps the database and the CPU for
+bookings. A page may show a seat count up to ``ttl`` seconds old; it never decides anything (the
+booking checks afresh under its locks), and a booking, cancellation or move made through this
+process clears its prison's entries at once, so a family sees its own change immediately.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from visits.i18n import current_locale
+from visits.prison import Prison
+from visits.rules import last_bookable_day
+from visits.schedule import DayView, availability
+
+T = TypeVar("T")
+MAX_ENTRIES = 512
+
+
+class AvailabilityCache:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return compute()
+        now = self.clock()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = compute()  # outside the lock: two threads may both compute; both are right
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[key] = (now + self.ttl, value)
+        return value
+
+    def days(
+        self, session: Session, prison: Prison, now: datetime, first: Any = None, last: Any = None
+    ) -> list[DayView]:
+        """The prison's days from ``first`` to ``last`` (default: the booking window)."""
+        today = prison.local_date(now)
+        first = first or today
+        last = last or last_bookable_day(today, prison.booking_opens_days)
+        return self._get(
+            ("days", prison.id, first, last),
+            lambda: availability(session, prison, now, first, last),
+        )
+
+    def rendered(self, prison: Prison, name: Hashable, render: Callable[[], str]) -> str:
+        """A piece of page about this prison's availability, in the current language."""
+        return self._get(("html", prison.id, name, current_locale()), render)
+
+    def forget(self, prison_id: int) -> None:
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if k[1] != prison_id}
