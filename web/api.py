@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from visits.problems import Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
+from web.availability import AvailabilityCache
 from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
@@ -299,8 +300,16 @@ def list_slots(
     if last < first or (last - first) > timedelta(days=MAX_RANGE_DAYS):
         detail = f"'to' must be on or after 'from', at most {MAX_RANGE_DAYS} days later"
         return _errors([Problem(Code.INVALID_REQUEST, "to", {"detail": detail})])
-    days = request.app.state.availability.days(session, prison, now, max(first, today), last)
-    return _json(SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days]))
+    cache: AvailabilityCache = request.app.state.availability
+    first = max(first, today)
+
+    def encode() -> str:
+        days = cache.days(session, prison, now, first, last)
+        out = SlotsOut(prison=prison.code, days=[_day_out(prison, d) for d in days])
+        return out.model_dump_json()
+
+    body = cache.rendered(prison, ("api-slots", first, last), encode)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
