@@ -167,3 +167,53 @@ def test_processes_racing_for_the_last_seats_never_overbook(db_url):
     assert outcomes == {"ok": 17, "slot_full": total - 17}
     assert slot_state(db, slot_id) == (17, 17, 17)
     db.dispose()
+
+
+def seats_match_bookings(db: Database) -> bool:
+    """Every slot's seats taken equal the party sizes of the bookings that hold it."""
+    with db.read_session() as s:
+        held = dict(
+            s.execute(
+                select(Booking.slot_id, func.sum(Booking.party_size))
+                .where(Booking.status.in_(["held", "confirmed"]))
+                .group_by(Booking.slot_id)
+            ).all()
+        )
+        return all(held.get(slot.id, 0) == slot.seats_taken for slot in s.scalars(select(Slot)))
+
+
+def change(db: Database, action, booking_id: int, **kwargs) -> str:
+    """Cancel or move one booking in a transaction of its own: what happened, or why not."""
+    try:
+        with db.writing() as s:
+            action(s, s.get(Booking, booking_id), now=NOW, actor="t", **kwargs)
+        return action.__name__
+    except Rejected as rejected:
+        return ",".join(sorted(rejected.codes))
+
+
+def test_a_cancel_racing_a_move_of_the_same_booking_keeps_the_seats_right(racing_db):
+    from visits.booking import cancel_booking, move_booking
+
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=50)
+        make_inmate(s, prison, "Q0")
+        make_inmate(s, prison, "OTHER")
+        a = make_slot(s, prison, SATURDAY, capacity=100).id
+        b = make_slot(s, prison, SUNDAY, capacity=100).id
+    assert attempt(db, a, "OTHER", "49999999") == "ok"  # another family, also on slot A
+    for round_ in range(12):  # each round races a fresh booking's cancel against its move
+        assert attempt(db, a, "Q0", f"4{round_:07d}") == "ok"
+        with db.read_session() as s:
+            booking_id = s.scalar(select(Booking.id).order_by(Booking.id.desc()))
+        actions = [
+            lambda _, b_id=booking_id: change(db, cancel_booking, b_id),
+            lambda _, b_id=booking_id: change(db, move_booking, b_id, slot_id=b),
+        ]
+        outcomes = race(2, lambda i, actions=actions: actions[i](i))
+        assert outcomes["cancel_booking"] == 1, outcomes
+        assert seats_match_bookings(db), f"round {round_}: {outcomes}"
+    with db.read_session() as s:
+        assert s.get(Slot, a).seats_taken == 1  # only the other family's seat is left
+        assert s.get(Slot, b).seats_taken == 0

@@ -472,26 +472,26 @@ def create_booking(
     return Booked(booking, reference.manage_token(secret_key, booking.reference))
 
 
-def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: str) -> Booking:
-    """Cancel and give the seats back, exactly once even if two cancels race."""
+def _locked(session: Session, booking: Booking) -> Booking:
+    """The booking as it is now, locked until commit: a cancel and a move of the same booking
+    take turns, and each sees the slot the other left it in."""
     require_write_lock(session)
-    if booking.slot.starts_at <= now:
+    lock_rows(session, Booking.id, [booking.id])
+    session.refresh(booking)
+    return booking
+
+
+def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: str) -> Booking:
+    """Cancel and give the seats back, exactly once even if two cancels (or a cancel and a
+    move) race."""
+    booking = _locked(session, booking)
+    if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
-    cancelled = session.execute(
-        update(Booking)
-        .where(Booking.id == booking.id, Booking.status.in_(HOLDS_SEATS))
-        .values(status=BookingStatus.CANCELLED, cancelled_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if cancelled != 1:
-        raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = booking.updated_at = now
     release_seats(session, booking.slot_id, booking.party_size)
-    session.execute(
-        update(BookingVisitor)
-        .where(BookingVisitor.booking_id == booking.id)
-        .values(active=False)
-        .execution_options(synchronize_session=False)
-    )
+    for visitor in booking.visitors:
+        visitor.active = False
     audit.record(
         session,
         at=now,
@@ -502,9 +502,6 @@ def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: 
         details={"slot_id": booking.slot_id, "party_size": booking.party_size},
     )
     session.flush()
-    session.refresh(booking)
-    for visitor in booking.visitors:
-        session.refresh(visitor)
     return booking
 
 
@@ -513,9 +510,7 @@ def move_booking(
 ) -> Booking:
     """Move to another slot: the new seats are taken and the old ones given back in one
     transaction, so the family never ends up with both or with neither."""
-    require_write_lock(session)
-    lock_rows(session, Booking.id, [booking.id])
-    session.refresh(booking)
+    booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     prison, inmate = booking.prison, booking.inmate
