@@ -210,6 +210,19 @@ def test_an_idempotency_key_books_once(client):
     assert open_slot(client)["seats_left"] == 149
 
 
+def test_a_reused_idempotency_key_never_returns_someone_elses_booking(client):
+    slot = open_slot(client)
+    headers = {"Idempotency-Key": "1"}
+    mine = book(client, slot["id"], headers=headers).json()
+    theirs = body(slot["id"], inmate="Q10002", surname="Puma", phone="912345678")
+    theirs["visitors"][0]["doc_number"] = "41111111"
+    response = client.post("/api/v1/bookings", json=theirs, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "submission_key_reused"
+    assert mine["manage_token"] not in response.text
+    assert "+51987654321" not in response.text
+
+
 def test_move_keeps_the_booking_when_it_fails(client):
     wednesday, other = [
         s for s in slots(client) if s["state"] == "open" and s["visitor_group"] == "women"

@@ -136,6 +136,16 @@ def test_a_repeated_submission_books_once(world):
     assert count(world, Booking) == 1
 
 
+def test_a_key_sent_again_with_other_details_is_refused_not_answered(world):
+    sat, sun, _ = ids(world)
+    first = book(world, sat, key="k-1")
+    with pytest.raises(Rejected) as caught:
+        book(world, sun, visitor("40000099", first_names="Otra"), phone="912345678", key="k-1")
+    assert caught.value.codes == {Code.SUBMISSION_KEY_REUSED}
+    assert book(world, sat, key="k-1")[0] == first[0]  # the identical request still replays
+    assert count(world, Booking) == 1
+
+
 def test_every_field_problem_is_reported_at_once_and_nothing_changes(world):
     sat, _, _ = ids(world)
     bad = visitor(

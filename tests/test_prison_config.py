@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date, time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tests.factories import NOW, make_inmate, request_for, visitor
 from visits.booking import create_booking
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.prison_config import ConfigInvalid, apply_config, parse_config
-from visits.schedule import Closure, ScheduleTemplate, Slot
+from visits.schedule import Closure, ConflictKind, ScheduleTemplate, Slot
 
 BASE = """
 [[prison]]
@@ -142,16 +142,16 @@ def test_a_lower_capacity_never_drops_below_seats_taken(db):
 def test_a_removed_session_keeps_its_booked_slots(db):
     apply(db, config())
     slot_id = _book_seats(db, 1)
-    without_saturday = BASE.replace("CAPACITY", "30").split("[[prison.schedule]]")
-    text = without_saturday[0] + "[[prison.schedule]]" + without_saturday[2]
+    text = _saturday_removed()
     report = apply(db, parse_config(text))[0]
     assert report.templates["removed"] == 1
-    assert report.slots.removed == 1  # the unbooked Saturday
-    assert [c.wanted_capacity for c in report.slots.conflicts] == [None]
+    assert report.slots.removed == 2  # the unbooked Saturday deleted, the booked one withdrawn
+    assert [c.kind for c in report.slots.conflicts] == [ConflictKind.WITHDRAWN]
     with db.read_session() as s:
         kept = s.get(Slot, slot_id)
         assert kept.seats_taken == 1
         assert kept.template_id is None
+        assert kept.withdrawn_at == NOW
         assert s.scalar(select(func.count()).select_from(ScheduleTemplate)) == 1
     assert not apply(db, parse_config(text))[0].changed
 
@@ -225,3 +225,73 @@ def test_sessions_valid_in_different_periods_may_share_a_time():
 def test_single_session_closure_in_the_file():
     cfg = config(extra='[[prison.closures]]\ndate = 2026-12-05\nstart = 09:00:00\nreason = "X"\n')
     assert cfg.prisons[0].closures[1].start == time(9)
+
+
+def _saturday_removed() -> str:
+    parts = BASE.replace("CAPACITY", "30").split("[[prison.schedule]]")
+    return parts[0] + "[[prison.schedule]]" + parts[2]
+
+
+def test_a_removed_session_with_only_cancelled_bookings_is_withdrawn_not_deleted(db):
+    from visits.booking import Booking, cancel_booking
+
+    apply(db, config())
+    slot_id = _book_seats(db, 1)
+    with db.writing() as s:
+        cancel_booking(s, s.scalar(select(Booking)), now=NOW, actor="t")
+    report = apply(db, parse_config(_saturday_removed()))[0]  # used to fail on the booking's key
+    assert report.slots.removed == 2
+    assert report.slots.conflicts == []  # nobody holds a seat there any more
+    with db.read_session() as s:
+        withdrawn = s.get(Slot, slot_id)
+        assert withdrawn.withdrawn_at == NOW
+        assert s.scalar(select(Booking.slot_id)) == slot_id  # the history is intact
+    # Not offered any more, and not bookable.
+    from visits.schedule import availability
+
+    with db.read_session() as s:
+        prison = s.scalar(select(Prison))
+        days = availability(s, prison, NOW, date(2026, 12, 1), date(2026, 12, 15))
+        assert slot_id not in [v.slot.id for d in days for v in d.slots]
+    with db.writing() as s:
+        from visits.booking import slot_in_prison
+
+        assert slot_in_prison(s, s.scalar(select(Prison)), slot_id) is None
+    # The session comes back: so does the slot.
+    back = apply(db, config())[0]
+    assert back.slots.created == 2
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).withdrawn_at is None
+
+
+def test_a_regrouped_slot_with_bookings_is_reported(db):
+    apply(db, config())
+    _book_seats(db, 1)
+    anyone = BASE.replace("CAPACITY", "30").replace(
+        'visitor_group = "men"', 'visitor_group = "anyone"'
+    )
+    report = apply(db, parse_config(anyone))[0]
+    assert [(c.kind, c.seats_taken) for c in report.slots.conflicts] == [
+        (ConflictKind.REGROUPED, 1)
+    ]
+
+
+def test_one_prison_failing_does_not_stop_the_others(db, monkeypatch):
+    from visits import jobs
+
+    with db.writing() as s:
+        apply_config(s, parse_config(BASE.replace("CAPACITY", "30")), NOW)
+        other = BASE.replace("CAPACITY", "30").replace('code = "CUS"', 'code = "ZZZ"')
+        apply_config(s, parse_config(other), NOW)
+        s.execute(delete(Slot))
+    real = jobs.sync_slots
+
+    def broken_for_cus(session, prison, now):
+        if prison.code == "CUS":
+            raise RuntimeError("boom")
+        return real(session, prison, now)
+
+    monkeypatch.setattr(jobs, "sync_slots", broken_for_cus)
+    reports = jobs.sync_all_slots(db, NOW)
+    assert list(reports) == ["ZZZ"]
+    assert reports["ZZZ"].created == 4

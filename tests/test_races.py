@@ -217,3 +217,32 @@ def test_a_cancel_racing_a_move_of_the_same_booking_keeps_the_seats_right(racing
     with db.read_session() as s:
         assert s.get(Slot, a).seats_taken == 1  # only the other family's seat is left
         assert s.get(Slot, b).seats_taken == 0
+
+
+def test_one_key_sent_at_once_for_two_inmates_books_one_and_refuses_the_other(racing_db):
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s)
+        make_inmate(s, prison, "Q0")
+        make_inmate(s, prison, "Q1")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=50).id
+
+    def attempt_with_key(i: int) -> str:
+        try:
+            with db.writing() as s:
+                create_booking(
+                    s,
+                    prison=s.scalar(select(Prison)),
+                    inmate=s.scalar(select(Inmate).where(Inmate.code == f"Q{i % 2}")),
+                    request=request_for(slot_id, visitor(f"4{i:07d}", first_names="Ana")),
+                    now=NOW,
+                    secret_key="k",
+                    submission_key="same-key",
+                )
+            return "ok"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    outcomes = race(2, attempt_with_key)
+    assert outcomes == {"ok": 1, "submission_key_reused": 1}
+    assert seats_match_bookings(db)

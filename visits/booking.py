@@ -13,6 +13,9 @@ verification slots in: held bookings already take seats and count toward every l
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, reference, throttle
@@ -93,6 +97,9 @@ class Booking(Base):
     submission_key: Mapped[str | None] = mapped_column(
         String(MAX_SUBMISSION_KEY_LENGTH), unique=True
     )
+    # What was submitted with that key: the same key with other details is refused, never
+    # answered with this booking.
+    submission_hash: Mapped[str | None] = mapped_column(String(64))
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -211,13 +218,15 @@ def release_seats(session: Session, slot_id: int, seats: int) -> None:
 
 
 def slot_in_prison(session: Session, prison: Prison, raw_slot_id: str | int) -> Slot | None:
-    """The slot a family named, if it exists and belongs to this prison (else nothing, so a
-    slot of another prison is simply unknown here)."""
+    """The slot a family named, if it exists, belongs to this prison and is still offered
+    (else nothing: a slot of another prison, or one withdrawn, is simply unknown here)."""
     slot_id = parse_slot_id(raw_slot_id)
     if slot_id is None:
         return None
     slot = session.get(Slot, slot_id, populate_existing=True)
-    return slot if slot is not None and slot.prison_id == prison.id else None
+    if slot is None or slot.prison_id != prison.id or slot.withdrawn_at is not None:
+        return None
+    return slot
 
 
 def slot_problems(
@@ -371,9 +380,16 @@ def check_booking(
 # --- Changes ---------------------------------------------------------------------------------
 
 
+def submission_hash(inmate: Inmate, request: BookingRequest) -> str:
+    """A fingerprint of exactly what was submitted, for whom."""
+    payload = json.dumps([inmate.id, dataclasses.asdict(request)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 def _replay(
-    session: Session, submission_key: str | None, inmate: Inmate, secret_key: str
+    session: Session, submission_key: str | None, fingerprint: str, secret_key: str
 ) -> Booked | None:
+    """The booking an identical earlier submission made, if any (a double click, a retry)."""
     if submission_key is None:
         return None
     if len(submission_key) > MAX_SUBMISSION_KEY_LENGTH:
@@ -381,8 +397,8 @@ def _replay(
     previous = session.scalar(select(Booking).where(Booking.submission_key == submission_key))
     if previous is None:
         return None
-    if previous.inmate_id != inmate.id:
-        raise Rejected([Problem(Code.INVALID_REQUEST, "submission_key", {"detail": "reused key"})])
+    if previous.submission_hash != fingerprint:
+        raise Rejected([Problem(Code.SUBMISSION_KEY_REUSED, "submission_key")])
     return Booked(previous, reference.manage_token(secret_key, previous.reference), True)
 
 
@@ -410,13 +426,14 @@ def create_booking(
     booking twice.
     """
     require_write_lock(session)
-    if (replayed := _replay(session, submission_key, inmate, secret_key)) is not None:
+    fingerprint = submission_hash(inmate, request)
+    if (replayed := _replay(session, submission_key, fingerprint, secret_key)) is not None:
         return replayed
     slot, valid = _parse_for(session, prison, inmate, request, now)
 
     lock_rows(session, Inmate.id, [inmate.id])
     # A second click that raced the first one past the check above sees it now.
-    if (replayed := _replay(session, submission_key, inmate, secret_key)) is not None:
+    if (replayed := _replay(session, submission_key, fingerprint, secret_key)) is not None:
         return replayed
     visitors = claim_visitors(session, [v.identity for v in valid.visitors])
     party = len(valid.visitors)
@@ -439,6 +456,7 @@ def create_booking(
         contact_phone=valid.contact_phone,
         language=valid.language,
         submission_key=submission_key,
+        submission_hash=fingerprint if submission_key else None,
         created_at=now,
         updated_at=now,
     )
@@ -458,7 +476,13 @@ def create_booking(
             )
         )
     session.add(booking)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as error:
+        # The same key sent at the same moment for another inmate (whose lock is another).
+        if "submission_key" not in str(error.orig):
+            raise
+        raise Rejected([Problem(Code.SUBMISSION_KEY_REUSED, "submission_key")]) from None
     session.expire(slot, ["seats_taken"])  # moved by the conditional update, not the ORM
     audit.record(
         session,

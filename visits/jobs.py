@@ -36,12 +36,17 @@ def sync_all_slots(db: Database, now: datetime | None = None) -> dict[str, SyncR
         ids = list(session.scalars(select(Prison.id).order_by(Prison.id)))
     reports = {}
     for prison_id in ids:
-        with db.writing() as session:
-            prison = session.get(Prison, prison_id)
-            if prison is None:
-                continue
-            report = sync_slots(session, prison, now)
-            reports[prison.code] = report
+        try:
+            with db.writing() as session:
+                prison = session.get(Prison, prison_id)
+                if prison is None:
+                    continue
+                report = sync_slots(session, prison, now)
+                reports[prison.code] = report
+        except Exception:
+            # One prison's trouble must not leave every other prison without new slots.
+            log.exception("slot sync failed for prison %s", prison_id)
+            continue
         for conflict in report.conflicts:
             log.warning("%s: %s", prison.code, conflict.describe(prison.tz))
     return reports

@@ -61,6 +61,7 @@ class Code(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     SESSION_EXPIRED = "session_expired"
     FORM_EXPIRED = "form_expired"
+    SUBMISSION_KEY_REUSED = "submission_key_reused"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -127,6 +128,9 @@ MESSAGES: dict[Code, str] = {
     Code.TOO_MANY_ATTEMPTS: N_("Too many attempts. Wait %(minutes)s minutes and try again."),
     Code.SESSION_EXPIRED: N_("Too much time has passed. Please identify the person again."),
     Code.FORM_EXPIRED: N_("This form expired. Please send it again."),
+    Code.SUBMISSION_KEY_REUSED: N_(
+        "This request was already used for other details. Please review them and confirm again."
+    ),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

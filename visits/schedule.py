@@ -24,9 +24,12 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     case,
+    column,
     delete,
+    exists,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -105,6 +108,9 @@ class Slot(Base):
     visitor_group: Mapped[VisitorGroup] = mapped_column(
         str_enum(VisitorGroup), default=VisitorGroup.ANYONE
     )
+    # Set when the schedule no longer has this slot but bookings (even cancelled ones) refer to
+    # it: it stays for them, and takes no new booking.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def seats_left(self) -> int:
@@ -191,20 +197,33 @@ def rule_of(template: ScheduleTemplate) -> TemplateRule:
 # --- Materialisation -------------------------------------------------------------------------
 
 
+class ConflictKind(StrEnum):
+    CAPACITY = "capacity"  # lowered only as far as the seats already booked
+    WITHDRAWN = "withdrawn"  # no longer in the schedule, kept for its bookings
+    REGROUPED = "regrouped"  # now for another visitor group, with bookings made before
+
+
 @dataclass
 class SlotConflict:
-    """A schedule change that could not be applied in full because visitors had booked."""
+    """A schedule change that could not be applied in full, or needs staff to look at the
+    bookings it affects."""
 
+    kind: ConflictKind
     starts_at: datetime
     seats_taken: int
-    wanted_capacity: int | None  # None: the schedule no longer has this slot at all
+    wanted_capacity: int | None = None
 
     def describe(self, tz: ZoneInfo) -> str:
         when = self.starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        if self.wanted_capacity is None:
+        if self.kind is ConflictKind.WITHDRAWN:
             return (
                 f"slot {when} is no longer in the schedule but holds {self.seats_taken} "
-                "booked seats: kept"
+                "booked seats: kept for them, closed to new bookings"
+            )
+        if self.kind is ConflictKind.REGROUPED:
+            return (
+                f"slot {when} changed its visitor group with {self.seats_taken} seats booked: "
+                "check those bookings"
             )
         return (
             f"slot {when}: capacity {self.wanted_capacity} is below the {self.seats_taken} "
@@ -233,8 +252,9 @@ def sync_slots(
     Creates missing slots, applies template capacity and group changes to future slots, and
     removes future slots that no template makes any more (including those of the ``retiring``
     templates, about to be deleted). Seats already taken are never touched: a capacity is never
-    lowered below them, and a slot that holds bookings is never removed; both are reported as
-    conflicts instead. Safe to run in several processes at once.
+    lowered below them (a conflict is reported), and a slot that any booking refers to is
+    withdrawn instead of removed (reported when it still holds seats). Safe to run in several
+    processes at once.
     """
     report = SyncReport()
     today = prison.local_date(now)
@@ -252,11 +272,13 @@ def sync_slots(
     existing = {
         slot.starts_at: slot
         for slot in session.scalars(
-            select(Slot).where(
+            select(Slot)
+            .where(
                 Slot.prison_id == prison.id,
                 Slot.starts_at > now,
                 or_(Slot.local_date <= last_day, Slot.template_id.in_(retiring)),
             )
+            .order_by(Slot.id)  # the order bookings lock slots in
         )
     }
 
@@ -281,13 +303,20 @@ def sync_slots(
     for starts_at, slot in existing.items():
         spec = wanted.get(starts_at)
         if spec is None:
-            _remove_or_keep(session, slot, report)
+            _remove_or_withdraw(session, slot, now, report)
             continue
+        if slot.withdrawn_at is not None:  # back in the schedule
+            slot.withdrawn_at = None
+            report.created += 1
         if slot.template_id != spec.template_id:
             slot.template_id = spec.template_id
         if slot.visitor_group != spec.visitor_group:
             slot.visitor_group = spec.visitor_group
             report.regrouped += 1
+            if slot.seats_taken:
+                report.conflicts.append(
+                    SlotConflict(ConflictKind.REGROUPED, slot.starts_at, slot.seats_taken)
+                )
         if slot.capacity != spec.capacity:
             _resize(session, slot, spec.capacity, report)
     session.flush()
@@ -297,7 +326,9 @@ def sync_slots(
 def _resize(session: Session, slot: Slot, capacity: int, report: SyncReport) -> None:
     if slot.seats_taken > capacity and slot.capacity == slot.seats_taken:
         # Already lowered as far as the bookings allow: nothing to change, still a conflict.
-        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, capacity))
+        report.conflicts.append(
+            SlotConflict(ConflictKind.CAPACITY, slot.starts_at, slot.seats_taken, capacity)
+        )
         return
     # One statement, so a booking racing this change can neither be lost nor overbook.
     session.execute(
@@ -308,24 +339,36 @@ def _resize(session: Session, slot: Slot, capacity: int, report: SyncReport) -> 
     )
     session.refresh(slot)
     if slot.capacity != capacity:
-        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, capacity))
+        report.conflicts.append(
+            SlotConflict(ConflictKind.CAPACITY, slot.starts_at, slot.seats_taken, capacity)
+        )
     report.resized += 1
 
 
-def _remove_or_keep(session: Session, slot: Slot, report: SyncReport) -> None:
+# Bookings refer to slots; schedule.py sits below booking.py, so it names the column only.
+_BOOKED_SLOTS = table("booking", column("slot_id"))
+
+
+def _remove_or_withdraw(session: Session, slot: Slot, now: datetime, report: SyncReport) -> None:
     if slot.template_id is None:
-        return  # not made by a template (or already reported as kept): not ours to remove
+        return  # not made by a template, or already withdrawn: not ours to remove
+    never_booked = ~exists().where(_BOOKED_SLOTS.c.slot_id == Slot.id)
     removed = session.execute(
         delete(Slot)
-        .where(Slot.id == slot.id, Slot.seats_taken == 0)
+        .where(Slot.id == slot.id, Slot.seats_taken == 0, never_booked)
         .execution_options(synchronize_session=False)
     ).rowcount
     if removed:
         session.expunge(slot)
         report.removed += 1
-    else:
-        slot.template_id = None
-        report.conflicts.append(SlotConflict(slot.starts_at, slot.seats_taken, None))
+        return
+    slot.template_id = None
+    slot.withdrawn_at = now
+    report.removed += 1
+    if slot.seats_taken:
+        report.conflicts.append(
+            SlotConflict(ConflictKind.WITHDRAWN, slot.starts_at, slot.seats_taken)
+        )
 
 
 # --- What families see -----------------------------------------------------------------------
@@ -403,7 +446,7 @@ def availability(
     rows = session.execute(
         select(*_SLOT_COLUMNS)
         .where(Slot.prison_id == prison.id, Slot.local_date >= first, Slot.local_date <= last)
-        .where(Slot.starts_at > now)
+        .where(Slot.starts_at > now, Slot.withdrawn_at.is_(None))
         .order_by(Slot.starts_at)
     ).all()
     closures = closures_between(session, prison.id, first, last)
