@@ -519,3 +519,23 @@ def test_a_failed_write_hands_the_turn_to_the_next_writer(db):
         from visits.prison import Prison
 
         assert s.scalar(select(func.count()).select_from(Prison)) == 1
+
+
+def test_a_move_to_a_womens_day_checks_who_is_coming(world):
+    """A booking made on a day open to all never said the visitors' sex: moving it to a day
+    for women (or men) must not let an unknown adult through."""
+    sat, _, _ = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        women = make_slot(s, s.scalar(select(Prison)), SUNDAY, time(13), group=VisitorGroup.WOMEN)
+        women_id = women.id
+    ref, _, _ = book(world, sat, visitor("40000020", first_names="Pedro", sex=""))
+    with pytest.raises(Rejected) as caught, world.writing() as s:
+        move_booking(
+            s, s.get(Booking, _booking(world, ref).id), slot_id=women_id, now=NOW, actor="t"
+        )
+    assert [(p.code, p.field) for p in caught.value.problems] == [
+        (Code.VISITOR_SEX_UNKNOWN, "visitors.0.sex")
+    ]
+    assert _booking(world, ref).slot_id == sat

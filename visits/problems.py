@@ -38,6 +38,7 @@ class Code(StrEnum):
     ADULT_REQUIRED = "adult_required"
     SLOT_WOMEN_ONLY = "slot_women_only"
     SLOT_MEN_ONLY = "slot_men_only"
+    VISITOR_SEX_UNKNOWN = "visitor_sex_unknown"
     VISITOR_ALREADY_BOOKED = "visitor_already_booked"
     VISITOR_SUSPENDED = "visitor_suspended"
     # The slot
@@ -95,6 +96,10 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.SLOT_MEN_ONLY: N_(
         "This visit time is for men. Choose a day for women, or another visitor."
+    ),
+    Code.VISITOR_SEX_UNKNOWN: N_(
+        "This day is only for women or only for men, and the booking does not say who is "
+        "coming. Please make a new booking for this day."
     ),
     Code.VISITOR_ALREADY_BOOKED: N_("%(name)s already has a visit booked that day."),
     Code.VISITOR_SUSPENDED: N_("%(name)s cannot visit until %(until)s."),

@@ -98,10 +98,11 @@ def party_problems(
         problems.append(Problem(Code.ADULT_REQUIRED, "visitors", {"age": adult_age}))
     if group is not VisitorGroup.ANYONE:
         allowed = Sex.FEMALE if group is VisitorGroup.WOMEN else Sex.MALE
-        code = Code.SLOT_WOMEN_ONLY if group is VisitorGroup.WOMEN else Code.SLOT_MEN_ONLY
-        problems.extend(
-            Problem(code, f"visitors.{m.index}.sex")
-            for m in adults
-            if m.sex is not None and m.sex is not allowed  # a missing sex is a field error
-        )
+        wrong = Code.SLOT_WOMEN_ONLY if group is VisitorGroup.WOMEN else Code.SLOT_MEN_ONLY
+        for member in adults:
+            # Unknown when the booking was made on a day open to all and is moved here.
+            if member.sex is None:
+                problems.append(Problem(Code.VISITOR_SEX_UNKNOWN, f"visitors.{member.index}.sex"))
+            elif member.sex is not allowed:
+                problems.append(Problem(wrong, f"visitors.{member.index}.sex"))
     return problems
