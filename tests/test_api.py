@@ -297,3 +297,22 @@ def test_identification_fields_are_named_under_inmate(client):
     }
     by_birth_date = body(slot["id"]) | {"inmate": {"code": "q10001", "birth_date": "2003-12-02"}}
     assert client.post("/api/v1/bookings", json=by_birth_date).status_code == 201
+
+
+def test_odd_characters_are_refusals_not_errors(client):
+    slot = open_slot(client)
+    created = book(client, slot["id"]).json()
+    reference = created["reference"]
+    odd_token = {"Authorization": "Bearer ñ".encode()}  # bytes: httpx sends them as they are
+    assert client.get(f"/api/v1/bookings/{reference}", headers=odd_token).status_code == 404
+    odd_slot = client.post(
+        "/api/v1/bookings", json=body("²") | {"inmate": {"code": "Q10002", "surname": "Puma"}}
+    )
+    assert odd_slot.status_code == 422
+    assert odd_slot.json()["errors"][0]["code"] == "slot_not_found"
+    moved = client.post(
+        f"/api/v1/bookings/{reference}/move",
+        json={"slot_id": "²"},
+        headers=bearer(created["manage_token"]),
+    )
+    assert moved.status_code == 422

@@ -77,6 +77,7 @@ def test_bad_phone_numbers(typed, code):
         ("25/07/85", None),
         ("yesterday", None),
         ("2" * 11, None),
+        ("２５/07/1985", date(1985, 7, 25)),
     ],
 )
 def test_dates_as_families_write_them(typed, expected):
@@ -89,6 +90,8 @@ def test_dates_as_families_write_them(typed, expected):
         (DocumentType.DNI, "45.678.912", "45678912"),
         (DocumentType.DNI, "4567891", Problem(Code.INVALID_DNI)),
         (DocumentType.DNI, "4567891A", Problem(Code.INVALID_DNI)),
+        (DocumentType.DNI, "４５６７８９１２", "45678912"),  # a full-width phone keyboard
+        (DocumentType.DNI, "٤٥٦٧٨٩١٢", Problem(Code.INVALID_DNI)),  # other scripts' digits
         (DocumentType.CE, "001234567", "001234567"),
         (DocumentType.PASSPORT, "ab 123456", "AB123456"),
         (
@@ -159,3 +162,10 @@ def test_sex_is_asked_only_where_the_day_needs_it():
     with pytest.raises(Rejected) as caught:
         parse_booking(BookingRequest("1", [no_sex], "987654321"), today=TODAY, sex_required=True)
     assert [(p.code, p.field) for p in caught.value.problems] == [(Code.REQUIRED, "visitors.0.sex")]
+
+
+@pytest.mark.parametrize("typed", ["²", "٣", "1e3", "-1", " ", "9" * 13])
+def test_slot_ids_are_plain_digits(typed):
+    from visits.booking_request import parse_slot_id
+
+    assert parse_slot_id(typed) is None

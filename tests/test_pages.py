@@ -342,3 +342,51 @@ def test_errors_never_show_a_trace(client, monkeypatch):
     missing = quiet.get("/no/such/page")
     assert missing.status_code == 404
     assert "no existe" in text(missing)
+
+
+@pytest.mark.parametrize("path", ["/find", "/p/QUENCORO"])
+def test_odd_characters_in_a_csrf_token_are_a_refusal_not_an_error(client, path):
+    csrf(client)  # the session exists, with its token
+    response = client.post(path, data={"csrf_token": "ñ", "inmate_code": "Q1", "reference": "x"})
+    assert response.status_code == 403
+
+
+def test_odd_characters_in_links_are_a_refusal_not_an_error(client):
+    _, location = booked(client)
+    path = location.split("?")[0]
+    assert client.get(f"{path}?token=ñ").status_code == 404
+    assert client.get("/p/QUENCORO/book?slot=²").status_code == 404
+
+
+def test_every_form_refuses_a_missing_csrf_token(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    forms = {
+        "/find": {"reference": path.removeprefix("/b/"), "phone": "987654321"},
+        "/p/QUENCORO/book": visitor_form(slot_id, "wrong") | {"action": "confirm"},
+        f"{path}/cancel": {"token": token},
+        f"{path}/move": {"token": token, "slot_id": str(slot_id + 1)},
+    }
+    for form_path, data in forms.items():
+        data = {k: v for k, v in data.items() if k != "csrf_token"} | {"csrf_token": "wrong"}
+        response = client.post(form_path, data=data, follow_redirects=False)
+        assert response.status_code == 403, form_path
+        assert "Este formulario venció" in text(response)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 1
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+        assert s.get(Slot, slot_id).seats_taken == 1
+
+
+def test_finding_bookings_is_throttled(client):
+    for _ in range(10):
+        wrong = client.post(
+            "/find",
+            data={"csrf_token": csrf(client), "reference": "ABCD-2345", "phone": "987654321"},
+        )
+        assert wrong.status_code == 422
+    throttled = client.post(
+        "/find", data={"csrf_token": csrf(client), "reference": "ABCD-2345", "phone": "987654321"}
+    )
+    assert throttled.status_code == 429

@@ -95,13 +95,11 @@ class ValidBooking:
 
 def parse_slot_id(raw: str | int) -> int | None:
     text = str(raw).strip()
-    if not text.isdigit() or len(text) > 12:
-        return None
-    return int(text)
+    return int(text) if re.fullmatch(r"[0-9]{1,12}", text) else None
 
 
 def parse_date(raw: str) -> date | None:
-    text = raw.strip()
+    text = unicodedata.normalize("NFKC", raw).strip()
     if len(text) > MAX_DATE_LENGTH:
         return None
     for fmt in _DATE_FORMATS:

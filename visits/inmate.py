@@ -58,7 +58,7 @@ class Inmate(Base):
 
 
 def normalise_code(code: str) -> str:
-    return "".join(code.split()).upper()
+    return "".join(unicodedata.normalize("NFKC", code).split()).upper()
 
 
 def comparable_name(name: str) -> str:

@@ -43,4 +43,5 @@ def manage_token(secret_key: str, reference: str) -> str:
 def token_matches(secret_key: str, reference: str, token: str | None) -> bool:
     if not token:
         return False
-    return hmac.compare_digest(manage_token(secret_key, reference), token)
+    # Bytes: compare_digest refuses non-ASCII text, and a link can carry anything.
+    return hmac.compare_digest(manage_token(secret_key, reference).encode(), token.encode())

@@ -8,6 +8,7 @@ gave; the document never changes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,15 +31,19 @@ class DocumentType(StrEnum):
 
 # (pattern, min length, max length) of each document's number once spaces and dashes are gone.
 DOCUMENT_FORMATS: dict[DocumentType, tuple[re.Pattern[str], int, int]] = {
-    DocumentType.DNI: (re.compile(r"\d{8}"), 8, 8),
+    DocumentType.DNI: (re.compile(r"[0-9]{8}"), 8, 8),
     DocumentType.CE: (re.compile(r"[A-Z0-9]{8,12}"), 8, 12),
     DocumentType.PASSPORT: (re.compile(r"[A-Z0-9]{6,12}"), 6, 12),
 }
 
 
 def normalise_document(doc_type: DocumentType, raw: str) -> str | Problem:
-    """The document number as stored, or the problem with what was typed."""
-    number = re.sub(r"[\s.\-]", "", raw).upper()
+    """The document number as stored, or the problem with what was typed.
+
+    Full-width digits and letters (as some phone keyboards type them) become plain ones, so
+    one document is always one visitor; other scripts' digits are refused.
+    """
+    number = re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", raw)).upper()
     pattern, low, high = DOCUMENT_FORMATS[doc_type]
     if pattern.fullmatch(number):
         return number

@@ -37,7 +37,8 @@ def csrf_token(request: Request) -> str:
 def csrf_ok(request: Request, values: dict[str, str]) -> bool:
     expected = request.session.get(CSRF_FIELD)
     given = values.get(CSRF_FIELD, "")
-    return bool(expected) and hmac.compare_digest(expected, given)
+    # Bytes: compare_digest refuses non-ASCII text, and a form can carry anything.
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
