@@ -48,7 +48,7 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.inmate import Inmate, ThrottlePolicy, inmate_problems
+from visits.inmate import Inmate, inmate_problems
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import (
@@ -60,6 +60,7 @@ from visits.rules import (
     window_problem,
 )
 from visits.schedule import Closure, Slot, closure_for
+from visits.throttle import ThrottlePolicy
 from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
 
 MAX_SUBMISSION_KEY_LENGTH = 64
@@ -627,12 +628,12 @@ def find_booking(
         problems.append(Problem(phone.code, "phone", phone.params))
     if problems:
         return Lookup(problems=problems)
-    keys = {f"find:client:{client}": policy.per_client}
-    wait = throttle.minutes_to_wait(session, keys, policy.window, now)
-    if wait:
+    key = f"find:client:{client}"
+    hits = throttle.recent(session, [key], policy.window, now)[key]
+    if wait := throttle.minutes(throttle.wait(hits, policy.per_client, policy.window, now)):
         return Lookup(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
     booking = booking_by_reference(session, reference_text)
     if booking is None or booking.contact_phone != phone:
-        throttle.record_failure(session, keys, now)
+        throttle.record_failure(session, [key], now)
         return Lookup(problems=[Problem(Code.BOOKING_NOT_FOUND, "reference")])
     return Lookup(booking=booking)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
@@ -20,6 +20,7 @@ from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import parse_date
 from visits.prison import Prison
 from visits.problems import Code, Problem
+from visits.throttle import ThrottlePolicy
 
 MAX_CODE_LENGTH = 32
 MAX_SURNAME_LENGTH = 100
@@ -84,13 +85,6 @@ class Identification:
     problems: list[Problem] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ThrottlePolicy:
-    per_client: int = 10
-    per_inmate: int = 5
-    window: timedelta = timedelta(minutes=15)
-
-
 def _identify_problems(code: str, surname: str, birth_text: str) -> list[Problem]:
     problems = []
     if not code:
@@ -127,12 +121,17 @@ def identify(
     code, surname, birth_text = normalise_code(code), surname.strip(), birth_date.strip()
     if problems := _identify_problems(code, surname, birth_text):
         return Identification(problems=problems)
-    keys = {
-        f"identify:client:{client}": policy.per_client,
-        f"identify:inmate:{prison.id}:{code}": policy.per_inmate,
-    }
-    wait = throttle.minutes_to_wait(session, keys, policy.window, now)
-    if wait:
+    pair = f"identify:pair:{client}:{prison.id}:{code}"
+    by_client = f"identify:client:{client}"
+    by_inmate = f"identify:inmate:{prison.id}:{code}"
+    hits = throttle.recent(session, [pair, by_client, by_inmate], policy.window, now)
+    delays = [
+        throttle.wait(hits[pair], policy.per_pair, policy.window, now),
+        throttle.wait(hits[by_client], policy.per_client, policy.window, now),
+    ]
+    if hits[pair]:
+        delays.append(throttle.wait(hits[by_inmate], policy.per_inmate, policy.window, now))
+    if wait := throttle.minutes(max(delays)):
         return Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
 
     inmate = session.scalar(
@@ -144,7 +143,7 @@ def identify(
         or (born is not None and born == inmate.birth_date)
     )
     if not matched:
-        throttle.record_failure(session, keys, now)
+        throttle.record_failure(session, [pair, by_client, by_inmate], now)
         return Identification(problems=[Problem(Code.INMATE_NOT_IDENTIFIED, "inmate_code")])
     assert inmate is not None
     if inmate.status is not InmateStatus.ACTIVE:

@@ -32,9 +32,11 @@ class Settings(BaseSettings):
     run_jobs_in_process: bool | None = None
     # How old the availability a family sees may be (0: always computed afresh).
     availability_cache_seconds: float = Field(default=2.0, ge=0)
-    # Failed inmate identifications or booking look-ups allowed per window before a pause.
-    lookup_failures_per_client: int = Field(default=10, ge=1)
-    lookup_failures_per_inmate: int = Field(default=5, ge=1)
+    # Failed identifications or booking look-ups allowed per window before a pause: see
+    # visits.throttle.ThrottlePolicy for who each limit is for.
+    lookup_failures_per_pair: int = Field(default=5, ge=1)
+    lookup_failures_per_client: int = Field(default=20, ge=1)
+    lookup_failures_per_inmate: int = Field(default=30, ge=1)
     lookup_window_minutes: int = Field(default=15, ge=1)
 
     @property

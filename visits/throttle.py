@@ -1,16 +1,19 @@
 """Failed-attempt counting, so that guessing an inmate's details or a booking is slow.
 
 Kept in the database so the limit holds across web workers and restarts. Only failures are
-recorded; a key is limited once it has ``limit`` failures within the window.
+recorded; a key is limited once it has ``limit`` failures within the window. Checking and
+recording happen in the caller's write transaction; on PostgreSQL the keys are also locked
+(advisory locks, in key order), so parallel guesses cannot all slip past one check.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, delete, select
+from sqlalchemy import String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime
@@ -24,24 +27,53 @@ class ThrottleHit(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-def minutes_to_wait(
-    session: Session, limits: Mapping[str, int], window: timedelta, now: datetime
-) -> int:
-    """0 if no key is at its limit, else the whole minutes until the oldest hit ages out."""
-    hits: dict[str, list[datetime]] = {key: [] for key in limits}
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """How many failures a window allows.
+
+    ``per_pair`` bounds one client guessing one person's details. ``per_client`` bounds one
+    client overall; it is generous because a whole neighbourhood may share one mobile-network
+    address. ``per_inmate`` bounds many clients guessing one person, and only applies to
+    clients that have already failed for that person: a crowd of guessers cannot lock a
+    family out before it has even tried.
+    """
+
+    per_pair: int = 5
+    per_client: int = 20
+    per_inmate: int = 30
+    window: timedelta = timedelta(minutes=15)
+
+
+def recent(
+    session: Session, keys: Iterable[str], window: timedelta, now: datetime
+) -> dict[str, list[datetime]]:
+    """Each key's failures within the window, newest first."""
+    keys = sorted(set(keys))
+    if session.get_bind().dialect.name == "postgresql":
+        for key in keys:
+            session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+    hits: dict[str, list[datetime]] = {key: [] for key in keys}
     for key, at in session.execute(
         select(ThrottleHit.key, ThrottleHit.at).where(
-            ThrottleHit.key.in_(list(limits)), ThrottleHit.at > now - window
+            ThrottleHit.key.in_(keys), ThrottleHit.at > now - window
         )
     ):
         hits[key].append(at)
-    wait = timedelta(0)
-    for key, limit in limits.items():
-        recent = sorted(hits[key], reverse=True)
-        if len(recent) >= limit:
-            # The limit-th most recent failure is the one that must age out first.
-            wait = max(wait, recent[limit - 1] + window - now)
-    return math.ceil(wait.total_seconds() / 60) if wait else 0
+    for times in hits.values():
+        times.sort(reverse=True)
+    return hits
+
+
+def wait(hits: list[datetime], limit: int, window: timedelta, now: datetime) -> timedelta:
+    """How long until a key with these failures is below its limit again (0 if it is)."""
+    if len(hits) < limit:
+        return timedelta(0)
+    # The limit-th most recent failure is the one that must age out first.
+    return hits[limit - 1] + window - now
+
+
+def minutes(delay: timedelta) -> int:
+    return math.ceil(delay.total_seconds() / 60) if delay > timedelta(0) else 0
 
 
 def record_failure(session: Session, keys: Iterable[str], now: datetime) -> None:

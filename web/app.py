@@ -19,9 +19,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from visits.base import utcnow
 from visits.db import Database
 from visits.i18n import use_locale
-from visits.inmate import ThrottlePolicy
 from visits.problems import Code, Problem, as_dicts
 from visits.settings import Settings, get_settings
+from visits.throttle import ThrottlePolicy
 from web import api, family
 from web.availability import AvailabilityCache
 from web.middleware import (
@@ -130,6 +130,7 @@ def create_app(
     app.state.templates = make_templates()
     app.state.availability = AvailabilityCache(settings.availability_cache_seconds)
     app.state.throttle_policy = ThrottlePolicy(
+        per_pair=settings.lookup_failures_per_pair,
         per_client=settings.lookup_failures_per_client,
         per_inmate=settings.lookup_failures_per_inmate,
         window=timedelta(minutes=settings.lookup_window_minutes),

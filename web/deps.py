@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from visits.db import Database
-from visits.inmate import ThrottlePolicy
 from visits.settings import Settings
+from visits.throttle import ThrottlePolicy
 
 
 def _db(request: Request) -> Database:
