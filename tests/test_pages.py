@@ -390,3 +390,18 @@ def test_finding_bookings_is_throttled(client):
         "/find", data={"csrf_token": csrf(client), "reference": "ABCD-2345", "phone": "987654321"}
     )
     assert throttled.status_code == 429
+
+
+def test_refusals_that_reveal_someone_are_throttled(client):
+    """Typing other people's document numbers on the review page tells whether they have a
+    visit that day: a client that keeps hitting such refusals is slowed down."""
+    slot_id, _ = booked(client)  # María (45678912) now has a visit that day
+    identify(client, code="Q10002", surname="Puma")
+    form = visitor_form(slot_id, csrf(client))
+    for _ in range(client.app.state.throttle_policy.per_client):
+        refused = review(client, form)
+        assert refused.status_code == 422
+        assert "ya tiene una visita reservada ese día" in text(refused)
+    throttled = review(client, form)
+    assert throttled.status_code == 429
+    assert "Espera 15 minutos" in text(throttled)

@@ -326,10 +326,8 @@ def party_rule_problems(
         if attendee.visitor_id in busy:
             problems.append(Problem(Code.VISITOR_ALREADY_BOOKED, where, {"name": attendee.name}))
         if attendee.visitor_id in banned:
-            until = banned[attendee.visitor_id]
-            problems.append(
-                Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name, "until": until})
-            )
+            # No date: whoever typed this document number may not be that person.
+            problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
     return problems
 
 
@@ -376,6 +374,37 @@ def check_booking(
     problems += party_rule_problems(session, prison, slot, _attendees(valid, ids))
     reject_if(problems)
     return Checked(slot, valid)
+
+
+# --- Refusals that tell something about a person -------------------------------------------
+
+# Whoever types a document number learns whether that person has a visit that day (anywhere)
+# or is barred here: such refusals are counted per client, like failed identifications.
+REVEALING = frozenset({Code.VISITOR_ALREADY_BOOKED, Code.VISITOR_SUSPENDED})
+
+
+def _probe_key(client: str) -> str:
+    return f"probe:client:{client}"
+
+
+def probe_wait(
+    session: Session, client: str, policy: ThrottlePolicy, now: datetime
+) -> Problem | None:
+    """Too many refusals about other people from this client lately: wait, or ``None``."""
+    key = _probe_key(client)
+    hits = throttle.recent(session, [key], policy.window, now)[key]
+    if wait := throttle.minutes(throttle.wait(hits, policy.per_client, policy.window, now)):
+        return Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})
+    return None
+
+
+def note_refusal(session: Session, rejected: Rejected, client: str, now: datetime) -> bool:
+    """Count a refusal that revealed something about a person; True if there was one (the
+    caller then commits)."""
+    if not rejected.codes & REVEALING:
+        return False
+    throttle.record_failure(session, [_probe_key(client)], now)
+    return True
 
 
 # --- Changes ---------------------------------------------------------------------------------

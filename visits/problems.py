@@ -102,7 +102,7 @@ MESSAGES: dict[Code, str] = {
         "coming. Please make a new booking for this day."
     ),
     Code.VISITOR_ALREADY_BOOKED: N_("%(name)s already has a visit booked that day."),
-    Code.VISITOR_SUSPENDED: N_("%(name)s cannot visit until %(until)s."),
+    Code.VISITOR_SUSPENDED: N_("%(name)s cannot visit this prison for now. Please ask the prison."),
     Code.SLOT_NOT_FOUND: N_("That visit time does not exist. Please choose one from the list."),
     Code.SLOT_FULL: N_("This visit time is full. Please choose another one."),
     Code.SLOT_CLOSED: N_("There are no visits at this time: %(reason)s. Please choose another."),

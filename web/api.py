@@ -23,6 +23,8 @@ from visits.booking import (
     cancel_booking,
     create_booking,
     move_booking,
+    note_refusal,
+    probe_wait,
 )
 from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
@@ -342,6 +344,8 @@ def create(
     if found.inmate is None or found.problems:
         session.commit()  # a failed attempt is recorded for throttling
         return _errors([_inmate_field(p) for p in found.problems])
+    if (wait := probe_wait(session, client, policy, now)) is not None:
+        return _errors([wait])
     booking_request = BookingRequest(
         slot_id=str(body.slot_id),
         visitors=[VisitorInput(**v.model_dump()) for v in body.visitors],
@@ -361,6 +365,8 @@ def create(
         )
     except Rejected as rejected:
         session.rollback()
+        if note_refusal(session, rejected, client, now):
+            session.commit()
         return _errors(list(rejected.problems))
     session.commit()
     request.app.state.availability.forget(prison.id)

@@ -24,6 +24,8 @@ from visits.booking import (
     create_booking,
     find_booking,
     move_booking,
+    note_refusal,
+    probe_wait,
     slot_in_prison,
     slot_problems,
 )
@@ -37,7 +39,7 @@ from visits.rules import Sex, VisitorGroup
 from visits.schedule import Slot
 from visits.visitor import DocumentType
 from web.availability import AvailabilityCache
-from web.deps import AppSettings, ClientKey, Now, ReadSession, Throttling, WriteSession
+from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 from web.forms import (
     CSRF_FIELD,
     VISITOR_FIELDS,
@@ -275,7 +277,8 @@ def booking_submit(
     values: FormValues,
     session: WriteSession,
     now: Now,
-    settings: AppSettings,
+    client: ClientKey,
+    policy: Throttling,
 ) -> Response:
     prison = _prison(session, code)
     inmate = _identified(request, session, prison)
@@ -293,10 +296,11 @@ def booking_submit(
     action = values.get("action", "review")
     if action == "edit":
         return _booking_form(request, prison, inmate, slot, values)
+    if (wait := probe_wait(session, client, policy, now)) is not None:
+        return _booking_form(request, prison, inmate, slot, values, [wait], 429)
     request_data = booking_request(values, prison.max_visitors)
-
-    if action == "confirm":
-        try:
+    try:
+        if action == "confirm":
             booked = create_booking(
                 session,
                 prison=prison,
@@ -306,36 +310,33 @@ def booking_submit(
                 secret_key=request.app.state.secret_key,
                 submission_key=values.get("submission_key") or None,
             )
-        except Rejected as rejected:
-            session.rollback()
-            problems = list(rejected.problems)
-            return _booking_form(
-                request, prison, inmate, slot, values, problems, status_for(problems)
+        else:
+            checked = check_booking(
+                session, prison=prison, inmate=inmate, request=request_data, now=now
             )
-        session.commit()
-        request.app.state.availability.forget(prison.id)
-        reference = booked.booking.display_reference
-        return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
-
-    try:
-        checked = check_booking(
-            session, prison=prison, inmate=inmate, request=request_data, now=now
-        )
     except Rejected as rejected:
         problems = list(rejected.problems)
-        return _booking_form(request, prison, inmate, slot, values, problems, status_for(problems))
-    finally:
-        session.rollback()  # the review only reads
-    return render(
-        request,
-        "review.html",
-        prison=prison,
-        inmate=inmate,
-        slot=checked.slot,
-        booking=checked.booking,
-        values=values,
-        submission_key=secrets.token_urlsafe(24),
-    )
+        # Rendered before the rollback, which would make every object load again.
+        page = _booking_form(request, prison, inmate, slot, values, problems, status_for(problems))
+        session.rollback()
+        if note_refusal(session, rejected, client, now):
+            session.commit()
+        return page
+    if action != "confirm":
+        return render(  # the session closes after this, taking nothing: the review only reads
+            request,
+            "review.html",
+            prison=prison,
+            inmate=inmate,
+            slot=checked.slot,
+            booking=checked.booking,
+            values=values,
+            submission_key=secrets.token_urlsafe(24),
+        )
+    session.commit()
+    request.app.state.availability.forget(prison.id)
+    reference = booked.booking.display_reference
+    return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
 
 
 # --- Manage ----------------------------------------------------------------------------------
