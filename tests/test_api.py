@@ -90,7 +90,16 @@ def test_slot_ranges_are_checked(client, params):
 def test_unknown_prison_is_404(client):
     response = client.get("/api/v1/prisons/NOPE/slots")
     assert response.status_code == 404
-    assert response.json()["errors"][0]["code"] == "not_found"
+    assert response.json()["errors"][0]["code"] == "prison_not_found"
+    booking = client.post("/api/v1/bookings", json=body(1) | {"prison": "NOPE"})
+    assert booking.status_code == 404
+    assert booking.json()["errors"] == [
+        {
+            "code": "prison_not_found",
+            "field": "prison",
+            "message": "Este penal no acepta reservas por internet.",
+        }
+    ]
 
 
 def test_book_read_cancel(client, db):
@@ -259,7 +268,10 @@ def test_malformed_bodies_get_the_same_error_shape(client):
     for payload in (extra, too_many, huge, {"prison": "QUENCORO"}):
         response = client.post("/api/v1/bookings", json=payload)
         assert response.status_code == 422
-        assert all(e["code"] == "invalid_request" for e in response.json()["errors"])
+        for error in response.json()["errors"]:
+            assert error["code"] == "invalid_request"
+            assert error["message"] == "Esta solicitud no es válida."  # in the caller's language
+            assert error["detail"]  # the technical reason, for the program's developer
     not_json = client.post(
         "/api/v1/bookings", content=b"{", headers={"Content-Type": "application/json"}
     )

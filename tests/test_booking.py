@@ -539,3 +539,27 @@ def test_a_move_to_a_womens_day_checks_who_is_coming(world):
         (Code.VISITOR_SEX_UNKNOWN, "visitors.0.sex")
     ]
     assert _booking(world, ref).slot_id == sat
+
+
+def test_the_database_itself_refuses_overbooking_and_a_second_visit_that_day(world):
+    """The backstops, should a future bug skip the conditional update or the locked checks."""
+    from sqlalchemy import update as sql_update
+    from sqlalchemy.exc import IntegrityError
+
+    sat, sun, _ = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        make_inmate(s, s.scalar(select(Prison)), "Q2", surname="Mamani")
+    book(world, sat)
+    second, _, _ = book(world, sun, inmate_code="Q2")  # the same visitor, another day: fine
+    overbook = sql_update(Slot).where(Slot.id == sat).values(seats_taken=Slot.capacity + 1)
+    same_day = (
+        sql_update(BookingVisitor)
+        .where(BookingVisitor.booking_id == _booking(world, second).id)
+        .values(visit_date=SATURDAY)
+    )
+    for statement in (overbook, same_day):
+        with pytest.raises(IntegrityError), world.writing() as s:
+            s.execute(statement)
+    assert seats_taken(world, sat) == 1

@@ -339,6 +339,8 @@ def test_errors_never_show_a_trace(client, monkeypatch):
     assert "Traceback" not in response.text
     assert "exploded" not in response.text
     assert "Algo salió mal" in text(response)
+    assert response.headers["cache-control"] == "no-store"  # answered outside the middleware
+    assert "default-src 'self'" in response.headers["content-security-policy"]
     missing = quiet.get("/no/such/page")
     assert missing.status_code == 404
     assert "no existe" in text(missing)

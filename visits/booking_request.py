@@ -123,11 +123,7 @@ def parse_phone(raw: str) -> str | Problem:
         return Problem(Code.INVALID_PHONE)
     if not phonenumbers.is_valid_number(number):
         return Problem(Code.INVALID_PHONE)
-    mobile = (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
-    if phonenumbers.number_type(number) not in mobile:
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         return Problem(Code.PHONE_NOT_MOBILE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

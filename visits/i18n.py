@@ -66,11 +66,6 @@ def use_locale(locale: str) -> Iterator[str]:
         _current_locale.reset(token)
 
 
-def set_locale(locale: str) -> None:
-    """Set the locale for the rest of the current context (one request, one task)."""
-    _current_locale.set(negotiate(locale))
-
-
 def gettext(message: str, params: Mapping[str, Any] | None = None) -> str:
     text = translations(current_locale()).gettext(message)
     return text % params if params else text

@@ -85,7 +85,7 @@ MESSAGES: dict[Code, str] = {
     Code.INVALID_PHONE: N_("Write a mobile number, for example 987 654 321."),
     Code.PHONE_NOT_MOBILE: N_("This number cannot receive SMS. Please give a mobile number."),
     Code.INVALID_REFERENCE: N_("A booking reference looks like ABCD-2345."),
-    Code.INVALID_REQUEST: N_("This request is not valid: %(detail)s"),
+    Code.INVALID_REQUEST: N_("This request is not valid."),
     Code.NO_VISITORS: N_("Add at least one visitor."),
     Code.TOO_MANY_VISITORS: N_("At most %(max)s people can visit together."),
     Code.ADULT_REQUIRED: N_(
@@ -187,5 +187,12 @@ def message(problem: Problem) -> str:
 
 
 def as_dicts(problems: Iterable[Problem]) -> list[dict[str, Any]]:
-    """The wire and template shape: ``{code, field, message}``."""
-    return [{"code": p.code.value, "field": p.field, "message": message(p)} for p in problems]
+    """The wire shape: ``{code, field, message}``, plus ``detail`` where a program's mistake
+    has a technical explanation (in English: it is for the program's developers)."""
+    dicts = []
+    for p in problems:
+        entry = {"code": p.code.value, "field": p.field, "message": message(p)}
+        if "detail" in p.params:
+            entry["detail"] = str(p.params["detail"])
+        dicts.append(entry)
+    return dicts

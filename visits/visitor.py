@@ -134,7 +134,9 @@ def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor
                 "created_at": utcnow(),
                 "updated_at": utcnow(),
             }
-            for p in people
+            # In document order: two bookings naming the same new people in another order
+            # must not wait on each other's half-inserted rows.
+            for p in sorted(people, key=lambda p: p.key)
         ],
         ["doc_type", "doc_number"],
     )

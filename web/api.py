@@ -185,7 +185,7 @@ def _inmate_field(problem: Problem) -> Problem:
 def _prison(session: Session, code: str) -> Prison:
     prison = prison_by_code(session, code)
     if prison is None or not prison.online_booking:
-        raise HTTPException(404)
+        raise HTTPException(404, Problem(Code.PRISON_NOT_FOUND, "prison"))
     return prison
 
 

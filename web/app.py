@@ -30,6 +30,7 @@ from web.middleware import (
     LocaleMiddleware,
     SecurityHeadersMiddleware,
     request_locale,
+    security_headers,
 )
 from web.templating import make_templates
 
@@ -55,6 +56,8 @@ def _error_response(request: Request, status: int, problem: Problem) -> Response
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.detail, Problem):  # a handler said precisely what is missing
+        return _error_response(request, exc.status_code, exc.detail)
     if exc.status_code == 404:
         return _error_response(request, 404, Problem(Code.NOT_FOUND))
     if exc.status_code == 405:
@@ -83,7 +86,9 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error_response(request, 500, Problem(Code.SERVER_ERROR))
+    response = _error_response(request, 500, Problem(Code.SERVER_ERROR))
+    response.headers.update(security_headers(request.url.path))  # answered outside middleware
+    return response
 
 
 def create_app(

@@ -87,7 +87,7 @@ def redirect(path: str, **query: str) -> RedirectResponse:
 def _prison(session: Session, code: str) -> Prison:
     prison = prison_by_code(session, code)
     if prison is None or not prison.online_booking:
-        raise HTTPException(404)
+        raise HTTPException(404, Problem(Code.PRISON_NOT_FOUND, "prison"))
     return prison
 
 

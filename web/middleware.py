@@ -40,9 +40,25 @@ class LocaleMiddleware:
             await self.app(scope, receive, send)
 
 
-class SecurityHeadersMiddleware:
+def security_headers(path: str) -> dict[str, str]:
     """No framing, no sniffing, no referrer (manage links carry a token), no caching of
     personal pages; and on pages, a policy that allows nothing from other origins."""
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "public, max-age=86400" if path.startswith("/static/") else "no-store",
+    }
+    if path != "/api/docs":
+        headers["Content-Security-Policy"] = _PAGE_POLICY
+    return headers
+
+
+class SecurityHeadersMiddleware:
+    """Adds :func:`security_headers` to every response that does not set them itself.
+
+    (A server error's page is answered outside all middleware: its handler adds them.)
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,20 +67,13 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        wanted = security_headers(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Frame-Options", "DENY")
-                if path.startswith("/static/"):
-                    headers.setdefault("Cache-Control", "public, max-age=86400")
-                else:
-                    headers.setdefault("Cache-Control", "no-store")
-                if path != "/api/docs":
-                    headers.setdefault("Content-Security-Policy", _PAGE_POLICY)
+                for name, value in wanted.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
