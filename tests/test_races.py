@@ -129,15 +129,38 @@ PROCESSES = 8
 ATTEMPTS_PER_PROCESS = 8
 
 
-def _process_attempts(url: str, slot_id: int, first: int, barrier, results) -> None:
+def _process_attempts(
+    url: str, slot_id: int, first: int, barrier, results, inmate: str | None = None
+) -> None:
     db = Database(make_engine(url, busy_timeout_ms=60_000, pool_size=2))
     barrier.wait()
     outcomes = [
-        attempt(db, slot_id, f"Q{i}", f"4{i:07d}")
+        attempt(db, slot_id, inmate or f"Q{i}", f"4{i:07d}")
         for i in range(first, first + ATTEMPTS_PER_PROCESS)
     ]
     db.dispose()
     results.put(outcomes)
+
+
+def _race_processes(db_url: str, slot_id: int, inmate: str | None = None) -> Counter[str]:
+    """PROCESSES real processes, each making ATTEMPTS_PER_PROCESS bookings at once."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_process_attempts,
+            args=(db_url, slot_id, p * ATTEMPTS_PER_PROCESS, barrier, results, inmate),
+        )
+        for p in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = Counter(o for _ in processes for o in results.get(timeout=240))
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    return outcomes
 
 
 def test_processes_racing_for_the_last_seats_never_overbook(db_url):
@@ -148,24 +171,21 @@ def test_processes_racing_for_the_last_seats_never_overbook(db_url):
         for i in range(total):
             make_inmate(s, prison, f"Q{i}")
         slot_id = make_slot(s, prison, SATURDAY, capacity=17).id
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_process_attempts,
-            args=(db_url, slot_id, p * ATTEMPTS_PER_PROCESS, barrier, results),
-        )
-        for p in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = Counter(o for _ in processes for o in results.get(timeout=240))
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    assert outcomes == {"ok": 17, "slot_full": total - 17}
+    assert _race_processes(db_url, slot_id) == {"ok": 17, "slot_full": total - 17}
     assert slot_state(db, slot_id) == (17, 17, 17)
+    db.dispose()
+
+
+def test_processes_racing_for_one_inmate_respect_the_weekly_limit(db_url):
+    db = Database(make_engine(db_url))
+    total = PROCESSES * ATTEMPTS_PER_PROCESS
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=2)
+        make_inmate(s, prison, "Q1")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+    outcomes = _race_processes(db_url, slot_id, inmate="Q1")
+    assert outcomes == {"ok": 2, "weekly_limit_reached": total - 2}
+    assert slot_state(db, slot_id) == (200, 2, 2)
     db.dispose()
 
 
