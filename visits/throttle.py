@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, delete, func, select
+from sqlalchemy import String, delete, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime
@@ -44,14 +44,20 @@ class ThrottlePolicy:
     window: timedelta = timedelta(minutes=15)
 
 
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(h) FROM "
+    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+)
+
+
 def recent(
-    session: Session, keys: Iterable[str], window: timedelta, now: datetime
+    session: Session, keys: Iterable[str], window: timedelta, now: datetime, *, lock: bool = True
 ) -> dict[str, list[datetime]]:
-    """Each key's failures within the window, newest first."""
+    """Each key's failures within the window, newest first. With ``lock`` (PostgreSQL), the
+    keys stay locked until commit, taken in one order by one statement."""
     keys = sorted(set(keys))
-    if session.get_bind().dialect.name == "postgresql":
-        for key in keys:
-            session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_KEYS, {"keys": keys})
     hits: dict[str, list[datetime]] = {key: [] for key in keys}
     for key, at in session.execute(
         select(ThrottleHit.key, ThrottleHit.at).where(
