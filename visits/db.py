@@ -121,10 +121,6 @@ class Database:
         )
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
-    @property
     def max_connections(self) -> int:
         """How many connections this process may hold at once: :func:`make_engine` allows
         as much overflow as the pool's size."""

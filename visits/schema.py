@@ -1,7 +1,6 @@
 """Every model module, imported so that ``Base.metadata`` describes the whole database."""
 
-from visits import audit, booking, inmate, prison, schedule, throttle, visitor
+from visits import audit, booking, inmate, prison, schedule, throttle, visitor  # noqa: F401
 from visits.base import Base
 
-MODEL_MODULES = (audit, booking, inmate, prison, schedule, throttle, visitor)
 metadata = Base.metadata

@@ -10,7 +10,6 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from visits.db import Database
-from visits.settings import Settings
 from visits.throttle import ThrottlePolicy
 
 
@@ -35,10 +34,6 @@ def now(request: Request) -> datetime:
     return clock()
 
 
-def settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 def client_key(request: Request) -> str:
     """Who is asking, for throttling: the client address (set from a trusted proxy's
     X-Forwarded-For when ``visits serve --proxy-headers`` is on)."""
@@ -54,6 +49,5 @@ def throttle_policy(request: Request) -> ThrottlePolicy:
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 Now = Annotated[datetime, Depends(now)]
-AppSettings = Annotated[Settings, Depends(settings)]
 ClientKey = Annotated[str, Depends(client_key)]
 Throttling = Annotated[ThrottlePolicy, Depends(throttle_policy)]
