@@ -17,6 +17,15 @@ def cli(db_url: str, *args: str):
     return run_cli(*args, env=server_env(db_url, 8000))
 
 
+def rows(db_url: str, model) -> int:
+    """How many rows the table of ``model`` holds, read as the command left it."""
+    db = Database(make_engine(db_url))
+    with db.read_session() as s:
+        count = s.scalar(select(func.count()).select_from(model))
+    db.dispose()
+    return count
+
+
 def test_load_prisons_twice_changes_nothing(db_url):
     first = cli(db_url, "load-prisons", str(CONFIG))
     assert first.returncode == 0, first.stderr
@@ -33,10 +42,7 @@ def test_a_broken_configuration_changes_nothing(db_url, tmp_path: Path):
     assert result.returncode == 1
     assert "nothing was changed" in result.stderr
     assert "prison[0].schedule[0].capacity" in result.stderr
-    db = Database(make_engine(db_url))
-    with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Slot)) == 0
-    db.dispose()
+    assert rows(db_url, Slot) == 0
 
 
 def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Path):
@@ -58,10 +64,7 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     assert "line 4, column wing: unknown wing 'Z'" in result.stderr
     assert "line 6, column first_names: required" in result.stderr
     assert "line 6, column birth_date" in result.stderr
-    db = Database(make_engine(db_url))
-    with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Inmate)) == 200
-    db.dispose()
+    assert rows(db_url, Inmate) == 200
 
     unknown = cli(db_url, "import-inmates", "--prison", "NOWHERE", str(roster))
     assert unknown.returncode == 1

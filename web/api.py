@@ -34,7 +34,7 @@ from visits.problems import Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
-from web.availability import AvailabilityCache
+from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
@@ -368,8 +368,7 @@ def create(
         if note_refusal(session, rejected, client, now):
             session.commit()
         return _errors(list(rejected.problems))
-    session.commit()
-    request.app.state.availability.forget(prison.id)
+    commit_seat_change(request, session, prison.id)
     out = CreatedOut(
         reference=booked.booking.display_reference,
         status=booked.booking.status.value,
@@ -404,8 +403,7 @@ def cancel(
     except Rejected as rejected:
         session.rollback()
         return _errors(list(rejected.problems), 409)
-    session.commit()
-    request.app.state.availability.forget(booking.prison_id)
+    commit_seat_change(request, session, booking.prison_id)
     return _json(_booking_out(request, booking))
 
 
@@ -427,6 +425,5 @@ def move(
         problems = list(rejected.problems)
         status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE} else None
         return _errors(problems, status)
-    session.commit()
-    request.app.state.availability.forget(booking.prison_id)
+    commit_seat_change(request, session, booking.prison_id)
     return _json(_booking_out(request, booking))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from fastapi import Request
 from sqlalchemy.orm import Session
 
 from visits.i18n import current_locale
@@ -67,3 +68,10 @@ class AvailabilityCache:
     def forget(self, prison_id: int) -> None:
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items() if k[1] != prison_id}
+
+
+def commit_seat_change(request: Request, session: Session, prison_id: int) -> None:
+    """Commit a booking, cancellation or move, and let this process's families see it now."""
+    session.commit()
+    cache: AvailabilityCache = request.app.state.availability
+    cache.forget(prison_id)

@@ -38,7 +38,7 @@ from visits.reference import manage_token
 from visits.rules import Sex, VisitorGroup
 from visits.schedule import Slot
 from visits.visitor import DocumentType
-from web.availability import AvailabilityCache
+from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
 from web.forms import (
     CSRF_FIELD,
@@ -333,8 +333,7 @@ def booking_submit(
             values=values,
             submission_key=secrets.token_urlsafe(24),
         )
-    session.commit()
-    request.app.state.availability.forget(prison.id)
+    commit_seat_change(request, session, prison.id)
     reference = booked.booking.display_reference
     return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
 
@@ -423,12 +422,10 @@ def cancel_submit(
     try:
         cancel_booking(session, booking, now=now, actor="family")
     except Rejected as rejected:
-        session.rollback()
-        return _booking_page(
-            request, booking, token, now, problems=list(rejected.problems), status=409
-        )
-    session.commit()
-    request.app.state.availability.forget(booking.prison_id)
+        # Rendered before the session rolls back (as it closes), which would reload it all.
+        problems = list(rejected.problems)
+        return _booking_page(request, booking, token, now, problems=problems, status=409)
+    commit_seat_change(request, session, booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="cancelled")
 
 
@@ -474,16 +471,17 @@ def move_submit(
     booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
         return _move_page(request, session, booking, token, now, [Problem(Code.FORM_EXPIRED)], 403)
+    if not values.get("slot_id"):
+        return _move_page(
+            request, session, booking, token, now, [Problem(Code.REQUIRED, "slot_id")], 422
+        )
     try:
-        move_booking(session, booking, slot_id=values.get("slot_id", ""), now=now, actor="family")
+        move_booking(session, booking, slot_id=values["slot_id"], now=now, actor="family")
     except Rejected as rejected:
-        session.rollback()
+        # Rendered before the session rolls back (as it closes), which would reload it all.
         problems = list(rejected.problems)
-        if not values.get("slot_id"):
-            problems = [Problem(Code.REQUIRED, "slot_id")]
         return _move_page(request, session, booking, token, now, problems, status_for(problems))
-    session.commit()
-    request.app.state.availability.forget(booking.prison_id)
+    commit_seat_change(request, session, booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="moved")
 
 
