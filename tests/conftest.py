@@ -91,7 +91,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def make_client(db: Database, db_url: str):
     """Builds the app in-process on the demo data, its clock fixed at ``factories.NOW``.
 
-    Availability is computed afresh on every request unless a test asks for the cache.
+    Availability is computed afresh on every request unless a test asks for the cache, and
+    bookings confirm at once unless a test asks for phone verification.
     """
     from fastapi.testclient import TestClient
 
@@ -111,6 +112,7 @@ def make_client(db: Database, db_url: str):
             "run_jobs_in_process": False,
             "public_base_url": "https://visitas.example.pe",
             "availability_cache_seconds": 0,
+            "phone_verification": False,
         }
         settings = Settings(**(values | overrides))
         app = create_app(settings, db, clock=lambda: NOW)

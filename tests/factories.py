@@ -12,10 +12,16 @@ from visits.inmate import Inmate, InmateStatus
 from visits.prison import Prison, Wing
 from visits.rules import VisitorGroup
 from visits.schedule import Closure, ScheduleTemplate, Slot, sync_slots
+from visits.sms import SmsPolicy
 
 # Tuesday 1 December 2026, 10:00 in Lima (UTC-5, no daylight saving).
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 LIMA_TODAY = date(2026, 12, 1)
+# What families are told, as the tests' app says it; bookings confirm at once (the tests of
+# phone verification turn it on).
+SMS = SmsPolicy(
+    public_base_url="https://visitas.example.pe", secret_key="test-secret", verification=False
+)
 
 
 def make_prison(session: Session, code: str = "TEST", **rules: Any) -> Prison:

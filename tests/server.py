@@ -25,11 +25,14 @@ def free_port() -> int:
 
 
 def server_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a server or worker process. Bookings confirm at once unless a test
+    turns phone verification on (the SMS tests do)."""
     return {
         **os.environ,
         "VISITS_DATABASE_URL": database_url,
         "VISITS_SECRET_KEY": "black-box-secret",
         "VISITS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "VISITS_PHONE_VERIFICATION": "false",
         **extra,
     }
 

@@ -294,6 +294,8 @@ def test_the_openapi_document_describes_the_flow(client):
         "/api/v1/bookings/{reference}",
         "/api/v1/bookings/{reference}/cancel",
         "/api/v1/bookings/{reference}/move",
+        "/api/v1/bookings/{reference}/verify",
+        "/api/v1/bookings/{reference}/code",
     }
     assert "409" in paths["/api/v1/bookings"]["post"]["responses"]
 

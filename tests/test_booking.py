@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from tests.factories import (
     NOW,
+    SMS,
     add_closure,
     make_inmate,
     make_prison,
@@ -73,6 +74,7 @@ def book(db, slot_id, *visitors, phone="987654321", key=None, inmate_code="Q1", 
             request=request_for(slot_id, *visitors, phone=phone),
             now=now,
             secret_key=KEY,
+            sms_policy=SMS,
             submission_key=key,
         )
         return booked.booking.reference, booked.manage_token, booked.replayed
@@ -408,6 +410,7 @@ def test_writes_refuse_a_read_session_on_sqlite(tmp_path, sqlite_template):
                 request=request_for(slot),
                 now=NOW,
                 secret_key=KEY,
+                sms_policy=SMS,
             )
     db.dispose()
 
@@ -422,13 +425,13 @@ def test_cancel_gives_seats_back_once(world):
     ref, _, _ = book(world, sat, visitor(), visitor("40000011", first_names="Ana"))
     with world.writing() as s:
         booking = s.scalar(select(Booking).where(Booking.reference == ref))
-        cancel_booking(s, booking, now=NOW, actor="family")
+        cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
     assert seats_taken(world, sat) == 0
     cancelled = _booking(world, ref)
     assert cancelled.status is BookingStatus.CANCELLED
     assert cancelled.cancelled_at == NOW
     with pytest.raises(Rejected) as again, world.writing() as s:
-        cancel_booking(s, s.get(Booking, cancelled.id), now=NOW, actor="family")
+        cancel_booking(s, s.get(Booking, cancelled.id), now=NOW, actor="family", sms_policy=SMS)
     assert again.value.codes == {Code.BOOKING_NOT_ACTIVE}
     assert seats_taken(world, sat) == 0
     # The visitor's day is free again.
@@ -440,7 +443,9 @@ def test_a_visit_that_has_started_cannot_be_cancelled(world):
     ref, _, _ = book(world, sat)
     later = NOW + timedelta(days=5)
     with pytest.raises(Rejected) as caught, world.writing() as s:
-        cancel_booking(s, s.get(Booking, _booking(world, ref).id), now=later, actor="family")
+        cancel_booking(
+            s, s.get(Booking, _booking(world, ref).id), now=later, actor="family", sms_policy=SMS
+        )
     assert caught.value.codes == {Code.BOOKING_NOT_ACTIVE}
     assert seats_taken(world, sat) == 1
 
@@ -450,7 +455,7 @@ def test_move_takes_new_seats_and_gives_back_the_old(world):
     ref, _, _ = book(world, sat, visitor(), visitor("40000012", first_names="Ana"))
     with world.writing() as s:
         booking = s.get(Booking, _booking(world, ref).id)
-        move_booking(s, booking, slot_id=sun, now=NOW, actor="family")
+        move_booking(s, booking, slot_id=sun, now=NOW, actor="family", sms_policy=SMS)
     assert seats_taken(world, sat) == 0
     assert seats_taken(world, sun) == 2
     moved = _booking(world, ref)
@@ -480,7 +485,12 @@ def test_a_failed_move_keeps_the_booking_as_it_was(world):
     ]:
         with pytest.raises(Rejected) as caught, world.writing() as s:
             move_booking(
-                s, s.get(Booking, _booking(world, ref).id), slot_id=target, now=NOW, actor="t"
+                s,
+                s.get(Booking, _booking(world, ref).id),
+                slot_id=target,
+                now=NOW,
+                actor="t",
+                sms_policy=SMS,
             )
         assert code in caught.value.codes
     assert _booking(world, ref).slot_id == sat
@@ -496,7 +506,14 @@ def test_move_ignores_the_booking_itself_in_the_limits(world):
     book(world, sun, visitor("40000015", first_names="Ana"))
     # Two visits this week already: moving one within the week is still allowed.
     with world.writing() as s:
-        move_booking(s, s.get(Booking, _booking(world, ref).id), slot_id=sun, now=NOW, actor="t")
+        move_booking(
+            s,
+            s.get(Booking, _booking(world, ref).id),
+            slot_id=sun,
+            now=NOW,
+            actor="t",
+            sms_policy=SMS,
+        )
     assert seats_taken(world, sun) == 2
 
 
@@ -533,7 +550,12 @@ def test_a_move_to_a_womens_day_checks_who_is_coming(world):
     ref, _, _ = book(world, sat, visitor("40000020", first_names="Pedro", sex=""))
     with pytest.raises(Rejected) as caught, world.writing() as s:
         move_booking(
-            s, s.get(Booking, _booking(world, ref).id), slot_id=women_id, now=NOW, actor="t"
+            s,
+            s.get(Booking, _booking(world, ref).id),
+            slot_id=women_id,
+            now=NOW,
+            actor="t",
+            sms_policy=SMS,
         )
     assert [(p.code, p.field) for p in caught.value.problems] == [
         (Code.VISITOR_SEX_UNKNOWN, "visitors.0.sex")

@@ -98,7 +98,7 @@ def test_suspend_visitor_needs_a_known_visitor(db_url):
 
 
 def test_suspend_a_visitor_who_has_booked(db_url):
-    from tests.factories import NOW, request_for, visitor
+    from tests.factories import NOW, SMS, request_for, visitor
     from visits.booking import create_booking
     from visits.prison import prison_by_code
     from visits.prison_config import apply_config, parse_config
@@ -114,7 +114,7 @@ def test_suspend_a_visitor_who_has_booked(db_url):
         inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
         create_booking(
             s, prison=prison, inmate=inmate, request=request_for(slot, visitor()), now=NOW,
-            secret_key="k",
+            secret_key="k", sms_policy=SMS,
         )  # fmt: skip
     result = cli(
         db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",

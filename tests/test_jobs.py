@@ -12,9 +12,16 @@ from sqlalchemy import delete, func, select
 from tests.factories import NOW
 from tests.server import VISITS, server_env
 from visits.demo import CONFIG
-from visits.jobs import MISFIRE_GRACE, purge_throttle, schedule_jobs, sync_all_slots
+from visits.jobs import (
+    DISPATCH_GRACE,
+    MISFIRE_GRACE,
+    purge_throttle,
+    schedule_jobs,
+    sync_all_slots,
+)
 from visits.prison_config import apply_config, parse_config
 from visits.schedule import Slot
+from visits.settings import Settings
 from visits.throttle import ThrottleHit
 
 
@@ -53,14 +60,23 @@ def test_old_throttle_hits_are_purged(db):
         assert s.scalars(select(ThrottleHit.key)).all() == ["new"]
 
 
-def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db):
-    scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db)
+def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
+    settings = Settings(database_url=db_url, secret_key="k")
+    scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"sync_slots", "purge_throttle"}
+    assert set(jobs) == {
+        "dispatch",
+        "expire_holds",
+        "sync_slots",
+        "purge_throttle",
+        "purge_messages",
+    }
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1
-        assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()
+        grace = DISPATCH_GRACE if job.id == "dispatch" else MISFIRE_GRACE
+        assert job.misfire_grace_time == grace.total_seconds()
+    assert jobs["dispatch"].trigger.interval.total_seconds() == settings.dispatch_every_seconds
 
 
 def test_the_worker_process_materialises_slots(db, db_url):

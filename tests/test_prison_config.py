@@ -7,7 +7,7 @@ from datetime import date, time
 import pytest
 from sqlalchemy import delete, func, select
 
-from tests.factories import NOW, make_inmate, request_for, visitor
+from tests.factories import NOW, SMS, make_inmate, request_for, visitor
 from visits.booking import create_booking
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
@@ -113,6 +113,7 @@ def _book_seats(db, seats: int) -> int:
             request=request_for(slot, *people),
             now=NOW,
             secret_key="k",
+            sms_policy=SMS,
         )
         return slot.id
 
@@ -238,7 +239,7 @@ def test_a_removed_session_with_only_cancelled_bookings_is_withdrawn_not_deleted
     apply(db, config())
     slot_id = _book_seats(db, 1)
     with db.writing() as s:
-        cancel_booking(s, s.scalar(select(Booking)), now=NOW, actor="t")
+        cancel_booking(s, s.scalar(select(Booking)), now=NOW, actor="t", sms_policy=SMS)
     report = apply(db, parse_config(_saturday_removed()))[0]  # used to fail on the booking's key
     assert report.slots.removed == 2
     assert report.slots.conflicts == []  # nobody holds a seat there any more

@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import NOW, make_inmate, make_prison, make_slot, request_for, visitor
+from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from visits.booking import Booking, BookingStatus, create_booking
 from visits.db import Database, make_engine
 from visits.inmate import Inmate
@@ -38,6 +38,7 @@ def attempt(db: Database, slot_id: int, inmate_code: str, dni: str) -> str:
                 request=request_for(slot_id, visitor(dni, first_names="Ana")),
                 now=NOW,
                 secret_key="k",
+                sms_policy=SMS,
             )
         return "ok"
     except Rejected as rejected:
@@ -206,7 +207,7 @@ def change(db: Database, action, booking_id: int, **kwargs) -> str:
     """Cancel or move one booking in a transaction of its own: what happened, or why not."""
     try:
         with db.writing() as s:
-            action(s, s.get(Booking, booking_id), now=NOW, actor="t", **kwargs)
+            action(s, s.get(Booking, booking_id), now=NOW, actor="t", sms_policy=SMS, **kwargs)
         return action.__name__
     except Rejected as rejected:
         return ",".join(sorted(rejected.codes))
@@ -257,6 +258,7 @@ def test_one_key_sent_at_once_for_two_inmates_books_one_and_refuses_the_other(ra
                     request=request_for(slot_id, visitor(f"4{i:07d}", first_names="Ana")),
                     now=NOW,
                     secret_key="k",
+                    sms_policy=SMS,
                     submission_key="same-key",
                 )
             return "ok"

@@ -7,8 +7,10 @@ inmate and visitor rows in a fixed order (inmate, then visitors by id, then slot
 bookings that could break a rule together take turns; and a CHECK constraint on the slot plus a
 partial unique index on the visitor's day are the database's own backstops.
 
-A booking starts ``confirmed``. The ``held`` state with ``hold_expires_at`` is where phone
-verification slots in: held bookings already take seats and count toward every limit.
+A booking starts ``held`` until the family types the code sent to its phone
+(:mod:`visits.verification`), or ``confirmed`` when the phone is already verified. Held bookings
+already take seats and count toward every limit; an expired hold gives them back. Every change
+queues what the family is told in the same transaction (:mod:`visits.sms`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit, reference, throttle
+from visits import audit, reference, sms, throttle, verification
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
     BookingRequest,
@@ -60,6 +62,7 @@ from visits.rules import (
     window_problem,
 )
 from visits.schedule import Closure, Slot, closure_for
+from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
 
@@ -105,6 +108,8 @@ class Booking(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the family answered a reminder "1" (coming).
+    family_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     prison: Mapped[Prison] = orm.relationship(lazy="joined")
     slot: Mapped[Slot] = orm.relationship(lazy="joined")
@@ -449,13 +454,17 @@ def create_booking(
     request: BookingRequest,
     now: datetime,
     secret_key: str,
+    sms_policy: SmsPolicy,
+    phone_verified: bool = False,
     submission_key: str | None = None,
     actor: str = "family",
 ) -> Booked:
     """Book, or raise :class:`Rejected` with every reason why not. Changes nothing on failure.
 
-    The same ``submission_key`` sent again returns the first booking (``replayed``) instead of
-    booking twice.
+    The booking is held and a code is sent unless verification is off or ``phone_verified``
+    (the family proved this phone recently); else it is confirmed and the confirmation and
+    reminders are queued. The same ``submission_key`` sent again returns the first booking
+    (``replayed``) instead of booking twice.
     """
     require_write_lock(session)
     fingerprint = submission_hash(inmate, request)
@@ -473,6 +482,9 @@ def create_booking(
     problems += party_rule_problems(
         session, prison, slot, _attendees(valid, [v.id for v in visitors])
     )
+    held = sms_policy.verification and not phone_verified
+    if held and (wait := verification.send_wait(session, valid.contact_phone, sms_policy, now)):
+        problems.append(wait)
     reject_if(problems)
     if not take_seats(session, slot.id, party):
         session.refresh(slot)
@@ -483,7 +495,8 @@ def create_booking(
         prison=prison,
         slot=slot,
         inmate=inmate,
-        status=BookingStatus.CONFIRMED,
+        status=BookingStatus.HELD if held else BookingStatus.CONFIRMED,
+        hold_expires_at=now + sms_policy.verification_time if held else None,
         party_size=party,
         contact_phone=valid.contact_phone,
         language=valid.language,
@@ -520,11 +533,15 @@ def create_booking(
         session,
         at=now,
         actor=actor,
-        action="booking.created",
+        action="booking.held" if held else "booking.created",
         entity="booking",
         entity_id=booking.reference,
         details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
     )
+    if held:
+        verification.send_code(session, booking, sms_policy, now)
+    else:
+        sms.queue_confirmed(session, booking, sms_policy, now)
     return Booked(booking, reference.manage_token(secret_key, booking.reference))
 
 
@@ -537,14 +554,28 @@ def _locked(session: Session, booking: Booking) -> Booking:
     return booking
 
 
-def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: str) -> Booking:
-    """Cancel and give the seats back, exactly once even if two cancels (or a cancel and a
-    move) race."""
+def cancel_booking(
+    session: Session, booking: Booking, *, now: datetime, actor: str, sms_policy: SmsPolicy
+) -> Booking:
+    """Cancel, give the seats back and cancel the messages still to come, exactly once even
+    if two cancels (or a cancel and a move) race; the family is told by SMS."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    was_confirmed = booking.status is BookingStatus.CONFIRMED
+    _cancel(session, booking, now, actor, "booking.cancelled")
+    if was_confirmed:
+        sms.queue_cancelled(session, booking, sms_policy, now)
+    else:  # never confirmed to the family: nothing to take back, only the code to withdraw
+        sms.withdraw(session, booking, now, "booking cancelled")
+    session.flush()
+    return booking
+
+
+def _cancel(session: Session, booking: Booking, now: datetime, actor: str, action: str) -> None:
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = booking.updated_at = now
+    booking.hold_expires_at = None
     release_seats(session, booking.slot_id, booking.party_size)
     for visitor in booking.visitors:
         visitor.active = False
@@ -552,23 +583,115 @@ def cancel_booking(session: Session, booking: Booking, *, now: datetime, actor: 
         session,
         at=now,
         actor=actor,
-        action="booking.cancelled",
+        action=action,
         entity="booking",
         entity_id=booking.reference,
         details={"slot_id": booking.slot_id, "party_size": booking.party_size},
     )
+
+
+# --- Holds -----------------------------------------------------------------------------------
+
+
+def verify_booking(
+    session: Session, booking: Booking, code: str, *, now: datetime, sms_policy: SmsPolicy
+) -> Booking:
+    """Confirm a held booking with the code sent to its phone, or raise :class:`Rejected`.
+
+    The caller commits even when this raises: a wrong try is counted, and a hold found
+    expired is released then and there."""
+    booking = _locked(session, booking)
+    if booking.status is not BookingStatus.HELD:
+        raise Rejected([Problem(Code.NOT_HELD, "code")])
+    if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+        _expire(session, booking, now)
+        raise Rejected([Problem(Code.HOLD_EXPIRED, "code")])
+    verification.check_code(session, booking, code, sms_policy, now)
+    booking.status = BookingStatus.CONFIRMED
+    booking.hold_expires_at = None
+    booking.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        actor="family",
+        action="booking.confirmed",
+        entity="booking",
+        entity_id=booking.reference,
+    )
+    sms.queue_confirmed(session, booking, sms_policy, now)
     session.flush()
     return booking
 
 
+def resend_code(
+    session: Session, booking: Booking, *, now: datetime, sms_policy: SmsPolicy
+) -> Booking:
+    """A new code for a held booking, within the per-phone hourly limit (the hold's end stays
+    where it was: seats are not held indefinitely)."""
+    booking = _locked(session, booking)
+    if booking.status is not BookingStatus.HELD:
+        raise Rejected([Problem(Code.NOT_HELD, "code")])
+    if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+        raise Rejected([Problem(Code.HOLD_EXPIRED, "code")])
+    if wait := verification.send_wait(session, booking.contact_phone, sms_policy, now):
+        raise Rejected([wait])
+    verification.send_code(session, booking, sms_policy, now)
+    return booking
+
+
+def _expire(session: Session, booking: Booking, now: datetime) -> None:
+    _cancel(session, booking, now, "system", "booking.hold_expired")
+    sms.withdraw(session, booking, now, "hold expired")
+
+
+def expire_holds(session: Session, now: datetime) -> list[str]:
+    """Release every hold whose time is up; the references released."""
+    require_write_lock(session)
+    due = session.scalars(
+        select(Booking)
+        .where(Booking.status == BookingStatus.HELD, Booking.hold_expires_at <= now)
+        .order_by(Booking.id)
+    ).all()
+    released = []
+    for booking in due:
+        booking = _locked(session, booking)
+        if booking.status is BookingStatus.HELD:
+            _expire(session, booking, now)
+            released.append(booking.reference)
+    session.flush()
+    return released
+
+
+def record_attending(session: Session, booking: Booking, now: datetime) -> None:
+    """The family answered a reminder: they are coming."""
+    booking.family_confirmed_at = booking.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        actor="sms",
+        action="booking.family_confirmed",
+        entity="booking",
+        entity_id=booking.reference,
+    )
+
+
 def move_booking(
-    session: Session, booking: Booking, *, slot_id: str | int, now: datetime, actor: str
+    session: Session,
+    booking: Booking,
+    *,
+    slot_id: str | int,
+    now: datetime,
+    actor: str,
+    sms_policy: SmsPolicy,
 ) -> Booking:
     """Move to another slot: the new seats are taken and the old ones given back in one
-    transaction, so the family never ends up with both or with neither."""
+    transaction, so the family never ends up with both or with neither; the old time's
+    reminders give way to the new time's."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    if booking.status is BookingStatus.HELD:
+        raise Rejected([Problem(Code.BOOKING_HELD)])
     prison, inmate = booking.prison, booking.inmate
     new_slot = slot_in_prison(session, prison, slot_id)
     if new_slot is None:
@@ -600,7 +723,7 @@ def move_booking(
     booking.updated_at = now
     for visitor in booking.visitors:
         visitor.visit_date = new_slot.local_date
-    audit.record(
+    event = audit.record(
         session,
         at=now,
         actor=actor,
@@ -611,6 +734,7 @@ def move_booking(
     )
     session.flush()
     session.refresh(new_slot)
+    sms.queue_moved(session, booking, sms_policy, now, change_id=event.id)
     return booking
 
 

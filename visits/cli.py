@@ -198,9 +198,10 @@ def worker() -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from visits.jobs import schedule_jobs
+    from visits.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), _database())
+    scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), _database(), get_settings())
     typer.echo("worker started; Ctrl-C stops it")
     try:
         scheduler.start()

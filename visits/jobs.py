@@ -15,18 +15,27 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import select
 
+from notifications import inbound, outbox
+from notifications.dispatcher import Dispatcher, DispatchPolicy, DispatchReport
+from notifications.senders import ConsoleSender, Sender, TwilioConfig, TwilioSender
 from visits import throttle
 from visits.base import utcnow
+from visits.booking import expire_holds
 from visits.db import Database
 from visits.prison import Prison
 from visits.schedule import SyncReport, sync_slots
+from visits.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SLOT_SYNC_EVERY = timedelta(hours=1)
 THROTTLE_PURGE_EVERY = timedelta(hours=1)
 THROTTLE_KEEP = timedelta(days=1)
+HOLD_EXPIRY_EVERY = timedelta(seconds=30)
+MESSAGE_PURGE_EVERY = timedelta(hours=6)
 MISFIRE_GRACE = timedelta(minutes=10)
+# A dispatch tick late by more than this is skipped: the next one comes within seconds.
+DISPATCH_GRACE = timedelta(seconds=30)
 
 
 def sync_all_slots(db: Database, now: datetime | None = None) -> dict[str, SyncReport]:
@@ -57,10 +66,81 @@ def purge_throttle(db: Database, now: datetime | None = None) -> int:
         return throttle.purge(session, (now or utcnow()) - THROTTLE_KEEP)
 
 
-def _safely(job: Callable[[Database], object], db: Database) -> Callable[[], None]:
+def release_expired_holds(db: Database, now: datetime | None = None) -> list[str]:
+    """Give back the seats of bookings whose phone code was never entered."""
+    with db.writing() as session:
+        return expire_holds(session, now or utcnow())
+
+
+def purge_messages(db: Database, settings: Settings, now: datetime | None = None) -> int:
+    """Delete settled SMS and received texts older than the retention period."""
+    before = (now or utcnow()) - timedelta(days=settings.message_retention_days)
+    with db.writing() as session:
+        return outbox.purge(session, before) + inbound.purge(session, before)
+
+
+def make_sender(settings: Settings) -> Sender:
+    """Twilio when credentials are set, else the console (the offline demo)."""
+    if not settings.twilio_configured:
+        return ConsoleSender()
+    assert settings.twilio_auth_token is not None
+    return TwilioSender(
+        TwilioConfig(
+            account_sid=settings.twilio_account_sid or "",
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            from_number=settings.twilio_from,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_base_url=settings.twilio_api_base_url,
+            timeout_seconds=settings.twilio_timeout_seconds,
+        )
+    )
+
+
+def make_dispatcher(
+    db: Database,
+    settings: Settings,
+    sender: Sender | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Dispatcher:
+    callback = None
+    if settings.twilio_configured:
+        callback = f"{settings.public_base_url.rstrip('/')}/twilio/status"
+    return Dispatcher(
+        db.writing,
+        sender or make_sender(settings),
+        policy=DispatchPolicy(
+            rate_per_second=settings.sms_rate_per_second,
+            concurrency=settings.sms_concurrency,
+            lease=timedelta(seconds=settings.sms_lease_seconds),
+            max_attempts=settings.sms_max_attempts,
+            unknown_wait=timedelta(seconds=settings.sms_unknown_wait_seconds),
+        ),
+        clock=clock,
+        status_callback_url=callback,
+    )
+
+
+def dispatch(dispatcher: Dispatcher) -> DispatchReport:
+    report = dispatcher.drain()
+    if report.claimed:
+        log.info(
+            "dispatched %s: %s sent, %s found sent, %s to retry, %s failed, %s unknown, "
+            "%s cancelled",
+            report.claimed,
+            report.sent,
+            report.found_sent,
+            report.retried,
+            report.failed,
+            report.unknown,
+            report.cancelled,
+        )
+    return report
+
+
+def _safely(job: Callable[..., object], *args: object) -> Callable[[], None]:
     def run() -> None:
         try:
-            job(db)
+            job(*args)
         except Exception:
             # A failed run is logged and retried at the next interval; it must not stop the clock.
             log.exception("job %s failed", job.__name__)
@@ -69,8 +149,14 @@ def _safely(job: Callable[[Database], object], db: Database) -> Callable[[], Non
     return run
 
 
-def schedule_jobs(scheduler: BaseScheduler, db: Database) -> BaseScheduler:
+def schedule_jobs(
+    scheduler: BaseScheduler,
+    db: Database,
+    settings: Settings,
+    dispatcher: Dispatcher | None = None,
+) -> BaseScheduler:
     """Add every job to ``scheduler``, each starting now and repeating."""
+    dispatcher = dispatcher or make_dispatcher(db, settings)
     options = {
         "trigger": "interval",
         "coalesce": True,
@@ -78,16 +164,20 @@ def schedule_jobs(scheduler: BaseScheduler, db: Database) -> BaseScheduler:
         "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
         "next_run_time": datetime.now().astimezone(),
     }
-    scheduler.add_job(
-        _safely(sync_all_slots, db),
-        id="sync_slots",
-        seconds=int(SLOT_SYNC_EVERY.total_seconds()),
-        **options,
-    )
-    scheduler.add_job(
-        _safely(purge_throttle, db),
-        id="purge_throttle",
-        seconds=int(THROTTLE_PURGE_EVERY.total_seconds()),
-        **options,
-    )
+    jobs: list[tuple[str, Callable[[], None], float]] = [
+        ("dispatch", _safely(dispatch, dispatcher), settings.dispatch_every_seconds),
+        ("expire_holds", _safely(release_expired_holds, db), HOLD_EXPIRY_EVERY.total_seconds()),
+        ("sync_slots", _safely(sync_all_slots, db), SLOT_SYNC_EVERY.total_seconds()),
+        ("purge_throttle", _safely(purge_throttle, db), THROTTLE_PURGE_EVERY.total_seconds()),
+        (
+            "purge_messages",
+            _safely(purge_messages, db, settings),
+            MESSAGE_PURGE_EVERY.total_seconds(),
+        ),
+    ]
+    for job_id, run, every in jobs:
+        job_options = dict(options)
+        if job_id == "dispatch":
+            job_options["misfire_grace_time"] = int(DISPATCH_GRACE.total_seconds())
+        scheduler.add_job(run, id=job_id, seconds=every, **job_options)
     return scheduler

@@ -63,6 +63,14 @@ class Code(StrEnum):
     SESSION_EXPIRED = "session_expired"
     FORM_EXPIRED = "form_expired"
     SUBMISSION_KEY_REUSED = "submission_key_reused"
+    # Phone verification
+    INVALID_CODE = "invalid_code"
+    WRONG_CODE = "wrong_code"
+    CODE_ATTEMPTS_EXHAUSTED = "code_attempts_exhausted"
+    TOO_MANY_CODES = "too_many_codes"
+    HOLD_EXPIRED = "hold_expired"
+    NOT_HELD = "not_held"
+    BOOKING_HELD = "booking_held"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -136,6 +144,19 @@ MESSAGES: dict[Code, str] = {
     Code.SUBMISSION_KEY_REUSED: N_(
         "This request was already used for other details. Please review them and confirm again."
     ),
+    Code.INVALID_CODE: N_("The code has 6 digits. Write the digits from the SMS."),
+    Code.WRONG_CODE: N_(
+        "That code is not right. Check the SMS and try again (%(left)s tries left)."
+    ),
+    Code.CODE_ATTEMPTS_EXHAUSTED: N_("Too many wrong codes. Ask for a new code."),
+    Code.TOO_MANY_CODES: N_(
+        "We already sent several codes to this phone. Wait %(minutes)s minutes and try again."
+    ),
+    Code.HOLD_EXPIRED: N_(
+        "The time to enter the code is over and the places were released. Please book again."
+    ),
+    Code.NOT_HELD: N_("This booking does not need a code."),
+    Code.BOOKING_HELD: N_("First enter the code we sent by SMS to confirm this booking."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

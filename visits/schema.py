@@ -1,6 +1,8 @@
-"""Every model module, imported so that ``Base.metadata`` describes the whole database."""
+"""Every model module, imported so that ``Base.metadata`` describes the whole database:
+the domain's tables and the SMS channel's, which share one ``MetaData``."""
 
-from visits import audit, booking, inmate, prison, schedule, throttle, visitor  # noqa: F401
+from notifications import inbound, outbox, recipients  # noqa: F401
+from visits import audit, booking, inmate, prison, schedule, throttle, verification, visitor  # noqa: F401
 from visits.base import Base
 
 metadata = Base.metadata

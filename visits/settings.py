@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +40,35 @@ class Settings(BaseSettings):
     lookup_failures_per_inmate: int = Field(default=30, ge=1)
     lookup_window_minutes: int = Field(default=15, ge=1)
 
+    # SMS. Without Twilio credentials messages go to the console sender (printed, kept in the
+    # outbox), so the demo works offline.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per dispatching process: run one worker, or divide the provider's cap between workers.
+    sms_rate_per_second: float = Field(default=10.0, gt=0)
+    sms_concurrency: int = Field(default=8, ge=1)
+    sms_lease_seconds: int = Field(default=120, ge=10)
+    sms_unknown_wait_seconds: int = Field(default=30, ge=1)
+    sms_max_attempts: int = Field(default=8, ge=1)
+    dispatch_every_seconds: float = Field(default=2.0, gt=0)
+    # Turned off only where the phone is verified some other way.
+    phone_verification: bool = True
+    verification_minutes: int = Field(default=10, ge=1)
+    verification_attempts: int = Field(default=5, ge=1)
+    verification_sends_per_hour: int = Field(default=5, ge=1)
+    verified_phone_days: int = Field(default=30, ge=0)
+    # Reminders: so many hours before the visit, and on the visit's morning at this local time.
+    reminder_hours_before: list[float] = Field(default_factory=lambda: [24.0])
+    reminder_morning_at: time | None = time(7, 0)
+    # Sent messages (and their text) are deleted after this many days.
+    message_retention_days: int = Field(default=180, ge=1)
+    # The delivery page for staff (HTTP Basic, user "admin") until staff accounts exist.
+    admin_password: SecretStr | None = None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -48,6 +78,10 @@ class Settings(BaseSettings):
         if self.run_jobs_in_process is None:
             return self.is_sqlite
         return self.run_jobs_in_process
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
 
     def signing_key(self) -> str:
         """The key that signs cookies and derives manage tokens.

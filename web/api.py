@@ -25,6 +25,8 @@ from visits.booking import (
     move_booking,
     note_refusal,
     probe_wait,
+    resend_code,
+    verify_booking,
 )
 from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
@@ -35,7 +37,7 @@ from visits.reference import manage_token
 from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
 from web.availability import AvailabilityCache, commit_seat_change
-from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
+from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
 
@@ -153,6 +155,9 @@ class BookingOut(BaseModel):
     contact_phone: str
     language: str
     created_at: datetime
+    hold_expires_at: datetime | None = Field(
+        description="While the booking is held: when it is released unless the SMS code is sent"
+    )
     manage_url: str
 
 
@@ -166,7 +171,7 @@ class CreatedOut(BaseModel):
 def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
     codes = {p.code for p in problems}
     if status is None:
-        if Code.TOO_MANY_ATTEMPTS in codes:
+        if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES}:
             status = 429
         elif Code.SLOT_FULL in codes:
             status = 409
@@ -251,6 +256,7 @@ def _booking_out(request: Request, booking: Booking) -> BookingOut:
         contact_phone=booking.contact_phone,
         language=booking.language,
         created_at=booking.created_at,
+        hold_expires_at=booking.hold_expires_at,
         manage_url=f"{base}/b/{booking.display_reference}?token={token}",
     )
 
@@ -327,9 +333,13 @@ def create(
     now: Now,
     client: ClientKey,
     policy: Throttling,
+    sms: Sms,
     idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Any:
-    """Book a visit. The same ``Idempotency-Key`` sent again returns the first booking."""
+    """Book a visit. The booking is ``held`` until the 6-digit code sent by SMS to the
+    contact phone is posted to ``/bookings/{reference}/verify`` (unless this deployment
+    verifies phones otherwise). The same ``Idempotency-Key`` sent again returns the first
+    booking."""
     prison = _prison(session, body.prison)
     found = identify(
         session,
@@ -360,6 +370,7 @@ def create(
             request=booking_request,
             now=now,
             secret_key=request.app.state.secret_key,
+            sms_policy=sms,
             submission_key=idempotency_key,
             actor="api",
         )
@@ -392,14 +403,65 @@ def get_booking(request: Request, reference: str, token: BearerToken, session: R
     return _json(_booking_out(request, _owned(request, session, reference, token)))
 
 
+class CodeIn(_Body):
+    code: Annotated[str, Field(max_length=20)]
+
+
+@router.post("/bookings/{reference}/verify", response_model=BookingOut, responses=ERRORS)
+def verify(
+    request: Request,
+    reference: str,
+    body: CodeIn,
+    token: BearerToken,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
+) -> Any:
+    """Confirm a held booking with the code sent by SMS. Five wrong codes need a new code;
+    after the hold time the booking is released (``hold_expired``)."""
+    booking = _owned(request, session, reference, token)
+    try:
+        verify_booking(session, booking, body.code, now=now, sms_policy=sms)
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        session.commit()  # a wrong try is counted; an expired hold is released
+        if rejected.codes & {Code.HOLD_EXPIRED}:
+            commit_seat_change(request, session, booking.prison_id)
+        status = 409 if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD} else None
+        return _errors(problems, status)
+    session.commit()
+    return _json(_booking_out(request, booking))
+
+
+@router.post("/bookings/{reference}/code", response_model=BookingOut, responses=ERRORS)
+def send_new_code(
+    request: Request, reference: str, token: BearerToken, session: WriteSession, now: Now, sms: Sms
+) -> Any:
+    """Send a new code for a held booking (a few per phone per hour)."""
+    booking = _owned(request, session, reference, token)
+    try:
+        resend_code(session, booking, now=now, sms_policy=sms)
+    except Rejected as rejected:
+        session.rollback()
+        status = 429 if rejected.codes & {Code.TOO_MANY_CODES} else 409
+        return _errors(list(rejected.problems), status)
+    session.commit()
+    return _json(_booking_out(request, booking))
+
+
 @router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=ERRORS)
 def cancel(
-    request: Request, reference: str, token: BearerToken, session: WriteSession, now: Now
+    request: Request,
+    reference: str,
+    token: BearerToken,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
 ) -> Any:
     """Cancel a booking; its seats are free again at once."""
     booking = _owned(request, session, reference, token)
     try:
-        cancel_booking(session, booking, now=now, actor="api")
+        cancel_booking(session, booking, now=now, actor="api", sms_policy=sms)
     except Rejected as rejected:
         session.rollback()
         return _errors(list(rejected.problems), 409)
@@ -415,15 +477,16 @@ def move(
     token: BearerToken,
     session: WriteSession,
     now: Now,
+    sms: Sms,
 ) -> Any:
     """Move a booking to another slot of the same prison, keeping it if the move fails."""
     booking = _owned(request, session, reference, token)
     try:
-        move_booking(session, booking, slot_id=body.slot_id, now=now, actor="api")
+        move_booking(session, booking, slot_id=body.slot_id, now=now, actor="api", sms_policy=sms)
     except Rejected as rejected:
         session.rollback()
         problems = list(rejected.problems)
-        status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE} else None
+        status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE, Code.BOOKING_HELD} else None
         return _errors(problems, status)
     commit_seat_change(request, session, booking.prison_id)
     return _json(_booking_out(request, booking))

@@ -21,8 +21,9 @@ from visits.db import Database
 from visits.i18n import use_locale
 from visits.problems import Code, Problem, as_dicts
 from visits.settings import Settings, get_settings
+from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
-from web import api, family
+from web import admin, api, family, twilio_hooks
 from web.availability import AvailabilityCache
 from web.middleware import (
     BodySizeLimitMiddleware,
@@ -110,7 +111,7 @@ def create_app(
 
             from visits.jobs import schedule_jobs
 
-            scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db)
+            scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings)
             scheduler.start()
         try:
             yield
@@ -133,6 +134,7 @@ def create_app(
     app.state.clock = clock
     app.state.secret_key = settings.signing_key()
     app.state.templates = make_templates()
+    app.state.sms = SmsPolicy.from_settings(settings)
     app.state.availability = AvailabilityCache(settings.availability_cache_seconds)
     app.state.throttle_policy = ThrottlePolicy(
         per_pair=settings.lookup_failures_per_pair,
@@ -167,4 +169,6 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(family.router)
+    app.include_router(twilio_hooks.router)
+    app.include_router(admin.router)
     return app

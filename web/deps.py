@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from visits.db import Database
+from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 
 
@@ -44,6 +45,10 @@ def throttle_policy(request: Request) -> ThrottlePolicy:
     return request.app.state.throttle_policy
 
 
+def sms_policy(request: Request) -> SmsPolicy:
+    return request.app.state.sms
+
+
 # Closed as soon as the handler returns, before the response is sent: a family's slow
 # connection never holds a database connection.
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
@@ -51,3 +56,4 @@ WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 Now = Annotated[datetime, Depends(now)]
 ClientKey = Annotated[str, Depends(client_key)]
 Throttling = Annotated[ThrottlePolicy, Depends(throttle_policy)]
+Sms = Annotated[SmsPolicy, Depends(sms_policy)]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from visits.booking import (
     Booking,
+    BookingStatus,
     authorised_booking,
     cancel_booking,
     check_booking,
@@ -26,20 +27,25 @@ from visits.booking import (
     move_booking,
     note_refusal,
     probe_wait,
+    resend_code,
     slot_in_prison,
     slot_problems,
+    verify_booking,
 )
-from visits.booking_request import Relationship
+from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, negotiate
 from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
 from visits.reference import manage_token
+from visits.reference import parse as parse_reference
 from visits.rules import Sex, VisitorGroup
 from visits.schedule import Slot
+from visits.sms import short_token_matches
 from visits.visitor import DocumentType
+from web import verified_phones
 from web.availability import AvailabilityCache, commit_seat_change
-from web.deps import ClientKey, Now, ReadSession, Throttling, WriteSession
+from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
 from web.forms import (
     CSRF_FIELD,
     VISITOR_FIELDS,
@@ -71,7 +77,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
 
 def status_for(problems: list[Problem]) -> int:
     codes = {p.code for p in problems}
-    if Code.TOO_MANY_ATTEMPTS in codes:
+    if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES}:
         return 429
     if Code.FORM_EXPIRED in codes:
         return 403
@@ -279,6 +285,7 @@ def booking_submit(
     now: Now,
     client: ClientKey,
     policy: Throttling,
+    sms: Sms,
 ) -> Response:
     prison = _prison(session, code)
     inmate = _identified(request, session, prison)
@@ -301,6 +308,7 @@ def booking_submit(
     request_data = booking_request(values, prison.max_visitors)
     try:
         if action == "confirm":
+            phone = parse_phone(request_data.contact_phone)
             booked = create_booking(
                 session,
                 prison=prison,
@@ -308,6 +316,9 @@ def booking_submit(
                 request=request_data,
                 now=now,
                 secret_key=request.app.state.secret_key,
+                sms_policy=sms,
+                phone_verified=isinstance(phone, str)
+                and verified_phones.is_verified(request, phone),
                 submission_key=values.get("submission_key") or None,
             )
         else:
@@ -335,6 +346,8 @@ def booking_submit(
         )
     commit_seat_change(request, session, prison.id)
     reference = booked.booking.display_reference
+    if booked.booking.status is BookingStatus.HELD:
+        return redirect(f"/b/{reference}/verify", token=booked.manage_token)
     return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
 
 
@@ -383,6 +396,110 @@ def booking_page(
     return _booking_page(request, booking, token, now, done)
 
 
+def _verify_page(
+    request: Request,
+    booking: Booking,
+    token: str,
+    done: str = "",
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "verify.html",
+        status,
+        booking=booking,
+        token=token,
+        done=done,
+        problems=problems or [],
+    )
+
+
+@router.get("/b/{reference}/verify", response_class=HTMLResponse)
+def verify_form(
+    request: Request,
+    reference: str,
+    session: ReadSession,
+    now: Now,
+    token: str = "",
+    done: str = "",
+) -> HTMLResponse:
+    booking = _owned(request, session, reference, token)
+    if booking.status is not BookingStatus.HELD:
+        return _booking_page(request, booking, token, now)
+    return _verify_page(request, booking, token, done)
+
+
+@router.post("/b/{reference}/verify", response_class=HTMLResponse, response_model=None)
+def verify_submit(
+    request: Request,
+    reference: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
+) -> Response:
+    token = values.get("token", "")
+    booking = _owned(request, session, reference, token)
+    if not csrf_ok(request, values):
+        return _verify_page(
+            request, booking, token, problems=[Problem(Code.FORM_EXPIRED)], status=403
+        )
+    try:
+        verify_booking(session, booking, values.get("code", ""), now=now, sms_policy=sms)
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD}:
+            page = _booking_page(request, booking, token, now, problems=problems, status=409)
+        else:
+            page = _verify_page(request, booking, token, problems=problems, status=422)
+        # Kept even though the code was refused: the wrong try counts, an expired hold is freed.
+        commit_seat_change(request, session, booking.prison_id)
+        return page
+    phone = booking.contact_phone
+    commit_seat_change(request, session, booking.prison_id)
+    response = redirect(f"/b/{booking.display_reference}", token=token, done="booked")
+    verified_phones.remember(request, response, phone)
+    return response
+
+
+@router.post("/b/{reference}/code", response_class=HTMLResponse, response_model=None)
+def resend_submit(
+    request: Request,
+    reference: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
+) -> Response:
+    token = values.get("token", "")
+    booking = _owned(request, session, reference, token)
+    if not csrf_ok(request, values):
+        return _verify_page(
+            request, booking, token, problems=[Problem(Code.FORM_EXPIRED)], status=403
+        )
+    try:
+        resend_code(session, booking, now=now, sms_policy=sms)
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD}:
+            return _booking_page(request, booking, token, now, problems=problems, status=409)
+        return _verify_page(request, booking, token, problems=problems, status=429)
+    session.commit()
+    return redirect(f"/b/{booking.display_reference}/verify", token=token, done="resent")
+
+
+@router.get("/m/{short}")
+def short_link(request: Request, short: str) -> RedirectResponse:
+    """The manage link sent by SMS: reference and a short signature, one tap to the booking."""
+    ref, signature = parse_reference(short[:8]), short[8:].lower()
+    secret = request.app.state.secret_key
+    if ref is None or not short_token_matches(secret, ref, signature):
+        raise HTTPException(404)
+    token = manage_token(secret, ref)
+    return redirect(f"/b/{ref[:4]}-{ref[4:]}", token=token)
+
+
 @router.get("/b/{reference}/visit.ics")
 def booking_calendar(
     request: Request, reference: str, session: ReadSession, token: str = ""
@@ -412,7 +529,12 @@ def cancel_form(
 
 @router.post("/b/{reference}/cancel", response_class=HTMLResponse, response_model=None)
 def cancel_submit(
-    request: Request, reference: str, values: FormValues, session: WriteSession, now: Now
+    request: Request,
+    reference: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
 ) -> Response:
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
@@ -420,7 +542,7 @@ def cancel_submit(
         problems = [Problem(Code.FORM_EXPIRED)]
         return render(request, "cancel.html", 403, booking=booking, token=token, problems=problems)
     try:
-        cancel_booking(session, booking, now=now, actor="family")
+        cancel_booking(session, booking, now=now, actor="family", sms_policy=sms)
     except Rejected as rejected:
         # Rendered before the session rolls back (as it closes), which would reload it all.
         problems = list(rejected.problems)
@@ -465,7 +587,12 @@ def move_form(
 
 @router.post("/b/{reference}/move", response_class=HTMLResponse, response_model=None)
 def move_submit(
-    request: Request, reference: str, values: FormValues, session: WriteSession, now: Now
+    request: Request,
+    reference: str,
+    values: FormValues,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
 ) -> Response:
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
@@ -476,7 +603,9 @@ def move_submit(
             request, session, booking, token, now, [Problem(Code.REQUIRED, "slot_id")], 422
         )
     try:
-        move_booking(session, booking, slot_id=values["slot_id"], now=now, actor="family")
+        move_booking(
+            session, booking, slot_id=values["slot_id"], now=now, actor="family", sms_policy=sms
+        )
     except Rejected as rejected:
         # Rendered before the session rolls back (as it closes), which would reload it all.
         problems = list(rejected.problems)

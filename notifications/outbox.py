@@ -1,0 +1,294 @@
+"""The outbox: every SMS the service means to send, queued in the caller's transaction.
+
+Invariant 2 of the design: a message is a row written in the same transaction as the change
+that causes it, so a booking that commits has its messages and one that rolls back has none.
+The dispatcher (:mod:`notifications.dispatcher`) sends what is due; delivery callbacks move a
+message forward only (:func:`apply_provider_status`), never back.
+
+Statuses: ``pending`` (waiting for its time) → ``sending`` (claimed by a dispatcher under a
+lease; also where a message whose fate is unknown waits to be looked up) → ``sent`` (the
+provider accepted it) → ``delivered`` / ``undelivered`` / ``failed``; or ``cancelled`` (no longer
+wanted, expired, or the recipient opted out). Every change is kept in ``outbox_event``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from notifications import gsm
+from notifications.base import Base, UTCDateTime, str_enum
+from notifications.recipients import Recipient, blocks
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# How far along a message is: a status report may only move a message to a higher rank.
+RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.UNDELIVERED: 3,
+    MessageStatus.FAILED: 3,
+    MessageStatus.CANCELLED: 3,
+}
+FINAL = frozenset(s for s, rank in RANK.items() if rank == 3)
+
+# Twilio's delivery statuses, as ours.
+PROVIDER_STATUSES = {
+    "accepted": MessageStatus.SENT,
+    "scheduled": MessageStatus.SENT,
+    "queued": MessageStatus.SENT,
+    "sending": MessageStatus.SENT,
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.CANCELLED,
+}
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        # The dispatcher's one question: what is due now (pending, or a lapsed lease)?
+        Index("ix_outbox_message_due", "status", "next_attempt_at"),
+        Index("ix_outbox_message_recipient_created", "recipient", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    # What staff may see, and what ``body`` becomes once sent: a code is never kept readable.
+    redacted_body: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int]
+    # The same dedupe key can be queued once only: a reminder can never go out twice.
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # Whose message this is, opaque to the channel (for example ``booking:ABCD2345``).
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The kind of message for whoever queued it (for example ``reminder``).
+    kind: Mapped[str] = mapped_column(String(32))
+    # Essential messages (a code the person just asked for, an answer to their own text) go
+    # out even to a number that opted out of everything else.
+    essential: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus))
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Not worth sending after this moment (a reminder once the visit has begun).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the dispatcher should look at it next: its send time, a retry's time, or the end of
+    # the lease of whoever holds it now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    events: Mapped[list[MessageEvent]] = relationship(
+        back_populates="message", order_by="MessageEvent.id", lazy="selectin"
+    )
+
+    @property
+    def shown_body(self) -> str:
+        return self.redacted_body or self.body
+
+
+class MessageEvent(Base):
+    """One change of a message's status, with when and why."""
+
+    __tablename__ = "outbox_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox_message.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus))
+    detail: Mapped[str | None] = mapped_column(String(255))
+
+    message: Mapped[OutboxMessage] = relationship(back_populates="events")
+
+
+def record_event(
+    session: Session, message_id: int, status: MessageStatus, at: datetime, detail: str | None
+) -> None:
+    session.add(MessageEvent(message_id=message_id, status=status, at=at, detail=detail))
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message to queue: who, what, when, and what it is for."""
+
+    recipient: str
+    body: str
+    language: str
+    dedupe_key: str
+    kind: str
+    subject: str | None = None
+    send_after: datetime | None = None
+    expires_at: datetime | None = None
+    essential: bool = False
+    redacted_body: str | None = None
+
+
+def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
+    """Queue ``draft`` in the caller's transaction, once per dedupe key.
+
+    The text is transliterated to GSM-7 first. A key queued before returns that message
+    unchanged, unless it was cancelled before it ever left: then it is queued again with the
+    new text and time (a visit moved back to a slot it had before gets its reminder back). A
+    number that opted out, or that the provider said cannot receive SMS, gets a non-essential
+    message recorded as cancelled with the reason, so staff can see why it never went.
+    """
+    body = gsm.transliterate(draft.body)
+    redacted = gsm.transliterate(draft.redacted_body) if draft.redacted_body else None
+    send_after = draft.send_after or now
+    existing = session.scalar(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == draft.dedupe_key)
+    )
+    if existing is not None:
+        if existing.status is MessageStatus.CANCELLED and existing.provider_sid is None:
+            existing.body, existing.redacted_body = body, redacted
+            existing.send_after = send_after
+            existing.expires_at = draft.expires_at
+            existing.error_code = existing.error_message = None
+            move(session, existing, MessageStatus.PENDING, now, "queued again")
+            existing.next_attempt_at = send_after
+        return existing
+
+    message = OutboxMessage(
+        recipient=draft.recipient,
+        body=body,
+        redacted_body=redacted,
+        language=draft.language,
+        segments=gsm.segments(body),
+        dedupe_key=draft.dedupe_key,
+        subject=draft.subject,
+        kind=draft.kind,
+        essential=draft.essential,
+        status=MessageStatus.PENDING,
+        send_after=send_after,
+        expires_at=draft.expires_at,
+        next_attempt_at=send_after,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    record_event(session, message.id, MessageStatus.PENDING, now, None)
+    recipient = session.get(Recipient, draft.recipient)
+    if not draft.essential and (reason := blocks(recipient)) is not None:
+        message.error_code = reason
+        move(session, message, MessageStatus.CANCELLED, now, reason)
+    return message
+
+
+def move(
+    session: Session,
+    message: OutboxMessage,
+    status: MessageStatus,
+    now: datetime,
+    detail: str | None,
+) -> None:
+    """Change a message's status and keep the change in its history. It leaves whoever held
+    the message's claim (set ``next_attempt_at`` after this to queue it again)."""
+    message.status = status
+    message.claim_token = None
+    message.next_attempt_at = None
+    message.updated_at = now
+    record_event(session, message.id, status, now, detail)
+
+
+def cancel_pending(session: Session, subject: str, now: datetime, reason: str) -> int:
+    """Cancel the messages of ``subject`` not yet sent, in the caller's transaction.
+
+    Messages already in a dispatcher's hands are left alone: they may be on their way.
+    """
+    ids = list(
+        session.scalars(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.subject == subject,
+                OutboxMessage.status == MessageStatus.PENDING,
+            )
+            .values(
+                status=MessageStatus.CANCELLED,
+                next_attempt_at=None,
+                error_code="superseded",
+                error_message=reason,
+                updated_at=now,
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for message_id in ids:
+        record_event(session, message_id, MessageStatus.CANCELLED, now, reason)
+    return len(ids)
+
+
+def apply_provider_status(
+    session: Session,
+    *,
+    message_id: int | None,
+    provider_sid: str,
+    provider_status: str,
+    error_code: str | None,
+    now: datetime,
+) -> bool:
+    """A delivery report from the provider. Moves the message forward only; a late or repeated
+    report changes nothing. Returns whether anything changed.
+
+    ``message_id`` comes from the callback address when the provider sends one: it lets a
+    report settle a message whose send outcome was unknown (the provider's id is learnt here).
+    """
+    status = PROVIDER_STATUSES.get(provider_status.lower())
+    if status is None:
+        return False
+    message = session.scalar(
+        select(OutboxMessage).where(OutboxMessage.provider_sid == provider_sid).with_for_update()
+    )
+    if message is None and message_id is not None:
+        message = session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.provider_sid not in (None, provider_sid):
+            return False
+    if message is None or RANK[status] <= RANK[message.status]:
+        return False
+    message.provider_sid = provider_sid
+    if error_code:
+        message.error_code = error_code
+    if message.redacted_body:
+        message.body = message.redacted_body
+    move(session, message, status, now, f"provider: {provider_status}")
+    return True
+
+
+def purge(session: Session, before: datetime) -> int:
+    """Delete messages (and their history) settled before ``before``: they hold phone
+    numbers and names, kept no longer than the retention period."""
+    # "sent" counts as settled too: a console or unreported message never hears more.
+    settled = (OutboxMessage.status.in_([*FINAL, MessageStatus.SENT]),)
+    old = select(OutboxMessage.id).where(*settled, OutboxMessage.updated_at < before)
+    session.execute(delete(MessageEvent).where(MessageEvent.message_id.in_(old)))
+    deleted = session.execute(
+        delete(OutboxMessage).where(*settled, OutboxMessage.updated_at < before)
+    )
+    return deleted.rowcount or 0

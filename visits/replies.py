@@ -1,0 +1,129 @@
+"""Texts families send back: 1 (coming), 2 (cannot come), opt-out words, anything else.
+
+The channel records the text and applies opt-outs (:mod:`notifications.inbound`); this module
+decides what it means for a visit and what to answer. A reply concerns the visit of the last
+reminder sent to that phone, or else the phone's next visit. ``2`` cancels that visit as if the
+family had done it on the page (seats back, reminders cancelled, the cancellation SMS is the
+answer); ``1`` is recorded for the guards; anything else gets the help text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifications.inbound import Intent, Received, normalise, receive
+from notifications.outbox import MessageStatus, OutboxMessage
+from visits import booking as bookings
+from visits.booking import Booking, BookingStatus
+from visits.i18n import DEFAULT_LOCALE
+from visits.problems import Rejected
+from visits.schedule import Slot
+from visits.sms import SmsPolicy, queue_attending, queue_reply
+
+COMING = "1"
+NOT_COMING = "2"
+WENT_OUT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+
+
+def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking | None:
+    last_reminder = session.scalar(
+        select(OutboxMessage.subject)
+        .where(
+            OutboxMessage.recipient == phone,
+            OutboxMessage.kind == "reminder",
+            OutboxMessage.status.in_(WENT_OUT),
+        )
+        .order_by(OutboxMessage.updated_at.desc(), OutboxMessage.id.desc())
+        .limit(1)
+    )
+    if last_reminder and last_reminder.startswith("booking:"):
+        booking = session.scalar(
+            select(Booking).where(Booking.reference == last_reminder.removeprefix("booking:"))
+        )
+        if booking is not None and booking.can_change(now):
+            return booking
+    return session.scalar(
+        select(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.contact_phone == phone,
+            Booking.status == BookingStatus.CONFIRMED,
+            Slot.starts_at > now,
+        )
+        .order_by(Slot.starts_at)
+        .limit(1)
+    )
+
+
+def _language(session: Session, phone: str) -> str:
+    """The language this phone was last written to in."""
+    language = session.scalar(
+        select(OutboxMessage.language)
+        .where(OutboxMessage.recipient == phone)
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
+    )
+    return language or DEFAULT_LOCALE
+
+
+def _cancelled(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> bool:
+    try:
+        with session.begin_nested():
+            bookings.cancel_booking(session, booking, now=now, actor="sms", sms_policy=policy)
+    except Rejected:
+        return False  # it began or was cancelled meanwhile: answered as "no visit"
+    return True
+
+
+def handle_inbound(
+    session: Session,
+    *,
+    provider_sid: str,
+    sender: str,
+    body: str,
+    policy: SmsPolicy,
+    now: datetime,
+) -> Received | None:
+    """Record and act on one inbound text, in the caller's write transaction; ``None`` when
+    this text was handled before (the provider repeats webhooks)."""
+    received = receive(session, provider_sid=provider_sid, sender=sender, body=body, now=now)
+    if received is None:
+        return None
+    inbound = received.message
+    language = _language(session, sender)
+
+    def answer(kind: str) -> None:
+        queue_reply(
+            session,
+            phone=sender,
+            language=language,
+            kind=kind,
+            policy=policy,
+            reply_to=inbound.id,
+            now=now,
+        )
+
+    if inbound.intent in (Intent.OPT_OUT, Intent.OPT_IN):
+        inbound.handled_as = inbound.intent.value
+        # The provider answers its own keywords itself (and refuses to send after STOP).
+        if received.changed and not received.provider_answers:
+            answer("opted_out" if inbound.intent is Intent.OPT_OUT else "opted_in")
+        return received
+    word = normalise(body)
+    booking = _visit_in_question(session, sender, now) if word in (COMING, NOT_COMING) else None
+    if word == NOT_COMING and booking is not None and _cancelled(session, booking, policy, now):
+        inbound.handled_as = f"cancelled {booking.reference}"
+    elif word == COMING and booking is not None:
+        bookings.record_attending(session, booking, now)
+        queue_attending(session, booking, policy, now, reply_to=inbound.id)
+        inbound.handled_as = f"coming {booking.reference}"
+    elif word in (COMING, NOT_COMING):
+        answer("no_visit")
+        inbound.handled_as = "no visit"
+    else:
+        answer("help")
+        inbound.handled_as = "help"
+    return received

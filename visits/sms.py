@@ -1,0 +1,268 @@
+"""What families are told by SMS, in their language, and when.
+
+The domain decides; the channel (:mod:`notifications`) sends. Every function here queues into
+the caller's session, so a message commits or rolls back with the change that caused it
+(invariant 2). Texts are plain, within one 160-character GSM-7 segment (the prison's name is
+shortened if a long one would not fit), and never ask for a word reply: carriers treat words
+like CANCEL and STOP as opt-outs, so families answer with digits (1 = I come, 2 = I cannot).
+
+SMS texts use *usted*, as official messages in Peru do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from notifications import gsm, outbox
+from notifications.outbox import Draft
+from visits.i18n import N_, Np_, gettext, ngettext, use_locale
+
+if TYPE_CHECKING:
+    from visits.booking import Booking
+    from visits.settings import Settings
+
+SHORT_LINK_LENGTH = 8
+
+TEXTS = {
+    "code": N_(
+        "Your code for the visit booking is %(code)s. It expires in %(minutes)s minutes. "
+        "Do not share it."
+    ),
+    "confirmed": N_(
+        "Visit %(ref)s confirmed: %(when)s, %(prison)s, %(people)s. Change or cancel: %(link)s"
+    ),
+    "reminder": N_(
+        "Reminder: visit %(ref)s %(when)s, %(prison)s. "
+        "Reply 1 if you are coming, 2 if you cannot come."
+    ),
+    "cancelled": N_(
+        "Visit %(ref)s of %(when)s is cancelled and its places are free. To book again: %(link)s"
+    ),
+    "moved": N_("Visit %(ref)s moved to %(when)s, %(prison)s. Change or cancel: %(link)s"),
+    "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
+    "help": N_(
+        "Visits: reply 1 if you are coming to your visit, 2 if you cannot come. "
+        "Send BAJA to stop these messages. More at %(link)s"
+    ),
+    "no_visit": N_("We found no coming visit for this phone. To book: %(link)s"),
+    "opted_out": N_("You will get no more messages from Visits. Send ALTA to get them again."),
+    "opted_in": N_("You will get messages from Visits again. Send BAJA to stop them."),
+}
+_PEOPLE = Np_("%(num)s person", "%(num)s people")
+_WHEN = N_("%(day)s at %(time)s")
+
+
+@dataclass(frozen=True)
+class SmsPolicy:
+    """How and when families are written to (from :class:`visits.settings.Settings`)."""
+
+    public_base_url: str
+    secret_key: str
+    verification: bool = True
+    verification_time: timedelta = timedelta(minutes=10)
+    verification_attempts: int = 5
+    verification_sends_per_hour: int = 5
+    reminders_before: tuple[timedelta, ...] = (timedelta(hours=24),)
+    morning_at: time | None = time(7, 0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmsPolicy:
+        return cls(
+            public_base_url=settings.public_base_url.rstrip("/"),
+            secret_key=settings.signing_key(),
+            verification=settings.phone_verification,
+            verification_time=timedelta(minutes=settings.verification_minutes),
+            verification_attempts=settings.verification_attempts,
+            verification_sends_per_hour=settings.verification_sends_per_hour,
+            reminders_before=tuple(timedelta(hours=h) for h in settings.reminder_hours_before),
+            morning_at=settings.reminder_morning_at,
+        )
+
+    def short_link(self, reference: str) -> str:
+        """A manage link short enough for an SMS: ``/m/`` + reference + 8 signed characters."""
+        return f"{self.public_base_url}/m/{reference}{short_token(self.secret_key, reference)}"
+
+
+def short_token(secret_key: str, reference: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"sms-link:{reference}".encode(), hashlib.sha256)
+    return base64.b32encode(digest.digest()).decode()[:SHORT_LINK_LENGTH].lower()
+
+
+def short_token_matches(secret_key: str, reference: str, token: str) -> bool:
+    return hmac.compare_digest(short_token(secret_key, reference).encode(), token.encode())
+
+
+def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
+    """One text in one language, shortened to one GSM-7 segment where a name is long."""
+    with use_locale(language):
+        values = dict(params)
+        text = gsm.transliterate(gettext(TEXTS[kind], values))
+        prison = str(values.get("prison", ""))
+        while gsm.segments(text) > 1 and len(prison) > 12:
+            prison = prison[:-4].rstrip() + "…"
+            values["prison"] = prison
+            text = gsm.transliterate(gettext(TEXTS[kind], values))
+        return text
+
+
+def _when(booking: Booking, language: str) -> str:
+    slot = booking.slot
+    local = slot.starts_at.astimezone(booking.prison.tz)
+    with use_locale(language):
+        return gettext(_WHEN, {"day": local.strftime("%d/%m"), "time": local.strftime("%H:%M")})
+
+
+def _params(booking: Booking, policy: SmsPolicy) -> dict[str, Any]:
+    with use_locale(booking.language):
+        people = ngettext(*_PEOPLE, booking.party_size)
+    return {
+        "ref": booking.display_reference,
+        "when": _when(booking, booking.language),
+        "prison": booking.prison.name,
+        "people": people,
+        "link": policy.short_link(booking.reference),
+    }
+
+
+def subject(booking: Booking) -> str:
+    return f"booking:{booking.reference}"
+
+
+def _queue(
+    session: Session, booking: Booking, kind: str, key: str, now: datetime, **extra: Any
+) -> outbox.OutboxMessage:
+    params = extra.pop("params")
+    return outbox.enqueue(
+        session,
+        Draft(
+            recipient=booking.contact_phone,
+            body=render(kind, booking.language, params),
+            language=booking.language,
+            dedupe_key=key,
+            kind=kind,
+            subject=subject(booking),
+            **extra,
+        ),
+        now,
+    )
+
+
+def queue_code(
+    session: Session, booking: Booking, code: str, key: str, policy: SmsPolicy, now: datetime
+) -> None:
+    """The verification code: essential (the family is waiting for it), never kept readable."""
+    minutes = int(policy.verification_time.total_seconds() // 60)
+    _queue(
+        session,
+        booking,
+        "code",
+        key,
+        now,
+        params={"code": code, "minutes": minutes},
+        essential=True,
+        expires_at=booking.hold_expires_at,
+        redacted_body=render("code", booking.language, {"code": "******", "minutes": minutes}),
+    )
+
+
+def reminder_times(booking: Booking, policy: SmsPolicy) -> list[tuple[str, datetime]]:
+    """When to remind: so long before the visit, and on its morning at the local hour."""
+    starts = booking.slot.starts_at
+    times = [(f"{int(b.total_seconds() // 60)}m", starts - b) for b in policy.reminders_before]
+    if policy.morning_at is not None:
+        morning = datetime.combine(booking.slot.local_date, policy.morning_at, booking.prison.tz)
+        times.append(("morning", morning))
+    return times
+
+
+def queue_confirmed(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
+    """The confirmation, and the reminders still ahead."""
+    params = _params(booking, policy)
+    _queue(session, booking, "confirmed", f"{subject(booking)}:confirmed", now, params=params)
+    _queue_reminders(session, booking, policy, now, params)
+
+
+def _queue_reminders(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, params: dict[str, Any]
+) -> None:
+    starts = booking.slot.starts_at
+    for label, at in reminder_times(booking, policy):
+        # A reminder whose time has passed would arrive out of place; one after the start is
+        # no reminder at all.
+        if at <= now or at >= starts:
+            continue
+        key = f"{subject(booking)}:reminder:{label}:{booking.slot_id}"
+        _queue(
+            session, booking, "reminder", key, now, params=params, send_after=at, expires_at=starts
+        )
+
+
+def withdraw(session: Session, booking: Booking, now: datetime, reason: str) -> None:
+    """Cancel this booking's messages that have not left yet (reminders, an unused code)."""
+    outbox.cancel_pending(session, subject(booking), now, reason)
+
+
+def queue_cancelled(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
+    """Cancel what was still to come and tell the family the visit is off."""
+    withdraw(session, booking, now, "booking cancelled")
+    params = {**_params(booking, policy), "link": policy.public_base_url}
+    _queue(session, booking, "cancelled", f"{subject(booking)}:cancelled", now, params=params)
+
+
+def queue_moved(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, change_id: int
+) -> None:
+    """Reminders for the old time are cancelled, the new time's are queued, and the family is
+    told the new time."""
+    withdraw(session, booking, now, "booking moved")
+    params = _params(booking, policy)
+    key = f"{subject(booking)}:moved:{change_id}"
+    _queue(session, booking, "moved", key, now, params=params)
+    _queue_reminders(session, booking, policy, now, params)
+
+
+def queue_attending(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, reply_to: int
+) -> None:
+    _queue(
+        session,
+        booking,
+        "attending",
+        f"inbound:{reply_to}:reply",
+        now,
+        params=_params(booking, policy),
+        essential=True,
+    )
+
+
+def queue_reply(
+    session: Session,
+    *,
+    phone: str,
+    language: str,
+    kind: str,
+    policy: SmsPolicy,
+    reply_to: int,
+    now: datetime,
+) -> None:
+    """An answer to a text that concerns no particular booking (help, opt-out notices)."""
+    outbox.enqueue(
+        session,
+        Draft(
+            recipient=phone,
+            body=render(kind, language, {"link": policy.public_base_url}),
+            language=language,
+            dedupe_key=f"inbound:{reply_to}:reply",
+            kind=kind,
+            essential=True,
+        ),
+        now,
+    )

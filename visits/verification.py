@@ -1,0 +1,128 @@
+"""Phone verification: a booking is held until the family types the code sent to its phone.
+
+A held booking already holds its seats and counts toward every limit (so nobody takes them
+while the SMS travels); if the code is not entered within the hold time, the booking is
+cancelled and the seats come back (:func:`expire_holds`, run by the worker, and at once when
+a late code arrives). Codes are 6 random digits, stored only as an HMAC, compared in constant
+time, single-use, limited to a few wrong tries each, and limited in how many are sent to one
+phone per hour. They are never logged: the outbox keeps only a redacted copy of the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from visits import audit, throttle
+from visits.base import Base, UTCDateTime
+from visits.db import require_write_lock
+from visits.problems import Code, Problem, Rejected
+from visits.sms import SmsPolicy, queue_code
+
+if TYPE_CHECKING:
+    from visits.booking import Booking
+
+CODE_DIGITS = 6
+SEND_WINDOW = timedelta(hours=1)
+
+
+class PhoneVerification(Base):
+    """The current code of one held booking (a new code replaces the old one)."""
+
+    __tablename__ = "phone_verification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), unique=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    sends: Mapped[int] = mapped_column(default=1)
+    wrong_attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def _digest(secret_key: str, booking_id: int, code: str) -> str:
+    message = f"phone-code:{booking_id}:{code}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _sends_key(phone: str) -> str:
+    return f"sms-code:phone:{phone}"
+
+
+def send_wait(session: Session, phone: str, policy: SmsPolicy, now: datetime) -> Problem | None:
+    """Too many codes sent to this phone in the last hour: how long to wait, else ``None``."""
+    key = _sends_key(phone)
+    hits = throttle.recent(session, [key], SEND_WINDOW, now)[key]
+    delay = throttle.wait(hits, policy.verification_sends_per_hour, SEND_WINDOW, now)
+    if wait := throttle.minutes(delay):
+        return Problem(Code.TOO_MANY_CODES, "code", {"minutes": wait})
+    return None
+
+
+def send_code(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
+    """Queue a new code for a held booking (replacing any earlier one) in this transaction.
+    The caller checked :func:`send_wait` first."""
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    current = session.scalar(
+        select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
+    )
+    if current is None:
+        current = PhoneVerification(booking_id=booking.id, sends=0)
+        session.add(current)
+    current.code_hash = _digest(policy.secret_key, booking.id, code)
+    current.sends += 1
+    current.wrong_attempts = 0
+    current.sent_at = now
+    session.flush()
+    throttle.record_failure(session, [_sends_key(booking.contact_phone)], now)
+    key = f"booking:{booking.reference}:code:{current.sends}"
+    queue_code(session, booking, code, key, policy, now)
+
+
+def parse_code(text: str) -> str | None:
+    digits = "".join(ch for ch in text if not ch.isspace())
+    if len(digits) != CODE_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits
+
+
+def check_code(
+    session: Session, booking: Booking, text: str, policy: SmsPolicy, now: datetime
+) -> None:
+    """Accept the code or raise :class:`Rejected`. A wrong try is counted in this session:
+    the caller commits whether or not the code was right."""
+    require_write_lock(session)
+    code = parse_code(text)
+    if code is None:
+        raise Rejected([Problem(Code.INVALID_CODE, "code")])
+    current = session.scalar(
+        select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
+    )
+    if current is None or current.verified_at is not None:
+        raise Rejected([Problem(Code.NOT_HELD, "code")])
+    if current.wrong_attempts >= policy.verification_attempts:
+        raise Rejected([Problem(Code.CODE_ATTEMPTS_EXHAUSTED, "code")])
+    expected = _digest(policy.secret_key, booking.id, code)
+    if not hmac.compare_digest(expected.encode(), current.code_hash.encode()):
+        current.wrong_attempts += 1
+        left = policy.verification_attempts - current.wrong_attempts
+        audit.record(
+            session,
+            at=now,
+            actor="family",
+            action="booking.code_rejected",
+            entity="booking",
+            entity_id=booking.reference,
+        )
+        if left <= 0:
+            raise Rejected([Problem(Code.CODE_ATTEMPTS_EXHAUSTED, "code")])
+        raise Rejected([Problem(Code.WRONG_CODE, "code", {"left": left})])
+    current.verified_at = now
