@@ -76,20 +76,27 @@ class DispatchPolicy:
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second across the threads of one process."""
+    """At most ``rate`` acquisitions per second across the threads of one process: each one
+    gets its own moment, ``1/rate`` after the previous one, and sleeps until then."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.interval = 1.0 / rate
-        self._next = time.monotonic()
+        self.clock, self.sleep = clock, sleep
+        self._next = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             slot = max(self._next, now)
             self._next = slot + self.interval
         if (wait := slot - now) > 0:
-            time.sleep(wait)
+            self.sleep(wait)
 
 
 @dataclass(frozen=True)

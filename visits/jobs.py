@@ -113,6 +113,8 @@ def make_dispatcher(
             concurrency=settings.sms_concurrency,
             lease=timedelta(seconds=settings.sms_lease_seconds),
             max_attempts=settings.sms_max_attempts,
+            backoff_base=timedelta(seconds=settings.sms_retry_base_seconds),
+            backoff_max=timedelta(seconds=settings.sms_retry_max_seconds),
             unknown_wait=timedelta(seconds=settings.sms_unknown_wait_seconds),
         ),
         clock=clock,

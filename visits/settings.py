@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     sms_lease_seconds: int = Field(default=120, ge=10)
     sms_unknown_wait_seconds: int = Field(default=30, ge=1)
     sms_max_attempts: int = Field(default=8, ge=1)
+    # Retries after "not now" answers (429, queue full) wait base × 2^attempt, up to the max.
+    sms_retry_base_seconds: float = Field(default=5.0, gt=0)
+    sms_retry_max_seconds: float = Field(default=900.0, gt=0)
     dispatch_every_seconds: float = Field(default=2.0, gt=0)
     # Turned off only where the phone is verified some other way.
     phone_verification: bool = True
