@@ -7,13 +7,14 @@ time: a lookup asks the fake for messages sent since an attempt, by the fake's o
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from notifications import recipients
-from notifications.dispatcher import DispatchPolicy, Dispatcher, RateLimiter
+from notifications.dispatcher import Dispatcher, DispatchPolicy, RateLimiter
 from notifications.outbox import (
     Draft,
     MessageStatus,
@@ -176,7 +177,8 @@ def test_an_unanswered_send_that_went_out_is_found_not_sent_again(
     message_id = queue(db)
     assert dispatcher.drain().unknown == 1
     unsure = message(db, message_id)
-    assert unsure.status is MessageStatus.SENDING and unsure.provider_sid is None
+    assert unsure.status is MessageStatus.SENDING
+    assert unsure.provider_sid is None
     assert dispatcher.drain().claimed == 0  # waits before looking it up
     clock.advance(minutes=1)
     report = dispatcher.drain()
@@ -202,7 +204,7 @@ def test_an_unanswered_send_that_did_not_go_out_is_sent_after_the_lookup(
 
 def test_a_crashed_dispatchers_claim_lapses_and_the_message_goes_out_once(db, fake, dispatcher):
     message_id = queue(db)
-    token, claimed = dispatcher.claim()  # claimed, then the process "dies"
+    _token, claimed = dispatcher.claim()  # claimed, then the process "dies"
     assert [c.outgoing.message_id for c in claimed] == [message_id]
     assert dispatcher.claim()[1] == []  # nobody else takes it while the lease runs
     dispatcher.clock.advance(minutes=3)  # type: ignore[attr-defined]
@@ -223,7 +225,8 @@ def test_a_crash_after_the_provider_accepted_is_settled_by_lookup(db, fake, disp
 
 
 @pytest.mark.parametrize(
-    ("code", "mark"), [(21211, "unreachable_at"), (21614, "unreachable_at"), (21610, "opted_out_at")]
+    ("code", "mark"),
+    [(21211, "unreachable_at"), (21614, "unreachable_at"), (21610, "opted_out_at")],
 )
 def test_a_permanent_refusal_fails_the_message_and_marks_the_number(
     db, fake, dispatcher, code, mark
@@ -346,7 +349,7 @@ def test_the_rate_limiter_spaces_sends_evenly():
         limiter.acquire()
         moments.append(now[0])
     assert moments[-1] - moments[0] == pytest.approx(2.0)  # 100 intervals of 1/50 s
-    assert min(b - a for a, b in zip(moments, moments[1:], strict=False)) == pytest.approx(0.02)
+    assert min(b - a for a, b in itertools.pairwise(moments)) == pytest.approx(0.02)
 
 
 def test_a_batch_never_exceeds_what_one_lease_can_send():

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from visits.settings import Settings
 
 SHORT_LINK_LENGTH = 8
+MIN_PRISON_NAME = 12
+ELLIPSIS = "..."
 
 TEXTS = {
     "code": N_(
@@ -49,8 +51,8 @@ TEXTS = {
     "moved": N_("Visit %(ref)s moved to %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
-        "Visits: reply 1 if you are coming to your visit, 2 if you cannot come. "
-        "Send BAJA to stop these messages. More at %(link)s"
+        "Visits: reply 1 if you are coming to your visit, 2 if you cannot. "
+        "Send BAJA to stop these messages. Info: %(link)s"
     ),
     "no_visit": N_("We found no coming visit for this phone. To book: %(link)s"),
     "opted_out": N_("You will get no more messages from Visits. Send ALTA to get them again."),
@@ -101,14 +103,16 @@ def short_token_matches(secret_key: str, reference: str, token: str) -> bool:
 
 
 def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
-    """One text in one language, shortened to one GSM-7 segment where a name is long."""
+    """One text in one language, in GSM-7; a prison name too long for one segment is cut
+    (never the reference, the code or the link)."""
     with use_locale(language):
         values = dict(params)
         text = gsm.transliterate(gettext(TEXTS[kind], values))
-        prison = str(values.get("prison", ""))
-        while gsm.segments(text) > 1 and len(prison) > 12:
-            prison = prison[:-4].rstrip() + "…"
-            values["prison"] = prison
+        excess = gsm.septets(text) - gsm.SINGLE_SEGMENT
+        prison = gsm.transliterate(str(values.get("prison", "")))
+        if excess > 0 and prison:
+            keep = max(len(prison) - excess - len(ELLIPSIS), MIN_PRISON_NAME)
+            values["prison"] = prison[:keep].rstrip() + ELLIPSIS
             text = gsm.transliterate(gettext(TEXTS[kind], values))
         return text
 

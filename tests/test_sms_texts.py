@@ -1,0 +1,76 @@
+"""Every standard SMS fits one GSM-7 segment, in every language, with long real-world names."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from notifications import gsm
+from visits.i18n import SUPPORTED_LOCALES
+from visits.sms import TEXTS, SmsPolicy, render, short_token, short_token_matches
+
+# A long prison name, a long public address, the largest party and a late hour.
+LONG_PRISON = "Establecimiento Penitenciario de Mujeres de Chorrillos Anexo (Santa Mónica)"
+POLICY = SmsPolicy(public_base_url="https://visitas-familiares.inpe.gob.pe", secret_key="k")
+# The pages a text links to: the booking's own page, or the service's home.
+HOME_LINKED = {"cancelled", "help", "no_visit"}
+PARAMS = {
+    "ref": "ABCD-EFGH",
+    "when": "el 28/12 a las 15:30",
+    "prison": LONG_PRISON,
+    "people": "3 personas",
+    "link": POLICY.short_link("ABCDEFGH"),
+    "code": "123456",
+    "minutes": 10,
+}
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("kind", sorted(TEXTS))
+def test_every_text_is_one_gsm7_segment(kind, language):
+    params = {**PARAMS, "link": POLICY.public_base_url} if kind in HOME_LINKED else PARAMS
+    text = render(kind, language, params)
+    assert gsm.is_gsm7(text), text
+    assert gsm.segments(text) == 1, (len(text), text)
+    for key in ("ref", "code", "link"):
+        if f"%({key})s" in TEXTS[kind]:
+            assert str(params[key]) in text  # only the prison's name is ever shortened
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LOCALES)
+def test_a_long_prison_name_is_shortened_only_as_much_as_needed(language):
+    short = render("reminder", language, {**PARAMS, "prison": "Penal de Quencoro"})
+    assert "Penal de Quencoro" in short
+    long = render("confirmed", language, PARAMS)
+    assert LONG_PRISON not in long
+    assert "Establecimiento" in long
+    assert 155 <= gsm.septets(long) <= 160  # cut where it must, not before
+
+
+def test_spanish_texts_are_spanish_and_accents_become_plain_letters():
+    reminder = render("reminder", "es", PARAMS)
+    assert "Responda 1 si viene, 2 si no puede venir." in reminder
+    assert render("code", "es", PARAMS).startswith("Su codigo para la reserva de visita es 123456")
+
+
+def test_replies_asked_for_are_digits_or_our_own_keywords_never_carrier_opt_outs():
+    asked = set()
+    for language in SUPPORTED_LOCALES:
+        for kind in TEXTS:
+            words = render(kind, language, PARAMS).upper().replace(",", " ").split()
+            for verb, word in itertools.pairwise(words):
+                if verb in {"REPLY", "RESPONDA", "SEND", "ENVIE"}:
+                    asked.add(word)
+    assert asked == {"1", "BAJA", "ALTA"}
+
+
+def test_the_short_link_is_signed_and_short():
+    link = POLICY.short_link("ABCDEFGH")
+    token = link.rsplit("/", 1)[1][8:]
+    assert link == f"https://visitas-familiares.inpe.gob.pe/m/ABCDEFGH{token}"
+    assert short_token_matches("k", "ABCDEFGH", token)
+    assert not short_token_matches("k", "ABCDEFGJ", token)
+    assert not short_token_matches("other", "ABCDEFGH", token)
+    assert short_token("k", "ABCDEFGH") == token
+    assert len(token) == 8
