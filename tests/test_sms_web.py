@@ -1,0 +1,293 @@
+"""The SMS side of the web app: Twilio webhooks, phone verification pages and API, the short
+manage link and the staff delivery page. In-process on the demo data, on each database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
+from notifications.recipients import Recipient
+from tests.factories import NOW
+from tests.test_api import bearer, book, open_slot
+from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
+from visits.booking import Booking, BookingStatus
+from visits.sms import short_token
+
+TOKEN = "twilio-auth-token"
+BASE = "https://visitas.example.pe"
+PHONE = "+51987654321"
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@pytest.fixture
+def twilio_client(make_client):
+    return make_client(
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token=TOKEN,
+        twilio_from="+15005550006",
+    )
+
+
+def signed_post(client, path, params, token=TOKEN, signature=None):
+    url = BASE + path
+    headers = {}
+    if signature is None:
+        signature = RequestValidator(token).compute_signature(url, params)
+    if signature:
+        headers["X-Twilio-Signature"] = signature
+    return client.post(path, data=params, headers=headers)
+
+
+def queued(db, **where) -> list[OutboxMessage]:
+    with db.read_session() as s:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        for column, value in where.items():
+            query = query.where(getattr(OutboxMessage, column) == value)
+        return list(s.scalars(query))
+
+
+def sent_message(db, sid="SMabc") -> int:
+    with db.writing() as s:
+        draft = Draft(recipient=PHONE, body="Hola", language="es", dedupe_key="k", kind="t")
+        message = enqueue(s, draft, NOW)
+        message.status, message.provider_sid = MessageStatus.SENT, sid
+        return message.id
+
+
+# --- Webhooks --------------------------------------------------------------------------------
+
+
+def test_a_signed_delivery_report_moves_the_message_forward_once(twilio_client, db):
+    message_id = sent_message(db)
+    report = {"MessageSid": "SMabc", "MessageStatus": "delivered", "AccountSid": "AC"}
+    path = f"/twilio/status?m={message_id}"
+    assert signed_post(twilio_client, path, report).status_code == 204
+    assert signed_post(twilio_client, path, report).status_code == 204  # replayed
+    late = {"MessageSid": "SMabc", "MessageStatus": "sent", "AccountSid": "AC"}
+    assert signed_post(twilio_client, path, late).status_code == 204
+    [message] = queued(db)
+    assert message.status is MessageStatus.DELIVERED
+    assert [e.status.value for e in message.events] == ["pending", "delivered"]
+
+
+@pytest.mark.parametrize(
+    ("token", "signature"), [(TOKEN, ""), ("another-token", None), (TOKEN, "bm90IGEgc2lnbmF0dXJl")]
+)
+def test_a_webhook_without_a_valid_signature_is_refused_and_changes_nothing(
+    twilio_client, db, token, signature
+):
+    message_id = sent_message(db)
+    report = {"MessageSid": "SMabc", "MessageStatus": "failed", "ErrorCode": "30003"}
+    response = signed_post(
+        twilio_client, f"/twilio/status?m={message_id}", report, token, signature
+    )
+    assert response.status_code == 403
+    inbound = {"MessageSid": "SMin", "From": PHONE, "Body": "BAJA"}
+    assert (
+        signed_post(twilio_client, "/twilio/inbound", inbound, token, signature).status_code == 403
+    )
+    assert queued(db)[0].status is MessageStatus.SENT
+    with db.read_session() as s:
+        assert s.get(Recipient, PHONE) is None
+
+
+def test_the_signature_covers_the_public_url_not_the_address_the_request_came_to(twilio_client, db):
+    message_id = sent_message(db)
+    report = {"MessageSid": "SMabc", "MessageStatus": "delivered"}
+    path = f"/twilio/status?m={message_id}"
+    internal = RequestValidator(TOKEN).compute_signature("https://testserver" + path, report)
+    response = twilio_client.post(path, data=report, headers={"X-Twilio-Signature": internal})
+    assert response.status_code == 403
+
+
+def test_webhooks_are_refused_when_twilio_is_not_configured(client, db):
+    sent_message(db)
+    report = {"MessageSid": "SMabc", "MessageStatus": "delivered"}
+    assert signed_post(client, "/twilio/status", report).status_code == 403
+
+
+def test_an_inbound_two_cancels_the_booking_and_frees_the_seats(twilio_client, db):
+    created = book(twilio_client, open_slot(twilio_client)["id"]).json()
+    reference = created["reference"]
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking))
+        slot_id, seats_before = booking.slot_id, booking.slot.seats_taken
+    inbound = {"MessageSid": "SMin1", "From": PHONE, "To": "+15005550006", "Body": "2"}
+    response = signed_post(twilio_client, "/twilio/inbound", inbound)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    assert "<Response></Response>" in response.text
+    assert signed_post(twilio_client, "/twilio/inbound", inbound).status_code == 200  # replay
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking))
+        assert booking.status is BookingStatus.CANCELLED
+        assert booking.slot.seats_taken == seats_before - 1
+        assert booking.slot_id == slot_id
+    subject = f"booking:{reference.replace('-', '')}"
+    assert [m.kind for m in queued(db, subject=subject, status=MessageStatus.PENDING)] == [
+        "cancelled"
+    ]
+
+
+# --- Verification ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def verifying(make_client):
+    return make_client(phone_verification=True)
+
+
+def code_for(db, reference: str) -> str:
+    messages = queued(db, subject=f"booking:{reference.replace('-', '')}", kind="code")
+    return CODE.search(messages[-1].body).group(1)
+
+
+def book_on_the_page(client):
+    assert identify(client).status_code == 303
+    form = visitor_form(first_open_slot(client), csrf(client, "/p/QUENCORO"))
+    return confirm(client, form, "key-1")
+
+
+def test_booking_on_the_page_asks_for_the_code_then_confirms(verifying, db):
+    response = book_on_the_page(verifying)
+    assert response.status_code == 303
+    assert "/verify?token=" in response.headers["location"]
+    page = verifying.get(response.headers["location"])
+    assert "Escribe el código que te enviamos" in text(page)
+    assert "+51 9•• ••• 321" in text(page)
+    assert "10:10" in text(page)  # held until ten minutes after NOW (10:00 in Lima)
+    reference = re.search(r"reserva ([A-Z0-9]{4}-[A-Z0-9]{4})", text(page)).group(1)
+    token = re.search(r"token=([^&]+)", response.headers["location"]).group(1)
+    form = {"csrf_token": csrf(verifying), "token": token}
+
+    wrong = verifying.post(f"/b/{reference}/verify", data=form | {"code": "000000"})
+    if code_for(db, reference) == "000000":  # one chance in a million
+        pytest.skip("the random code was the wrong one chosen here")
+    assert wrong.status_code == 422
+    assert "Ese código no es correcto" in text(wrong)
+    assert "te quedan 4 intentos" in text(wrong)
+
+    right = verifying.post(
+        f"/b/{reference}/verify",
+        data=form | {"code": code_for(db, reference)},
+        follow_redirects=False,
+    )
+    assert right.status_code == 303
+    assert "done=booked" in right.headers["location"]
+    assert "verified_phones" in right.headers["set-cookie"]
+    assert "HttpOnly" in right.headers["set-cookie"]
+    with db.read_session() as s:
+        assert s.scalar(select(Booking)).status is BookingStatus.CONFIRMED
+
+
+def test_a_phone_verified_in_this_browser_is_not_asked_again(verifying, db):
+    first = book_on_the_page(verifying)
+    location = first.headers["location"]
+    reference = re.search(r"/b/([A-Z0-9-]+)/verify", location).group(1)
+    token = re.search(r"token=([^&]+)", location).group(1)
+    form = {"csrf_token": csrf(verifying), "token": token, "code": code_for(db, reference)}
+    assert verifying.post(f"/b/{reference}/verify", data=form).status_code == 200
+    # The same family books another visit, for another visitor, from the same browser.
+    assert identify(verifying).status_code == 303
+    slot_id = first_open_slot(verifying)
+    form = visitor_form(slot_id, csrf(verifying, "/p/QUENCORO"))
+    form |= {"visitors.0.doc_number": "45678913", "visitors.0.first_names": "Rosa"}
+    second = confirm(verifying, form, "key-2")
+    assert "done=booked" in second.headers["location"]
+    # Another browser (no cookie) is asked for a code for the same phone.
+    verifying.cookies.delete("verified_phones")
+    form |= {"visitors.0.doc_number": "45678914", "visitors.0.first_names": "Luz"}
+    assert identify(verifying, "Q10002", "Puma").status_code == 303  # within the weekly limit
+    form["csrf_token"] = csrf(verifying, "/p/QUENCORO")
+    third = confirm(verifying, form, "key-3")
+    assert "/verify?token=" in third.headers["location"]
+
+
+def test_a_new_code_can_be_asked_for_and_only_the_newest_works(verifying, db):
+    location = book_on_the_page(verifying).headers["location"]
+    reference = re.search(r"/b/([A-Z0-9-]+)/verify", location).group(1)
+    token = re.search(r"token=([^&]+)", location).group(1)
+    old = code_for(db, reference)
+    form = {"csrf_token": csrf(verifying), "token": token}
+    resent = verifying.post(f"/b/{reference}/code", data=form)
+    assert "Enviamos un código nuevo" in text(resent)
+    new = code_for(db, reference)
+    if new == old:
+        pytest.skip("the new random code equals the old one")
+    assert verifying.post(f"/b/{reference}/verify", data=form | {"code": old}).status_code == 422
+    assert verifying.post(f"/b/{reference}/verify", data=form | {"code": new}).status_code == 200
+
+
+def test_the_api_holds_a_booking_until_the_code_is_posted(verifying, db):
+    created = book(verifying, open_slot(verifying)["id"])
+    assert created.status_code == 201
+    out = created.json()
+    assert out["status"] == "held"
+    assert out["booking"]["hold_expires_at"].startswith("2026-12-01T15:10:00")
+    path = f"/api/v1/bookings/{out['reference']}"
+    headers = bearer(out["manage_token"])
+    wrong = verifying.post(f"{path}/verify", json={"code": "12"}, headers=headers)
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["code"] == "invalid_code"
+    code = code_for(db, out["reference"])
+    done = verifying.post(f"{path}/verify", json={"code": code}, headers=headers)
+    assert done.status_code == 200
+    assert done.json()["status"] == "confirmed"
+    again = verifying.post(f"{path}/verify", json={"code": code}, headers=headers)
+    assert (again.status_code, again.json()["errors"][0]["code"]) == (409, "not_held")
+    assert verifying.post(f"{path}/verify", json={"code": code}).status_code == 404  # no token
+
+
+# --- Short link and delivery page ------------------------------------------------------------
+
+
+def test_the_short_link_in_an_sms_opens_the_booking(client, db):
+    reference = book(client, open_slot(client)["id"]).json()["reference"]
+    compact = reference.replace("-", "")
+    link = f"/m/{compact}{short_token('test-secret', compact)}"
+    response = client.get(link, follow_redirects=False)
+    assert response.status_code == 303
+    assert client.get(response.headers["location"]).status_code == 200
+    assert client.get(link[:-1] + "x").status_code == 404
+    assert client.get("/m/nothing").status_code == 404
+
+
+def test_the_delivery_page_needs_the_admin_password(make_client, client, db):
+    assert client.get("/admin/messages").status_code == 404  # no password set: no page
+    admin = make_client(admin_password="s3cret-admin")
+    assert admin.get("/admin/messages").status_code == 401
+    assert admin.get("/admin/messages", auth=("admin", "wrong")).status_code == 401
+    assert admin.get("/admin/messages", auth=("guard", "s3cret-admin")).status_code == 401
+    assert admin.get("/admin/messages", auth=("admin", "s3cret-admin")).status_code == 200
+
+
+def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, db):
+    admin = make_client(admin_password="pw")
+    reference = book(admin, open_slot(admin)["id"]).json()["reference"]
+    book(admin, open_slot(admin)["id"], phone="912345678", visitors=[
+        {"first_names": "Ana", "last_names": "Rojas", "doc_type": "dni", "doc_number": "41111111",
+         "birth_date": "1980-01-01", "relationship": "sister", "sex": "F"}
+    ], inmate="Q10002", surname="Puma")  # fmt: skip
+    with db.writing() as s:
+        failed = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "confirmed"))
+        failed.status, failed.error_code, failed.error_message = (
+            MessageStatus.FAILED,
+            "21614",
+            "not a mobile number",
+        )
+    page = admin.get("/admin/messages", params={"reference": reference}, auth=("admin", "pw"))
+    shown = text(page)
+    assert "21614" in shown
+    assert "not a mobile number" in shown
+    subject = f"booking:{reference.replace('-', '')}"
+    assert shown.count("+51987654321") == len(queued(db, subject=subject)) >= 2
+    assert "+51912345678" not in shown
+    by_status = admin.get("/admin/messages", params={"status": "failed"}, auth=("admin", "pw"))
+    assert text(by_status).count("21614") == 1
+    bad = admin.get("/admin/messages", params={"phone": "12", "day": "x"}, auth=("admin", "pw"))
+    assert bad.status_code == 422
+    assert "Escribe un número de celular" in text(bad)
