@@ -58,25 +58,49 @@ class Server:
 
 
 @contextmanager
+def _process(
+    base: str, args: list[str], env: dict[str, str]
+) -> Iterator[tuple[Server, threading.Thread]]:
+    """A ``visits`` process whose stderr is kept; stopped (SIGTERM, then SIGKILL) at the end."""
+    process = subprocess.Popen(
+        [VISITS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    server = Server(base, process)
+    drain = threading.Thread(target=server._drain, daemon=True)
+    drain.start()
+    try:
+        yield server, drain
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        drain.join(timeout=5)
+
+
+@contextmanager
+def running_worker(database_url: str, *, port: int, **extra: str) -> Iterator[Server]:
+    """Start ``visits worker`` (the background jobs) for the server on ``port``."""
+    env = server_env(database_url, port, **extra)
+    with _process(f"http://127.0.0.1:{port}", ["worker"], env) as (worker, _):
+        yield worker
+
+
+@contextmanager
 def running_server(
     database_url: str, *, port: int | None = None, workers: int = 1, **extra: str
 ) -> Iterator[Server]:
     """Start ``visits serve`` and wait until it answers; stop it afterwards."""
     port = port or free_port()
     env = server_env(database_url, port, **extra)
-    process = subprocess.Popen(
-        [VISITS, "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    server = Server(f"http://127.0.0.1:{port}", process)
-    drain = threading.Thread(target=server._drain, daemon=True)
-    drain.start()
-    try:
+    args = ["serve", "--port", str(port), "--workers", str(workers)]
+    with _process(f"http://127.0.0.1:{port}", args, env) as (server, drain):
         deadline = time.monotonic() + 30
         while True:
-            if process.poll() is not None:
+            if server.process.poll() is not None:
                 drain.join(timeout=5)
                 raise RuntimeError("the server died:\n" + "\n".join(server.log))
             try:
@@ -88,12 +112,3 @@ def running_server(
                 raise TimeoutError("the server did not start")
             time.sleep(0.1)
         yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        drain.join(timeout=5)

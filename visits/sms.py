@@ -46,9 +46,9 @@ TEXTS = {
         "Reply 1 if you are coming, 2 if you cannot come."
     ),
     "cancelled": N_(
-        "Visit %(ref)s of %(when)s is cancelled and its places are free. To book again: %(link)s"
+        "Visit %(ref)s (%(when)s) is cancelled and its places are free. To book again: %(link)s"
     ),
-    "moved": N_("Visit %(ref)s moved to %(when)s, %(prison)s. Change or cancel: %(link)s"),
+    "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
         "Visits: reply 1 if you are coming to your visit, 2 if you cannot. "
@@ -59,7 +59,7 @@ TEXTS = {
     "opted_in": N_("You will get messages from Visits again. Send BAJA to stop them."),
 }
 _PEOPLE = Np_("%(num)s person", "%(num)s people")
-_WHEN = N_("%(day)s at %(time)s")
+_WHEN = N_("on %(day)s at %(time)s")
 
 
 @dataclass(frozen=True)
