@@ -17,7 +17,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ UNSUBSCRIBED = 21610
 UNREACHABLE_CODES = frozenset({str(INVALID_NUMBER), str(NOT_A_MOBILE)})
 OPTED_OUT_CODES = frozenset({str(UNSUBSCRIBED)})
 TWILIO_API = "https://api.twilio.com"
+# How many of a number's newest messages a lookup reads: ours is among the last few.
+LOOKUP_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -177,16 +179,16 @@ class TwilioSender:
         from twilio.base.exceptions import TwilioException
 
         try:
-            # A minute of slack for clocks that disagree; the body tells ours from others.
-            # The client writes the time as given with a "Z": it must be UTC.
-            after = (since - timedelta(minutes=1)).astimezone(UTC)
-            found = self.client.messages.list(
-                to=outgoing.recipient, date_sent_after=after, limit=50
-            )
+            # Not filtered by DateSent: a message Twilio accepted but still holds in its queue
+            # has none yet. The newest messages to the number, created since the attempt (a
+            # minute of slack for clocks that disagree) and with the same text, are ours.
+            found = self.client.messages.list(to=outgoing.recipient, limit=LOOKUP_LIMIT)
         except (TwilioException, requests.exceptions.RequestException) as error:
             raise LookupFailed(str(error)[:200]) from error
+        after = since - timedelta(minutes=1)
         for message in found:
-            if message.body == outgoing.body:
+            created = message.date_created
+            if message.body == outgoing.body and (created is None or created >= after):
                 return Accepted(sid=message.sid, status=message.status or "sent")
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,42 +51,51 @@ class Server:
     # The server's stderr, line by line. It is drained as it comes: an unread pipe fills up
     # and then blocks the server on its next log line.
     log: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
 
     def _drain(self) -> None:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
             self.log.append(raw.decode(errors="replace").rstrip())
 
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process with ``sig`` (killed if it lingers) and keep all it logged."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.drain is not None:
+            self.drain.join(timeout=5)
 
-@contextmanager
-def _process(
-    base: str, args: list[str], env: dict[str, str]
-) -> Iterator[tuple[Server, threading.Thread]]:
-    """A ``visits`` process whose stderr is kept; stopped (SIGTERM, then SIGKILL) at the end."""
+
+def start_process(base: str, args: list[str], env: dict[str, str]) -> Server:
+    """A ``visits`` process whose stderr is kept as it comes."""
     process = subprocess.Popen(
         [VISITS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     server = Server(base, process)
-    drain = threading.Thread(target=server._drain, daemon=True)
-    drain.start()
+    server.drain = threading.Thread(target=server._drain, daemon=True)
+    server.drain.start()
+    return server
+
+
+@contextmanager
+def _process(base: str, args: list[str], env: dict[str, str]) -> Iterator[Server]:
+    server = start_process(base, args, env)
     try:
-        yield server, drain
+        yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        drain.join(timeout=5)
+        server.stop()
 
 
 @contextmanager
 def running_worker(database_url: str, *, port: int, **extra: str) -> Iterator[Server]:
     """Start ``visits worker`` (the background jobs) for the server on ``port``."""
     env = server_env(database_url, port, **extra)
-    with _process(f"http://127.0.0.1:{port}", ["worker"], env) as (worker, _):
+    with _process(f"http://127.0.0.1:{port}", ["worker"], env) as worker:
         yield worker
 
 
@@ -97,11 +107,11 @@ def running_server(
     port = port or free_port()
     env = server_env(database_url, port, **extra)
     args = ["serve", "--port", str(port), "--workers", str(workers)]
-    with _process(f"http://127.0.0.1:{port}", args, env) as (server, drain):
+    with _process(f"http://127.0.0.1:{port}", args, env) as server:
         deadline = time.monotonic() + 30
         while True:
             if server.process.poll() is not None:
-                drain.join(timeout=5)
+                server.stop()
                 raise RuntimeError("the server died:\n" + "\n".join(server.log))
             try:
                 if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
