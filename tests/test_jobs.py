@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
 import time
+from datetime import date, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, func, select
 
-from tests.factories import NOW
+from notifications.inbound import InboundMessage, receive
+from notifications.outbox import Draft, MessageEvent, MessageStatus, OutboxMessage, enqueue
+from notifications.senders import ConsoleSender, TwilioSender
+from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from tests.server import VISITS, server_env
+from visits.booking import create_booking
 from visits.demo import CONFIG
+from visits.inmate import Inmate
 from visits.jobs import (
     DISPATCH_GRACE,
     MISFIRE_GRACE,
+    make_sender,
+    purge_messages,
     purge_throttle,
+    release_expired_holds,
     schedule_jobs,
     sync_all_slots,
 )
@@ -58,6 +68,61 @@ def test_old_throttle_hits_are_purged(db):
     assert purge_throttle(db, NOW) == 1
     with db.read_session() as s:
         assert s.scalars(select(ThrottleHit.key)).all() == ["new"]
+
+
+def test_settled_messages_and_received_texts_are_purged_after_the_retention(db, db_url):
+    settings = Settings(database_url=db_url, secret_key="k", message_retention_days=180)
+    old, recent = NOW - timedelta(days=181), NOW - timedelta(days=179)
+    with db.writing() as s:
+        for key, at, status in [
+            ("old-sent", old, MessageStatus.SENT),
+            ("old-failed", old, MessageStatus.FAILED),
+            ("old-pending", old, MessageStatus.PENDING),  # not settled: kept
+            ("recent", recent, MessageStatus.DELIVERED),
+        ]:
+            draft = Draft(
+                recipient="+51987654321", body="x", language="es", dedupe_key=key, kind="t"
+            )
+            message = enqueue(s, draft, at)
+            message.status = status
+        for sid, at in [("SMold", old), ("SMnew", recent)]:
+            receive(s, provider_sid=sid, sender="+51987654321", body="1", now=at)
+    assert purge_messages(db, settings, NOW) == 3  # two messages, one received text
+    with db.read_session() as s:
+        assert set(s.scalars(select(OutboxMessage.dedupe_key))) == {"old-pending", "recent"}
+        assert set(s.scalars(select(InboundMessage.provider_sid))) == {"SMnew"}
+        assert s.scalar(select(func.count()).select_from(MessageEvent)) == 2
+
+
+def test_expired_holds_are_released_by_the_job(db):
+    with db.writing() as s:
+        prison = make_prison(s, booking_closes_hours=2)
+        make_inmate(s, prison)
+        slot = make_slot(s, prison, date(2026, 12, 5), capacity=5)
+        create_booking(
+            s,
+            prison=prison,
+            inmate=s.scalar(select(Inmate)),
+            request=request_for(slot, visitor()),
+            now=NOW,
+            secret_key="k",
+            sms_policy=dataclasses.replace(SMS, verification=True),
+        )
+    assert release_expired_holds(db, NOW + timedelta(minutes=5)) == []
+    assert len(release_expired_holds(db, NOW + timedelta(minutes=10))) == 1
+    with db.read_session() as s:
+        assert s.scalar(select(Slot.seats_taken)) == 0
+
+
+def test_without_twilio_credentials_messages_go_to_the_console(db_url):
+    assert isinstance(make_sender(Settings(database_url=db_url)), ConsoleSender)
+    twilio = Settings(
+        database_url=db_url,
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="t",
+        twilio_from="+15005550006",
+    )
+    assert isinstance(make_sender(twilio), TwilioSender)
 
 
 def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
