@@ -259,7 +259,9 @@ def test_the_short_link_in_an_sms_opens_the_booking(client, db):
 def test_the_delivery_page_needs_the_admin_password(make_client, client, db):
     assert client.get("/admin/messages").status_code == 404  # no password set: no page
     admin = make_client(admin_password="s3cret-admin")
-    assert admin.get("/admin/messages").status_code == 401
+    challenge = admin.get("/admin/messages")
+    assert challenge.status_code == 401
+    assert challenge.headers["www-authenticate"] == 'Basic realm="visits-admin"'  # a prompt
     assert admin.get("/admin/messages", auth=("admin", "wrong")).status_code == 401
     assert admin.get("/admin/messages", auth=("guard", "s3cret-admin")).status_code == 401
     assert admin.get("/admin/messages", auth=("admin", "s3cret-admin")).status_code == 200

@@ -58,14 +58,15 @@ def _error_response(request: Request, status: int, problem: Problem) -> Response
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.detail, Problem):  # a handler said precisely what is missing
-        return _error_response(request, exc.status_code, exc.detail)
-    if exc.status_code == 404:
-        return _error_response(request, 404, Problem(Code.NOT_FOUND))
-    if exc.status_code == 405:
-        return _error_response(request, 405, Problem(Code.NOT_FOUND))
-    return _error_response(
-        request, exc.status_code, Problem(Code.INVALID_REQUEST, None, {"detail": str(exc.detail)})
-    )
+        problem = exc.detail
+    elif exc.status_code in (404, 405):
+        problem = Problem(Code.NOT_FOUND)
+    else:
+        problem = Problem(Code.INVALID_REQUEST, None, {"detail": str(exc.detail)})
+    response = _error_response(request, exc.status_code, problem)
+    # WWW-Authenticate (a browser asks for the password only when told), Allow on 405.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
