@@ -30,6 +30,7 @@ test: install browser
 
 bench: install
 	$(BIN)/python -m tests.bench.rush
+	$(BIN)/python -m tests.bench.dispatch
 
 lint: install
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from notifications import recipients
 from notifications.outbox import MessageStatus, OutboxMessage, move, record_event
-from notifications.recipients import Recipient, blocks
+from notifications.recipients import OPTED_OUT, UNREACHABLE, Recipient
 from notifications.senders import (
     OPTED_OUT_CODES,
     UNREACHABLE_CODES,
@@ -107,6 +107,8 @@ class Claimed:
     expires_at: datetime | None
     essential: bool
     attempts: int
+    # Why ordinary messages may not go to this number (opted out, unreachable), at claim time.
+    blocked: str | None = None
 
 
 @dataclass
@@ -160,14 +162,17 @@ class Dispatcher:
                     OutboxMessage.expires_at,
                     OutboxMessage.essential,
                     OutboxMessage.attempts,
+                    Recipient.opted_out_at,
+                    Recipient.unreachable_at,
                 )
+                .outerjoin(Recipient, Recipient.phone == OutboxMessage.recipient)
                 .where(
                     OutboxMessage.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
                     OutboxMessage.next_attempt_at <= now,
                 )
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(limit or self.policy.batch())
-                .with_for_update(skip_locked=True)
+                .with_for_update(of=OutboxMessage, skip_locked=True)
             ).all()
             if not rows:
                 return token, []
@@ -193,6 +198,9 @@ class Dispatcher:
                 row.expires_at,
                 row.essential,
                 row.attempts,
+                blocked=(
+                    OPTED_OUT if row.opted_out_at else UNREACHABLE if row.unreachable_at else None
+                ),
             )
             for row in rows
         ]
@@ -204,33 +212,33 @@ class Dispatcher:
 
     # --- Sending -----------------------------------------------------------------------------
 
-    def run_once(self) -> DispatchReport:
-        """Claim one batch, send it, record every outcome."""
-        token, claimed = self.claim()
-        report = DispatchReport(claimed=len(claimed))
-        if not claimed:
-            return report
-        deadline = time.monotonic() + self.policy.lease.total_seconds() * 0.8
-        with ThreadPoolExecutor(max_workers=self.policy.concurrency) as pool:
-            for message_id, what in pool.map(
-                lambda item: (item.outgoing.message_id, self._deliver(token, item, deadline)),
-                claimed,
-            ):
-                report.add(message_id, what)
-        return report
-
     def drain(self, budget: timedelta = timedelta(seconds=50)) -> DispatchReport:
-        """Send batches until nothing is due or ``budget`` is spent (one scheduler tick)."""
-        total = DispatchReport()
+        """Send until nothing is due or ``budget`` is spent (one scheduler tick).
+
+        Batches overlap: the next one is claimed as soon as fewer sends are in flight than
+        there are threads, so the rate cap is not lost waiting for a batch's slowest answer.
+        Once a claim comes back empty, what is in flight finishes and the tick ends.
+        """
+        report = DispatchReport()
         stop = time.monotonic() + budget.total_seconds()
-        while time.monotonic() < stop:
-            report = self.run_once()
-            total.claimed += report.claimed
-            for message_id, what in report.outcomes.items():
-                total.add(message_id, what)
-            if report.claimed == 0:
-                break
-        return total
+        in_flight: dict[Future[str], int] = {}
+        more = True
+        with ThreadPoolExecutor(max_workers=self.policy.concurrency) as pool:
+            while True:
+                if more and len(in_flight) <= self.policy.concurrency:
+                    more = time.monotonic() < stop
+                    token, claimed = self.claim() if more else ("", [])
+                    report.claimed += len(claimed)
+                    more = more and bool(claimed)
+                    deadline = time.monotonic() + self.policy.lease.total_seconds() * 0.8
+                    for item in claimed:
+                        future = pool.submit(self._deliver, token, item, deadline)
+                        in_flight[future] = item.outgoing.message_id
+                if not in_flight:
+                    return report
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    report.add(in_flight.pop(future), future.result())
 
     def _deliver(self, token: str, item: Claimed, deadline: float) -> str:
         try:
@@ -258,8 +266,8 @@ class Dispatcher:
         if item.expires_at is not None and now >= item.expires_at:
             self._cancel(token, outgoing.message_id, "expired", "too late to be useful")
             return "cancelled"
-        if not item.essential and (reason := self._blocked(outgoing.recipient)):
-            self._cancel(token, outgoing.message_id, reason, reason)
+        if not item.essential and item.blocked:
+            self._cancel(token, outgoing.message_id, item.blocked, item.blocked)
             return "cancelled"
         if time.monotonic() > deadline:
             # Too near the end of the lease to send safely: let the lease lapse and a later
@@ -270,10 +278,6 @@ class Dispatcher:
             return "unknown"  # the claim was lost; whoever holds it now settles the message
         outcome = self.sender.send(outgoing)
         return self._record(token, outgoing.message_id, outcome, item.attempts + 1)
-
-    def _blocked(self, phone: str) -> str | None:
-        with self.writing() as session:
-            return blocks(session.get(Recipient, phone))
 
     def _start_attempt(self, token: str, message_id: int) -> bool:
         """Count the attempt and note its start (for a later lookup), while the claim holds."""

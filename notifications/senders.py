@@ -125,6 +125,9 @@ class TwilioConfig:
     messaging_service_sid: str | None = None
     api_base_url: str = TWILIO_API
     timeout_seconds: float = 10.0
+    # Kept-alive connections: at least one per sending thread, or each extra send pays for a
+    # new TLS handshake (the client's own pool is cpu_count + 4).
+    connections: int = 10
 
 
 class TwilioSender:
@@ -145,12 +148,14 @@ class TwilioSender:
                     url = base + url[len(TWILIO_API) :]
                 return super().request(method, url, *args, **kwargs)
 
+        from requests.adapters import HTTPAdapter
+
+        http_client = BaseUrlHttpClient(timeout=config.timeout_seconds)
+        assert http_client.session is not None
+        for scheme in ("https://", "http://"):
+            http_client.session.mount(scheme, HTTPAdapter(pool_maxsize=config.connections))
         self.config = config
-        self.client = Client(
-            config.account_sid,
-            config.auth_token,
-            http_client=BaseUrlHttpClient(timeout=config.timeout_seconds),
-        )
+        self.client = Client(config.account_sid, config.auth_token, http_client=http_client)
 
     def send(self, outgoing: Outgoing) -> Outcome:
         import requests

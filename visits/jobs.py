@@ -92,6 +92,7 @@ def make_sender(settings: Settings) -> Sender:
             messaging_service_sid=settings.twilio_messaging_service_sid,
             api_base_url=settings.twilio_api_base_url,
             timeout_seconds=settings.twilio_timeout_seconds,
+            connections=max(10, settings.sms_concurrency),
         )
     )
 

@@ -54,6 +54,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from tests.bench.table import print_table
 from tests.server import free_port, run_cli, running_server, server_env
 from visits.db import normalise_url
 
@@ -991,23 +992,7 @@ def print_tables(reports: list[RunReport]) -> None:
         )
 
     headers = [f"{r.label}, {r.workers}w" for r in done]
-    name_width = max(len(n) for n, _, _ in rows)
-    target_width = max(6, *(len(t) for _, t, _ in rows))
-    widths = [max(len(h), *(len(c[i]) for _, _, c in rows)) for i, h in enumerate(headers)]
-    line = (
-        f"{'figure':<{name_width}}  {'target':<{target_width}}  "
-        + "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True))
-    ).rstrip()
-    print()
-    print(line)
-    print("-" * len(line))
-    for name, target, cells in rows:
-        print(
-            (
-                f"{name:<{name_width}}  {target:<{target_width}}  "
-                + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
-            ).rstrip()
-        )
+    print_table(rows, headers)
 
     print(
         "\nbookings/s: 201 answers / time from the rush's start to its last 201. req/s: 200\n"
