@@ -320,8 +320,6 @@ class Dispatcher:
             case Accepted(sid=sid):
                 message.provider_sid = sid
                 message.error_code = message.error_message = None
-                if message.redacted_body:
-                    message.body = message.redacted_body
                 move(session, message, MessageStatus.SENT, now, None)
                 return "sent"
             case Retry(code=code, message=text, after=after):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, delete, select, update
+from sqlalchemy import ForeignKey, Index, String, Text, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from notifications import gsm
@@ -209,11 +209,14 @@ def move(
     detail: str | None,
 ) -> None:
     """Change a message's status and keep the change in its history. It leaves whoever held
-    the message's claim (set ``next_attempt_at`` after this to queue it again)."""
+    the message's claim (set ``next_attempt_at`` after this to queue it again). A message that
+    will not be sent again keeps only its redacted text."""
     message.status = status
     message.claim_token = None
     message.next_attempt_at = None
     message.updated_at = now
+    if status not in (MessageStatus.PENDING, MessageStatus.SENDING) and message.redacted_body:
+        message.body = message.redacted_body
     record_event(session, message.id, status, now, detail)
 
 
@@ -231,6 +234,7 @@ def cancel_pending(session: Session, subject: str, now: datetime, reason: str) -
             )
             .values(
                 status=MessageStatus.CANCELLED,
+                body=func.coalesce(OutboxMessage.redacted_body, OutboxMessage.body),
                 next_attempt_at=None,
                 error_code="superseded",
                 error_message=reason,
@@ -275,8 +279,6 @@ def apply_provider_status(
     message.provider_sid = provider_sid
     if error_code:
         message.error_code = error_code
-    if message.redacted_body:
-        message.body = message.redacted_body
     move(session, message, status, now, f"provider: {provider_status}")
     return True
 
