@@ -58,11 +58,16 @@ class DispatchPolicy:
     # lookup, which is safe but slow.
     lease: timedelta = timedelta(minutes=2)
     batch_size: int = 100
-    max_attempts: int = 8
+    max_attempts: int = 12
     backoff_base: timedelta = timedelta(seconds=5)
     backoff_max: timedelta = timedelta(minutes=15)
     # How long an unanswered attempt waits before it is looked up at the provider.
     unknown_wait: timedelta = timedelta(seconds=30)
+    # The longest one send can take (connect and read timeouts): an attempt starts only if
+    # the claim outlives it, so no lapsed claim is ever sent by two dispatchers.
+    send_time: timedelta = timedelta(seconds=25)
+    # A message whose fate the provider cannot tell us for this long is failed, for staff.
+    give_up_unknown_after: timedelta = timedelta(hours=1)
 
     def batch(self) -> int:
         """No more than can be sent well within one lease at the rate cap."""
@@ -107,6 +112,7 @@ class Claimed:
     expires_at: datetime | None
     essential: bool
     attempts: int
+    withdrawn: bool = False
     # Why ordinary messages may not go to this number (opted out, unreachable), at claim time.
     blocked: str | None = None
 
@@ -162,6 +168,7 @@ class Dispatcher:
                     OutboxMessage.expires_at,
                     OutboxMessage.essential,
                     OutboxMessage.attempts,
+                    OutboxMessage.withdrawn_at,
                     Recipient.opted_out_at,
                     Recipient.unreachable_at,
                 )
@@ -198,6 +205,7 @@ class Dispatcher:
                 row.expires_at,
                 row.essential,
                 row.attempts,
+                withdrawn=row.withdrawn_at is not None,
                 blocked=(
                     OPTED_OUT if row.opted_out_at else UNREACHABLE if row.unreachable_at else None
                 ),
@@ -230,9 +238,8 @@ class Dispatcher:
                     token, claimed = self.claim() if more else ("", [])
                     report.claimed += len(claimed)
                     more = more and bool(claimed)
-                    deadline = time.monotonic() + self.policy.lease.total_seconds() * 0.8
                     for item in claimed:
-                        future = pool.submit(self._deliver, token, item, deadline)
+                        future = pool.submit(self._deliver, token, item)
                         in_flight[future] = item.outgoing.message_id
                 if not in_flight:
                     return report
@@ -240,56 +247,96 @@ class Dispatcher:
                 for future in done:
                     report.add(in_flight.pop(future), future.result())
 
-    def _deliver(self, token: str, item: Claimed, deadline: float) -> str:
+    def _deliver(self, token: str, item: Claimed) -> str:
         try:
-            return self._deliver_unsafely(token, item, deadline)
+            return self._deliver_unsafely(token, item)
         except Exception:
             # The claim stands; when its lease lapses the message is looked up and settled.
             log.exception("dispatching message %s failed", item.outgoing.message_id)
             return "unknown"
 
-    def _deliver_unsafely(self, token: str, item: Claimed, deadline: float) -> str:
+    def _deliver_unsafely(self, token: str, item: Claimed) -> str:
         outgoing = item.outgoing
+        now = self.clock()
         if item.unsettled_since is not None:
             try:
-                found = self.sender.lookup(outgoing, item.unsettled_since)
+                found = self._find(outgoing, item.unsettled_since)
             except LookupFailed as error:
-                self._settle_unknown(token, outgoing.message_id, f"lookup failed: {error}")
-                return "unknown"
+                if now - item.unsettled_since < self.policy.give_up_unknown_after:
+                    self._record(token, outgoing.message_id, Unknown(f"lookup failed: {error}"), 0)
+                    return "unknown"
+                self._end(token, outgoing.message_id, MessageStatus.FAILED, "unknown", str(error))
+                return "failed"
             if found is not None:
                 self._record(token, outgoing.message_id, found, item.attempts)
                 return "found_sent"
             if item.attempts >= self.policy.max_attempts:
                 self._fail(token, outgoing.message_id, "gave up: no answer from the provider")
                 return "failed"
-        now = self.clock()
+        if item.withdrawn:
+            self._cancel(token, outgoing.message_id, "withdrawn", "no longer wanted")
+            return "cancelled"
         if item.expires_at is not None and now >= item.expires_at:
             self._cancel(token, outgoing.message_id, "expired", "too late to be useful")
             return "cancelled"
         if not item.essential and item.blocked:
             self._cancel(token, outgoing.message_id, item.blocked, item.blocked)
             return "cancelled"
-        if time.monotonic() > deadline:
-            # Too near the end of the lease to send safely: let the lease lapse and a later
-            # claim look the message up (it was not sent) and send it.
-            return "unknown"
         self.limiter.acquire()
-        if not self._start_attempt(token, outgoing.message_id):
-            return "unknown"  # the claim was lost; whoever holds it now settles the message
+        match self._start_attempt(token, outgoing.message_id):
+            case "withdrawn":
+                self._cancel(token, outgoing.message_id, "withdrawn", "no longer wanted")
+                return "cancelled"
+            case "lost":
+                # The claim lapsed, or would before an answer: whoever claims it next looks
+                # it up first (it was not sent) and sends it.
+                return "unknown"
         outcome = self.sender.send(outgoing)
         return self._record(token, outgoing.message_id, outcome, item.attempts + 1)
 
-    def _start_attempt(self, token: str, message_id: int) -> bool:
-        """Count the attempt and note its start (for a later lookup), while the claim holds."""
+    def _find(self, outgoing: Outgoing, since: datetime) -> Accepted | None:
+        """The provider's record of this message: one with its text, to its number, since the
+        attempt, whose id no other message of ours holds (the same text may go twice)."""
+        candidates = self.sender.lookup(outgoing, since)
+        if not candidates:
+            return None
+        with self.writing() as session:
+            taken = set(
+                session.scalars(
+                    select(OutboxMessage.provider_sid).where(
+                        OutboxMessage.provider_sid.in_([c.sid for c in candidates]),
+                        OutboxMessage.id != outgoing.message_id,
+                    )
+                )
+            )
+        return next((c for c in candidates if c.sid not in taken), None)
+
+    def _start_attempt(self, token: str, message_id: int) -> str:
+        """Count the attempt and note its start (for a later lookup), only while the claim
+        holds for longer than a send can take and nobody withdrew the message."""
         now = self.clock()
         with self.writing() as session:
             changed = session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message_id, OutboxMessage.claim_token == token)
+                .where(
+                    OutboxMessage.id == message_id,
+                    OutboxMessage.claim_token == token,
+                    OutboxMessage.withdrawn_at.is_(None),
+                    OutboxMessage.next_attempt_at >= now + self.policy.send_time,
+                )
                 .values(attempts=OutboxMessage.attempts + 1, last_attempt_at=now)
                 .execution_options(synchronize_session=False)
             ).rowcount
-        return changed == 1
+            if changed == 1:
+                return "started"
+            withdrawn = session.scalar(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.id == message_id,
+                    OutboxMessage.claim_token == token,
+                    OutboxMessage.withdrawn_at.is_not(None),
+                )
+            )
+        return "withdrawn" if withdrawn else "lost"
 
     # --- Recording ---------------------------------------------------------------------------
 
@@ -322,9 +369,9 @@ class Dispatcher:
                 message.error_code = message.error_message = None
                 move(session, message, MessageStatus.SENT, now, None)
                 return "sent"
-            case Retry(code=code, message=text, after=after):
+            case Retry(code=code, message=text, after=after, counted=counted):
                 message.error_code, message.error_message = code, text
-                if attempts >= self.policy.max_attempts:
+                if counted and attempts >= self.policy.max_attempts:
                     move(session, message, MessageStatus.FAILED, now, f"gave up: {code}")
                     return "failed"
                 wait = self.policy.backoff(attempts)
@@ -351,9 +398,6 @@ class Dispatcher:
                 record_event(session, message.id, MessageStatus.SENDING, now, f"unknown: {text}")
                 return "unknown"
         raise TypeError(outcome)
-
-    def _settle_unknown(self, token: str, message_id: int, why: str) -> None:
-        self._record(token, message_id, Unknown(why), 0)
 
     def _cancel(self, token: str, message_id: int, code: str, why: str) -> None:
         self._end(token, message_id, MessageStatus.CANCELLED, code, why)

@@ -95,6 +95,9 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     claim_token: Mapped[str | None] = mapped_column(String(32))
+    # No longer wanted while a dispatcher held it or its fate was unknown: it is not sent
+    # again; if the provider has it, it is recorded as sent, else cancelled.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[str | None] = mapped_column(String(32))
@@ -161,39 +164,35 @@ def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
     body = gsm.transliterate(draft.body)
     redacted = gsm.transliterate(draft.redacted_body) if draft.redacted_body else None
     send_after = draft.send_after or now
-    existing = session.scalar(
+    message = session.scalar(
         select(OutboxMessage).where(OutboxMessage.dedupe_key == draft.dedupe_key)
     )
-    if existing is not None:
-        if existing.status is MessageStatus.CANCELLED and existing.provider_sid is None:
-            existing.body, existing.redacted_body = body, redacted
-            existing.send_after = send_after
-            existing.expires_at = draft.expires_at
-            existing.error_code = existing.error_message = None
-            move(session, existing, MessageStatus.PENDING, now, "queued again")
-            existing.next_attempt_at = send_after
-        return existing
-
-    message = OutboxMessage(
-        recipient=draft.recipient,
-        body=body,
-        redacted_body=redacted,
-        language=draft.language,
-        segments=gsm.segments(body),
-        dedupe_key=draft.dedupe_key,
-        subject=draft.subject,
-        kind=draft.kind,
-        essential=draft.essential,
-        status=MessageStatus.PENDING,
-        send_after=send_after,
-        expires_at=draft.expires_at,
-        next_attempt_at=send_after,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
+    new = message is None
+    if message is not None:
+        if message.status is not MessageStatus.CANCELLED or message.provider_sid is not None:
+            return message
+        move(session, message, MessageStatus.PENDING, now, "queued again")
+        message.attempts, message.last_attempt_at, message.withdrawn_at = 0, None, None
+        message.error_code = message.error_message = None
+    else:
+        message = OutboxMessage(
+            recipient=draft.recipient,
+            dedupe_key=draft.dedupe_key,
+            subject=draft.subject,
+            kind=draft.kind,
+            language=draft.language,
+            essential=draft.essential,
+            status=MessageStatus.PENDING,
+            created_at=now,
+        )
+        session.add(message)
+    message.body, message.redacted_body, message.segments = body, redacted, gsm.segments(body)
+    message.send_after = message.next_attempt_at = send_after
+    message.expires_at = draft.expires_at
+    message.updated_at = now
     session.flush()
-    record_event(session, message.id, MessageStatus.PENDING, now, None)
+    if new:
+        record_event(session, message.id, MessageStatus.PENDING, now, None)
     recipient = session.get(Recipient, draft.recipient)
     if not draft.essential and (reason := blocks(recipient)) is not None:
         message.error_code = reason
@@ -220,18 +219,19 @@ def move(
     record_event(session, message.id, status, now, detail)
 
 
-def cancel_pending(session: Session, subject: str, now: datetime, reason: str) -> int:
-    """Cancel the messages of ``subject`` not yet sent, in the caller's transaction.
-
-    Messages already in a dispatcher's hands are left alone: they may be on their way.
-    """
+def cancel_pending(
+    session: Session, subject: str, now: datetime, reason: str, kind: str | None = None
+) -> int:
+    """Cancel the messages of ``subject`` (of one ``kind``, if given) that have not left, in
+    the caller's transaction. Those a dispatcher holds right now, or whose fate is unknown,
+    are marked withdrawn: the dispatcher sends them no more (invariant 4)."""
+    which = [OutboxMessage.subject == subject]
+    if kind is not None:
+        which.append(OutboxMessage.kind == kind)
     ids = list(
         session.scalars(
             update(OutboxMessage)
-            .where(
-                OutboxMessage.subject == subject,
-                OutboxMessage.status == MessageStatus.PENDING,
-            )
+            .where(*which, OutboxMessage.status == MessageStatus.PENDING)
             .values(
                 status=MessageStatus.CANCELLED,
                 body=func.coalesce(OutboxMessage.redacted_body, OutboxMessage.body),
@@ -246,6 +246,12 @@ def cancel_pending(session: Session, subject: str, now: datetime, reason: str) -
     )
     for message_id in ids:
         record_event(session, message_id, MessageStatus.CANCELLED, now, reason)
+    session.execute(
+        update(OutboxMessage)
+        .where(*which, OutboxMessage.status == MessageStatus.SENDING)
+        .values(withdrawn_at=now, error_message=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return len(ids)
 
 

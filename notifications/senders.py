@@ -35,6 +35,8 @@ class Retry:
     message: str
     # Seconds the provider asked us to wait, when it said.
     after: float | None = None
+    # False for our own configuration's fault (credentials): retried until it is fixed.
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ class LookupFailed(Exception):
 class Sender(Protocol):
     def send(self, outgoing: Outgoing) -> Outcome: ...
 
-    def lookup(self, outgoing: Outgoing, since: datetime) -> Accepted | None:
-        """The provider's record of ``outgoing`` if it was accepted at or after ``since``."""
+    def lookup(self, outgoing: Outgoing, since: datetime) -> list[Accepted]:
+        """The provider's messages that may be ``outgoing``: same number and text, accepted
+        at or after ``since``, newest first (raises :class:`LookupFailed`)."""
         ...
 
 
@@ -93,12 +96,9 @@ class ConsoleSender:
             print(f"[SMS to {outgoing.recipient}] {outgoing.body}", flush=True)
         return accepted
 
-    def lookup(self, outgoing: Outgoing, since: datetime) -> Accepted | None:
+    def lookup(self, outgoing: Outgoing, since: datetime) -> list[Accepted]:
         with self._lock:
-            for accepted, sent in self.sent:
-                if sent.message_id == outgoing.message_id:
-                    return accepted
-        return None
+            return [a for a, sent in reversed(self.sent) if sent.message_id == outgoing.message_id]
 
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors).
@@ -156,6 +156,8 @@ class TwilioSender:
             http_client.session.mount(scheme, HTTPAdapter(pool_maxsize=config.connections))
         self.config = config
         self.client = Client(config.account_sid, config.auth_token, http_client=http_client)
+        # The client logs every request at INFO, phone numbers included: not in our logs.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     def send(self, outgoing: Outgoing) -> Outcome:
         import requests
@@ -179,7 +181,7 @@ class TwilioSender:
             return Unknown(f"{type(error).__name__}: {error}"[:200])
         return Accepted(sid=created.sid, status=created.status or "queued")
 
-    def lookup(self, outgoing: Outgoing, since: datetime) -> Accepted | None:
+    def lookup(self, outgoing: Outgoing, since: datetime) -> list[Accepted]:
         import requests
         from twilio.base.exceptions import TwilioException
 
@@ -191,11 +193,12 @@ class TwilioSender:
         except (TwilioException, requests.exceptions.RequestException) as error:
             raise LookupFailed(str(error)[:200]) from error
         after = since - timedelta(minutes=1)
-        for message in found:
-            created = message.date_created
-            if message.body == outgoing.body and (created is None or created >= after):
-                return Accepted(sid=message.sid, status=message.status or "sent")
-        return None
+        return [
+            Accepted(sid=message.sid, status=message.status or "sent")
+            for message in found
+            if message.body == outgoing.body
+            and (message.date_created is None or message.date_created >= after)
+        ]
 
 
 def classify(status: int, code: int | None, text: str) -> Outcome:
@@ -208,5 +211,5 @@ def classify(status: int, code: int | None, text: str) -> Outcome:
     if status in (401, 403) or code == AUTHENTICATION:
         # Our credentials, not the message: retry once someone fixes the configuration.
         log.error("Twilio refused our credentials (%s): check VISITS_TWILIO_*", code)
-        return Retry(str(code or status), text)
+        return Retry(str(code or status), text, counted=False)
     return Refused(str(code or status), text)

@@ -24,7 +24,7 @@ from notifications.outbox import (
     enqueue,
 )
 from notifications.recipients import Recipient
-from notifications.senders import TwilioConfig, TwilioSender
+from notifications.senders import LookupFailed, TwilioConfig, TwilioSender, Unknown
 from tests.fake_twilio import FakeTwilio, running_fake_twilio
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -359,3 +359,103 @@ def test_a_batch_never_exceeds_what_one_lease_can_send():
     for attempts in range(1, 12):
         wait = policy.backoff(attempts)
         assert timedelta(0) < wait <= policy.backoff_max
+
+
+# --- What a review found: withdrawn, look-alike, late and unanswerable messages ---------------
+
+
+@pytest.mark.parametrize(("fault", "ends"), [("500", "cancelled"), ("500_after_accept", "sent")])
+def test_a_message_withdrawn_while_its_fate_is_unknown_is_never_sent_again(
+    db, fake, dispatcher, clock, fault, ends
+):
+    fake.fail_next(fault)
+    message_id = queue(db, subject="booking:A")
+    assert dispatcher.drain().unknown == 1
+    with db.writing() as s:  # the family cancels meanwhile
+        assert cancel_pending(s, "booking:A", clock(), "booking cancelled") == 0
+    clock.advance(minutes=1)
+    dispatcher.drain()
+    settled = message(db, message_id)
+    assert settled.status.value == ends  # sent only if the provider already had it
+    assert fake.create_requests == 1
+
+
+def test_a_message_withdrawn_while_claimed_is_not_sent(db, fake, dispatcher):
+    message_id = queue(db, subject="booking:A")
+    token, [claimed] = dispatcher.claim()
+    with db.writing() as s:
+        cancel_pending(s, "booking:A", NOW, "booking cancelled")
+    assert dispatcher._deliver(token, claimed) == "cancelled"
+    assert message(db, message_id).status is MessageStatus.CANCELLED
+    assert fake.create_requests == 0
+
+
+def test_the_same_text_twice_to_one_number_is_told_apart_by_lookup(db, fake, dispatcher, clock):
+    first = queue(db, "help:1", body="Visitas: responda 1 o 2")
+    dispatcher.drain()
+    fake.fail_next("500")  # the second is not accepted, and its answer is lost
+    second = queue(db, "help:2", body="Visitas: responda 1 o 2")
+    assert dispatcher.drain().unknown == 1
+    clock.advance(minutes=1)
+    assert dispatcher.drain().sent == 1  # the first one's id is not taken for the second
+    sids = {message(db, first).provider_sid, message(db, second).provider_sid}
+    assert sids == {m.sid for m in fake.messages()}
+    assert len(sids) == 2
+
+
+def test_no_attempt_starts_when_the_claim_would_lapse_before_an_answer(db, fake, dispatcher, clock):
+    message_id = queue(db)
+    token, [claimed] = dispatcher.claim()
+    clock.advance(seconds=dispatcher.policy.lease.total_seconds() - 10)
+    assert dispatcher._deliver(token, claimed) == "unknown"
+    assert fake.create_requests == 0
+    assert message(db, message_id).attempts == 0
+    clock.advance(minutes=1)  # the claim lapses; the next one finds nothing sent, and sends
+    assert dispatcher.drain().sent == 1
+    assert fake.sent_count() == 1
+
+
+def test_rejected_credentials_are_retried_until_someone_fixes_them(db, fake, clock):
+    wrong = sender_for(fake)
+    wrong.client.password = "not-the-token"
+    wrong.client.auth = (wrong.client.username, "not-the-token")
+    policy = DispatchPolicy(rate_per_second=1000, max_attempts=2)
+    dispatcher = Dispatcher(db.writing, wrong, policy=policy, clock=clock)
+    message_id = queue(db)
+    for _ in range(4):
+        assert dispatcher.drain().retried == 1
+        clock.advance(hours=1)
+    waiting = message(db, message_id)
+    assert (waiting.status, waiting.attempts, waiting.error_code) == (
+        MessageStatus.PENDING,
+        4,
+        "20003",
+    )
+
+
+class Unanswerable:
+    """A provider that never answers, nor says what became of a message."""
+
+    def send(self, outgoing):
+        return Unknown("timeout")
+
+    def lookup(self, outgoing, since):
+        raise LookupFailed("the provider is down")
+
+
+def test_a_message_whose_fate_cannot_be_learnt_fails_after_an_hour(db, clock):
+    policy = DispatchPolicy(rate_per_second=1000, unknown_wait=timedelta(minutes=1))
+    dispatcher = Dispatcher(db.writing, Unanswerable(), policy=policy, clock=clock)
+    message_id = queue(db)
+    assert dispatcher.drain().unknown == 1
+    for _ in range(5):
+        clock.advance(minutes=10)
+        assert dispatcher.drain().unknown == 1  # looked up again and again, never resent
+    clock.advance(minutes=11)
+    assert dispatcher.drain().failed == 1
+    failed = message(db, message_id)
+    assert (failed.status, failed.attempts, failed.error_code) == (
+        MessageStatus.FAILED,
+        1,
+        "unknown",
+    )

@@ -382,3 +382,55 @@ def test_twilio_keywords_are_recorded_but_answered_by_twilio(world):
     assert answers(world) == []
     with world.read_session() as s:
         assert s.get(Recipient, PHONE).opted_out_at is None
+
+
+def test_a_second_two_does_not_cancel_another_visit(world):
+    saturday = book(world)
+    sunday = book(world, SUNDAY, dni="40000001")
+    with world.writing() as s:  # Saturday's reminder went out
+        for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "reminder")):
+            if m.subject == f"booking:{saturday}":
+                m.status, m.last_attempt_at = MessageStatus.SENT, NOW
+    reply(world, "2", sid="SM1")
+    reply(world, "2", sid="SM2")  # sent twice by an anxious family
+    assert booking(world, saturday).status is BookingStatus.CANCELLED
+    assert booking(world, sunday).status is BookingStatus.CONFIRMED
+    assert answers(world) == ["no_visit"]
+
+
+def test_with_several_visits_and_no_reminder_yet_a_digit_is_not_guessed(world):
+    saturday = book(world)
+    sunday = book(world, SUNDAY, dni="40000001")
+    reply(world, "2")
+    assert booking(world, saturday).status is BookingStatus.CONFIRMED
+    assert booking(world, sunday).status is BookingStatus.CONFIRMED
+    assert answers(world) == ["several_visits"]
+
+
+def test_a_family_that_opted_out_still_gets_the_answer_to_its_two(world):
+    ref = book(world)
+    reply(world, "BAJA", sid="SM1")
+    reply(world, "2", sid="SM2")
+    assert booking(world, ref).status is BookingStatus.CANCELLED
+    [cancelled] = messages(world, ref, kind="cancelled")
+    assert (cancelled.status, cancelled.essential) == (MessageStatus.PENDING, True)
+
+
+def test_a_new_code_withdraws_the_one_still_waiting_to_leave(world):
+    ref = book(world, policy=VERIFYING)
+    change(world, resend_code, ref, sms_policy=VERIFYING)
+    codes = messages(world, ref, kind="code")
+    assert [m.status for m in codes] == [MessageStatus.CANCELLED, MessageStatus.PENDING]
+    assert CODE.search(codes[0].body) is None
+
+
+def test_counts_in_refusals_are_singular_or_plural():
+    from visits.i18n import use_locale
+    from visits.problems import Problem, message
+
+    with use_locale("es"):
+        assert "(te queda 1 intento)" in message(Problem(Code.WRONG_CODE, "code", {"left": 1}))
+        assert "(te quedan 3 intentos)" in message(Problem(Code.WRONG_CODE, "code", {"left": 3}))
+        assert "Espera 1 minuto y" in message(Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": 1}))
+    with use_locale("en"):
+        assert "Wait 2 minutes" in message(Problem(Code.TOO_MANY_CODES, "code", {"minutes": 2}))

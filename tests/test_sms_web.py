@@ -293,3 +293,42 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
     bad = admin.get("/admin/messages", params={"phone": "12", "day": "x"}, auth=("admin", "pw"))
     assert bad.status_code == 422
     assert "Escribe un número de celular" in text(bad)
+
+
+def test_each_verified_phone_is_trusted_for_its_own_days(monkeypatch):
+    """A shared browser: verifying one phone does not renew trust in the others."""
+    from types import SimpleNamespace
+
+    from starlette.responses import Response
+
+    from web import verified_phones
+
+    state = SimpleNamespace(
+        secret_key="k",
+        settings=SimpleNamespace(verified_phone_days=30, public_base_url=BASE),
+    )
+    cookies: dict[str, str] = {}
+    request = SimpleNamespace(app=SimpleNamespace(state=state), cookies=cookies)
+    day = 86_400
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(verified_phones.time, "time", lambda: now[0])
+
+    def verify(phone):
+        response = Response()
+        verified_phones.remember(request, response, phone)
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "Secure" in cookie
+        assert "samesite=lax" in cookie.lower()
+        cookies[verified_phones.COOKIE] = cookie.split(";")[0].split("=", 1)[1].strip('"')
+
+    verify("+51987654321")
+    now[0] += 29 * day
+    verify("+51912345678")
+    assert verified_phones.is_verified(request, "+51987654321")
+    now[0] += 2 * day  # 31 days after the first phone, 2 after the second
+    assert not verified_phones.is_verified(request, "+51987654321")
+    assert verified_phones.is_verified(request, "+51912345678")
+    assert not verified_phones.is_verified(request, "+51900000000")
+    cookies[verified_phones.COOKIE] = "tampered" + cookies[verified_phones.COOKIE]
+    assert not verified_phones.is_verified(request, "+51912345678")

@@ -555,17 +555,24 @@ def _locked(session: Session, booking: Booking) -> Booking:
 
 
 def cancel_booking(
-    session: Session, booking: Booking, *, now: datetime, actor: str, sms_policy: SmsPolicy
+    session: Session,
+    booking: Booking,
+    *,
+    now: datetime,
+    actor: str,
+    sms_policy: SmsPolicy,
+    answering: bool = False,
 ) -> Booking:
     """Cancel, give the seats back and cancel the messages still to come, exactly once even
-    if two cancels (or a cancel and a move) race; the family is told by SMS."""
+    if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
+    the SMS answers the family's own text, so it goes even to a number that opted out)."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     was_confirmed = booking.status is BookingStatus.CONFIRMED
     _cancel(session, booking, now, actor, "booking.cancelled")
     if was_confirmed:
-        sms.queue_cancelled(session, booking, sms_policy, now)
+        sms.queue_cancelled(session, booking, sms_policy, now, essential=answering)
     else:  # never confirmed to the family: nothing to take back, only the code to withdraw
         sms.withdraw(session, booking, now, "booking cancelled")
     session.flush()

@@ -106,13 +106,16 @@ def make_dispatcher(
     callback = None
     if settings.twilio_configured:
         callback = f"{settings.public_base_url.rstrip('/')}/twilio/status"
+    # A send may wait out the connect and the read timeouts; a lease must outlast two sends.
+    send_time = timedelta(seconds=2 * settings.twilio_timeout_seconds + 1)
     return Dispatcher(
         db.writing,
         sender or make_sender(settings),
         policy=DispatchPolicy(
             rate_per_second=settings.sms_rate_per_second,
             concurrency=settings.sms_concurrency,
-            lease=timedelta(seconds=settings.sms_lease_seconds),
+            lease=max(timedelta(seconds=settings.sms_lease_seconds), 2 * send_time),
+            send_time=send_time,
             max_attempts=settings.sms_max_attempts,
             backoff_base=timedelta(seconds=settings.sms_retry_base_seconds),
             backoff_max=timedelta(seconds=settings.sms_retry_max_seconds),

@@ -165,6 +165,32 @@ MESSAGES: dict[Code, str] = {
     ),
 }
 
+# Messages with a number in them, in the singular or plural as the number asks ("1 minuto",
+# "5 minutos"): the code, the parameter that counts, and the two forms.
+COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
+    Code.WRONG_CODE: (
+        "left",
+        Np_(
+            "That code is not right. Check the SMS and try again (%(num)s try left).",
+            "That code is not right. Check the SMS and try again (%(num)s tries left).",
+        ),
+    ),
+    Code.TOO_MANY_CODES: (
+        "minutes",
+        Np_(
+            "We already sent several codes to this phone. Wait %(num)s minute and try again.",
+            "We already sent several codes to this phone. Wait %(num)s minutes and try again.",
+        ),
+    ),
+    Code.TOO_MANY_ATTEMPTS: (
+        "minutes",
+        Np_(
+            "Too many attempts. Wait %(num)s minute and try again.",
+            "Too many attempts. Wait %(num)s minutes and try again.",
+        ),
+    ),
+}
+
 # A fuller message when a slot still has seats, just not enough for the whole party.
 _NOT_ENOUGH_SEATS = Np_(
     "Only %(num)s place is left at this time. Remove visitors or choose another time.",
@@ -204,6 +230,9 @@ def message(problem: Problem) -> str:
     }
     if problem.code is Code.SLOT_FULL and params.get("seats_left", 0) > 0:
         return ngettext(*_NOT_ENOUGH_SEATS, params["seats_left"])
+    if problem.code in COUNTED and isinstance(params.get(COUNTED[problem.code][0]), int):
+        count, forms = COUNTED[problem.code]
+        return ngettext(*forms, params[count])
     return gettext(MESSAGES[problem.code], params or None)
 
 

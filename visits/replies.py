@@ -2,9 +2,11 @@
 
 The channel records the text and applies opt-outs (:mod:`notifications.inbound`); this module
 decides what it means for a visit and what to answer. A reply concerns the visit of the last
-reminder sent to that phone, or else the phone's next visit. ``2`` cancels that visit as if the
-family had done it on the page (seats back, reminders cancelled, the cancellation SMS is the
-answer); ``1`` is recorded for the guards; anything else gets the help text.
+reminder sent to that phone, or else the phone's only coming visit (with several, the family
+is pointed to the links in their SMS rather than guessed for). ``2`` cancels that visit as if
+the family had done it on the page (seats back, reminders cancelled, the cancellation SMS is
+the answer, sent even to a number that opted out of reminders); ``1`` is recorded for the
+guards; anything else gets the help text.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ NOT_COMING = "2"
 WENT_OUT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
 
 
-def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking | None:
+def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking | str:
+    """The visit a digit answers: the one whose reminder went out last to this phone, else
+    the phone's only coming visit. Otherwise why not (``no_visit``, ``several_visits``): a
+    visit already cancelled or begun is never swapped for another one."""
     last_reminder = session.scalar(
         select(OutboxMessage.subject)
         .where(
@@ -36,16 +41,16 @@ def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking |
             OutboxMessage.kind == "reminder",
             OutboxMessage.status.in_(WENT_OUT),
         )
-        .order_by(OutboxMessage.updated_at.desc(), OutboxMessage.id.desc())
+        .order_by(OutboxMessage.last_attempt_at.desc().nulls_last(), OutboxMessage.id.desc())
         .limit(1)
     )
     if last_reminder and last_reminder.startswith("booking:"):
         booking = session.scalar(
             select(Booking).where(Booking.reference == last_reminder.removeprefix("booking:"))
         )
-        if booking is not None and booking.can_change(now):
-            return booking
-    return session.scalar(
+        if booking is not None:
+            return booking if booking.can_change(now) else "no_visit"
+    coming = session.scalars(
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
         .where(
@@ -53,9 +58,11 @@ def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking |
             Booking.status == BookingStatus.CONFIRMED,
             Slot.starts_at > now,
         )
-        .order_by(Slot.starts_at)
-        .limit(1)
-    )
+        .limit(2)
+    ).all()
+    if len(coming) == 1:
+        return coming[0]
+    return "several_visits" if coming else "no_visit"
 
 
 def _language(session: Session, phone: str) -> str:
@@ -72,7 +79,9 @@ def _language(session: Session, phone: str) -> str:
 def _cancelled(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> bool:
     try:
         with session.begin_nested():
-            bookings.cancel_booking(session, booking, now=now, actor="sms", sms_policy=policy)
+            bookings.cancel_booking(
+                session, booking, now=now, actor="sms", sms_policy=policy, answering=True
+            )
     except Rejected:
         return False  # it began or was cancelled meanwhile: answered as "no visit"
     return True
@@ -113,17 +122,22 @@ def handle_inbound(
             answer("opted_out" if inbound.intent is Intent.OPT_OUT else "opted_in")
         return received
     word = normalise(body)
-    booking = _visit_in_question(session, sender, now) if word in (COMING, NOT_COMING) else None
-    if word == NOT_COMING and booking is not None and _cancelled(session, booking, policy, now):
-        inbound.handled_as = f"cancelled {booking.reference}"
-    elif word == COMING and booking is not None:
+    if word not in (COMING, NOT_COMING):
+        answer("help")
+        inbound.handled_as = "help"
+        return received
+    booking = _visit_in_question(session, sender, now)
+    if isinstance(booking, str):
+        answer(booking)
+        inbound.handled_as = booking.replace("_", " ")
+    elif word == NOT_COMING:
+        if _cancelled(session, booking, policy, now):
+            inbound.handled_as = f"cancelled {booking.reference}"
+        else:
+            answer("no_visit")
+            inbound.handled_as = "no visit"
+    else:
         bookings.record_attending(session, booking, now)
         queue_attending(session, booking, policy, now, reply_to=inbound.id)
         inbound.handled_as = f"coming {booking.reference}"
-    elif word in (COMING, NOT_COMING):
-        answer("no_visit")
-        inbound.handled_as = "no visit"
-    else:
-        answer("help")
-        inbound.handled_as = "help"
     return received

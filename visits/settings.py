@@ -51,9 +51,10 @@ class Settings(BaseSettings):
     # Per dispatching process: run one worker, or divide the provider's cap between workers.
     sms_rate_per_second: float = Field(default=10.0, gt=0)
     sms_concurrency: int = Field(default=8, ge=1)
+    # At least twice the longest send (2 × the Twilio timeout + 1 s), whatever is set here.
     sms_lease_seconds: int = Field(default=120, ge=10)
     sms_unknown_wait_seconds: int = Field(default=30, ge=1)
-    sms_max_attempts: int = Field(default=8, ge=1)
+    sms_max_attempts: int = Field(default=12, ge=1)
     # Retries after "not now" answers (429, queue full) wait base × 2^attempt, up to the max.
     sms_retry_base_seconds: float = Field(default=5.0, gt=0)
     sms_retry_max_seconds: float = Field(default=900.0, gt=0)

@@ -55,6 +55,9 @@ TEXTS = {
         "Send BAJA to stop these messages. Info: %(link)s"
     ),
     "no_visit": N_("We found no coming visit for this phone. To book: %(link)s"),
+    "several_visits": N_(
+        "This phone has several visits booked. To change one, use the link in its SMS or %(link)s"
+    ),
     "opted_out": N_("You will get no more messages from Visits. Send ALTA to get them again."),
     "opted_in": N_("You will get messages from Visits again. Send BAJA to stop them."),
 }
@@ -107,14 +110,14 @@ def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
     (never the reference, the code or the link)."""
     with use_locale(language):
         values = dict(params)
-        text = gsm.transliterate(gettext(TEXTS[kind], values))
-        excess = gsm.septets(text) - gsm.SINGLE_SEGMENT
-        prison = gsm.transliterate(str(values.get("prison", "")))
-        if excess > 0 and prison:
-            keep = max(len(prison) - excess - len(ELLIPSIS), MIN_PRISON_NAME)
-            values["prison"] = prison[:keep].rstrip() + ELLIPSIS
+        name = gsm.transliterate(str(values.get("prison", "")))
+        while True:
             text = gsm.transliterate(gettext(TEXTS[kind], values))
-        return text
+            excess = gsm.septets(text) - gsm.SINGLE_SEGMENT
+            if excess <= 0 or len(name) <= MIN_PRISON_NAME:
+                return text
+            name = name[: max(len(name) - excess - len(ELLIPSIS), MIN_PRISON_NAME)].rstrip()
+            values["prison"] = name + ELLIPSIS
 
 
 def _when(booking: Booking, language: str) -> str:
@@ -164,6 +167,8 @@ def queue_code(
 ) -> None:
     """The verification code: essential (the family is waiting for it), never kept readable."""
     minutes = int(policy.verification_time.total_seconds() // 60)
+    # Only the newest code works: an older one still waiting to leave would only confuse.
+    outbox.cancel_pending(session, subject(booking), now, "replaced by a new code", kind="code")
     _queue(
         session,
         booking,
@@ -214,11 +219,14 @@ def withdraw(session: Session, booking: Booking, now: datetime, reason: str) -> 
     outbox.cancel_pending(session, subject(booking), now, reason)
 
 
-def queue_cancelled(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
+def queue_cancelled(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, essential: bool = False
+) -> None:
     """Cancel what was still to come and tell the family the visit is off."""
     withdraw(session, booking, now, "booking cancelled")
     params = {**_params(booking, policy), "link": policy.public_base_url}
-    _queue(session, booking, "cancelled", f"{subject(booking)}:cancelled", now, params=params)
+    key = f"{subject(booking)}:cancelled"
+    _queue(session, booking, "cancelled", key, now, params=params, essential=essential)
 
 
 def queue_moved(
