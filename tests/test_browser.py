@@ -10,7 +10,7 @@ each test visits its own inmate with its own visitors' document numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,20 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
+from playwright.sync_api import Locator, Page, Response, expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-PHONE_SCREEN = {"width": 360, "height": 740}
-PHONE_LOCALE = "es-PE"
 PRISON = "QUENCORO"
 PRISON_LINK = re.compile("Quencoro")
 REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
@@ -58,34 +46,6 @@ SCRIPT_NAME = '"><script>alert(1)</script>'  # tries to break out of the value a
 
 
 # --- Browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Opens a page on a phone of its own (own cookies, own cache); all closed after the test."""
-    contexts = []
-
-    def open_page(*, javascript: bool) -> Page:
-        context = browser.new_context(
-            java_script_enabled=javascript, viewport=PHONE_SCREEN, locale=PHONE_LOCALE
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 # --- People ----------------------------------------------------------------------------------

@@ -10,21 +10,18 @@ because a code is replaced by its redacted text once it has been sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from notifications.outbox import MessageStatus, OutboxMessage
+from tests.browsing import PHONE_LOCALE
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PAGE_BUDGET,
-    PHONE_LOCALE,
-    PHONE_SCREEN,
     NetworkLog,
     adult,
     booked_reference,
@@ -108,35 +105,6 @@ def sms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsServer]:
             yield SmsServer(server.base, db)
     finally:
         db.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Opens a page on a phone of its own (own cookies, own cache); all closed after the test.
-    A second page of the same phone (same cookies) comes from ``page.context.new_page()``."""
-    contexts = []
-
-    def open_page(*, javascript: bool) -> Page:
-        context = browser.new_context(
-            java_script_enabled=javascript, viewport=PHONE_SCREEN, locale=PHONE_LOCALE
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
