@@ -136,6 +136,18 @@ def record_event(
     session.add(MessageEvent(message_id=message_id, status=status, at=at, detail=detail))
 
 
+def _note(
+    session: Session,
+    message: OutboxMessage,
+    status: MessageStatus,
+    at: datetime,
+    detail: str | None,
+) -> None:
+    """A change of ``message`` into its history, written with the message itself (a message
+    just queued has no id before the transaction's one flush)."""
+    session.add(MessageEvent(message=message, status=status, at=at, detail=detail))
+
+
 @dataclass(frozen=True)
 class Draft:
     """A message to queue: who, what, when, and what it is for."""
@@ -160,14 +172,22 @@ def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
     new text and time (a visit moved back to a slot it had before gets its reminder back). A
     number that opted out, or that the provider said cannot receive SMS, gets a non-essential
     message recorded as cancelled with the reason, so staff can see why it never went.
+    Nothing is flushed here: the message has its id once the caller's session flushes.
     """
     body = gsm.transliterate(draft.body)
     redacted = gsm.transliterate(draft.redacted_body) if draft.redacted_body else None
     send_after = draft.send_after or now
-    message = session.scalar(
-        select(OutboxMessage).where(OutboxMessage.dedupe_key == draft.dedupe_key)
-    )
-    new = message is None
+    # Messages queued in this transaction and not yet flushed, by key: nothing is flushed
+    # per message, and the same key twice in one transaction is still one message.
+    queued: dict[str, OutboxMessage] = session.info.setdefault("outbox_queued", {})
+    message = queued.get(draft.dedupe_key)
+    if message is not None and message not in session:  # rolled back since
+        message = None
+    with session.no_autoflush:
+        message = message or session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == draft.dedupe_key)
+        )
+        recipient = session.get(Recipient, draft.recipient)
     if message is not None:
         if message.status is not MessageStatus.CANCELLED or message.provider_sid is not None:
             return message
@@ -183,17 +203,16 @@ def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
             language=draft.language,
             essential=draft.essential,
             status=MessageStatus.PENDING,
+            attempts=0,
             created_at=now,
         )
         session.add(message)
+        queued[draft.dedupe_key] = message
+        _note(session, message, MessageStatus.PENDING, now, None)
     message.body, message.redacted_body, message.segments = body, redacted, gsm.segments(body)
     message.send_after = message.next_attempt_at = send_after
     message.expires_at = draft.expires_at
     message.updated_at = now
-    session.flush()
-    if new:
-        record_event(session, message.id, MessageStatus.PENDING, now, None)
-    recipient = session.get(Recipient, draft.recipient)
     if not draft.essential and (reason := blocks(recipient)) is not None:
         message.error_code = reason
         move(session, message, MessageStatus.CANCELLED, now, reason)
@@ -216,7 +235,7 @@ def move(
     message.updated_at = now
     if status not in (MessageStatus.PENDING, MessageStatus.SENDING) and message.redacted_body:
         message.body = message.redacted_body
-    record_event(session, message.id, status, now, detail)
+    _note(session, message, status, now, detail)
 
 
 def cancel_pending(

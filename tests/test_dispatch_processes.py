@@ -91,7 +91,7 @@ def queue_many(db: Database, count: int) -> list[int]:
     """``count`` messages due now, to distinct numbers, queued in one transaction."""
     now = datetime.now(UTC)
     with db.writing() as s:
-        return [
+        messages = [
             enqueue(
                 s,
                 Draft(
@@ -102,9 +102,11 @@ def queue_many(db: Database, count: int) -> list[int]:
                     kind="reminder",
                 ),
                 now,
-            ).id
+            )
             for i in range(count)
         ]
+        s.flush()
+        return [m.id for m in messages]
 
 
 def statuses(db: Database) -> Counter[str]:

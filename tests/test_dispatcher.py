@@ -87,7 +87,9 @@ def dispatcher(db, fake, clock) -> Dispatcher:
 def queue(db, key="k1", to=PHONE, body="Hola", clock_now=NOW, **extra) -> int:
     with db.writing() as s:
         draft = Draft(recipient=to, body=body, language="es", dedupe_key=key, kind="t", **extra)
-        return enqueue(s, draft, clock_now).id
+        message = enqueue(s, draft, clock_now)
+        s.flush()
+        return message.id
 
 
 def message(db, message_id: int) -> OutboxMessage:
@@ -128,6 +130,14 @@ def test_text_is_transliterated_to_one_gsm7_segment_when_queued(db):
 def test_the_same_dedupe_key_is_queued_once(db):
     first = queue(db, "reminder:1")
     assert queue(db, "reminder:1", body="otro texto") == first
+    with db.read_session() as s:
+        assert s.scalar(select(func.count(OutboxMessage.id))) == 1
+
+
+def test_the_same_dedupe_key_twice_in_one_transaction_is_one_message(db):
+    with db.writing() as s:
+        draft = Draft(recipient=PHONE, body="Hola", language="es", dedupe_key="k", kind="t")
+        assert enqueue(s, draft, NOW) is enqueue(s, draft, NOW)
     with db.read_session() as s:
         assert s.scalar(select(func.count(OutboxMessage.id))) == 1
 

@@ -55,6 +55,7 @@ def sent_message(db, sid="SMabc") -> int:
         draft = Draft(recipient=PHONE, body="Hola", language="es", dedupe_key="k", kind="t")
         message = enqueue(s, draft, NOW)
         message.status, message.provider_sid = MessageStatus.SENT, sid
+        s.flush()
         return message.id
 
 
