@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 
 import httpx
 import pytest
@@ -86,6 +87,7 @@ def test_book_verify_confirm_remind_reply_two_and_get_the_seats_back(db, db_url)
         ):
             base = server.base
             before = seats_left(base, slot.id)
+            booked_at = datetime.now(UTC)
             created = httpx.post(f"{base}/api/v1/bookings", json=request(slot.id), timeout=30)
             assert created.status_code == 201, created.text
             booking = created.json()
@@ -127,8 +129,13 @@ def test_book_verify_confirm_remind_reply_two_and_get_the_seats_back(db, db_url)
     states = message_states(db, reference)
     for kind in ("code", "confirmed", "reminder", "cancelled"):
         assert states[kind] == [MessageStatus.DELIVERED], states
-    # The morning reminder, if one was still ahead, was cancelled with the booking.
-    assert states.get("morning", []) in ([], [MessageStatus.CANCELLED])
+    # The morning reminder (07:00 at the prison) was queued if still ahead at booking, and
+    # cancelled with the booking.
+    with db.read_session() as s:
+        tz = s.scalar(select(Prison).where(Prison.code == "QUENCORO")).tz
+    morning = datetime.combine(slot.local_date, time_of_day(7), tz)
+    ahead = booked_at < morning < slot.starts_at
+    assert states.get("morning", []) == ([MessageStatus.CANCELLED] if ahead else [])
 
 
 def request(slot_id: int) -> dict:
