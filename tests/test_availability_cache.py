@@ -62,3 +62,55 @@ def test_the_slots_page_is_shared_but_each_language_has_its_own(make_client, db)
     assert "Lleno" not in text(client.get("/p/QUENCORO/slots"))  # cached for a moment more
     clock.now += 5
     assert "Lleno" in text(client.get("/p/QUENCORO/slots"))
+
+
+def test_a_reload_of_ones_own_slots_page_does_no_database_work(make_client, db):
+    from sqlalchemy import event
+
+    from tests.test_pages import identify, text
+
+    client, clock = cached_client(make_client)
+    assert identify(client).status_code == 303
+    first = client.get("/p/QUENCORO/slots")
+    statements = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        again = client.get("/p/QUENCORO/slots")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    assert again.text == first.text
+    assert statements == []
+    clock.now += 2.01
+    assert "Carlos" in text(client.get("/p/QUENCORO/slots"))  # computed afresh, still right
+
+
+def test_another_browser_never_gets_someone_elses_page(make_client):
+    from tests.test_pages import identify, text
+
+    client, _ = cached_client(make_client)
+    assert identify(client).status_code == 303
+    assert "Carlos" in text(client.get("/p/QUENCORO/slots"))
+    other = make_client(availability_cache_seconds=2)
+    other.app.state.availability = client.app.state.availability  # one process, one cache
+    assert identify(other, "Q10002", "Puma").status_code == 303
+    page = text(other.get("/p/QUENCORO/slots"))
+    assert "José Puma" in page
+    assert "Carlos" not in page
+    stranger = make_client(availability_cache_seconds=2)
+    stranger.app.state.availability = client.app.state.availability
+    assert stranger.get("/p/QUENCORO/slots", follow_redirects=False).status_code == 303
+
+
+def test_ones_own_booking_clears_ones_cached_page(make_client):
+    from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
+
+    client, _ = cached_client(make_client)
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    before = text(client.get("/p/QUENCORO/slots"))
+    form = visitor_form(slot_id, csrf(client, "/p/QUENCORO"))
+    assert confirm(client, form, "k").status_code == 303
+    after = text(client.get("/p/QUENCORO/slots"))
+    assert after != before
+    assert "quedan 149 lugares" in after

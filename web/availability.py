@@ -25,6 +25,7 @@ from visits.schedule import DayView, availability
 
 T = TypeVar("T")
 MAX_ENTRIES = 512
+MAX_PAGES = 20_000  # about 30 KB each at most: bounded memory under any rush
 
 
 class AvailabilityCache:
@@ -32,6 +33,8 @@ class AvailabilityCache:
         self.ttl = ttl
         self.clock = clock
         self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        # Whole pages of one browser (its session's token is in the key), with their prison.
+        self._pages: dict[Hashable, tuple[float, int, bytes]] = {}
         self._lock = threading.Lock()
 
     def _get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -65,9 +68,29 @@ class AvailabilityCache:
         """A piece of page about this prison's availability, in the current language."""
         return self._get(("html", prison.id, name, current_locale()), render)
 
+    def page(self, key: Hashable) -> bytes | None:
+        """A page this browser was shown less than ``ttl`` ago, if nothing changed since.
+
+        During a rush each family reloads its own slots page again and again: answering the
+        reload from here costs no database work and no rendering."""
+        with self._lock:
+            hit = self._pages.get(key)
+        return hit[2] if hit is not None and hit[0] > self.clock() else None
+
+    def keep_page(self, key: Hashable, prison_id: int, body: bytes) -> None:
+        if self.ttl <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            if len(self._pages) >= MAX_PAGES:
+                self._pages = {k: v for k, v in self._pages.items() if v[0] > now}
+            if len(self._pages) < MAX_PAGES:
+                self._pages[key] = (now + self.ttl, prison_id, body)
+
     def forget(self, prison_id: int) -> None:
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items() if k[1] != prison_id}
+            self._pages = {k: v for k, v in self._pages.items() if v[1] != prison_id}
 
 
 def commit_seat_change(request: Request, session: Session, prison_id: int) -> None:

@@ -33,7 +33,7 @@ from visits.booking import (
     verify_booking,
 )
 from visits.booking_request import Relationship, parse_phone
-from visits.i18n import SUPPORTED_LOCALES, negotiate
+from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
 from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
@@ -213,11 +213,20 @@ def _slots_page(
 
 @router.get("/p/{code}/slots", response_class=HTMLResponse, response_model=None)
 def slots(request: Request, code: str, session: ReadSession, now: Now) -> Response:
+    cache: AvailabilityCache = request.app.state.availability
+    # This browser's own page (its token and person in the key), for a reload within the
+    # availability cache's few seconds.
+    identified = request.session.get(IDENTIFIED, {}).get(code.strip().upper())
+    key = ("slots", code, identified, csrf_token(request), current_locale(), request.url.query)
+    if identified is not None and (body := cache.page(key)) is not None:
+        return HTMLResponse(body)
     prison = _prison(session, code)
     inmate = _identified(request, session, prison)
     if inmate is None:
         return redirect(f"/p/{prison.code}")
-    return _slots_page(request, session, prison, inmate, now)
+    page = _slots_page(request, session, prison, inmate, now)
+    cache.keep_page(key, prison.id, bytes(page.body))
+    return page
 
 
 # --- Book ------------------------------------------------------------------------------------
