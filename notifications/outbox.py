@@ -105,8 +105,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    # Loaded only when read (the delivery page asks for it): the dispatcher never needs it.
     events: Mapped[list[MessageEvent]] = relationship(
-        back_populates="message", order_by="MessageEvent.id", lazy="selectin"
+        back_populates="message", order_by="MessageEvent.id"
     )
 
     @property

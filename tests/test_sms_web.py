@@ -7,6 +7,7 @@ import re
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from twilio.request_validator import RequestValidator
 
 from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
@@ -44,7 +45,11 @@ def signed_post(client, path, params, token=TOKEN, signature=None):
 
 def queued(db, **where) -> list[OutboxMessage]:
     with db.read_session() as s:
-        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        query = (
+            select(OutboxMessage)
+            .options(selectinload(OutboxMessage.events))
+            .order_by(OutboxMessage.id)
+        )
         for column, value in where.items():
             query = query.where(getattr(OutboxMessage, column) == value)
         return list(s.scalars(query))

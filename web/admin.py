@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from visits.booking_request import parse_phone
@@ -61,7 +62,12 @@ def messages(
 ) -> HTMLResponse:
     """Messages, newest first, filtered by phone, booking reference, status and day (a day
     in Peru's time, like the times shown)."""
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(PAGE_SIZE)
+    query = (
+        select(OutboxMessage)
+        .options(selectinload(OutboxMessage.events))
+        .order_by(OutboxMessage.id.desc())
+        .limit(PAGE_SIZE)
+    )
     problems = []
     if phone.strip():
         parsed = parse_phone(phone)
