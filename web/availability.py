@@ -25,7 +25,7 @@ from visits.schedule import DayView, availability
 
 T = TypeVar("T")
 MAX_ENTRIES = 512
-MAX_PAGES = 20_000  # about 30 KB each at most: bounded memory under any rush
+MAX_PAGES = 2_000  # a slots page is ~8 KB: at most ~16 MB, whatever the rush
 
 
 class AvailabilityCache:
