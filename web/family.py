@@ -37,6 +37,7 @@ from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
 from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
+from visits.reference import display as display_reference
 from visits.reference import manage_token
 from visits.reference import parse as parse_reference
 from visits.rules import Sex, VisitorGroup
@@ -506,7 +507,7 @@ def short_link(request: Request, short: str) -> RedirectResponse:
     if ref is None or not short_token_matches(secret, ref, signature):
         raise HTTPException(404)
     token = manage_token(secret, ref)
-    return redirect(f"/b/{ref[:4]}-{ref[4:]}", token=token)
+    return redirect(f"/b/{display_reference(ref)}", token=token)
 
 
 @router.get("/b/{reference}/visit.ics")
