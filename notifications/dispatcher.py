@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from notifications import recipients
 from notifications.outbox import MessageStatus, OutboxMessage, move, record_event
-from notifications.recipients import OPTED_OUT, UNREACHABLE, Recipient
+from notifications.recipients import Recipient, blocking_reason
 from notifications.senders import (
     OPTED_OUT_CODES,
     UNREACHABLE_CODES,
@@ -206,9 +206,7 @@ class Dispatcher:
                 row.essential,
                 row.attempts,
                 withdrawn=row.withdrawn_at is not None,
-                blocked=(
-                    OPTED_OUT if row.opted_out_at else UNREACHABLE if row.unreachable_at else None
-                ),
+                blocked=blocking_reason(row.opted_out_at, row.unreachable_at),
             )
             for row in rows
         ]

@@ -34,9 +34,14 @@ def blocks(recipient: Recipient | None) -> str | None:
     """Why non-essential messages may not go to this number, or ``None``."""
     if recipient is None:
         return None
-    if recipient.opted_out_at is not None:
+    return blocking_reason(recipient.opted_out_at, recipient.unreachable_at)
+
+
+def blocking_reason(opted_out_at: datetime | None, unreachable_at: datetime | None) -> str | None:
+    """The same answer from the two columns alone (the dispatcher reads them in its claim)."""
+    if opted_out_at is not None:
         return OPTED_OUT
-    if recipient.unreachable_at is not None:
+    if unreachable_at is not None:
         return UNREACHABLE
     return None
 

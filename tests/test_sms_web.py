@@ -338,3 +338,22 @@ def test_each_verified_phone_is_trusted_for_its_own_days(monkeypatch):
     assert not verified_phones.is_verified(request, "+51900000000")
     cookies[verified_phones.COOKIE] = "tampered" + cookies[verified_phones.COOKIE]
     assert not verified_phones.is_verified(request, "+51912345678")
+
+
+def test_staff_read_every_kind_and_status_of_message_in_their_language():
+    from notifications.outbox import MessageStatus
+    from visits.i18n import use_locale
+    from visits.sms import TEXTS
+    from web.labels import message_kind, message_status
+
+    with use_locale("es"):
+        assert {message_kind(kind) for kind in TEXTS} & set(TEXTS) == set()  # none untranslated
+        assert [message_status(s) for s in MessageStatus] == [
+            "Por enviar",
+            "Enviándose",
+            "Enviado",
+            "Entregado",
+            "No entregado",
+            "Falló",
+            "No enviado (cancelado)",
+        ]

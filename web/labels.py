@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from notifications.outbox import MessageStatus
 from visits.booking import BookingStatus
 from visits.booking_request import Relationship
 from visits.i18n import N_, gettext
@@ -34,6 +35,40 @@ LABELS: dict[StrEnum, str] = {
     BookingStatus.CANCELLED: N_("Cancelled"),
 }
 
+# An SMS's status, for staff (apart: "cancelled" is also a booking's status, said otherwise).
+MESSAGE_STATUSES = {
+    MessageStatus.PENDING: N_("Waiting to be sent"),
+    MessageStatus.SENDING: N_("Being sent"),
+    MessageStatus.SENT: N_("Sent"),
+    MessageStatus.DELIVERED: N_("Delivered"),
+    MessageStatus.UNDELIVERED: N_("Not delivered"),
+    MessageStatus.FAILED: N_("Failed"),
+    MessageStatus.CANCELLED: N_("Not sent (cancelled)"),
+}
+
+# What each SMS was (the outbox's ``kind``), for staff.
+MESSAGE_KINDS = {
+    "code": N_("Verification code"),
+    "confirmed": N_("Confirmation"),
+    "reminder": N_("Reminder"),
+    "cancelled": N_("Cancellation"),
+    "moved": N_("Change of day or time"),
+    "attending": N_("Answer: coming"),
+    "help": N_("Answer: help"),
+    "no_visit": N_("Answer: no visit found"),
+    "several_visits": N_("Answer: several visits"),
+    "opted_out": N_("Answer: messages stopped"),
+    "opted_in": N_("Answer: messages resumed"),
+}
+
 
 def label(value: StrEnum) -> str:
     return gettext(LABELS[value])
+
+
+def message_status(status: MessageStatus) -> str:
+    return gettext(MESSAGE_STATUSES[status])
+
+
+def message_kind(kind: str) -> str:
+    return gettext(MESSAGE_KINDS[kind]) if kind in MESSAGE_KINDS else kind

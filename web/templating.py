@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
 from visits.problems import Problem, message
-from web.labels import label
+from web.labels import label, message_kind, message_status
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -58,5 +58,7 @@ def make_templates() -> Jinja2Templates:
         reference=reference.display,
         mask_phone=mask_phone,
         label=label,
+        message_kind=message_kind,
+        message_status=message_status,
     )
     return Jinja2Templates(env=env)

@@ -51,7 +51,8 @@ def delivery_status(form: SignedForm, session: WriteSession, now: Now, m: str = 
         raise HTTPException(400)
     apply_provider_status(
         session,
-        message_id=int(m) if m.isdigit() else None,
+        # Our own message id, from the callback address we gave (bounded: a database integer).
+        message_id=int(m) if m.isdigit() and len(m) <= 9 else None,
         provider_sid=sid,
         provider_status=status,
         error_code=form.get("ErrorCode") or None,
