@@ -13,6 +13,7 @@ wanted, expired, or the recipient opted out). Every change is kept in ``outbox_e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -166,29 +167,51 @@ class Draft:
 
 
 def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
-    """Queue ``draft`` in the caller's transaction, once per dedupe key.
+    """Queue ``draft`` in the caller's transaction (see :func:`enqueue_all`)."""
+    return enqueue_all(session, [draft], now)[0]
 
-    The text is transliterated to GSM-7 first. A key queued before returns that message
+
+def enqueue_all(session: Session, drafts: Sequence[Draft], now: datetime) -> list[OutboxMessage]:
+    """Queue ``drafts`` in the caller's transaction, once per dedupe key, with one look-up of
+    their keys and one of their recipients however many there are (a booking queues its
+    confirmation and reminders together: one query each would double what queueing costs).
+
+    Each text is transliterated to GSM-7 first. A key queued before returns that message
     unchanged, unless it was cancelled before it ever left: then it is queued again with the
     new text and time (a visit moved back to a slot it had before gets its reminder back). A
     number that opted out, or that the provider said cannot receive SMS, gets a non-essential
     message recorded as cancelled with the reason, so staff can see why it never went.
-    Nothing is flushed here: the message has its id once the caller's session flushes.
+    Nothing is flushed here: a new message has its id once the caller's session flushes.
     """
-    body = gsm.transliterate(draft.body)
-    redacted = gsm.transliterate(draft.redacted_body) if draft.redacted_body else None
-    send_after = draft.send_after or now
     # Messages queued in this transaction and not yet flushed, by key: nothing is flushed
     # per message, and the same key twice in one transaction is still one message.
     queued: dict[str, OutboxMessage] = session.info.setdefault("outbox_queued", {})
-    message = queued.get(draft.dedupe_key)
-    if message is not None and message not in session:  # rolled back since
-        message = None
+    known = {key: m for key, m in queued.items() if m in session}  # not rolled back since
+    keys = {d.dedupe_key for d in drafts} - known.keys()
     with session.no_autoflush:
-        message = message or session.scalar(
-            select(OutboxMessage).where(OutboxMessage.dedupe_key == draft.dedupe_key)
-        )
-        recipient = session.get(Recipient, draft.recipient)
+        if keys:
+            stored = select(OutboxMessage).where(OutboxMessage.dedupe_key.in_(keys))
+            known.update((m.dedupe_key, m) for m in session.scalars(stored))
+        phones = {d.recipient for d in drafts}
+        recipients = {
+            r.phone: r
+            for r in session.scalars(select(Recipient).where(Recipient.phone.in_(phones)))
+        }
+    messages = []
+    for draft in drafts:
+        message = _enqueue_one(session, draft, now, known.get(draft.dedupe_key), recipients)
+        known[draft.dedupe_key] = queued[draft.dedupe_key] = message
+        messages.append(message)
+    return messages
+
+
+def _enqueue_one(
+    session: Session,
+    draft: Draft,
+    now: datetime,
+    message: OutboxMessage | None,
+    recipients: dict[str, Recipient],
+) -> OutboxMessage:
     if message is not None:
         if message.status is not MessageStatus.CANCELLED or message.provider_sid is not None:
             return message
@@ -208,13 +231,14 @@ def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
             created_at=now,
         )
         session.add(message)
-        queued[draft.dedupe_key] = message
         _note(session, message, MessageStatus.PENDING, now, None)
-    message.body, message.redacted_body, message.segments = body, redacted, gsm.segments(body)
-    message.send_after = message.next_attempt_at = send_after
+    body = gsm.transliterate(draft.body)
+    message.body, message.segments = body, gsm.segments(body)
+    message.redacted_body = gsm.transliterate(draft.redacted_body) if draft.redacted_body else None
+    message.send_after = message.next_attempt_at = draft.send_after or now
     message.expires_at = draft.expires_at
     message.updated_at = now
-    if not draft.essential and (reason := blocks(recipient)) is not None:
+    if not draft.essential and (reason := blocks(recipients.get(draft.recipient))) is not None:
         message.error_code = reason
         move(session, message, MessageStatus.CANCELLED, now, reason)
     return message

@@ -143,23 +143,23 @@ def subject(booking: Booking) -> str:
     return f"booking:{booking.reference}"
 
 
+def _draft(booking: Booking, kind: str, key: str, **extra: Any) -> Draft:
+    params = extra.pop("params")
+    return Draft(
+        recipient=booking.contact_phone,
+        body=render(kind, booking.language, params),
+        language=booking.language,
+        dedupe_key=key,
+        kind=kind,
+        subject=subject(booking),
+        **extra,
+    )
+
+
 def _queue(
     session: Session, booking: Booking, kind: str, key: str, now: datetime, **extra: Any
-) -> outbox.OutboxMessage:
-    params = extra.pop("params")
-    return outbox.enqueue(
-        session,
-        Draft(
-            recipient=booking.contact_phone,
-            body=render(kind, booking.language, params),
-            language=booking.language,
-            dedupe_key=key,
-            kind=kind,
-            subject=subject(booking),
-            **extra,
-        ),
-        now,
-    )
+) -> None:
+    outbox.enqueue(session, _draft(booking, kind, key, **extra), now)
 
 
 def queue_code(
@@ -195,23 +195,28 @@ def reminder_times(booking: Booking, policy: SmsPolicy) -> list[tuple[str, datet
 def queue_confirmed(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
     """The confirmation, and the reminders still ahead."""
     params = _params(booking, policy)
-    _queue(session, booking, "confirmed", f"{subject(booking)}:confirmed", now, params=params)
-    _queue_reminders(session, booking, policy, now, params)
+    confirmed = _draft(booking, "confirmed", f"{subject(booking)}:confirmed", params=params)
+    outbox.enqueue_all(session, [confirmed, *_reminders(booking, policy, now, params)], now)
 
 
-def _queue_reminders(
-    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, params: dict[str, Any]
-) -> None:
+def _reminders(
+    booking: Booking, policy: SmsPolicy, now: datetime, params: dict[str, Any]
+) -> list[Draft]:
     starts = booking.slot.starts_at
-    for label, at in reminder_times(booking, policy):
+    return [
+        _draft(
+            booking,
+            "reminder",
+            f"{subject(booking)}:reminder:{label}:{booking.slot_id}",
+            params=params,
+            send_after=at,
+            expires_at=starts,
+        )
+        for label, at in reminder_times(booking, policy)
         # A reminder whose time has passed would arrive out of place; one after the start is
         # no reminder at all.
-        if at <= now or at >= starts:
-            continue
-        key = f"{subject(booking)}:reminder:{label}:{booking.slot_id}"
-        _queue(
-            session, booking, "reminder", key, now, params=params, send_after=at, expires_at=starts
-        )
+        if now < at < starts
+    ]
 
 
 def withdraw(session: Session, booking: Booking, now: datetime, reason: str) -> None:
@@ -236,9 +241,8 @@ def queue_moved(
     told the new time."""
     withdraw(session, booking, now, "booking moved")
     params = _params(booking, policy)
-    key = f"{subject(booking)}:moved:{change_id}"
-    _queue(session, booking, "moved", key, now, params=params)
-    _queue_reminders(session, booking, policy, now, params)
+    moved = _draft(booking, "moved", f"{subject(booking)}:moved:{change_id}", params=params)
+    outbox.enqueue_all(session, [moved, *_reminders(booking, policy, now, params)], now)
 
 
 def queue_attending(
