@@ -70,7 +70,8 @@ class InboundMessage(Base):
     sender: Mapped[str] = mapped_column(String(16), index=True)
     body: Mapped[str] = mapped_column(Text)
     intent: Mapped[Intent] = mapped_column(str_enum(Intent))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed for the retention purge, which runs with the write lock held.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # What the caller made of it ("confirmed ABCD2345", "help"), for staff.
     handled_as: Mapped[str | None] = mapped_column(String(64))
 

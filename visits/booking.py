@@ -86,6 +86,8 @@ class Booking(Base):
     __table_args__ = (
         CheckConstraint("party_size >= 1", name="party_not_empty"),
         Index("ix_booking_inmate_status", "inmate_id", "status"),
+        # The hold-expiry job's question every 30 s, asked with the write lock held.
+        Index("ix_booking_status_hold_expires_at", "status", "hold_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,13 +162,15 @@ class BookingVisitor(Base):
         return f"{self.first_names} {self.last_names}"
 
 
-# The database's own guard for "one booking per visitor per day".
+# The database's own guard for "one booking per visitor per day", and the index that the
+# per-day check reads. SQLite uses a partial index only for a query that repeats its condition
+# word for word, and SQLAlchemy writes ``active = 1`` there (PostgreSQL reads ``active``).
 Index(
     "uq_booking_visitor_one_visit_a_day",
     BookingVisitor.visitor_id,
     BookingVisitor.visit_date,
     unique=True,
-    sqlite_where=text("active"),
+    sqlite_where=text("active = 1"),
     postgresql_where=text("active"),
 )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, or_, select
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, str_enum, utcnow
@@ -71,6 +71,8 @@ class VisitorSuspension(Base):
     """A visitor barred from visiting one prison until a date (inclusive)."""
 
     __tablename__ = "visitor_suspension"
+    # Every booking asks whether its visitors are barred from this prison.
+    __table_args__ = (Index("ix_visitor_suspension_prison_visitor", "prison_id", "visitor_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     visitor_id: Mapped[int] = mapped_column(ForeignKey("visitor.id", ondelete="CASCADE"))
