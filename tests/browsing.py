@@ -1,12 +1,16 @@
-"""Debian's Chromium through Playwright, as a family's cheap Android phone: the browser
-fixtures every browser test shares (registered for all tests by ``conftest.py``)."""
+"""Debian's Chromium through Playwright, as a family's cheap Android phone or the gate's
+tablet: the browser fixtures every browser test shares (registered for all tests by
+``conftest.py``), and signing in as staff."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from visits.demo import DEMO_STAFF_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -20,6 +24,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE_SCREEN = {"width": 360, "height": 740}
 PHONE_LOCALE = "es-PE"
+TABLET_SCREEN = {"width": 1024, "height": 768}
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +54,23 @@ def phone(browser: Browser) -> Iterator[Callable[..., Page]]:
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def staff(browser: Browser) -> Iterator[Page]:
+    """A staff member's page, on a tablet of its own."""
+    context = browser.new_context(locale=PHONE_LOCALE, viewport=TABLET_SCREEN)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def staff_sign_in(page: Page, base: str, username: str, next_path: str) -> None:
+    """Sign in as a demo account the way a person does (asked on the way to ``next_path``),
+    ending on ``next_path``."""
+    page.goto(f"{base}{next_path}")
+    expect(page).to_have_url(re.compile(r"/staff/login\?next="))
+    page.get_by_label("Nombre de usuario").fill(username)
+    page.get_by_label("Contraseña").fill(DEMO_STAFF_PASSWORD)
+    page.get_by_role("button", name="Ingresar").click()
+    expect(page).to_have_url(f"{base}{next_path}")

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.browsing import browser, phone  # noqa: F401 (fixtures for the browser tests)
+from tests.browsing import browser, phone, staff  # noqa: F401 (fixtures for the browser tests)
 from visits.db import Database, make_engine, normalise_url
 from visits.migrate import upgrade
 from visits.schema import metadata

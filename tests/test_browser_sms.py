@@ -1,8 +1,8 @@
 """Phone verification and the SMS pages in a real browser.
 
 Debian's Chromium, driven by Playwright, against a real server process of this module's own,
-on a fresh SQLite demo database, with phone verification on and the staff delivery page open
-(``VISITS_ADMIN_PASSWORD``). No background jobs run in it (``VISITS_RUN_JOBS_IN_PROCESS=false``):
+on a fresh SQLite demo database (with its staff accounts), with phone verification on. No
+background jobs run in it (``VISITS_RUN_JOBS_IN_PROCESS=false``):
 every SMS stays pending in the outbox, where the tests read it like the family's phone would,
 because a code is replaced by its redacted text once it has been sent.
 """
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from notifications.outbox import MessageStatus, OutboxMessage
-from tests.browsing import PHONE_LOCALE
+from tests.browsing import staff_sign_in
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import (
     PAGE_BUDGET,
@@ -45,7 +45,6 @@ from visits.booking import Booking
 from visits.db import Database, make_engine
 from visits.i18n import format_clock
 
-ADMIN_PASSWORD = "delivery-page-password"
 CODE = re.compile(r"\b(\d{6})\b")
 SHORT_LINK = re.compile(r"https?://\S+/m/\S+")
 
@@ -97,7 +96,6 @@ def sms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsServer]:
     settings = {
         "VISITS_PHONE_VERIFICATION": "true",
         "VISITS_RUN_JOBS_IN_PROCESS": "false",
-        "VISITS_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     db = Database(make_engine(url))
     try:
@@ -105,17 +103,6 @@ def sms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsServer]:
             yield SmsServer(server.base, db)
     finally:
         db.dispose()
-
-
-@pytest.fixture
-def staff(browser: Browser) -> Iterator[Page]:
-    """A staff member's browser, which answers the delivery page's HTTP Basic challenge."""
-    context = browser.new_context(
-        http_credentials={"username": "admin", "password": ADMIN_PASSWORD}, locale=PHONE_LOCALE
-    )
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
 
 
 # --- The outbox, read as the family's phone would -----------------------------------------------
@@ -317,7 +304,7 @@ def test_the_verify_and_delivery_pages_pass_axe(phone, staff, sms_server):
     check(page, "verify after a new code")
     newest = sms_code(db, reference)
 
-    staff.goto(f"{base}/admin/messages")
+    staff_sign_in(staff, base, "admin", "/staff/messages")
     expect_language(staff, "es")
     expect_heading(staff, DELIVERY_PAGE)
     check(staff, "delivery", family=False)
@@ -333,7 +320,7 @@ def test_the_verify_and_delivery_pages_pass_axe(phone, staff, sms_server):
     assert newest not in html  # staff never see a code
     check(staff, "delivery for one booking", family=False)
 
-    staff.goto(f"{base}/admin/messages?reference=nope")
+    staff.goto(f"{base}/staff/messages?reference=nope")
     expect(staff.locator(".error-summary")).to_be_visible()
     check(staff, "delivery with errors", family=False)
 
@@ -374,27 +361,17 @@ def test_the_short_link_from_the_sms_opens_the_booking(phone, sms_server):
     assert missing.status == 404
 
 
-# --- 4. The password prompt of the delivery page ----------------------------------------------
+# --- 4. Signing in to the delivery page -------------------------------------------------------
 
 
 @pytest.mark.browser
-def test_the_delivery_page_asks_the_browser_for_the_password(browser, sms_server):
-    """A browser shows its password prompt, and sends what was typed, only when the 401
-    challenges it with ``WWW-Authenticate: Basic``."""
+def test_the_delivery_page_asks_to_sign_in_and_comes_back(staff, sms_server):
     base = sms_server.base
-    anonymous = browser.new_context(locale=PHONE_LOCALE)
-    signed_in = browser.new_context(
-        http_credentials={"username": "admin", "password": ADMIN_PASSWORD}, locale=PHONE_LOCALE
-    )
-    try:
-        refused = anonymous.request.get(f"{base}/admin/messages")
-        assert refused.status == 401
-        assert refused.headers.get("www-authenticate", "").startswith("Basic ")
-        page = signed_in.new_page()
-        answer = page.goto(f"{base}/admin/messages")
-        assert answer is not None
-        assert answer.status == 200
-        expect_heading(page, DELIVERY_PAGE)
-    finally:
-        anonymous.close()
-        signed_in.close()
+    staff_sign_in(staff, base, "admin", "/staff/messages?status=pending")
+    expect_heading(staff, DELIVERY_PAGE)
+    expect(staff.get_by_label("Estado")).to_have_value("pending")
+    staff.get_by_role("button", name="Salir").click()
+    expect(staff).to_have_url(re.compile(r"/staff/login$"))
+    answer = staff.goto(f"{base}/staff/messages")
+    assert answer is not None
+    expect(staff).to_have_url(re.compile(r"/staff/login\?next="))  # signed out for real

@@ -7,10 +7,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from tests.server import run_cli, server_env
+from visits.base import utcnow
 from visits.db import Database, make_engine
 from visits.demo import CONFIG, ROSTERS
 from visits.inmate import Inmate
 from visits.schedule import Slot
+from visits.staff import SignInPolicy, StaffRole, StaffUser, sign_in
+
+PASSWORD = "una clave larga de prueba"
 
 
 def cli(db_url: str, *args: str):
@@ -75,10 +79,83 @@ def test_demo_loads_and_reloads(db_url):
     first = cli(db_url, "demo")
     assert first.returncode == 0, first.stderr
     assert "QUENCORO roster: 200 created" in first.stdout
+    assert "staff accounts guardia, salud, admin (password visitas-demo-2026)" in first.stdout
     again = cli(db_url, "demo")
     assert again.returncode == 0, again.stderr
     assert "QUENCORO: no changes" in again.stdout
     assert "QUENCORO roster: 0 created, 0 updated, 200 unchanged, 0 deactivated" in again.stdout
+    assert "staff accounts" not in again.stdout
+    assert rows(db_url, StaffUser) == 3
+
+
+def test_create_staff_makes_an_account_that_signs_in(db_url):
+    cli(db_url, "load-prisons", str(CONFIG))
+    made = cli(
+        db_url,
+        *("create-staff", "Luis.Guardia", "--name", "Luis Mamani", "--role", "guard"),
+        *("--prison", "QUENCORO", "--prison", "MUJERES-CUSCO", "--password", PASSWORD),
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "created guard luis.guardia (QUENCORO, MUJERES-CUSCO)"
+    db = Database(make_engine(db_url))
+    with db.writing() as s:
+        signed = sign_in(
+            s,
+            username="luis.guardia",
+            password=PASSWORD,
+            client="cli-test",
+            now=utcnow(),
+            policy=SignInPolicy(),
+        )
+        assert signed.session.user.role is StaffRole.GUARD
+    db.dispose()
+
+
+def test_create_staff_refuses_bad_accounts_and_creates_nothing(db_url):
+    cli(db_url, "load-prisons", str(CONFIG))
+    base = ("create-staff", "luis", "--name", "Luis", "--password", PASSWORD)
+    unknown = cli(db_url, *base, "--role", "guard", "--prison", "NOWHERE")
+    assert unknown.returncode == 1
+    assert "unknown prison 'NOWHERE'" in unknown.stderr + unknown.stdout
+    national = cli(db_url, *base, "--role", "guard", "--national")
+    assert national.returncode == 1
+    assert "Solo el personal de administración puede tener todos los penales." in (
+        national.stderr + national.stdout
+    )
+    short = cli(
+        db_url,
+        "create-staff",
+        "luis",
+        "--name",
+        "L",
+        "--role",
+        "admin",
+        "--national",
+        "--password",
+        "corta",
+    )
+    assert short.returncode == 1
+    assert rows(db_url, StaffUser) == 0
+
+
+def test_create_staff_asks_for_the_password_twice_without_echoing_it(db_url, request):
+    from typer.testing import CliRunner
+
+    from visits.cli import app
+    from visits.settings import get_settings
+
+    cli(db_url, "load-prisons", str(CONFIG))
+    runner = CliRunner(env=server_env(db_url, 8000))
+    get_settings.cache_clear()  # read this test's database URL from the environment
+    request.addfinalizer(get_settings.cache_clear)
+    args = ["create-staff", "ana", "--name", "Ana", "--role", "admin", "--national"]
+    mismatch = runner.invoke(app, args, input=f"{PASSWORD}\nsomething else entirely\n")
+    assert mismatch.exit_code != 0
+    assert rows(db_url, StaffUser) == 0
+    made = runner.invoke(app, args, input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert made.exit_code == 0, made.output
+    assert PASSWORD not in made.output
+    assert "created admin ana (every prison)" in made.output
 
 
 def test_suspend_visitor_needs_a_known_visitor(db_url):

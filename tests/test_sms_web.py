@@ -13,10 +13,12 @@ from twilio.request_validator import RequestValidator
 from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
 from notifications.recipients import Recipient
 from tests.factories import NOW
+from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
 from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
 from visits.booking import Booking, BookingStatus
 from visits.sms import short_token
+from visits.staff import StaffRole
 
 TOKEN = "twilio-auth-token"
 BASE = "https://visitas.example.pe"
@@ -262,19 +264,28 @@ def test_the_short_link_in_an_sms_opens_the_booking(client, db):
     assert client.get("/m/nothing").status_code == 404
 
 
-def test_the_delivery_page_needs_the_admin_password(make_client, client, db):
-    assert client.get("/admin/messages").status_code == 404  # no password set: no page
-    admin = make_client(admin_password="s3cret-admin")
-    challenge = admin.get("/admin/messages")
-    assert challenge.status_code == 401
-    assert challenge.headers["www-authenticate"] == 'Basic realm="visits-admin"'  # a prompt
-    assert admin.get("/admin/messages", auth=("admin", "wrong")).status_code == 401
-    assert admin.get("/admin/messages", auth=("guard", "s3cret-admin")).status_code == 401
-    assert admin.get("/admin/messages", auth=("admin", "s3cret-admin")).status_code == 200
+def test_the_delivery_page_is_for_administrators_of_the_bookings_prison(make_client, db):
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    make_staff(db, "guardia", StaffRole.GUARD)
+    client = make_client()
+    reference = book(client, open_slot(client)["id"]).json()["reference"]
+    anonymous = client.get("/staff/messages", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/staff/login")
+    sign_in(client, "guardia")
+    assert client.get("/staff/messages").status_code == 403
+    other = make_client()
+    sign_in(other, "admin.mujeres")
+    assert reference not in text(other.get("/staff/messages"))  # a Quencoro booking
+    admin = make_client()
+    sign_in(admin, "admin")
+    assert reference in text(admin.get("/staff/messages"))
 
 
 def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, db):
-    admin = make_client(admin_password="pw")
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    admin = make_client()
     reference = book(admin, open_slot(admin)["id"]).json()["reference"]
     book(admin, open_slot(admin)["id"], phone="912345678", visitors=[
         {"first_names": "Ana", "last_names": "Rojas", "doc_type": "dni", "doc_number": "41111111",
@@ -287,16 +298,17 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
             "21614",
             "not a mobile number",
         )
-    page = admin.get("/admin/messages", params={"reference": reference}, auth=("admin", "pw"))
+    sign_in(admin, "nacional")
+    page = admin.get("/staff/messages", params={"reference": reference})
     shown = text(page)
     assert "21614" in shown
     assert "not a mobile number" in shown
     subject = f"booking:{reference.replace('-', '')}"
     assert shown.count("+51987654321") == len(queued(db, subject=subject)) >= 2
     assert "+51912345678" not in shown
-    by_status = admin.get("/admin/messages", params={"status": "failed"}, auth=("admin", "pw"))
+    by_status = admin.get("/staff/messages", params={"status": "failed"})
     assert text(by_status).count("21614") == 1
-    bad = admin.get("/admin/messages", params={"phone": "12", "day": "x"}, auth=("admin", "pw"))
+    bad = admin.get("/staff/messages", params={"phone": "12", "day": "x"})
     assert bad.status_code == 422
     assert "Escribe un número de celular" in text(bad)
 

@@ -22,6 +22,8 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Where the change came from: the client's address for a web request, else empty.
+    origin: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 def record(
@@ -33,6 +35,7 @@ def record(
     entity: str,
     entity_id: object,
     details: dict[str, Any] | None = None,
+    origin: str = "",
 ) -> AuditEvent:
     event = AuditEvent(
         at=at,
@@ -41,6 +44,7 @@ def record(
         entity=entity,
         entity_id=str(entity_id),
         details=details or {},
+        origin=origin[:64],
     )
     session.add(event)
     return event

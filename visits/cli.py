@@ -148,11 +148,69 @@ def suspend_visitor(
     typer.echo(f"{doc_type.value} {number} suspended at {found.code} until {last_day}")
 
 
+class RoleChoice(StrEnum):
+    """Mirrors visits.staff.StaffRole (not imported here: see the module docstring)."""
+
+    GUARD = "guard"
+    HEALTH = "health"
+    ADMIN = "admin"
+
+
+@app.command("create-staff")
+def create_staff_command(
+    username: Annotated[str, typer.Argument(help="Sign-in name: lowercase, 3 to 64 chars.")],
+    name: Annotated[str, typer.Option(help="Full name, as staff pages show it.")],
+    role: Annotated[RoleChoice, typer.Option(help="What the account may do.")],
+    prison: Annotated[
+        list[str] | None, typer.Option(help="Prison code the account covers; repeatable.")
+    ] = None,
+    national: Annotated[bool, typer.Option(help="Every prison (administrators only).")] = False,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            show_default=False,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Asked for when not given (given here, it shows in the shell's history).",
+        ),
+    ] = "",
+) -> None:
+    """Create a staff account (guard, health or admin) for one or more prisons."""
+    from visits.base import utcnow
+    from visits.prison import prison_by_code
+    from visits.problems import Rejected, message
+    from visits.staff import StaffRole, create_staff
+
+    db = _database()
+    with db.writing() as session:
+        prisons = [(code, prison_by_code(session, code)) for code in prison or []]
+        unknown = [code for code, found in prisons if found is None]
+        if unknown:
+            raise _fail([f"unknown prison {code!r}" for code in unknown])
+        try:
+            user = create_staff(
+                session,
+                username=username,
+                full_name=name,
+                role=StaffRole(role.value),
+                password=password,
+                prisons=[found for _, found in prisons if found is not None],
+                national=national,
+                now=utcnow(),
+                actor="cli",
+            )
+        except Rejected as rejected:
+            raise _fail([f"{p.field}: {message(p)}" for p in rejected.problems]) from None
+        covers = "every prison" if user.national else ", ".join(p.code for p in user.prisons)
+    typer.echo(f"created {user.role.value} {user.username} ({covers})")
+
+
 @app.command()
 def demo() -> None:
-    """Migrate and load the demo prisons and rosters (safe to run again)."""
+    """Migrate and load the demo prisons, rosters and staff accounts (safe to run again)."""
     from visits.base import utcnow
-    from visits.demo import load_demo
+    from visits.demo import DEMO_STAFF_PASSWORD, load_demo, load_demo_staff
     from visits.migrate import upgrade
     from visits.settings import get_settings
 
@@ -161,9 +219,12 @@ def demo() -> None:
     db = _database()
     with db.writing() as session:
         reports, rosters = load_demo(session, utcnow())
+        accounts = load_demo_staff(session, utcnow())
     typer.echo("\n".join(line for report in reports for line in report.lines()))
     for code, roster in rosters.items():
         typer.echo(f"{code} roster: {roster.summary()}")
+    if accounts:
+        typer.echo(f"staff accounts {', '.join(accounts)} (password {DEMO_STAFF_PASSWORD})")
 
 
 @app.command()

@@ -71,6 +71,16 @@ class Code(StrEnum):
     HOLD_EXPIRED = "hold_expired"
     NOT_HELD = "not_held"
     BOOKING_HELD = "booking_held"
+    # Staff accounts
+    INVALID_USERNAME = "invalid_username"
+    USERNAME_TAKEN = "username_taken"
+    PASSWORD_TOO_SHORT = "password_too_short"  # noqa: S105 (a code, not a password)
+    NATIONAL_ADMINS_ONLY = "national_admins_only"
+    PRISON_REQUIRED = "prison_required"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGN_IN_LOCKED = "sign_in_locked"
+    FORBIDDEN = "forbidden"
+    NOTHING_MATCHES = "nothing_matches"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -157,6 +167,17 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.NOT_HELD: N_("This booking does not need a code."),
     Code.BOOKING_HELD: N_("First enter the code we sent by SMS to confirm this booking."),
+    Code.INVALID_USERNAME: N_(
+        "A user name has 3 to 64 lowercase letters, digits, dots, hyphens or underscores."
+    ),
+    Code.USERNAME_TAKEN: N_("This user name is already in use."),
+    Code.PASSWORD_TOO_SHORT: N_("The password needs at least %(min)s characters."),
+    Code.NATIONAL_ADMINS_ONLY: N_("Only administrators can cover every prison."),
+    Code.PRISON_REQUIRED: N_("Choose at least one prison."),
+    Code.SIGN_IN_FAILED: N_("The user name or the password is not right."),
+    Code.SIGN_IN_LOCKED: N_("Too many failed attempts. Wait %(minutes)s minutes and try again."),
+    Code.FORBIDDEN: N_("Your account cannot do this here."),
+    Code.NOTHING_MATCHES: N_("No booking or visitor of this day matches %(query)s."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(
@@ -180,6 +201,13 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
         Np_(
             "We already sent several codes to this phone. Wait %(num)s minute and try again.",
             "We already sent several codes to this phone. Wait %(num)s minutes and try again.",
+        ),
+    ),
+    Code.SIGN_IN_LOCKED: (
+        "minutes",
+        Np_(
+            "Too many failed attempts. Wait %(num)s minute and try again.",
+            "Too many failed attempts. Wait %(num)s minutes and try again.",
         ),
     ),
     Code.TOO_MANY_ATTEMPTS: (

@@ -2,7 +2,17 @@
 the domain's tables and the SMS channel's, which share one ``MetaData``."""
 
 from notifications import inbound, outbox, recipients  # noqa: F401
-from visits import audit, booking, inmate, prison, schedule, throttle, verification, visitor  # noqa: F401
+from visits import (  # noqa: F401
+    audit,
+    booking,
+    inmate,
+    prison,
+    schedule,
+    staff,
+    throttle,
+    verification,
+    visitor,
+)
 from visits.base import Base
 
 metadata = Base.metadata

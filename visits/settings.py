@@ -70,8 +70,13 @@ class Settings(BaseSettings):
     reminder_morning_at: time | None = time(7, 0)
     # Sent messages (and their text) are deleted after this many days.
     message_retention_days: int = Field(default=180, ge=1)
-    # The delivery page for staff (HTTP Basic, user "admin") until staff accounts exist.
-    admin_password: SecretStr | None = None
+    # Staff sign-in: failures per user name (and per client) within the window lock it for
+    # the rest of the window; a session ends when idle, and after a shift however active.
+    staff_sign_in_failures: int = Field(default=5, ge=1)
+    staff_sign_in_failures_per_client: int = Field(default=30, ge=1)
+    staff_sign_in_window_minutes: int = Field(default=15, ge=1)
+    staff_idle_minutes: int = Field(default=30, ge=1)
+    staff_session_hours: int = Field(default=12, ge=1)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,60 +1,40 @@
-"""Staff pages, for now only SMS delivery: what was sent to a family, and what became of it.
-
-Until staff accounts exist (the staff issue adds roles and prison scopes), the page is behind
-HTTP Basic with user ``admin`` and ``VISITS_ADMIN_PASSWORD``; without that setting it does not
-exist (404). Compared in constant time; over HTTPS only in production.
+"""Administrators' pages, for now SMS delivery: what was sent to a family, and what became of
+it. An administrator of some prisons sees the messages of their bookings; a national one sees
+every message.
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from notifications.outbox import MessageStatus, OutboxMessage
+from visits.booking import Booking
 from visits.booking_request import parse_phone
 from visits.problems import Code, Problem
 from visits.reference import parse as parse_reference
+from visits.staff import StaffRole
 from web.deps import ReadSession
 from web.family import render
+from web.staff import access
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
-basic = HTTPBasic(auto_error=False, realm="visits-admin")
+router = APIRouter(prefix="/staff", include_in_schema=False)
 PAGE_SIZE = 200
 # Messages belong to no prison here: days and times are Peru's (every prison's, for now).
 SERVICE_TZ = ZoneInfo("America/Lima")
-
-
-def admin(
-    request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
-) -> str:
-    password = request.app.state.settings.admin_password
-    if password is None:
-        raise HTTPException(404)
-    given = credentials.password.encode() if credentials else b""
-    user_ok = credentials is not None and secrets.compare_digest(
-        credentials.username.encode(), b"admin"
-    )
-    if not (user_ok and secrets.compare_digest(given, password.get_secret_value().encode())):
-        raise HTTPException(401, headers={"WWW-Authenticate": 'Basic realm="visits-admin"'})
-    return "admin"
-
-
-Admin = Annotated[str, Depends(admin)]
+Admin = access(StaffRole.ADMIN)
 
 
 @router.get("/messages", response_class=HTMLResponse)
 def messages(
     request: Request,
     session: ReadSession,
-    _admin: Admin,
+    who: Admin,
     phone: str = "",
     reference: str = "",
     status: str = "",
@@ -68,6 +48,10 @@ def messages(
         .order_by(OutboxMessage.id.desc())
         .limit(PAGE_SIZE)
     )
+    if not who.user.national:
+        theirs = [p.id for p in who.user.prisons]
+        subjects = select("booking:" + Booking.reference).where(Booking.prison_id.in_(theirs))
+        query = query.where(OutboxMessage.subject.in_(subjects))
     problems = []
     if phone.strip():
         parsed = parse_phone(phone)
@@ -105,4 +89,5 @@ def messages(
         values={"phone": phone, "reference": reference, "status": status, "day": day},
         tz=SERVICE_TZ,
         problems=problems,
+        who=who,
     )

@@ -22,8 +22,9 @@ from visits.i18n import use_locale
 from visits.problems import Code, Problem, as_dicts
 from visits.settings import Settings, get_settings
 from visits.sms import SmsPolicy
+from visits.staff import SignInPolicy
 from visits.throttle import ThrottlePolicy
-from web import admin, api, family, twilio_hooks
+from web import admin, api, family, gate, staff, twilio_hooks
 from web.availability import AvailabilityCache
 from web.middleware import (
     BodySizeLimitMiddleware,
@@ -33,6 +34,7 @@ from web.middleware import (
     request_locale,
     security_headers,
 )
+from web.staff import SignInRequired
 from web.templating import make_templates
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,15 @@ def create_app(
         window=timedelta(minutes=settings.lookup_window_minutes),
     )
 
+    app.state.sign_in_policy = SignInPolicy(
+        failures_per_user=settings.staff_sign_in_failures,
+        failures_per_client=settings.staff_sign_in_failures_per_client,
+        window=timedelta(minutes=settings.staff_sign_in_window_minutes),
+        idle=timedelta(minutes=settings.staff_idle_minutes),
+        lifetime=timedelta(hours=settings.staff_session_hours),
+    )
+
+    app.add_exception_handler(SignInRequired, staff.sign_in_redirect)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BodyTooLarge, _too_large)
@@ -171,5 +182,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(family.router)
     app.include_router(twilio_hooks.router)
+    app.include_router(staff.router)
+    app.include_router(gate.router)
     app.include_router(admin.router)
     return app

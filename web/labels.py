@@ -7,8 +7,10 @@ from enum import StrEnum
 from notifications.outbox import MessageStatus
 from visits.booking import BookingStatus
 from visits.booking_request import Relationship
+from visits.gate import AgeGroup
 from visits.i18n import N_, gettext
 from visits.rules import Sex, VisitorGroup
+from visits.staff import StaffRole
 from visits.visitor import DocumentType
 
 LABELS: dict[StrEnum, str] = {
@@ -33,6 +35,12 @@ LABELS: dict[StrEnum, str] = {
     BookingStatus.ATTENDED: N_("Attended"),
     BookingStatus.NO_SHOW: N_("Did not come"),
     BookingStatus.CANCELLED: N_("Cancelled"),
+    StaffRole.GUARD: N_("Guard"),
+    StaffRole.HEALTH: N_("Health staff"),
+    StaffRole.ADMIN: N_("Administrator"),
+    AgeGroup.ADULT: N_("Adult"),
+    AgeGroup.MINOR: N_("Minor"),
+    AgeGroup.UNDER_FIVE: N_("Under 5"),
 }
 
 # An SMS's status, for staff (apart: "cancelled" is also a booking's status, said otherwise).

@@ -1,4 +1,5 @@
-"""The demo data ``make run`` loads: two Cusco prisons, their schedules and rosters."""
+"""The demo data ``make run`` loads: two Cusco prisons, their schedules and rosters, and one
+staff account per role."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visits.prison import prison_by_code
 from visits.prison_config import ClosureConfig, ConfigFile, PrisonReport, apply_config, parse_config
 from visits.roster import ImportReport, import_roster
+from visits.staff import StaffRole, StaffUser, create_staff
 
 DEMO_DIR = Path(__file__).parent
 DEMO_TZ = ZoneInfo("America/Lima")
@@ -52,3 +55,33 @@ def load_demo(
         assert prison is not None
         rosters[code] = import_roster(session, prison, path.read_bytes(), now)
     return reports, rosters
+
+
+# The demo's staff, one per role (the README lists them). Demo only: anyone can read this.
+DEMO_STAFF_PASSWORD = "visitas-demo-2026"  # noqa: S105
+DEMO_STAFF = (
+    ("guardia", "Rosa Huamán", StaffRole.GUARD, ("QUENCORO",)),
+    ("salud", "Julio Quispe", StaffRole.HEALTH, ("QUENCORO",)),
+    ("admin", "Carmen Flores", StaffRole.ADMIN, ("QUENCORO", "MUJERES-CUSCO")),
+)
+
+
+def load_demo_staff(session: Session, now: datetime) -> list[str]:
+    """The demo accounts not created yet; their user names."""
+    created = []
+    for username, full_name, role, codes in DEMO_STAFF:
+        if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+            continue
+        prisons = [p for p in (prison_by_code(session, code) for code in codes) if p is not None]
+        create_staff(
+            session,
+            username=username,
+            full_name=full_name,
+            role=role,
+            password=DEMO_STAFF_PASSWORD,
+            prisons=prisons,
+            now=now,
+            actor="demo",
+        )
+        created.append(username)
+    return created

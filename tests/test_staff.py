@@ -1,0 +1,174 @@
+"""Staff accounts: creation rules, argon2id, sign-in with lockout, sessions, on each database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import NOW, make_prison
+from visits.audit import AuditEvent
+from visits.problems import Code, Rejected
+from visits.staff import (
+    SignInPolicy,
+    StaffRole,
+    StaffSession,
+    StaffUser,
+    create_staff,
+    current_session,
+    sign_in,
+    sign_out,
+)
+
+PASSWORD = "una clave larga de prueba"
+POLICY = SignInPolicy(failures_per_user=3, failures_per_client=10)
+
+
+@pytest.fixture
+def guard(db):
+    with db.writing() as s:
+        prison = make_prison(s)
+        create_staff(
+            s,
+            username="Rosa.Guardia",
+            full_name="Rosa Huamán",
+            role=StaffRole.GUARD,
+            password=PASSWORD,
+            prisons=[prison],
+            now=NOW,
+            actor="cli",
+        )
+    return db
+
+
+def _sign_in(db, password=PASSWORD, username="rosa.guardia", client="10.0.0.1", now=NOW):
+    with db.writing() as s:
+        try:
+            return sign_in(
+                s, username=username, password=password, client=client, now=now, policy=POLICY
+            )
+        finally:
+            s.commit()  # as the page does: a failure counts
+
+
+def test_a_new_account_keeps_only_an_argon2id_hash_and_is_audited(guard):
+    with guard.read_session() as s:
+        user = s.scalar(select(StaffUser))
+        assert user.username == "rosa.guardia"  # one spelling of a name
+        assert user.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in user.password_hash
+        assert [p.code for p in user.prisons] == ["TEST"]
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "staff.created"))
+        assert event.entity_id == "rosa.guardia"
+        assert event.actor == "cli"
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"username": "a b"}, Code.INVALID_USERNAME),
+        ({"username": "rosa.guardia"}, Code.USERNAME_TAKEN),
+        ({"password": "corta"}, Code.PASSWORD_TOO_SHORT),
+        ({"password": "x" * 300}, Code.TOO_LONG),
+        ({"full_name": "  "}, Code.REQUIRED),
+        ({"national": True, "prisons": []}, Code.NATIONAL_ADMINS_ONLY),
+        ({"prisons": []}, Code.PRISON_REQUIRED),
+    ],
+)
+def test_bad_accounts_are_refused_with_the_reason_and_nothing_is_created(guard, changes, code):
+    with guard.writing() as s:
+        values = {
+            "username": "otro.guardia",
+            "full_name": "Otro",
+            "role": StaffRole.GUARD,
+            "password": PASSWORD,
+            "prisons": [s.scalar(select(StaffUser)).prisons[0]],
+            "now": NOW,
+            "actor": "cli",
+        } | changes
+        with pytest.raises(Rejected) as refused:
+            create_staff(s, **values)
+        assert code in refused.value.codes
+    with guard.read_session() as s:
+        assert s.scalar(select(func.count(StaffUser.id))) == 1
+
+
+def test_a_national_admin_covers_every_prison(db):
+    with db.writing() as s:
+        prison = make_prison(s)
+        admin = create_staff(
+            s,
+            username="admin",
+            full_name="Admin",
+            role=StaffRole.ADMIN,
+            password=PASSWORD,
+            prisons=[],
+            national=True,
+            now=NOW,
+            actor="cli",
+        )
+        assert admin.covers(prison.id)
+        assert admin.covers(prison.id + 1000)
+
+
+def test_sign_in_opens_a_session_whose_token_is_stored_only_as_a_hash(guard):
+    signed = _sign_in(guard)
+    with guard.read_session() as s:
+        stored = s.scalar(select(StaffSession))
+        assert stored.token_hash != signed.token
+        assert signed.token not in stored.token_hash
+        found = current_session(s, signed.token, NOW + timedelta(minutes=5), POLICY)
+        assert found is not None
+        assert found.user.username == "rosa.guardia"
+        assert current_session(s, signed.token + "x", NOW, POLICY) is None
+        assert current_session(s, None, NOW, POLICY) is None
+
+
+def test_a_wrong_password_and_an_unknown_name_read_alike(guard):
+    for attempt in ({"password": "no es la clave"}, {"username": "nadie"}):
+        with pytest.raises(Rejected) as refused:
+            _sign_in(guard, **attempt)
+        assert refused.value.codes == {Code.SIGN_IN_FAILED}
+
+
+def test_repeated_failures_lock_the_name_even_against_the_right_password(guard):
+    for _ in range(POLICY.failures_per_user):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", client="10.0.0.9")
+    later = NOW + timedelta(minutes=1)
+    with pytest.raises(Rejected) as locked:
+        _sign_in(guard, client="10.0.0.8", now=later)  # the right password, another client
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+    assert locked.value.problems[0].params["minutes"] == 14
+    assert _sign_in(guard, now=NOW + POLICY.window + timedelta(seconds=1)).token
+
+
+def test_an_unknown_name_locks_the_same_way(guard):
+    for _ in range(POLICY.failures_per_user):
+        with pytest.raises(Rejected):
+            _sign_in(guard, username="nadie")
+    with pytest.raises(Rejected) as locked:
+        _sign_in(guard, username="nadie")
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}  # no way to tell it does not exist
+
+
+def test_a_session_ends_when_idle_signed_out_or_the_account_is_deactivated(guard):
+    signed = _sign_in(guard)
+    with guard.read_session() as s:
+        assert current_session(s, signed.token, NOW + POLICY.idle, POLICY) is not None
+        idle = NOW + POLICY.idle + timedelta(seconds=1)
+        assert current_session(s, signed.token, idle, POLICY) is None
+    second = _sign_in(guard)
+    with guard.writing() as s:
+        sign_out(s, current_session(s, second.token, NOW, POLICY), NOW)
+    with guard.read_session() as s:
+        assert current_session(s, second.token, NOW, POLICY) is None
+    third = _sign_in(guard)
+    with guard.writing() as s:
+        s.scalar(select(StaffUser)).active = False
+    with guard.read_session() as s:
+        assert current_session(s, third.token, NOW, POLICY) is None
+    with pytest.raises(Rejected) as refused:
+        _sign_in(guard)
+    assert refused.value.codes == {Code.SIGN_IN_FAILED}

@@ -1,0 +1,253 @@
+"""Staff pages: sign-in, sessions, and the access check of every staff route, on each database.
+
+The route walk below finds every route under /staff in the app: a new staff route without
+``staff_access`` fails it, and each route is tried anonymously and by every role it does not
+admit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import func, select
+
+from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
+from tests.test_api import book, open_slot
+from tests.test_pages import text
+from visits.audit import AuditEvent
+from visits.booking import BookingVisitor
+from visits.staff import StaffRole, StaffSession
+from web.gate import csv_cell
+
+# Routes anyone may open: the sign-in form and its answer.
+PUBLIC = {("/staff/login", "GET"), ("/staff/login", "POST")}
+PATH_VALUES = {"prison": "QUENCORO"}
+
+
+@pytest.fixture
+def staffed(make_client, db):
+    """The demo app with a guard, a health user and an admin of Quencoro, an admin of the
+    women's prison only, and a national admin."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "salud", StaffRole.HEALTH)
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    return make_client
+
+
+def _access_roles(route) -> tuple[StaffRole, ...] | None:
+    """The roles the route's access check admits; ``None`` if it has no access check."""
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        roles = getattr(dependant.call, "roles", None)
+        if roles is not None:
+            return roles
+        pending.extend(dependant.dependencies)
+    return None
+
+
+def _staff_routes(app) -> list[tuple[Any, str, str]]:
+    """(route, method, a path to request) for every route under /staff, however nested."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        if route.path is not None and route.path.startswith("/staff"):
+            path = route.path.format(**PATH_VALUES)
+            found += [(route, method, path) for method in sorted(route.methods - {"HEAD"})]
+    return found
+
+
+def test_every_staff_route_refuses_anonymous_users_and_roles_it_does_not_admit(staffed):
+    client = staffed()
+    routes = _staff_routes(client.app)
+    assert len(routes) >= 6  # the walk sees the staff routes, not nothing
+    guarded = [(r, m, p) for r, m, p in routes if (r.path, m) not in PUBLIC]
+    missing = [f"{m} {r.path}" for r, m, _ in guarded if _access_roles(r) is None]
+    assert missing == []  # every staff route goes through staff_access
+    for _, method, path in guarded:
+        answer = client.request(method, path, follow_redirects=False)
+        if method == "GET":
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/staff/login?next="), path
+        else:
+            assert answer.status_code == 401, path
+    for role, username in ((StaffRole.GUARD, "guardia"), (StaffRole.HEALTH, "salud")):
+        signed = staffed()
+        assert sign_in(signed, username).status_code == 303
+        token = staff_token(signed)
+        for route, method, path in guarded:
+            if role in _access_roles(route):
+                continue
+            answer = signed.request(
+                method, path, data={"csrf_token": token}, follow_redirects=False
+            )
+            assert answer.status_code == 403, (username, method, path)
+
+
+def test_staff_of_one_prison_get_403_on_another_prison_by_url(staffed):
+    client = staffed()
+    sign_in(client, "admin.mujeres")
+    assert client.get("/staff/p/MUJERES-CUSCO/day").status_code == 200
+    assert client.get("/staff/p/QUENCORO/day").status_code == 403
+    assert client.get("/staff/p/QUENCORO/day.csv").status_code == 403
+    assert client.get("/staff/p/NOWHERE/day").status_code == 404
+    national = staffed()
+    sign_in(national, "nacional")
+    assert national.get("/staff/p/QUENCORO/day").status_code == 200
+    assert national.get("/staff/p/MUJERES-CUSCO/day").status_code == 200
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_audits_who_and_where(staffed, db):
+    client = staffed()
+    answer = sign_in(client, "guardia", next_path="/staff/p/QUENCORO/day")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/staff/p/QUENCORO/day"
+    cookie = answer.headers["set-cookie"].lower()
+    for attribute in ("httponly", "samesite=strict", "path=/staff", "secure"):
+        assert attribute in cookie
+    assert "Rosa" not in cookie
+    assert "guardia" not in cookie
+    with db.read_session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "staff.signed_in"))
+        assert event.actor == "staff:guardia"
+        assert event.origin == "testclient"
+
+
+def test_sign_in_never_redirects_to_another_site(staffed):
+    answer = sign_in(staffed(), "guardia", next_path="https://evil.example/staff")
+    assert answer.headers["location"] == "/staff"
+    answer = sign_in(staffed(), "guardia", next_path="//evil.example/staff")
+    assert answer.headers["location"] == "/staff"
+
+
+def test_a_wrong_password_is_told_neutrally_and_repeated_failures_lock(staffed):
+    client = staffed()
+    wrong = sign_in(client, "guardia", password="no es la clave")
+    assert wrong.status_code == 401
+    assert "El nombre de usuario o la contraseña no son correctos." in text(wrong)
+    for _ in range(4):
+        sign_in(client, "guardia", password="no es la clave")
+    locked = sign_in(client, "guardia", password=STAFF_PASSWORD)
+    assert locked.status_code == 429
+    assert "Espera 15 minutos" in text(locked)
+    assert STAFF_PASSWORD not in locked.text
+
+
+def test_the_sign_in_form_needs_its_csrf_token_and_a_same_site_origin(staffed, db):
+    client = staffed()
+    forged = client.post(
+        "/staff/login",
+        data={"username": "guardia", "password": STAFF_PASSWORD},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/staff/login").text)[1]
+    cross = client.post(
+        "/staff/login",
+        data={"csrf_token": token, "username": "guardia", "password": STAFF_PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403
+    with db.read_session() as s:
+        assert s.scalar(select(func.count(StaffSession.id))) == 0
+
+
+def test_sign_out_needs_the_sessions_token_and_then_ends_it(staffed, db):
+    client = staffed()
+    sign_in(client, "guardia")
+    token = staff_token(client)
+    assert client.post("/staff/logout", follow_redirects=False).status_code == 403
+    wrong = client.post("/staff/logout", data={"csrf_token": "x" + token}, follow_redirects=False)
+    assert wrong.status_code == 403
+    cross = client.post(
+        "/staff/logout",
+        data={"csrf_token": token},
+        headers={"Sec-Fetch-Site": "cross-site"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403
+    assert client.get("/staff", follow_redirects=False).status_code == 200  # still signed in
+    done = client.post("/staff/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert done.status_code == 303
+    with db.read_session() as s:
+        assert s.scalar(select(StaffSession.ended_at)) is not None
+    assert client.get("/staff", follow_redirects=False).status_code == 303
+
+
+def _booked_with_hostile_names(client, db) -> tuple[str, str]:
+    """A booking of an adult and a child under 5 whose names, as stored, hold markup and a
+    spreadsheet formula (the booking form refuses both; a list must survive them anyway,
+    whatever wrote them). Its reference and day."""
+    slot = open_slot(client)
+    visitors = [
+        {"first_names": "Ana", "last_names": "Quispe", "doc_type": "dni",
+         "doc_number": "41111111", "birth_date": "1980-01-01", "relationship": "sibling",
+         "sex": "F"},
+        {"first_names": "Luz", "last_names": "Quispe", "doc_type": "dni",
+         "doc_number": "72222222", "birth_date": "2023-01-01", "relationship": "child",
+         "sex": "F"},
+    ]  # fmt: skip
+    answer = book(client, slot["id"], visitors=visitors)
+    assert answer.status_code == 201, answer.text
+    with db.writing() as s:
+        child = s.scalar(select(BookingVisitor).where(BookingVisitor.first_names == "Luz"))
+        child.first_names, child.last_names = "<script>alert(1)</script>", '=HYPERLINK("x")'
+    return answer.json()["reference"], slot["starts_at"][:10]
+
+
+def test_the_day_list_groups_visitors_by_slot_with_counts_and_age_groups(staffed, db):
+    client = staffed()
+    reference, day = _booked_with_hostile_names(client, db)
+    sign_in(client, "guardia")
+    page = client.get("/staff/p/QUENCORO/day", params={"date": day})
+    assert page.status_code == 200
+    shown = text(page)
+    assert reference in shown
+    assert "Ana Quispe" in shown
+    assert "Menor de 5" in shown
+    assert "Adulto" in shown
+    assert "Yupanqui" in shown  # the inmate visited
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    found = client.get(
+        "/staff/p/QUENCORO/day", params={"date": day, "q": "72222222"}, follow_redirects=False
+    )
+    assert found.status_code == 303
+    assert found.headers["location"] == f"?date={day}#b-{reference.replace('-', '')}"
+    by_reference = client.get(
+        "/staff/p/QUENCORO/day", params={"date": day, "q": reference}, follow_redirects=False
+    )
+    assert by_reference.headers["location"] == found.headers["location"]
+    missing = client.get("/staff/p/QUENCORO/day", params={"date": day, "q": "99999999"})
+    assert missing.status_code == 422
+    assert "99999999" in text(missing)
+    assert client.get("/staff/p/QUENCORO/day", params={"date": "mañana"}).status_code == 422
+
+
+def test_the_csv_neutralises_formulas_and_keeps_names_as_given(staffed, db):
+    client = staffed()
+    reference, day = _booked_with_hostile_names(client, db)
+    sign_in(client, "guardia")
+    answer = client.get("/staff/p/QUENCORO/day.csv", params={"date": day})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert f'filename="visitas-QUENCORO-{day}.csv"' in answer.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(answer.text.removeprefix("\ufeff"))))
+    child = next(row for row in rows if row[9] == "72222222")
+    assert child[2] == reference.replace("-", "")
+    assert child[7] == '<script>alert(1)</script> =HYPERLINK("x")'  # mid-cell: inert
+    assert child[10] == "under_five"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_a_csv_cell_that_a_spreadsheet_would_run_is_quoted(cell):
+    assert csv_cell(cell) == "'" + cell
+    assert csv_cell("Ana " + cell) == "Ana " + cell

@@ -1,0 +1,301 @@
+"""Staff accounts: who may see and change what, at which prisons, and their signed-in sessions.
+
+Roles: ``guard`` (the gate: the day's visitor list and check-in), ``health`` (health
+advisories) and ``admin`` (calendars, closures, roster, bans, accounts, broadcasts, reports).
+Every account is scoped to one or more prisons; only an admin may be national (every prison).
+
+Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memory profile) and
+re-hashed at sign-in when those defaults grow. Failed sign-ins are counted per user name (known
+or not, so a lockout says nothing about which accounts exist) and per client: after
+``failures_per_user`` within the window the name is locked for the rest of it, whatever
+password is tried. Sessions live in the database, so signing out, a deactivated account or a
+changed password ends them at once on every worker; only a hash of the session's token is
+stored, and a session ends after ``idle`` without a request or ``lifetime`` after sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Boolean, Column, ForeignKey, String, Table, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from visits import audit, throttle
+from visits.base import Base, UTCDateTime, str_enum
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected
+
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a megabyte "password" is an attack
+# Only touch a session's last-seen time this often: a page view need not be a write.
+TOUCH_EVERY = timedelta(minutes=1)
+
+_hasher = PasswordHasher()
+# Verified against when the user name is unknown, so that an unknown name costs as much time
+# as a wrong password (no way to tell from the clock which accounts exist).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class StaffRole(StrEnum):
+    GUARD = "guard"
+    HEALTH = "health"
+    ADMIN = "admin"
+
+
+staff_prison = Table(
+    "staff_prison",
+    Base.metadata,
+    Column("user_id", ForeignKey("staff_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("prison_id", ForeignKey("prison.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole))
+    # Every prison, now and later (admins only).
+    national: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    prisons: Mapped[list[Prison]] = relationship(
+        secondary=staff_prison, order_by=Prison.name, lazy="selectin"
+    )
+
+    def covers(self, prison_id: int) -> bool:
+        """Whether this account may act at that prison."""
+        return self.national or any(p.id == prison_id for p in self.prisons)
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this user."""
+        return f"staff:{self.username}"
+
+
+class StaffSession(Base):
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"))
+    # Carried by every form of this session and checked on every change (CSRF).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[StaffUser] = relationship(lazy="joined")
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    failures_per_user: int = 5
+    failures_per_client: int = 30
+    window: timedelta = timedelta(minutes=15)
+    idle: timedelta = timedelta(minutes=30)
+    # However active: a session lasts a shift at most.
+    lifetime: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    session: StaffSession
+    token: str  # for the cookie only: the database keeps its hash
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalise_username(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def password_problems(password: str) -> list[Problem]:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return [Problem(Code.PASSWORD_TOO_SHORT, "password", {"min": MIN_PASSWORD_LENGTH})]
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return [Problem(Code.TOO_LONG, "password", {"max": MAX_PASSWORD_LENGTH})]
+    return []
+
+
+def create_staff(
+    session: Session,
+    *,
+    username: str,
+    full_name: str,
+    role: StaffRole,
+    password: str,
+    prisons: list[Prison],
+    national: bool = False,
+    now: datetime,
+    actor: str,
+) -> StaffUser:
+    """A new account, or :class:`Rejected` with every reason why not."""
+    username = normalise_username(username)
+    problems = []
+    if not USERNAME.fullmatch(username):
+        problems.append(Problem(Code.INVALID_USERNAME, "username"))
+    elif session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        problems.append(Problem(Code.USERNAME_TAKEN, "username"))
+    if not full_name.strip():
+        problems.append(Problem(Code.REQUIRED, "full_name"))
+    elif len(full_name) > 100:
+        problems.append(Problem(Code.TOO_LONG, "full_name", {"max": 100}))
+    problems += password_problems(password)
+    if national and role is not StaffRole.ADMIN:
+        problems.append(Problem(Code.NATIONAL_ADMINS_ONLY, "national"))
+    if not national and not prisons:
+        problems.append(Problem(Code.PRISON_REQUIRED, "prisons"))
+    if problems:
+        raise Rejected(problems)
+    user = StaffUser(
+        username=username,
+        full_name=full_name.strip(),
+        role=role,
+        national=national,
+        password_hash=_hasher.hash(password),
+        active=True,
+        created_at=now,
+        updated_at=now,
+        prisons=[] if national else list(prisons),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="staff.created",
+        entity="staff_user",
+        entity_id=user.username,
+        details={"role": role.value, "national": national, "prisons": [p.code for p in prisons]},
+    )
+    return user
+
+
+def _keys(username: str, client: str) -> tuple[str, str]:
+    return f"staff-login:user:{username}", f"staff-login:client:{client}"
+
+
+def sign_in(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    now: datetime,
+    policy: SignInPolicy,
+) -> SignedIn:
+    """Check the password and open a session, or raise :class:`Rejected` with one neutral
+    problem (wrong name and wrong password read alike) or the minutes left of a lockout.
+    A failure is recorded in the caller's transaction, which the caller commits either way."""
+    username = normalise_username(username)[:64]
+    user_key, client_key = _keys(username, client)
+    hits = throttle.recent(session, [user_key, client_key], policy.window, now)
+    wait = max(
+        throttle.wait(hits[user_key], policy.failures_per_user, policy.window, now),
+        throttle.wait(hits[client_key], policy.failures_per_client, policy.window, now),
+    )
+    if wait:
+        # Locked: not even a right password opens it, and nothing is counted.
+        raise Rejected([Problem(Code.SIGN_IN_LOCKED, None, {"minutes": throttle.minutes(wait)})])
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if user is not None and not user.active:
+        user = None
+    if not _verify(user, password[:MAX_PASSWORD_LENGTH]) or user is None:
+        throttle.record_failure(session, [user_key, client_key], now)
+        raise Rejected([Problem(Code.SIGN_IN_FAILED)])
+    user.last_login_at = now
+    token = secrets.token_urlsafe(32)
+    staff_session = StaffSession(
+        token_hash=_token_hash(token),
+        user=user,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        client=client[:64],
+    )
+    session.add(staff_session)
+    audit.record(
+        session,
+        at=now,
+        actor=user.actor,
+        action="staff.signed_in",
+        entity="staff_user",
+        entity_id=user.username,
+        origin=client,
+    )
+    return SignedIn(staff_session, token)
+
+
+def _verify(user: StaffUser | None, password: str) -> bool:
+    """Whether ``password`` is the user's; with no user, the same work ends in ``False``."""
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if user is not None and _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    return user is not None
+
+
+def current_session(
+    session: Session, token: str | None, now: datetime, policy: SignInPolicy
+) -> StaffSession | None:
+    """The live session this cookie token opens; ``None`` when the token is unknown, signed
+    out, idle too long, older than a shift, or its account deactivated. Read only: see
+    :func:`touch`."""
+    if not token or len(token) > 128:
+        return None
+    found = session.scalar(
+        select(StaffSession).where(StaffSession.token_hash == _token_hash(token))
+    )
+    if found is None or found.ended_at is not None or not found.user.active:
+        return None
+    if now - found.last_seen_at > policy.idle or now - found.created_at > policy.lifetime:
+        return None
+    return found
+
+
+def needs_touch(staff_session: StaffSession, now: datetime) -> bool:
+    return now - staff_session.last_seen_at >= TOUCH_EVERY
+
+
+def touch(session: Session, staff_session_id: int, now: datetime) -> None:
+    """Seen now: the idle time counts again from here."""
+    session.execute(
+        update(StaffSession).where(StaffSession.id == staff_session_id).values(last_seen_at=now)
+    )
+
+
+def sign_out(
+    session: Session, staff_session: StaffSession, now: datetime, origin: str = ""
+) -> None:
+    staff_session.ended_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=staff_session.user.actor,
+        action="staff.signed_out",
+        entity="staff_user",
+        entity_id=staff_session.user.username,
+        origin=origin,
+    )

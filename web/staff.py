@@ -1,0 +1,200 @@
+"""Staff sign-in and the one access check every staff route goes through.
+
+Every route under ``/staff`` (except the sign-in page itself) depends on :func:`staff_access`
+with the roles it admits, which on the server, before the handler runs: finds the signed-in
+session (else a page asks to sign in, and anything else answers 401); refuses other roles
+(403); refuses a prison outside the account's scope when the path names one (403); and for
+every request that changes something, checks the session's CSRF token in the form and that
+the browser says the request came from this site (``Origin``, ``Sec-Fetch-Site``) (403, and
+nothing changes). A test walks every route of the app and fails on a staff route without it.
+
+The session cookie holds a random token (the database keeps its hash): HttpOnly, SameSite
+strict, limited to ``/staff``, Secure when the service is served over HTTPS.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from visits import staff
+from visits.prison import Prison, prison_by_code
+from visits.problems import Code, Problem, Rejected
+from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser
+from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.family import render
+from web.forms import CSRF_FIELD, FormValues, csrf_ok
+
+STAFF_COOKIE = "staff_session"
+router = APIRouter(prefix="/staff", include_in_schema=False)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALL_ROLES = tuple(StaffRole)
+
+
+class SignInRequired(Exception):
+    """No live staff session: a page sends the browser to sign in."""
+
+
+@dataclass(frozen=True)
+class Staff:
+    """Who is asking, as the access check found them."""
+
+    user: StaffUser
+    session: StaffSession
+    prison: Prison | None  # the prison the path names, already checked against the scope
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+
+def sign_in_policy(request: Request) -> SignInPolicy:
+    return request.app.state.sign_in_policy
+
+
+def _live_session(request: Request, now: Any) -> StaffSession | None:
+    db = request.app.state.db
+    with db.read_session() as session:
+        found = staff.current_session(
+            session, request.cookies.get(STAFF_COOKIE), now, sign_in_policy(request)
+        )
+    if found is not None and staff.needs_touch(found, now):
+        with db.writing() as session:
+            staff.touch(session, found.id, now)
+    return found
+
+
+def same_site(request: Request) -> bool:
+    """Whether the browser says this request comes from our own pages. A browser that sends
+    neither header, or an ``Origin`` of ``null`` (what a page with no referrer sends), leaves
+    the CSRF token as the only check."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    ours = {_origin(str(request.base_url)), _origin(request.app.state.settings.public_base_url)}
+    return origin in ours
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def staff_access(*roles: StaffRole) -> Callable[..., Any]:
+    """The dependency of a staff route that admits ``roles`` (see the module's docstring)."""
+
+    async def check(request: Request, now: Now) -> Staff:
+        found = _live_session(request, now)
+        if found is None:
+            raise SignInRequired()
+        if found.user.role not in roles:
+            raise HTTPException(403, Problem(Code.FORBIDDEN))
+        if request.method not in SAFE_METHODS:
+            form = await request.form(max_files=0)
+            given = str(form.get(CSRF_FIELD, ""))
+            token_ok = hmac.compare_digest(found.csrf_token.encode(), given.encode())
+            if not (token_ok and same_site(request)):
+                raise HTTPException(403, Problem(Code.FORM_EXPIRED))
+        prison = None
+        if (code := request.path_params.get("prison")) is not None:
+            with request.app.state.db.read_session() as session:
+                prison = prison_by_code(session, code)
+            if prison is None:
+                raise HTTPException(404)
+            if not found.user.covers(prison.id):
+                raise HTTPException(403, Problem(Code.FORBIDDEN))
+        return Staff(found.user, found, prison)
+
+    check.roles = roles  # type: ignore[attr-defined]  # read by the route-enumeration test
+    return check
+
+
+def access(*roles: StaffRole) -> Any:
+    return Annotated[Staff, Depends(staff_access(*roles))]
+
+
+AnyStaff = access(*ALL_ROLES)
+
+
+def sign_in_redirect(request: Request, exc: Exception) -> Response:
+    if request.method in SAFE_METHODS:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
+    return render(request, "staff_login.html", status=401, problems=[Problem(Code.SESSION_EXPIRED)])
+
+
+def _safe_next(raw: str) -> str:
+    """Only a path of this service's staff pages: never another site."""
+    return raw if raw.startswith("/staff") and not raw.startswith("//") else "/staff"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/staff") -> HTMLResponse:
+    return render(request, "staff_login.html", values={"next": _safe_next(next)})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, values: FormValues, session: WriteSession, now: Now, client: ClientKey
+) -> Response:
+    target = _safe_next(values.get("next", "/staff"))
+    shown = {"username": values.get("username", ""), "next": target}
+    if not (csrf_ok(request, values) and same_site(request)):
+        return render(
+            request, "staff_login.html", 403, values=shown, problems=[Problem(Code.FORM_EXPIRED)]
+        )
+    try:
+        signed = staff.sign_in(
+            session,
+            username=values.get("username", ""),
+            password=values.get("password", ""),
+            client=client,
+            now=now,
+            policy=sign_in_policy(request),
+        )
+    except Rejected as rejected:
+        session.commit()  # the failure counts toward the lockout
+        status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 401
+        return render(
+            request, "staff_login.html", status, values=shown, problems=list(rejected.problems)
+        )
+    session.commit()
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        STAFF_COOKIE,
+        signed.token,
+        path="/staff",
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.public_base_url.startswith("https://"),
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, who: AnyStaff, session: WriteSession, now: Now) -> Response:
+    staff.sign_out(session, session.merge(who.session, load=False), now)
+    session.commit()
+    response = RedirectResponse("/staff/login", status_code=303)
+    response.delete_cookie(STAFF_COOKIE, path="/staff")
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, who: AnyStaff, session: ReadSession) -> HTMLResponse:
+    prisons = (
+        session.scalars(select(Prison).order_by(Prison.name)).all()
+        if who.user.national
+        else who.user.prisons
+    )
+    return render(request, "staff_home.html", who=who, prisons=prisons)
