@@ -166,3 +166,85 @@ def synced(session: Session, prison: Prison, now: datetime = NOW) -> list[Slot]:
     sync_slots(session, prison, now)
     session.flush()
     return list(session.query(Slot).filter(Slot.prison_id == prison.id).order_by(Slot.starts_at))
+
+
+def fill_day(
+    session: Session,
+    prison: Prison,
+    inmates: list[Inmate],
+    day: date,
+    *,
+    visitors: int = 2000,
+    slots: int = 4,
+    first_dni: int = 60_000_000,
+) -> list[Slot]:
+    """A busy day at the gate: ``slots`` visit times holding ``visitors`` visitors in parties
+    of one to three, written in bulk (booking them one by one would take minutes). Some
+    parties bring a child under 5; the seat counts agree with the bookings."""
+    from sqlalchemy import insert, select
+
+    from visits.booking import Booking, BookingStatus, BookingVisitor
+    from visits.booking_request import Relationship
+    from visits.reference import new_reference
+    from visits.visitor import DocumentType, Visitor
+
+    per_slot = -(-visitors // slots)
+    made = [
+        make_slot(session, prison, day, start=time(8 + 2 * i), capacity=per_slot, hours=2)
+        for i in range(slots)
+    ]
+    now = datetime.combine(day, time(), tzinfo=UTC) - timedelta(days=3)
+    dnis = [f"{first_dni + i:08d}" for i in range(visitors)]
+    session.execute(
+        insert(Visitor),
+        [
+            {"doc_type": DocumentType.DNI, "doc_number": dni, "first_names": "Rosa",
+             "last_names": f"Quispe {i}", "birth_date": date(1980, 1, 1), "sex": None,
+             "created_at": now, "updated_at": now}
+            for i, dni in enumerate(dnis)
+        ],
+    )  # fmt: skip
+    ids = dict(
+        session.execute(
+            select(Visitor.doc_number, Visitor.id).where(Visitor.doc_number.in_(dnis))
+        ).all()
+    )
+    parties, taken, position = [], dict.fromkeys((s.id for s in made), 0), 0
+    for slot in made:
+        while taken[slot.id] < per_slot and position < visitors:
+            size = min(1 + len(parties) % 3, per_slot - taken[slot.id], visitors - position)
+            parties.append((slot, dnis[position : position + size]))
+            taken[slot.id] += size
+            position += size
+    references = [new_reference() for _ in parties]
+    session.execute(
+        insert(Booking),
+        [
+            {"reference": ref, "prison_id": prison.id, "slot_id": slot.id,
+             "inmate_id": inmates[i % len(inmates)].id, "status": BookingStatus.CONFIRMED,
+             "party_size": len(party), "contact_phone": "+51987654321", "language": "es",
+             "created_at": now, "updated_at": now}
+            for i, (ref, (slot, party)) in enumerate(zip(references, parties, strict=True))
+        ],
+    )  # fmt: skip
+    booking_ids = dict(
+        session.execute(
+            select(Booking.reference, Booking.id).where(Booking.reference.in_(references))
+        ).all()
+    )
+    session.execute(
+        insert(BookingVisitor),
+        [
+            {"booking_id": booking_ids[ref], "visitor_id": ids[dni], "position": n,
+             "first_names": "Rosa", "last_names": f"Quispe {dni}",
+             "birth_date": date(2024, 1, 1) if n and i % 11 == 0 else date(1980, 1, 1),
+             "relationship": Relationship.SIBLING, "sex": None, "visit_date": day,
+             "active": True}
+            for i, (ref, (_, party)) in enumerate(zip(references, parties, strict=True))
+            for n, dni in enumerate(party)
+        ],
+    )  # fmt: skip
+    for slot in made:
+        slot.seats_taken = taken[slot.id]
+    session.flush()
+    return made

@@ -1,67 +1,124 @@
-"""The guard's day in a real browser: Debian's Chromium, driven by Playwright, against the real
-server on the demo database (whose staff accounts the README lists), at a staff's size."""
+"""The guard's day in a real browser: Debian's Chromium, driven by Playwright, at a tablet's
+size, against the real server on a demo database of this module's own (the demo's staff
+accounts sign in), with two visit times today, whatever the weekday, and a booking in one."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
-import httpx
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from tests.browsing import staff_sign_in
+from tests.factories import SMS, make_slot, request_for, visitor
+from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import describe_violations, serious_violations
-from tests.test_server import booking
+from visits.base import utcnow
+from visits.booking import create_booking
+from visits.db import Database, make_engine
+from visits.inmate import Inmate
+from visits.prison import prison_by_code
 
 DNI = "46123456"
 
 
-def _booked_day(base: str) -> tuple[str, str]:
-    """A booking on the demo prison's first open day for women: its reference and day."""
-    days = httpx.get(f"{base}/api/v1/prisons/QUENCORO/slots", timeout=30).json()["days"]
-    slot = next(
-        s
-        for d in days
-        for s in d["slots"]
-        if s["state"] == "open" and s["visitor_group"] == "women" and s["seats_left"] > 0
-    )
-    answer = httpx.post(f"{base}/api/v1/bookings", json=booking(slot["id"], DNI), timeout=30)
-    assert answer.status_code == 201, answer.text
-    return answer.json()["reference"], slot["starts_at"][:10]
+@dataclass(frozen=True)
+class GateDay:
+    base: str
+    reference: str
+
+
+def _visit_today(db: Database, now: datetime) -> str:
+    """Two extra visit times today at Quencoro, and a booking (made days ago) in the later."""
+    with db.writing() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        assert prison is not None
+        today = prison.local_date(now)
+        make_slot(s, prison, today, start=time(0, 30), hours=1)
+        slot = make_slot(s, prison, today, start=time(22, 30), hours=1)
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        booked = create_booking(
+            s,
+            prison=prison,
+            inmate=inmate,
+            request=request_for(slot, visitor(DNI, first_names="Rosa", last_names="Ccori")),
+            now=now - timedelta(days=3),
+            secret_key="k",
+            sms_policy=SMS,
+        )
+        return booked.booking.reference
+
+
+@pytest.fixture(scope="module")
+def gate_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateDay]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('gate-demo') / 'demo.db'}"
+    port = free_port()
+    loaded = run_cli("demo", env=server_env(url, port))
+    assert loaded.returncode == 0, loaded.stderr
+    db = Database(make_engine(url))
+    try:
+        reference = _visit_today(db, utcnow())
+        with running_server(url, port=port, VISITS_RUN_JOBS_IN_PROCESS="false") as server:
+            yield GateDay(server.base, reference)
+    finally:
+        db.dispose()
 
 
 @pytest.mark.browser
-def test_a_guard_finds_a_visitor_by_dni_and_prints_the_day(staff, demo_server):
-    base = demo_server
-    reference, day = _booked_day(base)
+def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff, gate_day):
+    base, reference = gate_day.base, gate_day.reference
+    row_id = f"b-{reference}"
     found: dict[str, list[dict]] = {}
 
-    staff_sign_in(staff, base, "guardia", f"/staff/p/QUENCORO/day?date={day}")
+    staff_sign_in(staff, base, "guardia", "/staff/p/QUENCORO/day")
     expect(staff.get_by_role("heading", level=1)).to_contain_text("Visitantes del")
     found["day list"] = serious_violations(staff)
 
     staff.get_by_label("Número de documento o código de reserva").fill(DNI)
     staff.get_by_role("button", name="Buscar").click()
-    row = staff.locator(f"#b-{reference.replace('-', '')}")
-    expect(staff).to_have_url(re.compile(rf"#b-{reference.replace('-', '')}$"))
+    expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
+    row = staff.locator(f"#{row_id}")
     expect(row).to_contain_text("Rosa Ccori")
     expect(row).to_contain_text(DNI)
     assert row.evaluate("r => r.matches(':target')")  # the row the search jumped to
 
+    row.get_by_role("button", name="Ingresó Rosa Ccori").click()
+    expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
+    row = staff.locator(f"#{row_id}")
+    expect(row.locator(".tag-arrived")).to_have_text("Ingresó")
+    expect(row.get_by_role("button", name="Deshacer Rosa Ccori")).to_be_visible()
+    found["day list after a check-in"] = serious_violations(staff)
+
     staff.emulate_media(media="print")
     expect(staff.locator(".gate-tools")).to_be_hidden()
     expect(staff.locator("header.top")).to_be_hidden()
+    expect(row.locator(".gate-action").first).to_be_hidden()
     heading = staff.locator(".gate-slot h2").first
     expect(heading.locator(".print-only")).to_be_visible()  # prison and day on every page
     breaks = staff.locator(".gate-slot").evaluate_all(
         "ss => ss.map(s => getComputedStyle(s).breakBefore)"
     )
+    assert len(breaks) >= 2
     assert breaks[0] == "auto"
     assert all(b == "page" for b in breaks[1:])  # one page (and heading) per visit time
-    assert len(breaks) >= 2
-    staff.pdf()  # the print view renders
+    assert staff.pdf()[:4] == b"%PDF"  # the print view renders
 
     staff.emulate_media(media="screen")
+    row.get_by_role("button", name="Deshacer Rosa Ccori").click()  # a mistake: not her
+    row = staff.locator(f"#{row_id}")
+    expect(row.locator(".tag-arrived")).to_have_count(0)
+    row.get_by_role("link", name="No ingresa… Rosa Ccori").click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Visitante que no ingresa")
+    found["turn-away form"] = serious_violations(staff)
+    staff.get_by_label("Motivo", exact=True).select_option(label="Llegó tarde")
+    staff.get_by_role("button", name="Guardar").click()
+    expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
+    expect(staff.locator(f"#{row_id} .tag-turned_away")).to_have_text("No ingresó")
+    expect(staff.locator(f"#{row_id}")).to_contain_text("Llegó tarde")
     staff.goto(f"{base}/staff")
     found["staff home"] = serious_violations(staff)
     staff.get_by_role("button", name="Salir").click()

@@ -1,6 +1,6 @@
-"""Every query of booking, moving and cancelling, and of the worker's frequent jobs, finds
-its rows through an index, on each database: a table scan costs nothing in a test and grows
-with every booking ever made (the one-visit-a-day check once read all booked visitors on
+"""Every query of booking, moving and cancelling, of the gate's list, and of the worker's
+frequent jobs finds its rows through an index, on each database: a table scan costs nothing in
+a test and grows with every booking ever made (the one-visit-a-day check once read all booked visitors on
 SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the
 write lock)."""
 
@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from notifications.senders import ConsoleSender
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from visits.booking import Booking, cancel_booking, create_booking, move_booking
+from visits.gate import day_list
 from visits.inmate import Inmate
 from visits.jobs import dispatch, make_dispatcher, purge_messages, release_expired_holds
 from visits.prison import Prison
@@ -29,9 +30,9 @@ SUNDAY = date(2026, 12, 6)
 
 
 def _statements(db, db_url: str) -> list[tuple[str, Any]]:
-    """The reads and conditional writes of a booking, a move and a cancel, and of the jobs
-    that expire holds, send messages and purge old ones (and only those: the test's own
-    look-ups are not captured)."""
+    """The reads and conditional writes of a booking, a move and a cancel, of the gate's day
+    list, and of the jobs that expire holds, send messages and purge old ones (and only
+    those: the test's own look-ups are not captured)."""
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, executemany) -> None:
@@ -72,6 +73,10 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
             cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
             s.commit()
     settings = Settings(database_url=db_url, secret_key="k")
+    with db.read_session() as s:
+        prison = s.scalar(select(Prison))
+        with capturing():
+            day_list(s, prison, SATURDAY)
     with capturing():
         release_expired_holds(db, NOW)
         dispatch(make_dispatcher(db, settings, ConsoleSender(), clock=lambda: NOW))

@@ -10,23 +10,28 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
+from tests.factories import LIMA_TODAY, NOW, SMS, fill_day, make_slot, request_for, visitor
 from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot
 from tests.test_pages import text
 from visits.audit import AuditEvent
-from visits.booking import BookingVisitor
+from visits.booking import BookingVisitor, create_booking
+from visits.gate import GateCheck
+from visits.inmate import Inmate
+from visits.prison import Prison
 from visits.staff import StaffRole, StaffSession
 from web.gate import csv_cell
 
 # Routes anyone may open: the sign-in form and its answer.
 PUBLIC = {("/staff/login", "GET"), ("/staff/login", "POST")}
-PATH_VALUES = {"prison": "QUENCORO"}
+PATH_VALUES = {"prison": "QUENCORO", "visitor_id": "1", "booking_id": "1"}
 
 
 @pytest.fixture
@@ -251,3 +256,118 @@ def test_the_csv_neutralises_formulas_and_keeps_names_as_given(staffed, db):
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_quoted(cell):
     assert csv_cell(cell) == "'" + cell
     assert csv_cell("Ana " + cell) == "Ana " + cell
+
+
+# --- Check-in at the gate -------------------------------------------------------------------
+
+
+def _visit_today(db) -> tuple[str, int]:
+    """A Quencoro booking this afternoon (made days ago): its reference and visitor's id."""
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        slot = make_slot(s, prison, LIMA_TODAY, start=time(14))
+        booked = create_booking(
+            s,
+            prison=prison,
+            inmate=inmate,
+            request=request_for(slot, visitor("46000001")),
+            now=NOW - timedelta(days=3),
+            secret_key="test-secret",
+            sms_policy=SMS,
+        )
+        return booked.booking.reference, booked.booking.visitors[0].id
+
+
+def _checks(db) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).select_from(GateCheck))
+
+
+def test_a_guard_checks_a_visitor_in_from_the_list(staffed, db):
+    reference, visitor_id = _visit_today(db)
+    client = staffed()
+    sign_in(client, "guardia")
+    page = client.get("/staff/p/QUENCORO/day")
+    assert f"/staff/p/QUENCORO/visitors/{visitor_id}/arrived" in page.text
+    arrived = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/arrived",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert arrived.status_code == 303
+    assert arrived.headers["location"] == f"/staff/p/QUENCORO/day?date={LIMA_TODAY}#b-{reference}"
+    shown = text(client.get("/staff/p/QUENCORO/day"))
+    assert "Ingresó" in shown
+    assert "Deshacer" in shown
+    assert _checks(db) == 1
+
+
+def test_check_in_needs_the_csrf_token(staffed, db):
+    _, visitor_id = _visit_today(db)
+    client = staffed()
+    sign_in(client, "guardia")
+    forged = client.post(f"/staff/p/QUENCORO/visitors/{visitor_id}/arrived")
+    assert forged.status_code == 403
+    assert _checks(db) == 0
+
+
+def test_staff_of_another_prison_cannot_check_in_by_url_or_by_form(staffed, db):
+    _, visitor_id = _visit_today(db)
+    client = staffed()
+    sign_in(client, "admin.mujeres")
+    token = staff_token(client)
+    by_url = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/arrived", data={"csrf_token": token}
+    )
+    assert by_url.status_code == 403
+    # Their own prison in the address, a Quencoro visitor in the form's target.
+    by_form = client.post(
+        f"/staff/p/MUJERES-CUSCO/visitors/{visitor_id}/arrived", data={"csrf_token": token}
+    )
+    assert by_form.status_code == 409
+    assert "No encontramos" in text(by_form)
+    assert client.get(f"/staff/p/MUJERES-CUSCO/visitors/{visitor_id}/turn-away").status_code == 404
+    assert _checks(db) == 0
+
+
+def test_turning_a_visitor_away_asks_the_reason_and_shows_it(staffed, db):
+    _, visitor_id = _visit_today(db)
+    client = staffed()
+    sign_in(client, "guardia")
+    form = client.get(f"/staff/p/QUENCORO/visitors/{visitor_id}/turn-away")
+    assert form.status_code == 200
+    assert "Sin documento de identidad" in text(form)
+    token = staff_token(client)
+    path = f"/staff/p/QUENCORO/visitors/{visitor_id}/turn-away"
+    missing = client.post(path, data={"csrf_token": token, "reason": "other", "note": ""})
+    assert missing.status_code == 422
+    assert "Completa este dato." in text(missing)
+    assert _checks(db) == 0
+    done = client.post(
+        path,
+        data={"csrf_token": token, "reason": "no_document", "note": "<b>sin DNI</b>"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    page = client.get("/staff/p/QUENCORO/day")
+    assert "No ingresó" in text(page)
+    assert "&lt;b&gt;sin DNI&lt;/b&gt;" in page.text
+
+
+def test_a_day_of_2000_visitors_lists_every_one_on_screen_and_in_the_csv(staffed, db):
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        inmates = s.scalars(select(Inmate).where(Inmate.prison_id == prison.id)).all()
+        fill_day(s, prison, list(inmates), LIMA_TODAY, visitors=2000, slots=4)
+    client = staffed()
+    sign_in(client, "guardia")
+    page = client.get("/staff/p/QUENCORO/day")
+    assert page.status_code == 200
+    listed = re.findall(r"<li>Rosa Quispe (\d{8}) ", page.text)
+    assert len(listed) == len(set(listed)) == 2000
+    assert page.text.count('class="gate-slot"') == 4
+    assert text(page).count("500 de 500 lugares reservados") == 4
+    assert page.text.count("Menor de 5") > 0
+    csv_rows = client.get("/staff/p/QUENCORO/day.csv").text.strip().splitlines()
+    assert len(csv_rows) == 1 + 2000

@@ -1,8 +1,13 @@
-"""The gate: a prison's visitor list for one day, as guards check it.
+"""The gate: a prison's visitor list for one day, and what the guards record there.
 
-Read in one query of plain rows (no ORM objects): a busy prison's day holds a couple of
-thousand visitors, and the list is opened again and again at the gate. Cancelled bookings are
-left out; held ones (waiting for the family's code) are listed, marked as such.
+The list is read in one query of plain rows (no ORM objects): a busy prison's day holds a
+couple of thousand visitors, and the list is opened again and again at the gate. Cancelled
+bookings are left out; held ones (waiting for the family's code) are listed, marked as such.
+
+At the gate, each visitor comes in or is turned away (a reason from a list, and a note);
+a booking with someone in is ``attended``, and one nobody came to is marked ``no_show`` once
+its visit time is over. Only on the visit's day, only for confirmed bookings of the guard's
+prison; a mistake can be undone. Every step is an audit event with who and from where.
 """
 
 from __future__ import annotations
@@ -11,13 +16,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from visits import audit
+from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.booking_request import Relationship
+from visits.db import lock_rows, require_write_lock
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
+from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import age_on
 from visits.schedule import Slot, local_moment
 from visits.visitor import DocumentType, Visitor
@@ -44,23 +53,66 @@ def age_group(birth_date: date, day: date, adult_age: int) -> AgeGroup:
     return AgeGroup.UNDER_FIVE if age < UNDER_FIVE else AgeGroup.MINOR
 
 
+class GateStatus(StrEnum):
+    ARRIVED = "arrived"
+    TURNED_AWAY = "turned_away"
+
+
+class TurnAwayReason(StrEnum):
+    NO_DOCUMENT = "no_document"
+    WRONG_DOCUMENT = "wrong_document"
+    LATE = "late"
+    PROHIBITED_ITEM = "prohibited_item"
+    HEALTH = "health"
+    BEHAVIOUR = "behaviour"
+    OTHER = "other"
+
+
+MAX_NOTE = 300
+
+
+class GateCheck(Base):
+    """What the gate recorded for one visitor of a booking (no row: still expected)."""
+
+    __tablename__ = "gate_check"
+
+    booking_visitor_id: Mapped[int] = mapped_column(
+        ForeignKey("booking_visitor.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[GateStatus] = mapped_column(str_enum(GateStatus))
+    reason: Mapped[TurnAwayReason | None] = mapped_column(str_enum(TurnAwayReason))
+    note: Mapped[str] = mapped_column(String(MAX_NOTE), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
+
+
 @dataclass(frozen=True)
 class GateVisitor:
+    id: int
     name: str
     doc_type: DocumentType
     doc_number: str
     age_group: AgeGroup
     relationship: Relationship
+    gate_status: GateStatus | None = None
+    gate_reason: TurnAwayReason | None = None
+    gate_note: str = ""
 
 
 @dataclass
 class GateBooking:
+    id: int
     reference: str
     status: BookingStatus
     inmate_code: str
     inmate_name: str
     wing: str
     visitors: list[GateVisitor] = field(default_factory=list)
+
+    @property
+    def at_the_gate(self) -> bool:
+        """Whether anyone of it came to the gate (let in or not)."""
+        return any(v.gate_status is not None for v in self.visitors)
 
 
 @dataclass
@@ -94,6 +146,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     rows = session.execute(
         select(
             Booking.slot_id,
+            Booking.id,
             Booking.reference,
             Booking.status,
             Inmate.code,
@@ -107,27 +160,239 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             BookingVisitor.relationship,
             Visitor.doc_type,
             Visitor.doc_number,
+            BookingVisitor.id,
+            GateCheck.status,
+            GateCheck.reason,
+            GateCheck.note,
         )
         .join(Inmate, Booking.inmate_id == Inmate.id)
         .outerjoin(Wing, Inmate.wing_id == Wing.id)
         .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
         .join(Visitor, BookingVisitor.visitor_id == Visitor.id)
+        .outerjoin(GateCheck, GateCheck.booking_visitor_id == BookingVisitor.id)
         .where(Booking.slot_id.in_(list(slots)), Booking.status.in_(LISTED))
         .order_by(Booking.slot_id, Booking.id, BookingVisitor.position)
     )
     current: GateBooking | None = None
-    for row in rows:
-        if current is None or current.reference != row[1]:
-            surnames = f"{row[5]} {row[6]}".strip()
-            current = GateBooking(row[1], row[2], row[3], f"{row[4]} {surnames}", row[7] or "")
-            slots[row[0]].bookings.append(current)
+    for (
+        slot_id, booking_id, reference, status, inmate_code, inmate_first, surname_1, surname_2,
+        wing, first_names, last_names, birth_date, relationship, doc_type, doc_number,
+        visitor_id, gate_status, gate_reason, gate_note,
+    ) in rows:  # fmt: skip
+        if current is None or current.id != booking_id:
+            inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
+            current = GateBooking(booking_id, reference, status, inmate_code, inmate, wing or "")
+            slots[slot_id].bookings.append(current)
         current.visitors.append(
             GateVisitor(
-                name=f"{row[8]} {row[9]}",
-                doc_type=row[12],
-                doc_number=row[13],
-                age_group=age_group(row[10], day, prison.adult_age),
-                relationship=row[11],
+                id=visitor_id,
+                name=f"{first_names} {last_names}",
+                doc_type=doc_type,
+                doc_number=doc_number,
+                age_group=age_group(birth_date, day, prison.adult_age),
+                relationship=relationship,
+                gate_status=gate_status,
+                gate_reason=gate_reason,
+                gate_note=gate_note or "",
             )
         )
     return list(slots.values())
+
+
+@dataclass(frozen=True)
+class VisitorAtGate:
+    """One visitor of a booking of this prison, for the turn-away form."""
+
+    id: int
+    name: str
+    doc_type: DocumentType
+    doc_number: str
+    reference: str
+    day: date
+
+
+def visitor_at_gate(session: Session, prison: Prison, visitor_id: int) -> VisitorAtGate | None:
+    row = session.execute(
+        select(
+            BookingVisitor.id,
+            BookingVisitor.first_names,
+            BookingVisitor.last_names,
+            Visitor.doc_type,
+            Visitor.doc_number,
+            Booking.reference,
+            BookingVisitor.visit_date,
+        )
+        .join(Booking, BookingVisitor.booking_id == Booking.id)
+        .join(Visitor, BookingVisitor.visitor_id == Visitor.id)
+        .where(BookingVisitor.id == visitor_id, Booking.prison_id == prison.id)
+    ).first()
+    if row is None:
+        return None
+    return VisitorAtGate(row[0], f"{row[1]} {row[2]}", row[3], row[4], row[5], row[6])
+
+
+# --- Check-in ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts at the gate, and from where, for the audit trail."""
+
+    name: str  # "staff:<username>"
+    origin: str
+
+
+def _gate_booking(
+    session: Session, prison: Prison, booking_id: int | None, now: datetime
+) -> Booking:
+    """The booking, locked, if the gate may record anything on it now (else Rejected): one
+    of this prison, confirmed or attended, whose visit is today."""
+    require_write_lock(session)
+    if booking_id is None:
+        raise Rejected([Problem(Code.BOOKING_NOT_FOUND)])
+    lock_rows(session, Booking.id, [booking_id])
+    booking = session.get(Booking, booking_id, populate_existing=True)
+    if booking is None or booking.prison_id != prison.id:
+        raise Rejected([Problem(Code.BOOKING_NOT_FOUND)])
+    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.ATTENDED):
+        raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
+    if booking.slot.local_date != prison.local_date(now):
+        raise Rejected([Problem(Code.NOT_THE_VISIT_DAY, None, {"day": booking.slot.local_date})])
+    return booking
+
+
+def _visitor_booking(
+    session: Session, prison: Prison, visitor_id: int, now: datetime
+) -> tuple[Booking, BookingVisitor]:
+    booking_id = session.scalar(
+        select(BookingVisitor.booking_id).where(BookingVisitor.id == visitor_id)
+    )
+    booking = _gate_booking(session, prison, booking_id, now)
+    visitor = next(v for v in booking.visitors if v.id == visitor_id)
+    return booking, visitor
+
+
+def _checks(session: Session, booking: Booking) -> dict[int, GateCheck]:
+    ids = [v.id for v in booking.visitors]
+    found = session.scalars(select(GateCheck).where(GateCheck.booking_visitor_id.in_(ids)))
+    return {check.booking_visitor_id: check for check in found}
+
+
+def record_arrival(
+    session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
+) -> Booking:
+    """A visitor came in: the booking is attended."""
+    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
+    booking.status, booking.updated_at = BookingStatus.ATTENDED, now
+    _audit(session, booking, visitor, "visitor.arrived", actor, now)
+    return booking
+
+
+def record_turned_away(
+    session: Session,
+    *,
+    prison: Prison,
+    visitor_id: int,
+    reason: str,
+    note: str,
+    actor: Actor,
+    now: datetime,
+) -> Booking:
+    """A visitor was not let in: a reason from the list, and what the guard adds (required
+    for "other")."""
+    problems = []
+    if reason not in set(TurnAwayReason):
+        problems.append(Problem(Code.INVALID_CHOICE, "reason"))
+    if len(note) > MAX_NOTE:
+        problems.append(Problem(Code.TOO_LONG, "note", {"max": MAX_NOTE}))
+    elif reason == TurnAwayReason.OTHER and not note.strip():
+        problems.append(Problem(Code.REQUIRED, "note"))
+    reject_if(problems)
+    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    why = TurnAwayReason(reason)
+    _record(session, visitor, GateStatus.TURNED_AWAY, why, note.strip(), actor, now)
+    if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
+        booking.status = BookingStatus.CONFIRMED
+    booking.updated_at = now
+    _audit(session, booking, visitor, "visitor.turned_away", actor, now, reason=why.value)
+    return booking
+
+
+def undo_gate(
+    session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
+) -> Booking:
+    """A mistake at the gate: the visitor is expected again (and the booking confirmed again
+    when nobody else of it came in). The audit trail keeps what was undone."""
+    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    check = session.get(GateCheck, visitor.id)
+    if check is None:
+        return booking
+    was = check.status.value
+    session.delete(check)
+    session.flush()
+    if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
+        booking.status = BookingStatus.CONFIRMED
+    booking.updated_at = now
+    _audit(session, booking, visitor, "visitor.gate_undone", actor, now, was=was)
+    return booking
+
+
+def record_no_show(
+    session: Session, *, prison: Prison, booking_id: int, actor: Actor, now: datetime
+) -> Booking:
+    """Nobody of the booking came to the gate: said once its visit time is over."""
+    booking = _gate_booking(session, prison, booking_id, now)
+    if booking.status is not BookingStatus.CONFIRMED or _checks(session, booking):
+        raise Rejected([Problem(Code.CAME_TO_THE_GATE)])
+    if now < booking.slot.ends_at:
+        raise Rejected([Problem(Code.VISIT_NOT_OVER)])
+    booking.status, booking.updated_at = BookingStatus.NO_SHOW, now
+    audit.record(
+        session,
+        at=now,
+        actor=actor.name,
+        action="booking.no_show",
+        entity="booking",
+        entity_id=booking.reference,
+        origin=actor.origin,
+    )
+    return booking
+
+
+def _record(
+    session: Session,
+    visitor: BookingVisitor,
+    status: GateStatus,
+    reason: TurnAwayReason | None,
+    note: str,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    check = session.get(GateCheck, visitor.id)
+    if check is None:
+        check = GateCheck(booking_visitor_id=visitor.id)
+        session.add(check)
+    check.status, check.reason, check.note = status, reason, note
+    check.at, check.by = now, actor.name
+
+
+def _audit(
+    session: Session,
+    booking: Booking,
+    visitor: BookingVisitor,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    **details: object,
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor.name,
+        action=action,
+        entity="booking",
+        entity_id=booking.reference,
+        details={"visitor": visitor.position + 1, **details},
+        origin=actor.origin,
+    )

@@ -81,6 +81,10 @@ class Code(StrEnum):
     SIGN_IN_LOCKED = "sign_in_locked"
     FORBIDDEN = "forbidden"
     NOTHING_MATCHES = "nothing_matches"
+    # The gate
+    NOT_THE_VISIT_DAY = "not_the_visit_day"
+    VISIT_NOT_OVER = "visit_not_over"
+    CAME_TO_THE_GATE = "came_to_the_gate"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -178,6 +182,9 @@ MESSAGES: dict[Code, str] = {
     Code.SIGN_IN_LOCKED: N_("Too many failed attempts. Wait %(minutes)s minutes and try again."),
     Code.FORBIDDEN: N_("Your account cannot do this here."),
     Code.NOTHING_MATCHES: N_("No booking or visitor of this day matches %(query)s."),
+    Code.NOT_THE_VISIT_DAY: N_("This visit is on %(day)s: the gate records it only that day."),
+    Code.VISIT_NOT_OVER: N_("The visit time is not over yet: wait until it ends."),
+    Code.CAME_TO_THE_GATE: N_("Someone of this booking came to the gate: it is not a no-show."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

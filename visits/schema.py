@@ -5,6 +5,7 @@ from notifications import inbound, outbox, recipients  # noqa: F401
 from visits import (  # noqa: F401
     audit,
     booking,
+    gate,
     inmate,
     prison,
     schedule,

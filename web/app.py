@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -95,6 +96,20 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+# Collections of the youngest generation after this many new objects (CPython's default is
+# 700): a page of a few thousand rows no longer runs dozens of collections.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_garbage_collector() -> None:
+    """Everything loaded at start-up (modules, the app, the catalogs) is moved out of the
+    collector's sight, and collections run less often. Without this, full collections over
+    those objects landed in the middle of requests: the guard's 2,000-visitor list took
+    370 ms at p99 instead of 140 ms (``make bench``)."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -108,6 +123,7 @@ def create_app(
         # No more request threads than database connections: a thread that waits for a
         # connection must never keep a finished request from giving its connection back.
         anyio.to_thread.current_default_thread_limiter().total_tokens = db.max_connections
+        _tune_garbage_collector()
         scheduler = None
         if settings.jobs_in_process:
             from apscheduler.schedulers.background import BackgroundScheduler

@@ -1,9 +1,11 @@
-"""Guards' pages: the day's visitor list of one prison, on screen, printed and as CSV.
+"""Guards' pages: the day's visitor list of one prison, on screen, printed and as CSV, and
+the check-in at the gate.
 
 Server-rendered and without scripts, like the family pages: a tablet on the gate's slow
 connection gets one light page; the print stylesheet starts each visit time on its own page
 under its own heading. A search by document number or booking reference answers with the
-list scrolled to that booking (a ``#fragment`` on the redirect).
+list scrolled to that booking (a ``#fragment`` on the redirect), and so does every check-in
+(post, then redirect: a reload never records twice).
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import csv
 import io
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from visits import gate
-from visits.gate import GateSlot
-from visits.problems import Code, Problem
+from visits.booking import Booking, BookingStatus
+from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
+from visits.i18n import gettext
+from visits.problems import Code, Problem, Rejected
 from visits.reference import parse as parse_reference
 from visits.staff import StaffRole
-from web.deps import Now, ReadSession
+from visits.visitor import DocumentType
+from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
+from web.forms import FormValues
 from web.labels import label
 from web.staff import Staff, access
 
@@ -56,17 +62,52 @@ def day_page(
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
         problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
+    return _day_page(request, who, now, day, slots, problems, 422 if problems else 200, q)
+
+
+def _day_page(
+    request: Request,
+    who: Staff,
+    now,
+    day: date,
+    slots: list[GateSlot],
+    problems: list[Problem],
+    status: int,
+    q: str = "",
+) -> Response:
+    prison = who.prison
+    assert prison is not None
     return render(
         request,
         "staff_day.html",
-        422 if problems else 200,
+        status,
         who=who,
-        prison=who.prison,
+        prison=prison,
         day=day,
         slots=slots,
         problems=problems,
         values={"date": day.isoformat(), "q": q},
+        # Check-in happens on the visit's day only; a no-show once the time is over.
+        gate_open=day == prison.local_date(now),
+        now=now,
+        words=_words(),
     )
+
+
+def _words() -> dict[object, str]:
+    """Every word the list repeats on each row, translated once per page."""
+    words: dict[object, str] = {
+        member: label(member)
+        for kind in (BookingStatus, DocumentType, AgeGroup, GateStatus, TurnAwayReason)
+        for member in kind
+    }
+    words.update(
+        came_in=gettext("Came in"),
+        not_let_in=gettext("Not let in…"),
+        undo=gettext("Undo"),
+        nobody_came=gettext("Nobody came"),
+    )
+    return words
 
 
 def _find(slots: list[GateSlot], query: str) -> str | None:
@@ -141,3 +182,140 @@ def day_csv(who: GateStaff, session: ReadSession, now: Now, date: str | None = N
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# --- Check-in -----------------------------------------------------------------------------------
+
+
+def _actor(who: Staff, client: str) -> Actor:
+    return Actor(who.user.actor, client)
+
+
+def _back_to(who: Staff, booking: Booking) -> RedirectResponse:
+    """After a change, the day's list at the booking's row (the browser asks again: a reload
+    never sends the form twice)."""
+    day = booking.slot.local_date.isoformat()
+    path = f"/staff/p/{who.prison.code}/day?date={day}#b-{booking.reference}"  # type: ignore[union-attr]
+    return RedirectResponse(path, status_code=303)
+
+
+def _refused(request: Request, who: Staff, session, now, rejected: Rejected) -> Response:
+    """Today's list again, with why nothing was recorded."""
+    session.rollback()
+    day = who.prison.local_date(now)  # type: ignore[union-attr]
+    slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
+    return _day_page(request, who, now, day, slots, list(rejected.problems), 409)
+
+
+@router.post("/visitors/{visitor_id}/arrived")
+def arrived(
+    request: Request,
+    visitor_id: int,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    try:
+        booking = gate.record_arrival(
+            session, prison=who.prison, visitor_id=visitor_id, actor=_actor(who, client), now=now
+        )
+    except Rejected as rejected:
+        return _refused(request, who, session, now, rejected)
+    session.commit()
+    return _back_to(who, booking)
+
+
+@router.get("/visitors/{visitor_id}/turn-away", response_class=HTMLResponse)
+def turn_away_page(
+    request: Request, visitor_id: int, who: GateStaff, session: ReadSession
+) -> Response:
+    found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+    if found is None:
+        raise HTTPException(404)
+    return render(
+        request,
+        "staff_turn_away.html",
+        who=who,
+        prison=who.prison,
+        visitor=found,
+        reasons=list(TurnAwayReason),
+    )
+
+
+@router.post("/visitors/{visitor_id}/turn-away")
+def turn_away(
+    request: Request,
+    visitor_id: int,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    values: FormValues,
+) -> Response:
+    try:
+        booking = gate.record_turned_away(
+            session,
+            prison=who.prison,
+            visitor_id=visitor_id,
+            reason=values.get("reason", ""),
+            note=values.get("note", ""),
+            actor=_actor(who, client),
+            now=now,
+        )
+    except Rejected as rejected:
+        session.rollback()
+        found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+        if found is None:
+            raise HTTPException(404) from None
+        return render(
+            request,
+            "staff_turn_away.html",
+            422,
+            who=who,
+            prison=who.prison,
+            visitor=found,
+            reasons=list(TurnAwayReason),
+            problems=list(rejected.problems),
+            values=values,
+        )
+    session.commit()
+    return _back_to(who, booking)
+
+
+@router.post("/visitors/{visitor_id}/undo")
+def undo(
+    request: Request,
+    visitor_id: int,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    try:
+        booking = gate.undo_gate(
+            session, prison=who.prison, visitor_id=visitor_id, actor=_actor(who, client), now=now
+        )
+    except Rejected as rejected:
+        return _refused(request, who, session, now, rejected)
+    session.commit()
+    return _back_to(who, booking)
+
+
+@router.post("/bookings/{booking_id}/no-show")
+def no_show(
+    request: Request,
+    booking_id: int,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    try:
+        booking = gate.record_no_show(
+            session, prison=who.prison, booking_id=booking_id, actor=_actor(who, client), now=now
+        )
+    except Rejected as rejected:
+        return _refused(request, who, session, now, rejected)
+    session.commit()
+    return _back_to(who, booking)

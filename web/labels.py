@@ -7,7 +7,7 @@ from enum import StrEnum
 from notifications.outbox import MessageStatus
 from visits.booking import BookingStatus
 from visits.booking_request import Relationship
-from visits.gate import AgeGroup
+from visits.gate import AgeGroup, GateStatus, TurnAwayReason
 from visits.i18n import N_, gettext
 from visits.rules import Sex, VisitorGroup
 from visits.staff import StaffRole
@@ -41,6 +41,15 @@ LABELS: dict[StrEnum, str] = {
     AgeGroup.ADULT: N_("Adult"),
     AgeGroup.MINOR: N_("Minor"),
     AgeGroup.UNDER_FIVE: N_("Under 5"),
+    GateStatus.ARRIVED: N_("Came in"),
+    GateStatus.TURNED_AWAY: N_("Not let in"),
+    TurnAwayReason.NO_DOCUMENT: N_("No identity document"),
+    TurnAwayReason.WRONG_DOCUMENT: N_("Document does not match the booking"),
+    TurnAwayReason.LATE: N_("Came too late"),
+    TurnAwayReason.PROHIBITED_ITEM: N_("Carried a prohibited item"),
+    TurnAwayReason.HEALTH: N_("Health measure"),
+    TurnAwayReason.BEHAVIOUR: N_("Behaviour"),
+    TurnAwayReason.OTHER: N_("Other"),
 }
 
 # An SMS's status, for staff (apart: "cancelled" is also a booking's status, said otherwise).

@@ -1,0 +1,246 @@
+"""The gate: the day's list and what guards record there, on each database."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from tests.factories import (
+    LIMA_TODAY,
+    NOW,
+    SMS,
+    make_inmate,
+    make_prison,
+    make_slot,
+    request_for,
+    visitor,
+)
+from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus, create_booking
+from visits.gate import (
+    Actor,
+    AgeGroup,
+    GateCheck,
+    GateStatus,
+    TurnAwayReason,
+    age_group,
+    day_list,
+    record_arrival,
+    record_no_show,
+    record_turned_away,
+    undo_gate,
+)
+from visits.prison import Prison
+from visits.problems import Code, Rejected
+from visits.rules import age_on
+
+GUARD = Actor("staff:guardia", "10.1.2.3")
+BOOKED_AT = NOW - timedelta(days=3)
+TOMORROW = LIMA_TODAY + timedelta(days=1)
+
+
+@pytest.fixture
+def gate_world(db):
+    """Two prisons; in TEST, a visit this afternoon (an adult, a child of 6, one of 2) and
+    one tomorrow; in OTHER, a visit this afternoon."""
+    with db.writing() as s:
+        prison = make_prison(s)
+        other = make_prison(s, "OTHER")
+        make_inmate(s, prison)
+        make_inmate(s, other, "O1")
+        today = make_slot(s, prison, LIMA_TODAY, start=time(14))
+        tomorrow = make_slot(s, prison, TOMORROW, start=time(14))
+        elsewhere = make_slot(s, other, LIMA_TODAY, start=time(14))
+    family = [
+        visitor(),
+        visitor("70000006", first_names="Luz", birth_date="2020-06-01", relationship="child"),
+        visitor("70000002", first_names="Sol", birth_date="2024-06-01", relationship="child"),
+    ]
+    refs = {
+        "today": _book(db, "TEST", "Q1", today.id, family),
+        "tomorrow": _book(db, "TEST", "Q1", tomorrow.id, [visitor("40000077")]),
+        "elsewhere": _book(db, "OTHER", "O1", elsewhere.id, [visitor("40000088")]),
+    }
+    return db, refs
+
+
+def _book(db, prison_code, inmate_code, slot_id, visitors) -> str:
+    from visits.inmate import Inmate
+
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == prison_code))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == inmate_code))
+        booked = create_booking(
+            s,
+            prison=prison,
+            inmate=inmate,
+            request=request_for(slot_id, *visitors),
+            now=BOOKED_AT,
+            secret_key="k",
+            sms_policy=SMS,
+        )
+        return booked.booking.reference
+
+
+def _prison(s, code="TEST") -> Prison:
+    return s.scalar(select(Prison).where(Prison.code == code))
+
+
+def _visitor_ids(db, reference) -> list[int]:
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == reference))
+        return [v.id for v in booking.visitors]
+
+
+def _status(db, reference) -> BookingStatus:
+    with db.read_session() as s:
+        return s.scalar(select(Booking.status).where(Booking.reference == reference))
+
+
+def _day(db, day=LIMA_TODAY):
+    with db.read_session() as s:
+        return day_list(s, _prison(s), day)
+
+
+def test_the_day_list_shows_each_booking_under_its_slot_with_age_groups(gate_world):
+    db, refs = gate_world
+    [slot] = _day(db)
+    assert slot.capacity == 50
+    assert slot.seats_taken == 3
+    [booking] = slot.bookings
+    assert booking.reference == refs["today"]
+    assert booking.inmate_code == "Q1"
+    assert [v.age_group for v in booking.visitors] == [
+        AgeGroup.ADULT,
+        AgeGroup.MINOR,
+        AgeGroup.UNDER_FIVE,
+    ]
+    assert [b.reference for s in _day(db, TOMORROW) for b in s.bookings] == [refs["tomorrow"]]
+
+
+def test_arrival_marks_the_booking_attended_and_is_audited_with_who_and_where(gate_world):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+    assert _status(db, refs["today"]) is BookingStatus.ATTENDED
+    [slot] = _day(db)
+    assert slot.bookings[0].visitors[0].gate_status is GateStatus.ARRIVED
+    assert slot.bookings[0].visitors[1].gate_status is None
+    with db.read_session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "visitor.arrived"))
+        assert event.entity_id == refs["today"]
+        assert event.actor == "staff:guardia"
+        assert event.origin == "10.1.2.3"
+        assert event.details == {"visitor": 1}
+
+
+def test_turning_away_needs_a_listed_reason_and_a_note_for_other(gate_world):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    cases = [("porque sí", "", Code.INVALID_CHOICE), ("other", "  ", Code.REQUIRED),
+             ("late", "x" * 301, Code.TOO_LONG)]  # fmt: skip
+    for reason, note, code in cases:
+        with pytest.raises(Rejected) as refused, db.writing() as s:
+            record_turned_away(
+                s, prison=_prison(s), visitor_id=adult, reason=reason, note=note,
+                actor=GUARD, now=NOW,
+            )  # fmt: skip
+        assert refused.value.codes == {code}
+    with db.read_session() as s:
+        assert s.scalar(select(GateCheck)) is None  # nothing recorded
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=adult, reason="other", note=" olía a alcohol ",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
+    shown = _day(db)[0].bookings[0].visitors[0]
+    assert shown.gate_status is GateStatus.TURNED_AWAY
+    assert shown.gate_reason is TurnAwayReason.OTHER
+    assert shown.gate_note == "olía a alcohol"
+    assert _status(db, refs["today"]) is BookingStatus.CONFIRMED  # nobody came in
+
+
+def test_undo_returns_a_visitor_to_expected_and_the_booking_to_confirmed(gate_world):
+    db, refs = gate_world
+    adult, child, _ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+        record_arrival(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+    assert _status(db, refs["today"]) is BookingStatus.ATTENDED  # the child is still in
+    with db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
+    assert _status(db, refs["today"]) is BookingStatus.CONFIRMED
+    assert all(v.gate_status is None for v in _day(db)[0].bookings[0].visitors)
+    with db.read_session() as s:
+        undone = s.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "visitor.gate_undone")
+        ).all()
+    assert [d["was"] for d in undone] == ["arrived", "arrived"]
+
+
+def test_the_gate_records_only_on_the_visit_day_and_only_its_own_prisons_visitors(gate_world):
+    db, refs = gate_world
+    [tomorrows] = _visitor_ids(db, refs["tomorrow"])
+    [elsewhere] = _visitor_ids(db, refs["elsewhere"])
+    with pytest.raises(Rejected) as early, db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=tomorrows, actor=GUARD, now=NOW)
+    assert early.value.codes == {Code.NOT_THE_VISIT_DAY}
+    with pytest.raises(Rejected) as foreign, db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=elsewhere, actor=GUARD, now=NOW)
+    assert foreign.value.codes == {Code.BOOKING_NOT_FOUND}
+    with pytest.raises(Rejected) as unknown, db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=999_999, actor=GUARD, now=NOW)
+    assert unknown.value.codes == {Code.BOOKING_NOT_FOUND}
+    assert _status(db, refs["elsewhere"]) is BookingStatus.CONFIRMED
+
+
+def test_a_no_show_is_said_after_the_visit_time_and_only_if_nobody_came(gate_world):
+    db, refs = gate_world
+    with db.read_session() as s:
+        booking_id = s.scalar(select(Booking.id).where(Booking.reference == refs["today"]))
+        ends_at = s.get(Booking, booking_id).slot.ends_at
+    with pytest.raises(Rejected) as early, db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=NOW)
+    assert early.value.codes == {Code.VISIT_NOT_OVER}
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=adult, reason="late", note="", actor=GUARD,
+            now=NOW,
+        )  # fmt: skip
+    with pytest.raises(Rejected) as came, db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
+    assert came.value.codes == {Code.CAME_TO_THE_GATE}
+    with db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
+    assert _status(db, refs["today"]) is BookingStatus.NO_SHOW
+    with pytest.raises(Rejected) as again, db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=ends_at)
+    assert again.value.codes == {Code.BOOKING_NOT_ACTIVE}
+
+
+@given(
+    st.dates(min_value=date(1920, 1, 1), max_value=date(2026, 12, 1)),
+    st.dates(min_value=date(2026, 12, 1), max_value=date(2030, 12, 31)),
+)
+def test_age_groups_follow_completed_years(birth, day):
+    group = age_group(birth, day, adult_age=18)
+    age = age_on(birth, day)
+    expected = AgeGroup.ADULT if age >= 18 else AgeGroup.UNDER_FIVE if age < 5 else AgeGroup.MINOR
+    assert group is expected
+
+
+def test_age_groups_at_their_birthdays():
+    assert age_group(date(2021, 12, 1), date(2026, 12, 1), 18) is AgeGroup.MINOR  # 5 today
+    assert age_group(date(2021, 12, 2), date(2026, 12, 1), 18) is AgeGroup.UNDER_FIVE
+    assert age_group(date(2008, 12, 1), date(2026, 12, 1), 18) is AgeGroup.ADULT  # 18 today
+    assert age_group(date(2008, 12, 2), date(2026, 12, 1), 18) is AgeGroup.MINOR
