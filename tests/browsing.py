@@ -72,5 +72,5 @@ def staff_sign_in(page: Page, base: str, username: str, next_path: str) -> None:
     expect(page).to_have_url(re.compile(r"/staff/login\?next="))
     page.get_by_label("Nombre de usuario").fill(username)
     page.get_by_label("Contraseña").fill(DEMO_STAFF_PASSWORD)
-    page.get_by_role("button", name="Ingresar").click()
+    page.get_by_role("button", name="Iniciar sesión").click()
     expect(page).to_have_url(f"{base}{next_path}")

@@ -370,7 +370,7 @@ def test_the_delivery_page_asks_to_sign_in_and_comes_back(staff, sms_server):
     staff_sign_in(staff, base, "admin", "/staff/messages?status=pending")
     expect_heading(staff, DELIVERY_PAGE)
     expect(staff.get_by_label("Estado")).to_have_value("pending")
-    staff.get_by_role("button", name="Salir").click()
+    staff.get_by_role("button", name="Cerrar sesión").click()
     expect(staff).to_have_url(re.compile(r"/staff/login$"))
     answer = staff.goto(f"{base}/staff/messages")
     assert answer is not None

@@ -12,7 +12,7 @@ from visits.db import Database, make_engine
 from visits.demo import CONFIG, ROSTERS
 from visits.inmate import Inmate
 from visits.schedule import Slot
-from visits.staff import SignInPolicy, StaffRole, StaffUser, sign_in
+from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser, sign_in
 
 PASSWORD = "una clave larga de prueba"
 
@@ -98,16 +98,18 @@ def test_create_staff_makes_an_account_that_signs_in(db_url):
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == "created guard luis.guardia (QUENCORO, MUJERES-CUSCO)"
     db = Database(make_engine(db_url))
-    with db.writing() as s:
-        signed = sign_in(
-            s,
-            username="luis.guardia",
-            password=PASSWORD,
-            client="cli-test",
-            now=utcnow(),
-            policy=SignInPolicy(),
-        )
-        assert signed.session.user.role is StaffRole.GUARD
+    sign_in(
+        db,
+        username="luis.guardia",
+        password=PASSWORD,
+        client="cli-test",
+        now=utcnow(),
+        policy=SignInPolicy(),
+    )
+    with db.read_session() as s:
+        [opened] = s.scalars(select(StaffSession)).all()
+        assert opened.user.username == "luis.guardia"
+        assert opened.user.role is StaffRole.GUARD
     db.dispose()
 
 
@@ -119,7 +121,7 @@ def test_create_staff_refuses_bad_accounts_and_creates_nothing(db_url):
     assert "unknown prison 'NOWHERE'" in unknown.stderr + unknown.stdout
     national = cli(db_url, *base, "--role", "guard", "--national")
     assert national.returncode == 1
-    assert "Solo el personal de administración puede tener todos los penales." in (
+    assert "Solo un administrador puede tener alcance nacional" in (
         national.stderr + national.stdout
     )
     short = cli(
@@ -210,3 +212,11 @@ def test_the_command_line_offers_exactly_the_document_types():
     from visits.visitor import DocumentType
 
     assert [c.value for c in DocumentChoice] == [d.value for d in DocumentType]
+
+
+def test_the_demo_makes_no_staff_accounts_on_a_site_served_over_https(db_url):
+    env = server_env(db_url, 8000) | {"VISITS_PUBLIC_BASE_URL": "https://visitas.example.pe"}
+    loaded = run_cli("demo", env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "no demo staff accounts" in loaded.stdout
+    assert rows(db_url, StaffUser) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, time, timedelta
 
 import pytest
@@ -33,6 +34,7 @@ from visits.gate import (
     record_no_show,
     record_turned_away,
     undo_gate,
+    undo_no_show,
 )
 from visits.prison import Prison
 from visits.problems import Code, Rejected
@@ -244,3 +246,77 @@ def test_age_groups_at_their_birthdays():
     assert age_group(date(2021, 12, 2), date(2026, 12, 1), 18) is AgeGroup.UNDER_FIVE
     assert age_group(date(2008, 12, 1), date(2026, 12, 1), 18) is AgeGroup.ADULT  # 18 today
     assert age_group(date(2008, 12, 2), date(2026, 12, 1), 18) is AgeGroup.MINOR
+
+
+def test_what_one_guard_recorded_another_cannot_overwrite_and_twice_is_once(gate_world):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    for _ in range(2):  # a double click
+        with db.writing() as s:
+            record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+    with pytest.raises(Rejected) as stale, db.writing() as s:  # a page loaded before that
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=adult, reason="late", note="", actor=GUARD,
+            now=NOW,
+        )  # fmt: skip
+    assert stale.value.codes == {Code.ALREADY_RECORDED}
+    assert _day(db)[0].bookings[0].visitors[0].gate_status is GateStatus.ARRIVED
+    with db.read_session() as s:
+        arrivals = s.scalars(select(AuditEvent).where(AuditEvent.action == "visitor.arrived"))
+        assert len(arrivals.all()) == 1
+
+
+def test_two_guards_checking_in_the_same_visitor_at_once_record_it_once(gate_world):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    start = threading.Barrier(2)
+    errors = []
+
+    def guard(name: str) -> None:
+        try:
+            start.wait()
+            with db.writing() as s:
+                actor = Actor(f"staff:{name}", "10.0.0.1")
+                record_arrival(s, prison=_prison(s), visitor_id=adult, actor=actor, now=NOW)
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=guard, args=(n,)) for n in ("uno", "dos")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.read_session() as s:
+        assert len(s.scalars(select(GateCheck)).all()) == 1
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "visitor.arrived"))
+        assert len(events.all()) == 1
+
+
+def test_a_no_show_can_be_said_the_next_day_and_undone(gate_world):
+    db, refs = gate_world
+    with db.read_session() as s:
+        booking_id = s.scalar(select(Booking.id).where(Booking.reference == refs["today"]))
+    next_day = NOW + timedelta(days=1)
+    with db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=next_day)
+    assert _status(db, refs["today"]) is BookingStatus.NO_SHOW
+    with db.writing() as s:
+        undo_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=next_day)
+    assert _status(db, refs["today"]) is BookingStatus.CONFIRMED
+    [tomorrows] = _visitor_ids(db, refs["tomorrow"])
+    with pytest.raises(Rejected) as early, db.writing() as s:  # check-in stays that day only
+        record_arrival(s, prison=_prison(s), visitor_id=tomorrows, actor=GUARD, now=NOW)
+    assert early.value.codes == {Code.NOT_THE_VISIT_DAY}
+
+
+def test_a_booking_still_waiting_for_its_code_is_not_checked_in(gate_world):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        s.scalar(
+            select(Booking).where(Booking.reference == refs["today"])
+        ).status = BookingStatus.HELD
+    with pytest.raises(Rejected) as held, db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+    assert held.value.codes == {Code.BOOKING_NOT_ACTIVE}

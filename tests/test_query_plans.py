@@ -1,8 +1,8 @@
 """Every query of booking, moving and cancelling, of the gate's list, and of the worker's
 frequent jobs finds its rows through an index, on each database: a table scan costs nothing in
-a test and grows with every booking ever made (the one-visit-a-day check once read all booked visitors on
-SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the
-write lock)."""
+a test and grows with every booking ever made (the one-visit-a-day check once read all booked
+visitors on SQLite, for every booking; the hold-expiry job read every booking every 30 s,
+holding the write lock)."""
 
 from __future__ import annotations
 

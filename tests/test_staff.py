@@ -19,10 +19,11 @@ from visits.staff import (
     current_session,
     sign_in,
     sign_out,
+    touch,
 )
 
 PASSWORD = "una clave larga de prueba"
-POLICY = SignInPolicy(failures_per_user=3, failures_per_client=10)
+POLICY = SignInPolicy(failures_per_pair=3, failures_per_user=6, failures_per_client=10)
 
 
 @pytest.fixture
@@ -43,13 +44,7 @@ def guard(db):
 
 
 def _sign_in(db, password=PASSWORD, username="rosa.guardia", client="10.0.0.1", now=NOW):
-    with db.writing() as s:
-        try:
-            return sign_in(
-                s, username=username, password=password, client=client, now=now, policy=POLICY
-            )
-        finally:
-            s.commit()  # as the page does: a failure counts
+    return sign_in(db, username=username, password=password, client=client, now=now, policy=POLICY)
 
 
 def test_a_new_account_keeps_only_an_argon2id_hash_and_is_audited(guard):
@@ -133,15 +128,42 @@ def test_a_wrong_password_and_an_unknown_name_read_alike(guard):
 
 
 def test_repeated_failures_lock_the_name_even_against_the_right_password(guard):
-    for _ in range(POLICY.failures_per_user):
+    for _ in range(POLICY.failures_per_pair):
         with pytest.raises(Rejected):
             _sign_in(guard, password="no es la clave", client="10.0.0.9")
     later = NOW + timedelta(minutes=1)
     with pytest.raises(Rejected) as locked:
-        _sign_in(guard, client="10.0.0.8", now=later)  # the right password, another client
+        _sign_in(guard, client="10.0.0.9", now=later)  # the right password, too late
     assert locked.value.codes == {Code.SIGN_IN_LOCKED}
     assert locked.value.problems[0].params["minutes"] == 14
-    assert _sign_in(guard, now=NOW + POLICY.window + timedelta(seconds=1)).token
+    assert _sign_in(guard, client="10.0.0.9", now=NOW + POLICY.window + timedelta(seconds=1))
+
+
+def test_guessing_from_outside_cannot_lock_a_guard_out_of_the_gate(guard):
+    for _ in range(POLICY.failures_per_pair):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", client="203.0.113.7")
+    assert _sign_in(guard, client="10.0.0.1").token  # the gate's tablet still signs in
+
+
+def test_guessing_one_name_from_many_addresses_locks_it_everywhere(guard):
+    for n in range(POLICY.failures_per_user):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", client=f"203.0.113.{n}")
+    with pytest.raises(Rejected) as locked:
+        _sign_in(guard, client="10.0.0.1")
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+
+
+def test_an_unknown_name_costs_a_password_check_too(guard, monkeypatch):
+    from visits import staff
+
+    checked = []
+    real = staff._verify
+    monkeypatch.setattr(staff, "_verify", lambda user, pw: checked.append(user) or real(user, pw))
+    with pytest.raises(Rejected):
+        _sign_in(guard, username="nadie")
+    assert checked == [None]  # verified against the stand-in hash: the same time as a user
 
 
 def test_an_unknown_name_locks_the_same_way(guard):
@@ -159,6 +181,13 @@ def test_a_session_ends_when_idle_signed_out_or_the_account_is_deactivated(guard
         assert current_session(s, signed.token, NOW + POLICY.idle, POLICY) is not None
         idle = NOW + POLICY.idle + timedelta(seconds=1)
         assert current_session(s, signed.token, idle, POLICY) is None
+    late = NOW + POLICY.lifetime + timedelta(seconds=1)
+    with guard.writing() as s:
+        session_id = s.scalar(select(StaffSession.id))
+        touch(s, session_id, late - timedelta(minutes=1))  # busy until the very end
+    with guard.read_session() as s:
+        assert current_session(s, signed.token, late - timedelta(seconds=2), POLICY) is not None
+        assert current_session(s, signed.token, late, POLICY) is None  # a shift at most
     second = _sign_in(guard)
     with guard.writing() as s:
         sign_out(s, current_session(s, second.token, NOW, POLICY), NOW)

@@ -203,7 +203,7 @@ def _booked_with_hostile_names(client, db) -> tuple[str, str]:
     assert answer.status_code == 201, answer.text
     with db.writing() as s:
         child = s.scalar(select(BookingVisitor).where(BookingVisitor.first_names == "Luz"))
-        child.first_names, child.last_names = "<script>alert(1)</script>", '=HYPERLINK("x")'
+        child.first_names, child.last_names = '=HYPERLINK("x")', "<script>alert(1)</script>"
     return answer.json()["reference"], slot["starts_at"][:10]
 
 
@@ -247,12 +247,12 @@ def test_the_csv_neutralises_formulas_and_keeps_names_as_given(staffed, db):
     rows = list(csv.reader(io.StringIO(answer.text.removeprefix("\ufeff"))))
     child = next(row for row in rows if row[9] == "72222222")
     assert child[2] == reference.replace("-", "")
-    assert child[7] == '<script>alert(1)</script> =HYPERLINK("x")'  # mid-cell: inert
+    assert child[7] == '\'=HYPERLINK("x") <script>alert(1)</script>'  # quoted: text, not a formula
     assert child[10] == "under_five"
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
-@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "＝1+1"])
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_quoted(cell):
     assert csv_cell(cell) == "'" + cell
     assert csv_cell("Ana " + cell) == "Ana " + cell
@@ -351,7 +351,7 @@ def test_turning_a_visitor_away_asks_the_reason_and_shows_it(staffed, db):
     )
     assert done.status_code == 303
     page = client.get("/staff/p/QUENCORO/day")
-    assert "No ingresó" in text(page)
+    assert "Ingreso denegado" in text(page)
     assert "&lt;b&gt;sin DNI&lt;/b&gt;" in page.text
 
 
@@ -371,3 +371,13 @@ def test_a_day_of_2000_visitors_lists_every_one_on_screen_and_in_the_csv(staffed
     assert page.text.count("Menor de 5") > 0
     csv_rows = client.get("/staff/p/QUENCORO/day.csv").text.strip().splitlines()
     assert len(csv_rows) == 1 + 2000
+
+
+def test_signing_in_on_a_shared_tablet_signs_the_previous_person_out(staffed, db):
+    client = staffed()
+    sign_in(client, "guardia")
+    assert sign_in(client, "admin").status_code == 303
+    with db.read_session() as s:
+        first, second = s.scalars(select(StaffSession).order_by(StaffSession.id)).all()
+        assert first.ended_at is not None
+        assert second.ended_at is None

@@ -219,12 +219,16 @@ def demo() -> None:
     db = _database()
     with db.writing() as session:
         reports, rosters = load_demo(session, utcnow())
-        accounts = load_demo_staff(session, utcnow())
+        # Their password is in the README: never on a site served over HTTPS.
+        public = settings.public_base_url.startswith("https://")
+        accounts = [] if public else load_demo_staff(session, utcnow())
     typer.echo("\n".join(line for report in reports for line in report.lines()))
     for code, roster in rosters.items():
         typer.echo(f"{code} roster: {roster.summary()}")
     if accounts:
         typer.echo(f"staff accounts {', '.join(accounts)} (password {DEMO_STAFF_PASSWORD})")
+    if public:
+        typer.echo("no demo staff accounts: VISITS_PUBLIC_BASE_URL is https (use create-staff)")
 
 
 @app.command()

@@ -6,8 +6,10 @@ bookings are left out; held ones (waiting for the family's code) are listed, mar
 
 At the gate, each visitor comes in or is turned away (a reason from a list, and a note);
 a booking with someone in is ``attended``, and one nobody came to is marked ``no_show`` once
-its visit time is over. Only on the visit's day, only for confirmed bookings of the guard's
-prison; a mistake can be undone. Every step is an audit event with who and from where.
+its visit time is over (that day or later). Only on the visit's day, only for confirmed
+bookings of the guard's prison; what one guard recorded another cannot overwrite, and a
+mistake is undone explicitly. A booking whose visitors were all turned away stays
+``confirmed``, its visitors marked. Every step is an audit event with who and from where.
 """
 
 from __future__ import annotations
@@ -243,10 +245,16 @@ class Actor:
 
 
 def _gate_booking(
-    session: Session, prison: Prison, booking_id: int | None, now: datetime
+    session: Session,
+    prison: Prison,
+    booking_id: int | None,
+    now: datetime,
+    statuses: tuple[BookingStatus, ...] = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED),
+    *,
+    later_days: bool = False,
 ) -> Booking:
-    """The booking, locked, if the gate may record anything on it now (else Rejected): one
-    of this prison, confirmed or attended, whose visit is today."""
+    """The booking, locked, if the gate may record on it now (else Rejected): one of this
+    prison, in one of ``statuses``, whose visit is today (or, with ``later_days``, was)."""
     require_write_lock(session)
     if booking_id is None:
         raise Rejected([Problem(Code.BOOKING_NOT_FOUND)])
@@ -254,10 +262,11 @@ def _gate_booking(
     booking = session.get(Booking, booking_id, populate_existing=True)
     if booking is None or booking.prison_id != prison.id:
         raise Rejected([Problem(Code.BOOKING_NOT_FOUND)])
-    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.ATTENDED):
+    if booking.status not in statuses:
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
-    if booking.slot.local_date != prison.local_date(now):
-        raise Rejected([Problem(Code.NOT_THE_VISIT_DAY, None, {"day": booking.slot.local_date})])
+    today, day = prison.local_date(now), booking.slot.local_date
+    if day != today and not (later_days and day < today):
+        raise Rejected([Problem(Code.NOT_THE_VISIT_DAY, None, {"day": day})])
     return booking
 
 
@@ -281,12 +290,28 @@ def _checks(session: Session, booking: Booking) -> dict[int, GateCheck]:
 def record_arrival(
     session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
 ) -> Booking:
-    """A visitor came in: the booking is attended."""
+    """A visitor came in: the booking is attended. Said twice (a double click, two guards),
+    it is recorded once."""
     booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    if _unchanged(session, visitor, GateStatus.ARRIVED, None):
+        return booking
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
     _audit(session, booking, visitor, "visitor.arrived", actor, now)
     return booking
+
+
+def _unchanged(
+    session: Session, visitor: BookingVisitor, status: GateStatus, reason: TurnAwayReason | None
+) -> bool:
+    """Whether the gate already recorded exactly this. Anything else recorded first must be
+    undone first: a guard on a page loaded before another guard acted never overwrites."""
+    check = session.get(GateCheck, visitor.id, populate_existing=True)
+    if check is None:
+        return False
+    if check.status is status and check.reason is reason:
+        return True
+    raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
 
 
 def record_turned_away(
@@ -311,6 +336,8 @@ def record_turned_away(
     reject_if(problems)
     booking, visitor = _visitor_booking(session, prison, visitor_id, now)
     why = TurnAwayReason(reason)
+    if _unchanged(session, visitor, GateStatus.TURNED_AWAY, why):
+        return booking
     _record(session, visitor, GateStatus.TURNED_AWAY, why, note.strip(), actor, now)
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED
@@ -341,23 +368,42 @@ def undo_gate(
 def record_no_show(
     session: Session, *, prison: Prison, booking_id: int, actor: Actor, now: datetime
 ) -> Booking:
-    """Nobody of the booking came to the gate: said once its visit time is over."""
-    booking = _gate_booking(session, prison, booking_id, now)
+    """Nobody of the booking came to the gate: said once its visit time is over, that day or
+    later (a list left unmarked at closing can be completed the next day)."""
+    booking = _gate_booking(session, prison, booking_id, now, later_days=True)
     if booking.status is not BookingStatus.CONFIRMED or _checks(session, booking):
         raise Rejected([Problem(Code.CAME_TO_THE_GATE)])
     if now < booking.slot.ends_at:
         raise Rejected([Problem(Code.VISIT_NOT_OVER)])
     booking.status, booking.updated_at = BookingStatus.NO_SHOW, now
+    _audit_booking(session, booking, "booking.no_show", actor, now)
+    return booking
+
+
+def undo_no_show(
+    session: Session, *, prison: Prison, booking_id: int, actor: Actor, now: datetime
+) -> Booking:
+    """A no-show said by mistake: the booking is confirmed again."""
+    booking = _gate_booking(
+        session, prison, booking_id, now, (BookingStatus.NO_SHOW,), later_days=True
+    )
+    booking.status, booking.updated_at = BookingStatus.CONFIRMED, now
+    _audit_booking(session, booking, "booking.no_show_undone", actor, now)
+    return booking
+
+
+def _audit_booking(
+    session: Session, booking: Booking, action: str, actor: Actor, now: datetime
+) -> None:
     audit.record(
         session,
         at=now,
         actor=actor.name,
-        action="booking.no_show",
+        action=action,
         entity="booking",
         entity_id=booking.reference,
         origin=actor.origin,
     )
-    return booking
 
 
 def _record(

@@ -85,6 +85,7 @@ class Code(StrEnum):
     NOT_THE_VISIT_DAY = "not_the_visit_day"
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
+    ALREADY_RECORDED = "already_recorded"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -185,6 +186,9 @@ MESSAGES: dict[Code, str] = {
     Code.NOT_THE_VISIT_DAY: N_("This visit is on %(day)s: the gate records it only that day."),
     Code.VISIT_NOT_OVER: N_("The visit time is not over yet: wait until it ends."),
     Code.CAME_TO_THE_GATE: N_("Someone of this booking came to the gate: it is not a no-show."),
+    Code.ALREADY_RECORDED: N_(
+        "%(name)s was already recorded at the gate. To change it, undo it first."
+    ),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

@@ -70,9 +70,11 @@ class Settings(BaseSettings):
     reminder_morning_at: time | None = time(7, 0)
     # Sent messages (and their text) are deleted after this many days.
     message_retention_days: int = Field(default=180, ge=1)
-    # Staff sign-in: failures per user name (and per client) within the window lock it for
-    # the rest of the window; a session ends when idle, and after a shift however active.
+    # Staff sign-in: failures within the window of one user name from one client, of one
+    # name from anywhere, of one client (visits.staff.SignInPolicy) lock for the rest of the
+    # window; a session ends when idle, and after a shift however active.
     staff_sign_in_failures: int = Field(default=5, ge=1)
+    staff_sign_in_failures_per_user: int = Field(default=50, ge=1)
     staff_sign_in_failures_per_client: int = Field(default=30, ge=1)
     staff_sign_in_window_minutes: int = Field(default=15, ge=1)
     staff_idle_minutes: int = Field(default=30, ge=1)

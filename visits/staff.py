@@ -5,11 +5,11 @@ advisories) and ``admin`` (calendars, closures, roster, bans, accounts, broadcas
 Every account is scoped to one or more prisons; only an admin may be national (every prison).
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memory profile) and
-re-hashed at sign-in when those defaults grow. Failed sign-ins are counted per user name (known
-or not, so a lockout says nothing about which accounts exist) and per client: after
-``failures_per_user`` within the window the name is locked for the rest of it, whatever
-password is tried. Sessions live in the database, so signing out, a deactivated account or a
-changed password ends them at once on every worker; only a hash of the session's token is
+re-hashed at sign-in when those defaults grow. Failed sign-ins are counted per user name and
+client, per user name and per client (see :class:`SignInPolicy`), for names known or not, so a
+lockout says nothing about which accounts exist; a locked name stays locked for the rest of
+the window whatever password is tried. Sessions live in the database, so signing out or a
+deactivated account ends them at once on every worker; only a hash of the session's token is
 stored, and a session ends after ``idle`` without a request or ``lifetime`` after sign-in.
 """
 
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from visits import audit, throttle
 from visits.base import Base, UTCDateTime, str_enum
+from visits.db import Database
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected
 
@@ -105,7 +106,13 @@ class StaffSession(Base):
 
 @dataclass(frozen=True)
 class SignInPolicy:
-    failures_per_user: int = 5
+    """Failed sign-ins allowed per window: of one user name from one client (the lockout a
+    person meets), of one user name from anywhere (guessing from many addresses; high, so
+    that nobody can lock a guard out from outside), and of one client (guessing many names).
+    """
+
+    failures_per_pair: int = 5
+    failures_per_user: int = 50
     failures_per_client: int = 30
     window: timedelta = timedelta(minutes=15)
     idle: timedelta = timedelta(minutes=30)
@@ -185,17 +192,42 @@ def create_staff(
         action="staff.created",
         entity="staff_user",
         entity_id=user.username,
-        details={"role": role.value, "national": national, "prisons": [p.code for p in prisons]},
+        details={
+            "role": role.value,
+            "national": national,
+            "prisons": [p.code for p in user.prisons],
+        },
     )
     return user
 
 
-def _keys(username: str, client: str) -> tuple[str, str]:
-    return f"staff-login:user:{username}", f"staff-login:client:{client}"
+def _keys(username: str, client: str) -> dict[str, str]:
+    return {
+        "pair": f"staff-login:pair:{client}:{username}",
+        "user": f"staff-login:user:{username}",
+        "client": f"staff-login:client:{client}",
+    }
+
+
+def _lockout(
+    session: Session, keys: dict[str, str], now: datetime, policy: SignInPolicy, *, lock: bool
+) -> Problem | None:
+    hits = throttle.recent(session, keys.values(), policy.window, now, lock=lock)
+    limits = {
+        "pair": policy.failures_per_pair,
+        "user": policy.failures_per_user,
+        "client": policy.failures_per_client,
+    }
+    wait = max(
+        throttle.wait(hits[keys[k]], limit, policy.window, now) for k, limit in limits.items()
+    )
+    if not wait:
+        return None
+    return Problem(Code.SIGN_IN_LOCKED, None, {"minutes": throttle.minutes(wait)})
 
 
 def sign_in(
-    session: Session,
+    db: Database,
     *,
     username: str,
     password: str,
@@ -205,23 +237,40 @@ def sign_in(
 ) -> SignedIn:
     """Check the password and open a session, or raise :class:`Rejected` with one neutral
     problem (wrong name and wrong password read alike) or the minutes left of a lockout.
-    A failure is recorded in the caller's transaction, which the caller commits either way."""
+
+    The password is checked outside any write transaction: argon2 takes a fifth of a second
+    by design, and holding the write lock that long would stall every booking. The lockout is
+    checked before (read only) and again under the lock, where a failure is recorded and
+    committed."""
     username = normalise_username(username)[:64]
-    user_key, client_key = _keys(username, client)
-    hits = throttle.recent(session, [user_key, client_key], policy.window, now)
-    wait = max(
-        throttle.wait(hits[user_key], policy.failures_per_user, policy.window, now),
-        throttle.wait(hits[client_key], policy.failures_per_client, policy.window, now),
-    )
-    if wait:
-        # Locked: not even a right password opens it, and nothing is counted.
-        raise Rejected([Problem(Code.SIGN_IN_LOCKED, None, {"minutes": throttle.minutes(wait)})])
-    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
-    if user is not None and not user.active:
-        user = None
-    if not _verify(user, password[:MAX_PASSWORD_LENGTH]) or user is None:
-        throttle.record_failure(session, [user_key, client_key], now)
+    keys = _keys(username, client[:64])
+    with db.read_session() as session:
+        if (locked := _lockout(session, keys, now, policy, lock=False)) is not None:
+            raise Rejected([locked])  # not even a right password opens it; nothing counted
+        user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    usable = user if user is not None and user.active else None
+    right = _verify(usable, password[:MAX_PASSWORD_LENGTH])
+    failed = False
+    with db.writing() as session:
+        if (locked := _lockout(session, keys, now, policy, lock=True)) is not None:
+            raise Rejected([locked])
+        if not right or usable is None:
+            throttle.record_failure(session, keys.values(), now)
+            failed = True
+        else:
+            signed = _open_session(session, usable.id, password, client, now)
+    if failed:
         raise Rejected([Problem(Code.SIGN_IN_FAILED)])
+    return signed
+
+
+def _open_session(
+    session: Session, user_id: int, password: str, client: str, now: datetime
+) -> SignedIn:
+    user = session.get(StaffUser, user_id, populate_existing=True)
+    assert user is not None
+    if _hasher.check_needs_rehash(user.password_hash):  # argon2's defaults grew
+        user.password_hash = _hasher.hash(password)
     user.last_login_at = now
     token = secrets.token_urlsafe(32)
     staff_session = StaffSession(
@@ -242,6 +291,7 @@ def sign_in(
         entity_id=user.username,
         origin=client,
     )
+    session.flush()
     return SignedIn(staff_session, token)
 
 
@@ -252,8 +302,6 @@ def _verify(user: StaffUser | None, password: str) -> bool:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
-    if user is not None and _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
     return user is not None
 
 
@@ -284,6 +332,17 @@ def touch(session: Session, staff_session_id: int, now: datetime) -> None:
     session.execute(
         update(StaffSession).where(StaffSession.id == staff_session_id).values(last_seen_at=now)
     )
+
+
+def end_session(session: Session, token: str, now: datetime, origin: str = "") -> None:
+    """Sign out the session a cookie names, if it is still live."""
+    found = session.scalar(
+        select(StaffSession).where(
+            StaffSession.token_hash == _token_hash(token[:128]), StaffSession.ended_at.is_(None)
+        )
+    )
+    if found is not None:
+        sign_out(session, found, now, origin)
 
 
 def sign_out(

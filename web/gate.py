@@ -33,8 +33,9 @@ from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}", include_in_schema=False)
 GateStaff = access(StaffRole.GUARD, StaffRole.ADMIN)
-# A spreadsheet runs a cell that starts like a formula: such cells are given a leading quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts like a formula: such cells are given a leading quote
+# (OWASP's list, and the full-width forms some Excel locales also read as formulas).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def _day(raw: str | None, who: Staff, now) -> tuple[date, list[Problem]]:
@@ -89,6 +90,7 @@ def _day_page(
         values={"date": day.isoformat(), "q": q},
         # Check-in happens on the visit's day only; a no-show once the time is over.
         gate_open=day == prison.local_date(now),
+        past_or_today=day <= prison.local_date(now),
         now=now,
         words=_words(),
     )
@@ -200,10 +202,11 @@ def _back_to(who: Staff, booking: Booking) -> RedirectResponse:
 
 
 def _refused(request: Request, who: Staff, session, now, rejected: Rejected) -> Response:
-    """Today's list again, with why nothing was recorded."""
-    session.rollback()
+    """Today's list again, with why nothing was recorded (read outside the write lock)."""
+    session.close()
     day = who.prison.local_date(now)  # type: ignore[union-attr]
-    slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
+    with request.app.state.db.read_session() as reading:
+        slots = gate.day_list(reading, who.prison, day)  # type: ignore[arg-type]
     return _day_page(request, who, now, day, slots, list(rejected.problems), 409)
 
 
@@ -264,8 +267,9 @@ def turn_away(
             now=now,
         )
     except Rejected as rejected:
-        session.rollback()
-        found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+        session.close()
+        with request.app.state.db.read_session() as reading:
+            found = gate.visitor_at_gate(reading, who.prison, visitor_id)  # type: ignore[arg-type]
         if found is None:
             raise HTTPException(404) from None
         return render(
@@ -313,6 +317,25 @@ def no_show(
 ) -> Response:
     try:
         booking = gate.record_no_show(
+            session, prison=who.prison, booking_id=booking_id, actor=_actor(who, client), now=now
+        )
+    except Rejected as rejected:
+        return _refused(request, who, session, now, rejected)
+    session.commit()
+    return _back_to(who, booking)
+
+
+@router.post("/bookings/{booking_id}/no-show/undo")
+def undo_no_show(
+    request: Request,
+    booking_id: int,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    try:
+        booking = gate.undo_no_show(
             session, prison=who.prison, booking_id=booking_id, actor=_actor(who, client), now=now
         )
     except Rejected as rejected:

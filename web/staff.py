@@ -30,7 +30,7 @@ from visits.problems import Code, Problem, Rejected
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import CSRF_FIELD, FormValues, csrf_ok
+from web.forms import CSRF_FIELD, MAX_FORM_FIELDS, FormValues, csrf_ok
 
 STAFF_COOKIE = "staff_session"
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -59,16 +59,27 @@ def sign_in_policy(request: Request) -> SignInPolicy:
     return request.app.state.sign_in_policy
 
 
-def _live_session(request: Request, now: Any) -> StaffSession | None:
+@dataclass(frozen=True)
+class _Found:
+    session: StaffSession | None
+    prison: Prison | None
+    prison_named: bool  # the path names a prison (known or not)
+
+
+def _find(request: Request, now: Now) -> _Found:
+    """The live session and the path's prison, read in a worker thread (a plain ``def``
+    dependency): the database is never waited on from the event loop."""
     db = request.app.state.db
+    code = request.path_params.get("prison")
     with db.read_session() as session:
         found = staff.current_session(
             session, request.cookies.get(STAFF_COOKIE), now, sign_in_policy(request)
         )
+        prison = prison_by_code(session, code) if found is not None and code else None
     if found is not None and staff.needs_touch(found, now):
         with db.writing() as session:
             staff.touch(session, found.id, now)
-    return found
+    return _Found(found, prison, code is not None)
 
 
 def same_site(request: Request) -> bool:
@@ -93,27 +104,24 @@ def _origin(url: str) -> str:
 def staff_access(*roles: StaffRole) -> Callable[..., Any]:
     """The dependency of a staff route that admits ``roles`` (see the module's docstring)."""
 
-    async def check(request: Request, now: Now) -> Staff:
-        found = _live_session(request, now)
-        if found is None:
+    async def check(request: Request, found: Annotated[_Found, Depends(_find)]) -> Staff:
+        live = found.session
+        if live is None:
             raise SignInRequired()
-        if found.user.role not in roles:
+        if live.user.role not in roles:
             raise HTTPException(403, Problem(Code.FORBIDDEN))
         if request.method not in SAFE_METHODS:
-            form = await request.form(max_files=0)
+            form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
             given = str(form.get(CSRF_FIELD, ""))
-            token_ok = hmac.compare_digest(found.csrf_token.encode(), given.encode())
+            token_ok = hmac.compare_digest(live.csrf_token.encode(), given.encode())
             if not (token_ok and same_site(request)):
                 raise HTTPException(403, Problem(Code.FORM_EXPIRED))
-        prison = None
-        if (code := request.path_params.get("prison")) is not None:
-            with request.app.state.db.read_session() as session:
-                prison = prison_by_code(session, code)
-            if prison is None:
+        if found.prison_named:
+            if found.prison is None:
                 raise HTTPException(404)
-            if not found.user.covers(prison.id):
+            if not live.user.covers(found.prison.id):
                 raise HTTPException(403, Problem(Code.FORBIDDEN))
-        return Staff(found.user, found, prison)
+        return Staff(live.user, live, found.prison)
 
     check.roles = roles  # type: ignore[attr-defined]  # read by the route-enumeration test
     return check
@@ -144,18 +152,17 @@ def login_page(request: Request, next: str = "/staff") -> HTMLResponse:
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(
-    request: Request, values: FormValues, session: WriteSession, now: Now, client: ClientKey
-) -> Response:
+def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> Response:
     target = _safe_next(values.get("next", "/staff"))
     shown = {"username": values.get("username", ""), "next": target}
     if not (csrf_ok(request, values) and same_site(request)):
         return render(
             request, "staff_login.html", 403, values=shown, problems=[Problem(Code.FORM_EXPIRED)]
         )
+    db = request.app.state.db
     try:
         signed = staff.sign_in(
-            session,
+            db,
             username=values.get("username", ""),
             password=values.get("password", ""),
             client=client,
@@ -163,12 +170,14 @@ def login(
             policy=sign_in_policy(request),
         )
     except Rejected as rejected:
-        session.commit()  # the failure counts toward the lockout
         status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 401
         return render(
             request, "staff_login.html", status, values=shown, problems=list(rejected.problems)
         )
-    session.commit()
+    # A shared tablet: whoever was signed in on this browser before is signed out.
+    if (earlier := request.cookies.get(STAFF_COOKIE)) is not None:
+        with db.writing() as session:
+            staff.end_session(session, earlier, now, client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         STAFF_COOKIE,
@@ -182,8 +191,10 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, who: AnyStaff, session: WriteSession, now: Now) -> Response:
-    staff.sign_out(session, session.merge(who.session, load=False), now)
+def logout(
+    request: Request, who: AnyStaff, session: WriteSession, now: Now, client: ClientKey
+) -> Response:
+    staff.sign_out(session, session.merge(who.session, load=False), now, client)
     session.commit()
     response = RedirectResponse("/staff/login", status_code=303)
     response.delete_cookie(STAFF_COOKIE, path="/staff")
