@@ -119,6 +119,11 @@ def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff,
     expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
     expect(staff.locator(f"#{row_id} .tag-turned_away")).to_have_text("Ingreso denegado")
     expect(staff.locator(f"#{row_id}")).to_contain_text("Llegó tarde")
+    staff.locator(f"#{row_id} a").first.click()  # the booking's own page
+    expect(staff.get_by_role("heading", level=1)).to_contain_text("Reserva")
+    expect(staff.locator("ol.timeline")).to_contain_text("Se negó el ingreso a un visitante")
+    expect(staff.locator("ol.timeline")).to_contain_text("staff:guardia")
+    found["booking page"] = serious_violations(staff)
     staff.goto(f"{base}/staff")
     found["staff home"] = serious_violations(staff)
     staff.get_by_role("button", name="Cerrar sesión").click()

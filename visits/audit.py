@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime
@@ -48,3 +48,14 @@ def record(
     )
     session.add(event)
     return event
+
+
+def timeline(session: Session, entity: str, entity_id: object) -> list[AuditEvent]:
+    """Everything that happened to one record, oldest first."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity == entity, AuditEvent.entity_id == str(entity_id))
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+    )

@@ -566,15 +566,18 @@ def cancel_booking(
     actor: str,
     sms_policy: SmsPolicy,
     answering: bool = False,
+    reason: str = "",
+    origin: str = "",
 ) -> Booking:
     """Cancel, give the seats back and cancel the messages still to come, exactly once even
     if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
-    the SMS answers the family's own text, so it goes even to a number that opted out)."""
+    the SMS answers the family's own text, so it goes even to a number that opted out).
+    Staff acting for a family give the ``reason`` and where they are (``origin``)."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     was_confirmed = booking.status is BookingStatus.CONFIRMED
-    _cancel(session, booking, now, actor, "booking.cancelled")
+    _cancel(session, booking, now, actor, "booking.cancelled", reason=reason, origin=origin)
     if was_confirmed:
         sms.queue_cancelled(session, booking, sms_policy, now, essential=answering)
     else:  # never confirmed to the family: nothing to take back, only the code to withdraw
@@ -583,7 +586,16 @@ def cancel_booking(
     return booking
 
 
-def _cancel(session: Session, booking: Booking, now: datetime, actor: str, action: str) -> None:
+def _cancel(
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    actor: str,
+    action: str,
+    *,
+    reason: str = "",
+    origin: str = "",
+) -> None:
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = booking.updated_at = now
     booking.hold_expires_at = None
@@ -597,7 +609,9 @@ def _cancel(session: Session, booking: Booking, now: datetime, actor: str, actio
         action=action,
         entity="booking",
         entity_id=booking.reference,
-        details={"slot_id": booking.slot_id, "party_size": booking.party_size},
+        details={"slot_id": booking.slot_id, "party_size": booking.party_size}
+        | ({"reason": reason} if reason else {}),
+        origin=origin,
     )
 
 
@@ -694,10 +708,13 @@ def move_booking(
     now: datetime,
     actor: str,
     sms_policy: SmsPolicy,
+    reason: str = "",
+    origin: str = "",
 ) -> Booking:
     """Move to another slot: the new seats are taken and the old ones given back in one
     transaction, so the family never ends up with both or with neither; the old time's
-    reminders give way to the new time's."""
+    reminders give way to the new time's. Staff acting for a family give the ``reason``
+    and where they are (``origin``)."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
@@ -741,7 +758,9 @@ def move_booking(
         action="booking.moved",
         entity="booking",
         entity_id=booking.reference,
-        details={"from_slot_id": old_slot_id, "to_slot_id": new_slot.id},
+        details={"from_slot_id": old_slot_id, "to_slot_id": new_slot.id}
+        | ({"reason": reason} if reason else {}),
+        origin=origin,
     )
     session.flush()
     session.refresh(new_slot)

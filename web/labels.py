@@ -79,6 +79,28 @@ MESSAGE_KINDS = {
 }
 
 
+# What each audited change was, for the booking's history on staff pages.
+AUDIT_ACTIONS = {
+    "booking.created": N_("Booked"),
+    "booking.held": N_("Booked, waiting for the SMS code"),
+    "booking.confirmed": N_("Confirmed with the SMS code"),
+    "booking.code_rejected": N_("A wrong SMS code was typed"),
+    "booking.hold_expired": N_("Released: the code was not typed in time"),
+    "booking.cancelled": N_("Cancelled"),
+    "booking.moved": N_("Moved to another time"),
+    "booking.family_confirmed": N_("The family answered that it is coming"),
+    "booking.no_show": N_("Nobody came"),
+    "booking.no_show_undone": N_("No-show undone"),
+    "visitor.arrived": N_("A visitor came in"),
+    "visitor.turned_away": N_("A visitor was not let in"),
+    "visitor.gate_undone": N_("A gate record was undone"),
+}
+
+
+def audit_action(action: str) -> str:
+    return gettext(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else action
+
+
 def label(value: StrEnum) -> str:
     return gettext(LABELS[value])
 

@@ -1,0 +1,117 @@
+"""Staff cancel and move a booking for the family, with a reason; the booking's history shows
+who did what, when and from where. On each database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from notifications.outbox import OutboxMessage
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_api import book, open_slot
+from tests.test_pages import text
+from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus
+from visits.schedule import Slot
+from visits.staff import StaffRole
+
+
+@pytest.fixture
+def booked(make_client, db):
+    """A family's booking at Quencoro, and a guard of Quencoro signed in."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    client = make_client()
+    slot = open_slot(client)
+    answer = book(client, slot["id"])
+    assert answer.status_code == 201, answer.text
+    sign_in(client, "guardia")
+    return client, answer.json()["reference"].replace("-", ""), slot
+
+
+def _booking(db, reference) -> Booking:
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == reference))
+        return booking
+
+
+def _kinds(db, reference) -> list[str]:
+    with db.read_session() as s:
+        return list(
+            s.scalars(
+                select(OutboxMessage.kind)
+                .where(OutboxMessage.subject == f"booking:{reference}")
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def test_staff_cancel_for_the_family_with_a_reason_and_the_family_is_told(booked, db):
+    client, reference, slot = booked
+    page = client.get(f"/staff/p/QUENCORO/bookings/{reference}")
+    assert page.status_code == 200
+    assert "Reservada" in text(page)  # the history so far
+    path = f"/staff/p/QUENCORO/bookings/{reference}/cancel"
+    token = staff_token(client)
+    missing = client.post(path, data={"csrf_token": token, "reason": "  "})
+    assert missing.status_code == 422
+    assert _booking(db, reference).status is BookingStatus.CONFIRMED
+    done = client.post(
+        path,
+        data={"csrf_token": token, "reason": "La familia llamó: está enferma"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert _booking(db, reference).status is BookingStatus.CANCELLED
+    with db.read_session() as s:
+        assert s.get(Slot, slot["id"]).seats_taken == 0  # the seat is back at once
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "booking.cancelled"))
+    assert event.actor == "staff:guardia"
+    assert event.origin == "testclient"
+    assert event.details["reason"] == "La familia llamó: está enferma"
+    assert "cancelled" in _kinds(db, reference)  # the family's SMS, in its language
+    shown = text(client.get(done.headers["location"]))
+    assert "La familia llamó: está enferma" in shown
+    assert "staff:guardia" in shown
+
+
+def test_staff_move_for_the_family_under_every_rule(booked, db):
+    client, reference, slot = booked
+    other = open_slot(client, group="men")
+    path = f"/staff/p/QUENCORO/bookings/{reference}/move"
+    token = staff_token(client)
+    # A day for men, a woman visiting: the family's own rules apply to staff too.
+    refused = client.post(
+        path, data={"csrf_token": token, "slot_id": str(other["id"]), "reason": "trabajo"}
+    )
+    assert refused.status_code == 422
+    assert _booking(db, reference).slot_id == slot["id"]
+    later = next(
+        s["id"]
+        for d in client.get("/api/v1/prisons/QUENCORO/slots").json()["days"]
+        for s in d["slots"]
+        if s["state"] == "open" and s["visitor_group"] == "women" and s["id"] != slot["id"]
+    )
+    moved = client.post(
+        path,
+        data={"csrf_token": token, "slot_id": str(later), "reason": "trabajo"},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    assert _booking(db, reference).slot_id == later
+    assert "moved" in _kinds(db, reference)
+
+
+def test_a_booking_of_another_prison_is_unknown_there(booked, db, make_client):
+    _, reference, _ = booked
+    other = make_client()
+    sign_in(other, "admin.mujeres")
+    assert other.get(f"/staff/p/MUJERES-CUSCO/bookings/{reference}").status_code == 404
+    assert other.get(f"/staff/p/QUENCORO/bookings/{reference}").status_code == 403
+    token = staff_token(other)
+    answer = other.post(
+        f"/staff/p/MUJERES-CUSCO/bookings/{reference}/cancel",
+        data={"csrf_token": token, "reason": "x"},
+    )
+    assert answer.status_code == 404
+    assert _booking(db, reference).status is BookingStatus.CONFIRMED

@@ -1,0 +1,181 @@
+"""One booking as staff see it: its details, its history, and cancelling or moving it on the
+family's behalf (a phone call, a family at the gate).
+
+Staff changes go through the same domain functions as the family's (every rule, the seats,
+the SMS the family gets in its language), with the staff member as the actor, the reason they
+give and where they were, all in the booking's audit timeline on this page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import audit
+from visits.booking import Booking, booking_by_reference, cancel_booking, move_booking
+from visits.problems import Code, Problem, Rejected
+from visits.schedule import Slot
+from visits.staff import StaffRole
+from web.availability import commit_seat_change
+from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
+from web.family import render
+from web.forms import FormValues
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/bookings", include_in_schema=False)
+BookingStaff = access(StaffRole.GUARD, StaffRole.ADMIN)
+MAX_REASON = 300
+# How many visit times the move form offers.
+MOVE_CHOICES = 60
+
+
+def _booking(session: Session, who: Staff, reference: str) -> Booking:
+    """The booking, if it is one of this prison's (any other reference is unknown here)."""
+    booking = booking_by_reference(session, reference)
+    if booking is None or booking.prison_id != who.prison.id:  # type: ignore[union-attr]
+        raise HTTPException(404)
+    return booking
+
+
+def _move_choices(session: Session, booking: Booking, now: datetime) -> list[Slot]:
+    return list(
+        session.scalars(
+            select(Slot)
+            .where(
+                Slot.prison_id == booking.prison_id,
+                Slot.starts_at > now,
+                Slot.withdrawn_at.is_(None),
+                Slot.id != booking.slot_id,
+                Slot.seats_taken + booking.party_size <= Slot.capacity,
+            )
+            .order_by(Slot.starts_at)
+            .limit(MOVE_CHOICES)
+        )
+    )
+
+
+def _page(
+    request: Request,
+    session: Session,
+    who: Staff,
+    booking: Booking,
+    now: datetime,
+    status: int = 200,
+    problems: list[Problem] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    return render(
+        request,
+        "staff_booking.html",
+        status,
+        who=who,
+        prison=who.prison,
+        booking=booking,
+        timeline=audit.timeline(session, "booking", booking.reference),
+        choices=_move_choices(session, booking, now) if booking.can_change(now) else [],
+        can_change=booking.can_change(now),
+        problems=problems or [],
+        values=values or {},
+        done=request.query_params.get("done", ""),
+    )
+
+
+@router.get("/{reference}", response_class=HTMLResponse)
+def booking_page(
+    request: Request, reference: str, who: BookingStaff, session: ReadSession, now: Now
+) -> Response:
+    return _page(request, session, who, _booking(session, who, reference), now)
+
+
+def _reason(values: dict[str, str]) -> tuple[str, list[Problem]]:
+    reason = values.get("reason", "").strip()
+    if not reason:
+        return reason, [Problem(Code.REQUIRED, "reason")]
+    if len(reason) > MAX_REASON:
+        return reason, [Problem(Code.TOO_LONG, "reason", {"max": MAX_REASON})]
+    return reason, []
+
+
+def _changed(request: Request, session: Session, who: Staff, booking: Booking, done: str):
+    commit_seat_change(request, session, booking.prison_id)
+    path = f"/staff/p/{who.prison.code}/bookings/{booking.reference}?done={done}"  # type: ignore[union-attr]
+    return RedirectResponse(path, status_code=303)
+
+
+def _refused(request, session, who, reference, now, problems, values) -> Response:
+    """The page again with why nothing changed, read outside the write lock."""
+    session.close()
+    with request.app.state.db.read_session() as reading:
+        booking = _booking(reading, who, reference)
+        return _page(request, reading, who, booking, now, 422, problems, values)
+
+
+def _change(
+    request: Request,
+    reference: str,
+    who: Staff,
+    session: Session,
+    now: datetime,
+    values: dict[str, str],
+    done: str,
+    act: Callable[[Booking, str], object],
+) -> Response:
+    """Check the reason, then ``act(booking, reason)``: committed, or the page again with
+    every reason why not and nothing changed."""
+    booking = _booking(session, who, reference)
+    reason, problems = _reason(values)
+    if problems:
+        return _refused(request, session, who, reference, now, problems, values)
+    try:
+        act(booking, reason)
+    except Rejected as rejected:
+        return _refused(request, session, who, reference, now, list(rejected.problems), values)
+    return _changed(request, session, who, booking, done)
+
+
+@router.post("/{reference}/cancel")
+def cancel(
+    request: Request,
+    reference: str,
+    who: BookingStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Cancel for the family, with the reason they gave: the seats come back at once and the
+    family gets the cancellation SMS in its language."""
+    return _change(
+        request, reference, who, session, now, values, "cancelled",
+        lambda booking, reason: cancel_booking(
+            session, booking, now=now, actor=who.user.actor, sms_policy=sms, reason=reason,
+            origin=client,
+        ),
+    )  # fmt: skip
+
+
+@router.post("/{reference}/move")
+def move(
+    request: Request,
+    reference: str,
+    who: BookingStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Move for the family to another visit time, under every rule a family's move meets."""
+    return _change(
+        request, reference, who, session, now, values, "moved",
+        lambda booking, reason: move_booking(
+            session, booking, slot_id=values.get("slot_id", ""), now=now, actor=who.user.actor,
+            sms_policy=sms, reason=reason, origin=client,
+        ),
+    )  # fmt: skip
