@@ -122,7 +122,7 @@ def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff,
     staff.locator(f"#{row_id} a").first.click()  # the booking's own page
     expect(staff.get_by_role("heading", level=1)).to_contain_text("Reserva")
     expect(staff.locator("ol.timeline")).to_contain_text("Se negó el ingreso a un visitante")
-    expect(staff.locator("ol.timeline")).to_contain_text("staff:guardia")
+    expect(staff.locator("ol.timeline")).to_contain_text("guardia")
     found["booking page"] = serious_violations(staff)
     staff.goto(f"{base}/staff")
     found["staff home"] = serious_violations(staff)

@@ -72,7 +72,7 @@ def test_staff_cancel_for_the_family_with_a_reason_and_the_family_is_told(booked
     assert "cancelled" in _kinds(db, reference)  # the family's SMS, in its language
     shown = text(client.get(done.headers["location"]))
     assert "La familia llamó: está enferma" in shown
-    assert "staff:guardia" in shown
+    assert "· guardia (testclient): La familia llamó" in shown
 
 
 def test_staff_move_for_the_family_under_every_rule(booked, db):

@@ -248,7 +248,8 @@ def test_the_csv_neutralises_formulas_and_keeps_names_as_given(staffed, db):
     child = next(row for row in rows if row[9] == "72222222")
     assert child[2] == reference.replace("-", "")
     assert child[7] == '\'=HYPERLINK("x") <script>alert(1)</script>'  # quoted: text, not a formula
-    assert child[10] == "under_five"
+    assert child[10] == "Menor de 5 años"
+    assert rows[0][:3] == ["Inicio", "Fin", "Reserva"]  # in the staff's language
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from visits import gate
 from visits.booking import Booking, BookingStatus
 from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
-from visits.i18n import gettext
+from visits.i18n import N_, gettext
 from visits.problems import Code, Problem, Rejected
 from visits.reference import parse as parse_reference
 from visits.staff import StaffRole
@@ -33,6 +33,21 @@ from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}", include_in_schema=False)
 GateStaff = access(StaffRole.GUARD, StaffRole.ADMIN)
+# The CSV's columns, in the staff's language like its values.
+CSV_COLUMNS = (
+    N_("Start"),
+    N_("End"),
+    N_("Booking"),
+    N_("Status"),
+    N_("Inmate code"),
+    N_("Person visited"),
+    N_("Wing"),
+    N_("Visitor"),
+    N_("Document"),
+    N_("Document number"),
+    N_("Age group"),
+    N_("Relationship"),
+)
 # A spreadsheet runs a cell that starts like a formula: such cells are given a leading quote
 # (OWASP's list, and the full-width forms some Excel locales also read as formulas).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
@@ -139,22 +154,7 @@ def day_csv(who: GateStaff, session: ReadSession, now: Now, date: str | None = N
     assert prison is not None
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "start",
-            "end",
-            "reference",
-            "status",
-            "inmate_code",
-            "inmate",
-            "wing",
-            "visitor",
-            "document_type",
-            "document_number",
-            "age_group",
-            "relationship",
-        ]
-    )
+    writer.writerow(gettext(column) for column in CSV_COLUMNS)
     for slot in gate.day_list(session, prison, day):
         starts = slot.starts_at.astimezone(prison.tz).strftime("%H:%M")
         ends = slot.ends_at.astimezone(prison.tz).strftime("%H:%M")
@@ -166,14 +166,14 @@ def day_csv(who: GateStaff, session: ReadSession, now: Now, date: str | None = N
                         starts,
                         ends,
                         booking.reference,
-                        booking.status.value,
+                        label(booking.status),
                         booking.inmate_code,
                         booking.inmate_name,
                         booking.wing,
                         visitor.name,
-                        visitor.doc_type.value,
+                        label(visitor.doc_type),
                         visitor.doc_number,
-                        visitor.age_group.value,
+                        label(visitor.age_group),
                         label(visitor.relationship),
                     )
                 )

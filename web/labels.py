@@ -97,6 +97,23 @@ AUDIT_ACTIONS = {
 }
 
 
+# Who made a change, when it was not a staff member (they are shown by their user name).
+ACTORS = {
+    "family": N_("the family, on the web"),
+    "api": N_("the family, through an app"),
+    "sms": N_("the family, by SMS"),
+    "cli": N_("the command line"),
+    "demo": N_("the demo"),
+    "system": N_("the system"),
+}
+
+
+def actor_name(actor: str) -> str:
+    if actor.startswith("staff:"):
+        return actor.removeprefix("staff:")
+    return gettext(ACTORS[actor]) if actor in ACTORS else actor
+
+
 def audit_action(action: str) -> str:
     return gettext(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else action
 

@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
 from visits.problems import Problem, message
-from web.labels import audit_action, label, message_kind, message_status
+from web.labels import actor_name, audit_action, label, message_kind, message_status
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -61,5 +61,6 @@ def make_templates() -> Jinja2Templates:
         message_kind=message_kind,
         message_status=message_status,
         audit_action=audit_action,
+        actor_name=actor_name,
     )
     return Jinja2Templates(env=env)
