@@ -261,6 +261,18 @@ def test_what_one_guard_recorded_another_cannot_overwrite_and_twice_is_once(gate
         )  # fmt: skip
     assert stale.value.codes == {Code.ALREADY_RECORDED}
     assert _day(db)[0].bookings[0].visitors[0].gate_status is GateStatus.ARRIVED
+    _, child, _ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=child, reason="other", note="sin zapatos",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
+    with pytest.raises(Rejected) as other_note, db.writing() as s:  # never silently dropped
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=child, reason="other", note="otra cosa",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
+    assert other_note.value.codes == {Code.ALREADY_RECORDED}
     with db.read_session() as s:
         arrivals = s.scalars(select(AuditEvent).where(AuditEvent.action == "visitor.arrived"))
         assert len(arrivals.all()) == 1

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from notifications.outbox import OutboxMessage
+from tests.factories import NOW
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot
 from tests.test_pages import text
@@ -55,6 +56,8 @@ def test_staff_cancel_for_the_family_with_a_reason_and_the_family_is_told(booked
     token = staff_token(client)
     missing = client.post(path, data={"csrf_token": token, "reason": "  "})
     assert missing.status_code == 422
+    assert 'id="cancel-reason-error"' in missing.text  # beside the form that was sent
+    assert 'id="move-reason-error"' not in missing.text
     assert _booking(db, reference).status is BookingStatus.CONFIRMED
     done = client.post(
         path,
@@ -115,3 +118,15 @@ def test_a_booking_of_another_prison_is_unknown_there(booked, db, make_client):
     )
     assert answer.status_code == 404
     assert _booking(db, reference).status is BookingStatus.CONFIRMED
+
+
+def test_the_history_names_why_a_visitor_was_not_let_in(booked, db):
+    client, reference, _ = booked
+    from visits.audit import record
+
+    with db.writing() as s:  # as the gate records it (see tests/test_gate.py)
+        record(s, at=NOW, actor="staff:guardia", action="visitor.turned_away",
+               entity="booking", entity_id=reference,
+               details={"visitor": 1, "turn_away_reason": "no_document"})  # fmt: skip
+    shown = text(client.get(f"/staff/p/QUENCORO/bookings/{reference}"))
+    assert "Se negó el ingreso a un visitante (visitante 1) · guardia: Sin documento" in shown

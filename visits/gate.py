@@ -293,7 +293,7 @@ def record_arrival(
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once."""
     booking, visitor = _visitor_booking(session, prison, visitor_id, now)
-    if _unchanged(session, visitor, GateStatus.ARRIVED, None):
+    if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
@@ -302,14 +302,18 @@ def record_arrival(
 
 
 def _unchanged(
-    session: Session, visitor: BookingVisitor, status: GateStatus, reason: TurnAwayReason | None
+    session: Session,
+    visitor: BookingVisitor,
+    status: GateStatus,
+    reason: TurnAwayReason | None,
+    note: str,
 ) -> bool:
     """Whether the gate already recorded exactly this. Anything else recorded first must be
     undone first: a guard on a page loaded before another guard acted never overwrites."""
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
         return False
-    if check.status is status and check.reason is reason:
+    if check.status is status and check.reason is reason and check.note == note:
         return True
     raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
 
@@ -336,13 +340,13 @@ def record_turned_away(
     reject_if(problems)
     booking, visitor = _visitor_booking(session, prison, visitor_id, now)
     why = TurnAwayReason(reason)
-    if _unchanged(session, visitor, GateStatus.TURNED_AWAY, why):
+    if _unchanged(session, visitor, GateStatus.TURNED_AWAY, why, note.strip()):
         return booking
     _record(session, visitor, GateStatus.TURNED_AWAY, why, note.strip(), actor, now)
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED
     booking.updated_at = now
-    _audit(session, booking, visitor, "visitor.turned_away", actor, now, reason=why.value)
+    _audit(session, booking, visitor, "visitor.turned_away", actor, now, turn_away_reason=why.value)
     return booking
 
 

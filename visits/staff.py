@@ -250,27 +250,32 @@ def sign_in(
         user = session.scalar(select(StaffUser).where(StaffUser.username == username))
     usable = user if user is not None and user.active else None
     right = _verify(usable, password[:MAX_PASSWORD_LENGTH])
-    failed = False
+    rehashed = None
+    if right and usable is not None and _hasher.check_needs_rehash(usable.password_hash):
+        rehashed = _hasher.hash(password)  # argon2's defaults grew; hashed outside the lock
+    signed = None
     with db.writing() as session:
         if (locked := _lockout(session, keys, now, policy, lock=True)) is not None:
             raise Rejected([locked])
-        if not right or usable is None:
+        if right and usable is not None:
+            # Deactivated or given a new password since it was read: not this password.
+            signed = _open_session(session, usable, rehashed, client, now)
+        if signed is None:
             throttle.record_failure(session, keys.values(), now)
-            failed = True
-        else:
-            signed = _open_session(session, usable.id, password, client, now)
-    if failed:
+    if signed is None:
         raise Rejected([Problem(Code.SIGN_IN_FAILED)])
     return signed
 
 
 def _open_session(
-    session: Session, user_id: int, password: str, client: str, now: datetime
-) -> SignedIn:
-    user = session.get(StaffUser, user_id, populate_existing=True)
-    assert user is not None
-    if _hasher.check_needs_rehash(user.password_hash):  # argon2's defaults grew
-        user.password_hash = _hasher.hash(password)
+    session: Session, verified: StaffUser, rehashed: str | None, client: str, now: datetime
+) -> SignedIn | None:
+    """A session for the user just verified, if the account is unchanged since."""
+    user = session.get(StaffUser, verified.id, populate_existing=True)
+    if user is None or not user.active or user.password_hash != verified.password_hash:
+        return None
+    if rehashed is not None:
+        user.password_hash = rehashed
     user.last_login_at = now
     token = secrets.token_urlsafe(32)
     staff_session = StaffSession(

@@ -114,6 +114,11 @@ def actor_name(actor: str) -> str:
     return gettext(ACTORS[actor]) if actor in ACTORS else actor
 
 
+def turn_away_reason(value: str) -> str:
+    known = {r.value: r for r in TurnAwayReason}
+    return label(known[value]) if value in known else value
+
+
 def audit_action(action: str) -> str:
     return gettext(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else action
 

@@ -17,13 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visits import audit
-from visits.booking import Booking, booking_by_reference, cancel_booking, move_booking
+from visits.booking import (
+    Booking,
+    BookingStatus,
+    booking_by_reference,
+    cancel_booking,
+    move_booking,
+)
 from visits.problems import Code, Problem, Rejected
 from visits.schedule import Slot
 from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
-from web.family import render
+from web.family import render, status_for
 from web.forms import FormValues
 from web.staff import Staff, access
 
@@ -68,7 +74,9 @@ def _page(
     status: int = 200,
     problems: list[Problem] | None = None,
     values: dict[str, str] | None = None,
+    sent: str = "",
 ) -> Response:
+    can_move = booking.can_change(now) and booking.status is BookingStatus.CONFIRMED
     return render(
         request,
         "staff_booking.html",
@@ -77,10 +85,12 @@ def _page(
         prison=who.prison,
         booking=booking,
         timeline=audit.timeline(session, "booking", booking.reference),
-        choices=_move_choices(session, booking, now) if booking.can_change(now) else [],
+        choices=_move_choices(session, booking, now) if can_move else [],
         can_change=booking.can_change(now),
+        can_move=can_move,
         problems=problems or [],
         values=values or {},
+        sent=sent,  # which form came back refused: "move" or "cancel"
         done=request.query_params.get("done", ""),
     )
 
@@ -92,13 +102,17 @@ def booking_page(
     return _page(request, session, who, _booking(session, who, reference), now)
 
 
-def _reason(values: dict[str, str]) -> tuple[str, list[Problem]]:
-    reason = values.get("reason", "").strip()
+def _reason(values: dict[str, str], form: str) -> tuple[str, list[Problem]]:
+    """The family's reason; a problem names the field of the form that sent it."""
+    reason, field = values.get("reason", "").strip(), f"{form}-reason"
+    problems = []
     if not reason:
-        return reason, [Problem(Code.REQUIRED, "reason")]
-    if len(reason) > MAX_REASON:
-        return reason, [Problem(Code.TOO_LONG, "reason", {"max": MAX_REASON})]
-    return reason, []
+        problems.append(Problem(Code.REQUIRED, field))
+    elif len(reason) > MAX_REASON:
+        problems.append(Problem(Code.TOO_LONG, field, {"max": MAX_REASON}))
+    if form == "move" and not values.get("slot_id"):
+        problems.append(Problem(Code.REQUIRED, "slot_id"))
+    return reason, problems
 
 
 def _changed(request: Request, session: Session, who: Staff, booking: Booking, done: str):
@@ -107,12 +121,13 @@ def _changed(request: Request, session: Session, who: Staff, booking: Booking, d
     return RedirectResponse(path, status_code=303)
 
 
-def _refused(request, session, who, reference, now, problems, values) -> Response:
+def _refused(request, session, who, reference, now, problems, values, sent) -> Response:
     """The page again with why nothing changed, read outside the write lock."""
     session.close()
     with request.app.state.db.read_session() as reading:
         booking = _booking(reading, who, reference)
-        return _page(request, reading, who, booking, now, 422, problems, values)
+        status = status_for(problems)
+        return _page(request, reading, who, booking, now, status, problems, values, sent)
 
 
 def _change(
@@ -125,16 +140,18 @@ def _change(
     done: str,
     act: Callable[[Booking, str], object],
 ) -> Response:
-    """Check the reason, then ``act(booking, reason)``: committed, or the page again with
-    every reason why not and nothing changed."""
-    booking = _booking(session, who, reference)
-    reason, problems = _reason(values)
+    """Check the reason (before any lock), then ``act(booking, reason)``: committed, or the
+    page again with every reason why not and nothing changed."""
+    form = "cancel" if done == "cancelled" else "move"
+    reason, problems = _reason(values, form)
     if problems:
-        return _refused(request, session, who, reference, now, problems, values)
+        return _refused(request, session, who, reference, now, problems, values, form)
+    booking = _booking(session, who, reference)
     try:
         act(booking, reason)
     except Rejected as rejected:
-        return _refused(request, session, who, reference, now, list(rejected.problems), values)
+        problems = list(rejected.problems)
+        return _refused(request, session, who, reference, now, problems, values, form)
     return _changed(request, session, who, booking, done)
 
 

@@ -9,7 +9,14 @@ from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
 from visits.problems import Problem, message
-from web.labels import actor_name, audit_action, label, message_kind, message_status
+from web.labels import (
+    actor_name,
+    audit_action,
+    label,
+    message_kind,
+    message_status,
+    turn_away_reason,
+)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -62,5 +69,6 @@ def make_templates() -> Jinja2Templates:
         message_status=message_status,
         audit_action=audit_action,
         actor_name=actor_name,
+        turn_away_reason=turn_away_reason,
     )
     return Jinja2Templates(env=env)
