@@ -86,6 +86,7 @@ class Code(StrEnum):
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
     ALREADY_RECORDED = "already_recorded"
+    INVALID_DATE_RANGE = "invalid_date_range"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -186,6 +187,9 @@ MESSAGES: dict[Code, str] = {
     Code.NOT_THE_VISIT_DAY: N_("This visit is on %(day)s: the gate records it only that day."),
     Code.VISIT_NOT_OVER: N_("The visit time is not over yet: wait until it ends."),
     Code.CAME_TO_THE_GATE: N_("Someone of this booking came to the gate: it is not a no-show."),
+    Code.INVALID_DATE_RANGE: N_(
+        "The last day must come after the first, at most %(days)s days later."
+    ),
     Code.ALREADY_RECORDED: N_(
         "%(name)s was already recorded at the gate. To change it, undo it first."
     ),

@@ -1,0 +1,63 @@
+"""Administrators' reports page for one prison (see :mod:`visits.reports`)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from visits.booking import BookingStatus
+from visits.problems import Code, Problem
+from visits.reports import report
+from visits.staff import StaffRole
+from web.deps import Now, ReadSession
+from web.family import render
+from web.staff import access
+
+router = APIRouter(prefix="/staff/p/{prison}", include_in_schema=False)
+Admin = access(StaffRole.ADMIN)
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def _day(raw: str, field: str, default: date, problems: list[Problem]) -> date:
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        problems.append(Problem(Code.INVALID_DATE, field))
+        return default
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    who: Admin,
+    session: ReadSession,
+    now: Now,
+    first: str = "",
+    last: str = "",
+) -> Response:
+    """Visits per day, attendance, SMS delivery, and the overbooking check, for a range of
+    days (by default the last 30)."""
+    prison = who.prison
+    assert prison is not None
+    today = prison.local_date(now)
+    problems: list[Problem] = []
+    start = _day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems)
+    end = _day(last, "last", today, problems)
+    if not problems and not (start <= end <= start + timedelta(days=MAX_DAYS - 1)):
+        problems.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
+    return render(
+        request,
+        "staff_reports.html",
+        422 if problems else 200,
+        who=who,
+        prison=prison,
+        report=None if problems else report(session, prison, start, end),
+        problems=problems,
+        values={"first": first or start.isoformat(), "last": last or end.isoformat()},
+        statuses=BookingStatus,
+    )
