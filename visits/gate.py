@@ -380,7 +380,7 @@ def record_no_show(
     if now < booking.slot.ends_at:
         raise Rejected([Problem(Code.VISIT_NOT_OVER)])
     booking.status, booking.updated_at = BookingStatus.NO_SHOW, now
-    _audit_booking(session, booking, "booking.no_show", actor, now)
+    _audit(session, booking, None, "booking.no_show", actor, now)
     return booking
 
 
@@ -392,22 +392,8 @@ def undo_no_show(
         session, prison, booking_id, now, (BookingStatus.NO_SHOW,), later_days=True
     )
     booking.status, booking.updated_at = BookingStatus.CONFIRMED, now
-    _audit_booking(session, booking, "booking.no_show_undone", actor, now)
+    _audit(session, booking, None, "booking.no_show_undone", actor, now)
     return booking
-
-
-def _audit_booking(
-    session: Session, booking: Booking, action: str, actor: Actor, now: datetime
-) -> None:
-    audit.record(
-        session,
-        at=now,
-        actor=actor.name,
-        action=action,
-        entity="booking",
-        entity_id=booking.reference,
-        origin=actor.origin,
-    )
 
 
 def _record(
@@ -430,12 +416,15 @@ def _record(
 def _audit(
     session: Session,
     booking: Booking,
-    visitor: BookingVisitor,
+    visitor: BookingVisitor | None,
     action: str,
     actor: Actor,
     now: datetime,
     **details: object,
 ) -> None:
+    """The step in the booking's history (``visitor``: whose step, counted from 1)."""
+    if visitor is not None:
+        details = {"visitor": visitor.position + 1, **details}
     audit.record(
         session,
         at=now,
@@ -443,6 +432,6 @@ def _audit(
         action=action,
         entity="booking",
         entity_id=booking.reference,
-        details={"visitor": visitor.position + 1, **details},
+        details=details,
         origin=actor.origin,
     )

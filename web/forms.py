@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
+from visits.problems import Code, Problem
 
 CSRF_FIELD = "csrf_token"
 VISITOR_FIELDS = tuple(VisitorInput.__dataclass_fields__)
@@ -52,3 +54,15 @@ def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
         contact_phone=values.get("contact_phone", ""),
         language=current_locale(),
     )
+
+
+def iso_day(raw: str | None, field: str, default: date, problems: list[Problem]) -> date:
+    """A ``YYYY-MM-DD`` query value (what a date input sends), else ``default``; a malformed
+    one adds its problem."""
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        problems.append(Problem(Code.INVALID_DATE, field))
+        return default

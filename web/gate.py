@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from visits import gate
 from visits.booking import Booking, BookingStatus
@@ -27,7 +29,7 @@ from visits.staff import StaffRole
 from visits.visitor import DocumentType
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues
+from web.forms import FormValues, iso_day
 from web.labels import label
 from web.staff import Staff, access
 
@@ -54,13 +56,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def _day(raw: str | None, who: Staff, now) -> tuple[date, list[Problem]]:
+    problems: list[Problem] = []
     today = who.prison.local_date(now)  # type: ignore[union-attr]
-    if not raw:
-        return today, []
-    try:
-        return date.fromisoformat(raw), []
-    except ValueError:
-        return today, [Problem(Code.INVALID_DATE, "date")]
+    return iso_day(raw, "date", today, problems), problems
 
 
 @router.get("/day", response_class=HTMLResponse)
@@ -210,6 +208,25 @@ def _refused(request: Request, who: Staff, session, now, rejected: Rejected) -> 
     return _day_page(request, who, now, day, slots, list(rejected.problems), 409)
 
 
+def _step(
+    request: Request,
+    who: Staff,
+    session: Session,
+    now: datetime,
+    client: str,
+    record: Callable[..., Booking],
+    **target: int,
+) -> Response:
+    """One step at the gate (``record`` with the visitor or booking it names): committed and
+    back to the booking's row, or today's list with why nothing was recorded."""
+    try:
+        booking = record(session, prison=who.prison, actor=_actor(who, client), now=now, **target)
+    except Rejected as rejected:
+        return _refused(request, who, session, now, rejected)
+    session.commit()
+    return _back_to(who, booking)
+
+
 @router.post("/visitors/{visitor_id}/arrived")
 def arrived(
     request: Request,
@@ -219,14 +236,7 @@ def arrived(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    try:
-        booking = gate.record_arrival(
-            session, prison=who.prison, visitor_id=visitor_id, actor=_actor(who, client), now=now
-        )
-    except Rejected as rejected:
-        return _refused(request, who, session, now, rejected)
-    session.commit()
-    return _back_to(who, booking)
+    return _step(request, who, session, now, client, gate.record_arrival, visitor_id=visitor_id)
 
 
 @router.get("/visitors/{visitor_id}/turn-away", response_class=HTMLResponse)
@@ -296,14 +306,7 @@ def undo(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    try:
-        booking = gate.undo_gate(
-            session, prison=who.prison, visitor_id=visitor_id, actor=_actor(who, client), now=now
-        )
-    except Rejected as rejected:
-        return _refused(request, who, session, now, rejected)
-    session.commit()
-    return _back_to(who, booking)
+    return _step(request, who, session, now, client, gate.undo_gate, visitor_id=visitor_id)
 
 
 @router.post("/bookings/{booking_id}/no-show")
@@ -315,14 +318,7 @@ def no_show(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    try:
-        booking = gate.record_no_show(
-            session, prison=who.prison, booking_id=booking_id, actor=_actor(who, client), now=now
-        )
-    except Rejected as rejected:
-        return _refused(request, who, session, now, rejected)
-    session.commit()
-    return _back_to(who, booking)
+    return _step(request, who, session, now, client, gate.record_no_show, booking_id=booking_id)
 
 
 @router.post("/bookings/{booking_id}/no-show/undo")
@@ -334,11 +330,4 @@ def undo_no_show(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    try:
-        booking = gate.undo_no_show(
-            session, prison=who.prison, booking_id=booking_id, actor=_actor(who, client), now=now
-        )
-    except Rejected as rejected:
-        return _refused(request, who, session, now, rejected)
-    session.commit()
-    return _back_to(who, booking)
+    return _step(request, who, session, now, client, gate.undo_no_show, booking_id=booking_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,22 +13,13 @@ from visits.reports import report
 from visits.staff import StaffRole
 from web.deps import Now, ReadSession
 from web.family import render
+from web.forms import iso_day
 from web.staff import access
 
 router = APIRouter(prefix="/staff/p/{prison}", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-
-
-def _day(raw: str, field: str, default: date, problems: list[Problem]) -> date:
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        problems.append(Problem(Code.INVALID_DATE, field))
-        return default
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -46,8 +37,8 @@ def reports_page(
     assert prison is not None
     today = prison.local_date(now)
     problems: list[Problem] = []
-    start = _day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems)
-    end = _day(last, "last", today, problems)
+    start = iso_day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems)
+    end = iso_day(last, "last", today, problems)
     if not problems and not (start <= end <= start + timedelta(days=MAX_DAYS - 1)):
         problems.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
     return render(
