@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -30,10 +30,13 @@ DNI = "46123456"
 class GateDay:
     base: str
     reference: str
+    later_day: date  # a day to close, with one booking in English
+    later_reference: str
 
 
-def _visit_today(db: Database, now: datetime) -> str:
-    """Two extra visit times today at Quencoro, and a booking (made days ago) in the later."""
+def _visit_today(db: Database, now: datetime) -> tuple[str, date, str]:
+    """Two extra visit times today at Quencoro, and a booking (made days ago) in the later;
+    a visit time four days on, with a booking in English."""
     with db.writing() as s:
         prison = prison_by_code(s, "QUENCORO")
         assert prison is not None
@@ -50,7 +53,24 @@ def _visit_today(db: Database, now: datetime) -> str:
             secret_key="k",
             sms_policy=SMS,
         )
-        return booked.booking.reference
+        later_day = today + timedelta(days=4)
+        later = create_booking(
+            s,
+            prison=prison,
+            inmate=s.scalar(select(Inmate).where(Inmate.code == "Q10002")),
+            request=replace(
+                request_for(
+                    make_slot(s, prison, later_day, start=time(10, 15)),
+                    visitor("47123456", first_names="Lucía", last_names="Mamani"),
+                    phone="987000111",
+                ),
+                language="en",
+            ),
+            now=now,
+            secret_key="k",
+            sms_policy=SMS,
+        )
+        return booked.booking.reference, later_day, later.booking.reference
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +81,9 @@ def gate_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateDay]:
     assert loaded.returncode == 0, loaded.stderr
     db = Database(make_engine(url))
     try:
-        reference = _visit_today(db, utcnow())
+        reference, later_day, later_reference = _visit_today(db, utcnow())
         with running_server(url, port=port, VISITS_RUN_JOBS_IN_PROCESS="false") as server:
-            yield GateDay(server.base, reference)
+            yield GateDay(server.base, reference, later_day, later_reference)
     finally:
         db.dispose()
 
@@ -132,6 +152,44 @@ def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff,
     staff.get_by_role("button", name="Iniciar sesión").click()
     expect(staff.locator(".error-summary")).to_be_visible()
     found["sign-in with errors"] = serious_violations(staff)
+    assert not any(found.values()), "serious or critical axe violations:\n" + (
+        describe_violations(found)
+    )
+
+
+@pytest.mark.browser
+def test_an_admin_closes_a_day_and_its_families_messages_are_in_the_outbox(staff, gate_day):
+    base, day = gate_day.base, gate_day.later_day
+    found: dict[str, list[dict]] = {}
+    staff_sign_in(staff, base, "admin", "/staff/p/QUENCORO/closures")
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Cierres")
+    found["closures"] = serious_violations(staff)
+
+    staff.get_by_label("Día", exact=True).fill(day.isoformat())
+    staff.get_by_role("button", name="Ver sus horarios").click()
+    expect(staff.get_by_role("group")).to_contain_text("10:15")
+    expect(staff.get_by_label("Todo el día")).to_be_checked()
+    staff.get_by_label("Motivo").fill("Corte de agua en el penal")
+    found["closures with a day"] = serious_violations(staff)
+    staff.get_by_role("button", name="Ver las reservas que cancela").click()
+
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Revisa el cierre")
+    expect(staff.get_by_role("heading", level=2)).to_have_text("Se cancelará 1 reserva")
+    shown = gate_day.later_reference[:4] + "-" + gate_day.later_reference[4:]
+    expect(staff.locator("table")).to_contain_text(shown)
+    expect(staff.locator("table")).to_contain_text("Lucía Mamani")
+    found["closure preview"] = serious_violations(staff)
+    staff.get_by_role("button", name="Cerrar y cancelar 1 reserva").click()
+
+    expect(staff.get_by_role("status")).to_contain_text("Se canceló 1 reserva")
+    expect(staff.locator("table")).to_contain_text("Corte de agua en el penal")
+
+    staff.goto(f"{base}/staff/messages?reference={gate_day.later_reference}")
+    message = staff.locator("li.message").filter(has_text="Cancelación: visitas cerradas")
+    expect(message).to_have_count(1)
+    expect(message).to_contain_text("+51987000111")
+    expect(message.locator(".body")).to_contain_text("is cancelled")  # the family's language
+    found["outbox"] = serious_violations(staff)
     assert not any(found.values()), "serious or critical axe violations:\n" + (
         describe_violations(found)
     )

@@ -31,7 +31,13 @@ from web.gate import csv_cell
 
 # Routes anyone may open: the sign-in form and its answer.
 PUBLIC = {("/staff/login", "GET"), ("/staff/login", "POST")}
-PATH_VALUES = {"prison": "QUENCORO", "visitor_id": "1", "booking_id": "1", "reference": "ABCD2345"}
+PATH_VALUES = {
+    "prison": "QUENCORO",
+    "visitor_id": "1",
+    "booking_id": "1",
+    "reference": "ABCD2345",
+    "closure_id": "1",
+}
 
 
 @pytest.fixture

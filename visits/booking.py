@@ -61,7 +61,7 @@ from visits.rules import (
     party_problems,
     window_problem,
 )
-from visits.schedule import Closure, Slot, closure_for
+from visits.schedule import Closure, Slot, closure_for, lock_day
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
@@ -482,6 +482,7 @@ def create_booking(
         return replayed
     visitors = claim_visitors(session, [v.identity for v in valid.visitors])
     party = len(valid.visitors)
+    lock_day(session, prison.id, slot.local_date, exclusive=False)
     problems = slot_problems(session, prison, inmate, slot, party, now)
     problems += party_rule_problems(
         session, prison, slot, _attendees(valid, [v.id for v in visitors])
@@ -568,18 +569,22 @@ def cancel_booking(
     answering: bool = False,
     reason: str = "",
     origin: str = "",
+    closing: bool = False,
 ) -> Booking:
     """Cancel, give the seats back and cancel the messages still to come, exactly once even
     if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
     the SMS answers the family's own text, so it goes even to a number that opted out).
-    Staff acting for a family give the ``reason`` and where they are (``origin``)."""
+    Staff acting for a family give the ``reason`` and where they are (``origin``); a prison
+    ``closing`` the visit time says so in the SMS."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     was_confirmed = booking.status is BookingStatus.CONFIRMED
-    _cancel(session, booking, now, actor, "booking.cancelled", reason=reason, origin=origin)
+    action = "booking.cancelled_by_closure" if closing else "booking.cancelled"
+    _cancel(session, booking, now, actor, action, reason=reason, origin=origin)
     if was_confirmed:
-        sms.queue_cancelled(session, booking, sms_policy, now, essential=answering)
+        kind = "closed" if closing else "cancelled"
+        sms.queue_cancelled(session, booking, sms_policy, now, essential=answering, kind=kind)
     else:  # never confirmed to the family: nothing to take back, only the code to withdraw
         sms.withdraw(session, booking, now, "booking cancelled")
     session.flush()
@@ -715,13 +720,15 @@ def move_booking(
     transaction, so the family never ends up with both or with neither; the old time's
     reminders give way to the new time's. Staff acting for a family give the ``reason``
     and where they are (``origin``)."""
+    new_slot = slot_in_prison(session, booking.prison, slot_id)
+    if new_slot is not None:  # before the booking's lock: the order closing takes them in
+        lock_day(session, new_slot.prison_id, new_slot.local_date, exclusive=False)
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     if booking.status is BookingStatus.HELD:
         raise Rejected([Problem(Code.BOOKING_HELD)])
     prison, inmate = booking.prison, booking.inmate
-    new_slot = slot_in_prison(session, prison, slot_id)
     if new_slot is None:
         raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
     if new_slot.id == booking.slot_id:

@@ -300,18 +300,22 @@ def _apply_templates(
 def _apply_closures(
     session: Session, prison: Prison, config: PrisonConfig, today: date, report: PrisonReport
 ) -> None:
-    """Closures from today on are exactly those in the file; past ones are history."""
+    """The file's closures from today on are exactly those in the file; past ones are history,
+    and closures staff made in the browser are theirs (one the file also lists stays as is)."""
     counts = {"created": 0, "changed": 0, "removed": 0}
-    existing = {
-        (c.day, c.start_time): c
-        for c in session.scalars(
-            select(Closure).where(Closure.prison_id == prison.id, Closure.day >= today)
-        )
-    }
+    existing: dict[tuple[date, time | None], Closure] = {}
+    by_staff: set[tuple[date, time | None]] = set()
+    for c in session.scalars(
+        select(Closure).where(Closure.prison_id == prison.id, Closure.day >= today)
+    ):
+        if c.created_by is None:
+            existing[(c.day, c.start_time)] = c
+        else:
+            by_staff.add((c.day, c.start_time))
     for entry in config.closures:
         row = existing.pop((entry.date, entry.start), None)
         if row is None:
-            if entry.date < today:
+            if entry.date < today or (entry.date, entry.start) in by_staff:
                 continue
             session.add(
                 Closure(

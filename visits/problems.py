@@ -87,6 +87,9 @@ class Code(StrEnum):
     CAME_TO_THE_GATE = "came_to_the_gate"
     ALREADY_RECORDED = "already_recorded"
     INVALID_DATE_RANGE = "invalid_date_range"
+    DAY_IN_PAST = "day_in_past"
+    ALREADY_CLOSED = "already_closed"
+    NO_VISITS_AT_TIME = "no_visits_at_time"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -193,6 +196,9 @@ MESSAGES: dict[Code, str] = {
     Code.ALREADY_RECORDED: N_(
         "%(name)s was already recorded at the gate. To change it, undo it first."
     ),
+    Code.DAY_IN_PAST: N_("This day has already passed."),
+    Code.ALREADY_CLOSED: N_("This day or visit time is already closed."),
+    Code.NO_VISITS_AT_TIME: N_("There is no visit time then on this day."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

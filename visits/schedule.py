@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -68,7 +69,10 @@ class ScheduleTemplate(Base):
 
 
 class Closure(Base):
-    """A day (``start_time`` empty) or one session of a day on which nobody can visit."""
+    """A day (``start_time`` empty) or one session of a day on which nobody can visit.
+
+    Closures come from the prison file (``created_by`` empty) or from an administrator in the
+    browser; reloading the file changes only its own, never what staff closed."""
 
     __tablename__ = "closure"
     __table_args__ = (UniqueConstraint("prison_id", "day", "start_time"),)
@@ -78,6 +82,8 @@ class Closure(Base):
     day: Mapped[date] = mapped_column(Date)
     start_time: Mapped[time | None] = mapped_column(Time)
     reason: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Slot(Base):
@@ -422,6 +428,25 @@ def closures_between(session: Session, prison_id: int, first: date, last: date) 
             .order_by(Closure.day, Closure.start_time)
         )
     )
+
+
+_DAY_LOCK = {
+    True: text("SELECT pg_advisory_xact_lock(:prison, :day)"),
+    False: text("SELECT pg_advisory_xact_lock_shared(:prison, :day)"),
+}
+
+
+def lock_day(session: Session, prison_id: int, day: date, *, exclusive: bool) -> None:
+    """Bookings into a day and the closing of that day take turns, until commit.
+
+    A booking (or a move into the day) takes it shared before it reads the closures, so
+    bookings never wait for each other; closing takes it exclusive before it reads the
+    bookings to cancel, so no booking slips in between. PostgreSQL: a transaction-scoped
+    advisory lock on the (prison, day) key pair (the two-key space, apart from the one-key
+    locks of :mod:`visits.throttle`). SQLite: the write session already holds the database's
+    only write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_DAY_LOCK[exclusive], {"prison": prison_id, "day": day.toordinal()})
 
 
 _SLOT_COLUMNS = (

@@ -48,6 +48,10 @@ TEXTS = {
     "cancelled": N_(
         "Visit %(ref)s (%(when)s) is cancelled and its places are free. To book again: %(link)s"
     ),
+    "closed": N_(
+        "Visit %(ref)s (%(when)s) is cancelled: %(prison)s has no visits at that time. "
+        "Sorry. To book again: %(link)s"
+    ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
@@ -225,13 +229,19 @@ def withdraw(session: Session, booking: Booking, now: datetime, reason: str) -> 
 
 
 def queue_cancelled(
-    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, essential: bool = False
+    session: Session,
+    booking: Booking,
+    policy: SmsPolicy,
+    now: datetime,
+    essential: bool = False,
+    kind: str = "cancelled",
 ) -> None:
-    """Cancel what was still to come and tell the family the visit is off."""
+    """Cancel what was still to come and tell the family the visit is off (``kind``
+    "closed": because the prison closed that time, not at anyone's request)."""
     withdraw(session, booking, now, "booking cancelled")
     params = {**_params(booking, policy), "link": policy.public_base_url}
     key = f"{subject(booking)}:cancelled"
-    _queue(session, booking, "cancelled", key, now, params=params, essential=essential)
+    _queue(session, booking, kind, key, now, params=params, essential=essential)
 
 
 def queue_moved(

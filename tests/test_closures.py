@@ -1,0 +1,346 @@
+"""Administrators close a day or a visit time: the bookings it cancels are shown first, then
+closing, cancelling and each family's SMS happen together; on each database."""
+
+from __future__ import annotations
+
+import re
+import time as time_module
+from datetime import date, time
+
+import pytest
+from sqlalchemy import func, select
+
+from notifications.outbox import OutboxMessage
+from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_api import body
+from tests.test_pages import text
+from tests.test_races import attempt, race
+from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus
+from visits.closing import ClosureRequest, close
+from visits.db import Database, make_engine
+from visits.demo import demo_config
+from visits.prison import Prison
+from visits.prison_config import apply_config
+from visits.schedule import Closure, Slot
+from visits.staff import StaffRole
+
+WEDNESDAY = "2026-12-02"  # the demo's women's day, with visits at 09:00 and 11:30
+PAGE = "/staff/p/QUENCORO/closures"
+_SHOWN = re.compile(r'name="shown" value="(\d+)"')
+
+
+def _days(client) -> list[dict]:
+    return client.get("/api/v1/prisons/QUENCORO/slots").json()["days"]
+
+
+def _book(client, slot_id, inmate, surname, dni, phone, language="es") -> str:
+    visitors = [
+        {
+            "first_names": "Ana",
+            "last_names": "Quispe",
+            "doc_type": "dni",
+            "doc_number": dni,
+            "birth_date": "1985-07-25",
+            "relationship": "partner",
+            "sex": "F",
+        }
+    ]
+    payload = body(slot_id, inmate=inmate, surname=surname, visitors=visitors, phone=phone)
+    answer = client.post("/api/v1/bookings", json=payload | {"language": language})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["reference"].replace("-", "")
+
+
+@pytest.fixture
+def wednesday(make_client, db):
+    """Three bookings on Wednesday (two at 09:00, one in English at 11:30), a Friday one,
+    and Quencoro's administrator signed in."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    client = make_client()
+    day = {s["local_start"]: s for d in _days(client) if d["date"] == WEDNESDAY for s in d["slots"]}
+    other = next(
+        s
+        for d in _days(client)
+        if d["date"] > WEDNESDAY
+        for s in d["slots"]
+        if s["state"] == "open" and s["visitor_group"] == "women"
+    )
+    refs = {
+        "nine_a": _book(client, day["09:00"]["id"], "Q10001", "Yupanqui", "41111111", "987654321"),
+        "nine_b": _book(client, day["09:00"]["id"], "Q10002", "Puma", "42222222", "987654322"),
+        "half_eleven": _book(
+            client, day["11:30"]["id"], "Q10003", "Hancco", "43333333", "987654323", "en"
+        ),
+        "later": _book(client, other["id"], "Q10004", "Flores", "44444444", "987654324"),
+    }
+    assert sign_in(client, "admin").status_code == 303
+    return client, refs, day
+
+
+def _status(db, reference) -> BookingStatus:
+    with db.read_session() as s:
+        return s.scalar(select(Booking.status).where(Booking.reference == reference))
+
+
+def _closed_sms(db) -> dict[str, OutboxMessage]:
+    with db.read_session() as s:
+        return {
+            m.subject.removeprefix("booking:"): m
+            for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "closed"))
+        }
+
+
+def _preview(client, start="", reason="Requisa de seguridad"):
+    return client.post(
+        f"{PAGE}/preview",
+        data={
+            "csrf_token": staff_token(client),
+            "day": WEDNESDAY,
+            "start": start,
+            "reason": reason,
+        },
+    )
+
+
+def _confirm(client, preview, **changes):
+    data = {
+        "csrf_token": staff_token(client),
+        "day": WEDNESDAY,
+        "start": "",
+        "reason": "Requisa de seguridad",
+        "shown": _SHOWN.search(preview.text).group(1),
+    }
+    return client.post(PAGE, data=data | changes, follow_redirects=False)
+
+
+def test_closing_a_day_shows_its_bookings_then_cancels_them_and_tells_each_family(wednesday, db):
+    client, refs, day = wednesday
+    page = client.get(PAGE, params={"day": WEDNESDAY})
+    assert page.status_code == 200
+    shown = text(page)
+    assert "11:30–13:30 · 1 de 150 lugares reservados" in shown  # each session, with its seats
+    assert "14:00–16:00 · Cerrado: Actividad por el Día de la Familia" in shown  # the file's
+
+    preview = _preview(client)
+    assert preview.status_code == 200
+    shown = text(preview)
+    assert "Se cancelarán 3 reservas" in shown
+    for key in ("nine_a", "nine_b", "half_eleven"):
+        assert refs[key][:4] in shown
+    assert refs["later"][:4] not in shown
+    # Looking changes nothing.
+    assert _status(db, refs["nine_a"]) is BookingStatus.CONFIRMED
+
+    done = _confirm(client, preview)
+    assert done.status_code == 303
+    assert "Se cancelaron 3 reservas" in text(client.get(done.headers["location"]))
+    for key in ("nine_a", "nine_b", "half_eleven"):
+        assert _status(db, refs[key]) is BookingStatus.CANCELLED
+    assert _status(db, refs["later"]) is BookingStatus.CONFIRMED
+    with db.read_session() as s:
+        assert s.get(Slot, day["09:00"]["id"]).seats_taken == 0
+        closure = s.scalar(select(Closure).where(Closure.created_by.is_not(None)))
+        assert (closure.day, closure.start_time) == (date(2026, 12, 2), None)
+        assert closure.created_by == "staff:admin"
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "closure.created"))
+        assert sorted(event.details["cancelled"]) == sorted(
+            refs[k] for k in ("nine_a", "nine_b", "half_eleven")
+        )
+        assert event.origin == "testclient"
+        cancelled = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "booking.cancelled_by_closure")
+        ).all()
+        assert {e.details["reason"] for e in cancelled} == {"Requisa de seguridad"}
+
+    sms = _closed_sms(db)
+    assert set(sms) == {refs[k] for k in ("nine_a", "nine_b", "half_eleven")}
+    assert "cancelada" in sms[refs["nine_a"]].body  # in each family's language
+    assert sms[refs["nine_a"]].recipient == "+51987654321"
+    assert "is cancelled" in sms[refs["half_eleven"]].body
+    # Families see the day closed, with the reason.
+    day_after = next(d for d in _days(client) if d["date"] == WEDNESDAY)
+    assert day_after["closed_reason"] == "Requisa de seguridad"
+    history = text(client.get(f"/staff/p/QUENCORO/bookings/{refs['nine_a']}"))
+    assert "Cancelada: el penal cerró este horario" in history
+
+
+def test_closing_one_visit_time_leaves_the_other_times_of_the_day(wednesday, db):
+    client, refs, _ = wednesday
+    preview = _preview(client, start="09:00")
+    assert "Se cancelarán 2 reservas" in text(preview)
+    assert _confirm(client, preview, start="09:00").status_code == 303
+    assert _status(db, refs["nine_a"]) is BookingStatus.CANCELLED
+    assert _status(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
+    assert set(_closed_sms(db)) == {refs["nine_a"], refs["nine_b"]}
+
+
+def test_bookings_made_after_the_preview_are_cancelled_too_and_counted(wednesday, db):
+    client, _, day = wednesday
+    preview = _preview(client)
+    assert "Se cancelarán 3 reservas" in text(preview)
+    # A family books while the administrator reads the list: it must not come to a closed
+    # prison either.
+    late = _book(client, day["11:30"]["id"], "Q10005", "Quispe", "45555555", "987654325")
+    done = _confirm(client, preview)
+    assert done.status_code == 303
+    shown = text(client.get(done.headers["location"]))
+    assert "Se cancelaron 4 reservas" in shown
+    assert "1 de ellas se reservó después de que miraste la lista" in shown
+    assert _status(db, late) is BookingStatus.CANCELLED
+    assert late in _closed_sms(db)
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ({"reason": "  "}, "Completa este dato"),
+        ({"reason": "x" * 201}, "como máximo 200"),
+        ({"day": "2026-11-30"}, "Este día ya pasó"),
+        ({"day": "30/11/2026"}, "Escribe la fecha"),
+        ({"start": "10:15"}, "No hay horario de visita a esa hora"),
+        ({"start": "nueve"}, "Elige una de las opciones"),
+    ],
+)
+def test_a_closure_that_cannot_be_made_changes_nothing(wednesday, db, form, expected):
+    client, refs, _ = wednesday
+    data = {"csrf_token": staff_token(client), "day": WEDNESDAY, "start": "", "reason": "Requisa"}
+    data |= form
+    for path in (f"{PAGE}/preview", PAGE):
+        answer = client.post(path, data=data | {"shown": "0"}, follow_redirects=False)
+        assert answer.status_code == 422, path
+        assert expected in text(answer), path
+    with db.read_session() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.entity == "closure")
+            )
+            == 0
+        )
+    assert _status(db, refs["nine_a"]) is BookingStatus.CONFIRMED
+
+
+def test_a_day_already_closed_cannot_be_closed_again(wednesday):
+    client, _, _ = wednesday
+    assert _confirm(client, _preview(client)).status_code == 303
+    again = _preview(client, start="11:30")
+    assert again.status_code == 422
+    assert "ya está cerrado" in text(again)
+
+
+def test_reopening_lets_families_book_again_and_keeps_the_cancellations(wednesday, db):
+    client, refs, day = wednesday
+    assert _confirm(client, _preview(client, start="09:00"), start="09:00").status_code == 303
+    with db.read_session() as s:
+        closure_id = s.scalar(select(Closure.id).where(Closure.created_by.is_not(None)))
+        file_closure = s.scalar(select(Closure.id).where(Closure.created_by.is_(None)))
+    page = client.get(PAGE)
+    assert "Abrir de nuevo" in text(page)
+    assert "el archivo de configuración" in text(page)  # the file's own: not reopened here
+
+    token = staff_token(client)
+    refused = client.post(f"{PAGE}/{file_closure}/reopen", data={"csrf_token": token})
+    assert refused.status_code == 404
+    done = client.post(
+        f"{PAGE}/{closure_id}/reopen", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert _status(db, refs["nine_a"]) is BookingStatus.CANCELLED
+    state = next(
+        s
+        for d in _days(client)
+        if d["date"] == WEDNESDAY
+        for s in d["slots"]
+        if s["id"] == day["09:00"]["id"]
+    )
+    assert state["state"] == "open"
+    with db.read_session() as s:
+        assert s.get(Closure, closure_id) is None
+        assert s.scalar(select(AuditEvent).where(AuditEvent.action == "closure.reopened"))
+
+
+def test_an_administrator_of_another_prison_cannot_reopen_its_closures(wednesday, db):
+    client, _, _ = wednesday
+    assert _confirm(client, _preview(client)).status_code == 303
+    with db.read_session() as s:
+        closure_id = s.scalar(select(Closure.id).where(Closure.created_by.is_not(None)))
+    assert sign_in(client, "admin.mujeres").status_code == 303
+    token = staff_token(client)
+    by_url = client.post(f"{PAGE}/{closure_id}/reopen", data={"csrf_token": token})
+    assert by_url.status_code == 403
+    by_form = client.post(
+        f"/staff/p/MUJERES-CUSCO/closures/{closure_id}/reopen", data={"csrf_token": token}
+    )
+    assert by_form.status_code == 404
+    with db.read_session() as s:
+        assert s.get(Closure, closure_id) is not None
+
+
+def test_reloading_the_prison_file_keeps_what_staff_closed(wednesday, db):
+    client, _, _ = wednesday
+    assert _confirm(client, _preview(client)).status_code == 303
+    with db.writing() as s:
+        apply_config(s, demo_config(date(2026, 12, 1)), NOW)
+    with db.read_session() as s:
+        staff_made = s.scalars(select(Closure).where(Closure.created_by.is_not(None))).all()
+        assert [(c.day, c.reason) for c in staff_made] == [
+            (date(2026, 12, 2), "Requisa de seguridad")
+        ]
+
+
+# --- Closing while families book -------------------------------------------------------------
+
+FAMILIES = 40
+STAGGER = 0.01  # seconds between two families' attempts
+SATURDAY = date(2026, 12, 5)
+
+
+@pytest.fixture
+def racing_db(db_url):
+    database = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=FAMILIES + 2))
+    yield database
+    database.dispose()
+
+
+def test_a_day_closed_while_families_book_it_keeps_no_booking(racing_db):
+    """Families book one Saturday while the administrator closes it: every booking either
+    lands before the closure (and is cancelled by it, with its SMS) or is refused."""
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=5)
+        for i in range(FAMILIES):
+            make_inmate(s, prison, f"Q{i}")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+        make_slot(s, prison, SATURDAY, start=time(14), capacity=200)
+    request = ClosureRequest(SATURDAY, None, "Requisa")
+
+    def closer() -> str:
+        time_module.sleep(FAMILIES / 2 * STAGGER)  # in the middle of the stream
+        with db.writing() as s:
+            _, cancelled = close(
+                s, s.scalar(select(Prison)), request, now=NOW, actor="staff:admin", origin="",
+                sms_policy=SMS,
+            )  # fmt: skip
+        return f"closed:{len(cancelled)}"
+
+    def family(i: int) -> str:
+        time_module.sleep(i * STAGGER)  # a stream of families, not one burst
+        return attempt(db, slot_id, f"Q{i}", f"4{i:07d}")
+
+    outcomes = race(FAMILIES + 1, lambda i: closer() if i == FAMILIES else family(i))
+    closed = next(o for o in outcomes if o.startswith("closed:"))
+    booked = outcomes["ok"]
+    assert set(outcomes) <= {closed, "ok", "slot_closed"}
+    assert outcomes["slot_closed"] == FAMILIES - booked
+    assert closed == f"closed:{booked}"  # every booking that landed was cancelled
+    with db.read_session() as s:
+        assert s.scalar(select(func.sum(Slot.seats_taken))) == 0
+        statuses = s.scalars(select(Booking.status)).all()
+        assert len(statuses) == booked
+        assert set(statuses) <= {BookingStatus.CANCELLED}
+        told = s.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "closed")
+        )
+        assert told == booked

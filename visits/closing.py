@@ -1,0 +1,221 @@
+"""Administrators close a day or one visit time of their prison, with a reason families see.
+
+The bookings a closure cancels are shown first (:func:`affected`); on confirmation
+:func:`close` records the closure, cancels every booking then in the closed time and queues
+each family's SMS in its language, in one transaction. Bookings made between the preview and
+the confirmation are cancelled too (a family must not come to a closed prison) and the result
+says how many there were beyond those shown: refusing instead would make a day that families
+are booking in a steady stream impossible to close. While it runs, bookings into that day wait
+(:func:`visits.schedule.lock_day`), and a booking the closure cancels is locked first, so a
+family cancelling or moving it at the same moment is never lost or cancelled twice.
+
+Closures made here can be reopened; cancelled bookings stay cancelled (the families were
+told). The prison file's own closures (see :mod:`visits.prison_config`) change only with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from visits import audit
+from visits.booking import HOLDS_SEATS, Booking, cancel_booking
+from visits.db import lock_rows, require_write_lock
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected, reject_if
+from visits.schedule import Closure, Slot, closures_between, lock_day
+from visits.sms import SmsPolicy
+
+MAX_REASON = 200  # the column's size; families read it on the slots page
+
+
+@dataclass(frozen=True)
+class ClosureRequest:
+    """What an administrator asks to close: a whole ``day`` or its session at ``start``."""
+
+    day: date
+    start: time | None
+    reason: str
+
+
+def day_slots(session: Session, prison: Prison, day: date) -> list[Slot]:
+    """The sessions of one day still offered, in order."""
+    return list(
+        session.scalars(
+            select(Slot)
+            .where(Slot.prison_id == prison.id, Slot.local_date == day, Slot.withdrawn_at.is_(None))
+            .order_by(Slot.starts_at)
+        )
+    )
+
+
+def _covered(slot: Slot, request: ClosureRequest, prison: Prison) -> bool:
+    return slot.local_date == request.day and (
+        request.start is None or slot.starts_at.astimezone(prison.tz).time() == request.start
+    )
+
+
+def affected(
+    session: Session, prison: Prison, request: ClosureRequest, now: datetime
+) -> list[Booking]:
+    """The bookings closing would cancel: those holding seats in a covered session that has
+    not started yet, by time and reference."""
+    slot_ids = [
+        s.id for s in day_slots(session, prison, request.day) if _covered(s, request, prison)
+    ]
+    if not slot_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Booking)
+            .join(Slot, Booking.slot_id == Slot.id)
+            .where(
+                Booking.slot_id.in_(slot_ids),
+                Booking.status.in_(HOLDS_SEATS),
+                Slot.starts_at > now,
+            )
+            .options(selectinload(Booking.visitors), selectinload(Booking.inmate))
+            .order_by(Slot.starts_at, Booking.reference)
+        )
+    )
+
+
+def problems(
+    session: Session, prison: Prison, request: ClosureRequest, now: datetime
+) -> list[Problem]:
+    """Every reason this closure cannot be made (the reason's own checks included)."""
+    found: list[Problem] = []
+    reason = request.reason.strip()
+    if not reason:
+        found.append(Problem(Code.REQUIRED, "reason"))
+    elif len(reason) > MAX_REASON:
+        found.append(Problem(Code.TOO_LONG, "reason", {"max": MAX_REASON}))
+    if request.day < prison.local_date(now):
+        found.append(Problem(Code.DAY_IN_PAST, "day"))
+        return found
+    closures = closures_between(session, prison.id, request.day, request.day)
+    if any(c.start_time is None or c.start_time == request.start for c in closures):
+        found.append(Problem(Code.ALREADY_CLOSED, "start"))
+    if request.start is not None:
+        slot = next(
+            (s for s in day_slots(session, prison, request.day) if _covered(s, request, prison)),
+            None,
+        )
+        if slot is None:
+            found.append(Problem(Code.NO_VISITS_AT_TIME, "start"))
+        elif slot.starts_at <= now:
+            found.append(Problem(Code.SLOT_IN_PAST, "start"))
+    return found
+
+
+def close(
+    session: Session,
+    prison: Prison,
+    request: ClosureRequest,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> tuple[Closure, list[Booking]]:
+    """Close and cancel the bookings in the closed time; the closure and the bookings
+    cancelled. Raises :class:`Rejected` (nothing changed) with every problem found."""
+    require_write_lock(session)
+    lock_day(session, prison.id, request.day, exclusive=True)
+    reject_if(problems(session, prison, request, now))
+    bookings = affected(session, prison, request, now)
+    # Locked before any seat moves, in one order: a family's cancel of one of them waits, or
+    # finished first (then it is left as the family left it).
+    lock_rows(session, Booking.id, [b.id for b in bookings])
+    reason = request.reason.strip()
+    closure = Closure(
+        prison_id=prison.id,
+        day=request.day,
+        start_time=request.start,
+        reason=reason,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(closure)
+    session.flush()
+    cancelled = []
+    for booking in bookings:
+        session.refresh(booking)
+        if booking.can_change(now) and _covered(booking.slot, request, prison):
+            cancel_booking(
+                session,
+                booking,
+                now=now,
+                actor=actor,
+                sms_policy=sms_policy,
+                reason=reason,
+                origin=origin,
+                closing=True,
+            )
+            cancelled.append(booking)
+    cancelled_refs = [b.reference for b in cancelled]
+    _audit(
+        session, prison, closure, "closure.created", now, actor, origin, cancelled=cancelled_refs
+    )
+    session.flush()
+    return closure, cancelled
+
+
+def _audit(
+    session: Session,
+    prison: Prison,
+    closure: Closure,
+    action: str,
+    now: datetime,
+    actor: str,
+    origin: str,
+    **details: object,
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity="closure",
+        entity_id=closure.id,
+        details={
+            "prison": prison.code,
+            "day": closure.day.isoformat(),
+            "start": closure.start_time.strftime("%H:%M") if closure.start_time else None,
+            "reason": closure.reason,
+            **details,
+        },
+        origin=origin,
+    )
+
+
+def upcoming(session: Session, prison: Prison, now: datetime) -> list[Closure]:
+    """Closures from today on, by day and time (the whole day first)."""
+    return list(
+        session.scalars(
+            select(Closure)
+            .where(Closure.prison_id == prison.id, Closure.day >= prison.local_date(now))
+            .order_by(Closure.day, Closure.start_time.is_not(None), Closure.start_time)
+        )
+    )
+
+
+def reopen(
+    session: Session, prison: Prison, closure_id: int, *, now: datetime, actor: str, origin: str
+) -> Closure:
+    """Open again a day or time staff closed (from today on); bookings it cancelled stay
+    cancelled. A closure of the prison file, or of another prison, is not found here."""
+    require_write_lock(session)
+    closure = session.get(Closure, closure_id)
+    if closure is None or closure.prison_id != prison.id or closure.created_by is None:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    lock_day(session, prison.id, closure.day, exclusive=True)
+    if closure.day < prison.local_date(now):
+        raise Rejected([Problem(Code.DAY_IN_PAST)])
+    session.delete(closure)
+    _audit(session, prison, closure, "closure.reopened", now, actor, origin)
+    session.flush()
+    return closure

@@ -1,0 +1,194 @@
+"""Administrators' closures page: close a day or one visit time, seeing first which bookings
+that cancels; reopen what staff closed (see :mod:`visits.closing`).
+
+Three steps without scripts: choose the day (its visit times and seats show), say what to
+close and why (the preview lists every booking it cancels), confirm. The confirmation carries
+how many bookings the preview showed, so the result can say how many more were booked in
+between (they are cancelled too, see :mod:`visits.closing`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from visits import closing
+from visits.closing import ClosureRequest
+from visits.problems import Code, Problem, Rejected
+from visits.staff import StaffRole
+from web.availability import commit_seat_change
+from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
+from web.family import render
+from web.forms import FormValues, iso_day
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
+Admin = access(StaffRole.ADMIN)
+
+
+def _path(who: Staff) -> str:
+    return f"/staff/p/{who.prison.code}/closures"  # type: ignore[union-attr]
+
+
+def _request(values: dict[str, str], problems: list[Problem], today: date) -> ClosureRequest:
+    """The form's closure; a malformed day or time adds its problem."""
+    raw_day = values.get("day", "").strip()
+    if not raw_day:
+        problems.append(Problem(Code.REQUIRED, "day"))
+    day = iso_day(raw_day, "day", today, problems)
+    start: time | None = None
+    if raw_start := values.get("start", "").strip():
+        try:
+            start = time.fromisoformat(raw_start)
+        except ValueError:
+            problems.append(Problem(Code.INVALID_CHOICE, "start"))
+    return ClosureRequest(day, start, values.get("reason", ""))
+
+
+def _count(request: Request, name: str) -> int:
+    raw = request.query_params.get(name, "")
+    return int(raw) if raw.isdigit() else 0
+
+
+def _day(raw: str, who: Staff, now: datetime, problems: list[Problem]) -> date | None:
+    """The day the form names, if it is one to close (today or later)."""
+    today = who.prison.local_date(now)  # type: ignore[union-attr]
+    if not raw:
+        return None
+    found: list[Problem] = []
+    day = iso_day(raw, "day", today, found)
+    if not found and day < today:
+        found.append(Problem(Code.DAY_IN_PAST, "day"))
+    problems.extend(found)
+    return None if found else day
+
+
+def _page(
+    request: Request,
+    session: Session,
+    who: Staff,
+    now: datetime,
+    values: dict[str, str],
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> Response:
+    prison = who.prison
+    assert prison is not None
+    day = _day(values.get("day", ""), who, now, [])
+    closures = closing.upcoming(session, prison, now)
+    return render(
+        request,
+        "staff_closures.html",
+        status,
+        who=who,
+        prison=prison,
+        closures=closures,
+        day=day,
+        day_closures=[c for c in closures if c.day == day],
+        slots=closing.day_slots(session, prison, day) if day else [],
+        problems=problems or [],
+        values=values,
+        done=request.query_params.get("done", ""),
+        count=_count(request, "count"),
+        unseen=_count(request, "unseen"),
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def closures_page(
+    request: Request, who: Admin, session: ReadSession, now: Now, day: str = ""
+) -> Response:
+    """The closures to come, and a day's visit times to close."""
+    problems: list[Problem] = []
+    _day(day, who, now, problems)
+    return _page(request, session, who, now, {"day": day}, problems, 422 if problems else 200)
+
+
+@router.post("/preview", response_class=HTMLResponse)
+def preview(
+    request: Request, who: Admin, session: ReadSession, now: Now, values: FormValues
+) -> Response:
+    """Every booking the closure would cancel, and the button that does it."""
+    problems: list[Problem] = []
+    closure = _request(values, problems, who.prison.local_date(now))  # type: ignore[union-attr]
+    if not problems:
+        problems = closing.problems(session, who.prison, closure, now)  # type: ignore[arg-type]
+    if problems:
+        return _page(request, session, who, now, values, problems, 422)
+    return render(
+        request,
+        "staff_closure_preview.html",
+        who=who,
+        prison=who.prison,
+        closure=closure,
+        bookings=closing.affected(session, who.prison, closure, now),  # type: ignore[arg-type]
+    )
+
+
+@router.post("", response_class=HTMLResponse)
+def close(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Close, cancel the bookings in the closed time and queue each family's SMS, in one
+    transaction."""
+    problems: list[Problem] = []
+    closure = _request(values, problems, who.prison.local_date(now))  # type: ignore[union-attr]
+    try:
+        if problems:
+            raise Rejected(problems)
+        made, cancelled = closing.close(
+            session,
+            who.prison,  # type: ignore[arg-type]
+            closure,
+            now=now,
+            actor=who.user.actor,
+            origin=client,
+            sms_policy=sms,
+        )
+    except Rejected as rejected:
+        session.close()
+        with request.app.state.db.read_session() as reading:
+            return _page(request, reading, who, now, values, list(rejected.problems), 422)
+    commit_seat_change(request, session, made.prison_id)
+    shown = values.get("shown", "")
+    unseen = len(cancelled) - int(shown) if shown.isdigit() else 0
+    query = urlencode({"done": "closed", "count": len(cancelled), "unseen": max(unseen, 0)})
+    return RedirectResponse(f"{_path(who)}?{query}", status_code=303)
+
+
+@router.post("/{closure_id}/reopen")
+def reopen(
+    request: Request,
+    closure_id: int,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    """Open a closed day or time again for new bookings."""
+    try:
+        closing.reopen(
+            session,
+            who.prison,  # type: ignore[arg-type]
+            closure_id,
+            now=now,
+            actor=who.user.actor,
+            origin=client,
+        )
+    except Rejected as rejected:
+        session.close()
+        status = 404 if Code.NOT_FOUND in rejected.codes else 422
+        with request.app.state.db.read_session() as reading:
+            return _page(request, reading, who, now, {}, list(rejected.problems), status)
+    commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
+    return RedirectResponse(f"{_path(who)}?done=reopened", status_code=303)
