@@ -8,11 +8,13 @@ from sqlalchemy import func, select
 
 from tests.server import run_cli, server_env
 from visits.base import utcnow
+from visits.booking import Booking, BookingStatus
 from visits.db import Database, make_engine
 from visits.demo import CONFIG, ROSTERS
 from visits.inmate import Inmate
 from visits.schedule import Slot
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser, sign_in
+from visits.visitor import VisitorSuspension
 
 PASSWORD = "una clave larga de prueba"
 
@@ -164,16 +166,18 @@ def test_suspend_visitor_needs_a_known_visitor(db_url):
     assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
     result = cli(
         db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
-        "--doc-number", "45678912", "--until", "2027-01-31",
+        "--doc-number", "45678912", "--until", "2027-01-31", "--reason", "incidente",
     )  # fmt: skip
     assert result.returncode == 1
-    assert "unknown prison or visitor" in result.stderr
+    assert "doc_number: Nadie con este documento ha reservado" in result.stderr
     typo = cli(
         db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
-        "--doc-number", "123", "--until", "2027-01-31",
+        "--doc-number", "123", "--until", "2027-01-31", "--reason", " ",
     )  # fmt: skip
     assert typo.returncode == 1
-    assert "invalid dni number" in typo.stderr
+    assert "doc_number: El DNI tiene exactamente 8" in typo.stderr
+    assert "reason: Completa este dato" in typo.stderr
+    assert rows(db_url, VisitorSuspension) == 0
 
 
 def test_suspend_a_visitor_who_has_booked(db_url):
@@ -182,7 +186,6 @@ def test_suspend_a_visitor_who_has_booked(db_url):
     from visits.prison import prison_by_code
     from visits.prison_config import apply_config, parse_config
     from visits.roster import import_roster
-    from visits.visitor import VisitorSuspension
 
     db = Database(make_engine(db_url))
     with db.writing() as s:
@@ -200,10 +203,14 @@ def test_suspend_a_visitor_who_has_booked(db_url):
         "--doc-number", "45.678.912", "--until", "2027-01-31", "--reason", "incidente",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "dni 45678912 suspended at QUENCORO until 2027-01-31" in result.stdout
+    assert "dni 45678912 suspended at QUENCORO until 2027-01-31; 1 bookings cancelled" in (
+        result.stdout
+    )
     with db.read_session() as s:
         suspension = s.scalar(select(VisitorSuspension))
         assert (suspension.until.isoformat(), suspension.reason) == ("2027-01-31", "incidente")
+        assert suspension.created_by == "cli"
+        assert s.scalar(select(Booking.status)) is BookingStatus.CANCELLED
     db.dispose()
 
 

@@ -31,11 +31,12 @@ PAGE = "/staff/p/QUENCORO/closures"
 _SHOWN = re.compile(r'name="shown" value="(\d+)"')
 
 
-def _days(client) -> list[dict]:
+def quencoro_days(client) -> list[dict]:
     return client.get("/api/v1/prisons/QUENCORO/slots").json()["days"]
 
 
-def _book(client, slot_id, inmate, surname, dni, phone, language="es") -> str:
+def try_booking(client, slot_id, inmate, surname, dni, phone, language="es"):
+    """The API's answer to one adult visitor booking ``inmate`` (code, first surname)."""
     visitors = [
         {
             "first_names": "Ana",
@@ -48,7 +49,11 @@ def _book(client, slot_id, inmate, surname, dni, phone, language="es") -> str:
         }
     ]
     payload = body(slot_id, inmate=inmate, surname=surname, visitors=visitors, phone=phone)
-    answer = client.post("/api/v1/bookings", json=payload | {"language": language})
+    return client.post("/api/v1/bookings", json=payload | {"language": language})
+
+
+def book_one(client, slot_id, inmate, surname, dni, phone, language="es") -> str:
+    answer = try_booking(client, slot_id, inmate, surname, dni, phone, language)
     assert answer.status_code == 201, answer.text
     return answer.json()["reference"].replace("-", "")
 
@@ -60,27 +65,34 @@ def wednesday(make_client, db):
     make_staff(db, "admin", StaffRole.ADMIN)
     make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
     client = make_client()
-    day = {s["local_start"]: s for d in _days(client) if d["date"] == WEDNESDAY for s in d["slots"]}
+    day = {
+        s["local_start"]: s
+        for d in quencoro_days(client)
+        if d["date"] == WEDNESDAY
+        for s in d["slots"]
+    }
     other = next(
         s
-        for d in _days(client)
+        for d in quencoro_days(client)
         if d["date"] > WEDNESDAY
         for s in d["slots"]
         if s["state"] == "open" and s["visitor_group"] == "women"
     )
     refs = {
-        "nine_a": _book(client, day["09:00"]["id"], "Q10001", "Yupanqui", "41111111", "987654321"),
-        "nine_b": _book(client, day["09:00"]["id"], "Q10002", "Puma", "42222222", "987654322"),
-        "half_eleven": _book(
+        "nine_a": book_one(
+            client, day["09:00"]["id"], "Q10001", "Yupanqui", "41111111", "987654321"
+        ),
+        "nine_b": book_one(client, day["09:00"]["id"], "Q10002", "Puma", "42222222", "987654322"),
+        "half_eleven": book_one(
             client, day["11:30"]["id"], "Q10003", "Hancco", "43333333", "987654323", "en"
         ),
-        "later": _book(client, other["id"], "Q10004", "Flores", "44444444", "987654324"),
+        "later": book_one(client, other["id"], "Q10004", "Flores", "44444444", "987654324"),
     }
     assert sign_in(client, "admin").status_code == 303
     return client, refs, day
 
 
-def _status(db, reference) -> BookingStatus:
+def status_of(db, reference) -> BookingStatus:
     with db.read_session() as s:
         return s.scalar(select(Booking.status).where(Booking.reference == reference))
 
@@ -132,14 +144,14 @@ def test_closing_a_day_shows_its_bookings_then_cancels_them_and_tells_each_famil
         assert refs[key][:4] in shown
     assert refs["later"][:4] not in shown
     # Looking changes nothing.
-    assert _status(db, refs["nine_a"]) is BookingStatus.CONFIRMED
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CONFIRMED
 
     done = _confirm(client, preview)
     assert done.status_code == 303
     assert "Se cancelaron 3 reservas" in text(client.get(done.headers["location"]))
     for key in ("nine_a", "nine_b", "half_eleven"):
-        assert _status(db, refs[key]) is BookingStatus.CANCELLED
-    assert _status(db, refs["later"]) is BookingStatus.CONFIRMED
+        assert status_of(db, refs[key]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["later"]) is BookingStatus.CONFIRMED
     with db.read_session() as s:
         assert s.get(Slot, day["09:00"]["id"]).seats_taken == 0
         closure = s.scalar(select(Closure).where(Closure.created_by.is_not(None)))
@@ -151,7 +163,7 @@ def test_closing_a_day_shows_its_bookings_then_cancels_them_and_tells_each_famil
         )
         assert event.origin == "testclient"
         cancelled = s.scalars(
-            select(AuditEvent).where(AuditEvent.action == "booking.cancelled_by_closure")
+            select(AuditEvent).where(AuditEvent.action == "booking.cancelled_closed")
         ).all()
         assert {e.details["reason"] for e in cancelled} == {"Requisa de seguridad"}
 
@@ -161,7 +173,7 @@ def test_closing_a_day_shows_its_bookings_then_cancels_them_and_tells_each_famil
     assert sms[refs["nine_a"]].recipient == "+51987654321"
     assert "is cancelled" in sms[refs["half_eleven"]].body
     # Families see the day closed, with the reason.
-    day_after = next(d for d in _days(client) if d["date"] == WEDNESDAY)
+    day_after = next(d for d in quencoro_days(client) if d["date"] == WEDNESDAY)
     assert day_after["closed_reason"] == "Requisa de seguridad"
     history = text(client.get(f"/staff/p/QUENCORO/bookings/{refs['nine_a']}"))
     assert "Cancelada: el penal cerró este horario" in history
@@ -172,8 +184,8 @@ def test_closing_one_visit_time_leaves_the_other_times_of_the_day(wednesday, db)
     preview = _preview(client, start="09:00")
     assert "Se cancelarán 2 reservas" in text(preview)
     assert _confirm(client, preview, start="09:00").status_code == 303
-    assert _status(db, refs["nine_a"]) is BookingStatus.CANCELLED
-    assert _status(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
     assert set(_closed_sms(db)) == {refs["nine_a"], refs["nine_b"]}
 
 
@@ -183,13 +195,13 @@ def test_bookings_made_after_the_preview_are_cancelled_too_and_counted(wednesday
     assert "Se cancelarán 3 reservas" in text(preview)
     # A family books while the administrator reads the list: it must not come to a closed
     # prison either.
-    late = _book(client, day["11:30"]["id"], "Q10005", "Quispe", "45555555", "987654325")
+    late = book_one(client, day["11:30"]["id"], "Q10005", "Quispe", "45555555", "987654325")
     done = _confirm(client, preview)
     assert done.status_code == 303
     shown = text(client.get(done.headers["location"]))
     assert "Se cancelaron 4 reservas" in shown
     assert "1 de ellas se reservó después de que miraste la lista" in shown
-    assert _status(db, late) is BookingStatus.CANCELLED
+    assert status_of(db, late) is BookingStatus.CANCELLED
     assert late in _closed_sms(db)
 
 
@@ -219,7 +231,7 @@ def test_a_closure_that_cannot_be_made_changes_nothing(wednesday, db, form, expe
             )
             == 0
         )
-    assert _status(db, refs["nine_a"]) is BookingStatus.CONFIRMED
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CONFIRMED
 
 
 def test_a_day_already_closed_cannot_be_closed_again(wednesday):
@@ -247,10 +259,10 @@ def test_reopening_lets_families_book_again_and_keeps_the_cancellations(wednesda
         f"{PAGE}/{closure_id}/reopen", data={"csrf_token": token}, follow_redirects=False
     )
     assert done.status_code == 303
-    assert _status(db, refs["nine_a"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CANCELLED
     state = next(
         s
-        for d in _days(client)
+        for d in quencoro_days(client)
         if d["date"] == WEDNESDAY
         for s in d["slots"]
         if s["id"] == day["09:00"]["id"]

@@ -37,6 +37,7 @@ PATH_VALUES = {
     "booking_id": "1",
     "reference": "ABCD2345",
     "closure_id": "1",
+    "suspension_id": "1",
 }
 
 

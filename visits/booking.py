@@ -2,10 +2,15 @@
 
 Invariant 1 of the design lives here. Seats move only through one conditional statement
 (``seats_taken + n <= capacity``), so capacity holds under any concurrency; the rules that span
-rows (visits per inmate per week, one visit per visitor per day) are checked after locking the
-inmate and visitor rows in a fixed order (inmate, then visitors by id, then slots by id), so two
-bookings that could break a rule together take turns; and a CHECK constraint on the slot plus a
-partial unique index on the visitor's day are the database's own backstops.
+rows (visits per inmate per week, one visit per visitor per day, closures, suspensions) are
+checked after locking what they depend on, so two changes that could break a rule together take
+turns; and a CHECK constraint on the slot plus a partial unique index on the visitor's day are
+the database's own backstops.
+
+Every writer takes its locks in one order, so none waits on another in a
+circle: the inmate, the visitors by id, the visit day (:func:`visits.schedule.lock_day`), the
+bookings by id, the slots by id. Closing a day and suspending an inmate or a visitor take the
+first of these they need, then the bookings they cancel.
 
 A booking starts ``held`` until the family types the code sent to its phone
 (:mod:`visits.verification`), or ``confirmed`` when the phone is already verified. Held bookings
@@ -75,6 +80,14 @@ class BookingStatus(StrEnum):
     ATTENDED = "attended"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
+
+
+class CancelCause(StrEnum):
+    """Why the prison, not the family, cancelled a booking (each has its own SMS text)."""
+
+    CLOSED = "closed"  # the day or visit time was closed
+    INMATE_SUSPENDED = "inmate_suspended"  # visits to the person visited were suspended
+    VISITOR_BARRED = "visitor_barred"  # someone in the booking may not visit for now
 
 
 HOLDS_SEATS = (BookingStatus.HELD, BookingStatus.CONFIRMED)
@@ -252,7 +265,7 @@ def slot_problems(
     """Whether this slot can take a party of this size for this inmate now: the inmate's
     status, closures, the booking window, seats, and the inmate's visits that week. None of it
     depends on who the visitors are, so it is reported even while their details are wrong."""
-    problems = list(inmate_problems(inmate, slot.local_date))
+    problems = inmate_problems(session, inmate, slot.local_date)
     closures = session.scalars(
         select(Closure).where(Closure.prison_id == prison.id, Closure.day == slot.local_date)
     ).all()
@@ -569,21 +582,21 @@ def cancel_booking(
     answering: bool = False,
     reason: str = "",
     origin: str = "",
-    closing: bool = False,
+    cause: CancelCause | None = None,
 ) -> Booking:
     """Cancel, give the seats back and cancel the messages still to come, exactly once even
     if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
     the SMS answers the family's own text, so it goes even to a number that opted out).
-    Staff acting for a family give the ``reason`` and where they are (``origin``); a prison
-    ``closing`` the visit time says so in the SMS."""
+    Staff acting for a family give the ``reason`` and where they are (``origin``); when the
+    prison cancels (``cause``), the history and the family's SMS say why in general words."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     was_confirmed = booking.status is BookingStatus.CONFIRMED
-    action = "booking.cancelled_by_closure" if closing else "booking.cancelled"
+    action = f"booking.cancelled_{cause.value}" if cause else "booking.cancelled"
     _cancel(session, booking, now, actor, action, reason=reason, origin=origin)
     if was_confirmed:
-        kind = "closed" if closing else "cancelled"
+        kind = cause.value if cause else "cancelled"
         sms.queue_cancelled(session, booking, sms_policy, now, essential=answering, kind=kind)
     else:  # never confirmed to the family: nothing to take back, only the code to withdraw
         sms.withdraw(session, booking, now, "booking cancelled")
@@ -721,7 +734,11 @@ def move_booking(
     reminders give way to the new time's. Staff acting for a family give the ``reason``
     and where they are (``origin``)."""
     new_slot = slot_in_prison(session, booking.prison, slot_id)
-    if new_slot is not None:  # before the booking's lock: the order closing takes them in
+    # The order every writer locks in (see the module's docstring); who visits whom never
+    # changes, so these can be locked before the booking itself.
+    lock_rows(session, Inmate.id, [booking.inmate_id])
+    lock_rows(session, Visitor.id, [v.visitor_id for v in booking.visitors])
+    if new_slot is not None:
         lock_day(session, new_slot.prison_id, new_slot.local_date, exclusive=False)
     booking = _locked(session, booking)
     if not booking.can_change(now):
@@ -734,8 +751,6 @@ def move_booking(
     if new_slot.id == booking.slot_id:
         raise Rejected([Problem(Code.SAME_SLOT, "slot_id")])
 
-    lock_rows(session, Inmate.id, [inmate.id])
-    lock_rows(session, Visitor.id, [v.visitor_id for v in booking.visitors])
     attendees = [
         Attendee(PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id)
         for v in booking.visitors

@@ -109,18 +109,18 @@ def suspend_visitor(
     doc_type: Annotated[DocumentChoice, typer.Option(help="Document type.")],
     doc_number: Annotated[str, typer.Option(help="Document number.")],
     until: Annotated[str, typer.Option(help="Last day of the suspension, YYYY-MM-DD.")],
-    reason: Annotated[str, typer.Option(help="Why, for staff (never shown to families).")] = "",
+    reason: Annotated[str, typer.Option(help="Why, for staff (never shown to families).")],
 ) -> None:
-    """Bar a visitor who has booked before from visiting a prison until a date."""
-    from visits import audit
+    """Bar a visitor who has booked before from visiting a prison until a date; their
+    bookings there in that time are cancelled and the families told (as on the staff page)."""
     from visits.base import utcnow
     from visits.prison import prison_by_code
-    from visits.visitor import DocumentType, VisitorSuspension, find_visitors, normalise_document
+    from visits.problems import Rejected, message
+    from visits.settings import get_settings
+    from visits.sms import SmsPolicy
+    from visits.suspensions import Actor
+    from visits.suspensions import suspend_visitor as suspend
 
-    kind = DocumentType(doc_type.value)
-    number = normalise_document(kind, doc_number)
-    if not isinstance(number, str):
-        raise _fail([f"invalid {doc_type.value} number {doc_number!r}"])
     try:
         last_day = date.fromisoformat(until)
     except ValueError:
@@ -128,24 +128,26 @@ def suspend_visitor(
     db = _database()
     with db.writing() as session:
         found = prison_by_code(session, prison)
-        visitor = find_visitors(session, [(kind, number)]).get((kind, number))
-        if found is None or visitor is None:
-            raise _fail(["unknown prison or visitor (a visitor exists once they have booked)"])
-        session.add(
-            VisitorSuspension(
-                visitor_id=visitor.id, prison_id=found.id, until=last_day, reason=reason
+        if found is None:
+            raise _fail([f"unknown prison {prison!r}"])
+        try:
+            suspension, cancelled = suspend(
+                session,
+                found,
+                doc_type=doc_type.value,
+                doc_number=doc_number,
+                until=last_day,
+                reason=reason,
+                by=Actor("cli", "", utcnow()),
+                sms_policy=SmsPolicy.from_settings(get_settings()),
             )
-        )
-        audit.record(
-            session,
-            at=utcnow(),
-            actor="cli",
-            action="visitor.suspended",
-            entity="visitor",
-            entity_id=visitor.id,
-            details={"prison": found.code, "until": last_day.isoformat()},
-        )
-    typer.echo(f"{doc_type.value} {number} suspended at {found.code} until {last_day}")
+        except Rejected as rejected:
+            raise _fail([f"{p.field}: {message(p)}" for p in rejected.problems]) from None
+        number = suspension.visitor.doc_number
+    typer.echo(
+        f"{doc_type.value} {number} suspended at {found.code} until {last_day}; "
+        f"{len(cancelled)} bookings cancelled"
+    )
 
 
 class RoleChoice(StrEnum):

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from visits import audit
-from visits.booking import HOLDS_SEATS, Booking, cancel_booking
+from visits.booking import HOLDS_SEATS, Booking, CancelCause, cancel_booking
 from visits.db import lock_rows, require_write_lock
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -153,7 +153,7 @@ def close(
                 sms_policy=sms_policy,
                 reason=reason,
                 origin=origin,
-                closing=True,
+                cause=CancelCause.CLOSED,
             )
             cancelled.append(booking)
     cancelled_refs = [b.reference for b in cancelled]

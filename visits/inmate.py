@@ -69,12 +69,46 @@ def comparable_name(name: str) -> str:
     return " ".join(letters.replace("-", " ").replace("'", " ").split())
 
 
-def inmate_problems(inmate: Inmate, visit_day: date) -> list[Problem]:
+class InmateSuspension(Base):
+    """Visits to an inmate suspended by staff until a date (inclusive), with a reason for
+    staff. Kept apart from the roster's ``visits_suspended_until``, which every import
+    rewrites; lifting keeps the row (``lifted_at``) for the record."""
+
+    __tablename__ = "inmate_suspension"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inmate_id: Mapped[int] = mapped_column(ForeignKey("inmate.id", ondelete="CASCADE"), index=True)
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+
+
+def suspended_until(session: Session, inmate: Inmate, on_day: date) -> date | None:
+    """The last day of the longest suspension (the roster's or staff's) covering ``on_day``."""
+    ends = [
+        until
+        for until in session.scalars(
+            select(InmateSuspension.until).where(
+                InmateSuspension.inmate_id == inmate.id,
+                InmateSuspension.lifted_at.is_(None),
+                InmateSuspension.until >= on_day,
+            )
+        )
+    ]
+    if inmate.visits_suspended_until is not None and inmate.visits_suspended_until >= on_day:
+        ends.append(inmate.visits_suspended_until)
+    return max(ends, default=None)
+
+
+def inmate_problems(session: Session, inmate: Inmate, visit_day: date) -> list[Problem]:
     """Whether this inmate can receive a visit on ``visit_day``."""
     if inmate.status is not InmateStatus.ACTIVE:
         return [Problem(Code.INMATE_NOT_ACTIVE, "inmate")]
-    until = inmate.visits_suspended_until
-    if until is not None and visit_day <= until:
+    until = suspended_until(session, inmate, visit_day)
+    if until is not None:
         return [Problem(Code.INMATE_SUSPENDED, "inmate", {"until": until})]
     return []
 

@@ -90,6 +90,9 @@ class Code(StrEnum):
     DAY_IN_PAST = "day_in_past"
     ALREADY_CLOSED = "already_closed"
     NO_VISITS_AT_TIME = "no_visits_at_time"
+    INMATE_NOT_FOUND = "inmate_not_found"
+    VISITOR_NOT_FOUND = "visitor_not_found"
+    ALREADY_LIFTED = "already_lifted"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -199,6 +202,11 @@ MESSAGES: dict[Code, str] = {
     Code.DAY_IN_PAST: N_("This day has already passed."),
     Code.ALREADY_CLOSED: N_("This day or visit time is already closed."),
     Code.NO_VISITS_AT_TIME: N_("There is no visit time then on this day."),
+    Code.INMATE_NOT_FOUND: N_("No inmate of this prison has this code."),
+    Code.VISITOR_NOT_FOUND: N_(
+        "Nobody with this document has booked a visit yet: only a known visitor can be barred."
+    ),
+    Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

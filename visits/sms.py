@@ -52,6 +52,14 @@ TEXTS = {
         "Visit %(ref)s (%(when)s) is cancelled: %(prison)s has no visits at that time. "
         "Sorry. To book again: %(link)s"
     ),
+    "inmate_suspended": N_(
+        "Visit %(ref)s (%(when)s) is cancelled: visits to the person you visit are suspended "
+        "for now. Please ask %(prison)s."
+    ),
+    "visitor_barred": N_(
+        "Visit %(ref)s (%(when)s) is cancelled: a visitor in it may not come to %(prison)s. "
+        "Book without them: %(link)s"
+    ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
@@ -236,8 +244,8 @@ def queue_cancelled(
     essential: bool = False,
     kind: str = "cancelled",
 ) -> None:
-    """Cancel what was still to come and tell the family the visit is off (``kind``
-    "closed": because the prison closed that time, not at anyone's request)."""
+    """Cancel what was still to come and tell the family the visit is off (``kind``: the
+    text that says why, when the prison cancelled it; see :class:`visits.booking.CancelCause`)."""
     withdraw(session, booking, now, "booking cancelled")
     params = {**_params(booking, policy), "link": policy.public_base_url}
     key = f"{subject(booking)}:cancelled"

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.db import insert_ignoring_conflicts, require_write_lock
@@ -68,7 +68,7 @@ class Visitor(Base):
 
 
 class VisitorSuspension(Base):
-    """A visitor barred from visiting one prison until a date (inclusive)."""
+    """A visitor barred from visiting one prison until a date (inclusive), unless lifted."""
 
     __tablename__ = "visitor_suspension"
     # Every booking asks whether its visitors are barred from this prison.
@@ -80,6 +80,12 @@ class VisitorSuspension(Base):
     until: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "cli" or "staff:<name>"; lifting keeps the row for the record.
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+
+    visitor: Mapped[Visitor] = relationship()
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ def suspensions(
             VisitorSuspension.prison_id == prison_id,
             VisitorSuspension.visitor_id.in_(ids),
             VisitorSuspension.until >= on_day,
+            VisitorSuspension.lifted_at.is_(None),
         )
     )
     until: dict[int, date] = {}

@@ -25,7 +25,18 @@ from visits.settings import Settings, get_settings
 from visits.sms import SmsPolicy
 from visits.staff import SignInPolicy
 from visits.throttle import ThrottlePolicy
-from web import admin, api, closures, family, gate, reports, staff, staff_bookings, twilio_hooks
+from web import (
+    admin,
+    api,
+    closures,
+    family,
+    gate,
+    reports,
+    staff,
+    staff_bookings,
+    suspensions,
+    twilio_hooks,
+)
 from web.availability import AvailabilityCache
 from web.middleware import (
     BodySizeLimitMiddleware,
@@ -213,4 +224,5 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(admin.router)
     app.include_router(closures.router)
+    app.include_router(suspensions.router)
     return app

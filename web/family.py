@@ -34,7 +34,7 @@ from visits.booking import (
 )
 from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
-from visits.inmate import Inmate, identify
+from visits.inmate import Inmate, identify, suspended_until
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
 from visits.reference import display as display_reference
@@ -198,8 +198,6 @@ def _slots_page(
             prison=prison, days=cache.days(session, prison, now)
         ),
     )
-    today = prison.local_date(now)
-    suspended = inmate.visits_suspended_until
     return render(
         request,
         "slots.html",
@@ -207,7 +205,7 @@ def _slots_page(
         prison=prison,
         inmate=inmate,
         days_html=Markup(days_html),  # noqa: S704 - rendered by our own autoescaping template
-        suspended_until=suspended if suspended and suspended >= today else None,
+        suspended_until=suspended_until(session, inmate, prison.local_date(now)),
         problems=problems or [],
     )
 

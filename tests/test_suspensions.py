@@ -1,0 +1,234 @@
+"""Administrators suspend visits to an inmate or bar a visitor until a date: bookings in the
+period are cancelled (each family told), new ones refused, and lifting reopens; on each
+database."""
+
+from __future__ import annotations
+
+import time as time_module
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from notifications.outbox import OutboxMessage
+from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_closures import book_one, quencoro_days, status_of, try_booking
+from tests.test_pages import text
+from tests.test_races import attempt, race
+from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus
+from visits.db import Database, make_engine
+from visits.demo import ROSTERS
+from visits.inmate import InmateSuspension
+from visits.prison import Prison, prison_by_code
+from visits.roster import import_roster
+from visits.schedule import Slot
+from visits.staff import StaffRole
+from visits.suspensions import Actor, suspend_inmate
+from visits.visitor import VisitorSuspension
+
+PAGE = "/staff/p/QUENCORO/suspensions"
+
+
+@pytest.fixture
+def booked(make_client, db):
+    """Quencoro's administrator signed in; bookings on the first two women's Wednesdays."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    client = make_client()
+    nine = {
+        d["date"]: s["id"]
+        for d in quencoro_days(client)
+        for s in d["slots"]
+        if s["local_start"] == "09:00" and s["visitor_group"] == "women"
+    }
+    carlos, jose = ("Q10001", "Yupanqui"), ("Q10002", "Puma")
+    refs = {
+        "carlos_soon": book_one(client, nine["2026-12-02"], *carlos, "41111111", "987654321"),
+        "carlos_later": book_one(client, nine["2026-12-09"], *carlos, "42222222", "987654322"),
+        "jose_soon": book_one(client, nine["2026-12-02"], *jose, "43333333", "987654323"),
+    }
+    assert sign_in(client, "admin").status_code == 303
+    return client, refs, nine
+
+
+def _kinds(db) -> dict[str, str]:
+    with db.read_session() as s:
+        return {
+            subject.removeprefix("booking:"): kind
+            for subject, kind in s.execute(
+                select(OutboxMessage.subject, OutboxMessage.kind).where(
+                    OutboxMessage.kind.in_(["inmate_suspended", "visitor_barred"])
+                )
+            )
+        }
+
+
+def _suspend_inmate(client, code, until="2026-12-31", reason="Sanción"):
+    return _post(client, "/inmates", code=code, **{"inmate-until": until, "inmate-reason": reason})
+
+
+def _post(client, path, **data):
+    return client.post(
+        f"{PAGE}{path}", data={"csrf_token": staff_token(client), **data}, follow_redirects=False
+    )
+
+
+def test_suspending_an_inmate_cancels_the_bookings_in_the_period_and_refuses_new_ones(booked, db):
+    client, refs, nine = booked
+    done = _suspend_inmate(client, "q10001", "2026-12-05", "Sanción disciplinaria")
+    assert done.status_code == 303
+    assert "Se canceló 1 reserva en ese periodo" in text(client.get(done.headers["location"]))
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["carlos_later"]) is BookingStatus.CONFIRMED  # after the period
+    assert status_of(db, refs["jose_soon"]) is BookingStatus.CONFIRMED  # another inmate
+    assert _kinds(db) == {refs["carlos_soon"]: "inmate_suspended"}
+    with db.read_session() as s:
+        body = s.scalar(select(OutboxMessage.body).where(OutboxMessage.kind == "inmate_suspended"))
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "inmate.suspended"))
+    assert "suspendidas" in body
+    assert "Sanción" not in body  # the reason is for staff only
+    assert event.details["cancelled"] == [refs["carlos_soon"]]
+    assert event.actor == "staff:admin"
+
+    page = text(client.get(PAGE))
+    assert "Carlos Yupanqui (Q10001)" in page
+    assert "Sanción disciplinaria" in page
+    refused = try_booking(client, nine["2026-12-02"], "Q10001", "Yupanqui", "44444444", "987654329")
+    assert refused.status_code == 422
+    assert [e["code"] for e in refused.json()["errors"]] == ["inmate_suspended"]
+
+    with db.read_session() as s:
+        suspension_id = s.scalar(select(InmateSuspension.id))
+    lifted = _post(client, f"/inmates/{suspension_id}/lift")
+    assert lifted.status_code == 303
+    again = book_one(client, nine["2026-12-02"], "Q10001", "Yupanqui", "44444444", "987654329")
+    assert status_of(db, again) is BookingStatus.CONFIRMED
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.CANCELLED  # stays cancelled
+    twice = _post(client, f"/inmates/{suspension_id}/lift")
+    assert twice.status_code == 409
+    assert "ya se levantó" in text(twice)
+
+
+def test_a_roster_import_keeps_what_staff_suspended(booked, db):
+    client, _, nine = booked
+    _suspend_inmate(client, "Q10002")
+    with db.writing() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW)
+    refused = try_booking(client, nine["2026-12-09"], "Q10002", "Puma", "45555555", "987654329")
+    assert [e["code"] for e in refused.json()["errors"]] == ["inmate_suspended"]
+
+
+def test_barring_a_visitor_cancels_their_bookings_here_and_refuses_new_ones(booked, db):
+    client, refs, nine = booked
+    done = _post(
+        client, "/visitors", doc_type="dni", doc_number="41.111.111",
+        **{"visitor-until": "2026-12-31", "visitor-reason": "Ingresó un objeto prohibido"},
+    )  # fmt: skip
+    assert done.status_code == 303
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["jose_soon"]) is BookingStatus.CONFIRMED
+    assert _kinds(db) == {refs["carlos_soon"]: "visitor_barred"}
+    assert "Ana Quispe · DNI 41111111" in text(client.get(PAGE))
+    answer = try_booking(client, nine["2026-12-09"], "Q10003", "Hancco", "41111111", "987654329")
+    assert [e["code"] for e in answer.json()["errors"]] == ["visitor_suspended"]
+    with db.read_session() as s:
+        suspension = s.scalar(select(VisitorSuspension))
+    assert suspension.created_by == "staff:admin"
+    assert _post(client, f"/visitors/{suspension.id}/lift").status_code == 303
+    again = book_one(client, nine["2026-12-09"], "Q10003", "Hancco", "41111111", "987654329")
+    assert status_of(db, again) is BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "field", "expected"),
+    [
+        ("/inmates", {"code": "Q99999"}, "code", "Ningún interno de este penal"),
+        ("/inmates", {"inmate-reason": " "}, "inmate-reason", "Completa este dato"),
+        ("/inmates", {"inmate-until": "2026-11-30"}, "inmate-until", "Este día ya pasó"),
+        ("/inmates", {"inmate-until": "31/12/2026"}, "inmate-until", "Escribe la fecha"),
+        ("/inmates", {"inmate-until": ""}, "inmate-until", "Completa este dato"),
+        ("/visitors", {"doc_number": "49999999"}, "doc_number", "Nadie con este documento"),
+        ("/visitors", {"doc_number": "123"}, "doc_number", "El DNI tiene exactamente 8"),
+        ("/visitors", {"doc_type": "licencia"}, "doc_type", "Elige una de las opciones"),
+        ("/visitors", {"visitor-reason": "x" * 301}, "visitor-reason", "como máximo 300"),
+    ],
+)
+def test_a_suspension_that_cannot_be_made_changes_nothing(booked, db, path, form, field, expected):
+    client, refs, _ = booked
+    data = {
+        "code": "Q10001", "inmate-until": "2026-12-31", "inmate-reason": "Sanción",
+        "doc_type": "dni", "doc_number": "41111111", "visitor-until": "2026-12-31",
+        "visitor-reason": "Incidente",
+    } | form  # fmt: skip
+    answer = _post(client, path, **data)
+    assert answer.status_code == 422
+    assert expected in text(answer)
+    assert f'id="{field}-error"' in answer.text  # beside the field of the form that was sent
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 0
+        assert s.scalar(select(func.count()).select_from(VisitorSuspension)) == 0
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.CONFIRMED
+
+
+def test_an_administrator_of_another_prison_cannot_touch_these_suspensions(booked, db):
+    client, _, _ = booked
+    _suspend_inmate(client, "Q10001")
+    with db.read_session() as s:
+        suspension_id = s.scalar(select(InmateSuspension.id))
+    assert sign_in(client, "admin.mujeres").status_code == 303
+    token = staff_token(client)
+    by_url = client.post(f"{PAGE}/inmates/{suspension_id}/lift", data={"csrf_token": token})
+    assert by_url.status_code == 403
+    theirs = "/staff/p/MUJERES-CUSCO/suspensions"
+    by_form = client.post(f"{theirs}/inmates/{suspension_id}/lift", data={"csrf_token": token})
+    assert by_form.status_code == 404
+    form = {"code": "Q10002", "inmate-until": "2026-12-31", "inmate-reason": "x"}
+    other_inmate = client.post(f"{theirs}/inmates", data={"csrf_token": token, **form})
+    assert other_inmate.status_code == 422  # Quencoro's inmate is unknown there
+    with db.read_session() as s:
+        assert s.scalar(select(InmateSuspension.lifted_at)) is None
+        assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 1
+
+
+# --- Suspending while families book ----------------------------------------------------------
+
+FAMILIES = 30
+STAGGER = 0.01  # seconds between two families' attempts
+SATURDAY = date(2026, 12, 5)
+
+
+def test_an_inmate_suspended_while_families_book_keeps_no_booking(db_url):
+    """Families book visits to one inmate while an administrator suspends them: each booking
+    lands before the suspension (and is cancelled by it) or is refused after it."""
+    db = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=FAMILIES + 2))
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=FAMILIES)
+        make_inmate(s, prison, "Q1")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+
+    def administrator() -> str:
+        time_module.sleep(FAMILIES / 2 * STAGGER)  # in the middle of the stream
+        with db.writing() as s:
+            _, cancelled = suspend_inmate(
+                s, s.scalar(select(Prison)), code="Q1", until=SATURDAY, reason="Sanción",
+                by=Actor("staff:admin", "", NOW), sms_policy=SMS,
+            )  # fmt: skip
+        return f"suspended:{len(cancelled)}"
+
+    def family(i: int) -> str:
+        time_module.sleep(i * STAGGER)
+        return attempt(db, slot_id, "Q1", f"4{i:07d}")
+
+    try:
+        outcomes = race(FAMILIES + 1, lambda i: administrator() if i == FAMILIES else family(i))
+        booked = outcomes["ok"]
+        assert outcomes[f"suspended:{booked}"] == 1  # every booking that landed was cancelled
+        assert outcomes["inmate_suspended"] == FAMILIES - booked
+        with db.read_session() as s:
+            assert s.scalar(select(Slot.seats_taken).where(Slot.id == slot_id)) == 0
+            assert set(s.scalars(select(Booking.status))) <= {BookingStatus.CANCELLED}
+    finally:
+        db.dispose()

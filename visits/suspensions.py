@@ -1,0 +1,295 @@
+"""Administrators suspend visits to an inmate, or bar a visitor from their prison, until a
+date and with a reason (for staff: families are never told it).
+
+Either takes effect at once: new bookings in the period are refused by the booking rules, and
+the bookings already made in it are cancelled in the same transaction, each family told by SMS
+in general words (:class:`visits.booking.CancelCause`). A booking with a barred visitor is
+cancelled whole (the domain has no removing one person from a booking): the SMS invites the
+family to book again without them. Lifting ends a suspension early and keeps its record;
+bookings it cancelled stay cancelled. A visitor can be barred once they have booked before
+(before that the service knows no such person).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from visits import audit
+from visits.booking import (
+    HOLDS_SEATS,
+    Booking,
+    BookingVisitor,
+    CancelCause,
+    cancel_booking,
+)
+from visits.db import lock_rows, require_write_lock
+from visits.inmate import Inmate, InmateSuspension, normalise_code
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected
+from visits.schedule import Slot
+from visits.sms import SmsPolicy
+from visits.visitor import DocumentType, Visitor, VisitorSuspension, normalise_document
+
+MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, from where, and now."""
+
+    name: str
+    origin: str
+    now: datetime
+
+
+def _period_problems(prison: Prison, until: date | None, reason: str, now: datetime):
+    problems = []
+    if until is None:
+        problems.append(Problem(Code.REQUIRED, "until"))
+    elif until < prison.local_date(now):
+        problems.append(Problem(Code.DAY_IN_PAST, "until"))
+    if not reason.strip():
+        problems.append(Problem(Code.REQUIRED, "reason"))
+    elif len(reason.strip()) > MAX_REASON:
+        problems.append(Problem(Code.TOO_LONG, "reason", {"max": MAX_REASON}))
+    return problems
+
+
+def _cancel_all(
+    session: Session,
+    bookings: list[Booking],
+    cause: CancelCause,
+    reason: str,
+    by: Actor,
+    sms_policy: SmsPolicy,
+) -> list[Booking]:
+    """Cancel those still active once locked (a family's own cancel may have come first)."""
+    lock_rows(session, Booking.id, [b.id for b in bookings])
+    cancelled = []
+    for booking in bookings:
+        session.refresh(booking)
+        if booking.can_change(by.now):
+            cancel_booking(
+                session,
+                booking,
+                now=by.now,
+                actor=by.name,
+                sms_policy=sms_policy,
+                reason=reason,
+                origin=by.origin,
+                cause=cause,
+            )
+            cancelled.append(booking)
+    return cancelled
+
+
+def _take_effect(
+    session: Session,
+    prison: Prison,
+    suspension: InmateSuspension | VisitorSuspension,
+    bookings: Select,
+    cause: CancelCause,
+    by: Actor,
+    sms_policy: SmsPolicy,
+    subject: tuple[str, int],
+) -> list[Booking]:
+    """Record the suspension, cancel the ``bookings`` it covers, audit both; the cancelled."""
+    session.add(suspension)
+    session.flush()
+    found = list(session.scalars(bookings))
+    cancelled = _cancel_all(session, found, cause, suspension.reason, by, sms_policy)
+    entity, entity_id = subject
+    _audit(session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled)
+    return cancelled
+
+
+def _in_period(prison: Prison, until: date, now: datetime) -> Select:
+    """This prison's bookings holding seats from now until the end of ``until``."""
+    return (
+        select(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.prison_id == prison.id,
+            Booking.status.in_(HOLDS_SEATS),
+            Slot.starts_at > now,
+            Slot.local_date <= until,
+        )
+        .order_by(Booking.id)
+    )
+
+
+def suspend_inmate(
+    session: Session,
+    prison: Prison,
+    *,
+    code: str,
+    until: date | None,
+    reason: str,
+    by: Actor,
+    sms_policy: SmsPolicy,
+) -> tuple[InmateSuspension, list[Booking]]:
+    """Suspend visits to the inmate of this prison with ``code``; the suspension and the
+    bookings it cancelled. Raises :class:`Rejected` with every problem (nothing changes)."""
+    require_write_lock(session)
+    problems = _period_problems(prison, until, reason, by.now)
+    inmate = session.scalar(
+        select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == normalise_code(code))
+    )
+    if inmate is None:
+        problems.insert(0, Problem(Code.INMATE_NOT_FOUND, "code"))
+    if problems or inmate is None or until is None:
+        raise Rejected(problems)
+    # Bookings for this inmate take this lock first: none slips in while this runs.
+    lock_rows(session, Inmate.id, [inmate.id])
+    suspension = InmateSuspension(
+        inmate_id=inmate.id, until=until, reason=reason.strip(), created_by=by.name,
+        created_at=by.now,
+    )  # fmt: skip
+    bookings = _in_period(prison, until, by.now).where(Booking.inmate_id == inmate.id)
+    cancelled = _take_effect(
+        session, prison, suspension, bookings, CancelCause.INMATE_SUSPENDED, by, sms_policy,
+        ("inmate", inmate.id),
+    )  # fmt: skip
+    return suspension, cancelled
+
+
+def suspend_visitor(
+    session: Session,
+    prison: Prison,
+    *,
+    doc_type: str,
+    doc_number: str,
+    until: date | None,
+    reason: str,
+    by: Actor,
+    sms_policy: SmsPolicy,
+) -> tuple[VisitorSuspension, list[Booking]]:
+    """Bar the visitor with this document from this prison; the suspension and the bookings
+    it cancelled. Raises :class:`Rejected` with every problem (nothing changes)."""
+    require_write_lock(session)
+    problems = _period_problems(prison, until, reason, by.now)
+    visitor = None
+    kind = next((t for t in DocumentType if t.value == doc_type), None)
+    if kind is None:
+        problems.insert(0, Problem(Code.INVALID_CHOICE, "doc_type"))
+    else:
+        number = normalise_document(kind, doc_number)
+        if isinstance(number, Problem):
+            problems.insert(0, Problem(number.code, "doc_number", number.params))
+        else:
+            visitor = session.scalar(
+                select(Visitor).where(Visitor.doc_type == kind, Visitor.doc_number == number)
+            )
+            if visitor is None:
+                problems.insert(0, Problem(Code.VISITOR_NOT_FOUND, "doc_number"))
+    if problems or visitor is None or until is None:
+        raise Rejected(problems)
+    # Bookings naming this person take this lock first: none slips in while this runs.
+    lock_rows(session, Visitor.id, [visitor.id])
+    suspension = VisitorSuspension(
+        visitor_id=visitor.id, prison_id=prison.id, until=until, reason=reason.strip(),
+        created_by=by.name, created_at=by.now,
+    )  # fmt: skip
+    bookings = (
+        _in_period(prison, until, by.now)
+        .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
+        .where(BookingVisitor.visitor_id == visitor.id)
+    )
+    cancelled = _take_effect(
+        session, prison, suspension, bookings, CancelCause.VISITOR_BARRED, by, sms_policy,
+        ("visitor", visitor.id),
+    )  # fmt: skip
+    return suspension, cancelled
+
+
+def _audit(session, by, action, entity, entity_id, prison, suspension, cancelled=()) -> None:
+    audit.record(
+        session,
+        at=by.now,
+        actor=by.name,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        details={
+            "prison": prison.code,
+            "suspension_id": suspension.id,
+            "until": suspension.until.isoformat(),
+            "reason": suspension.reason,
+        }
+        | ({"cancelled": [b.reference for b in cancelled]} if cancelled else {}),
+        origin=by.origin,
+    )
+
+
+def lift_inmate_suspension(
+    session: Session, prison: Prison, suspension_id: int, by: Actor
+) -> InmateSuspension:
+    """End a staff suspension of visits now (bookings it cancelled stay cancelled)."""
+    require_write_lock(session)
+    suspension = session.get(InmateSuspension, suspension_id)
+    inmate = session.get(Inmate, suspension.inmate_id) if suspension else None
+    if suspension is None or inmate is None or inmate.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    _lift(suspension, by)
+    _audit(session, by, "inmate.suspension_lifted", "inmate", inmate.id, prison, suspension)
+    return suspension
+
+
+def lift_visitor_suspension(
+    session: Session, prison: Prison, suspension_id: int, by: Actor
+) -> VisitorSuspension:
+    """End a visitor's bar from this prison now."""
+    require_write_lock(session)
+    suspension = session.get(VisitorSuspension, suspension_id)
+    if suspension is None or suspension.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    _lift(suspension, by)
+    _audit(
+        session, by, "visitor.suspension_lifted", "visitor", suspension.visitor_id, prison,
+        suspension,
+    )  # fmt: skip
+    return suspension
+
+
+def _lift(suspension: InmateSuspension | VisitorSuspension, by: Actor) -> None:
+    if suspension.lifted_at is not None:
+        raise Rejected([Problem(Code.ALREADY_LIFTED)])
+    suspension.lifted_at = by.now
+    suspension.lifted_by = by.name
+
+
+@dataclass(frozen=True)
+class Current:
+    """The suspensions of a prison still running, with whom they concern."""
+
+    inmates: list[tuple[InmateSuspension, Inmate]]
+    visitors: list[tuple[VisitorSuspension, Visitor]]
+
+
+def current(session: Session, prison: Prison, now: datetime) -> Current:
+    today = prison.local_date(now)
+    inmates = session.execute(
+        select(InmateSuspension, Inmate)
+        .join(Inmate, InmateSuspension.inmate_id == Inmate.id)
+        .where(
+            Inmate.prison_id == prison.id,
+            InmateSuspension.lifted_at.is_(None),
+            InmateSuspension.until >= today,
+        )
+        .order_by(InmateSuspension.until, Inmate.code)
+    ).all()
+    visitors = session.execute(
+        select(VisitorSuspension, Visitor)
+        .join(Visitor, VisitorSuspension.visitor_id == Visitor.id)
+        .where(
+            VisitorSuspension.prison_id == prison.id,
+            VisitorSuspension.lifted_at.is_(None),
+            VisitorSuspension.until >= today,
+        )
+        .order_by(VisitorSuspension.until, Visitor.doc_number)
+    ).all()
+    return Current([tuple(r) for r in inmates], [tuple(r) for r in visitors])  # type: ignore[misc]
