@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from visits import audit
 from visits.booking_request import parse_date
+from visits.i18n import N_, gettext
 from visits.inmate import Inmate, InmateStatus, normalise_code
 from visits.prison import Prison, Wing
 
@@ -40,12 +42,24 @@ _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 
 @dataclass(frozen=True)
 class RowError:
+    """One problem of the file: ``reason`` is a message id (English) filled with ``params``,
+    so the command line prints it as is and staff pages in their language."""
+
     line: int
     column: str
     reason: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """The reason in English, filled in."""
+        return self.reason % dict(self.params)
 
     def __str__(self) -> str:
-        return f"line {self.line}, column {self.column}: {self.reason}"
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+    def localized(self) -> str:
+        return gettext(self.reason, dict(self.params))
 
 
 class RosterInvalid(Exception):
@@ -88,7 +102,7 @@ def _decode(data: bytes) -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise RosterInvalid(
-            [RowError(line, "-", "the file is not UTF-8: save it as 'CSV UTF-8' and try again")]
+            [RowError(line, "-", N_("the file is not UTF-8: save it as 'CSV UTF-8' and try again"))]
         ) from None
 
 
@@ -101,8 +115,8 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
     header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
-    header_errors = [RowError(1, c, "required column is missing") for c in missing]
-    header_errors += [RowError(1, c or "(empty)", "unknown column") for c in unknown]
+    header_errors = [RowError(1, c, N_("required column is missing")) for c in missing]
+    header_errors += [RowError(1, c or "-", N_("unknown column")) for c in unknown]
     if header_errors:
         raise RosterInvalid(header_errors)
     reader.fieldnames = header
@@ -113,52 +127,68 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
     for raw in reader:
         line = reader.line_num
         if None in raw:
-            errors.append(RowError(line, "-", "more fields than columns in the header"))
+            errors.append(RowError(line, "-", N_("more fields than columns in the header")))
             continue
         values = {k: (raw.get(k) or "").strip() for k in COLUMNS}
         if not any(values.values()):
             continue
         row_errors: list[RowError] = []
 
-        def fail(column: str, reason: str, line: int = line, errs: list = row_errors) -> None:
-            errs.append(RowError(line, column, reason))
+        def fail(
+            column: str, reason: str, line: int = line, errs: list = row_errors, **params: object
+        ) -> None:
+            errs.append(RowError(line, column, reason, params))
 
         code = normalise_code(values["code"])
         if not code:
-            fail("code", "required")
+            fail("code", N_("required"))
         elif not _CODE.fullmatch(code):
-            fail("code", "use letters, digits and dashes only, at most 32")
+            fail("code", N_("use letters, digits and dashes only, at most 32"))
         elif code in first_seen:
-            fail("code", f"already given on line {first_seen[code]}")
+            fail("code", N_("already given on line %(first)s"), first=first_seen[code])
         else:
             first_seen[code] = line
         for column in ("first_names", "last_name_1", "last_name_2"):
             if column != "last_name_2" and not values[column]:
-                fail(column, "required")
+                fail(column, N_("required"))
             elif len(values[column]) > MAX_NAME:
-                fail(column, f"longer than {MAX_NAME} characters")
+                fail(column, N_("longer than %(max)s characters"), max=MAX_NAME)
         born = parse_date(values["birth_date"]) if values["birth_date"] else None
         if not values["birth_date"]:
-            fail("birth_date", "required")
+            fail("birth_date", N_("required"))
         elif born is None:
-            fail("birth_date", f"not a date: {values['birth_date']!r} (use YYYY-MM-DD)")
+            fail(
+                "birth_date",
+                N_("not a date: %(value)s (use YYYY-MM-DD)"),
+                value=repr(values["birth_date"]),
+            )
         elif born >= today:
-            fail("birth_date", "must be in the past")
+            fail("birth_date", N_("must be in the past"))
         wing = values["wing"].upper()
         if wing and wing not in wings:
-            fail("wing", f"unknown wing {values['wing']!r}: known are {', '.join(sorted(wings))}")
+            fail(
+                "wing",
+                N_("unknown wing %(value)s: known are %(known)s"),
+                value=repr(values["wing"]),
+                known=", ".join(sorted(wings)),
+            )
         status_text = values["status"].lower() or InmateStatus.ACTIVE.value
         try:
             status = InmateStatus(status_text)
         except ValueError:
             allowed = ", ".join(s.value for s in InmateStatus)
-            fail("status", f"unknown status {values['status']!r}: use one of {allowed}")
+            fail(
+                "status",
+                N_("unknown status %(value)s: use one of %(allowed)s"),
+                value=repr(values["status"]),
+                allowed=allowed,
+            )
             status = InmateStatus.ACTIVE
         until = None
         if values["visits_suspended_until"]:
             until = parse_date(values["visits_suspended_until"])
             if until is None:
-                fail("visits_suspended_until", "not a date (use YYYY-MM-DD)")
+                fail("visits_suspended_until", N_("not a date (use YYYY-MM-DD)"))
         if row_errors:
             errors += row_errors
             continue
@@ -182,7 +212,12 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
 
 
 def import_roster(
-    session: Session, prison: Prison, data: bytes, now: datetime, actor: str = "cli"
+    session: Session,
+    prison: Prison,
+    data: bytes,
+    now: datetime,
+    actor: str = "cli",
+    origin: str = "",
 ) -> ImportReport:
     """Apply a roster file to one prison. Raises :class:`RosterInvalid` and changes nothing if
     any row is bad."""
@@ -227,6 +262,7 @@ def import_roster(
         entity="prison",
         entity_id=prison.code,
         details={"summary": report.summary()},
+        origin=origin,
     )
     session.flush()
     return report

@@ -32,6 +32,7 @@ from web import (
     family,
     gate,
     reports,
+    roster,
     staff,
     staff_bookings,
     suspensions,
@@ -225,4 +226,5 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(closures.router)
     app.include_router(suspensions.router)
+    app.include_router(roster.router)
     return app

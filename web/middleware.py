@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -12,6 +14,9 @@ from visits.problems import Code, Problem, message
 
 LANG_COOKIE = "lang"
 MAX_BODY_BYTES = 64 * 1024
+# A roster of the largest prison (about 10,000 people) is under 1 MB.
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+UPLOAD_PATH = re.compile(r"/staff/p/[^/]+/roster")
 
 _PAGE_POLICY = (
     "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -87,18 +92,23 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``MAX_BODY_BYTES``: no form or API call needs more."""
+    """Refuse request bodies over ``MAX_BODY_BYTES``: no form or API call needs more, but for
+    a prison's roster file (``MAX_UPLOAD_BYTES``, on the upload's own path)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
+    def limit_for(self, path: str) -> int:
+        return MAX_UPLOAD_BYTES if UPLOAD_PATH.fullmatch(path) else self.limit
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
+        if length is not None and length.isdigit() and int(length) > limit:
             text = message(Problem(Code.BODY_TOO_LARGE))
             await PlainTextResponse(text, status_code=413)(scope, receive, send)
             return
@@ -108,7 +118,7 @@ class BodySizeLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise BodyTooLarge()
             return message
 

@@ -111,7 +111,8 @@ def staff_access(*roles: StaffRole) -> Callable[..., Any]:
         if live.user.role not in roles:
             raise HTTPException(403, Problem(Code.FORBIDDEN))
         if request.method not in SAFE_METHODS:
-            form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+            # One file at most: the roster upload (its size is limited by its path).
+            form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
             given = str(form.get(CSRF_FIELD, ""))
             token_ok = hmac.compare_digest(live.csrf_token.encode(), given.encode())
             if not (token_ok and same_site(request)):

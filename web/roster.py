@@ -1,0 +1,58 @@
+"""Administrators upload their prison's roster: the CSV of ``visits import-inmates``, with
+the same checks and the same all-or-nothing rule (see :mod:`visits.roster`). Every problem of
+a refused file is listed with its line and column, in the administrator's language."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from visits.problems import Code, Problem
+from visits.roster import RosterInvalid, import_roster
+from visits.staff import StaffRole
+from web.availability import commit_seat_change
+from web.deps import ClientKey, Now, WriteSession
+from web.family import render
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/roster", include_in_schema=False)
+Admin = access(StaffRole.ADMIN)
+# The problems a refused file shows; the page says how many there are in all.
+MAX_SHOWN = 200
+
+
+def _page(request: Request, who: Staff, status: int = 200, **values: object) -> Response:
+    return render(request, "staff_roster.html", status, who=who, prison=who.prison, **values)
+
+
+@router.get("", response_class=HTMLResponse)
+def roster_page(request: Request, who: Admin) -> Response:
+    """The upload form and the file's format."""
+    return _page(request, who)
+
+
+@router.post("", response_class=HTMLResponse)
+def upload(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Import the whole roster, or nothing and every problem found."""
+    if file is None or not file.filename:
+        return _page(request, who, 422, problems=[Problem(Code.REQUIRED, "file")])
+    prison = session.merge(who.prison, load=False)
+    try:
+        report = import_roster(
+            session, prison, file.file.read(), now, actor=who.user.actor, origin=client
+        )
+    except RosterInvalid as invalid:
+        session.rollback()
+        shown = {"filename": file.filename, "row_errors": invalid.errors[:MAX_SHOWN]}
+        return _page(request, who, 422, error_count=len(invalid.errors), **shown)
+    commit_seat_change(request, session, prison.id)
+    return _page(request, who, filename=file.filename, report=report)
