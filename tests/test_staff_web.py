@@ -38,6 +38,7 @@ PATH_VALUES = {
     "reference": "ABCD2345",
     "closure_id": "1",
     "suspension_id": "1",
+    "user_id": "1",
 }
 
 

@@ -93,6 +93,8 @@ class Code(StrEnum):
     INMATE_NOT_FOUND = "inmate_not_found"
     VISITOR_NOT_FOUND = "visitor_not_found"
     ALREADY_LIFTED = "already_lifted"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
+    PASSWORDS_DIFFER = "passwords_differ"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -207,6 +209,8 @@ MESSAGES: dict[Code, str] = {
         "Nobody with this document has booked a visit yet: only a known visitor can be barred."
     ),
     Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
+    Code.WRONG_PASSWORD: N_("This is not your current password."),
+    Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

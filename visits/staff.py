@@ -153,6 +153,7 @@ def create_staff(
     national: bool = False,
     now: datetime,
     actor: str,
+    origin: str = "",
 ) -> StaffUser:
     """A new account, or :class:`Rejected` with every reason why not."""
     username = normalise_username(username)
@@ -197,8 +198,157 @@ def create_staff(
             "national": national,
             "prisons": [p.code for p in user.prisons],
         },
+        origin=origin,
     )
     return user
+
+
+# --- Administrators managing accounts --------------------------------------------------------
+
+
+def manages(admin: StaffUser, user: StaffUser) -> bool:
+    """Whether ``admin`` may change ``user``'s account: a national administrator any account;
+    another only accounts all of whose prisons they cover (an account that also serves a
+    prison they do not is not theirs to switch off), never a national one, never their own
+    (nobody locks themselves out by a slip)."""
+    if admin.role is not StaffRole.ADMIN or admin.id == user.id:
+        return False
+    if admin.national:
+        return True
+    return not user.national and all(admin.covers(p.id) for p in user.prisons)
+
+
+def accounts_at(session: Session, prison: Prison) -> list[StaffUser]:
+    """The accounts that serve this prison by name (national ones serve it too, but belong to
+    national administrators), by role and name."""
+    return list(
+        session.scalars(
+            select(StaffUser)
+            .join(staff_prison, staff_prison.c.user_id == StaffUser.id)
+            .where(staff_prison.c.prison_id == prison.id)
+            .order_by(StaffUser.role, StaffUser.username)
+        )
+    )
+
+
+def password_hash(password: str) -> str:
+    """The hash to store, or :class:`Rejected`. Slow by design (argon2): call it outside any
+    write transaction."""
+    if problems := password_problems(password):
+        raise Rejected(problems)
+    return _hasher.hash(password)
+
+
+def _managed(session: Session, admin: StaffUser, user_id: int) -> StaffUser:
+    user = session.get(StaffUser, user_id)
+    if user is None or not manages(admin, user):
+        raise Rejected([Problem(Code.FORBIDDEN)])
+    return user
+
+
+def _end_sessions(session: Session, user_id: int, now: datetime, keep: int | None = None) -> None:
+    query = update(StaffSession).where(
+        StaffSession.user_id == user_id, StaffSession.ended_at.is_(None)
+    )
+    if keep is not None:
+        query = query.where(StaffSession.id != keep)
+    session.execute(query.values(ended_at=now))
+
+
+def set_active(
+    session: Session,
+    admin: StaffUser,
+    user_id: int,
+    active: bool,
+    *,
+    now: datetime,
+    origin: str,
+) -> StaffUser:
+    """Switch an account off (its sessions end at once, on every worker) or on again."""
+    user = _managed(session, admin, user_id)
+    if user.active == active:
+        return user
+    user.active = active
+    user.updated_at = now
+    if not active:
+        _end_sessions(session, user.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=admin.actor,
+        action="staff.reactivated" if active else "staff.deactivated",
+        entity="staff_user",
+        entity_id=user.username,
+        origin=origin,
+    )
+    return user
+
+
+def reset_password(
+    session: Session, admin: StaffUser, user_id: int, hashed: str, *, now: datetime, origin: str
+) -> StaffUser:
+    """A new password an administrator gives (hashed by :func:`password_hash`): every session
+    of the account ends, so whoever knew the old one is out."""
+    user = _managed(session, admin, user_id)
+    user.password_hash = hashed
+    user.updated_at = now
+    _end_sessions(session, user.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=admin.actor,
+        action="staff.password_reset",
+        entity="staff_user",
+        entity_id=user.username,
+        origin=origin,
+    )
+    return user
+
+
+def change_own_password(
+    db: Database,
+    staff_session: StaffSession,
+    *,
+    current: str,
+    new: str,
+    client: str,
+    now: datetime,
+    policy: SignInPolicy,
+) -> None:
+    """A signed-in user's new password, proven by the current one, or :class:`Rejected`.
+
+    Wrong current passwords count toward the sign-in lockout of the name (a stolen session
+    cannot guess its way to the password); both argon2 steps run outside any write
+    transaction. The user's other sessions end; this one goes on."""
+    user = staff_session.user
+    keys = _keys(user.username, client[:64])
+    with db.read_session() as session:
+        if (locked := _lockout(session, keys, now, policy, lock=False)) is not None:
+            raise Rejected([locked])
+    problems = password_problems(new)
+    if problems:
+        raise Rejected([Problem(p.code, "new_password", p.params) for p in problems])
+    if not _verify(user, current[:MAX_PASSWORD_LENGTH]):
+        with db.writing() as session:
+            throttle.record_failure(session, keys.values(), now)
+        raise Rejected([Problem(Code.WRONG_PASSWORD, "current_password")])
+    hashed = _hasher.hash(new)
+    with db.writing() as session:
+        fresh = session.get(StaffUser, user.id, populate_existing=True)
+        if fresh is None or fresh.password_hash != user.password_hash:
+            raise Rejected([Problem(Code.WRONG_PASSWORD, "current_password")])
+        fresh.password_hash = hashed
+        fresh.updated_at = now
+        _end_sessions(session, fresh.id, now, keep=staff_session.id)
+        audit.record(
+            session,
+            at=now,
+            actor=fresh.actor,
+            action="staff.password_changed",
+            entity="staff_user",
+            entity_id=fresh.username,
+            origin=client,
+        )
 
 
 def _keys(username: str, client: str) -> dict[str, str]:

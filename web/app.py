@@ -26,6 +26,7 @@ from visits.sms import SmsPolicy
 from visits.staff import SignInPolicy
 from visits.throttle import ThrottlePolicy
 from web import (
+    accounts,
     admin,
     api,
     closures,
@@ -227,4 +228,5 @@ def create_app(
     app.include_router(closures.router)
     app.include_router(suspensions.router)
     app.include_router(roster.router)
+    app.include_router(accounts.router)
     return app

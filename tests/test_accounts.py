@@ -1,0 +1,196 @@
+"""Administrators manage the staff accounts of their prison; everyone changes their own
+password. On each database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
+from tests.test_pages import text
+from visits.audit import AuditEvent
+from visits.staff import StaffRole, StaffUser
+
+PAGE = "/staff/p/QUENCORO/accounts"
+NEW_PASSWORD = "otra clave bastante larga"
+
+
+@pytest.fixture
+def accounts(make_client, db):
+    """Quencoro's administrator signed in; a guard of Quencoro signed in on another browser;
+    a guard of both prisons; a guard of the women's prison only."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "guardia.doble", StaffRole.GUARD, ("QUENCORO", "MUJERES-CUSCO"))
+    make_staff(db, "guardia.mujeres", StaffRole.GUARD, ("MUJERES-CUSCO",))
+    admin, guard = make_client(), make_client()
+    assert sign_in(admin, "admin").status_code == 303
+    assert sign_in(guard, "guardia").status_code == 303
+    return admin, guard
+
+
+def _id(db, username: str) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(StaffUser.id).where(StaffUser.username == username))
+
+
+def _post(client, path, **data):
+    return client.post(
+        f"{PAGE}{path}", data={"csrf_token": staff_token(client), **data}, follow_redirects=False
+    )
+
+
+def _signed_in(client) -> bool:
+    return client.get("/staff", follow_redirects=False).status_code == 200
+
+
+def test_an_administrator_sees_the_accounts_of_the_prison_and_which_are_theirs(accounts):
+    admin, _ = accounts
+    page = admin.get(PAGE)
+    assert page.status_code == 200
+    shown = text(page)
+    assert "guardia Guardia Guardia Activa Desactivar" in shown
+    assert "guardia.doble Guardia.Doble Guardia Activa También sirve a otros penales" in shown
+    assert "admin Admin Administrador(a) Activa Tu propia cuenta" in shown
+    assert "guardia.mujeres" not in shown
+
+
+def test_an_administrator_adds_an_account_for_the_prison(accounts, make_client, db):
+    admin, _ = accounts
+    form = {"username": "Rosa.H", "full_name": "Rosa Huamán", "role": "guard"}
+    done = _post(admin, "", **form, password=NEW_PASSWORD, password_again=NEW_PASSWORD)
+    assert done.status_code == 303
+    assert "Cuenta creada" in text(admin.get(done.headers["location"]))
+    with db.read_session() as s:
+        rosa = s.scalar(select(StaffUser).where(StaffUser.username == "rosa.h"))
+        assert [p.code for p in rosa.prisons] == ["QUENCORO"]
+        assert rosa.role is StaffRole.GUARD
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "staff.created"))
+        assert (event.actor, event.origin) == ("staff:admin", "testclient")
+    assert sign_in(make_client(), "rosa.h", NEW_PASSWORD).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ({"password_again": "otra cosa distinta"}, "Las dos contraseñas nuevas no son iguales"),
+        ({"password": "corta", "password_again": "corta"}, "al menos 12"),
+        ({"username": "guardia"}, "ya está en uso"),
+        ({"username": "x"}, "De 3 a 64"),
+        ({"role": "director"}, "Elige una de las opciones"),
+        ({"full_name": " "}, "Completa este dato"),
+    ],
+)
+def test_an_account_that_cannot_be_made_changes_nothing(accounts, db, form, expected):
+    admin, _ = accounts
+    data = {"username": "rosa", "full_name": "Rosa", "role": "guard"}
+    data |= {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD} | form
+    answer = _post(admin, "", **data)
+    assert answer.status_code == 422
+    assert expected in text(answer)
+    assert NEW_PASSWORD not in answer.text  # a password is never sent back
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(StaffUser)) == 4
+
+
+def test_switching_an_account_off_signs_it_out_everywhere_and_on_again_lets_it_in(
+    accounts, make_client, db
+):
+    admin, guard = accounts
+    guard_id = _id(db, "guardia")
+    assert _post(admin, f"/{guard_id}/deactivate").status_code == 303
+    assert not _signed_in(guard)
+    assert sign_in(make_client(), "guardia").status_code == 401
+    assert _post(admin, f"/{guard_id}/activate").status_code == 303
+    assert sign_in(make_client(), "guardia").status_code == 303
+    with db.read_session() as s:
+        actions = s.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.entity_id == "guardia")
+            .order_by(AuditEvent.id)
+        ).all()
+    assert "staff.deactivated" in actions
+    assert "staff.reactivated" in actions
+
+
+def test_a_new_password_from_the_administrator_ends_the_old_one_and_its_sessions(
+    accounts, make_client, db
+):
+    admin, guard = accounts
+    short = _post(admin, f"/{_id(db, 'guardia')}/password", password="corta")
+    assert short.status_code == 422
+    assert _signed_in(guard)
+    done = _post(admin, f"/{_id(db, 'guardia')}/password", password=NEW_PASSWORD)
+    assert done.status_code == 303
+    assert not _signed_in(guard)
+    assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 401
+    assert sign_in(make_client(), "guardia", NEW_PASSWORD).status_code == 303
+
+
+@pytest.mark.parametrize("username", ["guardia.doble", "admin", "guardia.mujeres"])
+def test_accounts_beyond_the_administrators_scope_cannot_be_changed(
+    accounts, make_client, db, username
+):
+    admin, _ = accounts
+    user_id = _id(db, username)
+    for action in ("/deactivate", "/password"):
+        answer = _post(admin, f"/{user_id}{action}", password=NEW_PASSWORD)
+        assert answer.status_code == 403, (username, action)
+    with db.read_session() as s:
+        assert s.get(StaffUser, user_id).active
+    assert sign_in(make_client(), username, STAFF_PASSWORD).status_code == 303  # unchanged
+
+
+def test_anyone_changes_their_own_password_proven_by_the_current_one(accounts, make_client):
+    _, guard = accounts
+    elsewhere = make_client()
+    assert sign_in(elsewhere, "guardia").status_code == 303
+
+    def change(current, new, again=None):
+        return guard.post(
+            "/staff/password",
+            data={
+                "csrf_token": staff_token(guard),
+                "current_password": current,
+                "new_password": new,
+                "new_password_again": new if again is None else again,
+            },
+            follow_redirects=False,
+        )
+
+    assert "no son iguales" in text(change(STAFF_PASSWORD, NEW_PASSWORD, "otra"))
+    assert "al menos 12" in text(change(STAFF_PASSWORD, "corta"))
+    wrong = change("no es la clave", NEW_PASSWORD)
+    assert wrong.status_code == 422
+    assert "Esta no es tu contraseña actual" in text(wrong)
+    done = change(STAFF_PASSWORD, NEW_PASSWORD)
+    assert done.status_code == 303
+    assert _signed_in(guard)  # this session goes on
+    assert not _signed_in(elsewhere)  # the others end
+    assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 401
+    assert sign_in(make_client(), "guardia", NEW_PASSWORD).status_code == 303
+
+
+def test_guessing_the_current_password_locks_like_signing_in(accounts):
+    _, guard = accounts
+    for _ in range(5):
+        guard.post(
+            "/staff/password",
+            data={
+                "csrf_token": staff_token(guard),
+                "current_password": "no es la clave",
+                "new_password": NEW_PASSWORD,
+                "new_password_again": NEW_PASSWORD,
+            },
+        )
+    locked = guard.post(
+        "/staff/password",
+        data={
+            "csrf_token": staff_token(guard),
+            "current_password": STAFF_PASSWORD,
+            "new_password": NEW_PASSWORD,
+            "new_password_again": NEW_PASSWORD,
+        },
+    )
+    assert locked.status_code == 429
+    assert "Espera 15 minutos" in text(locked)
