@@ -203,7 +203,7 @@ def test_suspend_a_visitor_who_has_booked(db_url):
         "--doc-number", "45.678.912", "--until", "2027-01-31", "--reason", "incidente",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "dni 45678912 suspended at QUENCORO until 2027-01-31; 1 bookings cancelled" in (
+    assert "dni 45678912 suspended at QUENCORO until 2027-01-31; bookings cancelled: 1" in (
         result.stdout
     )
     with db.read_session() as s:

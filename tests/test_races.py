@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -63,6 +65,42 @@ def race(count: int, run) -> Counter[str]:
     for t in threads:
         t.join()
     return Counter(outcomes)
+
+
+STAGGER = 0.01  # seconds between two families of a stream
+LATE = 5  # families of a stream that try only after the interruption
+
+
+def interrupted_stream(
+    count: int, landed: Callable[[], int], interrupt: Callable[[], str], attempt_one
+) -> Counter[str]:
+    """``count`` families attempt one after another (``STAGGER`` apart) while ``interrupt``
+    (a closure, a suspension) runs once, as soon as ``landed()`` says a booking has; the last
+    ``LATE`` families try only after it finished. Both sides of the interruption are always
+    exercised, and the middle of the stream races it."""
+    finished = threading.Event()
+
+    def interrupter() -> str:
+        deadline = time.monotonic() + 60
+        while landed() == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        try:
+            return interrupt()
+        finally:
+            finished.set()
+
+    def family(i: int) -> str:
+        time.sleep(i * STAGGER)
+        if i >= count - LATE:
+            finished.wait(60)
+        return attempt_one(i)
+
+    return race(count + 1, lambda i: interrupter() if i == count else family(i))
+
+
+def booking_count(db: Database) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).select_from(Booking)) or 0
 
 
 def slot_state(db: Database, slot_id: int) -> tuple[int, int, int]:

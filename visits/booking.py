@@ -572,6 +572,16 @@ def _locked(session: Session, booking: Booking) -> Booking:
     return booking
 
 
+def lock_for_cancelling(session: Session, bookings: Sequence[Booking]) -> None:
+    """Lock these bookings by id, then the slots they hold by id (the order every writer takes
+    its locks in), each reloaded as it is now: cancelling them one by one then waits on
+    nobody who could be waiting on it."""
+    lock_rows(session, Booking.id, [b.id for b in bookings])
+    for booking in bookings:
+        session.refresh(booking)
+    lock_rows(session, Slot.id, {b.slot_id for b in bookings})
+
+
 def cancel_booking(
     session: Session,
     booking: Booking,
@@ -696,8 +706,8 @@ def expire_holds(session: Session, now: datetime) -> list[str]:
         .order_by(Booking.id)
     ).all()
     released = []
+    lock_for_cancelling(session, due)
     for booking in due:
-        booking = _locked(session, booking)
         if booking.status is BookingStatus.HELD:
             _expire(session, booking, now)
             released.append(booking.reference)

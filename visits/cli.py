@@ -146,7 +146,7 @@ def suspend_visitor(
         number = suspension.visitor.doc_number
     typer.echo(
         f"{doc_type.value} {number} suspended at {found.code} until {last_day}; "
-        f"{len(cancelled)} bookings cancelled"
+        f"bookings cancelled: {len(cancelled)}"
     )
 
 

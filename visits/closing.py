@@ -16,20 +16,28 @@ told). The prison file's own closures (see :mod:`visits.prison_config`) change o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from visits import audit
-from visits.booking import HOLDS_SEATS, Booking, CancelCause, cancel_booking
-from visits.db import lock_rows, require_write_lock
+from visits.booking import (
+    HOLDS_SEATS,
+    Booking,
+    CancelCause,
+    cancel_booking,
+    lock_for_cancelling,
+)
+from visits.db import require_write_lock
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.schedule import Closure, Slot, closures_between, lock_day
 from visits.sms import SmsPolicy
 
 MAX_REASON = 200  # the column's size; families read it on the slots page
+# Far enough for next year's holidays; further off is a typing slip.
+MAX_AHEAD = timedelta(days=2 * 365)
 
 
 @dataclass(frozen=True)
@@ -41,15 +49,15 @@ class ClosureRequest:
     reason: str
 
 
-def day_slots(session: Session, prison: Prison, day: date) -> list[Slot]:
-    """The sessions of one day still offered, in order."""
-    return list(
-        session.scalars(
-            select(Slot)
-            .where(Slot.prison_id == prison.id, Slot.local_date == day, Slot.withdrawn_at.is_(None))
-            .order_by(Slot.starts_at)
-        )
-    )
+def day_slots(
+    session: Session, prison: Prison, day: date, *, withdrawn: bool = False
+) -> list[Slot]:
+    """The sessions of one day still offered, in order; with ``withdrawn``, also those the
+    schedule dropped but kept for the bookings they hold (a closure cancels those too)."""
+    query = select(Slot).where(Slot.prison_id == prison.id, Slot.local_date == day)
+    if not withdrawn:
+        query = query.where(Slot.withdrawn_at.is_(None))
+    return list(session.scalars(query.order_by(Slot.starts_at)))
 
 
 def _covered(slot: Slot, request: ClosureRequest, prison: Prison) -> bool:
@@ -63,9 +71,8 @@ def affected(
 ) -> list[Booking]:
     """The bookings closing would cancel: those holding seats in a covered session that has
     not started yet, by time and reference."""
-    slot_ids = [
-        s.id for s in day_slots(session, prison, request.day) if _covered(s, request, prison)
-    ]
+    slots = day_slots(session, prison, request.day, withdrawn=True)
+    slot_ids = [s.id for s in slots if _covered(s, request, prison)]
     if not slot_ids:
         return []
     return list(
@@ -96,14 +103,15 @@ def problems(
     if request.day < prison.local_date(now):
         found.append(Problem(Code.DAY_IN_PAST, "day"))
         return found
+    if request.day > prison.local_date(now) + MAX_AHEAD:
+        found.append(Problem(Code.DATE_TOO_FAR, "day", {"years": MAX_AHEAD.days // 365}))
+        return found
     closures = closures_between(session, prison.id, request.day, request.day)
     if any(c.start_time is None or c.start_time == request.start for c in closures):
         found.append(Problem(Code.ALREADY_CLOSED, "start"))
     if request.start is not None:
-        slot = next(
-            (s for s in day_slots(session, prison, request.day) if _covered(s, request, prison)),
-            None,
-        )
+        slots = day_slots(session, prison, request.day, withdrawn=True)
+        slot = next((s for s in slots if _covered(s, request, prison)), None)
         if slot is None:
             found.append(Problem(Code.NO_VISITS_AT_TIME, "start"))
         elif slot.starts_at <= now:
@@ -127,9 +135,9 @@ def close(
     lock_day(session, prison.id, request.day, exclusive=True)
     reject_if(problems(session, prison, request, now))
     bookings = affected(session, prison, request, now)
-    # Locked before any seat moves, in one order: a family's cancel of one of them waits, or
-    # finished first (then it is left as the family left it).
-    lock_rows(session, Booking.id, [b.id for b in bookings])
+    # Locked before any seat moves: a family's cancel of one of them waits, or finished first
+    # (then it is left as the family left it).
+    lock_for_cancelling(session, bookings)
     reason = request.reason.strip()
     closure = Closure(
         prison_id=prison.id,
@@ -143,7 +151,6 @@ def close(
     session.flush()
     cancelled = []
     for booking in bookings:
-        session.refresh(booking)
         if booking.can_change(now) and _covered(booking.slot, request, prison):
             cancel_booking(
                 session,

@@ -93,6 +93,7 @@ class Code(StrEnum):
     INMATE_NOT_FOUND = "inmate_not_found"
     VISITOR_NOT_FOUND = "visitor_not_found"
     ALREADY_LIFTED = "already_lifted"
+    DATE_TOO_FAR = "date_too_far"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
     # Anything else the API can answer
@@ -206,9 +207,11 @@ MESSAGES: dict[Code, str] = {
     Code.NO_VISITS_AT_TIME: N_("There is no visit time then on this day."),
     Code.INMATE_NOT_FOUND: N_("No inmate of this prison has this code."),
     Code.VISITOR_NOT_FOUND: N_(
-        "Nobody with this document has booked a visit yet: only a known visitor can be barred."
+        "Nobody with this document has booked a visit here: only a visitor known to this prison "
+        "can be barred."
     ),
     Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
+    Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.WRONG_PASSWORD: N_("This is not your current password."),
     Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),
     Code.NOT_FOUND: N_("This page does not exist."),

@@ -6,14 +6,15 @@ the bookings already made in it are cancelled in the same transaction, each fami
 in general words (:class:`visits.booking.CancelCause`). A booking with a barred visitor is
 cancelled whole (the domain has no removing one person from a booking): the SMS invites the
 family to book again without them. Lifting ends a suspension early and keeps its record;
-bookings it cancelled stay cancelled. A visitor can be barred once they have booked before
-(before that the service knows no such person).
+bookings it cancelled stay cancelled. A visitor can be barred once they have booked at this
+prison (before that the service knows no such person, and an administrator may not learn of
+another prison's visitors). A suspension lasts at most five years: it is reviewed by then.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from visits.booking import (
     BookingVisitor,
     CancelCause,
     cancel_booking,
+    lock_for_cancelling,
 )
 from visits.db import lock_rows, require_write_lock
 from visits.inmate import Inmate, InmateSuspension, normalise_code
@@ -35,6 +37,8 @@ from visits.sms import SmsPolicy
 from visits.visitor import DocumentType, Visitor, VisitorSuspension, normalise_document
 
 MAX_REASON = 300
+# However long a bar is meant to last, it is reviewed at least this often.
+MAX_AHEAD = timedelta(days=5 * 365)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def _period_problems(prison: Prison, until: date | None, reason: str, now: datet
         problems.append(Problem(Code.REQUIRED, "until"))
     elif until < prison.local_date(now):
         problems.append(Problem(Code.DAY_IN_PAST, "until"))
+    elif until > prison.local_date(now) + MAX_AHEAD:
+        problems.append(Problem(Code.DATE_TOO_FAR, "until", {"years": MAX_AHEAD.days // 365}))
     if not reason.strip():
         problems.append(Problem(Code.REQUIRED, "reason"))
     elif len(reason.strip()) > MAX_REASON:
@@ -63,23 +69,23 @@ def _cancel_all(
     session: Session,
     bookings: list[Booking],
     cause: CancelCause,
-    reason: str,
+    suspension: InmateSuspension | VisitorSuspension,
     by: Actor,
     sms_policy: SmsPolicy,
 ) -> list[Booking]:
-    """Cancel those still active once locked (a family's own cancel may have come first)."""
-    lock_rows(session, Booking.id, [b.id for b in bookings])
+    """Cancel those still active and still in the period once locked (a family's own cancel,
+    or a move out of the period, may have come first)."""
+    lock_for_cancelling(session, bookings)
     cancelled = []
     for booking in bookings:
-        session.refresh(booking)
-        if booking.can_change(by.now):
+        if booking.can_change(by.now) and booking.slot.local_date <= suspension.until:
             cancel_booking(
                 session,
                 booking,
                 now=by.now,
                 actor=by.name,
                 sms_policy=sms_policy,
-                reason=reason,
+                reason=suspension.reason,
                 origin=by.origin,
                 cause=cause,
             )
@@ -101,7 +107,7 @@ def _take_effect(
     session.add(suspension)
     session.flush()
     found = list(session.scalars(bookings))
-    cancelled = _cancel_all(session, found, cause, suspension.reason, by, sms_policy)
+    cancelled = _cancel_all(session, found, cause, suspension, by, sms_policy)
     entity, entity_id = subject
     _audit(session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled)
     return cancelled
@@ -157,6 +163,19 @@ def suspend_inmate(
     return suspension, cancelled
 
 
+def _booked_here(session: Session, prison: Prison, visitor: Visitor) -> bool:
+    """Whether this person ever booked at this prison: an administrator learns nothing of
+    visitors of other prisons, not even that they exist."""
+    return bool(
+        session.scalar(
+            select(BookingVisitor.id)
+            .join(Booking, BookingVisitor.booking_id == Booking.id)
+            .where(BookingVisitor.visitor_id == visitor.id, Booking.prison_id == prison.id)
+            .limit(1)
+        )
+    )
+
+
 def suspend_visitor(
     session: Session,
     prison: Prison,
@@ -184,7 +203,8 @@ def suspend_visitor(
             visitor = session.scalar(
                 select(Visitor).where(Visitor.doc_type == kind, Visitor.doc_number == number)
             )
-            if visitor is None:
+            if visitor is None or not _booked_here(session, prison, visitor):
+                visitor = None
                 problems.insert(0, Problem(Code.VISITOR_NOT_FOUND, "doc_number"))
     if problems or visitor is None or until is None:
         raise Rejected(problems)

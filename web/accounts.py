@@ -19,7 +19,7 @@ from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues
+from web.forms import FormValues, RowId
 from web.staff import AnyStaff, Staff, access, sign_in_policy
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -114,7 +114,7 @@ def _change(
 
 @router.post("/p/{prison}/accounts/{user_id}/deactivate")
 def deactivate(
-    request: Request, user_id: int, who: Admin, session: WriteSession, now: Now, client: ClientKey
+    request: Request, user_id: RowId, who: Admin, session: WriteSession, now: Now, client: ClientKey
 ) -> Response:
     """Switch the account off: its sessions end at once."""
     return _change(
@@ -125,7 +125,7 @@ def deactivate(
 
 @router.post("/p/{prison}/accounts/{user_id}/activate")
 def activate(
-    request: Request, user_id: int, who: Admin, session: WriteSession, now: Now, client: ClientKey
+    request: Request, user_id: RowId, who: Admin, session: WriteSession, now: Now, client: ClientKey
 ) -> Response:
     return _change(
         request, session, who, "activated",
@@ -136,7 +136,7 @@ def activate(
 @router.post("/p/{prison}/accounts/{user_id}/password")
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     who: Admin,
     session: WriteSession,
     now: Now,

@@ -3,8 +3,8 @@ that cancels; reopen what staff closed (see :mod:`visits.closing`).
 
 Three steps without scripts: choose the day (its visit times and seats show), say what to
 close and why (the preview lists every booking it cancels), confirm. The confirmation carries
-how many bookings the preview showed, so the result can say how many more were booked in
-between (they are cancelled too, see :mod:`visits.closing`).
+the references the preview showed, so the result can say how many of those cancelled were
+booked in between (they are cancelled too, see :mod:`visits.closing`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, iso_day
+from web.forms import FormValues, RowId, iso_day, shown_count
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
@@ -50,8 +50,7 @@ def _request(values: dict[str, str], problems: list[Problem], today: date) -> Cl
 
 
 def _count(request: Request, name: str) -> int:
-    raw = request.query_params.get(name, "")
-    return int(raw) if raw.isdigit() else 0
+    return shown_count(request.query_params.get(name, ""))
 
 
 def _day(raw: str, who: Staff, now: datetime, problems: list[Problem]) -> date | None:
@@ -159,17 +158,17 @@ def close(
         session.close()
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, now, values, list(rejected.problems), 422)
+    shown = set(values.get("shown", "").split(","))
+    unseen = sum(1 for b in cancelled if b.reference not in shown)
     commit_seat_change(request, session, made.prison_id)
-    shown = values.get("shown", "")
-    unseen = len(cancelled) - int(shown) if shown.isdigit() else 0
-    query = urlencode({"done": "closed", "count": len(cancelled), "unseen": max(unseen, 0)})
+    query = urlencode({"done": "closed", "count": len(cancelled), "unseen": unseen})
     return RedirectResponse(f"{_path(who)}?{query}", status_code=303)
 
 
 @router.post("/{closure_id}/reopen")
 def reopen(
     request: Request,
-    closure_id: int,
+    closure_id: RowId,
     who: Admin,
     session: WriteSession,
     now: Now,

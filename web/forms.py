@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
@@ -25,6 +26,9 @@ async def form_values(request: Request) -> dict[str, str]:
 
 
 FormValues = Annotated[dict[str, str], Depends(form_values)]
+# A record's id in a path: anything else (a word, a number no column holds) is a 422 page
+# before any query, never a database error.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def csrf_token(request: Request) -> str:
@@ -66,3 +70,9 @@ def iso_day(raw: str | None, field: str, default: date, problems: list[Problem])
     except ValueError:
         problems.append(Problem(Code.INVALID_DATE, field))
         return default
+
+
+def shown_count(raw: str) -> int:
+    """A count a redirect put in the address for the next page to show (0 if it is not one:
+    anyone can edit an address)."""
+    return int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0

@@ -29,7 +29,7 @@ from visits.staff import StaffRole
 from visits.visitor import DocumentType
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues, iso_day
+from web.forms import FormValues, RowId, iso_day
 from web.labels import label
 from web.staff import Staff, access
 
@@ -230,7 +230,7 @@ def _step(
 @router.post("/visitors/{visitor_id}/arrived")
 def arrived(
     request: Request,
-    visitor_id: int,
+    visitor_id: RowId,
     who: GateStaff,
     session: WriteSession,
     now: Now,
@@ -241,7 +241,7 @@ def arrived(
 
 @router.get("/visitors/{visitor_id}/turn-away", response_class=HTMLResponse)
 def turn_away_page(
-    request: Request, visitor_id: int, who: GateStaff, session: ReadSession
+    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession
 ) -> Response:
     found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
     if found is None:
@@ -259,7 +259,7 @@ def turn_away_page(
 @router.post("/visitors/{visitor_id}/turn-away")
 def turn_away(
     request: Request,
-    visitor_id: int,
+    visitor_id: RowId,
     who: GateStaff,
     session: WriteSession,
     now: Now,
@@ -300,7 +300,7 @@ def turn_away(
 @router.post("/visitors/{visitor_id}/undo")
 def undo(
     request: Request,
-    visitor_id: int,
+    visitor_id: RowId,
     who: GateStaff,
     session: WriteSession,
     now: Now,
@@ -312,7 +312,7 @@ def undo(
 @router.post("/bookings/{booking_id}/no-show")
 def no_show(
     request: Request,
-    booking_id: int,
+    booking_id: RowId,
     who: GateStaff,
     session: WriteSession,
     now: Now,
@@ -324,7 +324,7 @@ def no_show(
 @router.post("/bookings/{booking_id}/no-show/undo")
 def undo_no_show(
     request: Request,
-    booking_id: int,
+    booking_id: RowId,
     who: GateStaff,
     session: WriteSession,
     now: Now,

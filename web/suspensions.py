@@ -20,7 +20,7 @@ from visits.visitor import DocumentType
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues
+from web.forms import FormValues, RowId, shown_count
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/suspensions", include_in_schema=False)
@@ -41,7 +41,6 @@ def _page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    count = request.query_params.get("count", "")
     return render(
         request,
         "staff_suspensions.html",
@@ -53,7 +52,7 @@ def _page(
         problems=problems or [],
         values=values or {},
         done=request.query_params.get("done", ""),
-        count=int(count) if count.isdigit() else 0,
+        count=shown_count(request.query_params.get("count", "")),
     )
 
 
@@ -174,7 +173,7 @@ def _lift(
 @router.post("/inmates/{suspension_id}/lift")
 def lift_inmate(
     request: Request,
-    suspension_id: int,
+    suspension_id: RowId,
     who: Admin,
     session: WriteSession,
     now: Now,
@@ -191,7 +190,7 @@ def lift_inmate(
 @router.post("/visitors/{suspension_id}/lift")
 def lift_visitor(
     request: Request,
-    suspension_id: int,
+    suspension_id: RowId,
     who: Admin,
     session: WriteSession,
     now: Now,
