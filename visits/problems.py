@@ -94,6 +94,7 @@ class Code(StrEnum):
     VISITOR_NOT_FOUND = "visitor_not_found"
     ALREADY_LIFTED = "already_lifted"
     DATE_TOO_FAR = "date_too_far"
+    TOO_MANY_SEGMENTS = "too_many_segments"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
     # Anything else the API can answer
@@ -212,6 +213,7 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
+    Code.TOO_MANY_SEGMENTS: N_("This text takes more than %(max)s SMS. Please make it shorter."),
     Code.WRONG_PASSWORD: N_("This is not your current password."),
     Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),
     Code.NOT_FOUND: N_("This page does not exist."),

@@ -1,6 +1,6 @@
-"""Administrators' pages, for now SMS delivery: what was sent to a family, and what became of
-it. An administrator of some prisons sees the messages of their bookings; a national one sees
-every message.
+"""Administrators' SMS delivery page: what was sent to a family, and what became of it. An
+administrator of some prisons sees the messages of their bookings and their broadcasts; a
+national one sees every message.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from visits.booking import Booking
 from visits.booking_request import parse_phone
+from visits.broadcasts import subject as broadcast_subject
 from visits.problems import Code, Problem
 from visits.reference import parse as parse_reference
 from visits.staff import StaffRole
@@ -51,7 +52,10 @@ def messages(
     if not who.user.national:
         theirs = [p.id for p in who.user.prisons]
         subjects = select("booking:" + Booking.reference).where(Booking.prison_id.in_(theirs))
-        query = query.where(OutboxMessage.subject.in_(subjects))
+        broadcasts = [broadcast_subject(p) for p in who.user.prisons]
+        query = query.where(
+            or_(OutboxMessage.subject.in_(subjects), OutboxMessage.subject.in_(broadcasts))
+        )
     problems = []
     if phone.strip():
         parsed = parse_phone(phone)

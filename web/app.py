@@ -29,6 +29,7 @@ from web import (
     accounts,
     admin,
     api,
+    broadcasts,
     closures,
     family,
     gate,
@@ -229,4 +230,5 @@ def create_app(
     app.include_router(suspensions.router)
     app.include_router(roster.router)
     app.include_router(accounts.router)
+    app.include_router(broadcasts.router)
     return app

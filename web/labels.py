@@ -72,6 +72,7 @@ MESSAGE_KINDS = {
     "closed": N_("Cancellation: visits closed"),
     "inmate_suspended": N_("Cancellation: visits to the person suspended"),
     "visitor_barred": N_("Cancellation: a visitor barred"),
+    "broadcast": N_("Message to the families of a day"),
     "moved": N_("Change of day or time"),
     "attending": N_("Answer: coming"),
     "help": N_("Answer: help"),

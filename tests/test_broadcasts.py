@@ -1,0 +1,148 @@
+"""An administrator's message to every family booked on some days: count and text first,
+then one SMS per phone, once however often sent; on each database."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+
+import pytest
+from sqlalchemy import select
+
+from notifications.outbox import MessageStatus, OutboxMessage
+from notifications.recipients import opt_out
+from tests.factories import NOW, make_slot
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_closures import book_one, quencoro_days, try_booking
+from tests.test_pages import text
+from visits.audit import AuditEvent
+from visits.prison import prison_by_code
+from visits.staff import StaffRole
+
+PAGE = "/staff/p/QUENCORO/broadcast"
+_KEY = re.compile(r'name="key" value="([^"]+)"')
+TEXT_ES = "Mañana la entrada es por la puerta 2 (Av. Las Flores). Traiga su DNI, está prohibido."
+AS_SENT = "Mañana la entrada es por la puerta 2 (Av. Las Flores). Traiga su DNI, esta prohibido."
+TEXT_EN = "Tomorrow the entrance is gate 2 (Av. Las Flores). Bring your ID."
+
+
+@pytest.fixture
+def families(make_client, db):
+    """On Wednesday 2 December: a family with two bookings, one in English, one that asked
+    for no more messages, one that cancelled; a family the week after; and one booked at the
+    women's prison that day. Quencoro's administrator signed in."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    day = {
+        s["local_start"]: s["id"]
+        for d in quencoro_days(client)
+        if d["date"] == "2026-12-02"
+        for s in d["slots"]
+    }
+    wednesday = next(d for d in quencoro_days(client) if d["date"] == "2026-12-09")
+    book_one(client, day["09:00"], "Q10001", "Yupanqui", "41111111", "987654321")
+    book_one(client, day["11:30"], "Q10002", "Puma", "42222222", "987654321")
+    book_one(client, day["11:30"], "Q10003", "Hancco", "43333333", "987654322", "en")
+    book_one(client, day["09:00"], "Q10004", "Flores", "44444444", "987654323")
+    gone = try_booking(client, day["09:00"], "Q10005", "Quispe", "45555555", "987654324")
+    reference, token = gone.json()["reference"], gone.json()["manage_token"]
+    cancelled = client.post(
+        f"/api/v1/bookings/{reference}/cancel", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    next_week = wednesday["slots"][0]["id"]
+    book_one(client, next_week, "Q10006", "Huillca", "46666666", "987654325")
+    with db.writing() as s:
+        women = make_slot(s, prison_by_code(s, "MUJERES-CUSCO"), date(2026, 12, 2), time(10)).id
+    elsewhere = try_booking(client, women, "M10001", "Auccapuma", "47777777", "987654326",
+                            prison="MUJERES-CUSCO")  # fmt: skip
+    assert elsewhere.status_code == 201, elsewhere.text
+    with db.writing() as s:
+        opt_out(s, "+51987654323", "sms", NOW)
+    assert sign_in(client, "admin").status_code == 303
+    return client
+
+
+def _form(client, **changes):
+    return {
+        "csrf_token": staff_token(client),
+        "first": "2026-12-02",
+        "last": "2026-12-02",
+        "text_es": TEXT_ES,
+        "text_en": TEXT_EN,
+    } | changes
+
+
+def _broadcasts(db) -> dict[str, OutboxMessage]:
+    with db.read_session() as s:
+        query = select(OutboxMessage).where(OutboxMessage.kind == "broadcast")
+        return {m.recipient: m for m in s.scalars(query)}
+
+
+def test_the_preview_counts_the_families_and_shows_the_text_as_it_goes(families, db):
+    preview = families.post(f"{PAGE}/preview", data=_form(families))
+    assert preview.status_code == 200
+    shown = text(preview)
+    assert "2 familias lo recibirán" in shown
+    assert "1 familia más pidió no recibir mensajes" in shown
+    assert AS_SENT in shown  # in GSM-7, as it goes: ñ is in it, á is not
+    assert TEXT_EN in shown
+    assert _broadcasts(db) == {}  # looking sends nothing
+
+
+def test_sending_reaches_each_family_once_in_its_language_and_only_once(families, db):
+    preview = families.post(f"{PAGE}/preview", data=_form(families))
+    form = _form(families, key=_KEY.search(preview.text).group(1))
+    sent = families.post(PAGE, data=form, follow_redirects=False)
+    assert sent.status_code == 303
+    assert "Enviado a 2 familias" in text(families.get(sent.headers["location"]))
+    messages = _broadcasts(db)
+    assert set(messages) == {"+51987654321", "+51987654322", "+51987654323"}
+    assert messages["+51987654321"].body == AS_SENT
+    assert messages["+51987654322"].body == TEXT_EN
+    assert messages["+51987654323"].status is MessageStatus.CANCELLED  # opted out
+    assert messages["+51987654321"].subject == "prison:QUENCORO:broadcast"
+    with db.read_session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "broadcast.sent"))
+    assert (event.actor, event.details["families"], event.details["queued"]) == (
+        "staff:admin",
+        3,
+        2,
+    )
+    again = families.post(PAGE, data=form, follow_redirects=False)  # a double click
+    assert "ya se envió" in text(families.get(again.headers["location"]))
+    assert len(_broadcasts(db)) == 3
+    listed = text(families.get("/staff/messages"))
+    assert "Mensaje a las familias de un día" in listed
+
+
+def test_without_an_english_text_everyone_gets_the_spanish_one(families, db):
+    preview = families.post(f"{PAGE}/preview", data=_form(families, text_en=" "))
+    form = _form(families, text_en=" ", key=_KEY.search(preview.text).group(1))
+    assert families.post(PAGE, data=form, follow_redirects=False).status_code == 303
+    assert _broadcasts(db)["+51987654322"].body == AS_SENT
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"text_es": "  "}, "Completa este dato"),
+        ({"text_es": "x" * 460}, "ocupa más de 3 SMS"),
+        ({"first": "2026-11-30", "last": "2026-11-30"}, "Este día ya pasó"),
+        ({"last": "2027-02-01"}, "como máximo 31 días"),
+        ({"first": ""}, "Completa este dato"),
+        ({"first": "mañana"}, "Escribe la fecha"),
+    ],
+)
+def test_a_message_that_cannot_go_sends_nothing(families, db, changes, expected):
+    for path in (f"{PAGE}/preview", PAGE):
+        answer = families.post(path, data=_form(families, key="k" * 24, **changes))
+        assert answer.status_code == 422, path
+        assert expected in text(answer), path
+    assert _broadcasts(db) == {}
+
+
+def test_a_forged_key_sends_nothing(families, db):
+    answer = families.post(PAGE, data=_form(families, key="<x>"))
+    assert answer.status_code == 422
+    assert _broadcasts(db) == {}

@@ -1,0 +1,196 @@
+"""Administrators write once to every family booked at their prison on a day or a few days
+(a strike, a change of entrance, documents to bring).
+
+The families are the contact phones of the bookings confirmed (or already at the gate) in the
+range, each phone once however many bookings it holds; each gets the text in its booking's
+language when the administrator wrote one for it, else in Spanish. The preview shows the count
+(and how many asked for no more messages or cannot receive SMS: they get none) and the text
+exactly as it goes, in GSM-7 and its SMS segments. Sending queues one message per phone in one
+transaction, audited; the same preview sent twice (a double click, a reload) queues nothing
+more, because each message's key carries the preview's own random key. A message that has not
+left by the end of the range is dropped: it would arrive too late to matter.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from notifications import gsm, outbox
+from notifications.outbox import Draft, MessageStatus, OutboxMessage
+from notifications.recipients import Recipient
+from visits import audit
+from visits.booking import Booking, BookingStatus
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected
+from visits.schedule import Slot
+
+MAX_SEGMENTS = 3
+MAX_DAYS = 31
+# Families booked for these: confirmed, or already come to the gate that day.
+REACHED = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    first: date
+    last: date
+    texts: dict[str, str]  # language → text as written ("es" required)
+    key: str = ""  # the preview's random key; empty for a new preview
+
+
+@dataclass(frozen=True)
+class Family:
+    phone: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    families: list[Family]
+    blocked: int  # asked for no more messages, or cannot receive SMS: they get none
+    texts: dict[str, str]  # language → the text as it goes (GSM-7)
+    segments: dict[str, int]
+    key: str
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def problems(prison: Prison, request: BroadcastRequest, now: datetime) -> list[Problem]:
+    found: list[Problem] = []
+    today = prison.local_date(now)
+    if request.first < today:
+        found.append(Problem(Code.DAY_IN_PAST, "first"))
+    if not (request.first <= request.last <= request.first + timedelta(days=MAX_DAYS - 1)):
+        found.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
+    if not request.texts.get("es", "").strip():
+        found.append(Problem(Code.REQUIRED, "text_es"))
+    for language, text in request.texts.items():
+        if text.strip() and gsm.segments(gsm.transliterate(text.strip())) > MAX_SEGMENTS:
+            found.append(Problem(Code.TOO_MANY_SEGMENTS, f"text_{language}", {"max": MAX_SEGMENTS}))
+    return found
+
+
+def families(session: Session, prison: Prison, first: date, last: date) -> list[Family]:
+    """Each phone booked in the range once, in the language of its earliest booking."""
+    rows = session.execute(
+        select(Booking.contact_phone, Booking.language)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.prison_id == prison.id,
+            Booking.status.in_(REACHED),
+            Slot.local_date >= first,
+            Slot.local_date <= last,
+        )
+        .order_by(Slot.starts_at, Booking.id)
+    )
+    seen: dict[str, Family] = {}
+    for phone, language in rows:
+        seen.setdefault(phone, Family(phone, language))
+    return list(seen.values())
+
+
+def _sent_texts(request: BroadcastRequest) -> dict[str, str]:
+    return {
+        language: gsm.transliterate(text.strip())
+        for language, text in request.texts.items()
+        if text.strip()
+    }
+
+
+def preview(session: Session, prison: Prison, request: BroadcastRequest, now: datetime) -> Preview:
+    """Who would get what; raises :class:`Rejected` with every problem of the request."""
+    if found := problems(prison, request, now):
+        raise Rejected(found)
+    reached = families(session, prison, request.first, request.last)
+    blocked = 0
+    if reached:
+        blocked = session.scalar(
+            select(func.count(Recipient.phone)).where(
+                Recipient.phone.in_([f.phone for f in reached]),
+                or_(Recipient.opted_out_at.is_not(None), Recipient.unreachable_at.is_not(None)),
+            )
+        )
+    texts = _sent_texts(request)
+    return Preview(
+        families=reached,
+        blocked=blocked or 0,
+        texts=texts,
+        segments={language: gsm.segments(text) for language, text in texts.items()},
+        key=request.key or new_key(),
+    )
+
+
+def send(
+    session: Session,
+    prison: Prison,
+    request: BroadcastRequest,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+) -> int | None:
+    """Queue the message to every family booked in the range now; how many will go out (the
+    others asked for no more messages or cannot receive SMS), or ``None`` when this
+    preview's key was sent already."""
+    if found := problems(prison, request, now):
+        raise Rejected(found)
+    if not KEY.fullmatch(request.key):
+        raise Rejected([Problem(Code.FORM_EXPIRED)])
+    prefix = f"broadcast:{request.key}:"
+    already = session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.startswith(prefix)).limit(1)
+    )
+    if already is not None:
+        return None
+    texts = _sent_texts(request)
+    ends = datetime.combine(request.last + timedelta(days=1), time(), tzinfo=prison.tz)
+    reached = families(session, prison, request.first, request.last)
+    messages = outbox.enqueue_all(
+        session,
+        [
+            Draft(
+                recipient=family.phone,
+                body=texts.get(family.language, texts["es"]),
+                language=family.language if family.language in texts else "es",
+                dedupe_key=prefix + family.phone,
+                kind="broadcast",
+                subject=subject(prison),
+                expires_at=ends,
+            )
+            for family in reached
+        ],
+        now,
+    )
+    queued = sum(1 for m in messages if m.status is MessageStatus.PENDING)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="broadcast.sent",
+        entity="prison",
+        entity_id=prison.code,
+        details={
+            "first": request.first.isoformat(),
+            "last": request.last.isoformat(),
+            "families": len(reached),
+            "queued": queued,
+            "texts": texts,
+            "key": request.key,
+        },
+        origin=origin,
+    )
+    return queued
+
+
+def subject(prison: Prison) -> str:
+    """Whose messages these are: the prison's, so its administrators see them."""
+    return f"prison:{prison.code}:broadcast"

@@ -1,0 +1,109 @@
+"""Administrators' message to every family booked at their prison on a day or a few days:
+write it, see the count and the text as it goes, send (see :mod:`visits.broadcasts`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from visits import broadcasts
+from visits.broadcasts import BroadcastRequest
+from visits.problems import Code, Problem, Rejected
+from visits.staff import StaffRole
+from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.family import render
+from web.forms import FormValues, iso_day, shown_count
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/broadcast", include_in_schema=False)
+Admin = access(StaffRole.ADMIN)
+LANGUAGES = ("es", "en")
+
+
+def _request(values: dict[str, str], who: Staff, now: datetime, problems: list[Problem]):
+    today = who.prison.local_date(now)  # type: ignore[union-attr]
+    for name in ("first", "last"):
+        if not values.get(name, "").strip():
+            problems.append(Problem(Code.REQUIRED, name))
+    first = iso_day(values.get("first", "").strip(), "first", today, problems)
+    last = iso_day(values.get("last", "").strip(), "last", first, problems)
+    texts = {language: values.get(f"text_{language}", "") for language in LANGUAGES}
+    return BroadcastRequest(first, last, texts, values.get("key", ""))
+
+
+def _form(request: Request, who: Staff, values, problems=None, status=200) -> Response:
+    return render(
+        request,
+        "staff_broadcast.html",
+        status,
+        who=who,
+        prison=who.prison,
+        values=values,
+        problems=problems or [],
+        done=request.query_params.get("done", ""),
+        count=shown_count(request.query_params.get("count", "")),
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def broadcast_page(request: Request, who: Admin) -> Response:
+    return _form(request, who, {})
+
+
+@router.post("/preview", response_class=HTMLResponse)
+def preview(
+    request: Request, who: Admin, session: ReadSession, now: Now, values: FormValues
+) -> Response:
+    """How many families, and the text each will read."""
+    problems: list[Problem] = []
+    wanted = _request(values, who, now, problems)
+    try:
+        if problems:
+            raise Rejected(problems)
+        shown = broadcasts.preview(session, who.prison, wanted, now)  # type: ignore[arg-type]
+    except Rejected as rejected:
+        return _form(request, who, values, list(rejected.problems), 422)
+    return render(
+        request,
+        "staff_broadcast_preview.html",
+        who=who,
+        prison=who.prison,
+        wanted=wanted,
+        preview=shown,
+        languages=LANGUAGES,
+    )
+
+
+@router.post("")
+def send(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    values: FormValues,
+) -> Response:
+    """Queue the message to every family booked in the range, once however often sent."""
+    problems: list[Problem] = []
+    wanted = _request(values, who, now, problems)
+    try:
+        if problems:
+            raise Rejected(problems)
+        queued = broadcasts.send(
+            session,
+            who.prison,
+            wanted,
+            now=now,
+            actor=who.user.actor,
+            origin=client,  # type: ignore[arg-type]
+        )
+    except Rejected as rejected:
+        session.close()
+        return _form(request, who, values, list(rejected.problems), 422)
+    session.commit()
+    path = f"/staff/p/{who.prison.code}/broadcast"  # type: ignore[union-attr]
+    query = urlencode({"done": "again"} if queued is None else {"done": "sent", "count": queued})
+    return RedirectResponse(f"{path}?{query}", status_code=303)
