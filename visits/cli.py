@@ -53,8 +53,15 @@ def migrate() -> None:
 
 
 @app.command("load-prisons")
-def load_prisons(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Apply a prison configuration file (TOML). Running it twice changes nothing."""
+def load_prisons(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    overwrite_browser_edits: Annotated[
+        bool,
+        typer.Option(help="Apply the file's rules and schedule to prisons edited in the browser."),
+    ] = False,
+) -> None:
+    """Apply a prison configuration file (TOML). Running it twice changes nothing. Rules and
+    schedules administrators edited in the browser are kept unless told otherwise."""
     from visits.base import utcnow
     from visits.prison_config import ConfigInvalid, apply_config, parse_config
 
@@ -64,7 +71,9 @@ def load_prisons(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fals
         raise _fail([f"{file}: nothing was changed:", *invalid.errors]) from None
     db = _database()
     with db.writing() as session:
-        reports = apply_config(session, config, utcnow())
+        reports = apply_config(
+            session, config, utcnow(), overwrite_browser_edits=overwrite_browser_edits
+        )
     typer.echo("\n".join(line for report in reports for line in report.lines()))
 
 

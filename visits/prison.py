@@ -35,6 +35,9 @@ class Prison(Base):
     min_adults: Mapped[int] = mapped_column(default=1)
     adult_age: Mapped[int] = mapped_column(default=18)
     visits_per_inmate_per_week: Mapped[int] = mapped_column(default=2)
+    # When an administrator last changed the rules or the schedule in the browser: reloading
+    # the prison file then leaves them alone unless told to overwrite them.
+    schedule_edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

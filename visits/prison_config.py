@@ -219,14 +219,16 @@ class PrisonReport:
         return lines
 
 
-def _apply_settings(prison: Prison, config: PrisonConfig, report: PrisonReport) -> None:
+def _apply_settings(
+    prison: Prison, config: PrisonConfig, report: PrisonReport, rules: bool
+) -> None:
     wanted = {
         "name": config.name,
         "address": config.address,
         "timezone": config.timezone,
         "online_booking": config.online_booking,
         "languages": ",".join(config.languages),
-        **config.rules.model_dump(),
+        **(config.rules.model_dump() if rules else {}),
     }
     for name, value in wanted.items():
         if getattr(prison, name) != value:
@@ -350,8 +352,13 @@ def _warn_booked(
         )
 
 
-def apply_config(session: Session, config: ConfigFile, now: datetime) -> list[PrisonReport]:
-    """Bring the database in line with the file; one report per prison."""
+def apply_config(
+    session: Session, config: ConfigFile, now: datetime, *, overwrite_browser_edits: bool = False
+) -> list[PrisonReport]:
+    """Bring the database in line with the file; one report per prison.
+
+    A prison whose rules or schedule an administrator edited in the browser keeps them (the
+    report says so) unless ``overwrite_browser_edits``: the file is likely older."""
     reports = []
     for entry in config.prisons:
         report = PrisonReport(entry.code)
@@ -360,11 +367,20 @@ def apply_config(session: Session, config: ConfigFile, now: datetime) -> list[Pr
             prison = Prison(code=entry.code)
             session.add(prison)
             report.created = True
-        _apply_settings(prison, entry, report)
+        edited = prison.schedule_edited_at
+        keep = edited is not None and not overwrite_browser_edits
+        if keep:
+            report.warnings.append(
+                f"rules and schedule were edited in the browser on {edited:%Y-%m-%d %H:%M} UTC: "
+                "the file's were not applied (--overwrite-browser-edits applies them)"
+            )
+        _apply_settings(prison, entry, report, rules=not keep)
         report.tz = prison.tz
         session.flush()
         _apply_wings(session, prison, entry, report)
-        retiring = _apply_templates(session, prison, entry, report)
+        retiring = frozenset() if keep else _apply_templates(session, prison, entry, report)
+        if not keep:
+            prison.schedule_edited_at = None
         _apply_closures(session, prison, entry, prison.local_date(now), report)
         session.flush()
         report.slots = sync_slots(session, prison, now, retiring)

@@ -95,6 +95,11 @@ class Code(StrEnum):
     ALREADY_LIFTED = "already_lifted"
     DATE_TOO_FAR = "date_too_far"
     TOO_MANY_SEGMENTS = "too_many_segments"
+    OUT_OF_RANGE = "out_of_range"
+    INVALID_TIME = "invalid_time"
+    MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
+    ENDS_BEFORE_START = "ends_before_start"
+    SESSIONS_OVERLAP = "sessions_overlap"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
     # Anything else the API can answer
@@ -213,6 +218,15 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
+    Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
+    Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
+    Code.MORE_ADULTS_THAN_VISITORS: N_(
+        "The adults required cannot be more than the visitors allowed per booking."
+    ),
+    Code.ENDS_BEFORE_START: N_("The visit must end after it starts."),
+    Code.SESSIONS_OVERLAP: N_(
+        "This overlaps the visit time %(when)s on that weekday. Change one of them."
+    ),
     Code.TOO_MANY_SEGMENTS: N_("This text takes more than %(max)s SMS. Please make it shorter."),
     Code.WRONG_PASSWORD: N_("This is not your current password."),
     Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),

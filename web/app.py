@@ -35,6 +35,7 @@ from web import (
     gate,
     reports,
     roster,
+    schedule,
     staff,
     staff_bookings,
     suspensions,
@@ -231,4 +232,5 @@ def create_app(
     app.include_router(roster.router)
     app.include_router(accounts.router)
     app.include_router(broadcasts.router)
+    app.include_router(schedule.router)
     return app

@@ -115,6 +115,36 @@ ACTORS = {
 }
 
 
+# The weekdays of visits.schedule.WEEKDAYS (0 = Monday), for staff pages.
+WEEKDAY_NAMES = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
+
+# The booking rules of visits.prison_config.RulesConfig, as the schedule page names them.
+RULE_NAMES = {
+    "booking_opens_days": N_("Days ahead that booking opens"),
+    "booking_closes_hours": N_("Hours before the visit that booking closes"),
+    "max_visitors": N_("Visitors per booking, at most"),
+    "min_adults": N_("Adults per booking, at least"),
+    "adult_age": N_("Age from which a visitor is an adult"),
+    "visits_per_inmate_per_week": N_("Visits per inmate per week, at most"),
+}
+
+
+def weekday_name(number: int) -> str:
+    return gettext(WEEKDAY_NAMES[number])
+
+
+def rule_name(name: str) -> str:
+    return gettext(RULE_NAMES[name])
+
+
 def actor_name(actor: str) -> str:
     if actor.startswith("staff:"):
         return actor.removeprefix("staff:")

@@ -15,7 +15,9 @@ from web.labels import (
     label,
     message_kind,
     message_status,
+    rule_name,
     turn_away_reason,
+    weekday_name,
 )
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -70,5 +72,7 @@ def make_templates() -> Jinja2Templates:
         audit_action=audit_action,
         actor_name=actor_name,
         turn_away_reason=turn_away_reason,
+        weekday_name=weekday_name,
+        rule_name=rule_name,
     )
     return Jinja2Templates(env=env)

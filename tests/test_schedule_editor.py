@@ -1,0 +1,207 @@
+"""Administrators edit the weekly schedule and the booking rules in the browser: every change
+previewed against the visit times already booked, then confirmed; on each database."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from sqlalchemy import select
+
+from tests.factories import NOW
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_closures import book_one, quencoro_days
+from tests.test_pages import text
+from visits.audit import AuditEvent
+from visits.demo import demo_config
+from visits.prison import Prison, prison_by_code
+from visits.prison_config import RulesConfig, apply_config
+from visits.schedule import ScheduleTemplate, Slot
+from visits.staff import StaffRole
+from web.labels import RULE_NAMES
+
+PAGE = "/staff/p/QUENCORO/schedule"
+WEDNESDAY = date(2026, 12, 2)
+
+
+@pytest.fixture
+def admin(make_client, db):
+    """Two bookings on Wednesday 2 December at 09:00; Quencoro's administrator signed in."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    nine = next(
+        s["id"]
+        for d in quencoro_days(client)
+        if d["date"] == WEDNESDAY.isoformat()
+        for s in d["slots"]
+        if s["local_start"] == "09:00"
+    )
+    book_one(client, nine, "Q10001", "Yupanqui", "41111111", "987654321")
+    book_one(client, nine, "Q10002", "Puma", "42222222", "987654322")
+    assert sign_in(client, "admin").status_code == 303
+    return client
+
+
+def _template(db, weekday: int, start: time) -> ScheduleTemplate:
+    with db.read_session() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        return s.scalar(
+            select(ScheduleTemplate).where(
+                ScheduleTemplate.prison_id == prison.id,
+                ScheduleTemplate.weekday == weekday,
+                ScheduleTemplate.start_time == start,
+            )
+        )
+
+
+def _slot(db, day: date, start: time) -> Slot:
+    with db.read_session() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        for slot in s.scalars(
+            select(Slot).where(Slot.local_date == day, Slot.prison_id == prison.id)
+        ):
+            if slot.starts_at.astimezone(prison.tz).time() == start:
+                return slot
+    raise AssertionError("no such slot")
+
+
+def _send(client, path, **data):
+    return client.post(
+        f"{PAGE}{path}", data={"csrf_token": staff_token(client), **data}, follow_redirects=False
+    )
+
+
+def _edit(template: ScheduleTemplate, **changes) -> dict[str, str]:
+    p = f"t{template.id}-"
+    return {
+        "action": "edit",
+        "template_id": str(template.id),
+        f"{p}end": template.end_time.strftime("%H:%M"),
+        f"{p}capacity": str(template.capacity),
+        f"{p}group": template.visitor_group.value,
+        f"{p}valid_to": "",
+    } | {f"{p}{k}": v for k, v in changes.items()}
+
+
+def test_lowering_places_is_previewed_then_stops_at_the_places_booked(admin, db):
+    nine = _template(db, 2, time(9))
+    page = admin.get(PAGE)
+    assert page.status_code == 200
+    assert "Miércoles 09:00–11:00 · 150 lugares" in text(page)
+    preview = _send(admin, "/preview", **_edit(nine, capacity="1"))
+    assert preview.status_code == 200
+    shown = text(preview)
+    assert (
+        "02/12/2026 09:00: hay 2 lugares reservados, así que se queda con 2 lugares en vez de 1"
+        in shown
+    )
+    # A preview keeps nothing.
+    assert _template(db, 2, time(9)).capacity == 150
+    assert _slot(db, WEDNESDAY, time(9)).capacity == 150
+    done = _send(admin, "", **_edit(nine, capacity="1"))
+    assert done.status_code == 303
+    assert _template(db, 2, time(9)).capacity == 1
+    assert _slot(db, WEDNESDAY, time(9)).capacity == 2  # never below the places booked
+    assert _slot(db, date(2026, 12, 9), time(9)).capacity == 1
+    with db.read_session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "schedule.changed"))
+        assert event.details["to"]["capacity"] == 1
+        assert event.actor == "staff:admin"
+        assert s.scalar(select(Prison.schedule_edited_at).where(Prison.code == "QUENCORO")) == NOW
+
+
+def test_a_new_weekly_visit_time_makes_its_dated_visit_times(admin, db):
+    form = {
+        "action": "add", "add-weekday": "4", "add-start": "15:00", "add-end": "17:00",
+        "add-capacity": "40", "add-group": "anyone", "add-valid_from": "2026-12-01",
+    }  # fmt: skip
+    preview = _send(admin, "/preview", **form)
+    assert preview.status_code == 200
+    assert "2 horarios nuevos" in text(preview)  # the two Fridays of the booking window
+    assert _send(admin, "", **form).status_code == 303
+    assert _slot(db, date(2026, 12, 4), time(15)).capacity == 40
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"add-start": "09:30"}, "add-start", "Se superpone con el horario 09:00–11:00"),
+        ({"add-end": "08:00", "add-start": "10:00"}, "add-end", "debe terminar después de empezar"),
+        ({"add-start": "nueve"}, "add-start", "horas:minutos"),
+        ({"add-capacity": "-3"}, "add-capacity", "número entero"),
+        ({"add-valid_from": "2026-11-01"}, "add-valid_from", "Este día ya pasó"),
+        ({"add-weekday": "9"}, "add-weekday", "Elige una de las opciones"),
+        ({"add-group": "children"}, "add-group", "Elige una de las opciones"),
+    ],
+)
+def test_a_weekly_visit_time_that_cannot_be_added_changes_nothing(
+    admin, db, changes, field, expected
+):
+    form = {
+        "action": "add", "add-weekday": "2", "add-start": "16:30", "add-end": "17:30",
+        "add-capacity": "40", "add-group": "anyone", "add-valid_from": "2026-12-01",
+    } | changes  # fmt: skip
+    with db.read_session() as s:
+        before = s.scalar(select(ScheduleTemplate.id).order_by(ScheduleTemplate.id.desc()))
+    for path in ("/preview", ""):
+        answer = _send(admin, path, **form)
+        assert answer.status_code == 422, path
+        assert expected in text(answer), path
+        assert f'id="{field}-error"' in answer.text
+    with db.read_session() as s:
+        assert s.scalar(select(ScheduleTemplate.id).order_by(ScheduleTemplate.id.desc())) == before
+
+
+def test_removing_a_visit_time_keeps_the_booked_dates_for_their_families(admin, db):
+    nine = _template(db, 2, time(9))
+    preview = _send(admin, "/preview", action="remove", template_id=str(nine.id))
+    assert "02/12/2026 09:00: ya no está en el horario, pero tiene 2 lugares reservados" in text(
+        preview
+    )
+    assert _send(admin, "", action="remove", template_id=str(nine.id)).status_code == 303
+    kept = _slot(db, WEDNESDAY, time(9))
+    assert kept.withdrawn_at is not None
+    assert kept.seats_taken == 2
+    with pytest.raises(AssertionError):
+        _slot(db, date(2026, 12, 9), time(9))  # never booked: gone
+
+
+def test_booking_rules_are_checked_then_applied(admin, db):
+    rules = {name: str(v) for name, v in RulesConfig().model_dump().items()}
+    refused = _send(admin, "/preview", action="rules", **(rules | {"max_visitors": "0"}))
+    assert refused.status_code == 422
+    assert "Escribe un número entero de 1 a 10" in text(refused)
+    adults = _send(admin, "/preview", action="rules", **(rules | {"min_adults": "4"}))
+    assert "no pueden ser más que los visitantes" in text(adults)
+    longer = rules | {"booking_opens_days": "21"}
+    preview = _send(admin, "/preview", action="rules", **longer)
+    assert "horarios nuevos" in text(preview)
+    assert _send(admin, "", action="rules", **longer).status_code == 303
+    with db.read_session() as s:
+        assert prison_by_code(s, "QUENCORO").booking_opens_days == 21
+        assert s.scalar(select(Slot.local_date).order_by(Slot.local_date.desc())) > date(
+            2026, 12, 15
+        )
+
+
+def test_reloading_the_prison_file_keeps_what_was_edited_in_the_browser(admin, db):
+    nine = _template(db, 2, time(9))
+    assert _send(admin, "", **_edit(nine, capacity="90")).status_code == 303
+    with db.writing() as s:
+        reports = apply_config(s, demo_config(date(2026, 12, 1)), NOW)
+    quencoro = next(r for r in reports if r.code == "QUENCORO")
+    assert any("edited in the browser" in w for w in quencoro.warnings)
+    assert _template(db, 2, time(9)).capacity == 90
+    with db.writing() as s:
+        apply_config(s, demo_config(date(2026, 12, 1)), NOW, overwrite_browser_edits=True)
+    assert _template(db, 2, time(9)).capacity == 150
+
+
+def test_an_unknown_visit_time_is_not_found(admin):
+    for template_id in ("999999", "abc"):
+        answer = _send(admin, "/preview", action="remove", template_id=template_id)
+        assert answer.status_code == 404
+
+
+def test_every_booking_rule_has_a_name_on_the_page():
+    assert set(RULE_NAMES) == set(RulesConfig.model_fields)

@@ -1,0 +1,197 @@
+"""Administrators' schedule page: the booking rules and the weekly visit times of their prison,
+each change previewed against the visit times already booked, then confirmed (see
+:mod:`visits.schedule_edits`). The preview is the change itself, rolled back."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import schedule_edits
+from visits.problems import Code, Problem, Rejected
+from visits.rules import VisitorGroup
+from visits.schedule import WEEKDAYS, ScheduleTemplate
+from visits.schedule_edits import RULES, ScheduleChange, WeeklySession, rule_range
+from visits.staff import StaffRole
+from web.availability import commit_seat_change
+from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.family import render
+from web.forms import FormValues, iso_day
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/schedule", include_in_schema=False)
+Admin = access(StaffRole.ADMIN)
+ACTIONS = ("rules", "add", "edit", "remove")
+_NUMBER = re.compile(r"[0-9]{1,6}")
+
+
+def _templates(session: Session, who: Staff) -> list[ScheduleTemplate]:
+    return list(
+        session.scalars(
+            select(ScheduleTemplate)
+            .where(ScheduleTemplate.prison_id == who.prison.id)  # type: ignore[union-attr]
+            .order_by(
+                ScheduleTemplate.weekday, ScheduleTemplate.start_time, ScheduleTemplate.valid_from
+            )
+        )
+    )
+
+
+def _page(
+    request: Request,
+    session: Session,
+    who: Staff,
+    problems: list[Problem] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    prison = who.prison
+    return render(
+        request,
+        "staff_schedule.html",
+        status,
+        who=who,
+        prison=prison,
+        rules=[(name, getattr(prison, name), rule_range(name)) for name in RULES],
+        templates=_templates(session, who),
+        weekdays=list(enumerate(WEEKDAYS)),
+        groups=VisitorGroup,
+        problems=problems or [],
+        values=values or {},
+        done=request.query_params.get("done", ""),
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def schedule_page(request: Request, who: Admin, session: ReadSession) -> Response:
+    return _page(request, session, who)
+
+
+def _number(values: dict[str, str], name: str, field: str, problems: list[Problem]) -> int:
+    raw = values.get(name, "").strip()
+    if not _NUMBER.fullmatch(raw):
+        problems.append(Problem(Code.OUT_OF_RANGE, field, {"min": 0, "max": 999_999}))
+        return 0
+    return int(raw)
+
+
+def _clock(values: dict[str, str], name: str, field: str, problems: list[Problem]) -> time:
+    try:
+        return time.fromisoformat(values.get(name, "").strip())
+    except ValueError:
+        problems.append(Problem(Code.INVALID_TIME, field))
+        return time()
+
+
+def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Problem]):
+    """The change the form asks for; its problems name the fields without the form's prefix
+    (see :func:`_prefixed`)."""
+    action = values.get("action", "")
+    today = who.prison.local_date(now)  # type: ignore[union-attr]
+    if action == "rules":
+        numbers = {name: _number(values, name, name, problems) for name in RULES}
+        return ScheduleChange(rules=numbers)
+    raw_id = values.get("template_id", "")
+    template_id = int(raw_id) if _NUMBER.fullmatch(raw_id) else None
+    if template_id is None and action in ("edit", "remove"):
+        problems.append(Problem(Code.NOT_FOUND))
+        return None
+    if action == "remove":
+        return ScheduleChange(template_id=template_id, remove=True)
+    prefix = "add-" if action == "add" else f"t{template_id}-"
+    group = next((g for g in VisitorGroup if g.value == values.get(f"{prefix}group")), None)
+    if group is None:
+        problems.append(Problem(Code.INVALID_CHOICE, "group"))
+    raw_weekday = values.get(f"{prefix}weekday", "")
+    if action == "add" and raw_weekday not in {str(i) for i in range(7)}:
+        problems.append(Problem(Code.INVALID_CHOICE, "weekday"))
+    raw_to = values.get(f"{prefix}valid_to", "").strip()
+    session = WeeklySession(
+        weekday=int(raw_weekday) if raw_weekday.isdigit() and len(raw_weekday) == 1 else 0,
+        start=_clock(values, f"{prefix}start", "start", problems)
+        if action == "add"
+        else time(),
+        end=_clock(values, f"{prefix}end", "end", problems),
+        capacity=_number(values, f"{prefix}capacity", "capacity", problems),
+        visitor_group=group or VisitorGroup.ANYONE,
+        valid_from=iso_day(values.get(f"{prefix}valid_from", ""), "valid_from", today,
+                           problems) if action == "add" else today,
+        valid_to=iso_day(raw_to, "valid_to", today, problems) if raw_to else None,
+    )  # fmt: skip
+    return ScheduleChange(template_id=template_id if action == "edit" else None, session=session)
+
+
+def _prefixed(problems, values: dict[str, str]) -> list[Problem]:
+    """Domain problems named after the fields of the form that was sent."""
+    action = values.get("action", "")
+    prefix = {"add": "add-", "edit": f"t{values.get('template_id', '')}-"}.get(action, "")
+    return [
+        Problem(p.code, f"{prefix}{p.field}" if p.field and prefix else p.field, p.params)
+        for p in problems
+    ]
+
+
+def _apply(request, session, who, now, client, values, confirm: bool) -> Response:
+    """The change, made: committed on confirmation, else rolled back and shown as a preview."""
+    problems: list[Problem] = []
+    if values.get("action") not in ACTIONS:
+        problems.append(Problem(Code.INVALID_REQUEST))
+    change = _change(values, who, now, problems) if not problems else None
+    try:
+        if problems or change is None:
+            raise Rejected(problems)
+        prison = session.merge(who.prison, load=False)
+        applied = schedule_edits.apply(
+            session, prison, change, now=now, actor=who.user.actor, origin=client
+        )
+    except Rejected as rejected:
+        session.close()
+        found = _prefixed(rejected.problems, values)
+        status = 404 if Code.NOT_FOUND in rejected.codes else 422
+        with request.app.state.db.read_session() as reading:
+            return _page(request, reading, who, found, values, status)
+    if confirm:
+        commit_seat_change(request, session, prison.id)
+        path = f"/staff/p/{prison.code}/schedule?done=1"
+        return RedirectResponse(path, status_code=303)
+    session.close()  # a preview keeps nothing
+    return render(
+        request,
+        "staff_schedule_preview.html",
+        who=who,
+        prison=who.prison,
+        report=applied.report,
+        details=applied.details,
+        values={k: v for k, v in values.items() if k != "csrf_token"},
+    )
+
+
+@router.post("/preview", response_class=HTMLResponse)
+def preview(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    values: FormValues,
+) -> Response:
+    """What the change would do to the visit times already booked; nothing is kept."""
+    return _apply(request, session, who, now, client, values, confirm=False)
+
+
+@router.post("")
+def confirm(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    values: FormValues,
+) -> Response:
+    """Make the change."""
+    return _apply(request, session, who, now, client, values, confirm=True)
