@@ -193,3 +193,59 @@ def test_an_admin_closes_a_day_and_its_families_messages_are_in_the_outbox(staff
     assert not any(found.values()), "serious or critical axe violations:\n" + (
         describe_violations(found)
     )
+
+
+@pytest.mark.browser
+def test_the_administrators_pages_have_no_serious_accessibility_problems(staff, gate_day):
+    """Every administrator's page, and each one with its errors showing, through axe."""
+    base = gate_day.base
+    found: dict[str, list[dict]] = {}
+    staff_sign_in(staff, base, "admin", "/staff/p/QUENCORO/schedule")
+    for path, heading in (
+        ("/staff/p/QUENCORO/schedule", "Horarios y reglas"),
+        ("/staff/p/QUENCORO/suspensions", "Suspensiones"),
+        ("/staff/p/QUENCORO/roster", "Padrón"),
+        ("/staff/p/QUENCORO/accounts", "Cuentas del personal"),
+        ("/staff/p/QUENCORO/broadcast", "Mensaje a las familias"),
+        ("/staff/p/QUENCORO/reports", "Reportes"),
+        ("/staff/password", "Tu contraseña"),
+    ):
+        staff.goto(base + path)
+        expect(staff.get_by_role("heading", level=1)).to_have_text(heading)
+        found[path] = serious_violations(staff)
+
+    # Forms sent wrong: every error summary and field error through axe too.
+    staff.goto(base + "/staff/p/QUENCORO/schedule")
+    staff.get_by_label("Visitantes por reserva, como máximo").fill("0")
+    staff.get_by_role("button", name="Ver el efecto").first.click()
+    expect(staff.locator(".error-summary")).to_be_visible()
+    found["schedule with errors"] = serious_violations(staff)
+    staff.goto(base + "/staff/p/QUENCORO/schedule")
+    staff.locator("#add-capacity").fill("30")
+    staff.locator("#add-start").fill("18:00")
+    staff.locator("#add-end").fill("19:00")
+    staff.get_by_role("button", name="Ver el efecto").last.click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Revisa el cambio")
+    found["schedule preview"] = serious_violations(staff)
+    staff.goto(base + "/staff/p/QUENCORO/suspensions")
+    staff.get_by_role("button", name="Suspender visitas").click()
+    expect(staff.locator(".error-summary")).to_be_visible()
+    found["suspensions with errors"] = serious_violations(staff)
+    staff.goto(base + "/staff/p/QUENCORO/roster")
+    staff.locator("#file").set_input_files(
+        files=[{"name": "padron.csv", "mimeType": "text/csv", "buffer": b"codigo\nQ1\n"}]
+    )
+    staff.get_by_role("button", name="Importar").click()
+    expect(staff.locator("table")).to_contain_text("falta esta columna obligatoria")
+    found["roster refused"] = serious_violations(staff)
+    staff.goto(base + "/staff/p/QUENCORO/accounts")
+    staff.get_by_role("button", name="Agregar la cuenta").click()
+    expect(staff.locator(".error-summary")).to_be_visible()
+    found["accounts with errors"] = serious_violations(staff)
+    staff.goto(base + "/staff/p/QUENCORO/broadcast")
+    staff.get_by_role("button", name="Ver quién lo recibe").click()
+    expect(staff.locator(".error-summary")).to_be_visible()
+    found["broadcast with errors"] = serious_violations(staff)
+    assert not any(found.values()), "serious or critical axe violations:\n" + (
+        describe_violations(found)
+    )
