@@ -15,7 +15,9 @@ from tests.factories import NOW, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, try_booking
 from tests.test_pages import text
+from tests.test_races import race
 from visits.audit import AuditEvent
+from visits.broadcasts import BroadcastRequest, new_key, send
 from visits.prison import prison_by_code
 from visits.staff import StaffRole
 
@@ -146,3 +148,24 @@ def test_a_forged_key_sends_nothing(families, db):
     answer = families.post(PAGE, data=_form(families, key="<x>"))
     assert answer.status_code == 422
     assert _broadcasts(db) == {}
+
+
+def test_two_sends_of_one_preview_at_the_same_instant_send_once(families, db):
+    """A double click lands as two requests at once: one sends, the other finds it sent."""
+    request = BroadcastRequest(date(2026, 12, 2), date(2026, 12, 2), {"es": TEXT_ES}, new_key())
+
+    def send_once(_: int) -> str:
+        with db.writing() as s:
+            queued = send(
+                s, prison_by_code(s, "QUENCORO"), request, now=NOW, actor="staff:admin", origin=""
+            )
+        return "again" if queued is None else f"sent:{queued}"
+
+    assert race(2, send_once) == {"sent:2": 1, "again": 1}
+    assert len(_broadcasts(db)) == 3
+
+
+def test_a_date_far_off_is_refused_plainly(families, db):
+    answer = families.post(f"{PAGE}/preview", data=_form(families, first="9999-12-31"))
+    assert answer.status_code == 422
+    assert "de aquí a 1 año como máximo" in text(answer)

@@ -106,3 +106,12 @@ def test_an_upload_without_the_form_token_changes_nothing(admin, db):
         assert (
             s.scalar(select(func.count()).select_from(Inmate).where(Inmate.code == "Q90001")) == 0
         )
+
+
+def test_a_field_too_long_for_any_csv_reader_is_refused_plainly(admin, db):
+    before = len(_inmates(db))
+    huge = (HEADER + "Q1;" + "x" * 200_000 + ";Quispe;;1990-01-01;A;;\n").encode()
+    answer = _upload(admin, huge)
+    assert answer.status_code == 422
+    assert "no se puede leer como CSV" in text(answer)
+    assert len(_inmates(db)) == before

@@ -12,11 +12,16 @@ from tests.factories import NOW
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days
 from tests.test_pages import text
+from tests.test_races import race
+from visits import schedule_edits
 from visits.audit import AuditEvent
 from visits.demo import demo_config
 from visits.prison import Prison, prison_by_code
 from visits.prison_config import RulesConfig, apply_config
+from visits.problems import Rejected
+from visits.rules import VisitorGroup
 from visits.schedule import ScheduleTemplate, Slot
+from visits.schedule_edits import ScheduleChange, WeeklySession
 from visits.staff import StaffRole
 from web.labels import RULE_NAMES
 
@@ -205,3 +210,66 @@ def test_an_unknown_visit_time_is_not_found(admin):
 
 def test_every_booking_rule_has_a_name_on_the_page():
     assert set(RULE_NAMES) == set(RulesConfig.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"add-start": "17:00+05:00"}, "add-start", "horas:minutos"),
+        ({"add-start": "15:00Z"}, "add-start", "horas:minutos"),
+        ({"add-start": "18:00:30.5"}, "add-start", "horas:minutos"),
+        ({"add-end": "24:00"}, "add-end", "horas:minutos"),
+        ({"add-weekday": "²"}, "add-weekday", "Elige una de las opciones"),
+        ({"add-valid_from": "9999-12-31"}, "add-valid_from", "horarios nuevos"),
+    ],
+)
+def test_odd_times_and_days_are_refused_or_harmless(admin, changes, field, expected):
+    form = {
+        "action": "add", "add-weekday": "4", "add-start": "16:30", "add-end": "17:30",
+        "add-capacity": "40", "add-group": "anyone", "add-valid_from": "2026-12-01",
+    } | changes  # fmt: skip
+    answer = _send(admin, "/preview", **form)
+    assert expected in text(answer)
+    if answer.status_code == 422:
+        assert f'id="{field}-error"' in answer.text
+    else:
+        assert answer.status_code == 200  # far off: valid, and makes no visit time yet
+
+
+def test_a_changed_visit_time_is_shown_from_before_to_after_and_errors_sit_by_its_fields(admin, db):
+    nine = _template(db, 2, time(9))
+    preview = _send(admin, "/preview", **_edit(nine, capacity="120"))
+    assert (
+        "Miércoles 09:00–11:00 · 150 lugares · Día de visita para mujeres → "
+        "Miércoles 09:00–11:00 · 120 lugares · Día de visita para mujeres"
+    ) in text(preview)
+    overlapping = _send(admin, "/preview", **_edit(nine, end="12:00"))  # into 11:30–13:30
+    assert overlapping.status_code == 422
+    assert f'id="t{nine.id}-end-error"' in overlapping.text
+    assert "Se superpone con el horario 11:30–13:30" in text(overlapping)
+    rules = {name: str(v) for name, v in RulesConfig().model_dump().items()}
+    word = _send(admin, "/preview", action="rules", **(rules | {"adult_age": "dieciocho"}))
+    assert "Escribe un número entero de 1 a 21" in text(word)
+    changed = _send(admin, "/preview", action="rules", **(rules | {"max_visitors": "4"}))
+    assert "Visitantes por reserva, como máximo: 3 → 4" in text(changed)
+
+
+def test_two_administrators_adding_overlapping_visit_times_at_once_get_one(admin, db):
+    starts = (time(15), time(16))
+
+    def add(i: int) -> str:
+        session = WeeklySession(
+            weekday=4, start=starts[i], end=time(starts[i].hour + 2), capacity=40,
+            visitor_group=VisitorGroup.ANYONE, valid_from=date(2026, 12, 1), valid_to=None,
+        )  # fmt: skip
+        try:
+            with db.writing() as s:
+                schedule_edits.apply(
+                    s, prison_by_code(s, "QUENCORO"), ScheduleChange(session=session),
+                    now=NOW, actor=f"staff:admin{i}", origin="",
+                )  # fmt: skip
+            return "added"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    assert race(2, add) == {"added": 1, "sessions_overlap": 1}

@@ -26,12 +26,14 @@ from notifications.outbox import Draft, MessageStatus, OutboxMessage
 from notifications.recipients import Recipient
 from visits import audit
 from visits.booking import Booking, BookingStatus
+from visits.db import lock_rows, require_write_lock
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected
 from visits.schedule import Slot
 
 MAX_SEGMENTS = 3
 MAX_DAYS = 31
+MAX_AHEAD = timedelta(days=365)
 # Families booked for these: confirmed, or already come to the gate that day.
 REACHED = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -69,6 +71,9 @@ def problems(prison: Prison, request: BroadcastRequest, now: datetime) -> list[P
     today = prison.local_date(now)
     if request.first < today:
         found.append(Problem(Code.DAY_IN_PAST, "first"))
+    elif request.first > today + MAX_AHEAD:
+        found.append(Problem(Code.DATE_TOO_FAR, "first", {"years": 1}))
+        return found  # no arithmetic on a date near the end of the calendar
     if not (request.first <= request.last <= request.first + timedelta(days=MAX_DAYS - 1)):
         found.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
     if not request.texts.get("es", "").strip():
@@ -145,15 +150,19 @@ def send(
         raise Rejected(found)
     if not KEY.fullmatch(request.key):
         raise Rejected([Problem(Code.FORM_EXPIRED)])
+    # Two sends of one preview (a double click) take turns here, so the second sees the first.
+    require_write_lock(session)
+    lock_rows(session, Prison.id, [prison.id], key_share=True)  # bookings go on meanwhile
     prefix = f"broadcast:{request.key}:"
+    reached = families(session, prison, request.first, request.last)
+    keys = [prefix + family.phone for family in reached]
     already = session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.startswith(prefix)).limit(1)
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys)).limit(1)
     )
     if already is not None:
         return None
     texts = _sent_texts(request)
     ends = datetime.combine(request.last + timedelta(days=1), time(), tzinfo=prison.tz)
-    reached = families(session, prison, request.first, request.last)
     messages = outbox.enqueue_all(
         session,
         [

@@ -160,18 +160,22 @@ def require_write_lock(session: Session) -> None:
         raise WriteLockMissing("this operation needs Database.write_session()")
 
 
-def lock_rows(session: Session, column: Any, ids: Iterable[Any]) -> None:
+def lock_rows(
+    session: Session, column: Any, ids: Iterable[Any], *, key_share: bool = False
+) -> None:
     """Lock the rows whose ``column`` is in ``ids`` until commit, in a fixed order.
 
     PostgreSQL: ``SELECT … ORDER BY … FOR UPDATE`` (the order prevents deadlocks between two
-    transactions locking overlapping sets). SQLite: the write session already holds the
-    database's single write lock.
+    transactions locking overlapping sets); with ``key_share``, ``FOR NO KEY UPDATE``, which
+    rows referring to these (a booking's prison) can still be inserted beside. SQLite: the
+    write session already holds the database's single write lock.
     """
     require_write_lock(session)
     wanted = sorted(set(ids))
     if not wanted or session.get_bind().dialect.name == "sqlite":
         return
-    session.execute(select(column).where(column.in_(wanted)).order_by(column).with_for_update())
+    query = select(column).where(column.in_(wanted)).order_by(column)
+    session.execute(query.with_for_update(key_share=key_share))
 
 
 def insert_ignoring_conflicts(

@@ -262,6 +262,13 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
             "Too many failed attempts. Wait %(num)s minutes and try again.",
         ),
     ),
+    Code.DATE_TOO_FAR: (
+        "years",
+        Np_(
+            "Choose a date at most %(num)s year ahead.",
+            "Choose a date at most %(num)s years ahead.",
+        ),
+    ),
     Code.TOO_MANY_ATTEMPTS: (
         "minutes",
         Np_(

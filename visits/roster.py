@@ -109,6 +109,16 @@ def _decode(data: bytes) -> str:
 def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
     """Parse and check the whole file; raise :class:`RosterInvalid` listing every bad row."""
     text = _decode(data)
+    try:
+        return _read_rows(text, wings, today)
+    except csv.Error:
+        # A field over the csv module's size limit, a stray NUL: nothing sensible is left.
+        reason = N_("the file cannot be read as CSV here (a field far too long, or a stray quote)")
+        line = text.count("\n") + 1
+        raise RosterInvalid([RowError(line, "-", reason)]) from None
+
+
+def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visits import audit
-from visits.db import require_write_lock
+from visits.db import lock_rows, require_write_lock
 from visits.prison import Prison
 from visits.prison_config import RulesConfig, TemplateConfig
 from visits.problems import Code, Problem, Rejected
@@ -68,7 +68,6 @@ class ScheduleChange:
 @dataclass
 class Applied:
     report: SyncReport
-    template_id: int | None = None
     details: dict[str, object] = field(default_factory=dict)
 
 
@@ -103,7 +102,10 @@ def _rule_problems(rules: dict[str, int]) -> list[Problem]:
 
 
 def _session_problems(
-    templates: list[ScheduleTemplate], change: ScheduleChange, today: date
+    templates: list[ScheduleTemplate],
+    row: ScheduleTemplate | None,
+    change: ScheduleChange,
+    today: date,
 ) -> list[Problem]:
     s = change.session
     assert s is not None
@@ -112,7 +114,8 @@ def _session_problems(
         problems.append(Problem(Code.ENDS_BEFORE_START, "end"))
     if not 0 <= s.capacity <= 10_000:
         problems.append(Problem(Code.OUT_OF_RANGE, "capacity", {"min": 0, "max": 10_000}))
-    if s.valid_to is not None and s.valid_to < max(s.valid_from, today):
+    unchanged_end = row is not None and s.valid_to == row.valid_to
+    if s.valid_to is not None and not unchanged_end and s.valid_to < max(s.valid_from, today):
         problems.append(Problem(Code.DAY_IN_PAST, "valid_to"))
     if change.template_id is None and s.valid_from < today:
         problems.append(Problem(Code.DAY_IN_PAST, "valid_from"))
@@ -141,6 +144,9 @@ def apply(
     """Make the change and bring the visit times in line; what happened to them. The caller
     commits (confirm) or rolls back (preview). Raises :class:`Rejected` with every problem."""
     require_write_lock(session)
+    # Two administrators' changes (and a reload of the prison file) take turns: the checks of
+    # one see what the other did, even when it added a row nobody could lock yet.
+    lock_rows(session, Prison.id, [prison.id], key_share=True)  # bookings go on meanwhile
     templates = list(
         session.scalars(
             select(ScheduleTemplate)
@@ -164,14 +170,20 @@ def apply(
     if change.rules is not None:
         if problems := _rule_problems(change.rules):
             raise Rejected(problems)
-        details = {"rules": change.rules}
+        details = {
+            "rules": {
+                name: [getattr(prison, name), value]
+                for name, value in change.rules.items()
+                if getattr(prison, name) != value
+            }
+        }
         for name, value in change.rules.items():
             setattr(prison, name, value)
     elif change.remove and row is not None:
         retiring = frozenset({row.id})
         details = {"removed": _describe(_of_row(row))}
     elif change.session is not None:
-        if problems := _session_problems(templates, change, prison.local_date(now)):
+        if problems := _session_problems(templates, row, change, prison.local_date(now)):
             raise Rejected(problems)
         s = change.session
         if row is None:
@@ -202,7 +214,7 @@ def apply(
         origin=origin,
     )
     session.flush()
-    return Applied(report, row.id if row is not None else None, details)
+    return Applied(report, details)
 
 
 def _describe(s: WeeklySession) -> dict[str, object]:

@@ -154,8 +154,10 @@ def create_staff(
     now: datetime,
     actor: str,
     origin: str = "",
+    hashed: str | None = None,
 ) -> StaffUser:
-    """A new account, or :class:`Rejected` with every reason why not."""
+    """A new account, or :class:`Rejected` with every reason why not. A web request gives the
+    password already ``hashed`` (by :func:`password_hash`, before its write transaction)."""
     username = normalise_username(username)
     problems = []
     if not USERNAME.fullmatch(username):
@@ -178,7 +180,7 @@ def create_staff(
         full_name=full_name.strip(),
         role=role,
         national=national,
-        password_hash=_hasher.hash(password),
+        password_hash=hashed or _hasher.hash(password),
         active=True,
         created_at=now,
         updated_at=now,

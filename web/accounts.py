@@ -84,6 +84,11 @@ def create_account(
     if values.get("password", "") != values.get("password_again", ""):
         return _again(request, session, who, [Problem(Code.PASSWORDS_DIFFER, "password")], shown)
     try:
+        # Hashed before the first statement opens the write transaction: argon2 is slow.
+        hashed = staff.password_hash(values.get("password", ""))
+    except Rejected as rejected:
+        return _again(request, session, who, rejected.problems, shown)
+    try:
         staff.create_staff(
             session,
             username=values.get("username", ""),
@@ -94,6 +99,7 @@ def create_account(
             now=now,
             actor=who.user.actor,
             origin=client,
+            hashed=hashed,
         )
     except Rejected as rejected:
         return _again(request, session, who, rejected.problems, shown)

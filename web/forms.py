@@ -20,7 +20,9 @@ MAX_FORM_FIELDS = 200
 
 
 async def form_values(request: Request) -> dict[str, str]:
-    """The submitted form as strings (the first value of each name); files are refused."""
+    """The submitted form as strings, one value per name (the last one sent); files are left
+    out (the staff access check admits one, for the roster upload, and reads the form first:
+    this reuses what it read)."""
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     return {key: value for key, value in form.items() if isinstance(value, str)}
 

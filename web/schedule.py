@@ -28,6 +28,7 @@ router = APIRouter(prefix="/staff/p/{prison}/schedule", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
 ACTIONS = ("rules", "add", "edit", "remove")
 _NUMBER = re.compile(r"[0-9]{1,6}")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 def _templates(session: Session, who: Staff) -> list[ScheduleTemplate]:
@@ -72,20 +73,28 @@ def schedule_page(request: Request, who: Admin, session: ReadSession) -> Respons
     return _page(request, session, who)
 
 
-def _number(values: dict[str, str], name: str, field: str, problems: list[Problem]) -> int:
+def _number(
+    values: dict[str, str],
+    name: str,
+    field: str,
+    problems: list[Problem],
+    limits: tuple[int, int] = (0, 10_000),
+) -> int:
     raw = values.get(name, "").strip()
     if not _NUMBER.fullmatch(raw):
-        problems.append(Problem(Code.OUT_OF_RANGE, field, {"min": 0, "max": 999_999}))
+        problems.append(Problem(Code.OUT_OF_RANGE, field, {"min": limits[0], "max": limits[1]}))
         return 0
     return int(raw)
 
 
 def _clock(values: dict[str, str], name: str, field: str, problems: list[Problem]) -> time:
-    try:
-        return time.fromisoformat(values.get(name, "").strip())
-    except ValueError:
+    """``HH:MM`` only: a time input sends nothing else, and a time with seconds or a zone
+    would make visit times the prison file could never name."""
+    found = _CLOCK.fullmatch(values.get(name, "").strip())
+    if found is None:
         problems.append(Problem(Code.INVALID_TIME, field))
         return time()
+    return time(int(found[1]), int(found[2]))
 
 
 def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Problem]):
@@ -94,7 +103,7 @@ def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Pr
     action = values.get("action", "")
     today = who.prison.local_date(now)  # type: ignore[union-attr]
     if action == "rules":
-        numbers = {name: _number(values, name, name, problems) for name in RULES}
+        numbers = {name: _number(values, name, name, problems, rule_range(name)) for name in RULES}
         return ScheduleChange(rules=numbers)
     raw_id = values.get("template_id", "")
     template_id = int(raw_id) if _NUMBER.fullmatch(raw_id) else None
@@ -108,11 +117,12 @@ def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Pr
     if group is None:
         problems.append(Problem(Code.INVALID_CHOICE, "group"))
     raw_weekday = values.get(f"{prefix}weekday", "")
-    if action == "add" and raw_weekday not in {str(i) for i in range(7)}:
+    weekdays = {str(i): i for i in range(7)}
+    if action == "add" and raw_weekday not in weekdays:
         problems.append(Problem(Code.INVALID_CHOICE, "weekday"))
     raw_to = values.get(f"{prefix}valid_to", "").strip()
     session = WeeklySession(
-        weekday=int(raw_weekday) if raw_weekday.isdigit() and len(raw_weekday) == 1 else 0,
+        weekday=weekdays.get(raw_weekday, 0),
         start=_clock(values, f"{prefix}start", "start", problems)
         if action == "add"
         else time(),
@@ -127,13 +137,17 @@ def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Pr
 
 
 def _prefixed(problems, values: dict[str, str]) -> list[Problem]:
-    """Domain problems named after the fields of the form that was sent."""
+    """Domain problems named after the fields of the form that was sent (a change of a row has
+    no start: what concerns it is told beside its end)."""
     action = values.get("action", "")
     prefix = {"add": "add-", "edit": f"t{values.get('template_id', '')}-"}.get(action, "")
-    return [
-        Problem(p.code, f"{prefix}{p.field}" if p.field and prefix else p.field, p.params)
-        for p in problems
-    ]
+    found = []
+    for p in problems:
+        field = p.field
+        if action == "edit" and field in ("start", "weekday", "valid_from"):
+            field = "end"
+        found.append(Problem(p.code, f"{prefix}{field}" if field and prefix else field, p.params))
+    return found
 
 
 def _apply(request, session, who, now, client, values, confirm: bool) -> Response:
@@ -167,6 +181,8 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
         prison=who.prison,
         report=applied.report,
         details=applied.details,
+        weekday_numbers={name: number for number, name in enumerate(WEEKDAYS)},
+        group_of={g.value: g for g in VisitorGroup},
         values={k: v for k, v in values.items() if k != "csrf_token"},
     )
 
