@@ -257,6 +257,20 @@ def _end_sessions(session: Session, user_id: int, now: datetime, keep: int | Non
     session.execute(query.values(ended_at=now))
 
 
+def _account_event(
+    session: Session, actor: str, action: str, user: StaffUser, now: datetime, origin: str
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity="staff_user",
+        entity_id=user.username,
+        origin=origin,
+    )
+
+
 def set_active(
     session: Session,
     admin: StaffUser,
@@ -274,15 +288,8 @@ def set_active(
     user.updated_at = now
     if not active:
         _end_sessions(session, user.id, now)
-    audit.record(
-        session,
-        at=now,
-        actor=admin.actor,
-        action="staff.reactivated" if active else "staff.deactivated",
-        entity="staff_user",
-        entity_id=user.username,
-        origin=origin,
-    )
+    action = "staff.reactivated" if active else "staff.deactivated"
+    _account_event(session, admin.actor, action, user, now, origin)
     return user
 
 
@@ -295,15 +302,7 @@ def reset_password(
     user.password_hash = hashed
     user.updated_at = now
     _end_sessions(session, user.id, now)
-    audit.record(
-        session,
-        at=now,
-        actor=admin.actor,
-        action="staff.password_reset",
-        entity="staff_user",
-        entity_id=user.username,
-        origin=origin,
-    )
+    _account_event(session, admin.actor, "staff.password_reset", user, now, origin)
     return user
 
 
@@ -342,15 +341,7 @@ def change_own_password(
         fresh.password_hash = hashed
         fresh.updated_at = now
         _end_sessions(session, fresh.id, now, keep=staff_session.id)
-        audit.record(
-            session,
-            at=now,
-            actor=fresh.actor,
-            action="staff.password_changed",
-            entity="staff_user",
-            entity_id=fresh.username,
-            origin=client,
-        )
+        _account_event(session, fresh.actor, "staff.password_changed", fresh, now, client)
 
 
 def _keys(username: str, client: str) -> dict[str, str]:
