@@ -215,6 +215,8 @@ def test_bookings_made_after_the_preview_are_cancelled_too_and_counted(wednesday
         ({"day": "30/11/2026"}, "Escribe la fecha"),
         ({"start": "10:15"}, "No hay horario de visita a esa hora"),
         ({"start": "nueve"}, "Elige una de las opciones"),
+        ({"start": "09:00+05:00"}, "Elige una de las opciones"),
+        ({"start": "09:00:00.5"}, "Elige una de las opciones"),
     ],
 )
 def test_a_closure_that_cannot_be_made_changes_nothing(wednesday, db, form, expected):

@@ -23,7 +23,7 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, iso_day, shown_count
+from web.forms import FormValues, RowId, clock_time, iso_day, shown_count
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
@@ -42,9 +42,8 @@ def _request(values: dict[str, str], problems: list[Problem], today: date) -> Cl
     day = iso_day(raw_day, "day", today, problems)
     start: time | None = None
     if raw_start := values.get("start", "").strip():
-        try:
-            start = time.fromisoformat(raw_start)
-        except ValueError:
+        start = clock_time(raw_start)
+        if start is None:
             problems.append(Problem(Code.INVALID_CHOICE, "start"))
     return ClosureRequest(day, start, values.get("reason", ""))
 

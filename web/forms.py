@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from datetime import date
+from datetime import date, time
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -78,3 +78,13 @@ def shown_count(raw: str) -> int:
     """A count a redirect put in the address for the next page to show (0 if it is not one:
     anyone can edit an address)."""
     return int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0
+
+
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def clock_time(raw: str) -> time | None:
+    """``HH:MM`` as a time, else ``None``: what a time input sends, and nothing else (a time
+    with seconds or a zone would name a moment no visit time has)."""
+    found = _CLOCK.fullmatch(raw.strip())
+    return time(int(found[1]), int(found[2])) if found else None

@@ -21,14 +21,13 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues, iso_day
+from web.forms import FormValues, clock_time, iso_day
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/schedule", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
 ACTIONS = ("rules", "add", "edit", "remove")
 _NUMBER = re.compile(r"[0-9]{1,6}")
-_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 def _templates(session: Session, who: Staff) -> list[ScheduleTemplate]:
@@ -88,13 +87,11 @@ def _number(
 
 
 def _clock(values: dict[str, str], name: str, field: str, problems: list[Problem]) -> time:
-    """``HH:MM`` only: a time input sends nothing else, and a time with seconds or a zone
-    would make visit times the prison file could never name."""
-    found = _CLOCK.fullmatch(values.get(name, "").strip())
+    found = clock_time(values.get(name, ""))
     if found is None:
         problems.append(Problem(Code.INVALID_TIME, field))
         return time()
-    return time(int(found[1]), int(found[2]))
+    return found
 
 
 def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Problem]):
