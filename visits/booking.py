@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, reference, sms, throttle, verification
+from visits.advisories import measures_on
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
     BookingRequest,
@@ -55,6 +56,7 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
+from visits.health import UNDER_FIVE
 from visits.inmate import Inmate, inmate_problems
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -62,6 +64,7 @@ from visits.rules import (
     PartyMember,
     Sex,
     VisitorGroup,
+    age_on,
     iso_week_bounds,
     party_problems,
     window_problem,
@@ -272,6 +275,8 @@ def slot_problems(
     closure = closure_for(closures, slot, prison.tz)
     if closure is not None:
         problems.append(Problem(Code.SLOT_CLOSED, "slot_id", {"reason": closure.reason}))
+    if measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date).suspended:
+        problems.append(Problem(Code.HEALTH_SUSPENDED, "slot_id"))
     window = window_problem(
         starts_at=slot.starts_at,
         local_day=slot.local_date,
@@ -326,12 +331,14 @@ def _visitors_booked_on(
 def party_rule_problems(
     session: Session,
     prison: Prison,
+    inmate: Inmate,
     slot: Slot,
     attendees: Sequence[Attendee],
     *,
     exclude_booking: int | None = None,
 ) -> list[Problem]:
-    """The rules about who comes: composition, group, one visit a day, suspensions."""
+    """The rules about who comes: composition, group, one visit a day, suspensions, and the
+    health measures that keep young children away."""
     problems = party_problems(
         [a.member for a in attendees],
         visit_day=slot.local_date,
@@ -350,6 +357,14 @@ def party_rule_problems(
         if attendee.visitor_id in banned:
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
+    young = [a for a in attendees if age_on(a.member.birth_date, slot.local_date) < UNDER_FIVE]
+    if (
+        young
+        and measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date).no_high_risk
+    ):
+        for attendee in young:
+            where = f"visitors.{attendee.member.index}.birth_date"
+            problems.append(Problem(Code.HEALTH_NO_YOUNG_CHILDREN, where, {"name": attendee.name}))
     return problems
 
 
@@ -393,7 +408,7 @@ def check_booking(
     known = find_visitors(session, (v.identity.key for v in valid.visitors))
     ids = [known[v.identity.key].id if v.identity.key in known else None for v in valid.visitors]
     problems = slot_problems(session, prison, inmate, slot, len(valid.visitors), now)
-    problems += party_rule_problems(session, prison, slot, _attendees(valid, ids))
+    problems += party_rule_problems(session, prison, inmate, slot, _attendees(valid, ids))
     reject_if(problems)
     return Checked(slot, valid)
 
@@ -498,7 +513,7 @@ def create_booking(
     lock_day(session, prison.id, slot.local_date, exclusive=False)
     problems = slot_problems(session, prison, inmate, slot, party, now)
     problems += party_rule_problems(
-        session, prison, slot, _attendees(valid, [v.id for v in visitors])
+        session, prison, inmate, slot, _attendees(valid, [v.id for v in visitors])
     )
     held = sms_policy.verification and not phone_verified
     if held and (wait := verification.send_wait(session, valid.contact_phone, sms_policy, now)):
@@ -769,7 +784,7 @@ def move_booking(
         session, prison, inmate, new_slot, booking.party_size, now, exclude_booking=booking.id
     )
     problems += party_rule_problems(
-        session, prison, new_slot, attendees, exclude_booking=booking.id
+        session, prison, inmate, new_slot, attendees, exclude_booking=booking.id
     )
     reject_if(problems)
 

@@ -26,6 +26,7 @@ from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
+from visits.health import UNDER_FIVE
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -33,7 +34,6 @@ from visits.rules import age_on
 from visits.schedule import Slot, local_moment
 from visits.visitor import DocumentType, Visitor
 
-UNDER_FIVE = 5
 LISTED = (
     BookingStatus.HELD,
     BookingStatus.CONFIRMED,

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import IntEnum, StrEnum
 
+# A visitor younger than this is high-risk whatever the family answers.
+UNDER_FIVE = 5
+
 
 class AdvisoryKind(StrEnum):
     TB_SUSCEPTIBLE = "tb_susceptible"  # pulmonary TB, drug-susceptible
     TB_RESISTANT = "tb_resistant"  # pulmonary TB, drug-resistant (MDR/RR)
     TB_UNKNOWN = "tb_unknown"  # pulmonary TB, resistance not known yet
-    RESPIRATORY_OUTBREAK = "respiratory_outbreak"
+    RESPIRATORY_OUTBREAK = "outbreak"  # a respiratory outbreak
 
 
 class Scope(StrEnum):

@@ -97,6 +97,8 @@ class Code(StrEnum):
     TOO_MANY_SEGMENTS = "too_many_segments"
     OUT_OF_RANGE = "out_of_range"
     INVALID_TIME = "invalid_time"
+    HEALTH_SUSPENDED = "health_suspended"
+    HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
     MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
     ENDS_BEFORE_START = "ends_before_start"
     SESSIONS_OVERLAP = "sessions_overlap"
@@ -220,6 +222,14 @@ MESSAGES: dict[Code, str] = {
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
+    Code.HEALTH_SUSPENDED: N_(
+        "Visits to this person are paused for a health measure. They reopen when the health "
+        "team lifts it: please look again in a few days."
+    ),
+    Code.HEALTH_NO_YOUNG_CHILDREN: N_(
+        "%(name)s cannot come for now: a health measure keeps children under 5 away from this "
+        "visit."
+    ),
     Code.MORE_ADULTS_THAN_VISITORS: N_(
         "The adults required cannot be more than the visitors allowed per booking."
     ),

@@ -3,6 +3,7 @@ the domain's tables and the SMS channel's, which share one ``MetaData``."""
 
 from notifications import inbound, outbox, recipients  # noqa: F401
 from visits import (  # noqa: F401
+    advisories,
     audit,
     booking,
     gate,
