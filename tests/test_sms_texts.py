@@ -14,7 +14,7 @@ from visits.sms import TEXTS, SmsPolicy, render, short_token, short_token_matche
 LONG_PRISON = "Establecimiento Penitenciario de Mujeres de Chorrillos Anexo (Santa Mónica)"
 POLICY = SmsPolicy(public_base_url="https://visitas-familiares.inpe.gob.pe", secret_key="k")
 # The pages a text links to: the booking's own page, or the service's home.
-HOME_LINKED = {"cancelled", "closed", "visitor_barred", "help", "no_visit"}
+HOME_LINKED = {"cancelled", "closed", "visitor_barred", "health_suspended", "help", "no_visit"}
 PARAMS = {
     "ref": "ABCD-EFGH",
     "when": "el 28/12 a las 15:30",

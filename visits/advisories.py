@@ -4,7 +4,8 @@ in :mod:`visits.health`).
 A booking is refused while an advisory over the visited inmate suspends visits, and a visitor
 under 5 is refused where an advisory keeps high-risk visitors away; both are checked with the
 booking's other rules, under the same locks (see :mod:`visits.booking`). The family is told a
-health measure applies, never the diagnosis or whom it concerns.
+health measure applies, never the diagnosis or whom it concerns. Issuing and lifting are in
+:mod:`visits.issuing`.
 """
 
 from __future__ import annotations

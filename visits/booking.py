@@ -91,6 +91,7 @@ class CancelCause(StrEnum):
     CLOSED = "closed"  # the day or visit time was closed
     INMATE_SUSPENDED = "inmate_suspended"  # visits to the person visited were suspended
     VISITOR_BARRED = "visitor_barred"  # someone in the booking may not visit for now
+    HEALTH_SUSPENDED = "health_suspended"  # a health measure pauses visits
 
 
 HOLDS_SEATS = (BookingStatus.HELD, BookingStatus.CONFIRMED)

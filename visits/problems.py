@@ -99,6 +99,8 @@ class Code(StrEnum):
     INVALID_TIME = "invalid_time"
     HEALTH_SUSPENDED = "health_suspended"
     HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
+    MEASURE_REQUIRED = "measure_required"
+    DATE_IN_FUTURE = "date_in_future"
     MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
     ENDS_BEFORE_START = "ends_before_start"
     SESSIONS_OVERLAP = "sessions_overlap"
@@ -222,6 +224,8 @@ MESSAGES: dict[Code, str] = {
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
+    Code.MEASURE_REQUIRED: N_("Choose at least one measure."),
+    Code.DATE_IN_FUTURE: N_("This date cannot be in the future."),
     Code.HEALTH_SUSPENDED: N_(
         "Visits to this person are paused for a health measure. They reopen when the health "
         "team lifts it: please look again in a few days."

@@ -60,6 +60,13 @@ TEXTS = {
         "Visit %(ref)s (%(when)s) is cancelled: a visitor in it may not come to %(prison)s. "
         "Book without them: %(link)s"
     ),
+    "health_suspended": N_(
+        "Visit %(ref)s (%(when)s) cancelled: a health measure pauses visits at %(prison)s. "
+        "Sorry. Book later: %(link)s"
+    ),
+    "health_measure": N_(
+        "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. What to do: %(link)s"
+    ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
@@ -250,6 +257,14 @@ def queue_cancelled(
     params = {**_params(booking, policy), "link": policy.public_base_url}
     key = f"{subject(booking)}:cancelled"
     _queue(session, booking, kind, key, now, params=params, essential=essential)
+
+
+def queue_health_measure(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
+) -> None:
+    """A health measure now applies to this visit: the family is told where to read what to
+    do (``key``: once per advisory and version, however often it is re-evaluated)."""
+    _queue(session, booking, "health_measure", key, now, params=_params(booking, policy))
 
 
 def queue_moved(

@@ -1,0 +1,197 @@
+"""Health staff issue an advisory: the bookings it covers are re-evaluated at once, in one
+transaction, each family told once; lifting reopens booking. On each database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from notifications.outbox import OutboxMessage
+from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
+from tests.test_races import LATE, attempt, booking_count, interrupted_stream
+from visits.booking import Booking, BookingStatus, create_booking
+from visits.db import Database, make_engine
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.inmate import Inmate
+from visits.issuing import AdvisoryDraft, issue, lift, reissue
+from visits.prison import Prison, Wing
+from visits.problems import Rejected
+from visits.schedule import Slot
+from visits.sms import TEXTS, render
+
+SATURDAY = date(2026, 12, 5)
+SUNDAY = date(2026, 12, 6)
+
+
+def _setup(db) -> dict[str, str]:
+    """Wings A and B; Q1 and Q2 in wing A, Q3 in wing B; one booking each, three families."""
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=40)
+        s.add(Wing(prison_id=prison.id, code="B", name="Pabellón B"))
+        s.flush()
+        wings = {w.code: w.id for w in s.scalars(select(Wing))}
+        for code, wing in (("Q1", "A"), ("Q2", "A"), ("Q3", "B")):
+            make_inmate(s, prison, code).wing_id = wings[wing]
+        saturday = make_slot(s, prison, SATURDAY, capacity=200)
+        sunday = make_slot(s, prison, SUNDAY, capacity=200)
+        refs = {}
+        for code, slot, dni, phone in (
+            ("Q1", saturday, "41111111", "987000001"),
+            ("Q2", sunday, "42222222", "987000002"),
+            ("Q3", saturday, "43333333", "987000003"),
+        ):
+            refs[code] = create_booking(
+                s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == code)),
+                request=request_for(slot, visitor(dni), phone=phone), now=NOW, secret_key="k",
+                sms_policy=SMS,
+            ).booking.reference  # fmt: skip
+    return refs
+
+
+@pytest.fixture
+def booked(db):
+    return db, _setup(db)
+
+
+def _issue(db, **changes):
+    draft = AdvisoryDraft(
+        scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE, measures=Measures(suspended=True),
+        starts_on=date(2026, 12, 1), wing_code="A",
+    )  # fmt: skip
+    with db.writing() as s:
+        effect = issue(
+            s, s.scalar(select(Prison)), replace(draft, **changes), now=NOW,
+            actor="staff:salud", origin="", sms_policy=SMS,
+        )  # fmt: skip
+        return effect.advisory.id, [b.reference for b in effect.cancelled], len(effect.told)
+
+
+def _status(db, reference) -> BookingStatus:
+    with db.read_session() as s:
+        return s.scalar(select(Booking.status).where(Booking.reference == reference))
+
+
+def _sms(db, kind) -> list[str]:
+    with db.read_session() as s:
+        return sorted(s.scalars(select(OutboxMessage.subject).where(OutboxMessage.kind == kind)))
+
+
+def test_a_wing_suspended_cancels_exactly_its_future_bookings_and_tells_each_family(booked):
+    db, refs = booked
+    advisory_id, cancelled, _ = _issue(db)
+    assert sorted(cancelled) == sorted([refs["Q1"], refs["Q2"]])
+    assert _status(db, refs["Q3"]) is BookingStatus.CONFIRMED  # wing B untouched
+    assert _sms(db, "health_suspended") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
+    with db.read_session() as s:
+        assert s.scalar(select(func.sum(Slot.seats_taken))) == 1  # Q3's place only
+    with pytest.raises(Rejected) as caught:
+        _book(db, "Q1", SATURDAY, "44444444")
+    assert caught.value.codes == {"health_suspended"}
+    with db.writing() as s:
+        lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+    assert _book(db, "Q1", SATURDAY, "44444444")  # reopened
+    assert _status(db, refs["Q1"]) is BookingStatus.CANCELLED  # what was cancelled stays
+
+
+def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
+    db, refs = booked
+    advisory_id, cancelled, told = _issue(db, measures=Measures(masks=True))
+    assert (cancelled, told) == ([], 2)
+    assert _sms(db, "health_measure") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
+    late = _book(db, "Q2", SATURDAY, "45555555")  # booked after the advisory
+
+    def again(measures):
+        with db.writing() as s:
+            effect = reissue(
+                s, advisory_id, s.scalar(select(Prison)), measures, now=NOW,
+                actor="staff:salud", origin="", sms_policy=SMS,
+            )  # fmt: skip
+            return len(effect.told)
+
+    assert again(Measures(masks=True)) == 3  # re-evaluated: the late booking is told now
+    assert len(_sms(db, "health_measure")) == 3  # and nobody told twice
+    assert f"booking:{late}" in _sms(db, "health_measure")
+    again(Measures(masks=True, non_contact=True))  # new measures: everyone told again
+    assert len(_sms(db, "health_measure")) == 6
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"scope": Scope.INMATE, "inmate_code": "Q99"}, "inmate_not_found"),
+        ({"wing_code": "Z"}, "invalid_choice"),
+        ({"measures": Measures()}, "measure_required"),
+        ({"starts_on": date(2026, 11, 30)}, "day_in_past"),
+        ({"infectious_since": date(2026, 12, 2)}, "date_in_future"),
+        ({"measures": Measures(visit_minutes=5)}, "out_of_range"),
+    ],
+)
+def test_an_advisory_that_cannot_be_issued_changes_nothing(booked, changes, code):
+    db, refs = booked
+    with pytest.raises(Rejected) as caught:
+        _issue(db, **changes)
+    assert code in caught.value.codes
+    assert _status(db, refs["Q1"]) is BookingStatus.CONFIRMED
+    assert _sms(db, "health_suspended") == []
+
+
+@pytest.mark.parametrize("kind", ["health_suspended", "health_measure"])
+@pytest.mark.parametrize("language", ["es", "en"])
+def test_no_health_sms_names_a_diagnosis_or_anyone(kind, language):
+    params = {"ref": "ABCD-EFGH", "when": "28/12", "prison": "Penal", "link": "https://x.pe"}
+    text = render(kind, language, params).lower()
+    assert kind in TEXTS
+    for word in ("tb", "tuberculos", "diagn", "contag", "infec", "interno", "inmate"):
+        assert word not in text, (word, text)
+
+
+def _book(db, code, day, dni):
+    with db.writing() as s:
+        slot = s.scalar(select(Slot.id).where(Slot.local_date == day))
+        return create_booking(
+            s, prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == code)),
+            request=request_for(slot, visitor(dni)), now=NOW, secret_key="k", sms_policy=SMS,
+        ).booking.reference  # fmt: skip
+
+
+FAMILIES = 30
+
+
+def test_a_wing_suspended_while_families_book_keeps_no_booking(db_url):
+    db = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=FAMILIES + 2))
+    try:
+        with db.writing() as s:
+            prison = make_prison(s, visits_per_inmate_per_week=FAMILIES)
+            make_inmate(s, prison, "Q1")
+            slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+
+        def health_staff() -> str:
+            draft = AdvisoryDraft(
+                scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+                measures=Measures(suspended=True), starts_on=date(2026, 12, 1),
+            )  # fmt: skip
+            with db.writing() as s:
+                effect = issue(
+                    s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud",
+                    origin="", sms_policy=SMS,
+                )  # fmt: skip
+            return f"issued:{len(effect.cancelled)}"
+
+        outcomes = interrupted_stream(
+            FAMILIES,
+            lambda: booking_count(db),
+            health_staff,
+            lambda i: attempt(db, slot_id, "Q1", f"4{i:07d}"),
+        )
+        booked_ = outcomes["ok"]
+        assert booked_ >= 1
+        assert outcomes[f"issued:{booked_}"] == 1  # every booking that landed was cancelled
+        assert outcomes["health_suspended"] == FAMILIES - booked_ >= LATE
+        with db.read_session() as s:
+            assert s.scalar(select(Slot.seats_taken).where(Slot.id == slot_id)) == 0
+    finally:
+        db.dispose()

@@ -1,0 +1,274 @@
+"""Health staff issue, re-issue and lift advisories, and what that does to the bookings still
+to come (the advisory itself is :mod:`visits.advisories`, its rules :mod:`visits.health`).
+
+Issuing applies at once, in one transaction: every booking the advisory covers from its first
+day is re-evaluated; where visits are suspended it is cancelled and the family gets an apology
+and how to book again, otherwise a confirmed booking's family is told a health measure applies
+and where to read what to do. Each family is told once per advisory and version of its
+measures: issuing the same measures again tells nobody twice. Every inmate the advisory covers
+is locked first (bookings lock their inmate before reading advisories), so no booking slips in
+between. Lifting reopens booking; what was cancelled stays cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import audit, sms
+from visits.advisories import HealthAdvisory
+from visits.booking import (
+    HOLDS_SEATS,
+    Booking,
+    BookingStatus,
+    CancelCause,
+    cancel_booking,
+    lock_for_cancelling,
+)
+from visits.db import lock_rows, require_write_lock
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.inmate import Inmate, normalise_code
+from visits.prison import Prison, Wing
+from visits.problems import Code, Problem, Rejected, reject_if
+from visits.schedule import Slot
+from visits.sms import SmsPolicy
+
+
+@dataclass(frozen=True)
+class AdvisoryDraft:
+    """What health staff ask for. ``wing_code`` names a wing advisory's wing, ``inmate_code``
+    an inmate advisory's index inmate."""
+
+    scope: Scope
+    kind: AdvisoryKind
+    measures: Measures
+    starts_on: date
+    wing_code: str | None = None
+    inmate_code: str | None = None
+    infectious_since: date | None = None
+    smear_negative_no_cavity: bool = False
+    notes: str = ""
+
+
+@dataclass
+class Effect:
+    """What issuing (or changing) an advisory did to the bookings it touches."""
+
+    advisory: HealthAdvisory
+    cancelled: list[Booking] = field(default_factory=list)
+    told: list[Booking] = field(default_factory=list)
+
+
+MIN_VISIT_MINUTES = 10
+MAX_NOTES = 2000
+
+
+def _target(
+    session: Session, prison: Prison, draft: AdvisoryDraft, today: date
+) -> tuple[list[Problem], Wing | None, Inmate | None]:
+    problems: list[Problem] = []
+    wing = inmate = None
+    if draft.scope is Scope.WING:
+        wing = session.scalar(
+            select(Wing).where(Wing.prison_id == prison.id, Wing.code == (draft.wing_code or ""))
+        )
+        if wing is None:
+            problems.append(Problem(Code.INVALID_CHOICE, "wing"))
+    if draft.scope is Scope.INMATE:
+        inmate = session.scalar(
+            select(Inmate).where(
+                Inmate.prison_id == prison.id,
+                Inmate.code == normalise_code(draft.inmate_code or ""),
+            )
+        )
+        if inmate is None:
+            problems.append(Problem(Code.INMATE_NOT_FOUND, "inmate"))
+    if not draft.measures.any:
+        problems.append(Problem(Code.MEASURE_REQUIRED, "measures"))
+    minutes = draft.measures.visit_minutes
+    if minutes is not None and minutes < MIN_VISIT_MINUTES:
+        problems.append(Problem(Code.OUT_OF_RANGE, "visit_minutes", {"min": 10, "max": 600}))
+    if draft.starts_on < today:
+        problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
+    if draft.infectious_since is not None and draft.infectious_since > today:
+        problems.append(Problem(Code.DATE_IN_FUTURE, "infectious_since"))
+    if len(draft.notes) > MAX_NOTES:
+        problems.append(Problem(Code.TOO_LONG, "notes", {"max": MAX_NOTES}))
+    return problems, wing, inmate
+
+
+def _lock_scope(session: Session, advisory: HealthAdvisory) -> None:
+    """Lock every inmate the advisory covers: a booking locks its inmate before it reads the
+    advisories, so none slips in between this advisory and the bookings it re-evaluates."""
+    query = select(Inmate.id).where(Inmate.prison_id == advisory.prison_id)
+    if advisory.scope is Scope.INMATE:
+        query = query.where(Inmate.id == advisory.inmate_id)
+    elif advisory.scope is Scope.WING:
+        query = query.where(Inmate.wing_id == advisory.wing_id)
+    lock_rows(session, Inmate.id, session.scalars(query).all())
+
+
+def touched(session: Session, advisory: HealthAdvisory, now: datetime) -> list[Booking]:
+    """The bookings still to come that the advisory covers, from its first day."""
+    query = (
+        select(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .join(Inmate, Booking.inmate_id == Inmate.id)
+        .where(
+            Booking.prison_id == advisory.prison_id,
+            Booking.status.in_(HOLDS_SEATS),
+            Slot.starts_at > now,
+            Slot.local_date >= advisory.starts_on,
+        )
+        .order_by(Booking.id)
+    )
+    if advisory.scope is Scope.INMATE:
+        query = query.where(Booking.inmate_id == advisory.inmate_id)
+    elif advisory.scope is Scope.WING:
+        query = query.where(Inmate.wing_id == advisory.wing_id)
+    return list(session.scalars(query))
+
+
+def _take_effect(
+    session: Session,
+    advisory: HealthAdvisory,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> Effect:
+    effect = Effect(advisory)
+    bookings = touched(session, advisory, now)
+    if advisory.suspended:
+        lock_for_cancelling(session, bookings)
+        for booking in bookings:
+            if booking.can_change(now):
+                cancel_booking(
+                    session, booking, now=now, actor=actor, sms_policy=sms_policy,
+                    origin=origin, cause=CancelCause.HEALTH_SUSPENDED,
+                )  # fmt: skip
+                effect.cancelled.append(booking)
+        return effect
+    for booking in bookings:
+        if booking.status is BookingStatus.CONFIRMED:
+            key = f"advisory:{advisory.id}:v{advisory.version}:{booking.reference}"
+            sms.queue_health_measure(session, booking, sms_policy, now, key)
+            effect.told.append(booking)
+    return effect
+
+
+def issue(
+    session: Session,
+    prison: Prison,
+    draft: AdvisoryDraft,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> Effect:
+    """Issue an advisory and apply it at once to every booking still to come that it covers,
+    in this transaction: suspended visits are cancelled (each family told, with an apology),
+    the other families are told a health measure applies. Raises :class:`Rejected` with every
+    problem (nothing changes)."""
+    require_write_lock(session)
+    problems, wing, inmate = _target(session, prison, draft, prison.local_date(now))
+    reject_if(problems)
+    m = draft.measures
+    advisory = HealthAdvisory(
+        prison_id=prison.id,
+        scope=draft.scope,
+        wing_id=wing.id if wing else (inmate.wing_id if inmate else None),
+        inmate_id=inmate.id if inmate else None,
+        kind=draft.kind,
+        infectious_since=draft.infectious_since,
+        smear_negative_no_cavity=draft.smear_negative_no_cavity,
+        inform=m.inform, masks=m.masks, no_high_risk=m.no_high_risk, non_contact=m.non_contact,
+        visit_minutes=m.visit_minutes, suspended=m.suspended,
+        notes=draft.notes.strip(),
+        starts_on=draft.starts_on,
+        created_by=actor, created_at=now, updated_at=now,
+    )  # fmt: skip
+    _lock_scope(session, advisory)
+    session.add(advisory)
+    session.flush()
+    effect = _take_effect(
+        session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy
+    )
+    _audit(session, advisory, "advisory.issued", now, actor, origin, effect)
+    return effect
+
+
+def reissue(
+    session: Session,
+    advisory_id: int,
+    prison: Prison,
+    measures: Measures,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> Effect:
+    """Issue an advisory again, with these measures: the bookings it covers are re-evaluated
+    (new ones since, a suspension added); a family already told of these measures for this
+    advisory is not told again."""
+    require_write_lock(session)
+    advisory = session.get(HealthAdvisory, advisory_id)
+    if advisory is None or advisory.prison_id != prison.id or advisory.lifted_at is not None:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    if not measures.any:
+        raise Rejected([Problem(Code.MEASURE_REQUIRED, "measures")])
+    _lock_scope(session, advisory)
+    if measures != advisory.measures:
+        advisory.inform, advisory.masks = measures.inform, measures.masks
+        advisory.no_high_risk, advisory.non_contact = measures.no_high_risk, measures.non_contact
+        advisory.visit_minutes, advisory.suspended = measures.visit_minutes, measures.suspended
+        advisory.version += 1
+    advisory.updated_at = now
+    session.flush()
+    effect = _take_effect(
+        session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy
+    )
+    _audit(session, advisory, "advisory.reissued", now, actor, origin, effect)
+    return effect
+
+
+def lift(
+    session: Session, advisory_id: int, prison: Prison, *, now: datetime, actor: str, origin: str
+) -> HealthAdvisory:
+    """Lift an advisory (only a health user does, never a timer): visits it paused can be
+    booked again; bookings it cancelled stay cancelled."""
+    require_write_lock(session)
+    advisory = session.get(HealthAdvisory, advisory_id)
+    if advisory is None or advisory.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    if advisory.lifted_at is not None:
+        raise Rejected([Problem(Code.ALREADY_LIFTED)])
+    advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now
+    _audit(session, advisory, "advisory.lifted", now, actor, origin, Effect(advisory))
+    return advisory
+
+
+def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity="advisory",
+        entity_id=advisory.id,
+        details={
+            "scope": advisory.scope.value,
+            "kind": advisory.kind.value,
+            "version": advisory.version,
+            "measures": {k: v for k, v in vars(advisory.measures).items() if v},
+            "cancelled": [b.reference for b in effect.cancelled],
+            "told": len(effect.told),
+        },
+        origin=origin,
+    )
+    session.flush()
