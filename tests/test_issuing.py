@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
-from tests.test_races import LATE, attempt, booking_count, interrupted_stream
+from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
+from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, create_booking
 from visits.db import Database, make_engine
 from visits.health import AdvisoryKind, Measures, Scope
@@ -195,3 +196,42 @@ def test_a_wing_suspended_while_families_book_keeps_no_booking(db_url):
             assert s.scalar(select(Slot.seats_taken).where(Slot.id == slot_id)) == 0
     finally:
         db.dispose()
+
+
+def test_a_reissue_is_checked_like_an_issue_and_never_follows_a_lift(booked):
+    db, refs = booked
+    advisory_id, _, _ = _issue(db, measures=Measures(masks=True))
+
+    def again(measures) -> str:
+        try:
+            with db.writing() as s:
+                reissue(
+                    s, advisory_id, s.scalar(select(Prison)), measures, now=NOW,
+                    actor="staff:salud", origin="", sms_policy=SMS,
+                )  # fmt: skip
+            return "reissued"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    assert again(Measures(visit_minutes=0)) == "out_of_range"
+    assert again(Measures()) == "measure_required"
+
+    def lift_it() -> str:
+        with db.writing() as s:
+            lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+        return "lifted"
+
+    # A lift and a re-issue that suspends visits, at the same instant: they take turns.
+    outcomes = race(2, lambda i: lift_it() if i else again(Measures(suspended=True)))
+    with db.read_session() as s:
+        events = s.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.action.in_(["advisory.reissued", "advisory.lifted"]))
+            .order_by(AuditEvent.id)
+        ).all()
+    if outcomes["already_lifted"]:  # the lift came first: nothing was cancelled after it
+        assert events == ["advisory.lifted"]
+        assert _status(db, refs["Q1"]) is BookingStatus.CONFIRMED
+    else:  # the re-issue came first, whole
+        assert events == ["advisory.reissued", "advisory.lifted"]
+        assert _status(db, refs["Q1"]) is BookingStatus.CANCELLED

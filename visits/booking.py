@@ -9,8 +9,9 @@ the database's own backstops.
 
 Every writer takes its locks in one order, so none waits on another in a
 circle: the inmate, the visitors by id, the visit day (:func:`visits.schedule.lock_day`), the
-bookings by id, the slots by id. Closing a day and suspending an inmate or a visitor take the
-first of these they need, then the bookings they cancel.
+bookings by id, the slots by id. Closing a day, suspending an inmate or a visitor and issuing
+a health advisory (after locking the advisory itself) take the first of these they need, then
+the bookings they cancel or re-evaluate.
 
 A booking starts ``held`` until the family types the code sent to its phone
 (:mod:`visits.verification`), or ``confirmed`` when the phone is already verified. Held bookings

@@ -63,6 +63,7 @@ class Effect:
 
 
 MIN_VISIT_MINUTES = 10
+MAX_VISIT_MINUTES = 600
 MAX_NOTES = 2000
 
 
@@ -86,11 +87,7 @@ def _target(
         )
         if inmate is None:
             problems.append(Problem(Code.INMATE_NOT_FOUND, "inmate"))
-    if not draft.measures.any:
-        problems.append(Problem(Code.MEASURE_REQUIRED, "measures"))
-    minutes = draft.measures.visit_minutes
-    if minutes is not None and minutes < MIN_VISIT_MINUTES:
-        problems.append(Problem(Code.OUT_OF_RANGE, "visit_minutes", {"min": 10, "max": 600}))
+    problems += measure_problems(draft.measures)
     if draft.starts_on < today:
         problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
     if draft.infectious_since is not None and draft.infectious_since > today:
@@ -98,6 +95,29 @@ def _target(
     if len(draft.notes) > MAX_NOTES:
         problems.append(Problem(Code.TOO_LONG, "notes", {"max": MAX_NOTES}))
     return problems, wing, inmate
+
+
+def measure_problems(measures: Measures) -> list[Problem]:
+    if not measures.any:
+        return [Problem(Code.MEASURE_REQUIRED, "measures")]
+    minutes = measures.visit_minutes
+    if minutes is not None and not MIN_VISIT_MINUTES <= minutes <= MAX_VISIT_MINUTES:
+        limits = {"min": MIN_VISIT_MINUTES, "max": MAX_VISIT_MINUTES}
+        return [Problem(Code.OUT_OF_RANGE, "visit_minutes", limits)]
+    return []
+
+
+def _locked_advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvisory:
+    """The advisory, locked until commit: a lift and a re-issue take turns."""
+    advisory = session.scalar(
+        select(HealthAdvisory)
+        .where(HealthAdvisory.id == advisory_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if advisory is None or advisory.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    return advisory
 
 
 def _lock_scope(session: Session, advisory: HealthAdvisory) -> None:
@@ -142,8 +162,10 @@ def _take_effect(
 ) -> Effect:
     effect = Effect(advisory)
     bookings = touched(session, advisory, now)
+    # Locked and reloaded first: a family's cancel or move of one of them waits, or finished
+    # first (then nothing is queued for a booking that no longer goes ahead).
+    lock_for_cancelling(session, bookings)
     if advisory.suspended:
-        lock_for_cancelling(session, bookings)
         for booking in bookings:
             if booking.can_change(now):
                 cancel_booking(
@@ -153,7 +175,7 @@ def _take_effect(
                 effect.cancelled.append(booking)
         return effect
     for booking in bookings:
-        if booking.status is BookingStatus.CONFIRMED:
+        if booking.status is BookingStatus.CONFIRMED and booking.can_change(now):
             key = f"advisory:{advisory.id}:v{advisory.version}:{booking.reference}"
             sms.queue_health_measure(session, booking, sms_policy, now, key)
             effect.told.append(booking)
@@ -217,11 +239,10 @@ def reissue(
     (new ones since, a suspension added); a family already told of these measures for this
     advisory is not told again."""
     require_write_lock(session)
-    advisory = session.get(HealthAdvisory, advisory_id)
-    if advisory is None or advisory.prison_id != prison.id or advisory.lifted_at is not None:
-        raise Rejected([Problem(Code.NOT_FOUND)])
-    if not measures.any:
-        raise Rejected([Problem(Code.MEASURE_REQUIRED, "measures")])
+    advisory = _locked_advisory(session, advisory_id, prison)
+    if advisory.lifted_at is not None:
+        raise Rejected([Problem(Code.ALREADY_LIFTED)])
+    reject_if(measure_problems(measures))
     _lock_scope(session, advisory)
     if measures != advisory.measures:
         advisory.inform, advisory.masks = measures.inform, measures.masks
@@ -243,9 +264,7 @@ def lift(
     """Lift an advisory (only a health user does, never a timer): visits it paused can be
     booked again; bookings it cancelled stay cancelled."""
     require_write_lock(session)
-    advisory = session.get(HealthAdvisory, advisory_id)
-    if advisory is None or advisory.prison_id != prison.id:
-        raise Rejected([Problem(Code.NOT_FOUND)])
+    advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from visits import audit
+from visits.advisories import HealthAdvisory
 from visits.booking import HOLDS_SEATS, Booking
 from visits.i18n import SUPPORTED_LOCALES
 from visits.inmate import Inmate
@@ -250,9 +251,11 @@ def _apply_wings(session: Session, prison: Prison, config: PrisonConfig, report:
             counts["renamed"] += 1
     for code, row in existing.items():
         residents = session.scalar(select(func.count()).where(Inmate.wing_id == row.id)) or 0
-        if residents:
+        advised = session.scalar(select(func.count()).where(HealthAdvisory.wing_id == row.id)) or 0
+        if residents or advised:
             report.warnings.append(
-                f"wing {code} is not in the file but has {residents} inmates: kept"
+                f"wing {code} is not in the file but has {residents} inmates and "
+                f"{advised} health advisories: kept"
             )
         else:
             session.delete(row)
