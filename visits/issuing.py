@@ -59,6 +59,8 @@ class Effect:
 
     advisory: HealthAdvisory
     cancelled: list[Booking] = field(default_factory=list)
+    # Confirmed bookings whose family knows of these measures: told now, or by an earlier
+    # issue of the same version (its message is not queued twice).
     told: list[Booking] = field(default_factory=list)
 
 
