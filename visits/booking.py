@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, reference, sms, throttle, verification
-from visits.advisories import measures_on
+from visits.advisories import for_booking, measures_on
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
     BookingRequest,
@@ -577,6 +577,7 @@ def create_booking(
         verification.send_code(session, booking, sms_policy, now)
     else:
         sms.queue_confirmed(session, booking, sms_policy, now)
+        tell_measures(session, booking, sms_policy, now)
     return Booked(booking, reference.manage_token(secret_key, booking.reference))
 
 
@@ -689,6 +690,7 @@ def verify_booking(
         entity_id=booking.reference,
     )
     sms.queue_confirmed(session, booking, sms_policy, now)
+    tell_measures(session, booking, sms_policy, now)
     session.flush()
     return booking
 
@@ -814,7 +816,16 @@ def move_booking(
     session.flush()
     session.refresh(new_slot)
     sms.queue_moved(session, booking, sms_policy, now, change_id=event.id)
+    tell_measures(session, booking, sms_policy, now)
     return booking
+
+
+def tell_measures(session: Session, booking: Booking, sms_policy: SmsPolicy, now: datetime) -> None:
+    """A confirmed visit under health measures: the family is told what they ask (once for
+    the same measures, see :func:`visits.sms.queue_health_measure`)."""
+    measures = for_booking(session, booking)
+    if measures.any and not measures.suspended:
+        sms.queue_health_measure(session, booking, sms_policy, now, measures)
 
 
 # --- Finding ---------------------------------------------------------------------------------

@@ -3,9 +3,10 @@ to come (the advisory itself is :mod:`visits.advisories`, its rules :mod:`visits
 
 Issuing applies at once, in one transaction: every booking the advisory covers from its first
 day is re-evaluated; where visits are suspended it is cancelled and the family gets an apology
-and how to book again, otherwise a confirmed booking's family is told a health measure applies
-and where to read what to do. Each family is told once per advisory and version of its
-measures: issuing the same measures again tells nobody twice. Every inmate the advisory covers
+and how to book again, otherwise a confirmed booking's family is told the measures for its visit
+(every advisory's) and what they ask. A family is told once for the same measures: issuing the
+same measures again, or another advisory that changes nothing for their visit, tells nobody
+twice. Every inmate the advisory covers
 is locked first (bookings lock their inmate before reading advisories), so no booking slips in
 between. Lifting reopens booking; what was cancelled stays cancelled.
 """
@@ -18,8 +19,8 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visits import audit, sms
-from visits.advisories import HealthAdvisory
+from visits import audit, health, sms
+from visits.advisories import HealthAdvisory, in_force
 from visits.booking import (
     HOLDS_SEATS,
     Booking,
@@ -176,11 +177,17 @@ def _take_effect(
                 )  # fmt: skip
                 effect.cancelled.append(booking)
         return effect
-    for booking in bookings:
-        if booking.status is BookingStatus.CONFIRMED and booking.can_change(now):
-            key = f"advisory:{advisory.id}:v{advisory.version}:{booking.reference}"
-            sms.queue_health_measure(session, booking, sms_policy, now, key)
-            effect.told.append(booking)
+    told = [b for b in bookings if b.status is BookingStatus.CONFIRMED and b.can_change(now)]
+    # Every advisory in force, read once: a family is told all the measures for its visit.
+    last_day = max((b.slot.local_date for b in told), default=advisory.starts_on)
+    advisories = in_force(session, advisory.prison_id, last_day)
+    for booking in told:
+        measures = health.measures_for(
+            advisories, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
+            booking.slot.local_date,
+        )  # fmt: skip
+        sms.queue_health_measure(session, booking, sms_policy, now, measures)
+        effect.told.append(booking)
     return effect
 
 
