@@ -22,11 +22,12 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit
+from visits.advisories import in_force
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
-from visits.health import UNDER_FIVE
+from visits.health import UNDER_FIVE, Measures, measures_for
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -110,6 +111,8 @@ class GateBooking:
     inmate_name: str
     wing: str
     visitors: list[GateVisitor] = field(default_factory=list)
+    # The health measures for this visit: the guard sees what they ask, never why.
+    measures: Measures = field(default_factory=Measures)
 
     @property
     def at_the_gate(self) -> bool:
@@ -151,6 +154,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             Booking.id,
             Booking.reference,
             Booking.status,
+            Inmate.id,
+            Inmate.wing_id,
             Inmate.code,
             Inmate.first_names,
             Inmate.last_name_1,
@@ -175,15 +180,19 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
         .where(Booking.slot_id.in_(list(slots)), Booking.status.in_(LISTED))
         .order_by(Booking.slot_id, Booking.id, BookingVisitor.position)
     )
+    advisories = in_force(session, prison.id, day)
     current: GateBooking | None = None
     for (
-        slot_id, booking_id, reference, status, inmate_code, inmate_first, surname_1, surname_2,
-        wing, first_names, last_names, birth_date, relationship, doc_type, doc_number,
-        visitor_id, gate_status, gate_reason, gate_note,
+        slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
+        surname_1, surname_2, wing, first_names, last_names, birth_date, relationship, doc_type,
+        doc_number, visitor_id, gate_status, gate_reason, gate_note,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
-            current = GateBooking(booking_id, reference, status, inmate_code, inmate, wing or "")
+            measures = measures_for(advisories, prison.id, wing_id, inmate_id, day)
+            current = GateBooking(
+                booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures
+            )
             slots[slot_id].bookings.append(current)
         current.visitors.append(
             GateVisitor(

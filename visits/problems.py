@@ -101,6 +101,7 @@ class Code(StrEnum):
     HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
     MEASURE_REQUIRED = "measure_required"
     DATE_IN_FUTURE = "date_in_future"
+    DATE_TOO_OLD = "date_too_old"
     MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
     ENDS_BEFORE_START = "ends_before_start"
     SESSIONS_OVERLAP = "sessions_overlap"
@@ -220,12 +221,13 @@ MESSAGES: dict[Code, str] = {
         "Nobody with this document has booked a visit here: only a visitor known to this prison "
         "can be barred."
     ),
-    Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
+    Code.ALREADY_LIFTED: N_("This was already lifted."),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
     Code.MEASURE_REQUIRED: N_("Choose at least one measure."),
     Code.DATE_IN_FUTURE: N_("This date cannot be in the future."),
+    Code.DATE_TOO_OLD: N_("Choose a date at most %(years)s years back."),
     Code.HEALTH_SUSPENDED: N_(
         "Visits to this person are paused for a health measure. They reopen when the health "
         "team lifts it: please look again in a few days."

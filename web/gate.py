@@ -121,6 +121,13 @@ def _words() -> dict[object, str]:
         not_let_in=gettext("Not let in…"),
         undo=gettext("Undo"),
         nobody_came=gettext("Nobody came"),
+        masks=gettext("N95 masks"),
+        non_contact=gettext("No contact"),
+        no_high_risk=gettext("No under-5s, pregnant or low-defence visitors"),
+        suspended=gettext("Visits paused"),
+        inform=gettext("Health measure"),
+        visit_minutes=gettext("At most %(num)s min"),
+        may_not_come_in=gettext("May not come in: health measure"),
     )
     return words
 
