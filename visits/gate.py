@@ -21,7 +21,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit
+from visits import audit, screening, sms
 from visits.advisories import in_force
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
@@ -33,6 +33,8 @@ from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import age_on
 from visits.schedule import Slot, local_moment
+from visits.screening import Answers, Outcome, Stage
+from visits.sms import SmsPolicy
 from visits.visitor import DocumentType, Visitor
 
 LISTED = (
@@ -100,6 +102,8 @@ class GateVisitor:
     gate_status: GateStatus | None = None
     gate_reason: TurnAwayReason | None = None
     gate_note: str = ""
+    # The screening outcomes recorded for this visit, by stage (see visits.screening).
+    screened: dict[Stage, Outcome] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,6 +211,10 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 gate_note=gate_note or "",
             )
         )
+    everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
+    found = screening.outcomes(session, [v.id for v in everyone])
+    for visitor in everyone:
+        visitor.screened.update(found.get(visitor.id, {}))
     return list(slots.values())
 
 
@@ -279,7 +287,7 @@ def _gate_booking(
     return booking
 
 
-def _visitor_booking(
+def booking_at_gate(
     session: Session, prison: Prison, visitor_id: int, now: datetime
 ) -> tuple[Booking, BookingVisitor]:
     booking_id = session.scalar(
@@ -301,7 +309,7 @@ def record_arrival(
 ) -> Booking:
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once."""
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
@@ -347,7 +355,7 @@ def record_turned_away(
     elif reason == TurnAwayReason.OTHER and not note.strip():
         problems.append(Problem(Code.REQUIRED, "note"))
     reject_if(problems)
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     why = TurnAwayReason(reason)
     if _unchanged(session, visitor, GateStatus.TURNED_AWAY, why, note.strip()):
         return booking
@@ -359,12 +367,42 @@ def record_turned_away(
     return booking
 
 
+def screen_at_gate(
+    session: Session,
+    *,
+    prison: Prison,
+    visitor_id: int,
+    answers: Answers,
+    actor: Actor,
+    now: datetime,
+    sms_policy: SmsPolicy,
+) -> Booking:
+    """The guard's screening of a visitor on the visit day (see :mod:`visits.screening`). Any
+    symptom: the visitor is not let in (a health turn-away) and the family is told where to
+    get a free check. Screening again the same day replaces the outcome."""
+    if answers.outcome is Outcome.REFER:
+        booking = record_turned_away(
+            session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
+            note="", actor=actor, now=now,
+        )  # fmt: skip
+        visitor = next(v for v in booking.visitors if v.id == visitor_id)
+    else:
+        booking, visitor = booking_at_gate(session, prison, visitor_id, now)
+    visitor.high_risk = visitor.high_risk or answers.high_risk
+    screening.record(session, visitor.id, Stage.GATE, answers.outcome, now, actor.name, prison)
+    if answers.outcome is not Outcome.CLEAR:
+        key = f"{sms.subject(booking)}:advice:gate:{visitor_id}"
+        sms.queue_screening_advice(session, booking, sms_policy, now, key)
+    _audit(session, booking, visitor, "visitor.screened", actor, now, outcome=answers.outcome.value)
+    return booking
+
+
 def undo_gate(
     session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
 ) -> Booking:
     """A mistake at the gate: the visitor is expected again (and the booking confirmed again
     when nobody else of it came in). The audit trail keeps what was undone."""
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     check = session.get(GateCheck, visitor.id)
     if check is None:
         return booking

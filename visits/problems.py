@@ -99,6 +99,7 @@ class Code(StrEnum):
     INVALID_TIME = "invalid_time"
     HEALTH_SUSPENDED = "health_suspended"
     HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
+    HEALTH_HIGH_RISK = "health_high_risk"
     MEASURE_REQUIRED = "measure_required"
     DATE_IN_FUTURE = "date_in_future"
     DATE_TOO_OLD = "date_too_old"
@@ -235,6 +236,10 @@ MESSAGES: dict[Code, str] = {
     Code.HEALTH_NO_YOUNG_CHILDREN: N_(
         "%(name)s cannot come for now: a health measure keeps children under 5 away from this "
         "visit."
+    ),
+    Code.HEALTH_HIGH_RISK: N_(
+        "%(name)s cannot come for now: a health measure keeps pregnant women and people with "
+        "low defences away from this visit, to protect them."
     ),
     Code.MORE_ADULTS_THAN_VISITORS: N_(
         "The adults required cannot be more than the visitors allowed per booking."

@@ -68,6 +68,10 @@ TEXTS = {
     "health_measure": N_(
         "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. %(measures)sMore: %(link)s"
     ),
+    "screening_advice": N_(
+        "We care about your health: the TB check is free at any health post. Please get it "
+        "before you visit again. Visit %(ref)s."
+    ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
@@ -294,6 +298,13 @@ def queue_health_measure(
     said = measure_sentences(measures, booking.language)
     params = {**_params(booking, policy), "measures": said}
     _queue(session, booking, "health_measure", key, now, params=params)
+
+
+def queue_screening_advice(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
+) -> None:
+    """A visitor's answers call for a free TB check: the family is told, kindly, where."""
+    _queue(session, booking, "screening_advice", key, now, params=_params(booking, policy))
 
 
 def queue_moved(

@@ -124,6 +124,16 @@ class VisitorIn(_Body):
         "other_relative or friend",
     )
     sex: Text = Field(default="", description="F or M; required on women's or men's days")
+    # The TB screening questions (only the outcome is kept).
+    cough: bool = Field(default=False, description="A cough for 15 days or more")
+    phlegm: bool = Field(default=False, description="Phlegm, or blood when coughing")
+    fever: bool = Field(default=False, description="Fever in the last two weeks")
+    night_sweats: bool = False
+    weight_loss: bool = Field(default=False, description="Weight loss without trying")
+    lives_with_tb: bool = Field(default=False, description="Lives with someone who has TB")
+    high_risk: bool = Field(
+        default=False, description="Pregnant, or low defences (HIV, diabetes, cancer treatment)"
+    )
 
 
 class BookingIn(_Body):

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session, object_session
 
-from visits import advisories
+from visits import advisories, screening
 from visits.booking import (
     Booking,
     BookingStatus,
@@ -396,6 +396,7 @@ def _booking_page(
         can_change=booking.can_change(now),
         # The session that found the booking (still open for this request).
         measures=advisories.for_booking(object_session(booking), booking),
+        advised=screening.advised(object_session(booking), list(booking.visitors)),
         done=done,
         problems=problems or [],
     )
