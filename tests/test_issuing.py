@@ -127,7 +127,7 @@ def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
             .order_by(OutboxMessage.id.desc())
         ).first()  # fmt: skip
         assert last.subject == f"booking:{refs['Q3']}"
-        assert "No physical contact." in last.body
+        assert "Sin contacto fisico." in last.body  # in Spanish, in GSM-7
         assert "N95" not in last.body
 
 

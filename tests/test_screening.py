@@ -84,10 +84,10 @@ def test_a_family_marks_a_cough_books_and_is_told_kindly_where_to_get_checked(cl
     _, location = book_on_the_web(client, **{"visitors.0.cough": "1"})
     page = client.get(location)
     assert "notice-health" in page.text
-    assert "health post" in text(page) or "salud" in text(page)
+    assert "gratuito en cualquier puesto o centro de salud" in text(page)
     assert list(_outcomes(db, Stage.BOOKING).values()) == [Outcome.REFER]
     (advice,) = _advice(db)
-    assert "free" in advice.body or "gratis" in advice.body
+    assert "gratuito en cualquier puesto de salud" in advice.body
 
 
 def test_a_booking_without_symptoms_is_stored_clear_and_says_nothing(client, db):
