@@ -111,6 +111,18 @@ def test_health_staff_see_the_count_first_then_issue_and_each_family_learns_what
     assert "No physical contact." in told[refs["teofilo"]]  # in the family's own language
     assert status_of(db, refs["carlos"]) is BookingStatus.CONFIRMED
 
+    # The API says the same to an app: what the measures ask, for the bookings they cover.
+    def measures_by_api(reference):
+        bearer = {"Authorization": f"Bearer {manage_token('test-secret', reference)}"}
+        found = family.get(f"/api/v1/bookings/{reference}", headers=bearer)
+        assert found.status_code == 200, found.text
+        return found.json()["health_measures"]
+
+    carlos = measures_by_api(refs["carlos"])
+    assert (carlos["masks"], carlos["non_contact"], carlos["visit_minutes"]) == (True, True, 45)
+    assert carlos["suspended"] is False
+    assert measures_by_api(refs["jose"]) is None
+
     # The family visiting Carlos sees the measures; the one visiting José Luis does not.
     identify(family, *CARLOS)
     slots = family.get("/p/QUENCORO/slots")

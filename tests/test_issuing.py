@@ -92,9 +92,14 @@ def test_a_wing_suspended_cancels_exactly_its_future_bookings_and_tells_each_fam
         _book(db, "Q1", SATURDAY, "44444444")
     assert caught.value.codes == {"health_suspended"}
     with db.writing() as s:
-        lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+        lift(
+            s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
     assert _book(db, "Q1", SATURDAY, "44444444")  # reopened
     assert _status(db, refs["Q1"]) is BookingStatus.CANCELLED  # what was cancelled stays
+    # The families it cancelled learn they can book again; nobody else hears of it.
+    assert _sms(db, "health_reopened") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
 
 
 def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
@@ -235,7 +240,10 @@ def test_a_reissue_is_checked_like_an_issue_and_never_follows_a_lift(booked):
 
     def lift_it() -> str:
         with db.writing() as s:
-            lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+            lift(
+                s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud",
+                origin="", sms_policy=SMS,
+            )  # fmt: skip
         return "lifted"
 
     # A lift and a re-issue that suspends visits, at the same instant: they take turns.

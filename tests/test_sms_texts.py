@@ -23,7 +23,10 @@ from visits.sms import (
 LONG_PRISON = "Establecimiento Penitenciario de Mujeres de Chorrillos Anexo (Santa Mónica)"
 POLICY = SmsPolicy(public_base_url="https://visitas-familiares.inpe.gob.pe", secret_key="k")
 # The pages a text links to: the booking's own page, or the service's home.
-HOME_LINKED = {"cancelled", "closed", "visitor_barred", "health_suspended", "help", "no_visit"}
+HOME_LINKED = {
+    "cancelled", "closed", "visitor_barred", "health_suspended", "health_reopened", "help",
+    "no_visit",
+}  # fmt: skip
 PARAMS = {
     "ref": "ABCD-EFGH",
     "when": "el 28/12 a las 15:30",

@@ -63,6 +63,8 @@ class Effect:
     # Confirmed bookings whose family knows of these measures: told now, or by an earlier
     # issue of the same version (its message is not queued twice).
     told: list[Booking] = field(default_factory=list)
+    # Lifting: one booking per family told it can book again.
+    reopened: list[Booking] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -345,17 +347,48 @@ def reissue(
 
 
 def lift(
-    session: Session, advisory_id: int, prison: Prison, *, now: datetime, actor: str, origin: str
-) -> HealthAdvisory:
+    session: Session,
+    advisory_id: int,
+    prison: Prison,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> Effect:
     """Lift an advisory (only a health user does, never a timer): visits it paused can be
-    booked again; bookings it cancelled stay cancelled."""
+    booked again; bookings it cancelled stay cancelled, and their families are told they can
+    book again (once per phone)."""
     require_write_lock(session)
     advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now
-    _audit(session, advisory, "advisory.lifted", now, actor, origin, Effect(advisory))
-    return advisory
+    effect = Effect(advisory, reopened=_tell_reopened(session, advisory, now, sms_policy))
+    _audit(session, advisory, "advisory.lifted", now, actor, origin, effect)
+    return effect
+
+
+def _tell_reopened(
+    session: Session, advisory: HealthAdvisory, now: datetime, sms_policy: SmsPolicy
+) -> list[Booking]:
+    """The families whose bookings the advisory cancelled learn they can book again: one
+    message per phone, from its latest booking (its language)."""
+    references = {
+        reference
+        for event in audit.timeline(session, "advisory", advisory.id)
+        for reference in event.details.get("cancelled", [])
+    }
+    if not references:
+        return []
+    cancelled = session.scalars(
+        select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
+    )
+    latest = {booking.contact_phone: booking for booking in cancelled}
+    for phone, booking in latest.items():
+        key = f"advisory:{advisory.id}:reopened:{phone}"
+        sms.queue_health_reopened(session, booking, sms_policy, now, key)
+    return list(latest.values())
 
 
 def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> None:
@@ -373,7 +406,8 @@ def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> Non
             "measures": {k: v for k, v in vars(advisory.measures).items() if v},
             "cancelled": [b.reference for b in effect.cancelled],
             "told": len(effect.told),
-        },
+        }
+        | ({"reopened": len(effect.reopened)} if effect.reopened else {}),
         origin=origin,
     )
     session.flush()

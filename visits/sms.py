@@ -68,6 +68,10 @@ TEXTS = {
     "health_measure": N_(
         "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. %(measures)sMore: %(link)s"
     ),
+    "health_reopened": N_(
+        "Good news: after a health measure, visits at %(prison)s can be booked again. "
+        "To book: %(link)s"
+    ),
     "screening_advice": N_(
         "We care about your health: the TB check is free at any health post. Please get it "
         "before you visit again. Visit %(ref)s."
@@ -298,6 +302,15 @@ def queue_health_measure(
     said = measure_sentences(measures, booking.language)
     params = {**_params(booking, policy), "measures": said}
     _queue(session, booking, "health_measure", key, now, params=params)
+
+
+def queue_health_reopened(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
+) -> None:
+    """Visits a health measure paused can be booked again: the family whose booking it
+    cancelled is told, with the service's address."""
+    params = {**_params(booking, policy), "link": policy.public_base_url}
+    _queue(session, booking, "health_reopened", key, now, params=params)
 
 
 def queue_screening_advice(

@@ -340,17 +340,14 @@ def lift(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    sms: Sms,
 ) -> Response:
     """Lift the advisory: visits it paused can be booked again (never done by a timer)."""
     try:
-        issuing.lift(
-            session,
-            advisory_id,
-            who.prison,
-            now=now,
-            actor=who.user.actor,
-            origin=client,  # type: ignore[arg-type]
-        )
+        effect = issuing.lift(
+            session, advisory_id, who.prison, now=now, actor=who.user.actor, origin=client,  # type: ignore[arg-type]
+            sms_policy=sms,
+        )  # fmt: skip
     except Rejected as rejected:
         session.close()
         with request.app.state.db.read_session() as reading:
@@ -358,4 +355,5 @@ def lift(
                 request, reading, who, advisory_id, {}, list(rejected.problems), _status(rejected)
             )
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    return RedirectResponse(_path(who, advisory_id, done="lifted"), status_code=303)
+    target = _path(who, advisory_id, done="lifted", told=len(effect.reopened))
+    return RedirectResponse(target, status_code=303)

@@ -83,6 +83,8 @@ MESSAGE_KINDS = {
     "broadcast": N_("Message to the families of a day"),
     "health_suspended": N_("Cancellation: a health measure"),
     "health_measure": N_("A health measure applies"),
+    "health_reopened": N_("Visits can be booked again after a health measure"),
+    "screening_advice": N_("Advice: a free TB check"),
     "moved": N_("Change of day or time"),
     "attending": N_("Answer: coming"),
     "help": N_("Answer: help"),
