@@ -101,6 +101,11 @@ def _draft(values: dict[str, str], today: date, problems: list[Problem]) -> Advi
     )
 
 
+def _together(problems: list[Problem], rejected: Rejected) -> list[Problem]:
+    """The form's own problems and the domain's, each once."""
+    return problems + [p for p in rejected.problems if p not in problems]
+
+
 def _names(session: Session, advisories: list[HealthAdvisory]) -> dict[str, dict[int, str]]:
     """Wing names and inmates (code and name) the advisories concern, for staff only."""
     wing_ids = {a.wing_id for a in advisories if a.wing_id}
@@ -188,7 +193,7 @@ def preview(
             raise Rejected(problems)
         found = issuing.preview(session, who.prison, draft, now=now, actor=who.user.actor)  # type: ignore[arg-type]
     except Rejected as rejected:
-        found_problems = problems + [p for p in rejected.problems if p not in problems]
+        found_problems = _together(problems, rejected)
         return _list_page(request, session, who, now, values, found_problems, 422)
     return _preview_page(request, who, found, values, _names(session, [found.advisory]))
 
@@ -215,7 +220,7 @@ def issue(
         )  # fmt: skip
     except Rejected as rejected:
         session.close()
-        found = problems + [p for p in rejected.problems if p not in problems]
+        found = _together(problems, rejected)
         with request.app.state.db.read_session() as reading:
             return _list_page(request, reading, who, now, values, found, 422)
     advisory_id = effect.advisory.id
@@ -290,7 +295,7 @@ def preview_change(
             raise Rejected(problems)
         found = issuing.preview_change(session, advisory_id, who.prison, measures, now=now)  # type: ignore[arg-type]
     except Rejected as rejected:
-        found_problems = problems + [p for p in rejected.problems if p not in problems]
+        found_problems = _together(problems, rejected)
         return _detail_page(
             request, session, who, advisory_id, values, found_problems, _status(rejected)
         )
@@ -320,7 +325,7 @@ def change(
         )  # fmt: skip
     except Rejected as rejected:
         session.close()
-        found = problems + [p for p in rejected.problems if p not in problems]
+        found = _together(problems, rejected)
         with request.app.state.db.read_session() as reading:
             return _detail_page(
                 request, reading, who, advisory_id, values, found, _status(rejected)
