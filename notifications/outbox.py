@@ -263,6 +263,19 @@ def move(
     _note(session, message, status, now, detail)
 
 
+def history(session: Session, subject: str, kind: str) -> list[OutboxMessage]:
+    """The messages of one kind about one subject, oldest first, as they are now (one just
+    cancelled in this transaction shows it)."""
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.subject == subject, OutboxMessage.kind == kind)
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
 def cancel_pending(
     session: Session, subject: str, now: datetime, reason: str, kind: str | None = None
 ) -> int:
@@ -290,6 +303,12 @@ def cancel_pending(
     )
     for message_id in ids:
         record_event(session, message_id, MessageStatus.CANCELLED, now, reason)
+    # Messages queued earlier in this transaction are read again: one queued once more with
+    # the same key (a booking moved right after it was made) must see it was cancelled.
+    cancelled = set(ids)
+    for message in session.info.get("outbox_queued", {}).values():
+        if message in session and message.id in cancelled:
+            session.expire(message)
     session.execute(
         update(OutboxMessage)
         .where(*which, OutboxMessage.status == MessageStatus.SENDING)

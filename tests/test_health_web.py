@@ -209,7 +209,7 @@ def test_changing_the_measures_tells_only_what_is_new(booked, db):
         ({"scope": "planet"}, "scope"),
         ({"kind": "flu"}, "kind"),
         ({"wing": "Z"}, "wing"),
-        ({"scope": "inmate", "inmate_code": "Q99999"}, "inmate"),
+        ({"scope": "inmate", "inmate_code": "Q99999"}, "inmate_code"),
         ({"masks": "", "non_contact": "", "visit_minutes": ""}, "measures"),
         ({"visit_minutes": "cuarenta"}, "visit_minutes"),
         ({"visit_minutes": "5"}, "visit_minutes"),

@@ -72,7 +72,7 @@ from visits.rules import (
     window_problem,
 )
 from visits.schedule import Closure, Slot, closure_for, lock_day
-from visits.screening import Stage
+from visits.screening import QUESTIONS, Answers
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
@@ -461,8 +461,18 @@ def note_refusal(session: Session, rejected: Rejected, client: str, now: datetim
 
 
 def submission_hash(inmate: Inmate, request: BookingRequest) -> str:
-    """A fingerprint of exactly what was submitted, for whom."""
-    payload = json.dumps([inmate.id, dataclasses.asdict(request)], sort_keys=True)
+    """A fingerprint of what was submitted, for whom. The health answers go in only as their
+    outcome: the stored hash of a few ticked boxes would give the symptoms back to anyone who
+    tried every combination (only the outcome may be kept, see :mod:`visits.screening`)."""
+    submitted = dataclasses.asdict(request)
+    for raw, given in zip(request.visitors, submitted["visitors"], strict=True):
+        answers = screening.parse_answers({q: getattr(raw, q) for q in QUESTIONS}, "")
+        for question in QUESTIONS:
+            del given[question]
+        given["screening"] = (
+            [answers.outcome.value, answers.high_risk] if isinstance(answers, Answers) else "?"
+        )
+    payload = json.dumps([inmate.id, submitted], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -583,16 +593,14 @@ def create_booking(
         entity_id=booking.reference,
         details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
     )
-    for visitor, details in zip(booking.visitors, valid.visitors, strict=True):
-        screening.record(
-            session, visitor.id, Stage.BOOKING, details.answers.outcome, now, actor, prison
-        )
+    outcomes = [details.answers.outcome for details in valid.visitors]
+    screening.record_at_booking(session, booking, outcomes, now, actor)
     if held:
         verification.send_code(session, booking, sms_policy, now)
     else:
         sms.queue_confirmed(session, booking, sms_policy, now)
         tell_measures(session, booking, sms_policy, now)
-        tell_screening_advice(session, booking, sms_policy, now)
+        tell_screening_advice(session, booking, sms_policy, now, outcomes)
     return Booked(booking, reference.manage_token(secret_key, booking.reference))
 
 
@@ -835,15 +843,26 @@ def move_booking(
     session.refresh(new_slot)
     sms.queue_moved(session, booking, sms_policy, now, change_id=event.id)
     tell_measures(session, booking, sms_policy, now)
+    # Moving cancels what had not left yet: the advice is queued again (once, whatever).
+    tell_screening_advice(session, booking, sms_policy, now)
     return booking
 
 
 def tell_screening_advice(
-    session: Session, booking: Booking, sms_policy: SmsPolicy, now: datetime
+    session: Session,
+    booking: Booking,
+    sms_policy: SmsPolicy,
+    now: datetime,
+    outcomes: Sequence[screening.Outcome] | None = None,
 ) -> None:
     """A visitor's answers at booking call for a free TB check: the family is told where,
-    once the booking is confirmed (the booking page says it at once)."""
-    if screening.advised(session, list(booking.visitors)):
+    once the booking is confirmed (the booking page says it at once). ``outcomes``: the
+    booking's, when known (else read)."""
+    if outcomes is None:
+        advised = bool(screening.advised(session, list(booking.visitors)))
+    else:
+        advised = any(o is not screening.Outcome.CLEAR for o in outcomes)
+    if advised:
         key = f"{sms.subject(booking)}:advice:booking"
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
 

@@ -22,7 +22,7 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, screening, sms
-from visits.advisories import in_force
+from visits.advisories import for_booking, in_force
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.booking_request import Relationship
@@ -102,6 +102,7 @@ class GateVisitor:
     gate_status: GateStatus | None = None
     gate_reason: TurnAwayReason | None = None
     gate_note: str = ""
+    high_risk: bool = False  # pregnant or low defences, as the family or the gate said
     # The screening outcomes recorded for this visit, by stage (see visits.screening).
     screened: dict[Stage, Outcome] = field(default_factory=dict)
 
@@ -168,6 +169,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             BookingVisitor.first_names,
             BookingVisitor.last_names,
             BookingVisitor.birth_date,
+            BookingVisitor.high_risk,
             BookingVisitor.relationship,
             Visitor.doc_type,
             Visitor.doc_number,
@@ -188,8 +190,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     current: GateBooking | None = None
     for (
         slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
-        surname_1, surname_2, wing, first_names, last_names, birth_date, relationship, doc_type,
-        doc_number, visitor_id, gate_status, gate_reason, gate_note,
+        surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk, relationship,
+        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
@@ -206,6 +208,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 doc_number=doc_number,
                 age_group=age_group(birth_date, day, prison.adult_age),
                 relationship=relationship,
+                high_risk=high_risk,
                 gate_status=gate_status,
                 gate_reason=gate_reason,
                 gate_note=gate_note or "",
@@ -367,6 +370,19 @@ def record_turned_away(
     return booking
 
 
+@dataclass(frozen=True)
+class Screened:
+    """What the gate's screening decided for a visitor."""
+
+    booking: Booking
+    outcome: Outcome
+    kept_away: bool  # high risk, where a health measure keeps high-risk visitors away
+
+    @property
+    def let_in(self) -> bool:
+        return self.outcome is not Outcome.REFER and not self.kept_away
+
+
 def screen_at_gate(
     session: Session,
     *,
@@ -376,25 +392,31 @@ def screen_at_gate(
     actor: Actor,
     now: datetime,
     sms_policy: SmsPolicy,
-) -> Booking:
+) -> Screened:
     """The guard's screening of a visitor on the visit day (see :mod:`visits.screening`). Any
-    symptom: the visitor is not let in (a health turn-away) and the family is told where to
-    get a free check. Screening again the same day replaces the outcome."""
-    if answers.outcome is Outcome.REFER:
-        booking = record_turned_away(
+    symptom, or a high-risk visitor where a measure keeps them away: the visitor is not let in
+    (a health turn-away). Any symptom, or living with someone with TB: the family is told where
+    to get a free check (once a day). A visitor found with symptoms stays so until a guard
+    undoes the turn-away: a second guard's page loaded earlier never clears it."""
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
+    earlier = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
+    if earlier is Outcome.REFER and answers.outcome is not Outcome.REFER:
+        raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
+    high_risk = visitor.high_risk or answers.high_risk
+    kept_away = high_risk and for_booking(session, booking).no_high_risk
+    if answers.outcome is Outcome.REFER or kept_away:
+        record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
             note="", actor=actor, now=now,
         )  # fmt: skip
-        visitor = next(v for v in booking.visitors if v.id == visitor_id)
-    else:
-        booking, visitor = booking_at_gate(session, prison, visitor_id, now)
-    visitor.high_risk = visitor.high_risk or answers.high_risk
+    visitor.high_risk = high_risk
     screening.record(session, visitor.id, Stage.GATE, answers.outcome, now, actor.name, prison)
     if answers.outcome is not Outcome.CLEAR:
-        key = f"{sms.subject(booking)}:advice:gate:{visitor_id}"
+        key = f"{sms.subject(booking)}:advice:gate:{prison.local_date(now).isoformat()}"
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
-    _audit(session, booking, visitor, "visitor.screened", actor, now, outcome=answers.outcome.value)
-    return booking
+    # The outcome is health data: the audit says a screening happened, not what it found.
+    _audit(session, booking, visitor, "visitor.screened", actor, now)
+    return Screened(booking, answers.outcome, kept_away)
 
 
 def undo_gate(
@@ -408,6 +430,8 @@ def undo_gate(
         return booking
     was = check.status.value
     session.delete(check)
+    # A health turn-away undone takes its screening with it: the guard asks again.
+    screening.forget(session, visitor.id, Stage.GATE)
     session.flush()
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED

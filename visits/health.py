@@ -71,10 +71,10 @@ class Measures:
         return self != Measures()
 
     @property
-    def fingerprint(self) -> str:
-        """A short stable name for these measures: a family told of them once is not told of
-        the same measures again."""
-        flags = (self.inform, self.masks, self.no_high_risk, self.non_contact, self.suspended)
+    def said(self) -> str:
+        """A short stable name for what the measures ask of a family (what its SMS says):
+        "inform" adds nothing to say, and suspended visits are told otherwise."""
+        flags = (self.masks, self.no_high_risk, self.non_contact)
         return "".join("1" if f else "0" for f in flags) + f"-{self.visit_minutes or 0}"
 
 

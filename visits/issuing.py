@@ -114,7 +114,7 @@ def _target(
             )
         )
         if inmate is None:
-            problems.append(Problem(Code.INMATE_NOT_FOUND, "inmate"))
+            problems.append(Problem(Code.INMATE_NOT_FOUND, "inmate_code"))
     problems += measure_problems(draft.measures)
     if draft.starts_on < today:
         problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
@@ -333,6 +333,7 @@ def reissue(
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     reject_if(measure_problems(measures))
     _lock_scope(session, advisory)
+    reopens = advisory.suspended and not measures.suspended
     if measures != advisory.measures:
         for column, value in _measure_columns(measures).items():
             setattr(advisory, column, value)
@@ -342,6 +343,8 @@ def reissue(
     effect = _take_effect(
         session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy
     )
+    if reopens:
+        effect.reopened = _tell_reopened(session, advisory, now, sms_policy)
     _audit(session, advisory, "advisory.reissued", now, actor, origin, effect)
     return effect
 
@@ -372,8 +375,9 @@ def lift(
 def _tell_reopened(
     session: Session, advisory: HealthAdvisory, now: datetime, sms_policy: SmsPolicy
 ) -> list[Booking]:
-    """The families whose bookings the advisory cancelled learn they can book again: one
-    message per phone, from its latest booking (its language)."""
+    """The families whose bookings the advisory cancelled learn they can book again (when no
+    other advisory still pauses their visits): one message per phone, from its latest booking
+    (its language). Called when the advisory is lifted or stops suspending visits."""
     references = {
         reference
         for event in audit.timeline(session, "advisory", advisory.id)
@@ -384,7 +388,15 @@ def _tell_reopened(
     cancelled = session.scalars(
         select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
     )
-    latest = {booking.contact_phone: booking for booking in cancelled}
+    # Only where no other advisory still pauses visits to that inmate (on any day).
+    still = [a for a in in_force(session, advisory.prison_id, date.max) if a.measures.suspended]
+    latest = {
+        booking.contact_phone: booking
+        for booking in cancelled
+        if not any(
+            a.covers(booking.prison_id, booking.inmate.wing_id, booking.inmate_id) for a in still
+        )
+    }
     for phone, booking in latest.items():
         key = f"advisory:{advisory.id}:reopened:{phone}"
         sms.queue_health_reopened(session, booking, sms_policy, now, key)

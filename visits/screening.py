@@ -27,7 +27,7 @@ from visits.base import Base, UTCDateTime, str_enum
 from visits.problems import Code, Problem
 
 if TYPE_CHECKING:
-    from visits.booking import BookingVisitor
+    from visits.booking import Booking, BookingVisitor
     from visits.prison import Prison
 
 
@@ -130,6 +130,35 @@ def record(
         session.add(found)
     found.outcome, found.day, found.at, found.by = outcome, prison.local_date(now), now, by
     session.flush()
+
+
+def record_at_booking(
+    session: Session, booking: Booking, outcomes: list[Outcome], now: datetime, by: str
+) -> None:
+    """The outcomes a new booking's visitors gave (in their order), added without a look-up:
+    a booking made now has none yet."""
+    day = booking.prison.local_date(now)
+    session.add_all(
+        Screening(
+            booking_visitor_id=visitor.id,
+            stage=Stage.BOOKING,
+            outcome=outcome,
+            day=day,
+            at=now,
+            by=by,
+        )
+        for visitor, outcome in zip(booking.visitors, outcomes, strict=True)
+    )
+
+
+def forget(session: Session, booking_visitor_id: int, stage: Stage) -> None:
+    found = session.scalar(
+        select(Screening).where(
+            Screening.booking_visitor_id == booking_visitor_id, Screening.stage == stage
+        )
+    )
+    if found is not None:
+        session.delete(found)
 
 
 def outcomes(session: Session, visitor_ids: list[int]) -> dict[int, dict[Stage, Outcome]]:

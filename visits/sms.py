@@ -294,14 +294,24 @@ def measure_sentences(measures: Measures, language: str) -> str:
 
 def queue_health_measure(
     session: Session, booking: Booking, policy: SmsPolicy, now: datetime, measures: Measures
-) -> None:
-    """Tell the family the health measures for their visit and what they ask, once for the
-    same measures however often the booking is re-evaluated (issued, re-issued, moved, or
-    confirmed while they apply)."""
-    key = f"{subject(booking)}:health:{measures.fingerprint}"
-    said = measure_sentences(measures, booking.language)
-    params = {**_params(booking, policy), "measures": said}
+) -> bool:
+    """Tell the family the health measures for their visit and what they ask, unless the
+    last thing they were told for this booking says the same (re-issued, re-evaluated, or the
+    same measures under another advisory). Measures that change and change back are told
+    again: the family's last message must match what applies. Whether a message was queued."""
+    said = measures.said
+    told = [
+        m
+        for m in outbox.history(session, subject(booking), "health_measure")
+        if m.status is not outbox.MessageStatus.CANCELLED
+    ]
+    if told and told[-1].dedupe_key.split(":")[3] == said:
+        return False
+    sequence = len(outbox.history(session, subject(booking), "health_measure"))
+    key = f"{subject(booking)}:health:{said}:{sequence}"
+    params = {**_params(booking, policy), "measures": measure_sentences(measures, booking.language)}
     _queue(session, booking, "health_measure", key, now, params=params)
+    return True
 
 
 def queue_health_reopened(

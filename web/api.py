@@ -44,7 +44,8 @@ router = APIRouter(prefix="/api/v1", tags=["visits"])
 
 MAX_RANGE_DAYS = 62
 # Generous bounds: the domain gives the precise, typed errors; these only stop abuse.
-Text = Annotated[str, Field(default="", max_length=200)]
+# No field ever means a NUL character (and PostgreSQL refuses to store one).
+Text = Annotated[str, Field(default="", max_length=200, pattern=r"^[^\x00]*$")]
 
 
 class _Body(BaseModel):

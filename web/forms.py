@@ -8,7 +8,7 @@ import secrets
 from datetime import date, time
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, HTTPException, Path, Request
 
 from visits.booking_request import BookingRequest, VisitorInput
 from visits.i18n import current_locale
@@ -24,7 +24,11 @@ async def form_values(request: Request) -> dict[str, str]:
     out (the staff access check admits one, for the roster upload, and reads the form first:
     this reuses what it read)."""
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+    # No form field ever means a NUL character, and PostgreSQL refuses to store one.
+    if any("\x00" in key or "\x00" in value for key, value in values.items()):
+        raise HTTPException(400, Problem(Code.INVALID_REQUEST, None, {"detail": "NUL"}))
+    return values
 
 
 FormValues = Annotated[dict[str, str], Depends(form_values)]

@@ -318,7 +318,7 @@ def _screening_page(
     visitor_id: int,
     values: dict[str, str] | None = None,
     problems: list[Problem] | None = None,
-    outcome: Outcome | None = None,
+    screened: gate.Screened | None = None,
     status: int = 200,
 ) -> Response:
     found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
@@ -333,7 +333,7 @@ def _screening_page(
         visitor=found,
         values=values or {},
         problems=problems or [],
-        outcome=outcome,
+        screened=screened,
     )
 
 
@@ -362,21 +362,22 @@ def screen(
     try:
         if isinstance(answers, list):
             raise Rejected(answers)
-        booking = gate.screen_at_gate(
+        screened = gate.screen_at_gate(
             session, prison=who.prison, visitor_id=visitor_id, answers=answers,  # type: ignore[arg-type]
             actor=_actor(who, client), now=now, sms_policy=sms,
         )  # fmt: skip
     except Rejected as rejected:
         session.close()
+        status = 409 if Code.ALREADY_RECORDED in rejected.codes else 422
         with request.app.state.db.read_session() as reading:
             return _screening_page(
-                request, who, reading, visitor_id, values, list(rejected.problems), status=422
+                request, who, reading, visitor_id, values, list(rejected.problems), status=status
             )
     session.commit()
-    if answers.outcome is Outcome.CLEAR:
-        return _back_to(who, booking)
+    if screened.let_in and screened.outcome is Outcome.CLEAR:
+        return _back_to(who, screened.booking)
     with request.app.state.db.read_session() as reading:
-        return _screening_page(request, who, reading, visitor_id, outcome=answers.outcome)
+        return _screening_page(request, who, reading, visitor_id, screened=screened)
 
 
 @router.post("/visitors/{visitor_id}/undo")

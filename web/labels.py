@@ -114,6 +114,7 @@ AUDIT_ACTIONS = {
     "visitor.arrived": N_("A visitor came in"),
     "visitor.turned_away": N_("A visitor was not let in"),
     "visitor.gate_undone": N_("A gate record was undone"),
+    "visitor.screened": N_("A visitor answered the health questions at the gate"),
     "advisory.issued": N_("Issued"),
     "advisory.reissued": N_("Measures changed or applied again"),
     "advisory.lifted": N_("Lifted"),

@@ -1,0 +1,331 @@
+"""The edges of health measures and screening a review found wanting, each held here: a
+measure that comes back is told again, a lift never says "book again" while visits stay
+paused, the symptom answers cannot be recovered from anything stored, the gate keeps a
+high-risk visitor out where a measure says so, and no odd input gives a server error. On
+each database."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from datetime import date, time, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from notifications.outbox import MessageStatus, OutboxMessage
+from tests.factories import (
+    LIMA_TODAY,
+    NOW,
+    SMS,
+    make_inmate,
+    make_prison,
+    make_slot,
+    request_for,
+    visitor,
+)
+from tests.staffing import staff_token
+from tests.test_closures import quencoro_days
+from tests.test_health_web import WING_A_MASKS, _post
+from tests.test_health_web import booked as booked
+from tests.test_issuing import _issue, _setup, _sms
+from tests.test_pages import csrf, first_open_slot, identify, review, visitor_form
+from tests.test_screening import _outcomes, _screen
+from tests.test_screening import today as today
+from visits.booking import Booking, BookingRequest, create_booking, move_booking
+from visits.gate import Actor, screen_at_gate
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.inmate import Inmate
+from visits.issuing import AdvisoryDraft, issue, lift, reissue
+from visits.prison import Prison
+from visits.problems import Rejected
+from visits.screening import QUESTIONS, Answers, Outcome, Stage, Symptom
+
+
+def _measure_texts(db, reference) -> list[str]:
+    with db.read_session() as s:
+        query = (
+            select(OutboxMessage.body)
+            .where(OutboxMessage.kind == "health_measure")
+            .where(OutboxMessage.subject == f"booking:{reference}")
+            .order_by(OutboxMessage.id)
+        )
+        return list(s.scalars(query))
+
+
+def _reissue(db, advisory_id, measures):
+    with db.writing() as s:
+        reissue(
+            s, advisory_id, s.scalar(select(Prison)), measures, now=NOW, actor="staff:salud",
+            origin="", sms_policy=SMS,
+        )  # fmt: skip
+
+
+def _book_q1(db, dni="49999999"):
+    """A new booking for Q1 on the first booking's slot (raises Rejected if refused)."""
+    with db.writing() as s:
+        slot = s.scalar(select(Booking).order_by(Booking.id)).slot
+        return create_booking(
+            s, prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
+            request=request_for(slot, visitor(dni), phone="987000009"), now=NOW,
+            secret_key="k", sms_policy=SMS,
+        )  # fmt: skip
+
+
+# --- What families are told -----------------------------------------------------------------
+
+
+def test_measures_that_change_back_are_told_again(db):
+    """No high-risk → masks → no high-risk: the family's last text must say what applies."""
+    refs = _setup(db)
+    advisory_id, _, _ = _issue(db, measures=Measures(no_high_risk=True))
+    _reissue(db, advisory_id, Measures(masks=True))
+    _reissue(db, advisory_id, Measures(no_high_risk=True))
+    texts = _measure_texts(db, refs["Q1"])
+    assert len(texts) == 3
+    assert "menores de 5" in texts[-1]
+    assert "N95" not in texts[-1]
+
+
+def test_an_advisory_that_asks_nothing_new_sends_no_second_text(db):
+    refs = _setup(db)
+    _issue(db, measures=Measures(masks=True))
+    _issue(db, measures=Measures(inform=True))  # says nothing the first did not
+    assert len(_measure_texts(db, refs["Q1"])) == 1
+
+
+def test_lifting_says_nothing_while_another_advisory_still_pauses_visits(db):
+    _setup(db)
+    wing_advisory, _, _ = _issue(db)  # wing A paused: Q1's and Q2's bookings cancelled
+    _issue(db, scope=Scope.PRISON, wing_code=None)  # and the whole prison
+    with db.writing() as s:
+        lift(
+            s, wing_advisory, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+    with pytest.raises(Rejected) as refused:
+        _book_q1(db)
+    assert refused.value.codes == {"health_suspended"}
+    assert _sms(db, "health_reopened") == []  # "book again" would be untrue
+
+
+def test_a_suspension_changed_to_milder_measures_tells_the_cancelled_families(db):
+    refs = _setup(db)
+    advisory_id, _, _ = _issue(db)  # wing A paused: Q1's and Q2's bookings cancelled
+    _reissue(db, advisory_id, Measures(masks=True))  # visits reopen, with masks
+    assert _book_q1(db)  # as they truly do
+    assert _sms(db, "health_reopened") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
+
+
+def test_moving_a_booking_keeps_its_tb_advice(db):
+    with db.writing() as s:
+        prison = make_prison(s)
+        inmate = make_inmate(s, prison)
+        saturday = make_slot(s, prison, date(2026, 12, 5))
+        sunday = make_slot(s, prison, date(2026, 12, 6))
+        coughing = dataclasses.replace(visitor(), cough="1")
+        booking = create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(saturday, coughing), now=NOW,
+            secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        move_booking(s, booking, slot_id=sunday.id, now=NOW, actor="family", sms_policy=SMS)
+    with db.read_session() as s:
+        query = select(OutboxMessage.status).where(OutboxMessage.kind == "screening_advice")
+        assert list(s.scalars(query)) == [MessageStatus.PENDING]  # still on its way, once
+
+
+# --- What is stored -------------------------------------------------------------------------
+
+
+def test_the_symptom_answers_cannot_be_recovered_from_the_stored_submission(db):
+    """The double-click guard keeps a hash of what was sent: trying every combination of
+    ticked boxes against it must not give the symptoms back."""
+    with db.writing() as s:
+        prison = make_prison(s)
+        inmate = make_inmate(s, prison)
+        slot = make_slot(s, prison, date(2026, 12, 5))
+        coughing = dataclasses.replace(visitor(), cough="1", night_sweats="1")
+        create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot, coughing), now=NOW,
+            secret_key="k", sms_policy=SMS, submission_key="abc",
+        )  # fmt: skip
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking))
+        stored, person = booking.submission_hash, booking.visitors[0]
+        assert stored
+        known = {"slot_id": str(booking.slot_id), "contact_phone": "987654321", "language": "es"}
+        base = visitor(
+            person.visitor.doc_number, first_names=person.first_names,
+            last_names=person.last_names, birth_date=person.birth_date.isoformat(),
+            relationship=person.relationship.value, sex=person.sex.value,
+        )  # fmt: skip
+        for ticks in itertools.product(("", "1"), repeat=len(QUESTIONS)):
+            guess = dataclasses.replace(base, **dict(zip(QUESTIONS, ticks, strict=True)))
+            request = BookingRequest(visitors=[guess], **known)
+            payload = json.dumps([booking.inmate_id, dataclasses.asdict(request)], sort_keys=True)
+            assert hashlib.sha256(payload.encode()).hexdigest() != stored, ticks
+
+
+# --- At the gate ----------------------------------------------------------------------------
+
+
+def test_a_high_risk_visitor_is_kept_out_at_the_gate_under_a_no_high_risk_measure(today, db):
+    client, _, visitor_id = today
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+            measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        issue(s, quencoro, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    answer = _screen(client, visitor_id, high_risk="1")  # "she is pregnant"
+    assert answer.status_code == 200  # not sent back to the list to be let in
+    assert "notice-health" in answer.text
+    day = client.get("/staff/p/QUENCORO/day").text
+    assert "No puede ingresar: medida de salud" in day
+    assert _outcomes(db, Stage.GATE) == {"María": Outcome.CLEAR}  # no symptom, but not let in
+
+
+def test_a_stale_clear_screening_never_overwrites_symptoms_found(today, db):
+    client, _, visitor_id = today
+    assert _screen(client, visitor_id, cough="1").status_code == 200  # one guard: symptoms
+    stale = _screen(client, visitor_id)  # another, from a page loaded before: none ticked
+    assert stale.status_code == 409
+    assert _outcomes(db, Stage.GATE) == {"María": Outcome.REFER}
+
+
+def test_undoing_a_health_turn_away_clears_its_screening(today, db):
+    client, reference, visitor_id = today
+    assert _screen(client, visitor_id, cough="1").status_code == 200
+    undo = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert undo.status_code == 303
+    assert _outcomes(db, Stage.GATE) == {}  # asked again, from the start
+    day = client.get("/staff/p/QUENCORO/day").text
+    row = re.search(rf'<tr id="b-{reference}">(.*?)</tr>', day, re.S).group(1)
+    assert f"/visitors/{visitor_id}/arrived" in row
+    assert "con síntomas" not in row
+
+
+def test_two_visitors_with_symptoms_send_the_family_one_text(db):
+    with db.writing() as s:
+        prison = make_prison(s)
+        inmate = make_inmate(s, prison)
+        slot = make_slot(s, prison, LIMA_TODAY, start=time(14))
+        party = request_for(slot, visitor("41111111"), visitor("42222222", first_names="Ana"))
+        booking = create_booking(
+            s, prison=prison, inmate=inmate, request=party, now=NOW - timedelta(days=3),
+            secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        ids = [v.id for v in booking.visitors]
+    for visitor_id in ids:
+        with db.writing() as s:
+            screen_at_gate(
+                s, prison=s.get(Prison, prison.id), visitor_id=visitor_id,
+                answers=Answers(symptoms=frozenset({Symptom.COUGH})),
+                actor=Actor("staff:guardia", ""), now=NOW, sms_policy=SMS,
+            )  # fmt: skip
+    assert len(_sms(db, "screening_advice")) == 1
+
+
+def test_the_booking_history_names_a_screening(today):
+    client, reference, visitor_id = today
+    _screen(client, visitor_id)
+    page = client.get(f"/staff/p/QUENCORO/bookings/{reference}")
+    assert page.status_code == 200
+    assert "visitor.screened" not in page.text
+    assert "respondió las preguntas de salud" in page.text
+
+
+# --- Odd input ------------------------------------------------------------------------------
+
+ODD = [
+    "", " ", "x", "٤٥", "１２", "9" * 40, "-1", "0", "1e3", "\x00", "2026-12-01T00:00",
+    "20261201", "2026-W49-2", "+45", "45.0", "1" * 5, "<b>", "ñ" * 3000,
+]  # fmt: skip
+
+
+def test_an_unknown_inmate_error_points_at_its_field(booked):
+    staff = booked[0]
+    answer = _post(
+        staff, "/preview", **(WING_A_MASKS | {"scope": "inmate", "inmate_code": "Q99999"})
+    )
+    anchors = re.findall(r'href="#([^"]+)"', answer.text)
+    ids = set(re.findall(r'id="([^"]+)"', answer.text))
+    assert anchors
+    assert set(anchors) <= ids
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "scope", "wing", "inmate_code", "kind", "infectious_since", "visit_minutes",
+        "starts_on", "notes", "masks", "suspended",
+    ],
+)  # fmt: skip
+def test_odd_advisory_form_values_never_give_a_server_error(booked, field):
+    staff = booked[0]
+    for value in ODD:
+        for path in ("/preview", ""):
+            answer = _post(staff, path, **(WING_A_MASKS | {field: value}))
+            assert answer.status_code < 500, (field, value)
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    for value in ODD:
+        for path in ("/preview", ""):
+            answer = staff.post(
+                f"{advisory}{path}",
+                data={"csrf_token": staff_token(staff), "masks": "1", field: value},
+                follow_redirects=False,
+            )
+            assert answer.status_code < 500, (field, value)
+
+
+def test_odd_gate_answers_never_give_a_server_error(today):
+    client, _, visitor_id = today
+    for question in QUESTIONS:
+        for value in ODD:
+            assert _screen(client, visitor_id, **{question: value}).status_code < 500
+
+
+def test_a_nul_in_a_staff_form_is_a_refusal(today):
+    client, _, visitor_id = today
+    answer = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/turn-away",
+        data={"csrf_token": staff_token(client), "reason": "other", "note": "a\x00b"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 400
+
+
+def test_odd_family_answers_never_give_a_server_error(client):
+    identify(client)
+    slot = first_open_slot(client)
+    token = csrf(client)
+    for question in QUESTIONS:
+        for value in ODD:
+            for entry in (0, 1, 99):
+                form = visitor_form(slot, token, **{f"visitors.{entry}.{question}": value})
+                assert review(client, form).status_code < 500, (question, value, entry)
+
+
+def test_odd_api_answers_never_give_a_server_error(client):
+    slot = next(s["id"] for d in quencoro_days(client) for s in d["slots"] if s["state"] == "open")
+    for value in ["maybe", None, [1], {"a": 1}, 2, -1, "yes", "on", 1.5, "٠", "a\x00"]:
+        person = {
+            "first_names": "Ana", "last_names": "Quispe", "doc_type": "dni",
+            "doc_number": "41111111", "birth_date": "1985-07-25", "relationship": "partner",
+            "sex": "F", "cough": value,
+        }  # fmt: skip
+        payload = {
+            "prison": "QUENCORO", "inmate": {"code": "Q10001", "surname": "Yupanqui"},
+            "slot_id": slot, "contact_phone": "987654321", "visitors": [person],
+        }  # fmt: skip
+        answer = client.post("/api/v1/bookings", json=payload)
+        assert answer.status_code < 500, (value, answer.text)
