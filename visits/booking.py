@@ -36,6 +36,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    false,
     func,
     orm,
     select,
@@ -157,7 +158,13 @@ class BookingVisitor(Base):
     """A visitor on a booking, with the details as given for that booking."""
 
     __tablename__ = "booking_visitor"
-    __table_args__ = (UniqueConstraint("booking_id", "visitor_id"),)
+    __table_args__ = (
+        UniqueConstraint("booking_id", "visitor_id"),
+        # The retention purge walks visits from the oldest day (visits.retention).
+        Index("ix_booking_visitor_visit_date", "visit_date"),
+        # Whether a visitor has any visit left, and the check of every visitor deleted.
+        Index("ix_booking_visitor_visitor_id", "visitor_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
@@ -171,6 +178,9 @@ class BookingVisitor(Base):
     # The slot's day while the booking holds seats: the one-visit-a-day index below uses it.
     visit_date: Mapped[date] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(default=True)
+    # The family answered pregnant or immunocompromised at booking: a high-risk contact in
+    # exposure tracing (visits.tracing), like a child under 5. Filled by the screening step.
+    high_risk: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     booking: Mapped[Booking] = orm.relationship(back_populates="visitors")
     visitor: Mapped[Visitor] = orm.relationship(lazy="joined")

@@ -12,6 +12,7 @@ from visits import (  # noqa: F401
     schedule,
     staff,
     throttle,
+    tracing,
     verification,
     visitor,
 )

@@ -1,0 +1,64 @@
+"""exposure tracing: who was told of an advisory, high-risk visitors, and the indexes that
+trace contacts and purge old visits
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The family answered pregnant or immunocompromised at booking (the screening step fills
+    # it; tracing reads it): a high-risk contact, like a child under 5.
+    op.add_column(
+        "booking_visitor",
+        sa.Column("high_risk", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    # A wing advisory's inmates (locked when issued; their visitors traced).
+    op.create_index("ix_inmate_wing_id", "inmate", ["wing_id"])
+    # The retention purge walks visits from the oldest day.
+    op.create_index("ix_booking_visitor_visit_date", "booking_visitor", ["visit_date"])
+    # Whether a visitor has any visit left, and the check of every visitor deleted.
+    op.create_index("ix_booking_visitor_visitor_id", "booking_visitor", ["visitor_id"])
+    op.create_table(
+        "contact_notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("advisory_id", sa.Integer(), nullable=False),
+        sa.Column("visitor_id", sa.Integer(), nullable=False),
+        sa.Column("tier", sa.Integer(), nullable=False),
+        sa.Column("phone", sa.String(length=16), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["advisory_id"], ["health_advisory.id"],
+            name=op.f("fk_contact_notice_advisory_id_health_advisory"), ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["visitor_id"], ["visitor.id"],
+            name=op.f("fk_contact_notice_visitor_id_visitor"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_notice")),
+        sa.UniqueConstraint(
+            "advisory_id", "visitor_id", name=op.f("uq_contact_notice_advisory_id_visitor_id")
+        ),
+    )
+    op.create_index("ix_contact_notice_visitor_id", "contact_notice", ["visitor_id"])
+    op.create_index("ix_contact_notice_at", "contact_notice", ["at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_contact_notice_at", table_name="contact_notice")
+    op.drop_index("ix_contact_notice_visitor_id", table_name="contact_notice")
+    op.drop_table("contact_notice")
+    op.drop_index("ix_booking_visitor_visitor_id", table_name="booking_visitor")
+    op.drop_index("ix_booking_visitor_visit_date", table_name="booking_visitor")
+    op.drop_index("ix_inmate_wing_id", table_name="inmate")
+    with op.batch_alter_table("booking_visitor") as batch:
+        batch.drop_column("high_risk")
