@@ -39,6 +39,7 @@ PATH_VALUES = {
     "closure_id": "1",
     "suspension_id": "1",
     "user_id": "1",
+    "advisory_id": "1",
 }
 
 

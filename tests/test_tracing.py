@@ -4,6 +4,8 @@ tells each person once, even asked twice at once; only health staff of the priso
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import re
 import threading
@@ -17,18 +19,22 @@ from sqlalchemy import func, select
 from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_prison
 from tests.history import History, Person, generate_year
+from tests.staffing import make_staff, sign_in, staff_token
 from visits import health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
 from visits.booking import BookingStatus
 from visits.gate import GateStatus
 from visits.health import AdvisoryKind, Measures, Scope, Tier, TracingPolicy
+from visits.i18n import gettext, use_locale
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
 from visits.problems import Code, Rejected
 from visits.sms import render
+from visits.staff import StaffRole
 from visits.tracing import ContactNotice
+from web.tracing import CSV_COLUMNS
 
 TODAY = date(2026, 12, 1)  # NOW's day in Lima
 POLICY = TracingPolicy()
@@ -442,3 +448,124 @@ def test_notifying_an_advisory_of_another_prison_or_without_infectious_since_cha
     assert _contact_sms(db) == []
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(ContactNotice)) == 0
+
+
+# --- The pages ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def traced(make_client, db):
+    """The demo app; in Quencoro, a visit to Q10001 two weeks ago by a visitor whose name
+    starts like a spreadsheet formula, and an advisory over Q10001; health, guard and admin
+    users of Quencoro, and a health user of the women's prison."""
+    client = make_client()
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        history = History(s, prison)
+        history.inmates = dict(s.execute(select(Inmate.id, Inmate.wing_id)).all())
+        index = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        (formula,) = history.people([ADULT], first_names="=HYPERLINK(1)")
+        (plain,) = history.people([ADULT], first_names="Ñusta")
+        history.book(index.id, date(2026, 11, 17), [Person(formula, ADULT)], phone="+51987000009")
+        history.book(index.id, date(2026, 11, 18), [Person(plain, ADULT)], phone="+51987000008")
+        advisory = _advisory(s, prison, Scope.INMATE, inmate_id=index.id, wing_id=index.wing_id)
+        ids = {"advisory": advisory.id}
+        women = s.scalar(select(Prison).where(Prison.code == "MUJERES-CUSCO"))
+        ids["other"] = _advisory(s, women, Scope.PRISON).id
+        ids["blind"] = _advisory(s, prison, Scope.PRISON, infectious_since=None).id
+    make_staff(db, "salud", StaffRole.HEALTH)
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "salud.mujeres", StaffRole.HEALTH, ("MUJERES-CUSCO",))
+    return client, ids
+
+
+def _signed(make_client, username):
+    client = make_client()
+    assert sign_in(client, username).status_code == 303
+    return client
+
+
+def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, make_client, db):
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    page = client.get(path)
+    assert page.status_code == 200
+    html = page.text
+    assert html.index("Tier 1") < html.index("Ñusta Quispe 0")  # counts first, then the rows
+    assert '<th scope="col">' in html
+    assert "Ñusta Quispe 0" in html
+    assert "+51987000008" in html
+    assert "0 visitors were already notified." in html
+    assert "Send 2 SMS" in html
+    token = staff_token(client)
+    sent = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"{path}?done=notified&count=2"
+    again = client.get(sent.headers["location"]).text
+    assert "2 SMS were sent." in again
+    assert "2 visitors were already notified." in again
+    assert "Everyone on the list has been notified." in again
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(ContactNotice)) == 2
+    repeat = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
+    assert repeat.headers["location"] == f"{path}?done=notified&count=0"
+
+
+def test_the_csv_opens_in_excel_and_defuses_formulas(traced, make_client):
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    answer = client.get(f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
+    assert answer.content.startswith(b"\xef\xbb\xbf")  # the BOM
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    with use_locale("es"):  # the staff's language, Spanish by default
+        assert rows[0] == [gettext(column) for column in CSV_COLUMNS]
+    assert len(rows) == 3
+    by_name = {r[0]: r for r in rows[1:]}
+    assert "'=HYPERLINK(1) Quispe 0" in by_name
+    assert "Ñusta Quispe 0" in by_name
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    assert "'+51987000008" in by_name["Ñusta Quispe 0"]
+
+
+def test_only_health_staff_of_the_advisorys_prison_reach_its_contacts(traced, make_client):
+    _, ids = traced
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    for username in ("guardia", "admin"):
+        client = _signed(make_client, username)
+        token = staff_token(client)
+        assert client.get(path).status_code == 403
+        assert client.get(f"{path}.csv").status_code == 403
+        refused = client.post(f"{path}/notify", data={"csrf_token": token})
+        assert refused.status_code == 403
+    outsider = _signed(make_client, "salud.mujeres")
+    assert outsider.get(path).status_code == 403  # a prison outside the account's scope
+    health_user = _signed(make_client, "salud")
+    other = f"/staff/p/QUENCORO/health/{ids['other']}/contacts"
+    assert health_user.get(other).status_code == 404  # the women's prison's advisory
+    assert health_user.get(f"{other}.csv").status_code == 404
+    token = staff_token(health_user)
+    assert health_user.post(f"{other}/notify", data={"csrf_token": token}).status_code == 404
+    assert health_user.get("/staff/p/QUENCORO/health/999999/contacts").status_code == 404
+    assert health_user.get("/staff/p/QUENCORO/health/abc/contacts").status_code == 422
+
+
+def test_an_advisory_without_infectious_since_says_so_and_sends_nothing(traced, make_client, db):
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['blind']}/contacts"
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "has no date from which the case was infectious" in page.text
+    assert "<table" not in page.text
+    assert client.get(f"{path}.csv").status_code == 409
+    token = staff_token(client)
+    refused = client.post(f"{path}/notify", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert "has no date from which the case was infectious" in refused.text
+    assert "Traceback" not in refused.text
+    assert _contact_sms(db) == []
