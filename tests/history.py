@@ -181,6 +181,10 @@ class History:
         ]  # fmt: skip
         if gates:
             self.session.execute(insert(GateCheck), gates)
+        for slot, plan in zip(slots, plans, strict=True):
+            if plan[3] is not BookingStatus.CANCELLED:  # seats as the reports expect them
+                slot.seats_taken += len(plan[2])
+        self.session.flush()
         made = [
             Visit(bv, booking, person.visitor_id, plan[0], self.inmates[plan[0]],
                   slot.local_date, slot.starts_at, plan[3], person.gate, person.birth_date,
