@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from visits.booking import Booking, BookingVisitor
 from visits.db import lock_rows, require_write_lock
@@ -135,30 +135,28 @@ def purge_ended_suspensions(session: Session, edge: Cutoff, batch: int = BATCH) 
     """People kept past their last visit only by a suspension that ended more than the
     retention period ago: at most ``batch`` of them deleted; how many (0: none left)."""
     require_write_lock(session)
-    ended = exists().where(
-        VisitorSuspension.visitor_id == Visitor.id, VisitorSuspension.until < edge.day
-    )
+    person = VisitorSuspension.visitor_id
     people = set(
         session.scalars(
-            _skip_locked(
-                session,
-                select(Visitor.id).where(ended, *_unneeded(edge)).order_by(Visitor.id).limit(batch),
-            )
+            select(person)
+            .where(VisitorSuspension.until < edge.day, *_unneeded(edge, person))
+            .limit(batch)
         )
     )
+    lock_rows(session, Visitor.id, people)
     return _delete_people(session, people, edge)
 
 
-def _unneeded(edge: Cutoff) -> tuple:
-    """A person nothing within the retention period refers to."""
+def _unneeded(edge: Cutoff, person: ColumnElement[int]) -> tuple[ColumnElement[bool], ...]:
+    """The person (an id column of the outer query) is referred to by nothing within the
+    retention period: no visit, no suspension ending in it, no exposure notice made in it."""
+    barred = aliased(VisitorSuspension)
     needed = or_(
-        exists().where(BookingVisitor.visitor_id == Visitor.id),
-        exists().where(
-            VisitorSuspension.visitor_id == Visitor.id, VisitorSuspension.until >= edge.day
-        ),
-        exists().where(ContactNotice.visitor_id == Visitor.id, ContactNotice.at >= edge.moment),
+        exists().where(BookingVisitor.visitor_id == person),
+        exists().where(barred.visitor_id == person, barred.until >= edge.day),
+        exists().where(ContactNotice.visitor_id == person, ContactNotice.at >= edge.moment),
     )
-    return (Visitor.created_at < edge.moment, ~needed)
+    return (~needed,)
 
 
 def _delete_people(session: Session, people: set[int], edge: Cutoff) -> int:
@@ -167,6 +165,10 @@ def _delete_people(session: Session, people: set[int], edge: Cutoff) -> int:
         return 0
     return session.execute(
         delete(Visitor)
-        .where(Visitor.id.in_(sorted(people)), *_unneeded(edge))
+        .where(
+            Visitor.id.in_(sorted(people)),
+            Visitor.created_at < edge.moment,
+            *_unneeded(edge, Visitor.id),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount

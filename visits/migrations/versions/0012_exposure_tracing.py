@@ -28,6 +28,11 @@ def upgrade() -> None:
     op.create_index("ix_booking_visitor_visit_date", "booking_visitor", ["visit_date"])
     # Whether a visitor has any visit left, and the check of every visitor deleted.
     op.create_index("ix_booking_visitor_visitor_id", "booking_visitor", ["visitor_id"])
+    # Whether a person is barred still, or was until lately; the suspensions ended long ago.
+    op.create_index(
+        "ix_visitor_suspension_visitor_until", "visitor_suspension", ["visitor_id", "until"]
+    )
+    op.create_index("ix_visitor_suspension_until", "visitor_suspension", ["until"])
     op.create_table(
         "contact_notice",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -57,6 +62,8 @@ def downgrade() -> None:
     op.drop_index("ix_contact_notice_at", table_name="contact_notice")
     op.drop_index("ix_contact_notice_visitor_id", table_name="contact_notice")
     op.drop_table("contact_notice")
+    op.drop_index("ix_visitor_suspension_until", table_name="visitor_suspension")
+    op.drop_index("ix_visitor_suspension_visitor_until", table_name="visitor_suspension")
     op.drop_index("ix_booking_visitor_visitor_id", table_name="booking_visitor")
     op.drop_index("ix_booking_visitor_visit_date", table_name="booking_visitor")
     op.drop_index("ix_inmate_wing_id", table_name="inmate")
