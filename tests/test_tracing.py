@@ -504,7 +504,7 @@ def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, m
     assert sent.status_code == 303
     assert sent.headers["location"] == f"{path}?done=notified&count=2"
     again = client.get(sent.headers["location"]).text
-    assert "2 SMS were sent." in again
+    assert "2 SMS are on their way." in again
     assert "2 visitors were already notified." in again
     assert "Everyone on the list has been notified." in again
     with db.read_session() as s:
