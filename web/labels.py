@@ -75,6 +75,8 @@ MESSAGE_KINDS = {
     "broadcast": N_("Message to the families of a day"),
     "health_suspended": N_("Cancellation: a health measure"),
     "health_measure": N_("A health measure applies"),
+    "contact_tier1": N_("Health notice to a contact: get evaluated"),
+    "contact_tier2": N_("Health notice to a contact: watch for symptoms"),
     "moved": N_("Change of day or time"),
     "attending": N_("Answer: coming"),
     "help": N_("Answer: help"),
