@@ -69,12 +69,12 @@ TEXTS = {
     ),
     # Exposure tracing (visits.tracing): never a diagnosis, the person visited or anyone else.
     "contact_tier1": N_(
-        "Health notice after your visit to %(prison)s: please get a free check-up at your "
-        "health post, even if you feel well. Show this message."
+        "Health notice after visiting %(prison)s: please get a free check-up at your health "
+        "post, even if you feel well. Show this message."
     ),
     "contact_tier2": N_(
-        "Health notice after your visit to %(prison)s: watch for a cough of 2 weeks or more, "
-        "fever, night sweats or weight loss. Free check at your health post."
+        "Health notice after visiting %(prison)s: watch for a cough of 2 weeks or more, fever, "
+        "night sweats, weight loss. Free check at your health post."
     ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
