@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from visits.booking import Booking, BookingVisitor
@@ -82,7 +82,8 @@ def cutoff(session: Session, now: datetime, retention_days: int) -> Cutoff | Non
     return Cutoff(today - keep, now - keep)
 
 
-def _skip_locked(session: Session, query):
+def _skip_locked(session: Session, query: Select) -> Select:
+    """Rows another purge holds are left to it (PostgreSQL; SQLite has one writer)."""
     if session.get_bind().dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query

@@ -45,6 +45,7 @@ from sqlalchemy import (
     ColumnElement,
     ForeignKey,
     Index,
+    Select,
     String,
     UniqueConstraint,
     case,
@@ -144,7 +145,7 @@ def _yyyymmdd(day: ColumnElement[date]) -> ColumnElement[int]:
     return extract("year", day) * 10_000 + extract("month", day) * 100 + extract("day", day)
 
 
-def contact_query(advisory: HealthAdvisory, first: date, last: date, now: datetime):
+def contact_query(advisory: HealthAdvisory, first: date, last: date, now: datetime) -> Select:
     """Every contact of the advisory once (see the module's docstring): one query, its rows
     ``(visitor_id, first_names, last_names, doc_type, doc_number, tier, last_visit, phone,
     language)``, closest tier first, then by name."""
