@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 
 SINGLE_SEGMENT = 160  # septets in a lone GSM-7 segment
-_GSM7_PART = 153  # septets per segment of a concatenated message (7 go to the UDH)
+PART_SEGMENT = 153  # septets per segment of a concatenated message (7 go to the UDH)
 _UCS2_SINGLE = 70  # UTF-16 code units in a lone UCS-2 segment
 _UCS2_PART = 67
 
@@ -104,7 +104,7 @@ def segments(text: str) -> int:
     """How many SMS segments the text is billed as; an empty text still costs one."""
     if is_gsm7(text):
         costs = [2 if c in GSM7_EXTENDED else 1 for c in text]
-        single, part = SINGLE_SEGMENT, _GSM7_PART
+        single, part = SINGLE_SEGMENT, PART_SEGMENT
     else:  # UTF-16 code units: a character beyond the BMP takes a surrogate pair
         costs = [2 if ord(c) > 0xFFFF else 1 for c in text]
         single, part = _UCS2_SINGLE, _UCS2_PART

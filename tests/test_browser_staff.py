@@ -249,3 +249,69 @@ def test_the_administrators_pages_have_no_serious_accessibility_problems(staff, 
     assert not any(found.values()), "serious or critical axe violations:\n" + (
         describe_violations(found)
     )
+
+
+@pytest.mark.browser
+def test_health_staff_issue_an_advisory_a_family_sees_the_measure_and_the_guard_the_flag(
+    staff, phone, gate_day
+):
+    """The issue's whole path in Chromium: the count before confirming, the family's slots
+    page, the guard's list; every health page through axe."""
+    base = gate_day.base
+    found: dict[str, list[dict]] = {}
+    staff_sign_in(staff, base, "salud", "/staff/p/QUENCORO/health")
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Alertas de salud")
+    found["advisories"] = serious_violations(staff)
+    staff.get_by_role("button", name="Ver qué cambia").click()  # nothing chosen
+    expect(staff.locator(".error-summary")).to_be_visible()
+    found["advisories with errors"] = serious_violations(staff)
+
+    staff.get_by_role("radio", name="Un interno").check()
+    staff.get_by_label("Código del interno").fill("Q10001")
+    kind = staff.get_by_label("Tipo", exact=True)
+    kind.select_option(label="TB pulmonar sensible a medicamentos")
+    staff.get_by_label("Mascarilla N95 (respirador) obligatoria para los visitantes").check()
+    staff.get_by_label("Solo visita sin contacto").check()
+    staff.get_by_label("Notas internas").fill("Caso confirmado, celda 4")
+    staff.get_by_role("button", name="Ver qué cambia").click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Revisa la alerta")
+    expect(staff.locator("#affected")).to_have_text("1 reserva afectada")  # Rosa's, today
+    shown = gate_day.reference[:4] + "-" + gate_day.reference[4:]
+    expect(staff.locator("table")).to_contain_text(shown)
+    found["advisory preview"] = serious_violations(staff)
+    staff.get_by_role("button", name="Emitir la alerta").click()
+    expect(staff.get_by_role("status")).to_contain_text("1 familia conoce las medidas por SMS")
+    expect(staff.locator(".details")).to_contain_text("Caso confirmado, celda 4")
+    found["advisory"] = serious_violations(staff)
+
+    family = phone(javascript=True)  # axe runs in the page
+    family.goto(f"{base}/p/QUENCORO")
+    family.get_by_label("Código de la persona que visitas").fill("Q10001")
+    family.get_by_label("Su primer apellido").fill("Yupanqui")
+    family.get_by_role("button", name="Continuar").click()
+    notice = family.locator(".notice-health")
+    expect(notice).to_contain_text("Hay una medida de salud para las visitas a esta persona")
+    expect(notice).to_contain_text("mascarilla N95")
+    expect(notice).to_contain_text("sin contacto físico")
+    expect(family.locator("main")).not_to_contain_text("TB")  # never the diagnosis
+    found["family slots page"] = serious_violations(family)
+
+    staff.get_by_role("button", name="Cerrar sesión").click()
+    staff_sign_in(staff, base, "guardia", "/staff/p/QUENCORO/day")
+    row = staff.locator(f"#b-{gate_day.reference}")
+    expect(row.locator(".tag-health")).to_have_text(["Mascarilla N95", "Sin contacto"])
+    expect(staff.locator("main")).not_to_contain_text("Caso confirmado")
+    undo = row.get_by_role("button", name="Deshacer Rosa Ccori")  # the guard test's record
+    if undo.count():
+        undo.click()
+    row = staff.locator(f"#b-{gate_day.reference}")
+    row.get_by_role("link", name="Preguntas de salud Rosa Ccori").click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Preguntas de salud")
+    found["gate screening"] = serious_violations(staff)
+    staff.get_by_label("Sudor por las noches").check()
+    staff.get_by_role("button", name="Guardar las respuestas").click()
+    expect(staff.get_by_role("status")).to_contain_text("No ingresa hoy")
+    found["gate screening outcome"] = serious_violations(staff)
+    assert not any(found.values()), "serious or critical axe violations:\n" + (
+        describe_violations(found)
+    )

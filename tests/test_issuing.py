@@ -21,7 +21,7 @@ from visits.issuing import AdvisoryDraft, issue, lift, reissue
 from visits.prison import Prison, Wing
 from visits.problems import Rejected
 from visits.schedule import Slot
-from visits.sms import TEXTS, render
+from visits.sms import TEXTS, measure_sentences, render
 
 SATURDAY = date(2026, 12, 5)
 SUNDAY = date(2026, 12, 6)
@@ -92,9 +92,14 @@ def test_a_wing_suspended_cancels_exactly_its_future_bookings_and_tells_each_fam
         _book(db, "Q1", SATURDAY, "44444444")
     assert caught.value.codes == {"health_suspended"}
     with db.writing() as s:
-        lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+        lift(
+            s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
     assert _book(db, "Q1", SATURDAY, "44444444")  # reopened
     assert _status(db, refs["Q1"]) is BookingStatus.CANCELLED  # what was cancelled stays
+    # The families it cancelled learn they can book again; nobody else hears of it.
+    assert _sms(db, "health_reopened") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
 
 
 def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
@@ -103,6 +108,7 @@ def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
     assert (cancelled, told) == ([], 2)
     assert _sms(db, "health_measure") == sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2"))
     late = _book(db, "Q2", SATURDAY, "45555555")  # booked after the advisory
+    assert f"booking:{late}" in _sms(db, "health_measure")  # told with its confirmation
 
     def again(measures):
         with db.writing() as s:
@@ -112,11 +118,22 @@ def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
             )  # fmt: skip
             return len(effect.told)
 
-    assert again(Measures(masks=True)) == 3  # re-evaluated: the late booking is told now
+    assert again(Measures(masks=True)) == 3  # re-evaluated: every family knows
     assert len(_sms(db, "health_measure")) == 3  # and nobody told twice
-    assert f"booking:{late}" in _sms(db, "health_measure")
     again(Measures(masks=True, non_contact=True))  # new measures: everyone told again
     assert len(_sms(db, "health_measure")) == 6
+    # Another advisory, for the whole prison: it asks nothing new of wing A's visits, so
+    # only wing B's family is told (what it asks, not that an advisory exists).
+    _issue(db, scope=Scope.PRISON, measures=Measures(non_contact=True))
+    assert len(_sms(db, "health_measure")) == 7
+    with db.read_session() as s:
+        last = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "health_measure")
+            .order_by(OutboxMessage.id.desc())
+        ).first()  # fmt: skip
+        assert last.subject == f"booking:{refs['Q3']}"
+        assert "Sin contacto fisico." in last.body  # in Spanish, in GSM-7
+        assert "N95" not in last.body
 
 
 @pytest.mark.parametrize(
@@ -142,8 +159,13 @@ def test_an_advisory_that_cannot_be_issued_changes_nothing(booked, changes, code
 @pytest.mark.parametrize("kind", ["health_suspended", "health_measure"])
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_no_health_sms_names_a_diagnosis_or_anyone(kind, language):
+    every = Measures(True, True, True, True, 45)
     params = {"ref": "ABCD-EFGH", "when": "28/12", "prison": "Penal", "link": "https://x.pe"}
+    params["measures"] = measure_sentences(every, language)
     text = render(kind, language, params).lower()
+    if kind == "health_measure":
+        assert "n95" in text  # what to do is said
+        assert "45" in text
     assert kind in TEXTS
     for word in ("tb", "tuberculos", "diagn", "contag", "infec", "interno", "inmate"):
         assert word not in text, (word, text)
@@ -218,7 +240,10 @@ def test_a_reissue_is_checked_like_an_issue_and_never_follows_a_lift(booked):
 
     def lift_it() -> str:
         with db.writing() as s:
-            lift(s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="")
+            lift(
+                s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud",
+                origin="", sms_policy=SMS,
+            )  # fmt: skip
         return "lifted"
 
     # A lift and a re-issue that suspends visits, at the same instant: they take turns.

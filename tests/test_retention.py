@@ -20,6 +20,7 @@ from visits.jobs import purge_visit_records
 from visits.prison import Prison
 from visits.reports import report
 from visits.retention import Purged
+from visits.screening import Outcome, Screening, Stage
 from visits.settings import Settings
 from visits.tracing import ContactNotice
 from visits.visitor import Visitor, VisitorSuspension
@@ -57,6 +58,10 @@ def kept_and_old(db):
         history.book(inmate, LIMA_TODAY + timedelta(days=3), [Person(people["coming"], ADULT)],
                      BookingStatus.CONFIRMED)  # fmt: skip
         prison_id = history.prison.id
+        for visit in history.visits:  # each visitor's answers at booking, as outcomes
+            s.add(Screening(booking_visitor_id=visit.booking_visitor_id, stage=Stage.BOOKING,
+                            outcome=Outcome.CLEAR, day=visit.day, at=LATE_EVENING,
+                            by="family"))  # fmt: skip
         for who, until in (("barred", INSIDE), ("was_barred", OUTSIDE)):
             s.add(VisitorSuspension(visitor_id=people[who], prison_id=prison_id, until=until,
                                     reason="", created_by="staff:admin"))  # fmt: skip
@@ -100,6 +105,8 @@ def test_a_visit_one_day_past_the_period_is_purged_and_one_day_inside_is_kept(
         }  # fmt: skip
         checks = {c.booking_visitor_id for c in s.scalars(select(GateCheck))}
         assert checks == {by_day[INSIDE].booking_visitor_id}  # the old notes went with them
+        screened = set(s.scalars(select(Screening.booking_visitor_id)))
+        assert screened == set(s.scalars(select(BookingVisitor.id)))  # so did their outcomes
         phones = dict(s.execute(select(Booking.id, Booking.contact_phone)).all())
         assert phones[by_day[OUTSIDE].booking_id] == ""
         assert phones[by_day[INSIDE].booking_id] == by_day[INSIDE].phone

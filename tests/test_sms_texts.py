@@ -7,14 +7,26 @@ import itertools
 import pytest
 
 from notifications import gsm
+from visits.health import Measures
 from visits.i18n import SUPPORTED_LOCALES
-from visits.sms import TEXTS, SmsPolicy, render, short_token, short_token_matches
+from visits.sms import (
+    SEGMENTS,
+    TEXTS,
+    SmsPolicy,
+    measure_sentences,
+    render,
+    short_token,
+    short_token_matches,
+)
 
 # A long prison name, a long public address, the largest party and a late hour.
 LONG_PRISON = "Establecimiento Penitenciario de Mujeres de Chorrillos Anexo (Santa Mónica)"
 POLICY = SmsPolicy(public_base_url="https://visitas-familiares.inpe.gob.pe", secret_key="k")
 # The pages a text links to: the booking's own page, or the service's home.
-HOME_LINKED = {"cancelled", "closed", "visitor_barred", "health_suspended", "help", "no_visit"}
+HOME_LINKED = {
+    "cancelled", "closed", "visitor_barred", "health_suspended", "health_reopened", "help",
+    "no_visit",
+}  # fmt: skip
 PARAMS = {
     "ref": "ABCD-EFGH",
     "when": "el 28/12 a las 15:30",
@@ -23,16 +35,27 @@ PARAMS = {
     "link": POLICY.short_link("ABCDEFGH"),
     "code": "123456",
     "minutes": 10,
+    "measures": "",
 }
+
+
+# Every health measure at once, with the longest visit length.
+EVERY_MEASURE = Measures(
+    inform=True, masks=True, no_high_risk=True, non_contact=True, visit_minutes=600
+)
 
 
 @pytest.mark.parametrize("language", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("kind", sorted(TEXTS))
 def test_every_text_is_one_gsm7_segment(kind, language):
+    """One segment, or the few :data:`SEGMENTS` allows a text that must say more."""
     params = {**PARAMS, "link": POLICY.public_base_url} if kind in HOME_LINKED else PARAMS
+    params = {**params, "measures": measure_sentences(EVERY_MEASURE, language)}
     text = render(kind, language, params)
     assert gsm.is_gsm7(text), text
-    assert gsm.segments(text) == 1, (len(text), text)
+    assert gsm.segments(text) == SEGMENTS.get(kind, 1), (len(text), text)
+    if kind == "health_measure":
+        assert gsm.transliterate(params["measures"].strip()) in text  # every measure, uncut
     for key in ("ref", "code", "link"):
         if f"%({key})s" in TEXTS[kind]:
             assert str(params[key]) in text  # only the prison's name is ever shortened

@@ -11,6 +11,7 @@ health measure applies, never the diagnosis or whom it concerns. Issuing and lif
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -18,6 +19,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from visits import health
 from visits.base import Base, UTCDateTime, str_enum
 from visits.health import AdvisoryKind, Measures, Scope
+
+if TYPE_CHECKING:
+    from visits.booking import Booking
 
 
 class HealthAdvisory(Base):
@@ -98,9 +102,26 @@ def in_force(session: Session, prison_id: int, day: date) -> list[health.Advisor
     return [row.rule() for row in rows]
 
 
+def timeline(
+    session: Session, prison_id: int, wing_id: int | None, inmate_id: int, first: date, last: date
+) -> list[tuple[date, Measures]]:
+    """The measures for visits to this inmate over these days, as they change (see
+    :func:`visits.health.timeline`)."""
+    advisories = in_force(session, prison_id, last)
+    return health.timeline(advisories, prison_id, wing_id, inmate_id, first, last)
+
+
 def measures_on(
     session: Session, prison_id: int, wing_id: int | None, inmate_id: int, day: date
 ) -> Measures:
     """Every measure in force for a visit to this inmate on this day."""
     advisories = in_force(session, prison_id, day)
     return health.measures_for(advisories, prison_id, wing_id, inmate_id, day)
+
+
+def for_booking(session: Session, booking: Booking) -> Measures:
+    """Every measure in force for this booking's visit."""
+    return measures_on(
+        session, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
+        booking.slot.local_date,
+    )  # fmt: skip

@@ -46,8 +46,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit, reference, sms, throttle, verification
-from visits.advisories import measures_on
+from visits import audit, reference, screening, sms, throttle, verification
+from visits.advisories import for_booking, measures_on
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
     BookingRequest,
@@ -72,6 +72,7 @@ from visits.rules import (
     window_problem,
 )
 from visits.schedule import Closure, Slot, closure_for, lock_day
+from visits.screening import Stage
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
@@ -178,8 +179,8 @@ class BookingVisitor(Base):
     # The slot's day while the booking holds seats: the one-visit-a-day index below uses it.
     visit_date: Mapped[date] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(default=True)
-    # The family answered pregnant or immunocompromised at booking: a high-risk contact in
-    # exposure tracing (visits.tracing), like a child under 5. Filled by the screening step.
+    # The family answered pregnant or low defences (visits.screening): kept away by a health
+    # measure against high-risk visitors, and a close contact in exposure tracing.
     high_risk: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     booking: Mapped[Booking] = orm.relationship(back_populates="visitors")
@@ -210,6 +211,7 @@ class Attendee:
     member: PartyMember
     name: str
     visitor_id: int | None  # None: a person never seen before
+    high_risk: bool = False  # pregnant or low defences, as the family answered
 
 
 @dataclass(frozen=True)
@@ -370,19 +372,22 @@ def party_rule_problems(
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
     young = [a for a in attendees if age_on(a.member.birth_date, slot.local_date) < UNDER_FIVE]
-    if (
-        young
-        and measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date).no_high_risk
-    ):
+    at_risk = [a for a in attendees if a.high_risk and a not in young]
+    if (young or at_risk) and measures_on(
+        session, prison.id, inmate.wing_id, inmate.id, slot.local_date
+    ).no_high_risk:
         for attendee in young:
             where = f"visitors.{attendee.member.index}.birth_date"
             problems.append(Problem(Code.HEALTH_NO_YOUNG_CHILDREN, where, {"name": attendee.name}))
+        for attendee in at_risk:
+            where = f"visitors.{attendee.member.index}.high_risk"
+            problems.append(Problem(Code.HEALTH_HIGH_RISK, where, {"name": attendee.name}))
     return problems
 
 
 def _attendees(valid: ValidBooking, visitor_ids: Sequence[int | None]) -> list[Attendee]:
     return [
-        Attendee(v.member(), f"{v.identity.first_names} {v.identity.last_names}", vid)
+        Attendee(v.member(), v.identity.full_name, vid, v.answers.high_risk)
         for v, vid in zip(valid.visitors, visitor_ids, strict=True)
     ]
 
@@ -563,6 +568,7 @@ def create_booking(
                 sex=details.identity.sex,
                 visit_date=slot.local_date,
                 active=True,
+                high_risk=details.answers.high_risk,
             )
         )
     session.add(booking)
@@ -583,10 +589,16 @@ def create_booking(
         entity_id=booking.reference,
         details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
     )
+    for visitor, details in zip(booking.visitors, valid.visitors, strict=True):
+        screening.record(
+            session, visitor.id, Stage.BOOKING, details.answers.outcome, now, actor, prison
+        )
     if held:
         verification.send_code(session, booking, sms_policy, now)
     else:
         sms.queue_confirmed(session, booking, sms_policy, now)
+        tell_measures(session, booking, sms_policy, now)
+        tell_screening_advice(session, booking, sms_policy, now)
     return Booked(booking, reference.manage_token(secret_key, booking.reference))
 
 
@@ -699,6 +711,8 @@ def verify_booking(
         entity_id=booking.reference,
     )
     sms.queue_confirmed(session, booking, sms_policy, now)
+    tell_measures(session, booking, sms_policy, now)
+    tell_screening_advice(session, booking, sms_policy, now)
     session.flush()
     return booking
 
@@ -789,7 +803,9 @@ def move_booking(
         raise Rejected([Problem(Code.SAME_SLOT, "slot_id")])
 
     attendees = [
-        Attendee(PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id)
+        Attendee(
+            PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id, v.high_risk
+        )
         for v in booking.visitors
     ]
     problems = slot_problems(
@@ -824,7 +840,26 @@ def move_booking(
     session.flush()
     session.refresh(new_slot)
     sms.queue_moved(session, booking, sms_policy, now, change_id=event.id)
+    tell_measures(session, booking, sms_policy, now)
     return booking
+
+
+def tell_screening_advice(
+    session: Session, booking: Booking, sms_policy: SmsPolicy, now: datetime
+) -> None:
+    """A visitor's answers at booking call for a free TB check: the family is told where,
+    once the booking is confirmed (the booking page says it at once)."""
+    if screening.advised(session, list(booking.visitors)):
+        key = f"{sms.subject(booking)}:advice:booking"
+        sms.queue_screening_advice(session, booking, sms_policy, now, key)
+
+
+def tell_measures(session: Session, booking: Booking, sms_policy: SmsPolicy, now: datetime) -> None:
+    """A confirmed visit under health measures: the family is told what they ask (once for
+    the same measures, see :func:`visits.sms.queue_health_measure`)."""
+    measures = for_booking(session, booking)
+    if measures.any and not measures.suspended:
+        sms.queue_health_measure(session, booking, sms_policy, now, measures)
 
 
 # --- Finding ---------------------------------------------------------------------------------

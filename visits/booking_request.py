@@ -18,6 +18,7 @@ import phonenumbers
 from visits.i18n import SUPPORTED_LOCALES, negotiate
 from visits.problems import Code, Problem, Rejected
 from visits.rules import PartyMember, Sex
+from visits.screening import QUESTIONS, Answers, parse_answers
 from visits.visitor import DocumentType, Identity, normalise_document
 
 E = TypeVar("E", bound=StrEnum)
@@ -62,9 +63,20 @@ class VisitorInput:
     birth_date: str = ""
     relationship: str = ""
     sex: str = ""
+    # The health questions (see visits.screening): a ticked box is "1".
+    cough: str = ""
+    phlegm: str = ""
+    fever: str = ""
+    night_sweats: str = ""
+    weight_loss: str = ""
+    lives_with_tb: str = ""
+    high_risk: str = ""
 
     def is_blank(self) -> bool:
-        return not any(str(getattr(self, f.name)).strip() for f in fields(self))
+        """No one entered here (the health boxes alone do not make a visitor)."""
+        return not any(
+            str(getattr(self, f.name)).strip() for f in fields(self) if f.name not in QUESTIONS
+        )
 
 
 @dataclass
@@ -80,6 +92,7 @@ class VisitorDetails:
     index: int  # position in the submitted list, for field names
     identity: Identity
     relationship: Relationship
+    answers: Answers = field(default_factory=Answers)
 
     def member(self) -> PartyMember:
         return PartyMember(self.index, self.identity.birth_date, self.identity.sex)
@@ -187,6 +200,9 @@ def _visitor(
     take("relationship", _choice(Relationship, raw.relationship))
     if raw.sex.strip() or sex_required:
         take("sex", _choice(Sex, raw.sex))
+    answers = parse_answers({q: getattr(raw, q) for q in QUESTIONS}, f"visitors.{index}.")
+    if isinstance(answers, list):
+        problems += answers
     if problems:
         return problems
     return VisitorDetails(
@@ -200,6 +216,7 @@ def _visitor(
             sex=values.get("sex"),  # type: ignore[arg-type]
         ),
         relationship=values["relationship"],  # type: ignore[arg-type]
+        answers=answers,  # type: ignore[arg-type]
     )
 
 

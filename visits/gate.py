@@ -21,17 +21,20 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit
+from visits import audit, screening, sms
+from visits.advisories import in_force
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
-from visits.health import UNDER_FIVE
+from visits.health import UNDER_FIVE, Measures, measures_for
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import age_on
 from visits.schedule import Slot, local_moment
+from visits.screening import Answers, Outcome, Stage
+from visits.sms import SmsPolicy
 from visits.visitor import DocumentType, Visitor
 
 LISTED = (
@@ -99,6 +102,8 @@ class GateVisitor:
     gate_status: GateStatus | None = None
     gate_reason: TurnAwayReason | None = None
     gate_note: str = ""
+    # The screening outcomes recorded for this visit, by stage (see visits.screening).
+    screened: dict[Stage, Outcome] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +115,8 @@ class GateBooking:
     inmate_name: str
     wing: str
     visitors: list[GateVisitor] = field(default_factory=list)
+    # The health measures for this visit: the guard sees what they ask, never why.
+    measures: Measures = field(default_factory=Measures)
 
     @property
     def at_the_gate(self) -> bool:
@@ -151,6 +158,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             Booking.id,
             Booking.reference,
             Booking.status,
+            Inmate.id,
+            Inmate.wing_id,
             Inmate.code,
             Inmate.first_names,
             Inmate.last_name_1,
@@ -175,15 +184,19 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
         .where(Booking.slot_id.in_(list(slots)), Booking.status.in_(LISTED))
         .order_by(Booking.slot_id, Booking.id, BookingVisitor.position)
     )
+    advisories = in_force(session, prison.id, day)
     current: GateBooking | None = None
     for (
-        slot_id, booking_id, reference, status, inmate_code, inmate_first, surname_1, surname_2,
-        wing, first_names, last_names, birth_date, relationship, doc_type, doc_number,
-        visitor_id, gate_status, gate_reason, gate_note,
+        slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
+        surname_1, surname_2, wing, first_names, last_names, birth_date, relationship, doc_type,
+        doc_number, visitor_id, gate_status, gate_reason, gate_note,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
-            current = GateBooking(booking_id, reference, status, inmate_code, inmate, wing or "")
+            measures = measures_for(advisories, prison.id, wing_id, inmate_id, day)
+            current = GateBooking(
+                booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures
+            )
             slots[slot_id].bookings.append(current)
         current.visitors.append(
             GateVisitor(
@@ -198,6 +211,10 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 gate_note=gate_note or "",
             )
         )
+    everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
+    found = screening.outcomes(session, [v.id for v in everyone])
+    for visitor in everyone:
+        visitor.screened.update(found.get(visitor.id, {}))
     return list(slots.values())
 
 
@@ -270,7 +287,7 @@ def _gate_booking(
     return booking
 
 
-def _visitor_booking(
+def booking_at_gate(
     session: Session, prison: Prison, visitor_id: int, now: datetime
 ) -> tuple[Booking, BookingVisitor]:
     booking_id = session.scalar(
@@ -292,7 +309,7 @@ def record_arrival(
 ) -> Booking:
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once."""
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
@@ -338,7 +355,7 @@ def record_turned_away(
     elif reason == TurnAwayReason.OTHER and not note.strip():
         problems.append(Problem(Code.REQUIRED, "note"))
     reject_if(problems)
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     why = TurnAwayReason(reason)
     if _unchanged(session, visitor, GateStatus.TURNED_AWAY, why, note.strip()):
         return booking
@@ -350,12 +367,42 @@ def record_turned_away(
     return booking
 
 
+def screen_at_gate(
+    session: Session,
+    *,
+    prison: Prison,
+    visitor_id: int,
+    answers: Answers,
+    actor: Actor,
+    now: datetime,
+    sms_policy: SmsPolicy,
+) -> Booking:
+    """The guard's screening of a visitor on the visit day (see :mod:`visits.screening`). Any
+    symptom: the visitor is not let in (a health turn-away) and the family is told where to
+    get a free check. Screening again the same day replaces the outcome."""
+    if answers.outcome is Outcome.REFER:
+        booking = record_turned_away(
+            session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
+            note="", actor=actor, now=now,
+        )  # fmt: skip
+        visitor = next(v for v in booking.visitors if v.id == visitor_id)
+    else:
+        booking, visitor = booking_at_gate(session, prison, visitor_id, now)
+    visitor.high_risk = visitor.high_risk or answers.high_risk
+    screening.record(session, visitor.id, Stage.GATE, answers.outcome, now, actor.name, prison)
+    if answers.outcome is not Outcome.CLEAR:
+        key = f"{sms.subject(booking)}:advice:gate:{visitor_id}"
+        sms.queue_screening_advice(session, booking, sms_policy, now, key)
+    _audit(session, booking, visitor, "visitor.screened", actor, now, outcome=answers.outcome.value)
+    return booking
+
+
 def undo_gate(
     session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
 ) -> Booking:
     """A mistake at the gate: the visitor is expected again (and the booking confirmed again
     when nobody else of it came in). The audit trail keeps what was undone."""
-    booking, visitor = _visitor_booking(session, prison, visitor_id, now)
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     check = session.get(GateCheck, visitor.id)
     if check is None:
         return booking

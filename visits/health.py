@@ -70,6 +70,13 @@ class Measures:
     def any(self) -> bool:
         return self != Measures()
 
+    @property
+    def fingerprint(self) -> str:
+        """A short stable name for these measures: a family told of them once is not told of
+        the same measures again."""
+        flags = (self.inform, self.masks, self.no_high_risk, self.non_contact, self.suspended)
+        return "".join("1" if f else "0" for f in flags) + f"-{self.visit_minutes or 0}"
+
 
 @dataclass(frozen=True)
 class Advisory:
@@ -106,6 +113,28 @@ def measures_for(
         if advisory.active_on(day) and advisory.covers(prison_id, wing_id, inmate_id):
             combined = combined | advisory.measures
     return combined
+
+
+def timeline(
+    advisories: Iterable[Advisory],
+    prison_id: int,
+    wing_id: int | None,
+    inmate_id: int,
+    first: date,
+    last: date,
+) -> list[tuple[date, Measures]]:
+    """The measures for visits to this inmate from ``first`` to ``last``: each change as (the
+    day it starts, the measures from then on), only where some measure applies."""
+    covering = [a for a in advisories if a.covers(prison_id, wing_id, inmate_id)]
+    days = sorted({first} | {a.starts_on for a in covering if first < a.starts_on <= last})
+    changes: list[tuple[date, Measures]] = []
+    previous = Measures()
+    for day in days:
+        now_in_force = measures_for(covering, prison_id, wing_id, inmate_id, day)
+        if now_in_force != previous:
+            changes.append((day, now_in_force))
+        previous = now_in_force
+    return [(day, m) for day, m in changes if m.any]
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@ to come (the advisory itself is :mod:`visits.advisories`, its rules :mod:`visits
 
 Issuing applies at once, in one transaction: every booking the advisory covers from its first
 day is re-evaluated; where visits are suspended it is cancelled and the family gets an apology
-and how to book again, otherwise a confirmed booking's family is told a health measure applies
-and where to read what to do. Each family is told once per advisory and version of its
-measures: issuing the same measures again tells nobody twice. Every inmate the advisory covers
+and how to book again, otherwise a confirmed booking's family is told the measures for its visit
+(every advisory's) and what they ask. A family is told once for the same measures: issuing the
+same measures again, or another advisory that changes nothing for their visit, tells nobody
+twice. Every inmate the advisory covers
 is locked first (bookings lock their inmate before reading advisories), so no booking slips in
 between. Lifting reopens booking; what was cancelled stays cancelled.
 """
@@ -18,8 +19,8 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visits import audit, sms
-from visits.advisories import HealthAdvisory
+from visits import audit, health, sms
+from visits.advisories import HealthAdvisory, in_force
 from visits.booking import (
     HOLDS_SEATS,
     Booking,
@@ -62,11 +63,36 @@ class Effect:
     # Confirmed bookings whose family knows of these measures: told now, or by an earlier
     # issue of the same version (its message is not queued twice).
     told: list[Booking] = field(default_factory=list)
+    # Lifting: one booking per family told it can book again.
+    reopened: list[Booking] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What issuing or changing an advisory would do, before health staff confirm."""
+
+    advisory: HealthAdvisory  # not stored
+    bookings: list[Booking]  # every booking still to come that it covers
+
+    @property
+    def cancelled(self) -> list[Booking]:
+        return self.bookings if self.advisory.suspended else []
+
+    @property
+    def told(self) -> list[Booking]:
+        """The families told by SMS now (a booking still waiting for its code is told when it
+        is confirmed)."""
+        if self.advisory.suspended:
+            return []
+        return [b for b in self.bookings if b.status is BookingStatus.CONFIRMED]
 
 
 MIN_VISIT_MINUTES = 10
 MAX_VISIT_MINUTES = 600
 MAX_NOTES = 2000
+# How far an advisory may start ahead, and how far back infectiousness may be counted from.
+MAX_YEARS_AHEAD = 1
+MAX_YEARS_BACK = 2
 
 
 def _target(
@@ -92,11 +118,22 @@ def _target(
     problems += measure_problems(draft.measures)
     if draft.starts_on < today:
         problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
-    if draft.infectious_since is not None and draft.infectious_since > today:
+    elif draft.starts_on > _years_from(today, MAX_YEARS_AHEAD):
+        problems.append(Problem(Code.DATE_TOO_FAR, "starts_on", {"years": MAX_YEARS_AHEAD}))
+    since = draft.infectious_since
+    if since is not None and since > today:
         problems.append(Problem(Code.DATE_IN_FUTURE, "infectious_since"))
+    elif since is not None and since < _years_from(today, -MAX_YEARS_BACK):
+        problems.append(Problem(Code.DATE_TOO_OLD, "infectious_since", {"years": MAX_YEARS_BACK}))
     if len(draft.notes) > MAX_NOTES:
         problems.append(Problem(Code.TOO_LONG, "notes", {"max": MAX_NOTES}))
     return problems, wing, inmate
+
+
+def _years_from(day: date, years: int) -> date:
+    return day.replace(
+        year=day.year + years, day=28 if (day.month, day.day) == (2, 29) else day.day
+    )
 
 
 def measure_problems(measures: Measures) -> list[Problem]:
@@ -176,11 +213,17 @@ def _take_effect(
                 )  # fmt: skip
                 effect.cancelled.append(booking)
         return effect
-    for booking in bookings:
-        if booking.status is BookingStatus.CONFIRMED and booking.can_change(now):
-            key = f"advisory:{advisory.id}:v{advisory.version}:{booking.reference}"
-            sms.queue_health_measure(session, booking, sms_policy, now, key)
-            effect.told.append(booking)
+    told = [b for b in bookings if b.status is BookingStatus.CONFIRMED and b.can_change(now)]
+    # Every advisory in force, read once: a family is told all the measures for its visit.
+    last_day = max((b.slot.local_date for b in told), default=advisory.starts_on)
+    advisories = in_force(session, advisory.prison_id, last_day)
+    for booking in told:
+        measures = health.measures_for(
+            advisories, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
+            booking.slot.local_date,
+        )  # fmt: skip
+        sms.queue_health_measure(session, booking, sms_policy, now, measures)
+        effect.told.append(booking)
     return effect
 
 
@@ -199,23 +242,7 @@ def issue(
     the other families are told a health measure applies. Raises :class:`Rejected` with every
     problem (nothing changes)."""
     require_write_lock(session)
-    problems, wing, inmate = _target(session, prison, draft, prison.local_date(now))
-    reject_if(problems)
-    m = draft.measures
-    advisory = HealthAdvisory(
-        prison_id=prison.id,
-        scope=draft.scope,
-        wing_id=wing.id if wing else (inmate.wing_id if inmate else None),
-        inmate_id=inmate.id if inmate else None,
-        kind=draft.kind,
-        infectious_since=draft.infectious_since,
-        smear_negative_no_cavity=draft.smear_negative_no_cavity,
-        inform=m.inform, masks=m.masks, no_high_risk=m.no_high_risk, non_contact=m.non_contact,
-        visit_minutes=m.visit_minutes, suspended=m.suspended,
-        notes=draft.notes.strip(),
-        starts_on=draft.starts_on,
-        created_by=actor, created_at=now, updated_at=now,
-    )  # fmt: skip
+    advisory = _drafted(session, prison, draft, now, actor)
     _lock_scope(session, advisory)
     session.add(advisory)
     session.flush()
@@ -224,6 +251,66 @@ def issue(
     )
     _audit(session, advisory, "advisory.issued", now, actor, origin, effect)
     return effect
+
+
+def preview(
+    session: Session, prison: Prison, draft: AdvisoryDraft, *, now: datetime, actor: str
+) -> Preview:
+    """What :func:`issue` would do now (nothing is stored). Raises :class:`Rejected`."""
+    advisory = _drafted(session, prison, draft, now, actor)
+    return Preview(advisory, touched(session, advisory, now))
+
+
+def preview_change(
+    session: Session, advisory_id: int, prison: Prison, measures: Measures, *, now: datetime
+) -> Preview:
+    """What :func:`reissue` with these measures would do now (nothing is stored)."""
+    advisory = _advisory(session, advisory_id, prison)
+    reject_if(measure_problems(measures))
+    changed = HealthAdvisory(
+        **{c: getattr(advisory, c) for c in _COPIED}, **_measure_columns(measures)
+    )
+    return Preview(changed, touched(session, changed, now))
+
+
+def _advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvisory:
+    advisory = session.get(HealthAdvisory, advisory_id)
+    if advisory is None or advisory.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    if advisory.lifted_at is not None:
+        raise Rejected([Problem(Code.ALREADY_LIFTED)])
+    return advisory
+
+
+_COPIED = ("id", "prison_id", "scope", "wing_id", "inmate_id", "kind", "starts_on", "version")
+
+
+def _measure_columns(m: Measures) -> dict[str, object]:
+    return {
+        "inform": m.inform, "masks": m.masks, "no_high_risk": m.no_high_risk,
+        "non_contact": m.non_contact, "visit_minutes": m.visit_minutes, "suspended": m.suspended,
+    }  # fmt: skip
+
+
+def _drafted(
+    session: Session, prison: Prison, draft: AdvisoryDraft, now: datetime, actor: str
+) -> HealthAdvisory:
+    """The advisory the draft asks for, checked (not stored). Raises :class:`Rejected`."""
+    problems, wing, inmate = _target(session, prison, draft, prison.local_date(now))
+    reject_if(problems)
+    return HealthAdvisory(
+        prison_id=prison.id,
+        scope=draft.scope,
+        wing_id=wing.id if wing else (inmate.wing_id if inmate else None),
+        inmate_id=inmate.id if inmate else None,
+        kind=draft.kind,
+        infectious_since=draft.infectious_since,
+        smear_negative_no_cavity=draft.smear_negative_no_cavity,
+        **_measure_columns(draft.measures),
+        notes=draft.notes.strip(),
+        starts_on=draft.starts_on,
+        created_by=actor, created_at=now, updated_at=now, version=1,
+    )  # fmt: skip
 
 
 def reissue(
@@ -247,9 +334,8 @@ def reissue(
     reject_if(measure_problems(measures))
     _lock_scope(session, advisory)
     if measures != advisory.measures:
-        advisory.inform, advisory.masks = measures.inform, measures.masks
-        advisory.no_high_risk, advisory.non_contact = measures.no_high_risk, measures.non_contact
-        advisory.visit_minutes, advisory.suspended = measures.visit_minutes, measures.suspended
+        for column, value in _measure_columns(measures).items():
+            setattr(advisory, column, value)
         advisory.version += 1
     advisory.updated_at = now
     session.flush()
@@ -261,17 +347,48 @@ def reissue(
 
 
 def lift(
-    session: Session, advisory_id: int, prison: Prison, *, now: datetime, actor: str, origin: str
-) -> HealthAdvisory:
+    session: Session,
+    advisory_id: int,
+    prison: Prison,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> Effect:
     """Lift an advisory (only a health user does, never a timer): visits it paused can be
-    booked again; bookings it cancelled stay cancelled."""
+    booked again; bookings it cancelled stay cancelled, and their families are told they can
+    book again (once per phone)."""
     require_write_lock(session)
     advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now
-    _audit(session, advisory, "advisory.lifted", now, actor, origin, Effect(advisory))
-    return advisory
+    effect = Effect(advisory, reopened=_tell_reopened(session, advisory, now, sms_policy))
+    _audit(session, advisory, "advisory.lifted", now, actor, origin, effect)
+    return effect
+
+
+def _tell_reopened(
+    session: Session, advisory: HealthAdvisory, now: datetime, sms_policy: SmsPolicy
+) -> list[Booking]:
+    """The families whose bookings the advisory cancelled learn they can book again: one
+    message per phone, from its latest booking (its language)."""
+    references = {
+        reference
+        for event in audit.timeline(session, "advisory", advisory.id)
+        for reference in event.details.get("cancelled", [])
+    }
+    if not references:
+        return []
+    cancelled = session.scalars(
+        select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
+    )
+    latest = {booking.contact_phone: booking for booking in cancelled}
+    for phone, booking in latest.items():
+        key = f"advisory:{advisory.id}:reopened:{phone}"
+        sms.queue_health_reopened(session, booking, sms_policy, now, key)
+    return list(latest.values())
 
 
 def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> None:
@@ -289,7 +406,8 @@ def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> Non
             "measures": {k: v for k, v in vars(advisory.measures).items() if v},
             "cancelled": [b.reference for b in effect.cancelled],
             "told": len(effect.told),
-        },
+        }
+        | ({"reopened": len(effect.reopened)} if effect.reopened else {}),
         origin=origin,
     )
     session.flush()

@@ -99,8 +99,10 @@ class Code(StrEnum):
     INVALID_TIME = "invalid_time"
     HEALTH_SUSPENDED = "health_suspended"
     HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
+    HEALTH_HIGH_RISK = "health_high_risk"
     MEASURE_REQUIRED = "measure_required"
     DATE_IN_FUTURE = "date_in_future"
+    DATE_TOO_OLD = "date_too_old"
     MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
     ENDS_BEFORE_START = "ends_before_start"
     SESSIONS_OVERLAP = "sessions_overlap"
@@ -221,12 +223,13 @@ MESSAGES: dict[Code, str] = {
         "Nobody with this document has booked a visit here: only a visitor known to this prison "
         "can be barred."
     ),
-    Code.ALREADY_LIFTED: N_("This suspension was already lifted."),
+    Code.ALREADY_LIFTED: N_("This was already lifted."),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
     Code.MEASURE_REQUIRED: N_("Choose at least one measure."),
     Code.DATE_IN_FUTURE: N_("This date cannot be in the future."),
+    Code.DATE_TOO_OLD: N_("Choose a date at most %(years)s years back."),
     Code.HEALTH_SUSPENDED: N_(
         "Visits to this person are paused for a health measure. They reopen when the health "
         "team lifts it: please look again in a few days."
@@ -234,6 +237,10 @@ MESSAGES: dict[Code, str] = {
     Code.HEALTH_NO_YOUNG_CHILDREN: N_(
         "%(name)s cannot come for now: a health measure keeps children under 5 away from this "
         "visit."
+    ),
+    Code.HEALTH_HIGH_RISK: N_(
+        "%(name)s cannot come for now: a health measure keeps pregnant women and people with "
+        "low defences away from this visit, to protect them."
     ),
     Code.MORE_ADULTS_THAN_VISITORS: N_(
         "The adults required cannot be more than the visitors allowed per booking."

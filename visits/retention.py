@@ -6,9 +6,9 @@ For a visit whose day is more than the retention period ago (by the prison's cal
 day is compared with the earliest "today" of the prisons' time zones, so nothing is purged
 early anywhere):
 
-- its visitors as booked (``booking_visitor``: names, birth date, sex, relationship, the link
-  to the person) and what the gate recorded of them (``gate_check``, the guard's note
-  included) are deleted;
+- its visitors as booked (``booking_visitor``: names, birth date, sex, relationship, the
+  high-risk answer, the link to the person), what the gate recorded of them (``gate_check``,
+  the guard's note included) and their screening outcomes (``screening``) are deleted;
 - the booking stays, with what the administrators' reports count (:mod:`visits.reports`:
   prison, visit time, inmate, status, number of visitors; and its reference, language and
   timestamps), but loses its contact phone (blanked) and the fingerprint of the form sent;
@@ -42,6 +42,7 @@ from visits.booking import Booking, BookingVisitor
 from visits.db import lock_rows, require_write_lock
 from visits.gate import GateCheck
 from visits.prison import Prison
+from visits.screening import Screening
 from visits.tracing import ContactNotice
 from visits.visitor import Visitor, VisitorSuspension
 
@@ -125,6 +126,7 @@ def purge_batch(session: Session, edge: Cutoff, batch: int = BATCH) -> Purged:
         ).rowcount
         ids = [v.id for v in visits]
         session.execute(delete(GateCheck).where(GateCheck.booking_visitor_id.in_(ids)))
+        session.execute(delete(Screening).where(Screening.booking_visitor_id.in_(ids)))
         session.execute(delete(BookingVisitor).where(BookingVisitor.id.in_(ids)))
     if notices:
         session.execute(delete(ContactNotice).where(ContactNotice.id.in_([n.id for n in notices])))

@@ -10,6 +10,7 @@ from visits import (  # noqa: F401
     inmate,
     prison,
     schedule,
+    screening,
     staff,
     throttle,
     tracing,

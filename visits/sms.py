@@ -27,6 +27,7 @@ from visits.i18n import N_, Np_, gettext, ngettext, use_locale
 
 if TYPE_CHECKING:
     from visits.booking import Booking
+    from visits.health import Measures
     from visits.settings import Settings
 
 SHORT_LINK_LENGTH = 8
@@ -65,7 +66,15 @@ TEXTS = {
         "Sorry. Book later: %(link)s"
     ),
     "health_measure": N_(
-        "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. What to do: %(link)s"
+        "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. %(measures)sMore: %(link)s"
+    ),
+    "health_reopened": N_(
+        "Good news: after a health measure, visits at %(prison)s can be booked again. "
+        "To book: %(link)s"
+    ),
+    "screening_advice": N_(
+        "We care about your health: the TB check is free at any health post. Please get it "
+        "before you visit again. Visit %(ref)s."
     ),
     # Exposure tracing (visits.tracing): never a diagnosis, the person visited or anyone else.
     "contact_tier1": N_(
@@ -88,6 +97,17 @@ TEXTS = {
     ),
     "opted_out": N_("You will get no more messages from Visits. Send ALTA to get them again."),
     "opted_in": N_("You will get messages from Visits again. Send BAJA to stop them."),
+}
+# Texts allowed more than one segment: what a family must do at the gate does not fit in one.
+SEGMENTS = {"health_measure": 2}
+# What a health measure asks of the family, one short sentence each (never why).
+MEASURE_TEXTS = {
+    "masks": N_("Wear an N95 mask."),
+    "non_contact": N_("No physical contact."),
+    "visit_minutes": N_("The visit lasts at most %(num)s min."),
+    "no_high_risk": N_(
+        "Children under 5, pregnant women and people with low defences must not come."
+    ),
 }
 _PEOPLE = Np_("%(num)s person", "%(num)s people")
 _WHEN = N_("on %(day)s at %(time)s")
@@ -134,14 +154,16 @@ def short_token_matches(secret_key: str, reference: str, token: str) -> bool:
 
 
 def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
-    """One text in one language, in GSM-7; a prison name too long for one segment is cut
-    (never the reference, the code or the link)."""
+    """One text in one language, in GSM-7; a prison name too long for its segments (one, or
+    :data:`SEGMENTS`) is cut (never the reference, the code or the link)."""
+    parts = SEGMENTS.get(kind, 1)
+    limit = gsm.SINGLE_SEGMENT if parts == 1 else parts * gsm.PART_SEGMENT
     with use_locale(language):
         values = dict(params)
         name = gsm.transliterate(str(values.get("prison", "")))
         while True:
             text = gsm.transliterate(gettext(TEXTS[kind], values))
-            excess = gsm.septets(text) - gsm.SINGLE_SEGMENT
+            excess = gsm.septets(text) - limit
             if excess <= 0 or len(name) <= MIN_PRISON_NAME:
                 return text
             name = name[: max(len(name) - excess - len(ELLIPSIS), MIN_PRISON_NAME)].rstrip()
@@ -268,12 +290,43 @@ def queue_cancelled(
     _queue(session, booking, kind, key, now, params=params, essential=essential)
 
 
+def measure_sentences(measures: Measures, language: str) -> str:
+    """What the measures ask of the family, in a few words each, in their language."""
+    with use_locale(language):
+        said = [
+            gettext(MEASURE_TEXTS[name], {"num": measures.visit_minutes})
+            for name in MEASURE_TEXTS
+            if getattr(measures, name)
+        ]
+    return "".join(f"{sentence} " for sentence in said)
+
+
 def queue_health_measure(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, measures: Measures
+) -> None:
+    """Tell the family the health measures for their visit and what they ask, once for the
+    same measures however often the booking is re-evaluated (issued, re-issued, moved, or
+    confirmed while they apply)."""
+    key = f"{subject(booking)}:health:{measures.fingerprint}"
+    said = measure_sentences(measures, booking.language)
+    params = {**_params(booking, policy), "measures": said}
+    _queue(session, booking, "health_measure", key, now, params=params)
+
+
+def queue_health_reopened(
     session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
 ) -> None:
-    """A health measure now applies to this visit: the family is told where to read what to
-    do (``key``: once per advisory and version, however often it is re-evaluated)."""
-    _queue(session, booking, "health_measure", key, now, params=_params(booking, policy))
+    """Visits a health measure paused can be booked again: the family whose booking it
+    cancelled is told, with the service's address."""
+    params = {**_params(booking, policy), "link": policy.public_base_url}
+    _queue(session, booking, "health_reopened", key, now, params=params)
+
+
+def queue_screening_advice(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
+) -> None:
+    """A visitor's answers call for a free TB check: the family is told, kindly, where."""
+    _queue(session, booking, "screening_advice", key, now, params=_params(booking, policy))
 
 
 def queue_moved(

@@ -109,6 +109,10 @@ class Identity:
     def key(self) -> tuple[DocumentType, str]:
         return (self.doc_type, self.doc_number)
 
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_names} {self.last_names}"
+
 
 def find_visitors(
     session: Session, keys: Iterable[tuple[DocumentType, str]], *, lock: bool = False

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from visits import advisories
 from visits.booking import (
     Booking,
     authorised_booking,
@@ -124,6 +125,16 @@ class VisitorIn(_Body):
         "other_relative or friend",
     )
     sex: Text = Field(default="", description="F or M; required on women's or men's days")
+    # The TB screening questions (only the outcome is kept).
+    cough: bool = Field(default=False, description="A cough for 15 days or more")
+    phlegm: bool = Field(default=False, description="Phlegm, or blood when coughing")
+    fever: bool = Field(default=False, description="Fever in the last two weeks")
+    night_sweats: bool = False
+    weight_loss: bool = Field(default=False, description="Weight loss without trying")
+    lives_with_tb: bool = Field(default=False, description="Lives with someone who has TB")
+    high_risk: bool = Field(
+        default=False, description="Pregnant, or low defences (HIV, diabetes, cancer treatment)"
+    )
 
 
 class BookingIn(_Body):
@@ -145,6 +156,18 @@ class VisitorOut(BaseModel):
     relationship: str
 
 
+class MeasuresOut(BaseModel):
+    """What a health measure asks of this visit (never why, nor whom it concerns)."""
+
+    masks: bool = Field(description="Every visitor wears an N95 mask (respirator)")
+    non_contact: bool = Field(description="No physical contact, through a barrier")
+    no_high_risk: bool = Field(
+        description="No children under 5, pregnant women or people with low defences"
+    )
+    visit_minutes: int | None = Field(description="A shorter visit: at most these minutes")
+    suspended: bool = Field(description="Visits are paused")
+
+
 class BookingOut(BaseModel):
     reference: str
     status: str
@@ -159,6 +182,9 @@ class BookingOut(BaseModel):
         description="While the booking is held: when it is released unless the SMS code is sent"
     )
     manage_url: str
+    health_measures: MeasuresOut | None = Field(
+        description="The health measures for this visit, when any applies"
+    )
 
 
 class CreatedOut(BaseModel):
@@ -258,7 +284,20 @@ def _booking_out(request: Request, booking: Booking) -> BookingOut:
         created_at=booking.created_at,
         hold_expires_at=booking.hold_expires_at,
         manage_url=f"{base}/b/{booking.display_reference}?token={token}",
+        health_measures=_measures_out(booking),
     )
+
+
+def _measures_out(booking: Booking) -> MeasuresOut | None:
+    session = object_session(booking)
+    measures = advisories.for_booking(session, booking) if session else None
+    if measures is None or not measures.any or not booking.is_active:
+        return None
+    return MeasuresOut(
+        masks=measures.masks, non_contact=measures.non_contact,
+        no_high_risk=measures.no_high_risk, visit_minutes=measures.visit_minutes,
+        suspended=measures.suspended,
+    )  # fmt: skip
 
 
 def bearer_token(authorization: Annotated[str, Header()] = "") -> str:

@@ -33,6 +33,7 @@ from web import (
     closures,
     family,
     gate,
+    health,
     reports,
     roster,
     schedule,
@@ -234,5 +235,6 @@ def create_app(
     app.include_router(accounts.router)
     app.include_router(broadcasts.router)
     app.include_router(schedule.router)
+    app.include_router(health.router)
     app.include_router(tracing.router)
     return app

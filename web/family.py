@@ -14,8 +14,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from visits import advisories, screening
 from visits.booking import (
     Booking,
     BookingStatus,
@@ -40,7 +41,7 @@ from visits.problems import Code, Problem, Rejected
 from visits.reference import display as display_reference
 from visits.reference import manage_token
 from visits.reference import parse as parse_reference
-from visits.rules import Sex, VisitorGroup
+from visits.rules import Sex, VisitorGroup, last_bookable_day
 from visits.schedule import Slot
 from visits.sms import short_token_matches
 from visits.visitor import DocumentType
@@ -191,6 +192,8 @@ def _slots_page(
     status: int = 200,
 ) -> HTMLResponse:
     cache: AvailabilityCache = request.app.state.availability
+    today = prison.local_date(now)
+    last = last_bookable_day(today, prison.booking_opens_days)
     days_html = cache.rendered(
         prison,
         "slot_days",
@@ -205,7 +208,9 @@ def _slots_page(
         prison=prison,
         inmate=inmate,
         days_html=Markup(days_html),  # noqa: S704 - rendered by our own autoescaping template
-        suspended_until=suspended_until(session, inmate, prison.local_date(now)),
+        suspended_until=suspended_until(session, inmate, today),
+        today=today,
+        health=advisories.timeline(session, prison.id, inmate.wing_id, inmate.id, today, last),
         problems=problems or [],
     )
 
@@ -260,6 +265,9 @@ def _booking_form(
         problems=problems,
         entries=range(prison.max_visitors),
         ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
+        measures=advisories.measures_on(
+            object_session(slot), prison.id, inmate.wing_id, inmate.id, slot.local_date
+        ),
         doc_types=list(DocumentType),
         relationships=list(Relationship),
         sexes=list(Sex),
@@ -386,6 +394,9 @@ def _booking_page(
         token=token,
         manage_url=_manage_url(request, booking, token),
         can_change=booking.can_change(now),
+        # The session that found the booking (still open for this request).
+        measures=advisories.for_booking(object_session(booking), booking),
+        advised=screening.advised(object_session(booking), list(booking.visitors)),
         done=done,
         problems=problems or [],
     )

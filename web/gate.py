@@ -25,9 +25,10 @@ from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
 from visits.i18n import N_, gettext
 from visits.problems import Code, Problem, Rejected
 from visits.reference import parse as parse_reference
+from visits.screening import Outcome, parse_answers
 from visits.staff import StaffRole
 from visits.visitor import DocumentType
-from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId, iso_day
 from web.labels import label
@@ -121,6 +122,19 @@ def _words() -> dict[object, str]:
         not_let_in=gettext("Not let in…"),
         undo=gettext("Undo"),
         nobody_came=gettext("Nobody came"),
+        masks=gettext("N95 masks"),
+        non_contact=gettext("No contact"),
+        no_high_risk=gettext("No under-5s, pregnant or low-defence visitors"),
+        suspended=gettext("Visits paused"),
+        inform=gettext("Health measure"),
+        visit_minutes=gettext("At most %(num)s min"),
+        may_not_come_in=gettext("May not come in: health measure"),
+        health_questions=gettext("Health questions"),
+        symptoms_at_booking=gettext("Symptoms at booking: ask again"),
+        advised_at_booking=gettext("Check advised at booking"),
+        screened_clear=gettext("Health questions: no symptoms"),
+        screened_advised=gettext("Health questions: check advised"),
+        screened_refer=gettext("Health questions: symptoms"),
     )
     return words
 
@@ -295,6 +309,74 @@ def turn_away(
         )
     session.commit()
     return _back_to(who, booking)
+
+
+def _screening_page(
+    request: Request,
+    who: Staff,
+    session: Session,
+    visitor_id: int,
+    values: dict[str, str] | None = None,
+    problems: list[Problem] | None = None,
+    outcome: Outcome | None = None,
+    status: int = 200,
+) -> Response:
+    found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+    if found is None:
+        raise HTTPException(404)
+    return render(
+        request,
+        "staff_screening.html",
+        status,
+        who=who,
+        prison=who.prison,
+        visitor=found,
+        values=values or {},
+        problems=problems or [],
+        outcome=outcome,
+    )
+
+
+@router.get("/visitors/{visitor_id}/screening", response_class=HTMLResponse)
+def screening_page(
+    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession
+) -> Response:
+    """The health questions, asked again at the gate."""
+    return _screening_page(request, who, session, visitor_id)
+
+
+@router.post("/visitors/{visitor_id}/screening", response_class=HTMLResponse)
+def screen(
+    request: Request,
+    visitor_id: RowId,
+    who: GateStaff,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Record the outcome: any symptom, the visitor is not let in today and the family gets
+    the advice by SMS; the guard sees what to tell the visitor."""
+    answers = parse_answers(values, "")
+    try:
+        if isinstance(answers, list):
+            raise Rejected(answers)
+        booking = gate.screen_at_gate(
+            session, prison=who.prison, visitor_id=visitor_id, answers=answers,  # type: ignore[arg-type]
+            actor=_actor(who, client), now=now, sms_policy=sms,
+        )  # fmt: skip
+    except Rejected as rejected:
+        session.close()
+        with request.app.state.db.read_session() as reading:
+            return _screening_page(
+                request, who, reading, visitor_id, values, list(rejected.problems), status=422
+            )
+    session.commit()
+    if answers.outcome is Outcome.CLEAR:
+        return _back_to(who, booking)
+    with request.app.state.db.read_session() as reading:
+        return _screening_page(request, who, reading, visitor_id, outcome=answers.outcome)
 
 
 @router.post("/visitors/{visitor_id}/undo")

@@ -8,6 +8,7 @@ from notifications.outbox import MessageStatus
 from visits.booking import BookingStatus
 from visits.booking_request import Relationship
 from visits.gate import AgeGroup, GateStatus, TurnAwayReason
+from visits.health import AdvisoryKind, Scope
 from visits.i18n import N_, gettext
 from visits.rules import Sex, VisitorGroup
 from visits.staff import StaffRole
@@ -50,6 +51,13 @@ LABELS: dict[StrEnum, str] = {
     TurnAwayReason.HEALTH: N_("Health measure"),
     TurnAwayReason.BEHAVIOUR: N_("Behaviour"),
     TurnAwayReason.OTHER: N_("Other"),
+    Scope.PRISON: N_("The whole prison"),
+    Scope.WING: N_("One wing"),
+    Scope.INMATE: N_("One inmate"),
+    AdvisoryKind.TB_SUSCEPTIBLE: N_("Pulmonary TB, drug-susceptible"),
+    AdvisoryKind.TB_RESISTANT: N_("Pulmonary TB, drug-resistant"),
+    AdvisoryKind.TB_UNKNOWN: N_("Pulmonary TB, resistance not known yet"),
+    AdvisoryKind.RESPIRATORY_OUTBREAK: N_("Respiratory outbreak"),
 }
 
 # An SMS's status, for staff (apart: "cancelled" is also a booking's status, said otherwise).
@@ -75,6 +83,8 @@ MESSAGE_KINDS = {
     "broadcast": N_("Message to the families of a day"),
     "health_suspended": N_("Cancellation: a health measure"),
     "health_measure": N_("A health measure applies"),
+    "health_reopened": N_("Visits can be booked again after a health measure"),
+    "screening_advice": N_("Advice: a free TB check"),
     "contact_tier1": N_("Health notice to a contact: get evaluated"),
     "contact_tier2": N_("Health notice to a contact: watch for symptoms"),
     "moved": N_("Change of day or time"),
@@ -106,6 +116,9 @@ AUDIT_ACTIONS = {
     "visitor.arrived": N_("A visitor came in"),
     "visitor.turned_away": N_("A visitor was not let in"),
     "visitor.gate_undone": N_("A gate record was undone"),
+    "advisory.issued": N_("Issued"),
+    "advisory.reissued": N_("Measures changed or applied again"),
+    "advisory.lifted": N_("Lifted"),
 }
 
 

@@ -4,7 +4,8 @@ Run from the repository root with ``make bench`` (``python -m tests.bench.gate``
 
 For each database: a fresh database through the real command line (migrate, the bench prison,
 its roster, a guard account made by ``visits create-staff``), 2,000 visitors on one day in
-four visit times (written in bulk by ``tests.factories.fill_day``), then ``visits serve`` with
+four visit times (written in bulk by ``tests.factories.fill_day``) under health measures (every
+row flagged), then ``visits serve`` with
 production settings (one worker). A guard signs in through the sign-in form, and one client
 asks for the day's list again and again, then for ``/healthz`` as the yardstick, each after a
 warm-up. Reported: p50 and p99 of each, their ratio, and the list's size. Timings never fail
@@ -36,7 +37,9 @@ from tests.bench.rush import (
 from tests.bench.table import print_table
 from tests.factories import fill_day
 from tests.server import free_port, run_cli, running_server, server_env
+from visits.advisories import HealthAdvisory
 from visits.db import Database, make_engine
+from visits.health import AdvisoryKind, Scope
 from visits.inmate import Inmate
 from visits.prison import prison_by_code
 
@@ -48,6 +51,8 @@ HEALTH_SAMPLES = 300
 TARGET_P50_MS = 150.0
 PASSWORD = "bench-guard-password"
 LISTED = re.compile(r"<li>Rosa Quispe \d{8} ")
+BOOKING_ROW = re.compile(r'<tr id="b-')
+FLAGGED = re.compile(r'<ul class="flags"[^>]*><li class="tag tag-health">')
 
 
 @dataclass
@@ -57,6 +62,8 @@ class GateRun:
     list_ms: list[float] = field(default_factory=list)
     health_ms: list[float] = field(default_factory=list)
     listed: int = 0
+    bookings: int = 0
+    flagged: int = 0  # bookings tagged with the prison-wide measures
     page_bytes: int = 0
     csv_ms: float = 0.0
     error: str | None = None
@@ -72,6 +79,21 @@ def _fill(url: str) -> str:
             inmates = list(s.scalars(select(Inmate).where(Inmate.prison_id == prison.id)))
             day = prison.local_date(datetime.now(UTC) + timedelta(days=7))
             fill_day(s, prison, inmates, day, visitors=VISITORS, slots=SLOTS)
+            # Measures in force over every visit, and more over one inmate's: each row is
+            # flagged, as on a day under a prison-wide advisory.
+            for scope, inmate_id, measures in (
+                (Scope.PRISON, None, {"masks": True, "non_contact": True}),
+                (Scope.INMATE, inmates[0].id, {"visit_minutes": 45, "no_high_risk": True}),
+            ):
+                s.add(
+                    HealthAdvisory(
+                        prison_id=prison.id, scope=scope, inmate_id=inmate_id,
+                        wing_id=inmates[0].wing_id if inmate_id else None,
+                        kind=AdvisoryKind.RESPIRATORY_OUTBREAK, starts_on=day - timedelta(days=1),
+                        created_by="bench", created_at=datetime.now(UTC),
+                        updated_at=datetime.now(UTC), **measures,
+                    )
+                )  # fmt: skip
             return day.isoformat()
     finally:
         db.dispose()
@@ -117,6 +139,8 @@ def run(label: str, url: str, workdir: Path) -> GateRun:
         _timed(client, path, WARMUP)
         result.list_ms, page = _timed(client, path, SAMPLES)
         result.listed = len(LISTED.findall(page.text))
+        result.bookings = len(BOOKING_ROW.findall(page.text))
+        result.flagged = len(FLAGGED.findall(page.text))
         result.page_bytes = len(page.content)
         csv_times, _ = _timed(client, f"/staff/p/{PRISON}/day.csv?date={result.day}", 5)
         result.csv_ms = percentile(csv_times, 0.5)
@@ -157,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         str(VISITORS),
         lambda r: f"{r.listed} {'met' if r.listed == VISITORS else 'WRONG'}",
     )
+    row(
+        "bookings flagged",
+        "all",
+        lambda r: f"{r.flagged} {'met' if r.flagged == r.bookings > 0 else 'WRONG'}",
+    )
     row("page size (KB)", "(info)", lambda r: f"{r.page_bytes / 1024:.0f}")
     row("list p50 (ms)", f"< {TARGET_P50_MS:.0f}", lambda r: _p50_cell(r))
     row("list p99 (ms)", "(info)", lambda r: f"{percentile(r.list_ms, 0.99):.1f}")
@@ -176,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         if r.error:
             print(f"{r.label}: NOT RUN: {r.error}")
-    wrong = [r.label for r in runs if r.error is None and r.listed != VISITORS]
+    wrong = [
+        r.label
+        for r in runs
+        if r.error is None and (r.listed != VISITORS or not r.flagged == r.bookings > 0)
+    ]
     if wrong:
         print(f"RESULT: the list did not show every visitor on {', '.join(wrong)}")
         return 1

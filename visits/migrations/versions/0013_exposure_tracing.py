@@ -1,27 +1,21 @@
-"""exposure tracing: who was told of an advisory, high-risk visitors, and the indexes that
-trace contacts and purge old visits
+"""exposure tracing: who was told of an advisory, and the indexes that trace contacts and
+purge old visits (booking_visitor.high_risk, which tracing reads, came with screening in 0012)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    # The family answered pregnant or immunocompromised at booking (the screening step fills
-    # it; tracing reads it): a high-risk contact, like a child under 5.
-    op.add_column(
-        "booking_visitor",
-        sa.Column("high_risk", sa.Boolean(), server_default=sa.false(), nullable=False),
-    )
     # A wing advisory's inmates (locked when issued; their visitors traced).
     op.create_index("ix_inmate_wing_id", "inmate", ["wing_id"])
     # The retention purge walks visits from the oldest day.
@@ -67,5 +61,3 @@ def downgrade() -> None:
     op.drop_index("ix_booking_visitor_visitor_id", table_name="booking_visitor")
     op.drop_index("ix_booking_visitor_visit_date", table_name="booking_visitor")
     op.drop_index("ix_inmate_wing_id", table_name="inmate")
-    with op.batch_alter_table("booking_visitor") as batch:
-        batch.drop_column("high_risk")

@@ -1,0 +1,307 @@
+"""Health staff's advisory pages, and the measures as families and guards see them (on each
+database): the count comes before confirming, families see what to do and never why, guards
+see the flags, only health staff change anything."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from notifications.outbox import OutboxMessage
+from tests.factories import NOW, SMS
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_closures import book_one, quencoro_days, status_of, try_booking
+from tests.test_pages import identify, text
+from visits.advisories import HealthAdvisory
+from visits.booking import BookingStatus
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.issuing import AdvisoryDraft, issue
+from visits.prison import prison_by_code
+from visits.reference import display, manage_token
+from visits.staff import StaffRole
+
+PAGE = "/staff/p/QUENCORO/health"
+WEDNESDAY = "2026-12-02"
+# Wing A: Carlos Yupanqui (Q10001) and Teófilo Hancco (Q10003); wing D: José Luis Puma.
+CARLOS, TEOFILO, JOSE = ("Q10001", "Yupanqui"), ("Q10003", "Hancco"), ("Q10002", "Puma")
+WING_A_MASKS = {
+    "scope": "wing", "wing": "A", "kind": "tb_susceptible", "masks": "1", "non_contact": "1",
+    "visit_minutes": "45", "starts_on": "2026-12-01", "infectious_since": "2026-11-20",
+    "notes": "Caso índice en celda 12",
+}  # fmt: skip
+
+
+@pytest.fixture
+def booked(make_client, db):
+    """Bookings for Carlos and Teófilo (wing A) and José Luis (wing D) on Wednesday at 09:00;
+    Quencoro's health staff signed in on their own browser."""
+    for name, role, prisons in (
+        ("salud", StaffRole.HEALTH, ("QUENCORO",)),
+        ("salud.mujeres", StaffRole.HEALTH, ("MUJERES-CUSCO",)),
+        ("admin", StaffRole.ADMIN, ("QUENCORO",)),
+        ("guardia", StaffRole.GUARD, ("QUENCORO",)),
+    ):
+        make_staff(db, name, role, prisons)
+    family = make_client()
+    nine = next(
+        s["id"]
+        for d in quencoro_days(family)
+        if d["date"] == WEDNESDAY
+        for s in d["slots"]
+        if s["local_start"] == "09:00"
+    )
+    refs = {
+        "carlos": book_one(family, nine, *CARLOS, "41111111", "987654321"),
+        "teofilo": book_one(family, nine, *TEOFILO, "42222222", "987654322", language="en"),
+        "jose": book_one(family, nine, *JOSE, "43333333", "987654323"),
+    }
+    staff = make_client()
+    assert sign_in(staff, "salud").status_code == 303
+    return staff, family, refs, nine
+
+
+def _post(client, path="", **data):
+    return client.post(
+        f"{PAGE}{path}", data={"csrf_token": staff_token(client), **data}, follow_redirects=False
+    )
+
+
+def _messages(db, kind) -> dict[str, str]:
+    with db.read_session() as s:
+        rows = s.execute(
+            select(OutboxMessage.subject, OutboxMessage.body).where(OutboxMessage.kind == kind)
+        )
+        return {subject.removeprefix("booking:"): body for subject, body in rows}
+
+
+def _advisories(db) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).select_from(HealthAdvisory))
+
+
+def _affected(page) -> int:
+    """The count the preview's heading gives."""
+    heading = re.search(r'<h2 id="affected">(.*?)</h2>', page.text, re.S).group(1)
+    return int(re.search(r"\d+", heading).group(0))
+
+
+def test_health_staff_see_the_count_first_then_issue_and_each_family_learns_what_to_do(
+    booked, db, make_client
+):
+    staff, family, refs, _ = booked
+    preview = _post(staff, "/preview", **WING_A_MASKS)
+    assert preview.status_code == 200
+    assert _affected(preview) == 2  # Carlos's and Teófilo's, not José Luis's
+    shown = set(re.findall(r"[A-Z0-9]{4}-[A-Z0-9]{4}", text(preview)))
+    assert {refs["carlos"], refs["teofilo"]} == {r.replace("-", "") for r in shown}
+    assert _advisories(db) == 0  # a preview stores nothing
+    assert _messages(db, "health_measure") == {}
+
+    done = _post(staff, **WING_A_MASKS)
+    assert done.status_code == 303
+    page = staff.get(done.headers["location"])
+    assert "Caso índice en celda 12" in page.text  # staff see their notes
+    told = _messages(db, "health_measure")
+    assert set(told) == {refs["carlos"], refs["teofilo"]}
+    assert "N95" in told[refs["carlos"]]
+    assert "45 min" in told[refs["teofilo"]]
+    assert "No physical contact." in told[refs["teofilo"]]  # in the family's own language
+    assert status_of(db, refs["carlos"]) is BookingStatus.CONFIRMED
+
+    # The API says the same to an app: what the measures ask, for the bookings they cover.
+    def measures_by_api(reference):
+        bearer = {"Authorization": f"Bearer {manage_token('test-secret', reference)}"}
+        found = family.get(f"/api/v1/bookings/{reference}", headers=bearer)
+        assert found.status_code == 200, found.text
+        return found.json()["health_measures"]
+
+    carlos = measures_by_api(refs["carlos"])
+    assert (carlos["masks"], carlos["non_contact"], carlos["visit_minutes"]) == (True, True, 45)
+    assert carlos["suspended"] is False
+    assert measures_by_api(refs["jose"]) is None
+
+    # The family visiting Carlos sees the measures; the one visiting José Luis does not.
+    identify(family, *CARLOS)
+    slots = family.get("/p/QUENCORO/slots")
+    assert "notice-health" in slots.text
+    assert "N95" in text(slots)
+    assert "45" in text(slots)
+    identify(family, *JOSE)
+    assert "notice-health" not in family.get("/p/QUENCORO/slots").text
+
+    # The guard's list flags Carlos's booking, and not José Luis's.
+    guard = make_client()
+    assert sign_in(guard, "guardia").status_code == 303
+    day = guard.get(f"/staff/p/QUENCORO/day?date={WEDNESDAY}").text
+    rows = {ref: row for ref, row in re.findall(r'<tr id="b-(\w+)">(.*?)</tr>', day, re.S)}
+    assert "tag-health" in rows[refs["carlos"]]
+    assert "tag-health" not in rows[refs["jose"]]
+    assert "Caso índice" not in day  # guards see the measures, never the notes
+
+
+def test_suspending_a_wing_cancels_its_bookings_and_lifting_reopens_it(booked, db):
+    staff, family, refs, nine = booked
+    form = {**WING_A_MASKS, "suspended": "1"}
+    preview = _post(staff, "/preview", **form)
+    assert _affected(preview) == 2
+    done = _post(staff, **form)
+    assert done.status_code == 303
+    assert "cancelled=2" in done.headers["location"]
+    assert status_of(db, refs["carlos"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["jose"]) is BookingStatus.CONFIRMED  # wing D untouched
+    assert set(_messages(db, "health_suspended")) == {refs["carlos"], refs["teofilo"]}
+
+    identify(family, *CARLOS)
+    assert "notice-health" in family.get("/p/QUENCORO/slots").text
+    refused = try_booking(family, nine, *CARLOS, "44444444", "987654324")
+    assert refused.status_code == 422
+    assert [e["code"] for e in refused.json()["errors"]] == ["health_suspended"]
+
+    advisory = done.headers["location"].split("?")[0]
+    lifted = staff.post(
+        f"{advisory}/lift", data={"csrf_token": staff_token(staff)}, follow_redirects=False
+    )
+    assert lifted.status_code == 303
+    assert try_booking(family, nine, *CARLOS, "44444444", "987654324").status_code == 201
+    again = staff.post(f"{advisory}/lift", data={"csrf_token": staff_token(staff)})
+    assert again.status_code == 409  # already lifted: said, nothing changes
+    assert status_of(db, refs["carlos"]) is BookingStatus.CANCELLED  # stays cancelled
+
+
+def test_changing_the_measures_tells_only_what_is_new(booked, db):
+    staff = booked[0]
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    assert len(_messages(db, "health_measure")) == 2
+    same = {k: v for k, v in WING_A_MASKS.items() if k in ("masks", "non_contact", "visit_minutes")}
+    preview = staff.post(f"{advisory}/preview", data={"csrf_token": staff_token(staff), **same})
+    assert preview.status_code == 200
+    assert (
+        staff.post(
+            advisory, data={"csrf_token": staff_token(staff), **same}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.kind == "health_measure")) == 2  # fmt: skip
+    changed = staff.post(
+        advisory,
+        data={"csrf_token": staff_token(staff), **same, "no_high_risk": "1"},
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    with db.read_session() as s:
+        bodies = s.scalars(select(OutboxMessage.body).where(OutboxMessage.kind == "health_measure"))
+        assert len(list(bodies)) == 4
+        assert s.scalar(select(HealthAdvisory.version)) == 2
+    history = text(staff.get(advisory))
+    assert history.count("staff:salud") == 0  # staff are shown by name, not by key
+    assert "salud" in history
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"scope": ""}, "scope"),
+        ({"scope": "planet"}, "scope"),
+        ({"kind": "flu"}, "kind"),
+        ({"wing": "Z"}, "wing"),
+        ({"scope": "inmate", "inmate_code": "Q99999"}, "inmate"),
+        ({"masks": "", "non_contact": "", "visit_minutes": ""}, "measures"),
+        ({"visit_minutes": "cuarenta"}, "visit_minutes"),
+        ({"visit_minutes": "5"}, "visit_minutes"),
+        ({"starts_on": "2026-13-01"}, "starts_on"),
+        ({"starts_on": "2026-11-30"}, "starts_on"),
+        ({"starts_on": "9999-12-31"}, "starts_on"),
+        ({"infectious_since": "0001-01-01"}, "infectious_since"),
+        ({"infectious_since": "2026-12-25"}, "infectious_since"),
+        ({"notes": "x" * 2001}, "notes"),
+    ],
+)
+def test_an_advisory_that_cannot_be_issued_is_explained_and_changes_nothing(
+    booked, db, changes, field
+):
+    staff, _, refs, _ = booked
+    for path in ("/preview", ""):
+        answer = _post(staff, path, **(WING_A_MASKS | changes))
+        assert answer.status_code == 422, answer.text
+        assert f'href="#{field}"' in answer.text  # the error summary points at the field
+        assert "Traceback" not in answer.text
+    assert _advisories(db) == 0
+    assert _messages(db, "health_measure") == {}
+    assert status_of(db, refs["carlos"]) is BookingStatus.CONFIRMED
+
+
+def test_only_health_staff_of_the_prison_change_advisories_and_admins_only_read(
+    booked, db, make_client
+):
+    staff, _, _, _ = booked
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    other = make_client()
+    assert sign_in(other, "admin").status_code == 303
+    page = other.get(advisory)
+    assert page.status_code == 200
+    assert "Caso índice en celda 12" in page.text  # administrators see advisories and notes
+    assert "/lift" not in page.text  # but no form that changes them
+    assert "health/preview" not in other.get(PAGE).text
+    token = staff_token(other)
+    assert other.post(f"{advisory}/lift", data={"csrf_token": token}).status_code == 403
+    assert (
+        other.post(f"{PAGE}/preview", data={"csrf_token": token, **WING_A_MASKS}).status_code == 403
+    )
+    guard = make_client()
+    assert sign_in(guard, "guardia").status_code == 303
+    assert guard.get(advisory).status_code == 403
+    assert guard.get(PAGE).status_code == 403
+    stranger = make_client()
+    assert sign_in(stranger, "salud.mujeres").status_code == 303
+    assert stranger.get(advisory).status_code == 403
+    # An advisory of another prison is not found through this prison's address.
+    with db.writing() as s:
+        mujeres = prison_by_code(s, "MUJERES-CUSCO")
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+            measures=Measures(masks=True), starts_on=date(2026, 12, 1),
+        )  # fmt: skip
+        foreign = issue(s, mujeres, draft, now=NOW, actor="staff:x", origin="", sms_policy=SMS)
+        foreign_id = foreign.advisory.id
+    assert staff.get(f"{PAGE}/{foreign_id}").status_code == 404
+    lifted = staff.post(f"{PAGE}/{foreign_id}/lift", data={"csrf_token": staff_token(staff)})
+    assert lifted.status_code == 404
+
+
+HEALTH_NOTICE = r'<section class="notice notice-health".*?</section>'
+DIAGNOSIS_WORDS = ("tb", "tuberculos", "diagn", "contag", "infec", "index", "índice", "caso")
+
+
+def test_no_family_page_names_a_diagnosis_or_anyone_else(booked, db):
+    """Every health text a family can see, with every measure at once, in both languages."""
+    staff, family, refs, nine = booked
+    every = {**WING_A_MASKS, "no_high_risk": "1", "inform": "1"}
+    assert _post(staff, **every).status_code == 303
+    # And one about Carlos, who lives in the wing of Teófilo, whose family looks.
+    about_carlos = {**WING_A_MASKS, "scope": "inmate", "inmate_code": "Q10001"}
+    assert _post(staff, **about_carlos).status_code == 303
+    identify(family, *TEOFILO)
+    ref = refs["teofilo"]
+    manage = f"b/{display(ref)}?token={manage_token('test-secret', ref)}"
+    for language in ("es", "en"):
+        family.cookies.set("lang", language)
+        pages = [
+            family.get("/p/QUENCORO/slots"),
+            family.get(f"/p/QUENCORO/book?slot={nine}"),
+            family.get(f"/{manage}"),
+        ]
+        for page in pages:
+            sections = re.findall(
+                r'<section class="notice notice-health".*?</section>', page.text, re.S
+            )
+            assert sections, page.url
+            for section in sections:
+                words = " ".join(re.sub(r"<[^>]+>", " ", section).lower().split())
+                for word in DIAGNOSIS_WORDS:
+                    assert not re.search(rf"\b{word}", words), (word, words)
+                assert "yupanqui" not in words  # nor the inmate the advisory is about
