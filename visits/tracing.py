@@ -20,7 +20,7 @@ cancelled), so the booking's status decides, not it.
 
 Tiers are :func:`visits.health.tier_of` exactly: tier 1 visited the index inmate, or is a
 high-risk visitor (under 5 on the visit day by the birth date given for that visit, or
-``high_risk``: the family answered pregnant or immunocompromised) who visited the advisory's
+``high_risk``: answered pregnant or with low defences at screening) who visited the advisory's
 wing (the whole prison for a prison advisory); tier 2 visited anyone else in that wing or
 prison. A visitor is listed once, at the closest tier of their visits, with the last day they
 visited in the window and the phone and language of that visit's booking.
