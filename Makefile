@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python -m tests.bench.rush
 	$(BIN)/python -m tests.bench.dispatch
 	$(BIN)/python -m tests.bench.gate
+	$(BIN)/python -m tests.bench.tracing
 
 lint: install
 	$(BIN)/ruff check .

@@ -135,6 +135,7 @@ def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
         "sync_slots",
         "purge_throttle",
         "purge_messages",
+        "purge_visit_records",
     }
     for job in jobs.values():
         assert job.coalesce is True
@@ -142,6 +143,7 @@ def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
         grace = DISPATCH_GRACE if job.id == "dispatch" else MISFIRE_GRACE
         assert job.misfire_grace_time == grace.total_seconds()
     assert jobs["dispatch"].trigger.interval.total_seconds() == settings.dispatch_every_seconds
+    assert jobs["purge_visit_records"].trigger.interval.total_seconds() == 24 * 3600
 
 
 def test_the_worker_process_materialises_slots(db, db_url):

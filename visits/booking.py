@@ -159,7 +159,13 @@ class BookingVisitor(Base):
     """A visitor on a booking, with the details as given for that booking."""
 
     __tablename__ = "booking_visitor"
-    __table_args__ = (UniqueConstraint("booking_id", "visitor_id"),)
+    __table_args__ = (
+        UniqueConstraint("booking_id", "visitor_id"),
+        # The retention purge walks visits from the oldest day (visits.retention).
+        Index("ix_booking_visitor_visit_date", "visit_date"),
+        # Whether a visitor has any visit left, and the check of every visitor deleted.
+        Index("ix_booking_visitor_visitor_id", "visitor_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))

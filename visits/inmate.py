@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import throttle
@@ -35,7 +35,11 @@ class InmateStatus(StrEnum):
 
 class Inmate(Base):
     __tablename__ = "inmate"
-    __table_args__ = (UniqueConstraint("prison_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("prison_id", "code"),
+        # A wing advisory's inmates: locked when it is issued, their visitors traced.
+        Index("ix_inmate_wing_id", "wing_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prison_id: Mapped[int] = mapped_column(ForeignKey("prison.id", ondelete="CASCADE"))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from notifications import inbound, outbox
 from notifications.dispatcher import Dispatcher, DispatchPolicy, DispatchReport
 from notifications.senders import ConsoleSender, Sender, TwilioConfig, TwilioSender
-from visits import throttle
+from visits import retention, throttle
 from visits.base import utcnow
 from visits.booking import expire_holds
 from visits.db import Database
@@ -33,6 +33,7 @@ THROTTLE_PURGE_EVERY = timedelta(hours=1)
 THROTTLE_KEEP = timedelta(days=1)
 HOLD_EXPIRY_EVERY = timedelta(seconds=30)
 MESSAGE_PURGE_EVERY = timedelta(hours=6)
+VISIT_PURGE_EVERY = timedelta(days=1)
 MISFIRE_GRACE = timedelta(minutes=10)
 # A dispatch tick late by more than this is skipped: the next one comes within seconds.
 DISPATCH_GRACE = timedelta(seconds=30)
@@ -77,6 +78,38 @@ def purge_messages(db: Database, settings: Settings, now: datetime | None = None
     before = (now or utcnow()) - timedelta(days=settings.message_retention_days)
     with db.writing() as session:
         return outbox.purge(session, before) + inbound.purge(session, before)
+
+
+def purge_visit_records(
+    db: Database, settings: Settings, now: datetime | None = None, batch: int = retention.BATCH
+) -> retention.Purged:
+    """Purge the personal data of visits past the retention period (:mod:`visits.retention`),
+    one short transaction per batch until nothing old is left."""
+    now = now or utcnow()
+    with db.read_session() as session:
+        edge = retention.cutoff(session, now, settings.tracing_retention_days)
+    total = retention.Purged()
+    if edge is None:
+        return total
+    while True:
+        with db.writing() as session:
+            done = retention.purge_batch(session, edge, batch)
+        total += done
+        if done == retention.Purged():
+            break
+    while True:
+        with db.writing() as session:
+            people = retention.purge_ended_suspensions(session, edge, batch)
+        total.visitors += people
+        if not people:
+            break
+    if total != retention.Purged():
+        log.info(
+            "purged visits past retention: %s visitors of bookings, %s phones, %s people, "
+            "%s exposure notices",
+            total.visits, total.bookings, total.visitors, total.notices,
+        )  # fmt: skip
+    return total
 
 
 def make_sender(settings: Settings) -> Sender:
@@ -179,6 +212,11 @@ def schedule_jobs(
             "purge_messages",
             _safely(purge_messages, db, settings),
             MESSAGE_PURGE_EVERY.total_seconds(),
+        ),
+        (
+            "purge_visit_records",
+            _safely(purge_visit_records, db, settings),
+            VISIT_PURGE_EVERY.total_seconds(),
         ),
     ]
     for job_id, run, every in jobs:

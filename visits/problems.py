@@ -108,6 +108,7 @@ class Code(StrEnum):
     SESSIONS_OVERLAP = "sessions_overlap"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
+    NO_INFECTIOUS_SINCE = "no_infectious_since"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -251,6 +252,10 @@ MESSAGES: dict[Code, str] = {
     Code.TOO_MANY_SEGMENTS: N_("This text takes more than %(max)s SMS. Please make it shorter."),
     Code.WRONG_PASSWORD: N_("This is not your current password."),
     Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),
+    Code.NO_INFECTIOUS_SINCE: N_(
+        "This advisory has no date from which the case was infectious, so it has no contact "
+        "list. To trace contacts, issue an advisory with that date."
+    ),
     Code.NOT_FOUND: N_("This page does not exist."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(

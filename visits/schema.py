@@ -13,6 +13,7 @@ from visits import (  # noqa: F401
     screening,
     staff,
     throttle,
+    tracing,
     verification,
     visitor,
 )

@@ -14,8 +14,10 @@ from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from visits.health import TracingPolicy
 
 
 class Settings(BaseSettings):
@@ -70,6 +72,14 @@ class Settings(BaseSettings):
     reminder_morning_at: time | None = time(7, 0)
     # Sent messages (and their text) are deleted after this many days.
     message_retention_days: int = Field(default=180, ge=1)
+    # Exposure tracing (visits.health.TracingPolicy): visits counted from so many days before
+    # a case was infectious (fewer for a smear-negative case without cavity), and the personal
+    # data of a visit kept so many days past its day, then purged (visits.retention). The
+    # retention may not be shorter than the lookback: visits would be purged before they
+    # could be traced.
+    tracing_lookback_days: int = Field(default=90, ge=1)
+    tracing_smear_negative_lookback_days: int = Field(default=28, ge=1)
+    tracing_retention_days: int = Field(default=180, ge=1)
     # Staff sign-in: failures within the window of one user name from one client, of one
     # name from anywhere, of one client (visits.staff.SignInPolicy) lock for the rest of the
     # window; a session ends when idle, and after a shift however active.
@@ -79,6 +89,25 @@ class Settings(BaseSettings):
     staff_sign_in_window_minutes: int = Field(default=15, ge=1)
     staff_idle_minutes: int = Field(default=30, ge=1)
     staff_session_hours: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _retention_covers_lookback(self) -> Settings:
+        if self.tracing_retention_days < self.tracing_lookback_days:
+            raise ValueError(
+                f"VISITS_TRACING_RETENTION_DAYS ({self.tracing_retention_days}) must be at "
+                f"least the lookback, VISITS_TRACING_LOOKBACK_DAYS "
+                f"({self.tracing_lookback_days}): visits would be purged before they could "
+                "be traced"
+            )
+        return self
+
+    @property
+    def tracing_policy(self) -> TracingPolicy:
+        return TracingPolicy(
+            lookback_days=self.tracing_lookback_days,
+            smear_negative_lookback_days=self.tracing_smear_negative_lookback_days,
+            retention_days=self.tracing_retention_days,
+        )
 
     @property
     def is_sqlite(self) -> bool:

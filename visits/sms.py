@@ -76,6 +76,15 @@ TEXTS = {
         "We care about your health: the TB check is free at any health post. Please get it "
         "before you visit again. Visit %(ref)s."
     ),
+    # Exposure tracing (visits.tracing): never a diagnosis, the person visited or anyone else.
+    "contact_tier1": N_(
+        "Health notice after visiting %(prison)s: please get a free check-up at your health "
+        "post, even if you feel well. Show this message."
+    ),
+    "contact_tier2": N_(
+        "Health notice after visiting %(prison)s: watch for a cough of 2 weeks or more, fever, "
+        "night sweats, weight loss. Free check at your health post."
+    ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
     "help": N_(
@@ -377,4 +386,20 @@ def queue_reply(
             essential=True,
         ),
         now,
+    )
+
+
+def contact_notice(
+    *, phone: str, language: str, tier: int, prison: str, key: str, subject: str
+) -> Draft:
+    """A visitor's notice of exposure (:mod:`visits.tracing`): tier 1 is asked to get
+    evaluated, tier 2 to watch for symptoms; both are told the check is free."""
+    kind = f"contact_tier{tier}"
+    return Draft(
+        recipient=phone,
+        body=render(kind, language, {"prison": prison}),
+        language=language,
+        dedupe_key=key,
+        kind=kind,
+        subject=subject,
     )

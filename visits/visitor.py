@@ -71,8 +71,14 @@ class VisitorSuspension(Base):
     """A visitor barred from visiting one prison until a date (inclusive), unless lifted."""
 
     __tablename__ = "visitor_suspension"
-    # Every booking asks whether its visitors are barred from this prison.
-    __table_args__ = (Index("ix_visitor_suspension_prison_visitor", "prison_id", "visitor_id"),)
+    __table_args__ = (
+        # Every booking asks whether its visitors are barred from this prison.
+        Index("ix_visitor_suspension_prison_visitor", "prison_id", "visitor_id"),
+        # The retention purge asks whether a person is barred still, or was until lately
+        # (visits.retention), and finds the suspensions that ended long ago.
+        Index("ix_visitor_suspension_visitor_until", "visitor_id", "until"),
+        Index("ix_visitor_suspension_until", "until"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     visitor_id: Mapped[int] = mapped_column(ForeignKey("visitor.id", ondelete="CASCADE"))

@@ -40,6 +40,7 @@ from web import (
     staff,
     staff_bookings,
     suspensions,
+    tracing,
     twilio_hooks,
 )
 from web.availability import AvailabilityCache
@@ -235,4 +236,5 @@ def create_app(
     app.include_router(broadcasts.router)
     app.include_router(schedule.router)
     app.include_router(health.router)
+    app.include_router(tracing.router)
     return app

@@ -85,6 +85,8 @@ MESSAGE_KINDS = {
     "health_measure": N_("A health measure applies"),
     "health_reopened": N_("Visits can be booked again after a health measure"),
     "screening_advice": N_("Advice: a free TB check"),
+    "contact_tier1": N_("Health notice to a contact: get evaluated"),
+    "contact_tier2": N_("Health notice to a contact: watch for symptoms"),
     "moved": N_("Change of day or time"),
     "attending": N_("Answer: coming"),
     "help": N_("Answer: help"),

@@ -1,0 +1,177 @@
+"""The personal data of a visit is kept the retention period past its day, by the prison's
+calendar, then purged by the daily job; what the reports count stays. On each database."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from tests.factories import make_prison
+from tests.history import History, Person
+from visits.advisories import HealthAdvisory
+from visits.booking import Booking, BookingStatus, BookingVisitor
+from visits.gate import GateCheck, GateStatus
+from visits.health import AdvisoryKind, Scope
+from visits.jobs import purge_visit_records
+from visits.prison import Prison
+from visits.reports import report
+from visits.retention import Purged
+from visits.screening import Outcome, Screening, Stage
+from visits.settings import Settings
+from visits.tracing import ContactNotice
+from visits.visitor import Visitor, VisitorSuspension
+
+# 22:00 on 1 December in Lima, already 2 December in UTC: the retention period is counted
+# in the prison's days, so a visit of 4 June (180 days before 1 December) is still kept.
+LATE_EVENING = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+LIMA_TODAY = date(2026, 12, 1)
+RETENTION = 180
+OUTSIDE = LIMA_TODAY - timedelta(days=RETENTION + 1)  # 3 June: purged
+INSIDE = LIMA_TODAY - timedelta(days=RETENTION)  # 4 June: kept
+ADULT = date(1980, 3, 3)
+
+
+def _settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url, secret_key="k", tracing_retention_days=RETENTION)
+
+
+@pytest.fixture
+def kept_and_old(db):
+    """People who visited only outside the period, only inside it, on both sides, or only
+    outside it but still suspended or told of an exposure within it; a visit to come."""
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmate = history.inmate("Q1", "A")
+        names = ("old", "edge", "both", "barred", "was_barred", "told", "coming")
+        people = dict(zip(names, history.people([ADULT] * len(names)), strict=True))
+        history.book(inmate, OUTSIDE, [Person(people["old"], ADULT, gate=GateStatus.ARRIVED),
+                                       Person(people["both"], ADULT,
+                                              gate=GateStatus.TURNED_AWAY)])  # fmt: skip
+        for who in ("barred", "was_barred", "told"):
+            history.book(inmate, OUTSIDE - timedelta(days=30), [Person(people[who], ADULT)])
+        history.book(inmate, INSIDE, [Person(people["edge"], ADULT, gate=GateStatus.ARRIVED)])
+        history.book(inmate, INSIDE + timedelta(days=100), [Person(people["both"], ADULT)])
+        history.book(inmate, LIMA_TODAY + timedelta(days=3), [Person(people["coming"], ADULT)],
+                     BookingStatus.CONFIRMED)  # fmt: skip
+        prison_id = history.prison.id
+        for visit in history.visits:  # each visitor's answers at booking, as outcomes
+            s.add(Screening(booking_visitor_id=visit.booking_visitor_id, stage=Stage.BOOKING,
+                            outcome=Outcome.CLEAR, day=visit.day, at=LATE_EVENING,
+                            by="family"))  # fmt: skip
+        for who, until in (("barred", INSIDE), ("was_barred", OUTSIDE)):
+            s.add(VisitorSuspension(visitor_id=people[who], prison_id=prison_id, until=until,
+                                    reason="", created_by="staff:admin"))  # fmt: skip
+        advisory = HealthAdvisory(
+            prison_id=prison_id, scope=Scope.PRISON, kind=AdvisoryKind.TB_SUSCEPTIBLE,
+            masks=True, starts_on=OUTSIDE, created_by="staff:salud",
+            created_at=LATE_EVENING, updated_at=LATE_EVENING,
+        )  # fmt: skip
+        s.add(advisory)
+        s.flush()
+        edge_moment = LATE_EVENING - timedelta(days=RETENTION)
+        for who, at in (("told", edge_moment), ("old", edge_moment - timedelta(seconds=1))):
+            s.add(ContactNotice(advisory_id=advisory.id, visitor_id=people[who], tier=2,
+                                phone="+51987000001", at=at))  # fmt: skip
+    return people, history
+
+
+def _visitors(db) -> set[int]:
+    with db.read_session() as s:
+        return set(s.scalars(select(Visitor.id)))
+
+
+def test_a_visit_one_day_past_the_period_is_purged_and_one_day_inside_is_kept(
+    db, db_url, kept_and_old
+):
+    people, history = kept_and_old
+    by_day = {v.day: v for v in history.visits}
+    with db.read_session() as s:
+        prison = s.get(Prison, history.prison.id)
+        before = report(s, prison, date(2026, 1, 1), date(2026, 12, 31))
+    done = purge_visit_records(db, _settings(db_url), LATE_EVENING, batch=2)
+    assert done == Purged(visits=5, bookings=4, visitors=2, notices=1)
+    assert _visitors(db) == {people[w] for w in ("edge", "both", "barred", "told", "coming")}
+    with db.read_session() as s:
+        left = {
+            bv.visitor_id: bv.visit_date for bv in s.scalars(select(BookingVisitor))
+        }  # fmt: skip
+        assert left == {
+            people["edge"]: INSIDE, people["both"]: INSIDE + timedelta(days=100),
+            people["coming"]: LIMA_TODAY + timedelta(days=3),
+        }  # fmt: skip
+        checks = {c.booking_visitor_id for c in s.scalars(select(GateCheck))}
+        assert checks == {by_day[INSIDE].booking_visitor_id}  # the old notes went with them
+        screened = set(s.scalars(select(Screening.booking_visitor_id)))
+        assert screened == set(s.scalars(select(BookingVisitor.id)))  # so did their outcomes
+        phones = dict(s.execute(select(Booking.id, Booking.contact_phone)).all())
+        assert phones[by_day[OUTSIDE].booking_id] == ""
+        assert phones[by_day[INSIDE].booking_id] == by_day[INSIDE].phone
+        assert s.scalar(select(func.count()).select_from(Booking)) == 7  # no booking deleted
+        assert [n.visitor_id for n in s.scalars(select(ContactNotice))] == [people["told"]]
+        suspended = set(s.scalars(select(VisitorSuspension.visitor_id)))
+        assert suspended == {people["barred"]}
+        after = report(s, s.get(Prison, history.prison.id), date(2026, 1, 1), date(2026, 12, 31))
+    assert [(d.day, d.statuses) for d in after.days] == [(d.day, d.statuses) for d in before.days]
+    assert after.overbooked == []  # party sizes still add up to the seats taken
+    assert purge_visit_records(db, _settings(db_url), LATE_EVENING) == Purged()  # idempotent
+
+
+def test_once_a_suspension_has_ended_long_enough_its_person_goes_too(db, db_url, kept_and_old):
+    people, _ = kept_and_old
+    purge_visit_records(db, _settings(db_url), LATE_EVENING)
+    assert people["barred"] in _visitors(db)  # suspended until 4 June: within the period
+    a_day_later = LATE_EVENING + timedelta(days=1)
+    assert purge_visit_records(db, _settings(db_url), a_day_later).visitors == 3
+    assert people["barred"] not in _visitors(db)
+    assert people["told"] not in _visitors(db)  # its notice has aged out too
+    assert people["edge"] not in _visitors(db)  # 4 June is now outside the period
+
+
+@pytest.mark.slow
+def test_two_purges_at_once_share_the_work_and_purge_everything_once(db, db_url):
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmates = [history.inmate(f"Q{n}", "A") for n in range(4)]
+        people = history.people([ADULT] * 240)
+        history.book_all(
+            [
+                (inmates[n % 4], OUTSIDE - timedelta(days=n % 40),
+                 [Person(p, ADULT, gate=GateStatus.ARRIVED) for p in people[3 * n : 3 * n + 3]],
+                 BookingStatus.ATTENDED, time(9), None, "es")
+                for n in range(80)
+            ]
+        )  # fmt: skip
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def purge() -> None:
+        barrier.wait()
+        try:
+            results.append(purge_visit_records(db, _settings(db_url), LATE_EVENING, batch=25))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=purge) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = results[0] + results[1]
+    assert (total.visits, total.bookings, total.visitors) == (240, 80, 240)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(BookingVisitor)) == 0
+        assert s.scalar(select(func.count()).select_from(Visitor)) == 0
+        assert s.scalar(select(func.count()).select_from(Booking)) == 80
+
+
+def test_a_retention_shorter_than_the_lookback_is_refused_at_startup():
+    with pytest.raises(ValidationError, match="VISITS_TRACING_RETENTION_DAYS"):
+        Settings(tracing_retention_days=89)
+    assert Settings(tracing_retention_days=90).tracing_policy.retention_days == 90
+    with pytest.raises(ValidationError):
+        Settings(tracing_retention_days=120, tracing_lookback_days=121)

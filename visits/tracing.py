@@ -1,0 +1,382 @@
+"""Exposure tracing: who visited while a case was infectious, how close they came, and telling
+each of them once. The rules are :mod:`visits.health`; this module asks them of the database,
+in one query, and records who was told.
+
+Who is a contact of an advisory with an infectious-since date: a visitor of a visit whose day
+is in the lookback window (:func:`visits.health.lookback_window`, from so many days before the
+case was infectious to the day the advisory's measures took effect, both days included) and
+whose visit has begun (visitors in the room now were exposed too; a booking still to come is
+never a contact). By the booking's status:
+
+- ``attended`` and ``confirmed``: each visitor the gate let in, and each visitor the gate
+  recorded nothing for (an unmarked list is no proof that someone stayed away). A visitor
+  turned away never came in and is not a contact; a booking whose visitors were all turned
+  away stays ``confirmed``, hence the check per visitor.
+- ``no_show`` (a guard said nobody came), ``cancelled`` (expired holds included: the visit did
+  not happen) and ``held`` (never confirmed, and the gate admits no held booking): no contact.
+
+``booking_visitor.active`` only says whether a booking still holds its day (false once
+cancelled), so the booking's status decides, not it.
+
+Tiers are :func:`visits.health.tier_of` exactly: tier 1 visited the index inmate, or is a
+high-risk visitor (under 5 on the visit day by the birth date given for that visit, or
+``high_risk``: answered pregnant or with low defences at screening) who visited the advisory's
+wing (the whole prison for a prison advisory); tier 2 visited anyone else in that wing or
+prison. A visitor is listed once, at the closest tier of their visits, with the last day they
+visited in the window and the phone and language of that visit's booking.
+
+Known limit: the wing of a visit is the inmate's wing now (``inmate.wing_id``), not where they
+lived on the visit day: the roster keeps no history of moves. An inmate moved since is traced
+with their new wing.
+
+Notifying sends one SMS per phone, at the closest tier of the visitors who share it, in that
+booking's language, and records every visitor told (:class:`ContactNotice`): sending again, or
+two health users at once, tells nobody twice; a visitor found later (a visit of the measures'
+first day, for instance) is told then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Select,
+    String,
+    UniqueConstraint,
+    case,
+    extract,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from notifications import outbox
+from visits import audit, health, sms
+from visits.advisories import HealthAdvisory
+from visits.base import Base, UTCDateTime
+from visits.booking import Booking, BookingStatus, BookingVisitor
+from visits.db import require_write_lock
+from visits.gate import GateCheck, GateStatus
+from visits.health import UNDER_FIVE, Scope, Tier, TracingPolicy
+from visits.inmate import Inmate
+from visits.prison import Prison
+from visits.problems import Code, Problem, Rejected
+from visits.schedule import Slot
+from visits.visitor import DocumentType, Visitor
+
+# The bookings whose visitors may have come in (see the module's docstring).
+CONTACT_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+
+
+class ContactNotice(Base):
+    """A visitor told of an advisory's exposure: once per advisory, whatever happens."""
+
+    __tablename__ = "contact_notice"
+    __table_args__ = (
+        UniqueConstraint("advisory_id", "visitor_id"),
+        # Deleting a visitor (visits.retention) checks their notices.
+        Index("ix_contact_notice_visitor_id", "visitor_id"),
+        # The retention purge deletes the oldest notices.
+        Index("ix_contact_notice_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    advisory_id: Mapped[int] = mapped_column(ForeignKey("health_advisory.id", ondelete="CASCADE"))
+    visitor_id: Mapped[int] = mapped_column(ForeignKey("visitor.id", ondelete="CASCADE"))
+    tier: Mapped[int]
+    # The number the SMS went to (shared by the visitors of one family); empty: none.
+    phone: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class Contact:
+    visitor_id: int
+    first_names: str
+    last_names: str
+    doc_type: DocumentType
+    doc_number: str
+    tier: Tier
+    last_visit: date
+    phone: str
+    language: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_names} {self.last_names}"
+
+
+@dataclass(frozen=True)
+class ContactList:
+    advisory: HealthAdvisory
+    window: tuple[date, date]
+    contacts: list[Contact]
+
+    def count(self, tier: Tier) -> int:
+        return sum(1 for c in self.contacts if c.tier is tier)
+
+
+def window(advisory: HealthAdvisory, policy: TracingPolicy) -> tuple[date, date]:
+    """The first and last visit days traced; an advisory without an infectious-since date has
+    no window (:class:`Rejected`)."""
+    if advisory.infectious_since is None:
+        raise Rejected([Problem(Code.NO_INFECTIOUS_SINCE)])
+    return health.lookback_window(
+        advisory.infectious_since,
+        advisory.starts_on,
+        smear_negative_no_cavity=advisory.smear_negative_no_cavity,
+        policy=policy,
+    )
+
+
+def _yyyymmdd(day: ColumnElement[date]) -> ColumnElement[int]:
+    """A date as the number YYYYMMDD: the difference of two of them, divided by 10,000, is
+    the completed years between them exactly as :func:`visits.rules.age_on` counts (29
+    February included), on both databases."""
+    return extract("year", day) * 10_000 + extract("month", day) * 100 + extract("day", day)
+
+
+def contact_query(advisory: HealthAdvisory, first: date, last: date, now: datetime) -> Select:
+    """Every contact of the advisory once (see the module's docstring): one query, its rows
+    ``(visitor_id, first_names, last_names, doc_type, doc_number, tier, last_visit, phone,
+    language)``, closest tier first, then by name."""
+    day = Slot.local_date
+    under_five = _yyyymmdd(day) - _yyyymmdd(BookingVisitor.birth_date) < UNDER_FIVE * 10_000
+    high_risk = or_(BookingVisitor.high_risk, under_five)
+    index_inmate = (
+        Booking.inmate_id == advisory.inmate_id if advisory.scope is Scope.INMATE else false()
+    )
+    if advisory.scope is Scope.PRISON:
+        same_wing: ColumnElement[bool] = true()
+    elif advisory.wing_id is None:  # an index inmate who lives in no wing
+        same_wing = false()
+    else:
+        same_wing = Inmate.wing_id == advisory.wing_id
+    visits = (
+        select(
+            BookingVisitor.visitor_id,
+            day.label("day"),
+            Booking.id.label("booking_id"),
+            Booking.contact_phone.label("phone"),
+            Booking.language.label("language"),
+            case((index_inmate, 1), (high_risk, 1), else_=2).label("tier"),
+        )
+        .select_from(BookingVisitor)
+        .join(Booking, Booking.id == BookingVisitor.booking_id)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .join(Inmate, Inmate.id == Booking.inmate_id)
+        .outerjoin(GateCheck, GateCheck.booking_visitor_id == BookingVisitor.id)
+        .where(
+            Slot.prison_id == advisory.prison_id,
+            day >= first,
+            day <= last,
+            Slot.starts_at <= now,
+            Booking.status.in_(CONTACT_STATUSES),
+            or_(GateCheck.status.is_(None), GateCheck.status == GateStatus.ARRIVED),
+            or_(index_inmate, same_wing),
+        )
+        .subquery("visits")
+    )
+    ranked = select(
+        visits,
+        func.min(visits.c.tier).over(partition_by=visits.c.visitor_id).label("closest"),
+        func.row_number()
+        .over(
+            partition_by=visits.c.visitor_id,
+            order_by=(visits.c.day.desc(), visits.c.booking_id.desc()),
+        )
+        .label("latest"),
+    ).subquery("ranked")
+    return (
+        select(
+            ranked.c.visitor_id,
+            Visitor.first_names,
+            Visitor.last_names,
+            Visitor.doc_type,
+            Visitor.doc_number,
+            ranked.c.closest,
+            ranked.c.day,
+            ranked.c.phone,
+            ranked.c.language,
+        )
+        .join(Visitor, Visitor.id == ranked.c.visitor_id)
+        .where(ranked.c.latest == 1)
+        .order_by(ranked.c.closest, Visitor.last_names, Visitor.first_names, Visitor.id)
+    )
+
+
+def contacts(
+    session: Session, advisory: HealthAdvisory, now: datetime, policy: TracingPolicy
+) -> ContactList:
+    """The advisory's contacts as of ``now`` (:class:`Rejected` without infectious-since)."""
+    first, last = window(advisory, policy)
+    rows = session.execute(contact_query(advisory, first, last, now))
+    found = [
+        Contact(
+            visitor_id=visitor_id,
+            first_names=first_names,
+            last_names=last_names,
+            doc_type=doc_type,
+            doc_number=doc_number,
+            tier=Tier(int(tier)),
+            last_visit=day,
+            phone=phone,
+            language=language,
+        )
+        for visitor_id, first_names, last_names, doc_type, doc_number, tier, day, phone, language
+        in rows
+    ]  # fmt: skip
+    return ContactList(advisory, (first, last), found)
+
+
+def advisory_of(session: Session, prison: Prison, advisory_id: int) -> HealthAdvisory:
+    """The advisory, if it is this prison's (else :class:`Rejected`: not found)."""
+    advisory = session.get(HealthAdvisory, advisory_id)
+    if advisory is None or advisory.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    return advisory
+
+
+# --- Telling them --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One SMS: to a phone, at the closest tier of the visitors who share it."""
+
+    phone: str
+    tier: Tier
+    language: str
+    visitor_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NoticePlan:
+    sms: list[Outgoing]  # what to send now
+    new: list[Contact]  # every visitor not told before: each is recorded as told
+    already: int  # visitors told before
+
+    @property
+    def visitors(self) -> int:
+        return len(self.new)
+
+
+def plan(contacts: Iterable[Contact], told: Mapping[int, tuple[str, Tier]]) -> NoticePlan:
+    """Who to tell now, given who was told before (visitor id → the phone and tier recorded).
+
+    Visitors who share a phone get one SMS, at their closest tier, in the language of that
+    visitor's booking. A phone already sent this tier or a closer one for this advisory gets
+    nothing new (its new visitors are recorded as told by it); a phone told "watch for
+    symptoms" whose new visitor is tier 1 gets the tier-1 text too. A contact whose booking
+    lost its phone (purged) is recorded without an SMS.
+    """
+    listed = list(contacts)
+    fresh = [c for c in listed if c.visitor_id not in told]
+    sent: dict[str, Tier] = {}
+    for phone, tier in told.values():
+        sent[phone] = min(tier, sent.get(phone, tier))
+    by_phone: dict[str, list[Contact]] = {}
+    for contact in fresh:
+        by_phone.setdefault(contact.phone, []).append(contact)
+    outgoing = []
+    for phone, group in by_phone.items():
+        closest = min(group, key=lambda c: (c.tier, -c.last_visit.toordinal(), c.visitor_id))
+        if not phone or (phone in sent and sent[phone] <= closest.tier):
+            continue
+        ids = tuple(c.visitor_id for c in group)
+        outgoing.append(Outgoing(phone, closest.tier, closest.language, ids))
+    return NoticePlan(outgoing, fresh, len(listed) - len(fresh))
+
+
+def told(session: Session, advisory_id: int) -> dict[int, tuple[str, Tier]]:
+    """Visitor id → the phone and tier recorded when they were told of this advisory."""
+    rows = session.execute(
+        select(ContactNotice.visitor_id, ContactNotice.phone, ContactNotice.tier).where(
+            ContactNotice.advisory_id == advisory_id
+        )
+    )
+    return {visitor_id: (phone, Tier(tier)) for visitor_id, phone, tier in rows}
+
+
+def preview(
+    session: Session, advisory: HealthAdvisory, now: datetime, policy: TracingPolicy
+) -> tuple[ContactList, NoticePlan]:
+    """The contact list, and what notifying would send now."""
+    found = contacts(session, advisory, now, policy)
+    return found, plan(found.contacts, told(session, advisory.id))
+
+
+def notify(
+    session: Session,
+    prison: Prison,
+    advisory_id: int,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    policy: TracingPolicy,
+) -> NoticePlan:
+    """Queue the SMS of every contact not told yet, record each of them, and audit it (counts
+    only, no names), in this transaction. The advisory's row is locked first: two health
+    users notifying at once take turns, and the second finds everyone told."""
+    require_write_lock(session)
+    locked = session.scalar(
+        select(HealthAdvisory)
+        .where(HealthAdvisory.id == advisory_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if locked is None or locked.prison_id != prison.id:
+        raise Rejected([Problem(Code.NOT_FOUND)])
+    found, planned = preview(session, locked, now, policy)
+    subject = f"advisory:{locked.id}"
+    drafts = [
+        sms.contact_notice(
+            phone=o.phone,
+            language=o.language,
+            tier=o.tier,
+            prison=prison.name,
+            key=f"{subject}:contact:{o.phone}:t{o.tier}",
+            subject=subject,
+        )
+        for o in planned.sms
+    ]
+    outbox.enqueue_all(session, drafts, now)
+    if planned.new:
+        session.execute(
+            insert(ContactNotice),
+            [
+                {"advisory_id": locked.id, "visitor_id": c.visitor_id, "tier": int(c.tier),
+                 "phone": c.phone, "at": now}
+                for c in planned.new
+            ],
+        )  # fmt: skip
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="advisory.contacts_notified",
+        entity="advisory",
+        entity_id=locked.id,
+        details={
+            "window": [d.isoformat() for d in found.window],
+            "contacts": len(found.contacts),
+            "visitors_told": planned.visitors,
+            "already_told": planned.already,
+            "sms": len(planned.sms),
+            "sms_tier_1": sum(1 for o in planned.sms if o.tier is Tier.ONE),
+            "sms_tier_2": sum(1 for o in planned.sms if o.tier is Tier.TWO),
+        },
+        origin=origin,
+    )
+    session.flush()
+    return planned

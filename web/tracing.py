@@ -1,0 +1,169 @@
+"""Health staff's contact list of an advisory: the counts by tier, then each contact; the CSV
+for the health post's spreadsheet; and telling them by SMS (see :mod:`visits.tracing`).
+
+Health staff only, of the advisory's prison: an advisory of another prison is not found here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import tracing
+from visits.advisories import HealthAdvisory
+from visits.health import Scope, Tier, TracingPolicy
+from visits.i18n import LANGUAGE_NAMES, N_, gettext
+from visits.inmate import Inmate
+from visits.prison import Wing
+from visits.problems import Code, Rejected
+from visits.staff import StaffRole
+from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.family import render
+from web.forms import RowId, shown_count
+from web.gate import csv_cell
+from web.labels import label
+from web.staff import Staff, access
+
+router = APIRouter(prefix="/staff/p/{prison}/health/{advisory_id}", include_in_schema=False)
+Health = access(StaffRole.HEALTH)
+
+CSV_COLUMNS = (
+    N_("Visitor"),
+    N_("Document"),
+    N_("Number"),
+    N_("Tier"),
+    N_("Last visit"),
+    N_("Phone"),
+    N_("Language"),
+)
+
+
+def _policy(request: Request) -> TracingPolicy:
+    return request.app.state.settings.tracing_policy
+
+
+def _path(who: Staff, advisory_id: int) -> str:
+    return f"/staff/p/{who.prison.code}/health/{advisory_id}/contacts"  # type: ignore[union-attr]
+
+
+def _advisory(session: Session, who: Staff, advisory_id: int) -> HealthAdvisory:
+    try:
+        return tracing.advisory_of(session, who.prison, advisory_id)  # type: ignore[arg-type]
+    except Rejected:
+        raise HTTPException(404) from None
+
+
+def _subject(session: Session, advisory: HealthAdvisory) -> dict[str, str]:
+    """What the advisory covers, for the page's heading."""
+    wing = session.scalar(select(Wing.name).where(Wing.id == advisory.wing_id)) or ""
+    code = session.scalar(select(Inmate.code).where(Inmate.id == advisory.inmate_id)) or ""
+    return {"wing": wing, "code": code}
+
+
+def _page(
+    request: Request,
+    session: Session,
+    who: Staff,
+    advisory: HealthAdvisory,
+    now: datetime,
+    status: int = 200,
+) -> Response:
+    listed = planned = unavailable = None
+    try:
+        listed, planned = tracing.preview(session, advisory, now, _policy(request))
+    except Rejected as rejected:
+        unavailable = rejected.problems[0]
+    fresh = {c.visitor_id for c in planned.new} if planned else set()
+    return render(
+        request,
+        "staff_contacts.html",
+        status,
+        who=who,
+        prison=who.prison,
+        advisory=advisory,
+        scopes=Scope,
+        tiers=Tier,
+        subject=_subject(session, advisory),
+        listed=listed,
+        planned=planned,
+        fresh=fresh,
+        unavailable=unavailable,
+        done=request.query_params.get("done", ""),
+        count=shown_count(request.query_params.get("count", "")),
+    )
+
+
+@router.get("/contacts", response_class=HTMLResponse)
+def contacts_page(
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
+) -> Response:
+    """The counts by tier, the form that tells the contacts, then each contact."""
+    return _page(request, session, who, _advisory(session, who, advisory_id), now)
+
+
+@router.get("/contacts.csv")
+def contacts_csv(
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
+) -> Response:
+    """Every contact, for a spreadsheet: UTF-8 with a byte-order mark (Excel then reads the
+    accents), and no cell that a spreadsheet would run as a formula."""
+    advisory = _advisory(session, who, advisory_id)
+    try:
+        listed = tracing.contacts(session, advisory, now, _policy(request))
+    except Rejected:
+        return _page(request, session, who, advisory, now, 409)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(gettext(column) for column in CSV_COLUMNS)
+    for c in listed.contacts:
+        writer.writerow(
+            csv_cell(value)
+            for value in (
+                c.name,
+                label(c.doc_type),
+                c.doc_number,
+                int(c.tier),
+                c.last_visit.isoformat(),
+                c.phone,
+                LANGUAGE_NAMES.get(c.language, c.language),
+            )
+        )
+    filename = f"contactos-{who.prison.code}-{advisory.id}.csv"  # type: ignore[union-attr]
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post("/contacts/notify")
+def notify(
+    request: Request,
+    advisory_id: RowId,
+    who: Health,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+) -> Response:
+    """Send each contact not told yet their SMS, once; back to the list with the count."""
+    try:
+        planned = tracing.notify(
+            session, who.prison, advisory_id, now=now, actor=who.user.actor,  # type: ignore[arg-type]
+            origin=client, policy=_policy(request),
+        )  # fmt: skip
+    except Rejected as rejected:
+        session.close()
+        if Code.NOT_FOUND in rejected.codes:
+            raise HTTPException(404) from None
+        with request.app.state.db.read_session() as reading:
+            advisory = _advisory(reading, who, advisory_id)
+            return _page(request, reading, who, advisory, now, 409)
+    session.commit()
+    path = _path(who, advisory_id)
+    return RedirectResponse(f"{path}?done=notified&count={len(planned.sms)}", status_code=303)
