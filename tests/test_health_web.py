@@ -104,6 +104,8 @@ def test_health_staff_see_the_count_first_then_issue_and_each_family_learns_what
     assert done.status_code == 303
     page = staff.get(done.headers["location"])
     assert "Caso índice en celda 12" in page.text  # staff see their notes
+    contacts = re.search(r'href="([^"]+/contacts)"', page.text).group(1)
+    assert staff.get(contacts).status_code == 200  # exposure tracing, one link away
     told = _messages(db, "health_measure")
     assert set(told) == {refs["carlos"], refs["teofilo"]}
     assert "N95" in told[refs["carlos"]]

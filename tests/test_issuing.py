@@ -156,7 +156,10 @@ def test_an_advisory_that_cannot_be_issued_changes_nothing(booked, changes, code
     assert _sms(db, "health_suspended") == []
 
 
-@pytest.mark.parametrize("kind", ["health_suspended", "health_measure"])
+@pytest.mark.parametrize(
+    "kind",
+    ["health_suspended", "health_measure", "health_reopened", "contact_tier1", "contact_tier2"],
+)
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_no_health_sms_names_a_diagnosis_or_anyone(kind, language):
     every = Measures(True, True, True, True, 45)

@@ -493,20 +493,20 @@ def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, m
     page = client.get(path)
     assert page.status_code == 200
     html = page.text
-    assert html.index("Tier 1") < html.index("Ñusta Quispe 0")  # counts first, then the rows
+    assert html.index("Nivel 1") < html.index("Ñusta Quispe 0")  # counts first, then the rows
     assert '<th scope="col">' in html
     assert "Ñusta Quispe 0" in html
     assert "+51987000008" in html
-    assert "0 visitors were already notified." in html
-    assert "Send 2 SMS" in html
+    assert "0 visitantes ya fueron avisados." in html
+    assert "Enviar 2 SMS" in html
     token = staff_token(client)
     sent = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
     assert sent.status_code == 303
     assert sent.headers["location"] == f"{path}?done=notified&count=2"
     again = client.get(sent.headers["location"]).text
-    assert "2 SMS are on their way." in again
-    assert "2 visitors were already notified." in again
-    assert "Everyone on the list has been notified." in again
+    assert "2 SMS están en camino." in again
+    assert "2 visitantes ya fueron avisados." in again
+    assert "Ya se avisó a todos los de la lista." in again
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(ContactNotice)) == 2
     repeat = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
@@ -560,12 +560,12 @@ def test_an_advisory_without_infectious_since_says_so_and_sends_nothing(traced, 
     path = f"/staff/p/QUENCORO/health/{ids['blind']}/contacts"
     page = client.get(path)
     assert page.status_code == 200
-    assert "has no date from which the case was infectious" in page.text
+    assert "no tiene la fecha desde la que el caso era contagioso" in page.text
     assert "<table" not in page.text
     assert client.get(f"{path}.csv").status_code == 409
     token = staff_token(client)
     refused = client.post(f"{path}/notify", data={"csrf_token": token})
     assert refused.status_code == 409
-    assert "has no date from which the case was infectious" in refused.text
+    assert "no tiene la fecha desde la que el caso era contagioso" in refused.text
     assert "Traceback" not in refused.text
     assert _contact_sms(db) == []
