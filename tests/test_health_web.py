@@ -11,15 +11,17 @@ import pytest
 from sqlalchemy import func, select
 
 from notifications.outbox import OutboxMessage
-from tests.factories import NOW, SMS
+from tests.factories import NOW, SMS, make_inmate, make_prison
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
 from tests.test_pages import identify, text
+from tests.test_races import race
 from visits.advisories import HealthAdvisory
 from visits.booking import BookingStatus
+from visits.db import Database, make_engine
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.issuing import AdvisoryDraft, issue
-from visits.prison import prison_by_code
+from visits.prison import Prison, prison_by_code
 from visits.reference import display, manage_token
 from visits.staff import StaffRole
 
@@ -307,3 +309,45 @@ def test_no_family_page_names_a_diagnosis_or_anyone_else(booked, db):
                 for word in DIAGNOSIS_WORDS:
                     assert not re.search(rf"\b{word}", words), (word, words)
                 assert "yupanqui" not in words  # nor the inmate the advisory is about
+
+
+def test_confirming_twice_issues_one_advisory(booked, db):
+    """A double click on "issue", or a reload of its answer: one advisory, nobody told twice."""
+    staff = booked[0]
+    preview = _post(staff, "/preview", **WING_A_MASKS)
+    key = re.search(r'name="submission_key" value="([^"]+)"', preview.text).group(1)
+    first = _post(staff, **WING_A_MASKS, submission_key=key)
+    second = _post(staff, **WING_A_MASKS, submission_key=key)
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == first.headers["location"].split("?")[0]
+    assert _advisories(db) == 1
+    assert len(_messages(db, "health_measure")) == 2
+    assert _post(staff, **WING_A_MASKS).status_code == 303  # a new preview is a new advisory
+    assert _advisories(db) == 2
+
+
+def test_two_confirmations_at_the_same_instant_issue_one_advisory(db_url):
+    """Real threads on the same key: on PostgreSQL the second waits on the first's key."""
+
+    db = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=6))
+    try:
+        with db.writing() as s:
+            make_inmate(s, make_prison(s))
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+            measures=Measures(masks=True), starts_on=date(2026, 12, 1),
+            submission_key="same-key-0123456789",
+        )  # fmt: skip
+
+        def confirm(_: int) -> str:
+            with db.writing() as s:
+                prison = s.scalar(select(Prison))
+                effect = issue(
+                    s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS
+                )
+                return "replayed" if effect.replayed else "issued"
+
+        assert race(4, confirm) == {"issued": 1, "replayed": 3}
+        assert _advisories(db) == 1
+    finally:
+        db.dispose()

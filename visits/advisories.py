@@ -38,6 +38,7 @@ class HealthAdvisory(Base):
         CheckConstraint("visit_minutes IS NULL OR visit_minutes > 0", name="minutes_positive"),
         # Every booking asks which advisories of its prison are in force.
         Index("ix_health_advisory_prison_lifted", "prison_id", "lifted_at"),
+        Index("uq_health_advisory_submission_key", "submission_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,6 +61,8 @@ class HealthAdvisory(Base):
     starts_on: Mapped[date] = mapped_column(Date)
     # Bumped when the measures change: families are told once per version.
     version: Mapped[int] = mapped_column(default=1)
+    # The preview's one-off key: the same confirmation sent twice issues one advisory.
+    submission_key: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

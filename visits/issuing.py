@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visits import audit, health, sms
@@ -52,6 +53,7 @@ class AdvisoryDraft:
     infectious_since: date | None = None
     smear_negative_no_cavity: bool = False
     notes: str = ""
+    submission_key: str | None = None  # the preview's: confirming twice issues once
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Effect:
     told: list[Booking] = field(default_factory=list)
     # Lifting: one booking per family told it can book again.
     reopened: list[Booking] = field(default_factory=list)
+    # The same confirmation came again (a double click): nothing more was done.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,15 +246,34 @@ def issue(
     the other families are told a health measure applies. Raises :class:`Rejected` with every
     problem (nothing changes)."""
     require_write_lock(session)
+    if (earlier := _submitted(session, prison, draft.submission_key)) is not None:
+        return Effect(earlier, replayed=True)
     advisory = _drafted(session, prison, draft, now, actor)
     _lock_scope(session, advisory)
-    session.add(advisory)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(advisory)
+            session.flush()
+    except IntegrityError as error:
+        # The same confirmation, at the same instant, committed first (PostgreSQL).
+        if "submission_key" not in str(error.orig):
+            raise
+        earlier = _submitted(session, prison, draft.submission_key)
+        if earlier is None:  # another prison's key: never one this page made
+            raise Rejected([Problem(Code.SUBMISSION_KEY_REUSED)]) from None
+        return Effect(earlier, replayed=True)
     effect = _take_effect(
         session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy
     )
     _audit(session, advisory, "advisory.issued", now, actor, origin, effect)
     return effect
+
+
+def _submitted(session: Session, prison: Prison, key: str | None) -> HealthAdvisory | None:
+    if not key:
+        return None
+    found = session.scalar(select(HealthAdvisory).where(HealthAdvisory.submission_key == key))
+    return found if found is not None and found.prison_id == prison.id else None
 
 
 def preview(
@@ -309,6 +332,7 @@ def _drafted(
         **_measure_columns(draft.measures),
         notes=draft.notes.strip(),
         starts_on=draft.starts_on,
+        submission_key=draft.submission_key or None,
         created_by=actor, created_at=now, updated_at=now, version=1,
     )  # fmt: skip
 

@@ -11,6 +11,8 @@ between are re-evaluated too, as issuing always does).
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -40,6 +42,7 @@ router = APIRouter(prefix="/staff/p/{prison}/health", include_in_schema=False)
 Health = access(StaffRole.HEALTH)
 HealthOrAdmin = access(StaffRole.HEALTH, StaffRole.ADMIN)
 
+SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MEASURE_FLAGS = ("inform", "masks", "no_high_risk", "non_contact", "suspended")
 # The form's fields a preview carries to the confirmation.
 DRAFT_FIELDS = (
@@ -88,6 +91,7 @@ def _draft(values: dict[str, str], today: date, problems: list[Problem]) -> Advi
     since = iso_day(raw_since, "infectious_since", today, problems) if raw_since else None
     if scope is None or kind is None:
         return None
+    key = values.get("submission_key", "")
     return AdvisoryDraft(
         scope=scope,
         kind=kind,
@@ -98,6 +102,7 @@ def _draft(values: dict[str, str], today: date, problems: list[Problem]) -> Advi
         infectious_since=since,
         smear_negative_no_cavity=values.get("smear_negative_no_cavity") == "1",
         notes=values.get("notes", ""),
+        submission_key=key if SUBMISSION_KEY.fullmatch(key) else None,
     )
 
 
@@ -178,6 +183,8 @@ def _preview_page(
         told=preview.told,
         names=names,
         carried={k: values.get(k, "") for k in DRAFT_FIELDS if values.get(k)},
+        # Confirming twice (a double click, a reload) issues one advisory.
+        submission_key=secrets.token_urlsafe(24),
     )
 
 
@@ -225,6 +232,8 @@ def issue(
             return _list_page(request, reading, who, now, values, found, 422)
     advisory_id = effect.advisory.id
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
+    if effect.replayed:  # already issued by the first click: its page, nothing counted twice
+        return RedirectResponse(_path(who, advisory_id), status_code=303)
     target = _path(
         who, advisory_id, done="issued", cancelled=len(effect.cancelled), told=len(effect.told)
     )
