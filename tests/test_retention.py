@@ -4,11 +4,12 @@ calendar, then purged by the daily job; what the reports count stays. On each da
 from __future__ import annotations
 
 import threading
+import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tests.factories import make_prison
 from tests.history import History, Person
@@ -23,7 +24,7 @@ from visits.retention import Purged
 from visits.screening import Outcome, Screening, Stage
 from visits.settings import Settings
 from visits.tracing import ContactNotice
-from visits.visitor import Visitor, VisitorSuspension
+from visits.visitor import DocumentType, Identity, Visitor, VisitorSuspension, claim_visitors
 
 # 22:00 on 1 December in Lima, already 2 December in UTC: the retention period is counted
 # in the prison's days, so a visit of 4 June (180 days before 1 December) is still kept.
@@ -175,3 +176,30 @@ def test_a_retention_shorter_than_the_lookback_is_refused_at_startup():
     assert Settings(tracing_retention_days=90).tracing_policy.retention_days == 90
     with pytest.raises(ValidationError):
         Settings(tracing_retention_days=120, tracing_lookback_days=121)
+
+
+def test_a_person_purged_while_a_family_books_them_is_made_anew(db):
+    """The purge deletes a person at the moment a family books them again: the booking's
+    claim waited on the row that vanished, and makes the person anew (never a server error)."""
+    person = Identity(DocumentType.DNI, "45671234", "Rosa", "Quispe", date(1980, 1, 2), None)
+    with db.writing() as s:
+        (old,) = claim_visitors(s, [person])
+        old_id = old.id
+    holding = threading.Event()
+
+    def purge() -> None:
+        with db.writing() as s:
+            s.scalars(select(Visitor).where(Visitor.id == old_id).with_for_update()).one()
+            holding.set()
+            clock.sleep(0.5)  # the family's claim reaches the locked row meanwhile
+            s.execute(delete(Visitor).where(Visitor.id == old_id))
+
+    purger = threading.Thread(target=purge)
+    purger.start()
+    holding.wait()
+    with db.writing() as s:
+        (claimed,) = claim_visitors(s, [person])
+        new_id = claimed.id
+    purger.join()
+    with db.read_session() as s:  # the person as the family gave them, made again
+        assert s.scalars(select(Visitor.id)).all() == [new_id]

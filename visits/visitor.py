@@ -131,6 +131,9 @@ def find_visitors(
     return {(v.doc_type, v.doc_number): v for v in session.scalars(query)}
 
 
+CLAIM_ATTEMPTS = 2
+
+
 def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor]:
     """The visitor rows for ``people``, created where new, locked until commit, in order.
 
@@ -138,28 +141,28 @@ def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor
     ignores the conflict), and the lock makes their per-day checks take turns.
     """
     require_write_lock(session)
-    insert_ignoring_conflicts(
-        session,
-        Visitor.__table__,
-        [
-            {
-                "doc_type": p.doc_type,
-                "doc_number": p.doc_number,
-                "first_names": p.first_names,
-                "last_names": p.last_names,
-                "birth_date": p.birth_date,
-                "sex": p.sex,
-                "created_at": utcnow(),
-                "updated_at": utcnow(),
-            }
-            # In document order: two bookings naming the same new people in another order
-            # must not wait on each other's half-inserted rows.
-            for p in sorted(people, key=lambda p: p.key)
-        ],
-        ["doc_type", "doc_number"],
-    )
-    by_key = find_visitors(session, (p.key for p in people), lock=True)
-    return [by_key[person.key] for person in people]
+    rows = [
+        {
+            "doc_type": p.doc_type,
+            "doc_number": p.doc_number,
+            "first_names": p.first_names,
+            "last_names": p.last_names,
+            "birth_date": p.birth_date,
+            "sex": p.sex,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        # In document order: two bookings naming the same new people in another order
+        # must not wait on each other's half-inserted rows.
+        for p in sorted(people, key=lambda p: p.key)
+    ]
+    for _ in range(CLAIM_ATTEMPTS):
+        insert_ignoring_conflicts(session, Visitor.__table__, rows, ["doc_type", "doc_number"])
+        by_key = find_visitors(session, (p.key for p in people), lock=True)
+        if all(person.key in by_key for person in people):
+            return [by_key[person.key] for person in people]
+        # A person the retention purge deleted while we waited for their row: made anew.
+    raise RuntimeError("visitor rows vanished twice while being claimed")
 
 
 def remember_details(visitor: Visitor, person: Identity) -> None:
