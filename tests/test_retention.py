@@ -11,19 +11,19 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 
-from tests.factories import make_prison
+from tests.factories import NOW, make_prison
 from tests.history import History, Person
 from visits.advisories import HealthAdvisory
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.gate import GateCheck, GateStatus
-from visits.health import AdvisoryKind, Scope
+from visits.health import AdvisoryKind, Scope, TracingPolicy
 from visits.jobs import purge_visit_records
 from visits.prison import Prison
 from visits.reports import report
 from visits.retention import Purged
 from visits.screening import Outcome, Screening, Stage
 from visits.settings import Settings
-from visits.tracing import ContactNotice
+from visits.tracing import ContactNotice, contacts
 from visits.visitor import DocumentType, Identity, Visitor, VisitorSuspension, claim_visitors
 
 # 22:00 on 1 December in Lima, already 2 December in UTC: the retention period is counted
@@ -34,6 +34,7 @@ RETENTION = 180
 OUTSIDE = LIMA_TODAY - timedelta(days=RETENTION + 1)  # 3 June: purged
 INSIDE = LIMA_TODAY - timedelta(days=RETENTION)  # 4 June: kept
 ADULT = date(1980, 3, 3)
+POLICY = TracingPolicy(retention_days=RETENTION)
 
 
 def _settings(db_url: str) -> Settings:
@@ -203,3 +204,60 @@ def test_a_person_purged_while_a_family_books_them_is_made_anew(db):
     purger.join()
     with db.read_session() as s:  # the person as the family gave them, made again
         assert s.scalars(select(Visitor.id)).all() == [new_id]
+
+
+def test_an_advisory_still_traced_keeps_its_window_and_only_its_prisons(db, db_url):
+    """Symptoms began 100 days ago: the window opens 190 days back, past the 180-day period.
+    While the advisory may be traced, its prison's visits from then stay; another prison's
+    old visits go as usual; once lifted for a period, they go too."""
+    with db.writing() as s:
+        traced_prison, other_prison = make_prison(s), make_prison(s, "OTHER")
+        here, there = History(s, traced_prison), History(s, other_prison)
+        index = here.inmate("Q1", "A")
+        (early,) = here.people([ADULT])
+        (elsewhere,) = there.people([ADULT])
+        here.book(index, LIMA_TODAY - timedelta(days=185), [Person(early, ADULT)])
+        there.book(there.inmate("O1", "A"), OUTSIDE, [Person(elsewhere, ADULT)])
+        advisory = HealthAdvisory(
+            prison_id=traced_prison.id, scope=Scope.INMATE, inmate_id=index,
+            kind=AdvisoryKind.TB_SUSCEPTIBLE, masks=True, starts_on=LIMA_TODAY,
+            infectious_since=LIMA_TODAY - timedelta(days=100), created_by="staff:salud",
+            created_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        s.add(advisory)
+        s.flush()
+        advisory_id = advisory.id
+    purge_visit_records(db, _settings(db_url), NOW)
+    with db.read_session() as s:
+        listed = contacts(s, s.get(HealthAdvisory, advisory_id), NOW, POLICY)
+        assert early in {c.visitor_id for c in listed.contacts}  # still traceable
+        assert s.get(Visitor, elsewhere) is None  # the other prison's old visit purged
+    with db.writing() as s:
+        s.get(HealthAdvisory, advisory_id).lifted_at = NOW - timedelta(days=RETENTION + 1)
+    purge_visit_records(db, _settings(db_url), NOW)
+    with db.read_session() as s:
+        assert s.get(Visitor, early) is None
+
+
+def test_a_lifted_suspension_keeps_its_person_no_longer_than_an_ended_one(db, db_url):
+    with db.writing() as s:
+        prison = make_prison(s)
+        history = History(s, prison)
+        (person,) = history.people([ADULT])
+        long_ago = OUTSIDE - timedelta(days=200)
+        history.book(history.inmate("Q1", "A"), long_ago, [Person(person, ADULT)])
+        s.add(
+            VisitorSuspension(
+                visitor_id=person, prison_id=prison.id, until=date(2030, 1, 1), reason="",
+                created_by="staff:admin", lifted_at=NOW - timedelta(days=RETENTION + 10),
+                lifted_by="staff:admin",
+            )
+        )  # fmt: skip
+    purge_visit_records(db, _settings(db_url), NOW)
+    with db.read_session() as s:
+        assert s.get(Visitor, person) is None
+
+
+def test_a_retention_shorter_than_either_lookback_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(tracing_retention_days=100, tracing_smear_negative_lookback_days=101)

@@ -20,6 +20,7 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_prison
 from tests.history import History, Person, generate_year
 from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_pages import text as text_of
 from visits import health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
@@ -502,7 +503,7 @@ def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, m
     token = staff_token(client)
     sent = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
     assert sent.status_code == 303
-    assert sent.headers["location"] == f"{path}?done=notified&count=2"
+    assert sent.headers["location"] == f"{path}?done=notified&count=2&unreachable=0"
     again = client.get(sent.headers["location"]).text
     assert "2 SMS están en camino." in again
     assert "2 visitantes ya fueron avisados." in again
@@ -510,7 +511,7 @@ def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, m
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(ContactNotice)) == 2
     repeat = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
-    assert repeat.headers["location"] == f"{path}?done=notified&count=0"
+    assert repeat.headers["location"] == f"{path}?done=notified&count=0&unreachable=0"
 
 
 def test_the_csv_opens_in_excel_and_defuses_formulas(traced, make_client):
@@ -569,3 +570,93 @@ def test_an_advisory_without_infectious_since_says_so_and_sends_nothing(traced, 
     assert "no tiene la fecha desde la que el caso era contagioso" in refused.text
     assert "Traceback" not in refused.text
     assert _contact_sms(db) == []
+
+
+def test_a_contact_told_to_watch_who_becomes_tier_1_is_asked_to_get_evaluated(db):
+    """ "plain" (tier 2) is told at 10:00 on the measures' first day; at 14:00 the same day
+    they visit the index inmate: tier 1 now, so the tier-1 text goes too, once."""
+    advisory_id, people = _family(db)
+    _notify(db, advisory_id)
+    with db.writing() as s:
+        history = History(s, s.scalar(select(Prison)))
+        history.inmates = {i: w for i, w in s.execute(select(Inmate.id, Inmate.wing_id))}
+        index = s.scalar(select(Inmate.id).where(Inmate.code == "Q1"))
+        history.book(
+            index, TODAY, [Person(people["plain"], ADULT)], BookingStatus.CONFIRMED,
+            start=time(14), phone="+51987000003",
+        )  # fmt: skip
+    later = NOW + timedelta(hours=6)
+    _notify(db, advisory_id, later)
+    plain = [kind for phone, kind, _ in _contact_sms(db) if phone == "+51987000003"]
+    assert sorted(plain) == ["contact_tier1", "contact_tier2"]
+    with db.read_session() as s:
+        tier = s.scalar(
+            select(ContactNotice.tier).where(ContactNotice.visitor_id == people["plain"])
+        )
+        assert tier == Tier.ONE  # recorded as told closer
+    _notify(db, advisory_id, later)  # and nothing more after that
+    assert len([p for p, _, _ in _contact_sms(db) if p == "+51987000003"]) == 2
+
+
+def test_a_contact_gone_between_listing_and_recording_is_neither_told_nor_recorded(db, monkeypatch):
+    """The retention purge may delete a person while notify works (an advisory lifted long
+    ago no longer holds its visits): they are dropped, never a database error."""
+    from sqlalchemy import delete
+
+    from visits.booking import BookingVisitor
+    from visits.visitor import Visitor
+
+    advisory_id, people = _family(db)
+    gone = people["plain"]
+    real_told = tracing.told
+
+    def told_then_purged(session, advisory):
+        session.execute(delete(BookingVisitor).where(BookingVisitor.visitor_id == gone))
+        session.execute(delete(Visitor).where(Visitor.id == gone))
+        return real_told(session, advisory)
+
+    monkeypatch.setattr(tracing, "told", told_then_purged)
+    planned = _notify(db, advisory_id)
+    assert gone not in {c.visitor_id for c in planned.new}
+    assert "+51987000003" not in {phone for phone, _, _ in _contact_sms(db)}
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(ContactNotice)) == len(planned.new) > 0
+
+
+def test_numbers_that_cannot_get_an_sms_are_counted_apart(traced, make_client, db):
+    from notifications.recipients import opt_out
+
+    _, ids = traced
+    with db.writing() as s:
+        opt_out(s, "+51987000008", "BAJA", NOW)
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    sent = client.post(
+        f"{path}/notify", data={"csrf_token": staff_token(client)}, follow_redirects=False
+    )
+    assert sent.headers["location"] == f"{path}?done=notified&count=1&unreachable=1"
+    page = client.get(sent.headers["location"]).text
+    assert "1 SMS está en camino." in page
+    assert "1 teléfono pidió no recibir mensajes" in page
+
+
+def test_a_window_reaching_past_what_was_kept_says_so(db, make_client):
+    """Symptoms began 100 days before the advisory: its window opens 190 days back, but
+    visits older than 180 days were purged before it was issued; the page says from when."""
+    make_staff(db, "salud", StaffRole.HEALTH)
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        early = _advisory(
+            s, prison, Scope.INMATE, inmate_id=inmate.id, wing_id=inmate.wing_id,
+            infectious_since=TODAY - timedelta(days=100),
+        )  # fmt: skip
+        recent = _advisory(s, prison, Scope.INMATE, inmate_id=inmate.id, wing_id=inmate.wing_id)
+        ids = early.id, recent.id
+    client = _signed(make_client, "salud")
+    page = text_of(client.get(f"/staff/p/QUENCORO/health/{ids[0]}/contacts"))
+    assert "Las visitas anteriores al" in page
+    assert "4 de junio de 2026" in page  # 180 days before the advisory was issued
+    assert "Las visitas anteriores al" not in text_of(
+        client.get(f"/staff/p/QUENCORO/health/{ids[1]}/contacts")
+    )

@@ -87,7 +87,7 @@ def purge_visit_records(
     one short transaction per batch until nothing old is left."""
     now = now or utcnow()
     with db.read_session() as session:
-        edge = retention.cutoff(session, now, settings.tracing_retention_days)
+        edge = retention.cutoff(session, now, settings.tracing_policy)
     total = retention.Purged()
     if edge is None:
         return total

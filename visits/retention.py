@@ -16,7 +16,11 @@ early anywhere):
   ending within the retention period and no exposure notice within it is deleted, with their
   older suspensions and notices;
 - exposure notices (:class:`visits.tracing.ContactNotice`, with the phone told) older than the
-  retention period are deleted.
+  retention period are deleted;
+- except what an advisory still needs: while it may be traced (not lifted, or lifted within
+  the retention period), its prison's visits from its lookback window's first day and its
+  notices are kept, so its contact list never shrinks under health staff's eyes;
+- a visitor suspension ends on its last day or when it was lifted, whichever comes first.
 
 Nothing of a visit within the retention period, or still to come, is touched; neither are the
 SMS and received texts, which have their own period (``VISITS_MESSAGE_RETENTION_DAYS``).
@@ -31,19 +35,21 @@ changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from visits.advisories import HealthAdvisory
 from visits.booking import Booking, BookingVisitor
 from visits.db import lock_rows, require_write_lock
 from visits.gate import GateCheck
+from visits.health import TracingPolicy
 from visits.prison import Prison
 from visits.screening import Screening
-from visits.tracing import ContactNotice
+from visits.tracing import ContactNotice, window
 from visits.visitor import Visitor, VisitorSuspension
 
 BATCH = 1000
@@ -67,20 +73,39 @@ class Purged:
 
 @dataclass(frozen=True)
 class Cutoff:
-    """Visits of a day before ``day``, and notices recorded before ``moment``, are purged."""
+    """Visits of a day before ``day``, and notices recorded before ``moment``, are purged;
+    except, while an advisory's contacts may still be traced, its prison's visits from its
+    window's first day (``held``: prison id → that day) and its notices (``advisories``)."""
 
     day: date
     moment: datetime
+    held: dict[int, date] = field(default_factory=dict)
+    advisories: frozenset[int] = frozenset()
 
 
-def cutoff(session: Session, now: datetime, retention_days: int) -> Cutoff | None:
-    """Where the retention period ends now; ``None`` with no prison (nothing to purge)."""
+def cutoff(session: Session, now: datetime, policy: TracingPolicy) -> Cutoff | None:
+    """Where the retention period ends now; ``None`` with no prison (nothing to purge).
+
+    An advisory with a date infectiousness is counted from, not lifted (or lifted within the
+    retention period), holds its prison's visits from its lookback window's first day: its
+    contact list must not shrink while health staff may still read it and tell its contacts.
+    """
     zones = set(session.scalars(select(Prison.timezone).distinct()))
     if not zones:
         return None
     today = min(now.astimezone(ZoneInfo(zone)).date() for zone in zones)
-    keep = timedelta(days=retention_days)
-    return Cutoff(today - keep, now - keep)
+    keep = timedelta(days=policy.retention_days)
+    open_advisories = session.scalars(
+        select(HealthAdvisory).where(
+            HealthAdvisory.infectious_since.is_not(None),
+            or_(HealthAdvisory.lifted_at.is_(None), HealthAdvisory.lifted_at >= now - keep),
+        )
+    ).all()
+    held: dict[int, date] = {}
+    for advisory in open_advisories:
+        first, _ = window(advisory, policy)
+        held[advisory.prison_id] = min(first, held.get(advisory.prison_id, first))
+    return Cutoff(today - keep, now - keep, held, frozenset(a.id for a in open_advisories))
 
 
 def _skip_locked(session: Session, query: Select) -> Select:
@@ -98,7 +123,7 @@ def purge_batch(session: Session, edge: Cutoff, batch: int = BATCH) -> Purged:
         _skip_locked(
             session,
             select(BookingVisitor.id, BookingVisitor.booking_id, BookingVisitor.visitor_id)
-            .where(BookingVisitor.visit_date < edge.day)
+            .where(BookingVisitor.visit_date < edge.day, *_not_held(edge))
             .order_by(BookingVisitor.visit_date, BookingVisitor.id)
             .limit(batch),
         )
@@ -107,7 +132,10 @@ def purge_batch(session: Session, edge: Cutoff, batch: int = BATCH) -> Purged:
         _skip_locked(
             session,
             select(ContactNotice.id, ContactNotice.visitor_id)
-            .where(ContactNotice.at < edge.moment)
+            .where(
+                ContactNotice.at < edge.moment,
+                ContactNotice.advisory_id.not_in(edge.advisories),
+            )
             .order_by(ContactNotice.at, ContactNotice.id)
             .limit(batch),
         )
@@ -134,18 +162,29 @@ def purge_batch(session: Session, edge: Cutoff, batch: int = BATCH) -> Purged:
     return done
 
 
+def _not_held(edge: Cutoff) -> tuple[ColumnElement[bool], ...]:
+    """The visit (a ``booking_visitor`` of the outer query) is in no open advisory's window."""
+    if not edge.held:
+        return ()
+    in_window = or_(
+        *(
+            and_(Booking.prison_id == prison_id, BookingVisitor.visit_date >= first)
+            for prison_id, first in sorted(edge.held.items())
+        )
+    )
+    return (~exists().where(Booking.id == BookingVisitor.booking_id, in_window),)
+
+
 def purge_ended_suspensions(session: Session, edge: Cutoff, batch: int = BATCH) -> int:
     """People kept past their last visit only by a suspension that ended more than the
     retention period ago: at most ``batch`` of them deleted; how many (0: none left)."""
     require_write_lock(session)
     person = VisitorSuspension.visitor_id
-    people = set(
-        session.scalars(
-            select(person)
-            .where(VisitorSuspension.until < edge.day, *_unneeded(edge, person))
-            .limit(batch)
-        )
-    )
+    people: set[int] = set()
+    # Ended on its last day, or lifted: one index each (an OR would read the whole table).
+    for ended in (VisitorSuspension.until < edge.day, VisitorSuspension.lifted_at < edge.moment):
+        query = select(person).where(ended, *_unneeded(edge, person)).limit(batch)
+        people |= set(session.scalars(query))
     lock_rows(session, Visitor.id, people)
     return _delete_people(session, people, edge)
 
@@ -156,8 +195,16 @@ def _unneeded(edge: Cutoff, person: ColumnElement[int]) -> tuple[ColumnElement[b
     barred = aliased(VisitorSuspension)
     needed = or_(
         exists().where(BookingVisitor.visitor_id == person),
-        exists().where(barred.visitor_id == person, barred.until >= edge.day),
-        exists().where(ContactNotice.visitor_id == person, ContactNotice.at >= edge.moment),
+        # A suspension ends on its last day, or when it was lifted.
+        exists().where(
+            barred.visitor_id == person,
+            barred.until >= edge.day,
+            or_(barred.lifted_at.is_(None), barred.lifted_at >= edge.moment),
+        ),
+        exists().where(
+            ContactNotice.visitor_id == person,
+            or_(ContactNotice.at >= edge.moment, ContactNotice.advisory_id.in_(edge.advisories)),
+        ),
     )
     return (~needed,)
 

@@ -92,12 +92,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> Settings:
-        if self.tracing_retention_days < self.tracing_lookback_days:
+        lookback = max(self.tracing_lookback_days, self.tracing_smear_negative_lookback_days)
+        if self.tracing_retention_days < lookback:
             raise ValueError(
                 f"VISITS_TRACING_RETENTION_DAYS ({self.tracing_retention_days}) must be at "
-                f"least the lookback, VISITS_TRACING_LOOKBACK_DAYS "
-                f"({self.tracing_lookback_days}): visits would be purged before they could "
-                "be traced"
+                f"least the longest lookback, VISITS_TRACING_LOOKBACK_DAYS or "
+                f"VISITS_TRACING_SMEAR_NEGATIVE_LOOKBACK_DAYS ({lookback}): visits would be "
+                "purged before they could be traced"
             )
         return self
 

@@ -56,15 +56,17 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from notifications import outbox
+from notifications.outbox import MessageStatus
 from visits import audit, health, sms
 from visits.advisories import HealthAdvisory
 from visits.base import Base, UTCDateTime
 from visits.booking import Booking, BookingStatus, BookingVisitor
-from visits.db import require_write_lock
+from visits.db import lock_rows, require_write_lock
 from visits.gate import GateCheck, GateStatus
 from visits.health import UNDER_FIVE, Scope, Tier, TracingPolicy
 from visits.inmate import Inmate
@@ -259,11 +261,13 @@ class Outgoing:
     visitor_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class NoticePlan:
     sms: list[Outgoing]  # what to send now
-    new: list[Contact]  # every visitor not told before: each is recorded as told
-    already: int  # visitors told before
+    new: list[Contact]  # every visitor to tell now: each is recorded as told (at their tier)
+    already: int  # visitors told before, at their tier or closer
+    # After notifying: SMS not sent because the number asked for none or cannot get them.
+    unreachable: int = 0
 
     @property
     def visitors(self) -> int:
@@ -271,7 +275,8 @@ class NoticePlan:
 
 
 def plan(contacts: Iterable[Contact], told: Mapping[int, tuple[str, Tier]]) -> NoticePlan:
-    """Who to tell now, given who was told before (visitor id → the phone and tier recorded).
+    """Who to tell now, given who was told before (visitor id → the phone and tier recorded):
+    everyone not told, and everyone told at a farther tier than theirs now.
 
     Visitors who share a phone get one SMS, at their closest tier, in the language of that
     visitor's booking. A phone already sent this tier or a closer one for this advisory gets
@@ -280,7 +285,9 @@ def plan(contacts: Iterable[Contact], told: Mapping[int, tuple[str, Tier]]) -> N
     lost its phone (purged) is recorded without an SMS.
     """
     listed = list(contacts)
-    fresh = [c for c in listed if c.visitor_id not in told]
+    # Not told yet, or told "watch for symptoms" and tier 1 now (a visit of the measures'
+    # first day, a high-risk answer at the gate): they get the tier-1 text.
+    fresh = [c for c in listed if c.visitor_id not in told or c.tier < told[c.visitor_id][1]]
     sent: dict[str, Tier] = {}
     for phone, tier in told.values():
         sent[phone] = min(tier, sent.get(phone, tier))
@@ -337,7 +344,17 @@ def notify(
     )
     if locked is None or locked.prison_id != prison.id:
         raise Rejected([Problem(Code.NOT_FOUND)])
-    found, planned = preview(session, locked, now, policy)
+    found = contacts(session, locked, now, policy)
+    before = told(session, locked.id)
+    planned = plan(found.contacts, before)
+    # The people are locked, then read again: one the retention purge deleted meanwhile is
+    # neither written to nor recorded (their record is gone, as it must be).
+    people = [c.visitor_id for c in planned.new]
+    lock_rows(session, Visitor.id, people)
+    still = set(session.scalars(select(Visitor.id).where(Visitor.id.in_(people))))
+    if len(still) < len(people):
+        kept = [c for c in found.contacts if c.visitor_id in still or c.visitor_id in before]
+        planned = plan(kept, before)
     subject = f"advisory:{locked.id}"
     drafts = [
         sms.contact_notice(
@@ -350,16 +367,28 @@ def notify(
         )
         for o in planned.sms
     ]
-    outbox.enqueue_all(session, drafts, now)
-    if planned.new:
+    messages = outbox.enqueue_all(session, drafts, now)
+    planned.unreachable = sum(1 for m in messages if m.status is MessageStatus.CANCELLED)
+    first_time = [c for c in planned.new if c.visitor_id not in before]
+    if first_time:
         session.execute(
             insert(ContactNotice),
             [
                 {"advisory_id": locked.id, "visitor_id": c.visitor_id, "tier": int(c.tier),
                  "phone": c.phone, "at": now}
-                for c in planned.new
+                for c in first_time
             ],
         )  # fmt: skip
+    for contact in planned.new:
+        if contact.visitor_id in before:  # told again, closer: the record says so
+            session.execute(
+                update(ContactNotice)
+                .where(
+                    ContactNotice.advisory_id == locked.id,
+                    ContactNotice.visitor_id == contact.visitor_id,
+                )
+                .values(tier=int(contact.tier), phone=contact.phone, at=now)
+            )
     audit.record(
         session,
         at=now,
@@ -373,6 +402,7 @@ def notify(
             "visitors_told": planned.visitors,
             "already_told": planned.already,
             "sms": len(planned.sms),
+            "sms_not_possible": planned.unreachable,
             "sms_tier_1": sum(1 for o in planned.sms if o.tier is Tier.ONE),
             "sms_tier_2": sum(1 for o in planned.sms if o.tier is Tier.TWO),
         },

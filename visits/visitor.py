@@ -78,6 +78,7 @@ class VisitorSuspension(Base):
         # (visits.retention), and finds the suspensions that ended long ago.
         Index("ix_visitor_suspension_visitor_until", "visitor_id", "until"),
         Index("ix_visitor_suspension_until", "until"),
+        Index("ix_visitor_suspension_lifted_at", "lifted_at"),  # and those lifted long ago
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

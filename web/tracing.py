@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,7 +20,7 @@ from visits.advisories import HealthAdvisory
 from visits.health import Scope, Tier, TracingPolicy
 from visits.i18n import LANGUAGE_NAMES, N_, gettext
 from visits.inmate import Inmate
-from visits.prison import Wing
+from visits.prison import Prison, Wing
 from visits.problems import Code, Rejected
 from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
@@ -96,7 +96,25 @@ def _page(
         unavailable=unavailable,
         done=request.query_params.get("done", ""),
         count=shown_count(request.query_params.get("count", "")),
+        unreachable=shown_count(request.query_params.get("unreachable", "")),
+        purged_before=_purged_before(advisory, listed, _policy(request), who.prison),  # type: ignore[arg-type]
+        retention_days=_policy(request).retention_days,
     )
+
+
+def _purged_before(
+    advisory: HealthAdvisory,
+    listed: tracing.ContactList | None,
+    policy: TracingPolicy,
+    prison: Prison,
+) -> date | None:
+    """The day before which visits of the window were already purged when the advisory was
+    issued (from then on the purge keeps them): the list cannot name those contacts."""
+    if listed is None:
+        return None
+    issued = prison.local_date(advisory.created_at)
+    horizon = issued - timedelta(days=policy.retention_days)
+    return horizon if listed.window[0] < horizon else None
 
 
 @router.get("/contacts", response_class=HTMLResponse)
@@ -166,4 +184,6 @@ def notify(
             return _page(request, reading, who, advisory, now, 409)
     session.commit()
     path = _path(who, advisory_id)
-    return RedirectResponse(f"{path}?done=notified&count={len(planned.sms)}", status_code=303)
+    queued = len(planned.sms) - planned.unreachable
+    query = f"done=notified&count={queued}&unreachable={planned.unreachable}"
+    return RedirectResponse(f"{path}?{query}", status_code=303)

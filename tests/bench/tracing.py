@@ -181,7 +181,7 @@ SELECT s.id * 300 + k.n + 1, 'B' || CAST(s.id * 300 + k.n AS TEXT), s.prison_id,
             WHEN (s.id * 300 + k.n) * 37 % 100 < 70 THEN 'confirmed'
             WHEN (s.id * 300 + k.n) * 37 % 100 < 80 THEN 'no_show'
             ELSE 'cancelled' END,
-       2, '+519' || CAST(10000000 + bp.first_visitor + 2 * {_FAMILY} AS TEXT),
+       2, '+519' || CAST(10000000 + bp.first_visitor + 2 * ({_FAMILY}) AS TEXT),
        CASE WHEN {_FAMILY} % 5 = 0 THEN 'en' ELSE 'es' END, s.starts_at, s.starts_at
 FROM slot s
 JOIN bench_plan bp ON bp.prison_id = s.prison_id
@@ -198,7 +198,7 @@ JOIN slot s ON s.id = b.slot_id
 JOIN bench_plan bp ON bp.prison_id = b.prison_id
 JOIN bench_n k ON k.n = (b.id - 1) % 300
 JOIN bench_n pos ON pos.n < 2
-JOIN visitor v ON v.id = bp.first_visitor + 2 * {_FAMILY} + pos.n
+JOIN visitor v ON v.id = bp.first_visitor + 2 * ({_FAMILY}) + pos.n
 """
 
 _GATE = """
