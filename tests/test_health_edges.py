@@ -329,3 +329,90 @@ def test_odd_api_answers_never_give_a_server_error(client):
         }  # fmt: skip
         answer = client.post("/api/v1/bookings", json=payload)
         assert answer.status_code < 500, (value, answer.text)
+
+
+# --- A third look ---------------------------------------------------------------------------
+
+
+def _lift(db, advisory_id):
+    with db.writing() as s:
+        lift(
+            s, advisory_id, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+
+
+def test_families_hear_book_again_when_the_last_suspension_over_them_is_lifted(db):
+    refs = _setup(db)
+    wing, _, _ = _issue(db)  # wing A paused: Q1's and Q2's bookings cancelled
+    whole, _, _ = _issue(db, scope=Scope.PRISON, wing_code=None)  # then the whole prison
+    _lift(db, wing)
+    assert _sms(db, "health_reopened") == []  # still paused by the other
+    _lift(db, whole)  # wing B's family too: the whole prison's pause cancelled theirs
+    everyone = sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2", "Q3"))
+    assert _sms(db, "health_reopened") == everyone  # each family once
+
+
+def test_a_second_suspension_eased_tells_again(db):
+    refs = _setup(db)
+    advisory_id, _, _ = _issue(db)
+    _reissue(db, advisory_id, Measures(masks=True))  # eased: told
+    with db.writing() as s:
+        slot = s.scalar(select(Booking).where(Booking.reference == refs["Q1"])).slot
+        again = create_booking(
+            s, prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
+            request=request_for(slot, visitor("41111111"), phone="987000001"), now=NOW,
+            secret_key="k", sms_policy=SMS,
+        ).booking.reference  # fmt: skip
+    _reissue(db, advisory_id, Measures(suspended=True))  # the new booking cancelled
+    _reissue(db, advisory_id, Measures(masks=True))  # and eased again
+    told = _sms(db, "health_reopened")
+    assert f"booking:{again}" in told
+    assert len([t for t in told if t in (f"booking:{refs['Q1']}", f"booking:{again}")]) == 2
+
+
+def test_a_guards_mistaken_high_risk_tick_is_undone_with_its_screening(today, db):
+    client, _, visitor_id = today
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+            measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        issue(s, quencoro, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    assert _screen(client, visitor_id, high_risk="1").status_code == 200  # kept out
+    undo = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert undo.status_code == 303
+    assert _screen(client, visitor_id).status_code == 303  # not high risk after all: let in
+
+
+def test_a_child_under_5_is_kept_out_at_the_gate_under_a_no_high_risk_measure(db):
+    with db.writing() as s:
+        prison = make_prison(s)
+        inmate = make_inmate(s, prison)
+        slot = make_slot(s, prison, LIMA_TODAY, start=time(14))
+        toddler = visitor(
+            "72222222", first_names="Ana", birth_date="2024-05-01", relationship="child"
+        )
+        booking = create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot, visitor(), toddler),
+            now=NOW - timedelta(days=3), secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        child = booking.visitors[1].id
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+            measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    with db.writing() as s:
+        screened = screen_at_gate(
+            s, prison=s.get(Prison, prison.id), visitor_id=child, answers=Answers(),
+            actor=Actor("staff:guardia", ""), now=NOW, sms_policy=SMS,
+        )  # fmt: skip
+        assert screened.kept_away
+        assert not screened.let_in

@@ -53,7 +53,16 @@ def test_an_answer_that_is_neither_yes_nor_no_is_named():
 
 def test_only_the_outcome_and_the_day_are_stored():
     columns = {c.key for c in inspect(Screening).columns}
-    assert columns == {"id", "booking_visitor_id", "stage", "outcome", "day", "at", "by"}
+    assert columns == {
+        "id",
+        "booking_visitor_id",
+        "stage",
+        "outcome",
+        "high_risk",
+        "day",
+        "at",
+        "by",
+    }  # the outcome, its day, and the one routing answer kept
     assert not set(QUESTIONS) - {"high_risk"} & {c.key for c in inspect(BookingVisitor).columns}
 
 

@@ -599,8 +599,9 @@ def create_booking(
         entity_id=booking.reference,
         details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
     )
-    outcomes = [details.answers.outcome for details in valid.visitors]
-    screening.record_at_booking(session, booking, outcomes, now, actor)
+    given = [details.answers for details in valid.visitors]
+    screening.record_at_booking(session, booking, given, now, actor)
+    outcomes = [answers.outcome for answers in given]
     if held:
         verification.send_code(session, booking, sms_policy, now)
     else:

@@ -394,23 +394,24 @@ def screen_at_gate(
     sms_policy: SmsPolicy,
 ) -> Screened:
     """The guard's screening of a visitor on the visit day (see :mod:`visits.screening`). Any
-    symptom, or a high-risk visitor where a measure keeps them away: the visitor is not let in
-    (a health turn-away). Any symptom, or living with someone with TB: the family is told where
-    to get a free check (once a day). A visitor found with symptoms stays so until a guard
-    undoes the turn-away: a second guard's page loaded earlier never clears it."""
+    symptom, or a high-risk visitor (or one under 5) where a measure keeps them away: the
+    visitor is not let in (a health turn-away). Any symptom, or living with someone with TB:
+    the family is told where to get a free check (once a day). A visitor found with symptoms
+    stays so until a guard undoes the turn-away: a page loaded earlier never clears it."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     earlier = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
     if earlier is Outcome.REFER and answers.outcome is not Outcome.REFER:
         raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
     high_risk = visitor.high_risk or answers.high_risk
-    kept_away = high_risk and for_booking(session, booking).no_high_risk
+    under_five = age_on(visitor.birth_date, booking.slot.local_date) < UNDER_FIVE
+    kept_away = (high_risk or under_five) and for_booking(session, booking).no_high_risk
     if answers.outcome is Outcome.REFER or kept_away:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
             note="", actor=actor, now=now,
         )  # fmt: skip
     visitor.high_risk = high_risk
-    screening.record(session, visitor.id, Stage.GATE, answers.outcome, now, actor.name, prison)
+    screening.record(session, visitor.id, Stage.GATE, answers, now, actor.name, prison)
     if answers.outcome is not Outcome.CLEAR:
         key = f"{sms.subject(booking)}:advice:gate:{prison.local_date(now).isoformat()}"
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
@@ -430,8 +431,10 @@ def undo_gate(
         return booking
     was = check.status.value
     session.delete(check)
-    # A health turn-away undone takes its screening with it: the guard asks again.
+    # A health turn-away undone takes its screening with it (and a high-risk tick the gate
+    # added): the guard asks again.
     screening.forget(session, visitor.id, Stage.GATE)
+    visitor.high_risk = screening.high_risk_at_booking(session, visitor.id)
     session.flush()
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED

@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from notifications.outbox import OutboxMessage
 from visits import audit, health, sms
 from visits.advisories import HealthAdvisory, in_force
+from visits.audit import AuditEvent
 from visits.booking import (
     HOLDS_SEATS,
     Booking,
@@ -352,6 +354,7 @@ def reissue(
     (new ones since, a suspension added); a family already told of these measures for this
     advisory is not told again."""
     require_write_lock(session)
+    _lock_suspensions(session, prison, advisory_id)
     advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
@@ -387,6 +390,7 @@ def lift(
     booked again; bookings it cancelled stay cancelled, and their families are told they can
     book again (once per phone)."""
     require_write_lock(session)
+    _lock_suspensions(session, prison, advisory_id)
     advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
@@ -396,33 +400,65 @@ def lift(
     return effect
 
 
+def _lock_suspensions(session: Session, prison: Prison, advisory_id: int) -> None:
+    """Lock the prison's suspending advisories (and this one), in id order, before this one
+    is changed: two lifts at once take turns, and the second sees the first lifted."""
+    ids = session.scalars(
+        select(HealthAdvisory.id).where(
+            HealthAdvisory.prison_id == prison.id,
+            HealthAdvisory.lifted_at.is_(None),
+            HealthAdvisory.suspended | (HealthAdvisory.id == advisory_id),
+        )
+    ).all()
+    lock_rows(session, HealthAdvisory.id, ids)
+
+
 def _tell_reopened(
     session: Session, advisory: HealthAdvisory, now: datetime, sms_policy: SmsPolicy
 ) -> list[Booking]:
-    """The families whose bookings the advisory cancelled learn they can book again (when no
-    other advisory still pauses their visits): one message per phone, from its latest booking
-    (its language). Called when the advisory is lifted or stops suspending visits."""
-    references = {
-        reference
-        for event in audit.timeline(session, "advisory", advisory.id)
-        for reference in event.details.get("cancelled", [])
-    }
+    """Families whose visits any suspension of the prison cancelled, and whose inmate no
+    suspension covers now, learn they can book again: one message per phone (from its latest
+    booking, in its language), unless it was told so since its last such cancellation. Called
+    when an advisory is lifted or stops suspending visits."""
+    advisories = session.scalars(
+        select(HealthAdvisory.id).where(HealthAdvisory.prison_id == advisory.prison_id)
+    ).all()
+    events = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.entity == "advisory",
+            AuditEvent.entity_id.in_([str(i) for i in advisories]),
+        )
+    )
+    references = {ref for event in events for ref in event.details.get("cancelled", [])}
     if not references:
         return []
-    cancelled = session.scalars(
-        select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
-    )
-    # Only where no other advisory still pauses visits to that inmate (on any day).
-    still = [a for a in in_force(session, advisory.prison_id, date.max) if a.measures.suspended]
-    latest = {
-        booking.contact_phone: booking
-        for booking in cancelled
-        if not any(
-            a.covers(booking.prison_id, booking.inmate.wing_id, booking.inmate_id) for a in still
+    cancelled = list(
+        session.scalars(
+            select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
         )
-    }
+    )
+    # Only where no advisory still pauses visits to that inmate (on any day).
+    still = [a for a in in_force(session, advisory.prison_id, date.max) if a.measures.suspended]
+    latest: dict[str, Booking] = {}
+    since: dict[str, datetime] = {}
+    for booking in cancelled:
+        if any(
+            a.covers(booking.prison_id, booking.inmate.wing_id, booking.inmate_id) for a in still
+        ):
+            continue
+        latest[booking.contact_phone] = booking
+        when = booking.cancelled_at or booking.updated_at
+        since[booking.contact_phone] = max(when, since.get(booking.contact_phone, when))
+    told = session.execute(
+        select(OutboxMessage.recipient, func.max(OutboxMessage.created_at))
+        .where(OutboxMessage.kind == "health_reopened", OutboxMessage.recipient.in_(list(latest)))
+        .group_by(OutboxMessage.recipient)
+    )
+    for phone, at in told:
+        if at is not None and at > since[phone]:
+            del latest[phone]  # told already, and nothing cancelled since
     for phone, booking in latest.items():
-        key = f"advisory:{advisory.id}:reopened:{phone}"
+        key = f"advisory:{advisory.id}:v{advisory.version}:reopened:{phone}"
         sms.queue_health_reopened(session, booking, sms_policy, now, key)
     return list(latest.values())
 

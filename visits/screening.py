@@ -20,7 +20,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, str_enum
@@ -105,6 +105,8 @@ class Screening(Base):
     )
     stage: Mapped[Stage] = mapped_column(str_enum(Stage))
     outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome))
+    # The one routing answer kept: undoing the gate's screening restores the family's.
+    high_risk: Mapped[bool] = mapped_column(default=False, server_default=false())
     day: Mapped[date] = mapped_column(Date)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     by: Mapped[str] = mapped_column(String(64))
@@ -114,12 +116,13 @@ def record(
     session: Session,
     booking_visitor_id: int,
     stage: Stage,
-    outcome: Outcome,
+    answers: Answers,
     now: datetime,
     by: str,
     prison: Prison,
 ) -> None:
-    """Store an outcome and its day (a second screening at the same stage replaces it)."""
+    """Store an outcome, its day and the high-risk answer (a second screening at the same
+    stage replaces it)."""
     found = session.scalar(
         select(Screening).where(
             Screening.booking_visitor_id == booking_visitor_id, Screening.stage == stage
@@ -128,12 +131,13 @@ def record(
     if found is None:
         found = Screening(booking_visitor_id=booking_visitor_id, stage=stage)
         session.add(found)
-    found.outcome, found.day, found.at, found.by = outcome, prison.local_date(now), now, by
+    found.outcome, found.high_risk = answers.outcome, answers.high_risk
+    found.day, found.at, found.by = prison.local_date(now), now, by
     session.flush()
 
 
 def record_at_booking(
-    session: Session, booking: Booking, outcomes: list[Outcome], now: datetime, by: str
+    session: Session, booking: Booking, answers: list[Answers], now: datetime, by: str
 ) -> None:
     """The outcomes a new booking's visitors gave (in their order), added without a look-up:
     a booking made now has none yet."""
@@ -142,12 +146,25 @@ def record_at_booking(
         Screening(
             booking_visitor_id=visitor.id,
             stage=Stage.BOOKING,
-            outcome=outcome,
+            outcome=given.outcome,
+            high_risk=given.high_risk,
             day=day,
             at=now,
             by=by,
         )
-        for visitor, outcome in zip(booking.visitors, outcomes, strict=True)
+        for visitor, given in zip(booking.visitors, answers, strict=True)
+    )
+
+
+def high_risk_at_booking(session: Session, booking_visitor_id: int) -> bool:
+    """What the family answered when booking (what stands once the gate's answer is undone)."""
+    return bool(
+        session.scalar(
+            select(Screening.high_risk).where(
+                Screening.booking_visitor_id == booking_visitor_id,
+                Screening.stage == Stage.BOOKING,
+            )
+        )
     )
 
 

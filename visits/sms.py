@@ -309,15 +309,11 @@ def queue_health_measure(
     same measures under another advisory). Measures that change and change back are told
     again: the family's last message must match what applies. Whether a message was queued."""
     said = measures.said
-    told = [
-        m
-        for m in outbox.history(session, subject(booking), "health_measure")
-        if m.status is not outbox.MessageStatus.CANCELLED
-    ]
+    history = outbox.history(session, subject(booking), "health_measure")
+    told = [m for m in history if m.status is not outbox.MessageStatus.CANCELLED]
     if told and told[-1].dedupe_key.split(":")[3] == said:
         return False
-    sequence = len(outbox.history(session, subject(booking), "health_measure"))
-    key = f"{subject(booking)}:health:{said}:{sequence}"
+    key = f"{subject(booking)}:health:{said}:{len(history)}"
     params = {**_params(booking, policy), "measures": measure_sentences(measures, booking.language)}
     _queue(session, booking, "health_measure", key, now, params=params)
     return True
