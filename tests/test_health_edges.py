@@ -173,15 +173,21 @@ def test_the_symptom_answers_cannot_be_recovered_from_the_stored_submission(db):
 # --- At the gate ----------------------------------------------------------------------------
 
 
-def test_a_high_risk_visitor_is_kept_out_at_the_gate_under_a_no_high_risk_measure(today, db):
-    client, _, visitor_id = today
+def _keep_high_risk_away(db, code: str) -> None:
+    """A prison-wide advisory from today: no children under 5, pregnant or low-defence
+    visitors."""
     with db.writing() as s:
         draft = AdvisoryDraft(
             scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
             measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
         )  # fmt: skip
-        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
-        issue(s, quencoro, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+        prison = s.scalar(select(Prison).where(Prison.code == code))
+        issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+
+
+def test_a_high_risk_visitor_is_kept_out_at_the_gate_under_a_no_high_risk_measure(today, db):
+    client, _, visitor_id = today
+    _keep_high_risk_away(db, "QUENCORO")
     answer = _screen(client, visitor_id, high_risk="1")  # "she is pregnant"
     assert answer.status_code == 200  # not sent back to the list to be let in
     assert "notice-health" in answer.text
@@ -374,13 +380,7 @@ def test_a_second_suspension_eased_tells_again(db):
 
 def test_a_guards_mistaken_high_risk_tick_is_undone_with_its_screening(today, db):
     client, _, visitor_id = today
-    with db.writing() as s:
-        draft = AdvisoryDraft(
-            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
-            measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
-        )  # fmt: skip
-        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
-        issue(s, quencoro, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    _keep_high_risk_away(db, "QUENCORO")
     assert _screen(client, visitor_id, high_risk="1").status_code == 200  # kept out
     undo = client.post(
         f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
@@ -404,11 +404,7 @@ def test_a_child_under_5_is_kept_out_at_the_gate_under_a_no_high_risk_measure(db
             now=NOW - timedelta(days=3), secret_key="k", sms_policy=SMS,
         ).booking  # fmt: skip
         child = booking.visitors[1].id
-        draft = AdvisoryDraft(
-            scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
-            measures=Measures(no_high_risk=True), starts_on=LIMA_TODAY,
-        )  # fmt: skip
-        issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    _keep_high_risk_away(db, prison.code)
     with db.writing() as s:
         screened = screen_at_gate(
             s, prison=s.get(Prison, prison.id), visitor_id=child, answers=Answers(),
