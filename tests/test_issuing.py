@@ -20,6 +20,7 @@ from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue, lift, reissue
 from visits.prison import Prison, Wing
 from visits.problems import Rejected
+from visits.roster import import_roster
 from visits.schedule import Slot
 from visits.sms import TEXTS, measure_sentences, render
 
@@ -263,3 +264,37 @@ def test_a_reissue_is_checked_like_an_issue_and_never_follows_a_lift(booked):
     else:  # the re-issue came first, whole
         assert events == ["advisory.reissued", "advisory.lifted"]
         assert _status(db, refs["Q1"]) is BookingStatus.CANCELLED
+
+
+def _roster(db, wings: dict[str, str]) -> None:
+    """Import the test prison's roster with each inmate in the wing given."""
+    rows = [
+        "code,first_names,last_name_1,last_name_2,birth_date,wing,status,visits_suspended_until"
+    ] + [
+        f"{code},Juan Carlos,Quispe,Mamani,1990-05-17,{wing},active,"
+        for code, wing in wings.items()
+    ]
+    with db.writing() as s:
+        import_roster(s, s.scalar(select(Prison)), "\n".join(rows).encode(), NOW, sms_policy=SMS)
+
+
+def test_an_inmate_the_roster_moves_into_a_suspended_wing_has_their_visits_cancelled(booked):
+    db, refs = booked
+    _issue(db)  # wing A paused
+    assert _status(db, refs["Q3"]) is BookingStatus.CONFIRMED  # Q3 lives in wing B
+    _roster(db, {"Q1": "A", "Q2": "A", "Q3": "A"})  # Q3 moved into wing A
+    assert _status(db, refs["Q3"]) is BookingStatus.CANCELLED
+    assert f"booking:{refs['Q3']}" in _sms(db, "health_suspended")
+    with db.read_session() as s:
+        actions = s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "advisory"))
+        assert "advisory.applied_to_moved" in list(actions)
+
+
+def test_an_inmate_the_roster_moves_into_a_wing_under_measures_has_the_family_told(booked):
+    db, refs = booked
+    _issue(db, measures=Measures(masks=True))
+    assert f"booking:{refs['Q3']}" not in _sms(db, "health_measure")
+    _roster(db, {"Q1": "A", "Q2": "A", "Q3": "A"})
+    assert f"booking:{refs['Q3']}" in _sms(db, "health_measure")
+    _roster(db, {"Q1": "A", "Q2": "A", "Q3": "A"})  # the same file again: nobody told twice
+    assert len(_sms(db, "health_measure")) == 3

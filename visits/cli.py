@@ -86,6 +86,8 @@ def import_inmates(
     from visits.base import utcnow
     from visits.prison import prison_by_code
     from visits.roster import RosterInvalid, import_roster
+    from visits.settings import get_settings
+    from visits.sms import SmsPolicy
 
     db = _database()
     with db.writing() as session:
@@ -93,7 +95,10 @@ def import_inmates(
         if found is None:
             raise _fail([f"unknown prison {prison!r}"])
         try:
-            report = import_roster(session, found, file.read_bytes(), utcnow())
+            report = import_roster(
+                session, found, file.read_bytes(), utcnow(),
+                sms_policy=SmsPolicy.from_settings(get_settings()),
+            )  # fmt: skip
         except RosterInvalid as invalid:
             session.rollback()
             errors = [f"  {e}" for e in invalid.errors]

@@ -13,6 +13,7 @@ between. Lifting reopens booking; what was cancelled stays cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -176,8 +177,14 @@ def _lock_scope(session: Session, advisory: HealthAdvisory) -> None:
     lock_rows(session, Inmate.id, session.scalars(query).all())
 
 
-def touched(session: Session, advisory: HealthAdvisory, now: datetime) -> list[Booking]:
-    """The bookings still to come that the advisory covers, from its first day."""
+def touched(
+    session: Session,
+    advisory: HealthAdvisory,
+    now: datetime,
+    inmate_ids: Sequence[int] | None = None,
+) -> list[Booking]:
+    """The bookings still to come that the advisory covers, from its first day (of these
+    inmates only, when given)."""
     query = (
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
@@ -194,6 +201,8 @@ def touched(session: Session, advisory: HealthAdvisory, now: datetime) -> list[B
         query = query.where(Booking.inmate_id == advisory.inmate_id)
     elif advisory.scope is Scope.WING:
         query = query.where(Inmate.wing_id == advisory.wing_id)
+    if inmate_ids is not None:
+        query = query.where(Booking.inmate_id.in_(inmate_ids))
     return list(session.scalars(query))
 
 
@@ -204,9 +213,10 @@ def _take_effect(
     actor: str,
     origin: str,
     sms_policy: SmsPolicy,
+    inmate_ids: Sequence[int] | None = None,
 ) -> Effect:
     effect = Effect(advisory)
-    bookings = touched(session, advisory, now)
+    bookings = touched(session, advisory, now, inmate_ids)
     # Locked and reloaded first: a family's cancel or move of one of them waits, or finished
     # first (then nothing is queued for a booking that no longer goes ahead).
     lock_for_cancelling(session, bookings)
@@ -398,6 +408,45 @@ def lift(
     effect = Effect(advisory, reopened=_tell_reopened(session, advisory, now, sms_policy))
     _audit(session, advisory, "advisory.lifted", now, actor, origin, effect)
     return effect
+
+
+def apply_to_moved(
+    session: Session,
+    prison: Prison,
+    inmate_ids: Sequence[int],
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> list[Effect]:
+    """Inmates the roster moved to another wing (locked by the caller, who changed them):
+    every advisory in force over their new wing applies to their bookings still to come, as
+    if it had just been issued (suspended visits cancelled, families told the measures)."""
+    require_write_lock(session)
+    if not inmate_ids:
+        return []
+    effects = []
+    wings = set(session.scalars(select(Inmate.wing_id).where(Inmate.id.in_(inmate_ids))))
+    advisories = session.scalars(
+        select(HealthAdvisory)
+        .where(
+            HealthAdvisory.prison_id == prison.id,
+            HealthAdvisory.lifted_at.is_(None),
+            HealthAdvisory.scope == Scope.WING,
+            HealthAdvisory.wing_id.in_(wings - {None}),
+        )
+        .order_by(HealthAdvisory.id)
+    ).all()
+    for advisory in advisories:
+        effect = _take_effect(
+            session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy,
+            inmate_ids=list(inmate_ids),
+        )  # fmt: skip
+        if effect.cancelled or effect.told:
+            _audit(session, advisory, "advisory.applied_to_moved", now, actor, origin, effect)
+        effects.append(effect)
+    return effects
 
 
 def _lock_suspensions(session: Session, prison: Prison, advisory_id: int) -> None:

@@ -19,11 +19,12 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visits import audit
+from visits import audit, issuing
 from visits.booking_request import parse_date
 from visits.i18n import N_, gettext
 from visits.inmate import Inmate, InmateStatus, normalise_code
 from visits.prison import Prison, Wing
+from visits.sms import SmsPolicy
 
 COLUMNS = (
     "code",
@@ -228,15 +229,18 @@ def import_roster(
     now: datetime,
     actor: str = "cli",
     origin: str = "",
+    sms_policy: SmsPolicy | None = None,
 ) -> ImportReport:
     """Apply a roster file to one prison. Raises :class:`RosterInvalid` and changes nothing if
-    any row is bad."""
+    any row is bad. With ``sms_policy``, inmates moved into a wing under a health advisory
+    have it applied to their visits to come (see :func:`visits.issuing.apply_to_moved`)."""
     wings = {w.code: w.id for w in session.scalars(select(Wing).where(Wing.prison_id == prison.id))}
     rows = read_roster(data, set(wings), prison.local_date(now))
     existing = {
         i.code: i for i in session.scalars(select(Inmate).where(Inmate.prison_id == prison.id))
     }
     report = ImportReport()
+    moved: list[int] = []  # inmates now living in another wing
     for row in rows:
         wanted = {
             "first_names": row.first_names,
@@ -253,6 +257,8 @@ def import_roster(
             report.created += 1
             continue
         changed = [k for k, v in wanted.items() if getattr(inmate, k) != v]
+        if "wing_id" in changed:
+            moved.append(inmate.id)
         if changed:
             for k in changed:
                 setattr(inmate, k, wanted[k])
@@ -275,4 +281,9 @@ def import_roster(
         origin=origin,
     )
     session.flush()
+    if sms_policy is not None:
+        # An inmate moved into a wing under a health advisory: it applies to their visits.
+        issuing.apply_to_moved(
+            session, prison, moved, now=now, actor=actor, origin=origin, sms_policy=sms_policy
+        )
     return report

@@ -120,6 +120,7 @@ AUDIT_ACTIONS = {
     "advisory.issued": N_("Issued"),
     "advisory.reissued": N_("Measures changed or applied again"),
     "advisory.lifted": N_("Lifted"),
+    "advisory.applied_to_moved": N_("Applied to inmates the roster moved into its wing"),
 }
 
 

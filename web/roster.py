@@ -13,7 +13,7 @@ from visits.problems import Code, Problem
 from visits.roster import RosterInvalid, import_roster
 from visits.staff import StaffRole
 from web.availability import commit_seat_change
-from web.deps import ClientKey, Now, WriteSession
+from web.deps import ClientKey, Now, Sms, WriteSession
 from web.family import render
 from web.staff import Staff, access
 
@@ -40,6 +40,7 @@ def upload(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    sms: Sms,
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Import the whole roster, or nothing and every problem found."""
@@ -48,8 +49,9 @@ def upload(
     prison = session.merge(who.prison, load=False)
     try:
         report = import_roster(
-            session, prison, file.file.read(), now, actor=who.user.actor, origin=client
-        )
+            session, prison, file.file.read(), now, actor=who.user.actor, origin=client,
+            sms_policy=sms,
+        )  # fmt: skip
     except RosterInvalid as invalid:
         session.rollback()
         shown = {"filename": file.filename, "row_errors": invalid.errors[:MAX_SHOWN]}
