@@ -123,11 +123,7 @@ def record(
 ) -> None:
     """Store an outcome, its day and the high-risk answer (a second screening at the same
     stage replaces it)."""
-    found = session.scalar(
-        select(Screening).where(
-            Screening.booking_visitor_id == booking_visitor_id, Screening.stage == stage
-        )
-    )
+    found = _at(session, booking_visitor_id, stage)
     if found is None:
         found = Screening(booking_visitor_id=booking_visitor_id, stage=stage)
         session.add(found)
@@ -158,24 +154,22 @@ def record_at_booking(
 
 def high_risk_at_booking(session: Session, booking_visitor_id: int) -> bool:
     """What the family answered when booking (what stands once the gate's answer is undone)."""
-    return bool(
-        session.scalar(
-            select(Screening.high_risk).where(
-                Screening.booking_visitor_id == booking_visitor_id,
-                Screening.stage == Stage.BOOKING,
-            )
-        )
-    )
+    found = _at(session, booking_visitor_id, Stage.BOOKING)
+    return found is not None and found.high_risk
 
 
 def forget(session: Session, booking_visitor_id: int, stage: Stage) -> None:
-    found = session.scalar(
+    found = _at(session, booking_visitor_id, stage)
+    if found is not None:
+        session.delete(found)
+
+
+def _at(session: Session, booking_visitor_id: int, stage: Stage) -> Screening | None:
+    return session.scalar(
         select(Screening).where(
             Screening.booking_visitor_id == booking_visitor_id, Screening.stage == stage
         )
     )
-    if found is not None:
-        session.delete(found)
 
 
 def outcomes(session: Session, visitor_ids: list[int]) -> dict[int, dict[Stage, Outcome]]:

@@ -230,12 +230,20 @@ def issue(
         found = _together(problems, rejected)
         with request.app.state.db.read_session() as reading:
             return _list_page(request, reading, who, now, values, found, 422)
+    if effect.replayed:  # already issued by the first click: its page, nothing counted twice
+        session.rollback()
+        return RedirectResponse(_path(who, effect.advisory.id), status_code=303)
+    return _applied(request, session, who, effect, "issued")
+
+
+def _applied(
+    request: Request, session: Session, who: Staff, effect: issuing.Effect, done: str
+) -> Response:
+    """Commit what issuing or changing did, and show the advisory with its counts."""
     advisory_id = effect.advisory.id
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    if effect.replayed:  # already issued by the first click: its page, nothing counted twice
-        return RedirectResponse(_path(who, advisory_id), status_code=303)
     target = _path(
-        who, advisory_id, done="issued", cancelled=len(effect.cancelled), told=len(effect.told)
+        who, advisory_id, done=done, cancelled=len(effect.cancelled), told=len(effect.told)
     )
     return RedirectResponse(target, status_code=303)
 
@@ -339,11 +347,7 @@ def change(
             return _detail_page(
                 request, reading, who, advisory_id, values, found, _status(rejected)
             )
-    commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    target = _path(
-        who, advisory_id, done="changed", cancelled=len(effect.cancelled), told=len(effect.told)
-    )
-    return RedirectResponse(target, status_code=303)
+    return _applied(request, session, who, effect, "changed")
 
 
 @router.post("/{advisory_id}/lift", response_class=HTMLResponse)
