@@ -30,22 +30,26 @@ def write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def now(request: Request) -> datetime:
+# The small dependencies below are ``async``: FastAPI runs a plain ``def`` dependency in the
+# thread pool, a thread hop per dependency per request for what is only an attribute read.
+
+
+async def now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
 
 
-def client_key(request: Request) -> str:
+async def client_key(request: Request) -> str:
     """Who is asking, for throttling: the client address (set from a trusted proxy's
     X-Forwarded-For when ``visits serve --proxy-headers`` is on)."""
     return request.client.host if request.client else "unknown"
 
 
-def throttle_policy(request: Request) -> ThrottlePolicy:
+async def throttle_policy(request: Request) -> ThrottlePolicy:
     return request.app.state.throttle_policy
 
 
-def sms_policy(request: Request) -> SmsPolicy:
+async def sms_policy(request: Request) -> SmsPolicy:
     return request.app.state.sms
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session, object_session
@@ -216,20 +217,26 @@ def _slots_page(
 
 
 @router.get("/p/{code}/slots", response_class=HTMLResponse, response_model=None)
-def slots(request: Request, code: str, session: ReadSession, now: Now) -> Response:
+async def slots(request: Request, code: str, now: Now) -> Response:
+    """A reload within the availability cache's few seconds is answered here, on the event
+    loop: the rush's most frequent request costs no thread and no database session."""
     cache: AvailabilityCache = request.app.state.availability
-    # This browser's own page (its token and person in the key), for a reload within the
-    # availability cache's few seconds.
+    # This browser's own page (its token and person in the key).
     identified = request.session.get(IDENTIFIED, {}).get(code.strip().upper())
     key = ("slots", code, identified, csrf_token(request), current_locale(), request.url.query)
     if identified is not None and (body := cache.page(key)) is not None:
         return HTMLResponse(body)
-    prison = _prison(session, code)
-    inmate = _identified(request, session, prison)
-    if inmate is None:
-        return redirect(f"/p/{prison.code}")
-    page = _slots_page(request, session, prison, inmate, now)
-    cache.keep_page(key, prison.id, bytes(page.body))
+    return await run_in_threadpool(_fresh_slots, request, code, now, key)
+
+
+def _fresh_slots(request: Request, code: str, now: datetime, key: tuple[Any, ...]) -> Response:
+    with request.app.state.db.read_session() as session:
+        prison = _prison(session, code)
+        inmate = _identified(request, session, prison)
+        if inmate is None:
+            return redirect(f"/p/{prison.code}")
+        page = _slots_page(request, session, prison, inmate, now)
+    request.app.state.availability.keep_page(key, prison.id, bytes(page.body))
     return page
 
 
