@@ -12,6 +12,7 @@ Standard library only: this package imports nothing from ``visits`` or ``web``.
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 SINGLE_SEGMENT = 160  # septets in a lone GSM-7 segment
 PART_SEGMENT = 153  # septets per segment of a concatenated message (7 go to the UDH)
@@ -45,6 +46,7 @@ _REPLACEMENTS = {
 }
 
 
+@lru_cache(maxsize=4096)  # texts repeat the same few characters; each is worked out once
 def _transliterate_char(char: str) -> str:
     if char in _GSM7:
         return char
@@ -72,12 +74,15 @@ def transliterate(text: str) -> str:
     Characters already in GSM-7 (é ñ ü ¿ ¡ among them) are kept; others become their nearest
     look-alike, or "?". Composing first (NFC) lets a decomposed "e" + accent stay "é".
     """
-    return "".join(_transliterate_char(c) for c in unicodedata.normalize("NFC", text))
+    composed = unicodedata.normalize("NFC", text)
+    if _GSM7.issuperset(composed):  # the usual case, checked in one pass in C
+        return composed
+    return "".join(map(_transliterate_char, composed))
 
 
 def is_gsm7(text: str) -> bool:
     """Whether the text can be sent in GSM-7 (otherwise the whole message goes as UCS-2)."""
-    return all(c in _GSM7 for c in text)
+    return _GSM7.issuperset(text)
 
 
 def encoding(text: str) -> str:
@@ -87,7 +92,7 @@ def encoding(text: str) -> str:
 
 def septets(text: str) -> int:
     """Length of GSM-7 text in septets: extended characters cost two (ESC and the char)."""
-    return sum(2 if c in GSM7_EXTENDED else 1 for c in text)
+    return len(text) + sum(text.count(c) for c in GSM7_EXTENDED)
 
 
 def _packed(costs: list[int], part: int) -> int:
@@ -103,6 +108,8 @@ def _packed(costs: list[int], part: int) -> int:
 def segments(text: str) -> int:
     """How many SMS segments the text is billed as; an empty text still costs one."""
     if is_gsm7(text):
+        if septets(text) <= SINGLE_SEGMENT:  # the usual case
+            return 1
         costs = [2 if c in GSM7_EXTENDED else 1 for c in text]
         single, part = SINGLE_SEGMENT, PART_SEGMENT
     else:  # UTF-16 code units: a character beyond the BMP takes a surrogate pair

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
 from visits.schedule import Slot
 
@@ -131,6 +133,43 @@ def test_book_read_cancel(client, db):
     again = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=bearer(token))
     assert again.status_code == 409
     assert again.json()["errors"][0]["code"] == "booking_not_active"
+
+
+@contextmanager
+def transactions(db):
+    """Counts the transactions begun on ``db`` (on SQLite a write one takes the write lock)."""
+    begun: list[object] = []
+    listen = begun.append
+    event.listen(db.engine, "begin", listen)
+    try:
+        yield begun
+    finally:
+        event.remove(db.engine, "begin", listen)
+
+
+def test_each_change_takes_the_write_lock_once(client, db):
+    """The answer is read before the commit: reading it after would begin a second write
+    transaction (the write lock again, on SQLite) for what the first one already knew."""
+    women = [s for s in slots(client) if s["state"] == "open" and s["visitor_group"] == "women"]
+    first, second = women[:2]
+    with transactions(db) as begun:
+        created = book(client, first["id"])
+    assert created.status_code == 201, created.text
+    assert len(begun) == 1
+    reference, token = created.json()["reference"], created.json()["manage_token"]
+    with transactions(db) as begun:
+        moved = client.post(
+            f"/api/v1/bookings/{reference}/move",
+            json={"slot_id": second["id"]},
+            headers=bearer(token),
+        )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["slot"]["id"] == second["id"]
+    assert len(begun) == 1
+    with transactions(db) as begun:
+        cancelled = client.post(f"/api/v1/bookings/{reference}/cancel", headers=bearer(token))
+    assert cancelled.json()["status"] == "cancelled"
+    assert len(begun) == 1
 
 
 def test_every_problem_at_once_in_the_callers_language(client):

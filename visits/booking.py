@@ -58,7 +58,7 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.health import UNDER_FIVE
+from visits.health import UNDER_FIVE, Measures
 from visits.inmate import Inmate, inmate_problems
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -219,6 +219,8 @@ class Booked:
     booking: Booking
     manage_token: str
     replayed: bool = False
+    # The health measures read while booking (None for a replay: read them again).
+    measures: Measures | None = None
 
 
 @dataclass(frozen=True)
@@ -278,10 +280,12 @@ def slot_problems(
     now: datetime,
     *,
     exclude_booking: int | None = None,
+    measures: Measures | None = None,
 ) -> list[Problem]:
     """Whether this slot can take a party of this size for this inmate now: the inmate's
     status, closures, the booking window, seats, and the inmate's visits that week. None of it
-    depends on who the visitors are, so it is reported even while their details are wrong."""
+    depends on who the visitors are, so it is reported even while their details are wrong.
+    ``measures``: the health measures for this visit, when the caller already read them."""
     problems = inmate_problems(session, inmate, slot.local_date)
     closures = session.scalars(
         select(Closure).where(Closure.prison_id == prison.id, Closure.day == slot.local_date)
@@ -289,7 +293,9 @@ def slot_problems(
     closure = closure_for(closures, slot, prison.tz)
     if closure is not None:
         problems.append(Problem(Code.SLOT_CLOSED, "slot_id", {"reason": closure.reason}))
-    if measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date).suspended:
+    if measures is None:
+        measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
+    if measures.suspended:
         problems.append(Problem(Code.HEALTH_SUSPENDED, "slot_id"))
     window = window_problem(
         starts_at=slot.starts_at,
@@ -350,9 +356,11 @@ def party_rule_problems(
     attendees: Sequence[Attendee],
     *,
     exclude_booking: int | None = None,
+    measures: Measures | None = None,
 ) -> list[Problem]:
     """The rules about who comes: composition, group, one visit a day, suspensions, and the
-    health measures that keep young children away."""
+    health measures that keep young children away (``measures``: as for
+    :func:`slot_problems`)."""
     problems = party_problems(
         [a.member for a in attendees],
         visit_day=slot.local_date,
@@ -373,9 +381,11 @@ def party_rule_problems(
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
     young = [a for a in attendees if age_on(a.member.birth_date, slot.local_date) < UNDER_FIVE]
     at_risk = [a for a in attendees if a.high_risk and a not in young]
-    if (young or at_risk) and measures_on(
-        session, prison.id, inmate.wing_id, inmate.id, slot.local_date
-    ).no_high_risk:
+    if not (young or at_risk):
+        return problems
+    if measures is None:
+        measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
+    if measures.no_high_risk:
         for attendee in young:
             where = f"visitors.{attendee.member.index}.birth_date"
             problems.append(Problem(Code.HEALTH_NO_YOUNG_CHILDREN, where, {"name": attendee.name}))
@@ -538,10 +548,11 @@ def create_booking(
     visitors = claim_visitors(session, [v.identity for v in valid.visitors])
     party = len(valid.visitors)
     lock_day(session, prison.id, slot.local_date, exclusive=False)
-    problems = slot_problems(session, prison, inmate, slot, party, now)
-    problems += party_rule_problems(
-        session, prison, inmate, slot, _attendees(valid, [v.id for v in visitors])
-    )
+    # Read once, under the inmate's lock, which issuing an advisory over them waits for.
+    measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
+    problems = slot_problems(session, prison, inmate, slot, party, now, measures=measures)
+    attendees = _attendees(valid, [v.id for v in visitors])
+    problems += party_rule_problems(session, prison, inmate, slot, attendees, measures=measures)
     held = sms_policy.verification and not phone_verified
     if held and (wait := verification.send_wait(session, valid.contact_phone, sms_policy, now)):
         problems.append(wait)
@@ -606,9 +617,10 @@ def create_booking(
         verification.send_code(session, booking, sms_policy, now)
     else:
         sms.queue_confirmed(session, booking, sms_policy, now)
-        tell_measures(session, booking, sms_policy, now)
+        tell_measures(session, booking, sms_policy, now, measures)
         tell_screening_advice(session, booking, sms_policy, now, outcomes)
-    return Booked(booking, reference.manage_token(secret_key, booking.reference))
+    token = reference.manage_token(secret_key, booking.reference)
+    return Booked(booking, token, measures=measures)
 
 
 def _locked(session: Session, booking: Booking) -> Booking:
@@ -874,10 +886,18 @@ def tell_screening_advice(
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
 
 
-def tell_measures(session: Session, booking: Booking, sms_policy: SmsPolicy, now: datetime) -> None:
+def tell_measures(
+    session: Session,
+    booking: Booking,
+    sms_policy: SmsPolicy,
+    now: datetime,
+    measures: Measures | None = None,
+) -> None:
     """A confirmed visit under health measures: the family is told what they ask (once for
-    the same measures, see :func:`visits.sms.queue_health_measure`)."""
-    measures = for_booking(session, booking)
+    the same measures, see :func:`visits.sms.queue_health_measure`). ``measures``: the
+    booking's, when the caller already read them."""
+    if measures is None:
+        measures = for_booking(session, booking)
     if measures.any and not measures.suspended:
         sms.queue_health_measure(session, booking, sms_policy, now, measures)
 

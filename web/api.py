@@ -30,6 +30,7 @@ from visits.booking import (
     verify_booking,
 )
 from visits.booking_request import BookingRequest, VisitorInput
+from visits.health import Measures
 from visits.i18n import current_locale
 from visits.inmate import identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
@@ -263,7 +264,10 @@ def _day_out(prison: Prison, day: DayView) -> DayOut:
     )
 
 
-def _booking_out(request: Request, booking: Booking) -> BookingOut:
+def _booking_out(
+    request: Request, booking: Booking, measures: Measures | None = None
+) -> BookingOut:
+    """``measures``: the booking's health measures, when the caller already read them."""
     token = manage_token(request.app.state.secret_key, booking.reference)
     base = request.app.state.settings.public_base_url.rstrip("/")
     return BookingOut(
@@ -285,14 +289,17 @@ def _booking_out(request: Request, booking: Booking) -> BookingOut:
         created_at=booking.created_at,
         hold_expires_at=booking.hold_expires_at,
         manage_url=f"{base}/b/{booking.display_reference}?token={token}",
-        health_measures=_measures_out(booking),
+        health_measures=_measures_out(booking, measures),
     )
 
 
-def _measures_out(booking: Booking) -> MeasuresOut | None:
+def _measures_out(booking: Booking, measures: Measures | None) -> MeasuresOut | None:
     session = object_session(booking)
-    measures = advisories.for_booking(session, booking) if session else None
-    if measures is None or not measures.any or not booking.is_active:
+    if session is None or not booking.is_active:
+        return None
+    if measures is None:
+        measures = advisories.for_booking(session, booking)
+    if not measures.any:
         return None
     return MeasuresOut(
         masks=measures.masks, non_contact=measures.non_contact,
@@ -301,7 +308,7 @@ def _measures_out(booking: Booking) -> MeasuresOut | None:
     )  # fmt: skip
 
 
-def bearer_token(authorization: Annotated[str, Header()] = "") -> str:
+async def bearer_token(authorization: Annotated[str, Header()] = "") -> str:
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
@@ -419,13 +426,15 @@ def create(
         if note_refusal(session, rejected, client, now):
             session.commit()
         return _errors(list(rejected.problems))
-    commit_seat_change(request, session, prison.id)
+    # Read before the commit: afterwards a write session would start a new transaction
+    # (on SQLite, ``BEGIN IMMEDIATE``: the write lock again) for what it already knows.
     out = CreatedOut(
         reference=booked.booking.display_reference,
         status=booked.booking.status.value,
         manage_token=booked.manage_token,
-        booking=_booking_out(request, booked.booking),
+        booking=_booking_out(request, booked.booking, booked.measures),
     )
+    commit_seat_change(request, session, prison.id)
     headers = {"Idempotent-Replayed": "true"} if booked.replayed else {}
     return _json(out, 201, **headers)
 
@@ -469,8 +478,9 @@ def verify(
             commit_seat_change(request, session, booking.prison_id)
         status = 409 if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD} else None
         return _errors(problems, status)
+    answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     session.commit()
-    return _json(_booking_out(request, booking))
+    return answer
 
 
 @router.post("/bookings/{reference}/code", response_model=BookingOut, responses=ERRORS)
@@ -485,8 +495,9 @@ def send_new_code(
         session.rollback()
         status = 429 if rejected.codes & {Code.TOO_MANY_CODES} else 409
         return _errors(list(rejected.problems), status)
+    answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     session.commit()
-    return _json(_booking_out(request, booking))
+    return answer
 
 
 @router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=ERRORS)
@@ -505,8 +516,9 @@ def cancel(
     except Rejected as rejected:
         session.rollback()
         return _errors(list(rejected.problems), 409)
+    answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     commit_seat_change(request, session, booking.prison_id)
-    return _json(_booking_out(request, booking))
+    return answer
 
 
 @router.post("/bookings/{reference}/move", response_model=BookingOut, responses=ERRORS)
@@ -528,5 +540,6 @@ def move(
         problems = list(rejected.problems)
         status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE, Code.BOOKING_HELD} else None
         return _errors(problems, status)
+    answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     commit_seat_change(request, session, booking.prison_id)
-    return _json(_booking_out(request, booking))
+    return answer
