@@ -10,6 +10,7 @@ from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
 from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.staff import StaffRole, StaffUser
+from web.staff import STAFF_COOKIE
 
 PAGE = "/staff/p/QUENCORO/accounts"
 NEW_PASSWORD = "otra clave bastante larga"
@@ -163,10 +164,17 @@ def test_anyone_changes_their_own_password_proven_by_the_current_one(accounts, m
     wrong = change("no es la clave", NEW_PASSWORD)
     assert wrong.status_code == 422
     assert "Esta no es tu contraseña actual" in text(wrong)
+    old_token = guard.cookies.get(STAFF_COOKIE, path="/staff")
     done = change(STAFF_PASSWORD, NEW_PASSWORD)
     assert done.status_code == 303
-    assert _signed_in(guard)  # this session goes on
-    assert not _signed_in(elsewhere)  # the others end
+    assert _signed_in(guard)  # this browser goes on...
+    new_token = guard.cookies.get(STAFF_COOKIE, path="/staff")
+    assert new_token
+    assert new_token != old_token
+    copied = make_client()
+    copied.cookies.set(STAFF_COOKIE, old_token, path="/staff")
+    assert not _signed_in(copied)  # whoever copied the old token is out
+    assert not _signed_in(elsewhere)  # the other sessions end
     assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 401
     assert sign_in(make_client(), "guardia", NEW_PASSWORD).status_code == 303
 

@@ -15,6 +15,7 @@ from visits.staff import (
     StaffRole,
     StaffSession,
     StaffUser,
+    change_own_password,
     create_staff,
     current_session,
     sign_in,
@@ -201,3 +202,32 @@ def test_a_session_ends_when_idle_signed_out_or_the_account_is_deactivated(guard
     with pytest.raises(Rejected) as refused:
         _sign_in(guard)
     assert refused.value.codes == {Code.SIGN_IN_FAILED}
+
+
+def test_a_new_password_moves_this_session_to_a_new_token_without_lengthening_it(guard):
+    signed = _sign_in(guard)
+    other = _sign_in(guard, client="10.0.0.2")
+    later = NOW + timedelta(hours=3)
+    renewed = change_own_password(
+        guard,
+        signed.session,
+        current=PASSWORD,
+        new="otra clave larga de prueba",
+        client="10.0.0.1",
+        now=later,
+        policy=POLICY,
+    )
+    assert renewed.token != signed.token
+    with guard.read_session() as s:
+        assert current_session(s, signed.token, later, POLICY) is None  # a copy of it is out
+        assert current_session(s, other.token, later, POLICY) is None
+        kept = current_session(s, renewed.token, later, POLICY)
+        assert kept is not None
+        assert kept.user.username == "rosa.guardia"
+    # Still a shift from signing in at most, not from the change.
+    late = NOW + POLICY.lifetime + timedelta(seconds=1)
+    with guard.writing() as s:
+        touch(s, kept.id, late - timedelta(minutes=1))
+    with guard.read_session() as s:
+        assert current_session(s, renewed.token, late - timedelta(seconds=2), POLICY) is not None
+        assert current_session(s, renewed.token, late, POLICY) is None

@@ -315,12 +315,14 @@ def change_own_password(
     client: str,
     now: datetime,
     policy: SignInPolicy,
-) -> None:
+) -> SignedIn:
     """A signed-in user's new password, proven by the current one, or :class:`Rejected`.
 
     Wrong current passwords count toward the sign-in lockout of the name (a stolen session
     cannot guess its way to the password); both argon2 steps run outside any write
-    transaction. The user's other sessions end; this one goes on."""
+    transaction. Every session of the user ends, this one included: it goes on under a new
+    token (returned for the cookie), so whoever copied the old one is out too. The new token
+    keeps the old one's start, so a password change never lengthens a session."""
     user = staff_session.user
     keys = _keys(user.username, client[:64])
     with db.read_session() as session:
@@ -340,8 +342,9 @@ def change_own_password(
             raise Rejected([Problem(Code.WRONG_PASSWORD, "current_password")])
         fresh.password_hash = hashed
         fresh.updated_at = now
-        _end_sessions(session, fresh.id, now, keep=staff_session.id)
+        _end_sessions(session, fresh.id, now)
         _account_event(session, fresh.actor, "staff.password_changed", fresh, now, client)
+        return _new_session(session, fresh, client, now, started=staff_session.created_at)
 
 
 def _keys(username: str, client: str) -> dict[str, str]:
@@ -420,16 +423,7 @@ def _open_session(
     if rehashed is not None:
         user.password_hash = rehashed
     user.last_login_at = now
-    token = secrets.token_urlsafe(32)
-    staff_session = StaffSession(
-        token_hash=_token_hash(token),
-        user=user,
-        csrf_token=secrets.token_urlsafe(32),
-        created_at=now,
-        last_seen_at=now,
-        client=client[:64],
-    )
-    session.add(staff_session)
+    signed = _new_session(session, user, client, now, started=now)
     audit.record(
         session,
         at=now,
@@ -440,6 +434,23 @@ def _open_session(
         origin=client,
     )
     session.flush()
+    return signed
+
+
+def _new_session(
+    session: Session, user: StaffUser, client: str, now: datetime, *, started: datetime
+) -> SignedIn:
+    """A new session row for ``user``; the token itself only goes to the cookie."""
+    token = secrets.token_urlsafe(32)
+    staff_session = StaffSession(
+        token_hash=_token_hash(token),
+        user=user,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=started,
+        last_seen_at=now,
+        client=client[:64],
+    )
+    session.add(staff_session)
     return SignedIn(staff_session, token)
 
 

@@ -20,7 +20,7 @@ from visits.staff import StaffRole, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId
-from web.staff import AnyStaff, Staff, access, sign_in_policy
+from web.staff import AnyStaff, Staff, access, set_session_cookie, sign_in_policy
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
@@ -169,12 +169,13 @@ def password_page(request: Request, who: AnyStaff) -> Response:
 def change_password(
     request: Request, who: AnyStaff, now: Now, client: ClientKey, values: FormValues
 ) -> Response:
-    """Change one's own password, proven by the current one; one's other sessions end."""
+    """Change one's own password, proven by the current one; one's other sessions end, and
+    this one goes on under a new token."""
     new = values.get("new_password", "")
     try:
         if new != values.get("new_password_again", ""):
             raise Rejected([Problem(Code.PASSWORDS_DIFFER, "new_password")])
-        staff.change_own_password(
+        signed = staff.change_own_password(
             request.app.state.db,
             who.session,
             current=values.get("current_password", ""),
@@ -188,4 +189,6 @@ def change_password(
         return render(
             request, "staff_password.html", status, who=who, problems=list(rejected.problems)
         )
-    return RedirectResponse("/staff/password?done=1", status_code=303)
+    response = RedirectResponse("/staff/password?done=1", status_code=303)
+    set_session_cookie(request, response, signed.token)  # the old token ended with the others
+    return response

@@ -180,15 +180,19 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
         with db.writing() as session:
             staff.end_session(session, earlier, now, client)
     response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, signed.token)
+    return response
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
     response.set_cookie(
         STAFF_COOKIE,
-        signed.token,
+        token,
         path="/staff",
         httponly=True,
         samesite="strict",
         secure=request.app.state.settings.public_base_url.startswith("https://"),
     )
-    return response
 
 
 @router.post("/logout")
