@@ -22,7 +22,7 @@ from visits.db import Database, make_engine
 from visits.demo import demo_config
 from visits.inmate import Inmate
 from visits.prison import Prison
-from visits.prison_config import apply_config
+from visits.prison_config import ClosureConfig, apply_config
 from visits.problems import Rejected
 from visits.schedule import Closure, Slot
 from visits.staff import StaffRole
@@ -303,6 +303,49 @@ def test_reloading_the_prison_file_keeps_what_staff_closed(wednesday, db):
         assert [(c.day, c.reason) for c in staff_made] == [
             (date(2026, 12, 2), "Requisa de seguridad")
         ]
+
+
+def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wednesday, db):
+    """Loading a file that closes a booked day only warns: the closures page lists what is
+    left there and cancels it the usual way, under the file's own closure."""
+    client, refs, _ = wednesday
+    config = demo_config(date(2026, 12, 1))
+    quencoro = config.prisons[0]
+    file_closure = ClosureConfig(date=date(2026, 12, 2), start=time(9), reason="Fumigación")
+    closed = quencoro.model_copy(update={"closures": [*quencoro.closures, file_closure]})
+    with db.writing() as s:
+        [report, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+    assert any("closures page" in w for w in report.warnings)
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CONFIRMED  # the file cancels nothing
+
+    page = text(client.get(PAGE))
+    assert "2 reservas siguen en pie en este horario cerrado." in page
+    preview = _preview(client, start="09:00", reason="Fumigación")
+    assert preview.status_code == 200
+    assert "ya está cerrado" in text(preview)
+    assert "Cancelar 2 reservas" in text(preview)
+    assert set(_SHOWN.search(preview.text).group(1).split(",")) == {
+        refs["nine_a"],
+        refs["nine_b"],
+    }
+    done = _confirm(client, preview, start="09:00", reason="Fumigación")
+    assert done.status_code == 303
+    assert status_of(db, refs["nine_a"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["nine_b"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["half_eleven"]) is BookingStatus.CONFIRMED  # another time
+    assert set(_closed_sms(db)) == {refs["nine_a"], refs["nine_b"]}
+    with db.read_session() as s:
+        closures = s.scalars(select(Closure).where(Closure.day == date(2026, 12, 2))).all()
+        assert (time(9), None) in [(c.start_time, c.created_by) for c in closures]
+        assert all(c.created_by is None for c in closures)  # no second closure of the time
+        event = s.scalar(
+            select(AuditEvent).where(AuditEvent.action == "closure.bookings_cancelled")
+        )
+        assert set(event.details["cancelled"]) == {refs["nine_a"], refs["nine_b"]}
+    assert "siguen en pie" not in text(client.get(PAGE))
+    again = _preview(client, start="09:00", reason="Fumigación")
+    assert again.status_code == 422  # nothing left: closed, as before
+    assert "ya está cerrado" in text(again)
 
 
 # --- Closing while families book -------------------------------------------------------------

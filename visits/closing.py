@@ -11,6 +11,9 @@ family cancelling or moving it at the same moment is never lost or cancelled twi
 
 Closures made here can be reopened; cancelled bookings stay cancelled (the families were
 told). The prison file's own closures (see :mod:`visits.prison_config`) change only with it.
+A time the file closed while families had bookings in it keeps them (loading the file only
+warns): closing that time again here cancels them and tells the families, under the closure
+that is already there.
 """
 
 from __future__ import annotations
@@ -90,6 +93,23 @@ def affected(
     )
 
 
+def covering(session: Session, prison: Prison, request: ClosureRequest) -> Closure | None:
+    """The closure already over the time asked for, if any."""
+    closures = closures_between(session, prison.id, request.day, request.day)
+    return next((c for c in closures if c.start_time in (None, request.start)), None)
+
+
+def still_booked(session: Session, prison: Prison, now: datetime) -> dict[int, int]:
+    """For each closure to come whose time still holds bookings, how many (see the module's
+    docstring for how a closed time can)."""
+    counts = {}
+    for closure in upcoming(session, prison, now):
+        request = ClosureRequest(closure.day, closure.start_time, closure.reason)
+        if count := len(affected(session, prison, request, now)):
+            counts[closure.id] = count
+    return counts
+
+
 def problems(
     session: Session, prison: Prison, request: ClosureRequest, now: datetime
 ) -> list[Problem]:
@@ -106,8 +126,9 @@ def problems(
     if request.day > prison.local_date(now) + MAX_AHEAD:
         found.append(Problem(Code.DATE_TOO_FAR, "day", {"years": MAX_AHEAD.days // 365}))
         return found
-    closures = closures_between(session, prison.id, request.day, request.day)
-    if any(c.start_time is None or c.start_time == request.start for c in closures):
+    if covering(session, prison, request) is not None and not affected(
+        session, prison, request, now
+    ):
         found.append(Problem(Code.ALREADY_CLOSED, "start"))
     if request.start is not None:
         slots = day_slots(session, prison, request.day, withdrawn=True)
@@ -129,8 +150,9 @@ def close(
     origin: str,
     sms_policy: SmsPolicy,
 ) -> tuple[Closure, list[Booking]]:
-    """Close and cancel the bookings in the closed time; the closure and the bookings
-    cancelled. Raises :class:`Rejected` (nothing changed) with every problem found."""
+    """Close and cancel the bookings in the closed time; the closure (the one already there,
+    if the time was closed with bookings left in it) and the bookings cancelled. Raises
+    :class:`Rejected` (nothing changed) with every problem found."""
     require_write_lock(session)
     lock_day(session, prison.id, request.day, exclusive=True)
     reject_if(problems(session, prison, request, now))
@@ -139,16 +161,18 @@ def close(
     # (then it is left as the family left it).
     lock_for_cancelling(session, bookings)
     reason = request.reason.strip()
-    closure = Closure(
-        prison_id=prison.id,
-        day=request.day,
-        start_time=request.start,
-        reason=reason,
-        created_by=actor,
-        created_at=now,
-    )
-    session.add(closure)
-    session.flush()
+    closure = existing = covering(session, prison, request)
+    if closure is None:
+        closure = Closure(
+            prison_id=prison.id,
+            day=request.day,
+            start_time=request.start,
+            reason=reason,
+            created_by=actor,
+            created_at=now,
+        )
+        session.add(closure)
+        session.flush()
     cancelled = []
     for booking in bookings:
         if booking.can_change(now) and _covered(booking.slot, request, prison):
@@ -164,9 +188,8 @@ def close(
             )
             cancelled.append(booking)
     cancelled_refs = [b.reference for b in cancelled]
-    _audit(
-        session, prison, closure, "closure.created", now, actor, origin, cancelled=cancelled_refs
-    )
+    action = "closure.created" if existing is None else "closure.bookings_cancelled"
+    _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs)
     session.flush()
     return closure, cancelled
 

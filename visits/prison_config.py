@@ -351,7 +351,7 @@ def _warn_booked(
         when = f"{entry.date}" + (f" {entry.start:%H:%M}" if entry.start else "")
         report.warnings.append(
             f"closure {when}: {booked} bookings fall on that day and were not cancelled; "
-            "check them and tell the families"
+            "cancel them from the closures page, which tells each family"
         )
 
 

@@ -4,7 +4,9 @@ that cancels; reopen what staff closed (see :mod:`visits.closing`).
 Three steps without scripts: choose the day (its visit times and seats show), say what to
 close and why (the preview lists every booking it cancels), confirm. The confirmation carries
 the references the preview showed, so the result can say how many of those cancelled were
-booked in between (they are cancelled too, see :mod:`visits.closing`).
+booked in between (they are cancelled too, see :mod:`visits.closing`). A closed time that
+still holds bookings (the prison file closed it) is listed with them, to cancel them the same
+way.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def _page(
         who=who,
         prison=prison,
         closures=closures,
+        still_booked=closing.still_booked(session, prison, now),
         day=day,
         day_closures=[c for c in closures if c.day == day],
         slots=closing.day_slots(session, prison, day) if day else [],
@@ -124,6 +127,7 @@ def preview(
         prison=who.prison,
         closure=closure,
         bookings=closing.affected(session, who.prison, closure, now),  # type: ignore[arg-type]
+        already=closing.covering(session, who.prison, closure),  # type: ignore[arg-type]
     )
 
 
