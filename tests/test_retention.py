@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from tests.factories import NOW, make_prison
 from tests.history import History, Person
 from visits.advisories import HealthAdvisory
+from visits.audit import AuditEvent, record
 from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.gate import GateCheck, GateStatus
 from visits.health import AdvisoryKind, Scope, TracingPolicy
@@ -131,6 +132,37 @@ def test_once_a_suspension_has_ended_long_enough_its_person_goes_too(db, db_url,
     assert people["barred"] not in _visitors(db)
     assert people["told"] not in _visitors(db)  # its notice has aged out too
     assert people["edge"] not in _visitors(db)  # 4 June is now outside the period
+
+
+def test_reasons_staff_typed_go_with_the_visit_and_the_person(db, db_url):
+    """What was done stays in the history; why, in staff's own words, goes with the data."""
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmate = history.inmate("Q1", "A")
+        old, recent, barred = history.people([ADULT] * 3)
+        [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], BookingStatus.CANCELLED)
+        [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], BookingStatus.CANCELLED)
+        refs = dict(s.execute(select(Booking.id, Booking.reference)).all())
+        said = {"at": LATE_EVENING, "actor": "staff:admin"}
+        for visit in (gone, kept):
+            ref = refs[visit.booking_id]
+            why = {"slot_id": 1, "reason": "la señora dijo que está enferma"}
+            record(s, **said, action="booking.cancelled", entity="booking", entity_id=ref,
+                   details=why)  # fmt: skip
+        why = "intentó ingresar droga"
+        s.add(VisitorSuspension(visitor_id=barred, prison_id=history.prison.id, until=OUTSIDE,
+                                reason=why, created_by="staff:admin"))  # fmt: skip
+        record(s, **said, action="visitor.barred", entity="visitor", entity_id=barred,
+               details={"until": OUTSIDE.isoformat(), "reason": why})  # fmt: skip
+    purge_visit_records(db, _settings(db_url), LATE_EVENING)
+    assert barred not in _visitors(db)
+    with db.read_session() as s:
+        events = {(e.entity, e.entity_id): e for e in s.scalars(select(AuditEvent))}
+    purged = events["booking", refs[gone.booking_id]]
+    assert purged.details == {"slot_id": 1}  # the cancel itself is still in the history
+    assert purged.actor == "staff:admin"
+    assert events["booking", refs[kept.booking_id]].details["reason"].startswith("la señora")
+    assert events["visitor", str(barred)].details == {"until": OUTSIDE.isoformat()}
 
 
 @pytest.mark.slow

@@ -20,7 +20,10 @@ early anywhere):
 - except what an advisory still needs: while it may be traced (not lifted, or lifted within
   the retention period), its prison's visits from its lookback window's first day and its
   notices are kept, so its contact list never shrinks under health staff's eyes;
-- a visitor suspension ends on its last day or when it was lifted, whichever comes first.
+- a visitor suspension ends on its last day or when it was lifted, whichever comes first;
+- the reasons staff typed into the history of a purged booking (a cancel or move for the
+  family) or of a deleted person (why they were barred) are removed from the audit log: free
+  text may say anything about someone. What was done, by whom and when stays.
 
 Nothing of a visit within the retention period, or still to come, is touched; neither are the
 SMS and received texts, which have their own period (``VISITS_MESSAGE_RETENTION_DAYS``).
@@ -35,6 +38,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -43,6 +47,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select,
 from sqlalchemy.orm import Session, aliased
 
 from visits.advisories import HealthAdvisory
+from visits.audit import AuditEvent
 from visits.booking import Booking, BookingVisitor
 from visits.db import lock_rows, require_write_lock
 from visits.gate import GateCheck
@@ -156,6 +161,8 @@ def purge_batch(session: Session, edge: Cutoff, batch: int = BATCH) -> Purged:
         session.execute(delete(GateCheck).where(GateCheck.booking_visitor_id.in_(ids)))
         session.execute(delete(Screening).where(Screening.booking_visitor_id.in_(ids)))
         session.execute(delete(BookingVisitor).where(BookingVisitor.id.in_(ids)))
+        references = session.scalars(select(Booking.reference).where(Booking.id.in_(bookings)))
+        _forget_reasons(session, "booking", references)
     if notices:
         session.execute(delete(ContactNotice).where(ContactNotice.id.in_([n.id for n in notices])))
     done.visitors = _delete_people(session, people, edge)
@@ -213,12 +220,28 @@ def _delete_people(session: Session, people: set[int], edge: Cutoff) -> int:
     """Delete those of ``people`` (locked by the caller) nothing recent refers to."""
     if not people:
         return 0
-    return session.execute(
+    deleted = session.scalars(
         delete(Visitor)
         .where(
             Visitor.id.in_(sorted(people)),
             Visitor.created_at < edge.moment,
             *_unneeded(edge, Visitor.id),
         )
+        .returning(Visitor.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ).all()
+    _forget_reasons(session, "visitor", deleted)
+    return len(deleted)
+
+
+def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> None:
+    """Take the staff-typed reasons out of these records' history."""
+    keys = [str(i) for i in ids]
+    if not keys:
+        return
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.entity == entity, AuditEvent.entity_id.in_(keys))
+    )
+    for event in events:
+        if "reason" in event.details:
+            event.details = {k: v for k, v in event.details.items() if k != "reason"}
