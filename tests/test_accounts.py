@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
 from tests.test_pages import text
+from visits import staff
 from visits.audit import AuditEvent
+from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole, StaffUser
 from web.staff import STAFF_COOKIE
 
@@ -202,3 +204,24 @@ def test_guessing_the_current_password_locks_like_signing_in(accounts):
     )
     assert locked.status_code == 429
     assert "Espera 15 minutos" in text(locked)
+
+
+def test_a_password_change_on_a_session_ended_meanwhile_asks_to_sign_in(accounts, monkeypatch):
+    _, guard = accounts
+
+    def ended(*args, **kwargs):
+        raise Rejected([Problem(Code.SESSION_ENDED)])
+
+    monkeypatch.setattr(staff, "change_own_password", ended)
+    answer = guard.post(
+        "/staff/password",
+        data={
+            "csrf_token": staff_token(guard),
+            "current_password": STAFF_PASSWORD,
+            "new_password": NEW_PASSWORD,
+            "new_password_again": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 401  # the sign-in form, as for any form sent signed out
+    assert 'action="/staff/login' in answer.text

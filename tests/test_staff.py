@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.factories import NOW, make_prison
+from visits import staff
 from visits.audit import AuditEvent
 from visits.problems import Code, Rejected
 from visits.staff import (
@@ -231,3 +233,85 @@ def test_a_new_password_moves_this_session_to_a_new_token_without_lengthening_it
     with guard.read_session() as s:
         assert current_session(s, renewed.token, late - timedelta(seconds=2), POLICY) is not None
         assert current_session(s, renewed.token, late, POLICY) is None
+
+
+NEW_PASSWORD = "otra clave larga de prueba"
+
+
+def _live_session(db, signed):
+    """The session as the access check found it, with its user loaded."""
+    with db.read_session() as s:
+        found = current_session(s, signed.token, NOW, POLICY)
+        assert found is not None
+        assert found.user.username == "rosa.guardia"
+        return found
+
+
+def _change(db, found, now=NOW + timedelta(seconds=1)):
+    return change_own_password(
+        db, found, current=PASSWORD, new=NEW_PASSWORD, client="10.0.0.1", now=now, policy=POLICY
+    )
+
+
+def test_a_session_that_ends_while_its_password_is_checked_changes_nothing(guard):
+    """Signed out in another tab while argon2 ran: no new session, the password stays."""
+    found = _live_session(guard, _sign_in(guard))
+    with guard.writing() as s:
+        s.execute(update(StaffSession).values(ended_at=NOW))
+    with pytest.raises(Rejected) as refused:
+        _change(guard, found)
+    assert refused.value.codes == {Code.SESSION_ENDED}
+    with guard.read_session() as s:
+        assert s.scalar(select(func.count()).where(StaffSession.ended_at.is_(None))) == 0
+    assert _sign_in(guard, now=NOW + timedelta(seconds=2)).token  # the old password still works
+
+
+def test_an_account_switched_off_while_its_password_is_checked_changes_nothing(guard):
+    found = _live_session(guard, _sign_in(guard))
+    with guard.writing() as s:
+        s.scalar(select(StaffUser)).active = False
+        s.execute(update(StaffSession).values(ended_at=NOW))
+    with pytest.raises(Rejected) as refused:
+        _change(guard, found)
+    assert refused.value.codes == {Code.SESSION_ENDED}
+    with guard.writing() as s:
+        s.scalar(select(StaffUser)).active = True  # switched on again later
+    with guard.read_session() as s:
+        assert s.scalar(select(func.count()).where(StaffSession.ended_at.is_(None))) == 0
+
+
+def test_a_sign_in_with_the_old_password_racing_a_change_opens_no_session(guard, monkeypatch):
+    """The change holds its transaction open; a sign-in with the old password read the old
+    hash before it committed. The account row makes them take turns: the sign-in then sees
+    the new password and fails, rather than opening a session the change never ended."""
+    found = _live_session(guard, _sign_in(guard))
+    inside, release = threading.Event(), threading.Event()
+    recorded = staff._account_event
+
+    def held_open(*args, **kwargs):
+        recorded(*args, **kwargs)
+        inside.set()
+        release.wait(10)
+
+    monkeypatch.setattr(staff, "_account_event", held_open)
+    outcome: dict[str, object] = {}
+
+    def sign_in_meanwhile():
+        try:
+            outcome["signed"] = _sign_in(guard, client="10.9.9.9", now=NOW + timedelta(seconds=1))
+        except Rejected as refused:
+            outcome["refused"] = refused.codes
+
+    changer = threading.Thread(target=lambda: outcome.setdefault("new", _change(guard, found)))
+    changer.start()
+    assert inside.wait(10)
+    signer = threading.Thread(target=sign_in_meanwhile)
+    signer.start()
+    signer.join(1.5)  # it has checked the old password and waits for the account
+    release.set()
+    changer.join(10)
+    signer.join(10)
+    assert outcome.get("refused") == {Code.SIGN_IN_FAILED}
+    with guard.read_session() as s:
+        live = s.scalars(select(StaffSession).where(StaffSession.ended_at.is_(None))).all()
+    assert [x.client for x in live] == ["10.0.0.1"]  # only the changed browser's new session

@@ -79,6 +79,7 @@ class Code(StrEnum):
     PRISON_REQUIRED = "prison_required"
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_IN_LOCKED = "sign_in_locked"
+    SESSION_ENDED = "session_ended"
     FORBIDDEN = "forbidden"
     NOTHING_MATCHES = "nothing_matches"
     # The gate
@@ -204,6 +205,7 @@ MESSAGES: dict[Code, str] = {
     Code.PRISON_REQUIRED: N_("Choose at least one prison."),
     Code.SIGN_IN_FAILED: N_("The user name or the password is not right."),
     Code.SIGN_IN_LOCKED: N_("Too many failed attempts. Wait %(minutes)s minutes and try again."),
+    Code.SESSION_ENDED: N_("Your session has ended. Sign in again."),
     Code.FORBIDDEN: N_("Your account cannot do this here."),
     Code.NOTHING_MATCHES: N_("No booking or visitor of this day matches %(query)s."),
     Code.NOT_THE_VISIT_DAY: N_("This visit is on %(day)s: the gate records it only that day."),

@@ -242,19 +242,25 @@ def password_hash(password: str) -> str:
 
 
 def _managed(session: Session, admin: StaffUser, user_id: int) -> StaffUser:
-    user = session.get(StaffUser, user_id)
+    user = _locked_user(session, user_id)
     if user is None or not manages(admin, user):
         raise Rejected([Problem(Code.FORBIDDEN)])
     return user
 
 
-def _end_sessions(session: Session, user_id: int, now: datetime, keep: int | None = None) -> None:
-    query = update(StaffSession).where(
-        StaffSession.user_id == user_id, StaffSession.ended_at.is_(None)
+def _locked_user(session: Session, user_id: int) -> StaffUser | None:
+    """The account as it is now, locked until commit: a sign-in, a password change and an
+    administrator's change to the same account take turns (on PostgreSQL; SQLite has one
+    writer), so none of them opens or keeps a session the other has just ended."""
+    return session.get(StaffUser, user_id, populate_existing=True, with_for_update=True)
+
+
+def _end_sessions(session: Session, user_id: int, now: datetime) -> None:
+    session.execute(
+        update(StaffSession)
+        .where(StaffSession.user_id == user_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now)
     )
-    if keep is not None:
-        query = query.where(StaffSession.id != keep)
-    session.execute(query.values(ended_at=now))
 
 
 def _account_event(
@@ -337,9 +343,17 @@ def change_own_password(
         raise Rejected([Problem(Code.WRONG_PASSWORD, "current_password")])
     hashed = _hasher.hash(new)
     with db.writing() as session:
-        fresh = session.get(StaffUser, user.id, populate_existing=True)
+        fresh = _locked_user(session, user.id)
         if fresh is None or fresh.password_hash != user.password_hash:
             raise Rejected([Problem(Code.WRONG_PASSWORD, "current_password")])
+        # Signed out, or switched off, while the password was being checked: no change.
+        live = session.execute(
+            select(StaffSession.ended_at)
+            .where(StaffSession.id == staff_session.id)
+            .with_for_update()
+        ).first()
+        if not fresh.active or live is None or live.ended_at is not None:
+            raise Rejected([Problem(Code.SESSION_ENDED)])
         fresh.password_hash = hashed
         fresh.updated_at = now
         _end_sessions(session, fresh.id, now)
@@ -417,7 +431,7 @@ def _open_session(
     session: Session, verified: StaffUser, rehashed: str | None, client: str, now: datetime
 ) -> SignedIn | None:
     """A session for the user just verified, if the account is unchanged since."""
-    user = session.get(StaffUser, verified.id, populate_existing=True)
+    user = _locked_user(session, verified.id)
     if user is None or not user.active or user.password_hash != verified.password_hash:
         return None
     if rehashed is not None:

@@ -20,7 +20,14 @@ from visits.staff import StaffRole, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId
-from web.staff import AnyStaff, Staff, access, set_session_cookie, sign_in_policy
+from web.staff import (
+    AnyStaff,
+    SignInRequired,
+    Staff,
+    access,
+    set_session_cookie,
+    sign_in_policy,
+)
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
@@ -185,6 +192,8 @@ def change_password(
             policy=sign_in_policy(request),
         )
     except Rejected as rejected:
+        if Code.SESSION_ENDED in rejected.codes:
+            raise SignInRequired() from None  # signed out meanwhile: nothing changed
         status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 422
         return render(
             request, "staff_password.html", status, who=who, problems=list(rejected.problems)
