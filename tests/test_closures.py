@@ -348,6 +348,28 @@ def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wed
     assert "ya está cerrado" in text(again)
 
 
+def test_bookings_left_under_a_closure_are_cancelled_with_its_reason(wednesday, db):
+    client, refs, _ = wednesday
+    config = demo_config(date(2026, 12, 1))
+    quencoro = config.prisons[0]
+    whole_day = ClosureConfig(date=date(2026, 12, 2), reason="Fumigación")
+    closed = quencoro.model_copy(update={"closures": [whole_day]})
+    with db.writing() as s:
+        apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+    preview = _preview(client, start="09:00", reason="Otra razón")
+    done = _confirm(client, preview, start="09:00", reason="Otra razón")
+    assert done.status_code == 303
+    with db.read_session() as s:
+        reasons = {
+            e.entity_id: e.details.get("reason")
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "booking.cancelled_closed")
+            )
+        }
+    assert reasons == {refs["nine_a"]: "Fumigación", refs["nine_b"]: "Fumigación"}
+    assert status_of(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
+
+
 # --- Closing while families book -------------------------------------------------------------
 
 FAMILIES = 40

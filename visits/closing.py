@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from visits import audit
@@ -64,8 +64,12 @@ def day_slots(
 
 
 def _covered(slot: Slot, request: ClosureRequest, prison: Prison) -> bool:
-    return slot.local_date == request.day and (
-        request.start is None or slot.starts_at.astimezone(prison.tz).time() == request.start
+    return _covered_at(slot.local_date, slot.starts_at, request, prison)
+
+
+def _covered_at(day: date, starts_at: datetime, request: ClosureRequest, prison: Prison) -> bool:
+    return day == request.day and (
+        request.start is None or starts_at.astimezone(prison.tz).time() == request.start
     )
 
 
@@ -101,11 +105,28 @@ def covering(session: Session, prison: Prison, request: ClosureRequest) -> Closu
 
 def still_booked(session: Session, prison: Prison, now: datetime) -> dict[int, int]:
     """For each closure to come whose time still holds bookings, how many (see the module's
-    docstring for how a closed time can)."""
-    counts = {}
-    for closure in upcoming(session, prison, now):
+    docstring for how a closed time can), in one query."""
+    closures = upcoming(session, prison, now)
+    if not closures:
+        return {}
+    booked = session.execute(
+        select(Slot.local_date, Slot.starts_at, func.count(Booking.id))
+        .join(Booking, Booking.slot_id == Slot.id)
+        .where(
+            Slot.prison_id == prison.id,
+            Slot.local_date.in_({c.day for c in closures}),
+            Slot.starts_at > now,
+            Booking.status.in_(HOLDS_SEATS),
+        )
+        .group_by(Slot.id, Slot.local_date, Slot.starts_at)
+    ).all()
+    counts: dict[int, int] = {}
+    for closure in closures:
         request = ClosureRequest(closure.day, closure.start_time, closure.reason)
-        if count := len(affected(session, prison, request, now)):
+        count = sum(
+            n for day, starts_at, n in booked if _covered_at(day, starts_at, request, prison)
+        )
+        if count:
             counts[closure.id] = count
     return counts
 
@@ -160,8 +181,9 @@ def close(
     # Locked before any seat moves: a family's cancel of one of them waits, or finished first
     # (then it is left as the family left it).
     lock_for_cancelling(session, bookings)
-    reason = request.reason.strip()
     closure = existing = covering(session, prison, request)
+    # Under a closure already there, its reason stands (families see it on the slots page).
+    reason = existing.reason if existing is not None else request.reason.strip()
     if closure is None:
         closure = Closure(
             prison_id=prison.id,
