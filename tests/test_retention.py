@@ -8,6 +8,7 @@ import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from alembic import command
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 
@@ -19,6 +20,7 @@ from visits.booking import Booking, BookingStatus, BookingVisitor
 from visits.gate import GateCheck, GateStatus
 from visits.health import AdvisoryKind, Scope, TracingPolicy
 from visits.jobs import purge_visit_records
+from visits.migrate import alembic_config, upgrade
 from visits.prison import Prison
 from visits.reports import report
 from visits.retention import Purged
@@ -163,6 +165,35 @@ def test_reasons_staff_typed_go_with_the_visit_and_the_person(db, db_url):
     assert purged.actor == "staff:admin"
     assert events["booking", refs[kept.booking_id]].details["reason"].startswith("la señora")
     assert events["visitor", str(barred)].details == {"until": OUTSIDE.isoformat()}
+
+
+def test_reasons_of_visits_purged_before_are_forgotten_by_a_migration(db, db_url):
+    """Migration 0017 does once for what older purges left what the purge now does."""
+    command.downgrade(alembic_config(db_url), "0016")
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmate = history.inmate("Q1", "A")
+        old, recent = history.people([ADULT] * 2)
+        [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], BookingStatus.CANCELLED)
+        [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], BookingStatus.CANCELLED)
+        refs = dict(s.execute(select(Booking.id, Booking.reference)).all())
+        why = {"slot_id": 1, "reason": "la señora dijo que está enferma"}
+        for visit in (gone, kept):
+            record(s, at=LATE_EVENING, actor="staff:admin", action="booking.cancelled",
+                   entity="booking", entity_id=refs[visit.booking_id], details=why)  # fmt: skip
+        for person in (old, 999_999):  # one still there, one deleted long ago
+            record(s, at=LATE_EVENING, actor="staff:admin", action="visitor.barred",
+                   entity="visitor", entity_id=person, details={"reason": "droga"})  # fmt: skip
+        # As the purge before this release left a visit: no visitor, no phone, the reason.
+        s.execute(delete(BookingVisitor).where(BookingVisitor.id == gone.booking_visitor_id))
+        s.get(Booking, gone.booking_id).contact_phone = ""
+    upgrade(db_url)
+    with db.read_session() as s:
+        events = {(e.entity, e.entity_id): e.details for e in s.scalars(select(AuditEvent))}
+    assert events["booking", refs[gone.booking_id]] == {"slot_id": 1}
+    assert events["booking", refs[kept.booking_id]] == why
+    assert events["visitor", "999999"] == {}
+    assert events["visitor", str(old)] == {"reason": "droga"}
 
 
 @pytest.mark.slow
