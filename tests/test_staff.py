@@ -169,6 +169,16 @@ def test_an_unknown_name_costs_a_password_check_too(guard, monkeypatch):
     assert checked == [None]  # verified against the stand-in hash: the same time as a user
 
 
+def test_the_stand_in_hash_is_made_at_the_first_check_whoever_signs_in(guard):
+    """Not at import: argon2's 64 MiB would be every web worker's peak memory. And for a known
+    name too, so that the first check's extra hash says nothing about the name."""
+    from visits import staff
+
+    staff._dummy_hash.cache_clear()
+    _sign_in(guard)
+    assert staff._dummy_hash.cache_info().currsize == 1
+
+
 def test_an_unknown_name_locks_the_same_way(guard):
     for _ in range(POLICY.failures_per_user):
         with pytest.raises(Rejected):

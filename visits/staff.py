@@ -15,6 +15,7 @@ stored, and a session ends after ``idle`` without a request or ``lifetime`` afte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -40,9 +41,15 @@ MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a megabyte "password" is a
 TOUCH_EVERY = timedelta(minutes=1)
 
 _hasher = PasswordHasher()
-# Verified against when the user name is unknown, so that an unknown name costs as much time
-# as a wrong password (no way to tell from the clock which accounts exist).
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user name is unknown, so that an unknown name costs as much
+    time as a wrong password (no way to tell from the clock which accounts exist). Made at the
+    first check, not at import: hashing takes argon2's 64 MiB, which was every web worker's
+    peak memory even when no staff ever signed in."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffRole(StrEnum):
@@ -470,7 +477,8 @@ def _new_session(
 
 def _verify(user: StaffUser | None, password: str) -> bool:
     """Whether ``password`` is the user's; with no user, the same work ends in ``False``."""
-    stored = user.password_hash if user is not None else _DUMMY_HASH
+    dummy = _dummy_hash()  # whoever asks: the first check's extra hash must not tell names apart
+    stored = user.password_hash if user is not None else dummy
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
