@@ -1,7 +1,8 @@
 """The ``visits`` command: database, configuration, roster, demo, server and worker.
 
-Commands import what they use when they run: ``visits serve --workers N`` stays a small
-supervisor process, and only its workers load the application.
+Commands import what they use when they run. ``visits serve`` goes further: it replaces itself
+with ``python -m web.serve``, so that uvicorn's supervisor holds neither typer nor the
+application, and only its workers load the application.
 """
 
 from __future__ import annotations
@@ -258,19 +259,22 @@ def serve(
     forwarded_allow_ips: str = "127.0.0.1",
 ) -> None:
     """Serve the web application with uvicorn."""
-    import uvicorn
+    import json
+    import os
 
-    uvicorn.run(
-        "web.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=forwarded_allow_ips,
-        access_log=False,
-        server_header=False,
-    )
+    options = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    # This process becomes the server (the same process id, so signals and supervisors find
+    # it) in a fresh interpreter: typer, and pydantic through it, cost uvicorn's supervisor
+    # 12 MB it never uses. -P keeps the working directory off the import path, as it is for
+    # this command.
+    command = [sys.executable, "-P", "-m", "web.serve", json.dumps(options)]
+    os.execv(command[0], command)  # noqa: S606 (this interpreter, no shell, fixed arguments)
 
 
 @app.command()

@@ -1,0 +1,28 @@
+"""What ``visits serve`` becomes: uvicorn serving :func:`web.app.create_app`.
+
+Run as ``python -m web.serve OPTIONS`` (OPTIONS: uvicorn.run's keyword arguments as JSON)
+by ``visits serve`` only. It is a module of its own so that the supervisor process imports
+uvicorn and nothing else, and the spawned workers, which import the parent's main module
+again, import no more than this.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import uvicorn
+
+
+def main(options: str) -> None:
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        access_log=False,
+        server_header=False,
+        **json.loads(options),
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
