@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import time, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -102,6 +103,18 @@ def test_concurrent_requests_never_overbook_a_slot(loaded):
         row = s.get(Slot, slot_id)
         assert (row.capacity, row.seats_taken) == (5, 5)
     db.dispose()
+
+
+def test_the_supervisor_of_several_workers_loads_neither_the_cli_nor_the_app(loaded):
+    """``visits serve`` becomes uvicorn's supervisor in a fresh interpreter (``web.serve``):
+    typer's pydantic, which it would hold for nothing, is not among its libraries, and glibc
+    is limited to two malloc arenas there and in the workers it spawns."""
+    with running_server(loaded, workers=2) as server:
+        supervisor = Path(f"/proc/{server.process.pid}")
+        maps = (supervisor / "maps").read_text()
+        environ = (supervisor / "environ").read_bytes().split(b"\0")
+    assert "pydantic_core" not in maps
+    assert b"MALLOC_ARENA_MAX=2" in environ
 
 
 def test_a_small_pool_never_stalls_under_load(loaded):

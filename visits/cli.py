@@ -269,6 +269,12 @@ def serve(
         "proxy_headers": proxy_headers,
         "forwarded_allow_ips": forwarded_allow_ips,
     }
+    # glibc gives each thread that allocates an arena of its own (up to 8 per core) and keeps
+    # the memory each one once held: with two, a worker's peak under the booking rush is some
+    # 4 MB lower, for no CPU we could measure (Python allocates under the GIL anyway). Set
+    # here, before the exec below, as glibc reads it once when a process starts; it applies
+    # to uvicorn's supervisor and to every worker it spawns.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     # This process becomes the server (the same process id, so signals and supervisors find
     # it) in a fresh interpreter: typer, and pydantic through it, cost uvicorn's supervisor
     # 12 MB it never uses. -P keeps the working directory off the import path, as it is for
