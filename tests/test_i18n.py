@@ -12,8 +12,10 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from visits.gate import TurnAwayReason
 from visits.i18n import LOCALE_DIR, SUPPORTED_LOCALES, use_locale
 from visits.problems import MESSAGES, Code, Problem, message
+from visits.staff import StaffRole
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
@@ -94,3 +96,16 @@ def test_every_problem_code_has_a_message_in_each_language():
         assert spanish
         assert english
         assert spanish != english, code
+
+
+def test_every_member_of_a_labelled_enumeration_has_its_own_label():
+    """Two enumerations may share a value ("health" is a staff role and a turn-away reason):
+    each member still reads as itself."""
+    from web.labels import LABELS, label
+
+    enumerations = {kind for kind, _ in LABELS}
+    members = [member for kind in enumerations for member in kind]
+    assert len(LABELS) == len(members)  # every member of each enumeration, none overwritten
+    with use_locale("en"):
+        assert label(StaffRole.HEALTH) == "Health staff"
+        assert label(TurnAwayReason.HEALTH) == "Health measure"

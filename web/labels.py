@@ -14,51 +14,54 @@ from visits.rules import Sex, VisitorGroup
 from visits.staff import StaffRole
 from visits.visitor import DocumentType
 
-LABELS: dict[StrEnum, str] = {
-    DocumentType.DNI: N_("DNI"),
-    DocumentType.CE: N_("Foreigner's card (carné de extranjería)"),
-    DocumentType.PASSPORT: N_("Passport"),
-    Relationship.PARTNER: N_("Spouse or partner"),
-    Relationship.PARENT: N_("Mother or father"),
-    Relationship.CHILD: N_("Daughter or son"),
-    Relationship.SIBLING: N_("Sister or brother"),
-    Relationship.GRANDPARENT: N_("Grandmother or grandfather"),
-    Relationship.GRANDCHILD: N_("Granddaughter or grandson"),
-    Relationship.OTHER_RELATIVE: N_("Other relative"),
-    Relationship.FRIEND: N_("Friend"),
-    Sex.FEMALE: N_("Woman"),
-    Sex.MALE: N_("Man"),
-    VisitorGroup.ANYONE: N_("Open to all visitors"),
-    VisitorGroup.WOMEN: N_("Day for women visitors"),
-    VisitorGroup.MEN: N_("Day for men visitors"),
-    BookingStatus.HELD: N_("Waiting for confirmation"),
-    BookingStatus.CONFIRMED: N_("Confirmed"),
-    BookingStatus.ATTENDED: N_("Attended"),
-    BookingStatus.NO_SHOW: N_("Did not come"),
-    BookingStatus.CANCELLED: N_("Cancelled"),
-    StaffRole.GUARD: N_("Guard"),
-    StaffRole.HEALTH: N_("Health staff"),
-    StaffRole.ADMIN: N_("Administrator"),
-    AgeGroup.ADULT: N_("Adult"),
-    AgeGroup.MINOR: N_("Minor"),
-    AgeGroup.UNDER_FIVE: N_("Under 5"),
-    GateStatus.ARRIVED: N_("Came in"),
-    GateStatus.TURNED_AWAY: N_("Not let in"),
-    TurnAwayReason.NO_DOCUMENT: N_("No identity document"),
-    TurnAwayReason.WRONG_DOCUMENT: N_("Document does not match the booking"),
-    TurnAwayReason.LATE: N_("Came too late"),
-    TurnAwayReason.PROHIBITED_ITEM: N_("Carried a prohibited item"),
-    TurnAwayReason.HEALTH: N_("Health measure"),
-    TurnAwayReason.BEHAVIOUR: N_("Behaviour"),
-    TurnAwayReason.OTHER: N_("Other"),
-    Scope.PRISON: N_("The whole prison"),
-    Scope.WING: N_("One wing"),
-    Scope.INMATE: N_("One inmate"),
-    AdvisoryKind.TB_SUSCEPTIBLE: N_("Pulmonary TB, drug-susceptible"),
-    AdvisoryKind.TB_RESISTANT: N_("Pulmonary TB, drug-resistant"),
-    AdvisoryKind.TB_UNKNOWN: N_("Pulmonary TB, resistance not known yet"),
-    AdvisoryKind.RESPIRATORY_OUTBREAK: N_("Respiratory outbreak"),
-}
+# Keyed by enumeration and member: members of two enumerations may share a value (the staff
+# role "health" and the turn-away reason "health"), and would otherwise share one label.
+_LABELLED: tuple[tuple[StrEnum, str], ...] = (
+    (DocumentType.DNI, N_("DNI")),
+    (DocumentType.CE, N_("Foreigner's card (carné de extranjería)")),
+    (DocumentType.PASSPORT, N_("Passport")),
+    (Relationship.PARTNER, N_("Spouse or partner")),
+    (Relationship.PARENT, N_("Mother or father")),
+    (Relationship.CHILD, N_("Daughter or son")),
+    (Relationship.SIBLING, N_("Sister or brother")),
+    (Relationship.GRANDPARENT, N_("Grandmother or grandfather")),
+    (Relationship.GRANDCHILD, N_("Granddaughter or grandson")),
+    (Relationship.OTHER_RELATIVE, N_("Other relative")),
+    (Relationship.FRIEND, N_("Friend")),
+    (Sex.FEMALE, N_("Woman")),
+    (Sex.MALE, N_("Man")),
+    (VisitorGroup.ANYONE, N_("Open to all visitors")),
+    (VisitorGroup.WOMEN, N_("Day for women visitors")),
+    (VisitorGroup.MEN, N_("Day for men visitors")),
+    (BookingStatus.HELD, N_("Waiting for confirmation")),
+    (BookingStatus.CONFIRMED, N_("Confirmed")),
+    (BookingStatus.ATTENDED, N_("Attended")),
+    (BookingStatus.NO_SHOW, N_("Did not come")),
+    (BookingStatus.CANCELLED, N_("Cancelled")),
+    (StaffRole.GUARD, N_("Guard")),
+    (StaffRole.HEALTH, N_("Health staff")),
+    (StaffRole.ADMIN, N_("Administrator")),
+    (AgeGroup.ADULT, N_("Adult")),
+    (AgeGroup.MINOR, N_("Minor")),
+    (AgeGroup.UNDER_FIVE, N_("Under 5")),
+    (GateStatus.ARRIVED, N_("Came in")),
+    (GateStatus.TURNED_AWAY, N_("Not let in")),
+    (TurnAwayReason.NO_DOCUMENT, N_("No identity document")),
+    (TurnAwayReason.WRONG_DOCUMENT, N_("Document does not match the booking")),
+    (TurnAwayReason.LATE, N_("Came too late")),
+    (TurnAwayReason.PROHIBITED_ITEM, N_("Carried a prohibited item")),
+    (TurnAwayReason.HEALTH, N_("Health measure")),
+    (TurnAwayReason.BEHAVIOUR, N_("Behaviour")),
+    (TurnAwayReason.OTHER, N_("Other")),
+    (Scope.PRISON, N_("The whole prison")),
+    (Scope.WING, N_("One wing")),
+    (Scope.INMATE, N_("One inmate")),
+    (AdvisoryKind.TB_SUSCEPTIBLE, N_("Pulmonary TB, drug-susceptible")),
+    (AdvisoryKind.TB_RESISTANT, N_("Pulmonary TB, drug-resistant")),
+    (AdvisoryKind.TB_UNKNOWN, N_("Pulmonary TB, resistance not known yet")),
+    (AdvisoryKind.RESPIRATORY_OUTBREAK, N_("Respiratory outbreak")),
+)
+LABELS: dict[tuple[type[StrEnum], StrEnum], str] = {(type(m), m): text for m, text in _LABELLED}
 
 # An SMS's status, for staff (apart: "cancelled" is also a booking's status, said otherwise).
 MESSAGE_STATUSES = {
@@ -181,7 +184,7 @@ def audit_action(action: str) -> str:
 
 
 def label(value: StrEnum) -> str:
-    return gettext(LABELS[value])
+    return gettext(LABELS[type(value), value])
 
 
 def message_status(status: MessageStatus) -> str:
