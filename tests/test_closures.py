@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import func, select
@@ -496,3 +497,25 @@ def test_odd_numbers_in_addresses_and_forms_never_break_the_page(wednesday, db):
     done = _confirm(client, _preview(client), shown="²,<b>,")
     assert done.status_code == 303
     assert "Se cancelaron 3 reservas" in text(client.get(done.headers["location"]))
+
+
+def test_the_language_link_of_a_preview_goes_back_to_the_page_it_came_from(wednesday):
+    """A preview answers a form: its language link opens the page the form was on (staff
+    pages send a same-site Referer), not the preview's address (which only takes a POST)."""
+    client, _, _ = wednesday
+    page = f"{PAGE}?day={WEDNESDAY}"
+    preview = client.post(
+        f"{PAGE}/preview",
+        data={"csrf_token": staff_token(client), "day": WEDNESDAY, "start": "", "reason": "x"},
+        headers={"Referer": f"https://testserver{page}"},
+    )
+    assert preview.status_code == 200
+    link = re.search(r'href="/lang/en\?next=([^"]+)"', preview.text).group(1)
+    assert unquote(link) == page
+    elsewhere = client.post(
+        f"{PAGE}/preview",
+        data={"csrf_token": staff_token(client), "day": WEDNESDAY, "start": "", "reason": "x"},
+        headers={"Referer": "https://evil.example/staff/p/QUENCORO/closures"},
+    )
+    link = re.search(r'href="/lang/en\?next=([^"]+)"', elsewhere.text).group(1)
+    assert unquote(link) == f"{PAGE}/preview"  # another site's address is never used

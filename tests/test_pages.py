@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -98,6 +99,53 @@ def test_home_lists_prisons_in_spanish_and_switches_to_english(client):
     english = client.get("/find")
     assert '<html lang="en">' in english.text
     assert "Find my booking" in text(english)
+
+
+LANG_LINK = re.compile(r'href="/lang/en\?next=([^"]+)"')
+
+
+def _switch_to_english(client, page):
+    """Follow the page's language link, as a family would."""
+    target = unquote(LANG_LINK.search(page.text).group(1))
+    switched = client.get(f"/lang/en?next={quote(target, safe='')}", follow_redirects=False)
+    return client.get(switched.headers["location"])
+
+
+def test_the_language_switch_on_a_refused_form_opens_that_form_again(client):
+    """A page answering a form has no address of its own: its language link goes back to
+    the form of the same visit time (what was typed is not kept), never to a 'not found'."""
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    refused = review(client, visitor_form(slot_id, csrf(client), **{"contact_phone": "12"}))
+    assert refused.status_code == 422
+    english = _switch_to_english(client, refused)
+    assert english.status_code == 200
+    assert f'name="slot_id" value="{slot_id}"' in english.text
+    assert "Who is coming" in text(english) or "Visitor 1" in text(english)
+
+
+def test_the_language_switch_on_a_booking_page_answering_a_form_keeps_the_booking(client):
+    _, location = booked(client)
+    address = urlsplit(location)
+    token = parse_qs(address.query)["token"][0]
+    reference = address.path.split("/")[2]
+    wrong = client.post(
+        f"/b/{reference}/cancel", data={"csrf_token": "stale", "token": token}
+    )  # a form left open too long
+    assert wrong.status_code == 403
+    english = _switch_to_english(client, wrong)
+    assert english.status_code == 200  # the same booking's cancel page, not "not found"
+    assert "Cancel the visit?" in text(english)
+
+
+def test_a_page_asked_for_in_english_remembers_it(client):
+    page = client.get("/p/QUENCORO?lang=en")
+    assert '<html lang="en">' in page.text
+    assert client.cookies.get("lang") == "en"
+    refused = identify(client, code="Q99999")  # the next form comes back in English
+    assert '<html lang="en">' in refused.text
+    client.get("/find?lang=xx")  # no such language: nothing remembered
+    assert client.cookies.get("lang") == "en"
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "https://evil.example", "/\\evil"])

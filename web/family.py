@@ -106,6 +106,11 @@ def _identified(request: Request, session: Session, prison: Prison) -> Inmate | 
     return inmate if inmate is not None and inmate.prison_id == prison.id else None
 
 
+def _own_address(booking: Booking, page: str, token: str) -> str:
+    """A booking's page (``page``: "", "/verify", "/cancel", "/move") as a link opens it."""
+    return f"/b/{booking.display_reference}{page}?{urlencode({'token': token})}"
+
+
 def _manage_url(request: Request, booking: Booking, token: str) -> str:
     base = request.app.state.settings.public_base_url.rstrip("/")
     return f"{base}/b/{booking.display_reference}?{urlencode({'token': token})}"
@@ -271,6 +276,7 @@ def _booking_form(
         values=values,
         problems=problems,
         entries=range(prison.max_visitors),
+        lang_next=f"/p/{prison.code}/book?{urlencode({'slot': slot.id})}",
         ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
         measures=advisories.measures_on(
             object_session(slot), prison.id, inmate.wing_id, inmate.id, slot.local_date
@@ -363,6 +369,7 @@ def booking_submit(
             prison=prison,
             inmate=inmate,
             slot=checked.slot,
+            lang_next=f"/p/{prison.code}/book?{urlencode({'slot': checked.slot.id})}",
             booking=checked.booking,
             values=values,
             submission_key=secrets.token_urlsafe(24),
@@ -399,6 +406,7 @@ def _booking_page(
         status,
         booking=booking,
         token=token,
+        lang_next=_own_address(booking, "", token),
         manage_url=_manage_url(request, booking, token),
         can_change=booking.can_change(now),
         # The session that found the booking (still open for this request).
@@ -436,6 +444,7 @@ def _verify_page(
         status,
         booking=booking,
         token=token,
+        lang_next=_own_address(booking, "/verify", token),
         done=done,
         problems=problems or [],
     )
@@ -566,7 +575,10 @@ def cancel_submit(
     booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
         problems = [Problem(Code.FORM_EXPIRED)]
-        return render(request, "cancel.html", 403, booking=booking, token=token, problems=problems)
+        return render(
+            request, "cancel.html", 403, booking=booking, token=token, problems=problems,
+            lang_next=_own_address(booking, "/cancel", token),
+        )  # fmt: skip
     try:
         cancel_booking(session, booking, now=now, actor="family", sms_policy=sms)
     except Rejected as rejected:
@@ -594,6 +606,7 @@ def _move_page(
         status,
         booking=booking,
         token=token,
+        lang_next=_own_address(booking, "/move", token),
         prison=prison,
         days=days,
         problems=problems or [],

@@ -33,7 +33,19 @@ def request_locale(request: Request) -> str:
     return i18n.negotiate(chosen)
 
 
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def language_cookie(locale: str) -> str:
+    """The ``Set-Cookie`` value that remembers a family's language for a year."""
+    return f"{LANG_COOKIE}={locale}; HttpOnly; Max-Age={LANG_COOKIE_MAX_AGE}; Path=/; SameSite=lax"
+
+
 class LocaleMiddleware:
+    """Runs the request in its language. A page asked for with ``?lang=`` (a link shared in
+    English, say) also remembers that language, as the language switch does: the next form
+    sent comes back in it, and a booking made then is told by SMS in it."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -41,8 +53,22 @@ class LocaleMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with i18n.use_locale(request_locale(Request(scope))):
-            await self.app(scope, receive, send)
+        request = Request(scope)
+        locale = request_locale(request)
+        named = request.query_params.get("lang", "").replace("_", "-").split("-")[0].lower()
+        remember = (
+            named in i18n.SUPPORTED_LOCALES
+            and request.cookies.get(LANG_COOKIE) != named
+            and not request.url.path.startswith("/api/")
+        )
+
+        async def send_remembering(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("set-cookie", language_cookie(locale))
+            await send(message)
+
+        with i18n.use_locale(locale):
+            await self.app(scope, receive, send_remembering if remember else send)
 
 
 def security_headers(path: str) -> dict[str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
@@ -46,6 +48,22 @@ def mask_phone(e164: str) -> str:
     return f"{e164[:3]} {e164[3]}•• ••• {e164[-3:]}"
 
 
+def page_address(request: Request, given: str | None = None) -> str:
+    """The address the language switch brings the browser back to: this page's own. A page
+    that answers a form (a POST) has none a browser can open again, so it says which page to
+    go back to (``given``, e.g. the booking form of the same visit time); else a staff page
+    goes back to the page the form was sent from (staff pages send a same-site Referer, family
+    pages none: their addresses carry tokens); else the path itself."""
+    if given:
+        return given
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    sent_from = urlsplit(request.headers.get("referer", ""))
+    if sent_from.netloc == request.url.netloc and sent_from.path.startswith("/"):
+        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
+    return request.url.path
+
+
 def make_templates() -> Jinja2Templates:
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
@@ -59,6 +77,7 @@ def make_templates() -> Jinja2Templates:
         current_locale=i18n.current_locale,
         language_names=i18n.LANGUAGE_NAMES,
         message=message,
+        page_address=page_address,
     )
     env.filters.update(
         day=i18n.format_day,
