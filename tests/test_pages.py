@@ -154,6 +154,26 @@ def test_the_language_switch_is_not_an_open_redirect(client, target):
     assert response.headers["location"] == "/"
 
 
+def test_a_form_shown_for_one_person_never_books_another(client, db):
+    """Identifying another person in another window changes whom the browser visits: a form
+    still open for the first person comes back for the second, with what was typed, and
+    books nothing until sent again."""
+    assert identify(client).status_code == 303  # Carlos Yupanqui
+    slot_id = first_open_slot(client)
+    form_page = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    shown_for = re.search(r'name="inmate_id" value="(\d+)"', form_page.text).group(1)
+    assert identify(client, code="Q10002", surname="Puma").status_code == 303  # another tab
+    form = visitor_form(slot_id, csrf(client)) | {"inmate_id": shown_for}
+    for action in ("review", "confirm"):
+        page = client.post("/p/QUENCORO/book", data=form | {"action": action})
+        assert page.status_code == 409
+        assert "Identificaste a otra persona en otra ventana" in text(page)
+        assert 'value="Quispe Huamán"' in page.text  # what was typed is kept
+        assert re.search(r'name="inmate_id" value="(\d+)"', page.text).group(1) != shown_for
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+
+
 def test_identification_is_neutral(client):
     unknown = identify(client, code="Q99999")
     wrong = identify(client, surname="Mamani")

@@ -62,6 +62,7 @@ class Code(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     SESSION_EXPIRED = "session_expired"
     FORM_EXPIRED = "form_expired"
+    PERSON_CHANGED = "person_changed"
     SUBMISSION_KEY_REUSED = "submission_key_reused"
     # Phone verification
     INVALID_CODE = "invalid_code"
@@ -180,6 +181,10 @@ MESSAGES: dict[Code, str] = {
     Code.TOO_MANY_ATTEMPTS: N_("Too many attempts. Wait %(minutes)s minutes and try again."),
     Code.SESSION_EXPIRED: N_("Too much time has passed. Please identify the person again."),
     Code.FORM_EXPIRED: N_("This form expired. Please send it again."),
+    Code.PERSON_CHANGED: N_(
+        "You identified another person in another window. Check whom this visit is for and "
+        "send the form again."
+    ),
     Code.SUBMISSION_KEY_REUSED: N_(
         "This request was already used for other details. Please review them and confirm again."
     ),

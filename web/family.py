@@ -329,6 +329,14 @@ def booking_submit(
         return _booking_form(
             request, prison, inmate, slot, values, [Problem(Code.FORM_EXPIRED)], 403
         )
+    shown_for = values.get("inmate_id")
+    if shown_for is not None and shown_for != str(inmate.id):
+        # Another person was identified in another window since this form was shown: the
+        # form comes back, typed details kept, for the person identified now, booking nothing.
+        values = {**values, "inmate_id": str(inmate.id)}
+        return _booking_form(
+            request, prison, inmate, slot, values, [Problem(Code.PERSON_CHANGED)], 409
+        )
     action = values.get("action", "review")
     if action == "edit":
         return _booking_form(request, prison, inmate, slot, values)
