@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -369,6 +370,22 @@ def test_move_to_another_slot(client, db):
     with db.read_session() as s:
         assert s.get(Slot, slot_id).seats_taken == 0
         assert s.get(Slot, target).seats_taken == 1
+
+
+def test_moving_a_visit_that_has_started_is_a_conflict_as_in_the_api(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    page = client.get(f"{path}/move?token={token}")
+    target = re.findall(r'name="slot_id" value="(\d+)"', page.text)[0]
+    with db.read_session() as s:
+        started = s.get(Slot, slot_id).starts_at + timedelta(minutes=1)
+    client.app.state.clock = lambda: started
+    late = client.post(
+        f"{path}/move", data={"csrf_token": csrf(client), "token": token, "slot_id": target}
+    )
+    assert late.status_code == 409
+    assert "cancelada o ya pasó" in text(late)
 
 
 def test_find_a_booking_again(client):

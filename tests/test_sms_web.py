@@ -16,6 +16,7 @@ from tests.factories import NOW
 from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
 from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
+from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.sms import short_token
 from visits.staff import StaffRole
@@ -245,6 +246,9 @@ def test_the_api_holds_a_booking_until_the_code_is_posted(verifying, db):
     done = verifying.post(f"{path}/verify", json={"code": code}, headers=headers)
     assert done.status_code == 200
     assert done.json()["status"] == "confirmed"
+    with db.read_session() as s:
+        confirmed = s.scalar(select(AuditEvent).where(AuditEvent.action == "booking.confirmed"))
+        assert confirmed.actor == "api"  # the history says it came through the API
     again = verifying.post(f"{path}/verify", json={"code": code}, headers=headers)
     assert (again.status_code, again.json()["errors"][0]["code"]) == (409, "not_held")
     assert verifying.post(f"{path}/verify", json={"code": code}).status_code == 404  # no token

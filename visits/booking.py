@@ -707,7 +707,13 @@ def _cancel(
 
 
 def verify_booking(
-    session: Session, booking: Booking, code: str, *, now: datetime, sms_policy: SmsPolicy
+    session: Session,
+    booking: Booking,
+    code: str,
+    *,
+    now: datetime,
+    sms_policy: SmsPolicy,
+    actor: str = "family",
 ) -> Booking:
     """Confirm a held booking with the code sent to its phone, or raise :class:`Rejected`.
 
@@ -726,7 +732,7 @@ def verify_booking(
     audit.record(
         session,
         at=now,
-        actor="family",
+        actor=actor,
         action="booking.confirmed",
         entity="booking",
         entity_id=booking.reference,

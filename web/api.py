@@ -470,7 +470,7 @@ def verify(
     after the hold time the booking is released (``hold_expired``)."""
     booking = _owned(request, session, reference, token)
     try:
-        verify_booking(session, booking, body.code, now=now, sms_policy=sms)
+        verify_booking(session, booking, body.code, now=now, sms_policy=sms, actor="api")
     except Rejected as rejected:
         problems = list(rejected.problems)
         session.commit()  # a wrong try is counted; an expired hold is released

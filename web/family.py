@@ -84,8 +84,8 @@ def status_for(problems: list[Problem]) -> int:
         return 429
     if Code.FORM_EXPIRED in codes:
         return 403
-    if Code.SLOT_FULL in codes:
-        return 409
+    if codes & {Code.SLOT_FULL, Code.BOOKING_NOT_ACTIVE}:
+        return 409  # as the API answers: the booking or the time is no longer there to take
     return 422
 
 
