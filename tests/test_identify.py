@@ -52,6 +52,11 @@ def test_a_match_on_surname_or_birth_date(roster):
     assert attempt(roster, code=" q1 ", surname="QUISPE-NAHUI").inmate.code == "Q1"
     assert attempt(roster, birth_date="17/05/1990").inmate.code == "Q1"
     assert codes(attempt(roster, surname="Quispe")) == {Code.INMATE_NOT_IDENTIFIED}
+    # Both surnames, as many families write them, match too; the second alone does not.
+    assert attempt(roster, surname="Quispe-Ñahui Mamani").inmate.code == "Q1"
+    assert attempt(roster, surname=" quispe nahui  MAMANI ").inmate.code == "Q1"
+    assert codes(attempt(roster, surname="Mamani")) == {Code.INMATE_NOT_IDENTIFIED}
+    assert codes(attempt(roster, surname="Quispe-Ñahui Rojas")) == {Code.INMATE_NOT_IDENTIFIED}
 
 
 def test_unknown_code_and_wrong_detail_answer_alike(roster):

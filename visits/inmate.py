@@ -117,6 +117,13 @@ def inmate_problems(session: Session, inmate: Inmate, visit_day: date) -> list[P
     return []
 
 
+def _surnames(inmate: Inmate) -> set[str]:
+    """What a family may type as the surname: the first one, or, as many write it in Peru,
+    both of them (knowing the second as well tells no less)."""
+    first = comparable_name(inmate.last_name_1)
+    return {first, comparable_name(f"{inmate.last_name_1} {inmate.last_name_2}")}
+
+
 @dataclass
 class Identification:
     inmate: Inmate | None = None
@@ -177,7 +184,7 @@ def identify(
     )
     born = parse_date(birth_text) if birth_text else None
     matched = inmate is not None and (
-        (surname and comparable_name(surname) == comparable_name(inmate.last_name_1))
+        (surname and comparable_name(surname) in _surnames(inmate))
         or (born is not None and born == inmate.birth_date)
     )
     if not matched:
