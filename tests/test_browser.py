@@ -296,7 +296,9 @@ def test_a_wrong_code_or_surname_gets_one_neutral_message_and_no_name(phone, dem
         expect_language(page, "es")
         summary = page.locator(".error-summary li")
         expect(summary).to_have_count(1)
-        messages.append(summary.inner_text().strip())
+        named, _, said = summary.inner_text().strip().partition(": ")
+        assert named == "Código de la persona que visitas"  # the summary names the field
+        messages.append(said)
         shown = {squashed(e) for e in page.locator(".field-error").all_inner_texts()}
         assert shown <= {f"Error: {messages[-1]}"}, shown
         html = page.content()

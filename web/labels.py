@@ -183,6 +183,43 @@ def audit_action(action: str) -> str:
     return gettext(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else action
 
 
+# The family forms' fields, as their labels read: the error summary names the field each
+# problem is about ("Visitor 2 · Birth date: ..."), since "Fill this in" five times says little.
+FIELD_LABELS = {
+    "inmate_code": N_("Code of the person you visit"),
+    "surname": N_("Their first surname"),
+    "birth_date": N_("Their birth date"),
+    "contact_phone": N_("Mobile phone"),
+    "reference": N_("Booking reference"),
+    "phone": N_("Mobile phone given in the booking"),
+}
+VISITOR_FIELD_LABELS = {
+    "first_names": N_("First names"),
+    "last_names": N_("Surnames"),
+    "doc_type": N_("Identity document"),
+    "doc_number": N_("Document number"),
+    "birth_date": N_("Birth date"),
+    "relationship": N_("Relationship to the person visited"),
+    "sex": N_("Sex"),
+}
+
+
+def field_label(field: str | None) -> str | None:
+    """How a form field of the family pages reads, or ``None`` for any other."""
+    if field in FIELD_LABELS:
+        return gettext(FIELD_LABELS[field])
+    parts = (field or "").split(".")
+    if (
+        len(parts) == 3
+        and parts[0] == "visitors"
+        and parts[1].isdigit()
+        and parts[2] in VISITOR_FIELD_LABELS
+    ):
+        visitor = gettext("Visitor %(n)s", {"n": int(parts[1]) + 1})
+        return f"{visitor} · {gettext(VISITOR_FIELD_LABELS[parts[2]])}"
+    return None
+
+
 def label(value: StrEnum) -> str:
     return gettext(LABELS[type(value), value])
 

@@ -14,6 +14,7 @@ from visits.problems import Problem, message
 from web.labels import (
     actor_name,
     audit_action,
+    field_label,
     label,
     message_kind,
     message_status,
@@ -78,6 +79,7 @@ def make_templates() -> Jinja2Templates:
         language_names=i18n.LANGUAGE_NAMES,
         message=message,
         page_address=page_address,
+        field_label=field_label,
     )
     env.filters.update(
         day=i18n.format_day,
