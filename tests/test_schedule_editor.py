@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.factories import NOW
 from tests.staffing import make_staff, sign_in, staff_token
-from tests.test_closures import book_one, quencoro_days
+from tests.test_closures import book_one, quencoro_days, try_booking
 from tests.test_pages import text
 from tests.test_races import race
 from visits import schedule_edits
@@ -273,3 +273,54 @@ def test_two_administrators_adding_overlapping_visit_times_at_once_get_one(admin
             return ",".join(sorted(rejected.codes))
 
     assert race(2, add) == {"added": 1, "sessions_overlap": 1}
+
+
+def test_a_removed_visit_time_stays_on_the_gates_list_and_closures_while_it_holds_bookings(
+    admin, db
+):
+    """A weekly time removed keeps its booked dates: the guard still finds them (list, search
+    by reference or document, CSV) and the closures page still offers that time to close.
+    Once nothing is booked there any more, it is gone from both."""
+    friday, day = date(2026, 12, 4), {"date": "2026-12-04"}
+    form = {
+        "action": "add", "add-weekday": "4", "add-start": "15:00", "add-end": "17:00",
+        "add-capacity": "40", "add-group": "anyone", "add-valid_from": "2026-12-01",
+    }  # fmt: skip
+    assert _send(admin, "", **form).status_code == 303
+    slot_id = _slot(db, friday, time(15)).id
+    created = try_booking(admin, slot_id, "Q10003", "Hancco", "43333333", "987654323")
+    assert created.status_code == 201, created.text
+    ref = created.json()["reference"].replace("-", "")
+    removed = _send(admin, "", action="remove", template_id=str(_template(db, 4, time(15)).id))
+    assert removed.status_code == 303
+    assert _slot(db, friday, time(15)).withdrawn_at is not None
+
+    listed = admin.get("/staff/p/QUENCORO/day", params=day)
+    assert f'id="slot-{slot_id}"' in listed.text
+    assert f'id="b-{ref}"' in listed.text
+    for query in (ref, "43333333"):
+        found = admin.get(
+            "/staff/p/QUENCORO/day", params=day | {"q": query}, follow_redirects=False
+        )
+        assert found.status_code == 303, query
+        assert found.headers["location"].endswith(f"#b-{ref}")
+    assert ref in admin.get("/staff/p/QUENCORO/day.csv", params=day).text
+    closures = admin.get("/staff/p/QUENCORO/closures", params={"day": "2026-12-04"})
+    assert 'name="start" value="15:00"' in closures.text
+    assert 'class="withdrawn"' in closures.text  # said to be no longer offered
+    preview = admin.post(
+        "/staff/p/QUENCORO/closures/preview",
+        data={"csrf_token": staff_token(admin), "day": "2026-12-04", "start": "15:00",
+              "reason": "Requisa"},
+    )  # fmt: skip
+    assert preview.status_code == 200
+    assert created.json()["reference"] in text(preview)
+
+    token = created.json()["manage_token"]
+    cancelled = admin.post(
+        f"/api/v1/bookings/{ref}/cancel", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert f'id="slot-{slot_id}"' not in admin.get("/staff/p/QUENCORO/day", params=day).text
+    closures = admin.get("/staff/p/QUENCORO/closures", params={"day": "2026-12-04"})
+    assert 'name="start" value="15:00"' not in closures.text

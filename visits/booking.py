@@ -36,8 +36,10 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    exists,
     false,
     func,
+    or_,
     orm,
     select,
     text,
@@ -45,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from visits import audit, reference, screening, sms, throttle, verification
 from visits.advisories import for_booking, measures_on
@@ -269,6 +272,15 @@ def slot_in_prison(session: Session, prison: Prison, raw_slot_id: str | int) -> 
     if slot is None or slot.prison_id != prison.id or slot.withdrawn_at is not None:
         return None
     return slot
+
+
+def slot_in_use() -> ColumnElement[bool]:
+    """Whether a :class:`Slot` is still a visit time that happens: offered, or withdrawn from
+    the schedule but still holding a booking that is not cancelled (held, confirmed, attended
+    or no-show), which stays for it. The gate lists such a time like any other, and a closure
+    can close it on its own; one whose bookings were all cancelled is gone from both."""
+    kept = exists().where(Booking.slot_id == Slot.id, Booking.status != BookingStatus.CANCELLED)
+    return or_(Slot.withdrawn_at.is_(None), kept)
 
 
 def slot_problems(

@@ -31,6 +31,7 @@ from visits.booking import (
     CancelCause,
     cancel_booking,
     lock_for_cancelling,
+    slot_in_use,
 )
 from visits.db import require_write_lock
 from visits.prison import Prison
@@ -55,11 +56,13 @@ class ClosureRequest:
 def day_slots(
     session: Session, prison: Prison, day: date, *, withdrawn: bool = False
 ) -> list[Slot]:
-    """The sessions of one day still offered, in order; with ``withdrawn``, also those the
-    schedule dropped but kept for the bookings they hold (a closure cancels those too)."""
+    """The sessions of one day in use, in order: still offered, or dropped by the schedule but
+    kept for bookings not cancelled (:func:`visits.booking.slot_in_use`; each can be closed
+    on its own, which cancels those bookings). With ``withdrawn``, every session the schedule
+    dropped, even one whose bookings were all cancelled (a closure reaches them all)."""
     query = select(Slot).where(Slot.prison_id == prison.id, Slot.local_date == day)
     if not withdrawn:
-        query = query.where(Slot.withdrawn_at.is_(None))
+        query = query.where(slot_in_use())
     return list(session.scalars(query.order_by(Slot.starts_at)))
 
 

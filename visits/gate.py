@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from visits import audit, screening, sms
 from visits.advisories import for_booking, in_force
 from visits.base import Base, UTCDateTime, str_enum
-from visits.booking import Booking, BookingStatus, BookingVisitor
+from visits.booking import Booking, BookingStatus, BookingVisitor, slot_in_use
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
 from visits.health import UNDER_FIVE, Measures, measures_for
@@ -141,7 +141,8 @@ class GateSlot:
 
 def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     """Every slot of the prison's ``day`` (in its own time), with its bookings and visitors
-    in the order they were booked."""
+    in the order they were booked: those still offered, and those the schedule withdrew that
+    still hold bookings (see :func:`visits.booking.slot_in_use`)."""
     start = local_moment(day, time(), prison.tz)
     end = local_moment(day + timedelta(days=1), time(), prison.tz)
     slots = {
@@ -149,7 +150,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
         for row in session.execute(
             select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.capacity, Slot.seats_taken)
             .where(Slot.prison_id == prison.id, Slot.starts_at >= start, Slot.starts_at < end)
-            .where(Slot.withdrawn_at.is_(None))
+            .where(slot_in_use())  # a time removed from the schedule, kept for its bookings
             .order_by(Slot.starts_at)
         )
     }
