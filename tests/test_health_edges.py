@@ -27,22 +27,23 @@ from tests.factories import (
     request_for,
     visitor,
 )
-from tests.staffing import staff_token
+from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import quencoro_days
 from tests.test_health_web import WING_A_MASKS, _post
 from tests.test_health_web import booked as booked
 from tests.test_issuing import _issue, _setup, _sms
-from tests.test_pages import csrf, first_open_slot, identify, review, visitor_form
+from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_screening import _outcomes, _screen
 from tests.test_screening import today as today
-from visits.booking import Booking, BookingRequest, create_booking, move_booking
-from visits.gate import Actor, screen_at_gate
+from visits.booking import Booking, BookingRequest, BookingStatus, create_booking, move_booking
+from visits.gate import Actor, GateCheck, GateStatus, record_arrival, screen_at_gate
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue, lift, reissue
 from visits.prison import Prison
-from visits.problems import Rejected
+from visits.problems import Code, Rejected
 from visits.screening import QUESTIONS, Answers, Outcome, Stage, Symptom
+from visits.staff import StaffRole
 
 
 def _measure_texts(db, reference) -> list[str]:
@@ -194,6 +195,79 @@ def test_a_high_risk_visitor_is_kept_out_at_the_gate_under_a_no_high_risk_measur
     day = client.get("/staff/p/QUENCORO/day").text
     assert "No puede ingresar: medida de salud" in day
     assert _outcomes(db, Stage.GATE) == {"María": Outcome.CLEAR}  # no symptom, but not let in
+
+
+@pytest.fixture
+def kept_out(make_client, db):
+    """A Quencoro visit this afternoon, booked before a measure came to keep high-risk
+    visitors away: an adult, a child of 2 and a pregnant woman; a guard signed in."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        slot = make_slot(s, prison, LIMA_TODAY, start=time(14))
+        toddler = visitor(
+            "72222222", first_names="Ana", birth_date="2024-05-01", relationship="child"
+        )
+        pregnant = dataclasses.replace(visitor("43333333", first_names="Rosa"), high_risk="1")
+        party = request_for(slot, visitor(), toddler, pregnant)
+        booking = create_booking(
+            s, prison=prison, inmate=inmate, request=party, now=NOW - timedelta(days=3),
+            secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        reference, ids = booking.reference, [v.id for v in booking.visitors]
+    _keep_high_risk_away(db, "QUENCORO")
+    client = make_client()
+    assert sign_in(client, "guardia").status_code == 303
+    return client, reference, ids
+
+
+def test_the_gate_cannot_let_in_a_visitor_a_health_measure_keeps_away(kept_out, db):
+    client, reference, (adult, toddler, pregnant) = kept_out
+    day = client.get("/staff/p/QUENCORO/day").text
+    row = re.search(rf'<tr id="b-{reference}">(.*?)</tr>', day, re.S).group(1)
+    assert f"/visitors/{adult}/arrived" in row
+    for kept in (toddler, pregnant):
+        assert f"/visitors/{kept}/arrived" not in row  # no "Ingresó" to press
+        assert f"/visitors/{kept}/turn-away" in row
+        assert f"/visitors/{kept}/screening" in row
+    for kept, code in ((toddler, Code.HEALTH_NO_YOUNG_CHILDREN), (pregnant, Code.HEALTH_HIGH_RISK)):
+        with pytest.raises(Rejected) as refused, db.writing() as s:
+            record_arrival(
+                s, prison=s.scalar(select(Prison).where(Prison.code == "QUENCORO")),
+                visitor_id=kept, actor=Actor("staff:guardia", ""), now=NOW,
+            )  # fmt: skip
+        assert refused.value.codes == {code}
+        answer = client.post(
+            f"/staff/p/QUENCORO/visitors/{kept}/arrived",
+            data={"csrf_token": staff_token(client)},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 409
+        assert "no puede venir por ahora: una medida de salud" in text(answer)
+    with db.read_session() as s:
+        assert s.scalar(select(GateCheck)) is None
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+    for kept in (toddler, pregnant):  # turned away, as the measure asks
+        turned = client.post(
+            f"/staff/p/QUENCORO/visitors/{kept}/turn-away",
+            data={"csrf_token": staff_token(client), "reason": "health", "note": ""},
+            follow_redirects=False,
+        )
+        assert turned.status_code == 303
+    let_in = client.post(
+        f"/staff/p/QUENCORO/visitors/{adult}/arrived",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert let_in.status_code == 303
+    with db.read_session() as s:
+        checks = {c.booking_visitor_id: c.status for c in s.scalars(select(GateCheck))}
+    assert checks == {
+        adult: GateStatus.ARRIVED,
+        toddler: GateStatus.TURNED_AWAY,
+        pregnant: GateStatus.TURNED_AWAY,
+    }
 
 
 def test_a_stale_clear_screening_never_overwrites_symptoms_found(today, db):

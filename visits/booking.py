@@ -61,7 +61,7 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.health import UNDER_FIVE, Measures
+from visits.health import HighRisk, Measures, high_risk, kept_away
 from visits.inmate import Inmate, inmate_problems
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -391,20 +391,27 @@ def party_rule_problems(
         if attendee.visitor_id in banned:
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
-    young = [a for a in attendees if age_on(a.member.birth_date, slot.local_date) < UNDER_FIVE]
-    at_risk = [a for a in attendees if a.high_risk and a not in young]
-    if not (young or at_risk):
-        return problems
+    ages = [age_on(a.member.birth_date, slot.local_date) for a in attendees]
+    if not any(high_risk(age, a.high_risk) for a, age in zip(attendees, ages, strict=True)):
+        return problems  # nobody a measure could keep away: no need to read the measures
     if measures is None:
         measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
-    if measures.no_high_risk:
-        for attendee in young:
-            where = f"visitors.{attendee.member.index}.birth_date"
-            problems.append(Problem(Code.HEALTH_NO_YOUNG_CHILDREN, where, {"name": attendee.name}))
-        for attendee in at_risk:
-            where = f"visitors.{attendee.member.index}.high_risk"
-            problems.append(Problem(Code.HEALTH_HIGH_RISK, where, {"name": attendee.name}))
+    for attendee, age in zip(attendees, ages, strict=True):
+        if why := kept_away(measures, age, attendee.high_risk):
+            where = f"visitors.{attendee.member.index}.{KEPT_AWAY_FIELDS[why]}"
+            problems.append(kept_away_problem(why, attendee.name, where))
     return problems
+
+
+# Which answer of the booking form makes a visitor high-risk.
+KEPT_AWAY_FIELDS = {HighRisk.YOUNG_CHILD: "birth_date", HighRisk.DECLARED: "high_risk"}
+
+
+def kept_away_problem(why: HighRisk, name: str, where: str | None = None) -> Problem:
+    """The refusal of a visitor a health measure keeps away (see
+    :func:`visits.health.kept_away`), at booking and at the gate alike."""
+    code = Code.HEALTH_NO_YOUNG_CHILDREN if why is HighRisk.YOUNG_CHILD else Code.HEALTH_HIGH_RISK
+    return Problem(code, where, {"name": name})
 
 
 def _attendees(valid: ValidBooking, visitor_ids: Sequence[int | None]) -> list[Attendee]:

@@ -21,13 +21,13 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit, screening, sms
+from visits import audit, health, screening, sms
 from visits.advisories import for_booking, in_force
 from visits.base import Base, UTCDateTime, str_enum
-from visits.booking import Booking, BookingStatus, BookingVisitor, slot_in_use
+from visits.booking import Booking, BookingStatus, BookingVisitor, kept_away_problem, slot_in_use
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
-from visits.health import UNDER_FIVE, Measures, measures_for
+from visits.health import UNDER_FIVE, HighRisk, Measures, measures_for
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -52,7 +52,10 @@ class AgeGroup(StrEnum):
 
 
 def age_group(birth_date: date, day: date, adult_age: int) -> AgeGroup:
-    age = age_on(birth_date, day)
+    return _group(age_on(birth_date, day), adult_age)
+
+
+def _group(age: int, adult_age: int) -> AgeGroup:
     if age >= adult_age:
         return AgeGroup.ADULT
     return AgeGroup.UNDER_FIVE if age < UNDER_FIVE else AgeGroup.MINOR
@@ -103,6 +106,9 @@ class GateVisitor:
     gate_reason: TurnAwayReason | None = None
     gate_note: str = ""
     high_risk: bool = False  # pregnant or low defences, as the family or the gate said
+    # Why the visit's health measures keep this visitor away (None: they do not): the gate
+    # may turn them away, never let them in.
+    kept_away: HighRisk | None = None
     # The screening outcomes recorded for this visit, by stage (see visits.screening).
     screened: dict[Stage, Outcome] = field(default_factory=dict)
 
@@ -201,15 +207,17 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures
             )
             slots[slot_id].bookings.append(current)
+        age = age_on(birth_date, day)
         current.visitors.append(
             GateVisitor(
                 id=visitor_id,
                 name=f"{first_names} {last_names}",
                 doc_type=doc_type,
                 doc_number=doc_number,
-                age_group=age_group(birth_date, day, prison.adult_age),
+                age_group=_group(age, prison.adult_age),
                 relationship=relationship,
                 high_risk=high_risk,
+                kept_away=health.kept_away(current.measures, age, high_risk),
                 gate_status=gate_status,
                 gate_reason=gate_reason,
                 gate_note=gate_note or "",
@@ -312,14 +320,28 @@ def record_arrival(
     session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
 ) -> Booking:
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
-    it is recorded once."""
+    it is recorded once. Refused for a visitor the visit's health measures keep away (the
+    rule that marks them on the list, :func:`kept_away`): they can only be turned away."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
+    if why := kept_away(session, booking, visitor):
+        raise Rejected([kept_away_problem(why, visitor.full_name)])
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
     _audit(session, booking, visitor, "visitor.arrived", actor, now)
     return booking
+
+
+def kept_away(
+    session: Session, booking: Booking, visitor: BookingVisitor, *, declared: bool = False
+) -> HighRisk | None:
+    """Why the health measures in force for the booking's visit keep this visitor away, if
+    they do (:func:`visits.health.kept_away`, as on the day's list); ``declared``: the gate
+    was just told the visitor is pregnant or has low defences."""
+    age = age_on(visitor.birth_date, booking.slot.local_date)
+    declared = declared or visitor.high_risk
+    return health.kept_away(for_booking(session, booking), age, declared)
 
 
 def _unchanged(
@@ -404,9 +426,8 @@ def screen_at_gate(
     if earlier is Outcome.REFER and answers.outcome is not Outcome.REFER:
         raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
     high_risk = visitor.high_risk or answers.high_risk
-    under_five = age_on(visitor.birth_date, booking.slot.local_date) < UNDER_FIVE
-    kept_away = (high_risk or under_five) and for_booking(session, booking).no_high_risk
-    if answers.outcome is Outcome.REFER or kept_away:
+    kept_out = kept_away(session, booking, visitor, declared=answers.high_risk) is not None
+    if answers.outcome is Outcome.REFER or kept_out:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
             note="", actor=actor, now=now,
@@ -418,7 +439,7 @@ def screen_at_gate(
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
     # The outcome is health data: the audit says a screening happened, not what it found.
     _audit(session, booking, visitor, "visitor.screened", actor, now)
-    return Screened(booking, answers.outcome, kept_away)
+    return Screened(booking, answers.outcome, kept_out)
 
 
 def undo_gate(

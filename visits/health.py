@@ -78,6 +78,28 @@ class Measures:
         return "".join("1" if f else "0" for f in flags) + f"-{self.visit_minutes or 0}"
 
 
+class HighRisk(StrEnum):
+    """Why a visitor is at high risk from TB: the visitors a measure may keep away."""
+
+    YOUNG_CHILD = "young_child"  # under 5 on the visit day, whatever the family answers
+    DECLARED = "declared"  # pregnant or with low defences, as the family (or the gate) said
+
+
+def high_risk(age: int, declared: bool) -> HighRisk | None:
+    """Why a visitor of this age (on the visit day) is high-risk, if they are."""
+    if age < UNDER_FIVE:
+        return HighRisk.YOUNG_CHILD
+    return HighRisk.DECLARED if declared else None
+
+
+def kept_away(measures: Measures, age: int, declared: bool) -> HighRisk | None:
+    """Why these measures keep a visitor of this age (on the visit day) away from the visit,
+    if they do: where high-risk visitors are kept away, a child under 5, or a visitor said to
+    be pregnant or with low defences. The one rule that refuses a booking, marks the row on
+    the guard's list and refuses the visitor at the gate."""
+    return high_risk(age, declared) if measures.no_high_risk else None
+
+
 @dataclass(frozen=True)
 class Advisory:
     """An advisory as the rules need it (a row, or one being drafted)."""
