@@ -6,7 +6,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from visits.schedule import Slot
 
@@ -369,3 +369,49 @@ def test_odd_characters_are_refusals_not_errors(client):
         headers=bearer(created["manage_token"]),
     )
     assert moved.status_code == 422
+
+
+def test_a_visit_the_gate_already_recorded_cannot_be_moved_by_the_family(client, db):
+    """Turned away at the gate this morning, for a visit this afternoon: neither the API nor
+    the family's page moves it to another day (the gate's record would go with it)."""
+    from tests.factories import NOW
+    from tests.staffing import make_staff, sign_in
+    from tests.test_pages import csrf
+    from tests.test_staff_web import _visit_today
+    from visits.booking import Booking, BookingStatus
+    from visits.gate import Actor, GateCheck, record_turned_away
+    from visits.prison import prison_by_code
+    from visits.reference import display, manage_token
+    from visits.staff import StaffRole
+
+    reference, visitor_id = _visit_today(db)
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=prison_by_code(s, "QUENCORO"), visitor_id=visitor_id, reason="no_document",
+            note="", actor=Actor("staff:guardia", ""), now=NOW,
+        )  # fmt: skip
+        slot_id = s.scalar(select(Booking.slot_id).where(Booking.reference == reference))
+    token, later = manage_token("test-secret", reference), open_slot(client)["id"]
+    moved = client.post(
+        f"/api/v1/bookings/{reference}/move", json={"slot_id": later}, headers=bearer(token)
+    )
+    assert moved.status_code == 409, moved.text
+    assert [e["code"] for e in moved.json()["errors"]] == ["gate_recorded"]
+    page = client.post(
+        f"/b/{reference}/move",
+        data={"csrf_token": csrf(client), "token": token, "slot_id": str(later)},
+    )
+    assert page.status_code == 409
+    assert client.get(f"/b/{reference}/move", params={"token": token}).status_code == 409
+    shown = client.get(f"/b/{reference}", params={"token": token}).text
+    assert f"/b/{display(reference)}/move" not in shown  # not offered
+    assert f"/b/{display(reference)}/cancel" in shown  # cancelling still is
+    make_staff(db, "guardia", StaffRole.GUARD)
+    assert sign_in(client, "guardia").status_code == 303
+    staff_page = client.get(f"/staff/p/QUENCORO/bookings/{reference}").text
+    assert f"/bookings/{reference}/move" not in staff_page
+    assert f"/bookings/{reference}/cancel" in staff_page
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == reference))
+        assert (booking.slot_id, booking.status) == (slot_id, BookingStatus.CONFIRMED)
+        assert s.get(GateCheck, visitor_id) is not None

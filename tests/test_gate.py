@@ -21,7 +21,7 @@ from tests.factories import (
     visitor,
 )
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingStatus, create_booking
+from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
 from visits.gate import (
     Actor,
     AgeGroup,
@@ -332,3 +332,34 @@ def test_a_booking_still_waiting_for_its_code_is_not_checked_in(gate_world):
     with pytest.raises(Rejected) as held, db.writing() as s:
         record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
     assert held.value.codes == {Code.BOOKING_NOT_ACTIVE}
+
+
+def test_a_visit_the_gate_recorded_stays_on_its_day_but_can_still_be_cancelled(gate_world):
+    """Turned away this morning, for a visit this afternoon: staff cannot move it to another
+    day (its gate record would move too), but can cancel it, which gives its seats back."""
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=adult, reason="no_document", note="", actor=GUARD,
+            now=NOW,
+        )  # fmt: skip
+    with db.read_session() as s:
+        tomorrow = s.scalar(select(Booking.slot_id).where(Booking.reference == refs["tomorrow"]))
+    with pytest.raises(Rejected) as refused, db.writing() as s:
+        move_booking(
+            s, s.scalar(select(Booking).where(Booking.reference == refs["today"])),
+            slot_id=tomorrow, now=NOW, actor="staff:guardia", sms_policy=SMS, reason="Otro día",
+        )  # fmt: skip
+    assert refused.value.codes == {Code.GATE_RECORDED}
+    [today] = _day(db)[0].bookings
+    assert today.reference == refs["today"]
+    assert today.visitors[0].gate_status is GateStatus.TURNED_AWAY
+    assert [b.reference for slot in _day(db, TOMORROW) for b in slot.bookings] == [refs["tomorrow"]]
+    with db.writing() as s:
+        cancel_booking(
+            s, s.scalar(select(Booking).where(Booking.reference == refs["today"])), now=NOW,
+            actor="staff:guardia", sms_policy=SMS, reason="Sin documento, no vuelven hoy",
+        )  # fmt: skip
+    assert _status(db, refs["today"]) is BookingStatus.CANCELLED
+    assert _day(db)[0].seats_taken == 0

@@ -36,12 +36,14 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    column,
     exists,
     false,
     func,
     or_,
     orm,
     select,
+    table,
     text,
     update,
 )
@@ -642,6 +644,18 @@ def create_booking(
     return Booked(booking, token, measures=measures)
 
 
+# What the gate recorded of each visitor of a booking (visits.gate, which sits above this
+# module: it is named by its table here, as visits.schedule names the booking's).
+_GATE_CHECKS = table("gate_check", column("booking_visitor_id"))
+
+
+def gate_recorded(session: Session, booking: Booking) -> bool:
+    """Whether the gate has recorded any visitor of the booking (let in or turned away)."""
+    ids = [v.id for v in booking.visitors]
+    query = select(exists().where(_GATE_CHECKS.c.booking_visitor_id.in_(ids)))
+    return bool(ids) and bool(session.scalar(query))
+
+
 def _locked(session: Session, booking: Booking) -> Booking:
     """The booking as it is now, locked until commit: a cancel and a move of the same booking
     take turns, and each sees the slot the other left it in."""
@@ -677,7 +691,14 @@ def cancel_booking(
     if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
     the SMS answers the family's own text, so it goes even to a number that opted out).
     Staff acting for a family give the ``reason`` and where they are (``origin``); when the
-    prison cancels (``cause``), the history and the family's SMS say why in general words."""
+    prison cancels (``cause``), the history and the family's SMS say why in general words.
+
+    A booking whose visitors were all turned away at the gate stays confirmed until its time
+    starts, and can still be cancelled, by the family or by staff, unlike moved (see
+    :func:`move_booking`): cancelling leaves the booking, and what the gate recorded of it,
+    on its own day (the audit trail keeps both), and gives back places nobody will use.
+    Closures, suspensions and health measures cancel it the same way. Once anyone of it was
+    let in, it is attended and no longer changes at all."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
@@ -829,7 +850,12 @@ def move_booking(
     """Move to another slot: the new seats are taken and the old ones given back in one
     transaction, so the family never ends up with both or with neither; the old time's
     reminders give way to the new time's. Staff acting for a family give the ``reason``
-    and where they are (``origin``)."""
+    and where they are (``origin``).
+
+    A booking the gate has recorded anyone of (turned away before their time began: the
+    booking is still confirmed) is not moved: the record belongs to the visit on that day,
+    and would otherwise follow the booking to the new one (the guard there would find the
+    visitor already turned away). It can still be cancelled (see :func:`cancel_booking`)."""
     new_slot = slot_in_prison(session, booking.prison, slot_id)
     # The order every writer locks in (see the module's docstring); who visits whom never
     # changes, so these can be locked before the booking itself.
@@ -842,6 +868,9 @@ def move_booking(
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     if booking.status is BookingStatus.HELD:
         raise Rejected([Problem(Code.BOOKING_HELD)])
+    # Read under the booking's lock, which the gate takes before recording (visits.gate).
+    if gate_recorded(session, booking):
+        raise Rejected([Problem(Code.GATE_RECORDED)])
     prison, inmate = booking.prison, booking.inmate
     if new_slot is None:
         raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])

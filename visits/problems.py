@@ -88,6 +88,7 @@ class Code(StrEnum):
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
     ALREADY_RECORDED = "already_recorded"
+    GATE_RECORDED = "gate_recorded"
     INVALID_DATE_RANGE = "invalid_date_range"
     DAY_IN_PAST = "day_in_past"
     ALREADY_CLOSED = "already_closed"
@@ -222,6 +223,7 @@ MESSAGES: dict[Code, str] = {
     Code.ALREADY_RECORDED: N_(
         "%(name)s was already recorded at the gate. To change it, undo it first."
     ),
+    Code.GATE_RECORDED: N_("The gate has already recorded this visit: it can no longer be moved."),
     Code.DAY_IN_PAST: N_("This day has already passed."),
     Code.ALREADY_CLOSED: N_("This day or visit time is already closed."),
     Code.NO_VISITS_AT_TIME: N_("There is no visit time then on this day."),

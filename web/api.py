@@ -3,8 +3,9 @@
 A booking is read or changed only with its manage token (returned when it is created, and
 carried in the manage link), sent as ``Authorization: Bearer <token>``. Errors use the same
 typed codes as the pages: ``{"errors": [{"code", "field", "message"}]}``, with 404 for anything
-unknown or not yours, 409 when the slot is full, 422 for every other refusal and 429 when too
-many attempts failed.
+unknown or not yours, 409 when the slot is full or the booking can no longer change that way
+(cancelled, over, not confirmed yet, or already recorded at the gate), 422 for every other
+refusal and 429 when too many attempts failed.
 """
 
 from __future__ import annotations
@@ -316,7 +317,7 @@ async def bearer_token(authorization: Annotated[str, Header()] = "") -> str:
 BearerToken = Annotated[str, Depends(bearer_token)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorsOut, "description": "Unknown, or not yours"},
-    409: {"model": ErrorsOut, "description": "slot_full"},
+    409: {"model": ErrorsOut, "description": "slot_full, or the booking cannot change"},
     422: {"model": ErrorsOut, "description": "Every problem found, with typed codes"},
     429: {"model": ErrorsOut, "description": "too_many_attempts"},
 }
@@ -538,7 +539,8 @@ def move(
     except Rejected as rejected:
         session.rollback()
         problems = list(rejected.problems)
-        status = 409 if rejected.codes & {Code.BOOKING_NOT_ACTIVE, Code.BOOKING_HELD} else None
+        changing = {Code.BOOKING_NOT_ACTIVE, Code.BOOKING_HELD, Code.GATE_RECORDED}
+        status = 409 if rejected.codes & changing else None
         return _errors(problems, status)
     answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     commit_seat_change(request, session, booking.prison_id)

@@ -26,6 +26,7 @@ from visits.booking import (
     check_booking,
     create_booking,
     find_booking,
+    gate_recorded,
     move_booking,
     note_refusal,
     probe_wait,
@@ -84,7 +85,7 @@ def status_for(problems: list[Problem]) -> int:
         return 429
     if Code.FORM_EXPIRED in codes:
         return 403
-    if codes & {Code.SLOT_FULL, Code.BOOKING_NOT_ACTIVE}:
+    if codes & {Code.SLOT_FULL, Code.BOOKING_NOT_ACTIVE, Code.GATE_RECORDED}:
         return 409  # as the API answers: the booking or the time is no longer there to take
     return 422
 
@@ -417,6 +418,9 @@ def _booking_page(
         lang_next=_own_address(booking, "", token),
         manage_url=_manage_url(request, booking, token),
         can_change=booking.can_change(now),
+        # Held: confirmed first; recorded at the gate: it belongs to that day (cancel only).
+        can_move=booking.status is not BookingStatus.HELD
+        and not gate_recorded(object_session(booking), booking),
         # The session that found the booking (still open for this request).
         measures=advisories.for_booking(object_session(booking), booking),
         advised=screening.advised(object_session(booking), list(booking.visitors)),
@@ -628,6 +632,9 @@ def move_form(
     booking = _owned(request, session, reference, token)
     if not booking.can_change(now):
         problems = [Problem(Code.BOOKING_NOT_ACTIVE)]
+        return _booking_page(request, booking, token, now, problems=problems, status=409)
+    if gate_recorded(session, booking):
+        problems = [Problem(Code.GATE_RECORDED)]
         return _booking_page(request, booking, token, now, problems=problems, status=409)
     return _move_page(request, session, booking, token, now)
 

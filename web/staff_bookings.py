@@ -22,6 +22,7 @@ from visits.booking import (
     BookingStatus,
     booking_by_reference,
     cancel_booking,
+    gate_recorded,
     move_booking,
 )
 from visits.problems import Code, Problem, Rejected
@@ -76,7 +77,12 @@ def _page(
     values: dict[str, str] | None = None,
     sent: str = "",
 ) -> Response:
-    can_move = booking.can_change(now) and booking.status is BookingStatus.CONFIRMED
+    # A visit the gate recorded anyone of belongs to its day: cancelled, never moved.
+    can_move = (
+        booking.can_change(now)
+        and booking.status is BookingStatus.CONFIRMED
+        and not gate_recorded(session, booking)
+    )
     return render(
         request,
         "staff_booking.html",
