@@ -297,6 +297,34 @@ def test_move_keeps_the_booking_when_it_fails(client):
     assert after["slot"]["id"] == other["id"]
 
 
+@pytest.mark.parametrize("slot_id", [999999999999, "99999999999", 2**31])
+def test_slot_ids_no_database_integer_holds_are_unknown_slots(client, slot_id):
+    created = book(client, open_slot(client)["id"]).json()
+    refused = client.post(
+        "/api/v1/bookings", json=body(slot_id) | {"inmate": {"code": "Q10002", "surname": "Puma"}}
+    )
+    assert refused.status_code == 422, refused.text
+    assert [e["code"] for e in refused.json()["errors"]] == ["slot_not_found"]
+    moved = client.post(
+        f"/api/v1/bookings/{created['reference']}/move",
+        json={"slot_id": slot_id},
+        headers=bearer(created["manage_token"]),
+    )
+    assert moved.status_code == 422, moved.text
+    assert [e["code"] for e in moved.json()["errors"]] == ["slot_not_found"]
+
+
+def test_true_is_not_a_slot_id(client, db):
+    """JSON ``true`` is no id (read as a number, it would book slot 1)."""
+    refused = book(client, True)
+    assert refused.status_code == 422
+    assert [(e["code"], e["field"]) for e in refused.json()["errors"]] == [
+        ("invalid_request", "slot_id")
+    ]
+    with db.read_session() as s:
+        assert s.get(Slot, 1).seats_taken == 0
+
+
 def test_malformed_bodies_get_the_same_error_shape(client):
     slot = open_slot(client)
     extra = body(slot["id"]) | {"admin": True}

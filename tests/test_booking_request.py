@@ -169,3 +169,15 @@ def test_slot_ids_are_plain_digits(typed):
     from visits.booking_request import parse_slot_id
 
     assert parse_slot_id(typed) is None
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["2147483648", "99999999999", 999999999999, 2**31, 0, pytest.param(10**5000, id="huge")],
+)
+def test_slot_ids_no_database_integer_holds_are_unknown(typed):
+    """PostgreSQL's integer stops at 2**31 - 1: a larger id would be a database error."""
+    from visits.booking_request import parse_slot_id
+
+    assert parse_slot_id(typed) is None
+    assert parse_slot_id("2147483647") == parse_slot_id(2**31 - 1) == 2**31 - 1

@@ -332,6 +332,27 @@ def test_unknown_past_and_foreign_slots(client, db):
     assert client.get(f"/p/QUENCORO/book?slot={full}").status_code == 409
 
 
+def test_slot_ids_no_database_integer_holds_are_unknown(client, db):
+    """Beyond PostgreSQL's integer (2**31 - 1) an id is unknown, as on SQLite: no error page."""
+    slot_id, location = booked(client)
+    for slot in ("2147483648", "99999999999", "999999999999"):
+        page = client.get(f"/p/QUENCORO/book?slot={slot}")
+        assert page.status_code == 404
+        assert "Ese horario no existe" in text(page)
+        form = visitor_form(int(slot), csrf(client), **{"visitors.0.doc_number": "41234567"})
+        posted = client.post("/p/QUENCORO/book", data=form | {"action": "review"})
+        assert posted.status_code == 404
+        path, query = location.split("?")
+        token = dict(p.split("=") for p in query.split("&"))["token"]
+        moved = client.post(
+            f"{path}/move", data={"csrf_token": csrf(client), "token": token, "slot_id": slot}
+        )
+        assert moved.status_code == 422
+        assert "Ese horario no existe" in text(moved)
+    with db.read_session() as s:
+        assert s.scalar(select(Booking.slot_id)) == slot_id
+
+
 def test_the_booking_page_needs_its_token(client):
     _, location = booked(client)
     reference = location.split("?")[0]

@@ -105,6 +105,16 @@ def test_staff_move_for_the_family_under_every_rule(booked, db):
     assert "moved" in _kinds(db, reference)
 
 
+def test_a_slot_id_no_database_integer_holds_is_an_unknown_slot(booked, db):
+    client, reference, slot = booked
+    path = f"/staff/p/QUENCORO/bookings/{reference}/move"
+    data = {"csrf_token": staff_token(client), "slot_id": "99999999999", "reason": "trabajo"}
+    refused = client.post(path, data=data)
+    assert refused.status_code == 422
+    assert "Ese horario no existe" in text(refused)
+    assert _booking(db, reference).slot_id == slot["id"]
+
+
 def test_a_booking_of_another_prison_is_unknown_there(booked, db, make_client):
     _, reference, _ = booked
     other = make_client()

@@ -30,6 +30,9 @@ MAX_DATE_LENGTH = 10
 OLDEST_AGE = 120
 # More visitor entries than this are never read, whatever a prison allows.
 MAX_VISITOR_ENTRIES = 10
+# The largest id a row can have: PostgreSQL's ``integer`` (SQLite's is larger). An id beyond it
+# names no row, and asking the database for it would be an error, not an answer.
+MAX_ID = 2**31 - 1
 
 # Letters (any script, with accents) in words joined by single spaces, hyphens, apostrophes
 # or dots: "María de los Ángeles", "O'Brien", "Quispe-Mamani", "Ma. Elena".
@@ -107,8 +110,18 @@ class ValidBooking:
 
 
 def parse_slot_id(raw: str | int) -> int | None:
-    text = str(raw).strip()
-    return int(text) if re.fullmatch(r"[0-9]{1,12}", text) else None
+    """The id a family or a program sent (plain ASCII digits, or a JSON number), if a row
+    could have it; else ``None``, which callers answer as an unknown slot."""
+    if isinstance(raw, bool):  # JSON true is no id (Python would read it as 1)
+        return None
+    if isinstance(raw, int):
+        number = raw
+    else:
+        text = raw.strip()
+        if not re.fullmatch(r"[0-9]{1,12}", text):
+            return None
+        number = int(text)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def parse_date(raw: str) -> date | None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.orm import Session, object_session
 
 from visits import advisories
@@ -48,6 +48,17 @@ MAX_RANGE_DAYS = 62
 # Generous bounds: the domain gives the precise, typed errors; these only stop abuse.
 # No field ever means a NUL character (and PostgreSQL refuses to store one).
 Text = Annotated[str, Field(default="", max_length=200, pattern=r"^[^\x00]*$")]
+
+
+def _not_a_bool(value: object) -> object:
+    """JSON ``true`` is no slot id (as a number it would read as 1: slot 1 booked)."""
+    if isinstance(value, bool):
+        raise ValueError("a slot id is a number or a string of digits, not true or false")
+    return value
+
+
+# An id beyond what the database holds is simply unknown: the domain answers slot_not_found.
+SlotId = Annotated[int | str, BeforeValidator(_not_a_bool)]
 
 
 class _Body(BaseModel):
@@ -143,14 +154,14 @@ class VisitorIn(_Body):
 class BookingIn(_Body):
     prison: Text
     inmate: InmateIn
-    slot_id: int | str
+    slot_id: SlotId
     visitors: list[VisitorIn] = Field(max_length=10)
     contact_phone: Text
     language: Text = ""
 
 
 class MoveIn(_Body):
-    slot_id: int | str
+    slot_id: SlotId
 
 
 class VisitorOut(BaseModel):

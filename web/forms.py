@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from visits.booking_request import BookingRequest, VisitorInput
+from visits.booking_request import MAX_ID, BookingRequest, VisitorInput
 from visits.i18n import current_locale
 from visits.problems import Code, Problem
 
@@ -34,7 +34,7 @@ async def form_values(request: Request) -> dict[str, str]:
 FormValues = Annotated[dict[str, str], Depends(form_values)]
 # A record's id in a path: anything else (a word, a number no column holds) is a 422 page
 # before any query, never a database error.
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def csrf_token(request: Request) -> str:
