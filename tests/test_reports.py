@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.factories import LIMA_TODAY, NOW, SMS, make_slot, request_for, visitor
@@ -83,3 +84,23 @@ def test_administrators_read_the_report_page(make_client, db):
         "/staff/p/QUENCORO/reports", params={"first": "2026-12-05", "last": "2026-12-01"}
     )
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"first": "9999-12-31", "last": "9999-12-31"},
+        {"first": "9999-12-01"},
+        {"last": "9999-12-31"},
+        {"first": "0001-01-01", "last": "0001-01-02"},
+    ],
+)
+def test_days_far_off_are_refused_before_any_arithmetic(make_client, db, params):
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    sign_in(client, "admin")
+    page = client.get("/staff/p/QUENCORO/reports", params=params)
+    assert page.status_code == 422
+    assert "Elige una fecha de" in text(page)
+    for value in params.values():
+        assert f'value="{value}"' in page.text

@@ -315,6 +315,11 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
     bad = admin.get("/staff/messages", params={"phone": "12", "day": "x"})
     assert bad.status_code == 422
     assert "Escribe un número de celular" in text(bad)
+    for far in ("9999-12-31", "0001-01-01"):
+        refused = admin.get("/staff/messages", params={"day": far})  # no day after 9999-12-31
+        assert refused.status_code == 422
+        assert "Elige una fecha de" in text(refused)
+        assert f'value="{far}"' in refused.text
 
 
 def test_each_verified_phone_is_trusted_for_its_own_days(monkeypatch):

@@ -262,6 +262,27 @@ def test_the_csv_neutralises_formulas_and_keeps_names_as_given(staffed, db):
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
+@pytest.mark.parametrize(
+    ("typed", "told"),
+    [
+        ("9999-12-31", "Elige una fecha de aquí a 10 años como máximo."),
+        ("2040-01-01", "Elige una fecha de aquí a 10 años como máximo."),
+        ("0001-01-01", "Elige una fecha de hace 10 años como máximo."),
+    ],
+    ids=["last-day-python-knows", "a-decade-ahead", "year-one"],
+)
+def test_a_day_far_off_is_refused_on_the_list_and_in_the_csv(staffed, typed, told):
+    """The day after 9999-12-31 is no date: such a day is refused before any arithmetic."""
+    client = staffed()
+    sign_in(client, "guardia")
+    for path in ("/staff/p/QUENCORO/day", "/staff/p/QUENCORO/day.csv"):
+        answer = client.get(path, params={"date": typed})
+        assert answer.status_code == 422
+        assert answer.headers["content-type"].startswith("text/html")
+        assert told in text(answer)
+        assert f'value="{typed}"' in answer.text  # what was typed stays in the field
+
+
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "＝1+1"])
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_quoted(cell):
     assert csv_cell(cell) == "'" + cell

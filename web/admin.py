@@ -5,7 +5,7 @@ national one sees every message.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -20,8 +20,9 @@ from visits.broadcasts import subject as broadcast_subject
 from visits.problems import Code, Problem
 from visits.reference import parse as parse_reference
 from visits.staff import StaffRole
-from web.deps import ReadSession
+from web.deps import Now, ReadSession
 from web.family import render
+from web.forms import iso_day
 from web.staff import access
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -36,6 +37,7 @@ def messages(
     request: Request,
     session: ReadSession,
     who: Admin,
+    now: Now,
     phone: str = "",
     reference: str = "",
     status: str = "",
@@ -75,11 +77,13 @@ def messages(
         else:
             problems.append(Problem(Code.INVALID_CHOICE, "status"))
     if day:
-        try:
-            start = datetime.combine(date.fromisoformat(day), time(), tzinfo=SERVICE_TZ)
-        except ValueError:
-            problems.append(Problem(Code.INVALID_DATE, "day"))
+        today = now.astimezone(SERVICE_TZ).date()
+        found: list[Problem] = []
+        chosen = iso_day(day, "day", today, found, near=today)  # 9999-12-31 has no next day
+        if found:
+            problems.extend(found)
         else:
+            start = datetime.combine(chosen, time(), tzinfo=SERVICE_TZ)
             query = query.where(
                 OutboxMessage.created_at >= start,
                 OutboxMessage.created_at < start + timedelta(days=1),

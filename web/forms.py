@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -66,16 +66,36 @@ def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
     )
 
 
-def iso_day(raw: str | None, field: str, default: date, problems: list[Problem]) -> date:
+# How far from today a page that only shows a day (the gate's list, the reports, the SMS sent)
+# may be asked to look: further is a typo, and the day after 9999-12-31 would be an error.
+NEAR_YEARS = 10
+_NEAR = timedelta(days=round(NEAR_YEARS * 365.25))
+
+
+def iso_day(
+    raw: str | None,
+    field: str,
+    default: date,
+    problems: list[Problem],
+    *,
+    near: date | None = None,
+) -> date:
     """A ``YYYY-MM-DD`` query value (what a date input sends), else ``default``; a malformed
-    one adds its problem."""
+    one adds its problem. With ``near`` (today), a day more than :data:`NEAR_YEARS` years
+    from it is refused too (``default`` is returned), before any date arithmetic: forms whose
+    domain checks have their own limits leave ``near`` out."""
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         problems.append(Problem(Code.INVALID_DATE, field))
         return default
+    if near is not None and abs(day - near) > _NEAR:
+        code = Code.DATE_TOO_FAR if day > near else Code.DATE_TOO_OLD
+        problems.append(Problem(code, field, {"years": NEAR_YEARS}))
+        return default
+    return day
 
 
 def shown_count(raw: str) -> int:

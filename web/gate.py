@@ -57,9 +57,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def _day(raw: str | None, who: Staff, now) -> tuple[date, list[Problem]]:
+    """The day asked for (today if none); a malformed one, or one years away, is a problem
+    and today is shown instead."""
     problems: list[Problem] = []
     today = who.prison.local_date(now)  # type: ignore[union-attr]
-    return iso_day(raw, "date", today, problems), problems
+    return iso_day(raw, "date", today, problems, near=today), problems
 
 
 @router.get("/day", response_class=HTMLResponse)
@@ -72,8 +74,10 @@ def day_page(
     q: str = "",
 ) -> Response:
     day, problems = _day(date, who, now)
-    slots = [] if problems else gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
-    if q.strip() and not problems:
+    if problems:
+        return _day_page(request, who, now, day, [], problems, 422, q, typed=date)
+    slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
+    if q.strip():
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
         problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
@@ -89,7 +93,9 @@ def _day_page(
     problems: list[Problem],
     status: int,
     q: str = "",
+    typed: str | None = None,
 ) -> Response:
+    """``typed``: the date as it was sent, when it was refused (kept in its field)."""
     prison = who.prison
     assert prison is not None
     return render(
@@ -101,7 +107,7 @@ def _day_page(
         day=day,
         slots=slots,
         problems=problems,
-        values={"date": day.isoformat(), "q": q},
+        values={"date": day.isoformat() if typed is None else typed, "q": q},
         # Check-in happens on the visit's day only; a no-show once the time is over.
         gate_open=day == prison.local_date(now),
         past_or_today=day <= prison.local_date(now),
@@ -158,10 +164,12 @@ def csv_cell(value: object) -> str:
 
 
 @router.get("/day.csv")
-def day_csv(who: GateStaff, session: ReadSession, now: Now, date: str | None = None) -> Response:
+def day_csv(
+    request: Request, who: GateStaff, session: ReadSession, now: Now, date: str | None = None
+) -> Response:
     day, problems = _day(date, who, now)
-    if problems:
-        return Response(status_code=422)
+    if problems:  # the page, with why: a bare error would be an empty download
+        return _day_page(request, who, now, day, [], problems, 422, typed=date)
     prison = who.prison
     assert prison is not None
     out = io.StringIO()

@@ -37,8 +37,8 @@ def reports_page(
     assert prison is not None
     today = prison.local_date(now)
     problems: list[Problem] = []
-    start = iso_day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems)
-    end = iso_day(last, "last", today, problems)
+    start = iso_day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems, near=today)
+    end = iso_day(last, "last", today, problems, near=today)
     if not problems and not (start <= end <= start + timedelta(days=MAX_DAYS - 1)):
         problems.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
     return render(
