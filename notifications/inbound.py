@@ -34,6 +34,8 @@ OPT_OUT = TWILIO_OPT_OUT | {"BAJA", "ALTO", "PARAR", "DETENER", "SALIR", "NOMAS"
 TWILIO_OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 OPT_IN = TWILIO_OPT_IN | {"ALTA", "INICIO", "VOLVER"}
 HELP = frozenset({"HELP", "INFO", "AYUDA"})
+# The longest text Twilio delivers (10 concatenated segments): more is kept no longer.
+MAX_BODY = 1600
 
 
 class Intent(StrEnum):
@@ -49,6 +51,11 @@ def normalise(text: str) -> str:
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     words = "".join(c if c.isalnum() else " " for c in plain.upper()).split()
     return " ".join(words)
+
+
+def clean_body(text: str) -> str:
+    """What is kept of a text: without NUL characters, at most :data:`MAX_BODY` long."""
+    return text.replace("\x00", "")[:MAX_BODY]
 
 
 def intent(text: str) -> Intent:
@@ -88,12 +95,16 @@ class Received:
 def receive(
     session: Session, *, provider_sid: str, sender: str, body: str, now: datetime
 ) -> Received | None:
-    """Record an inbound text and apply opt-out or opt-in; ``None`` if it was seen before."""
+    """Record an inbound text and apply opt-out or opt-in; ``None`` if it was seen before.
+
+    NUL characters are dropped from the body (no text means one, and PostgreSQL stores none)
+    and it is cut to :data:`MAX_BODY`."""
     if session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == provider_sid)):
         return None
+    body = clean_body(body)
     kind = intent(body)
     message = InboundMessage(
-        provider_sid=provider_sid, sender=sender, body=body[:1600], intent=kind, received_at=now
+        provider_sid=provider_sid, sender=sender, body=body, intent=kind, received_at=now
     )
     try:
         with session.begin_nested():

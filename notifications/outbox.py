@@ -61,6 +61,7 @@ PROVIDER_STATUSES = {
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.CANCELLED,
 }
+ERROR_CODE_LENGTH = 32
 
 
 class OutboxMessage(Base):
@@ -101,7 +102,7 @@ class OutboxMessage(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LENGTH))
     error_message: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -346,7 +347,8 @@ def apply_provider_status(
     if message is None or RANK[status] <= RANK[message.status]:
         return False
     message.provider_sid = provider_sid
-    if error_code:
+    # What the column holds of it (a code is 5 digits; PostgreSQL stores no NUL character).
+    if error_code := (error_code or "").replace("\x00", "")[:ERROR_CODE_LENGTH]:
         message.error_code = error_code
     move(session, message, status, now, f"provider: {provider_status}")
     return True

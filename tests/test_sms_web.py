@@ -142,6 +142,65 @@ def test_an_inbound_two_cancels_the_booking_and_frees_the_seats(twilio_client, d
     ]
 
 
+def _inbound(db) -> list[tuple[str, str, str, str | None]]:
+    from notifications.inbound import InboundMessage
+
+    with db.read_session() as s:
+        rows = s.scalars(select(InboundMessage).order_by(InboundMessage.id))
+        return [(m.sender, m.body, m.intent.value, m.handled_as) for m in rows]
+
+
+@pytest.mark.parametrize(
+    "sender", ["whatsapp:+51987654321", "+519876543210000000", "+51987\x00654321", "INPE", "-"]
+)
+def test_an_inbound_text_from_no_phone_number_is_answered_and_ignored(twilio_client, db, sender):
+    """No booking, opt-out or answer can concern a sender we could never have texted; a 200
+    stops Twilio asking again (it retries what fails)."""
+    assert book(twilio_client, open_slot(twilio_client)["id"]).status_code == 201
+    inbound = {"MessageSid": "SMin2", "From": sender, "Body": "2"}
+    response = signed_post(twilio_client, "/twilio/inbound", inbound)
+    assert response.status_code == 200
+    assert "<Response></Response>" in response.text
+    assert _inbound(db) == []
+    with db.read_session() as s:
+        assert s.scalar(select(Booking)).status is BookingStatus.CONFIRMED
+    assert not queued(db, kind="help")
+
+
+def test_an_inbound_text_loses_its_nul_characters_and_what_no_sms_can_hold(twilio_client, db):
+    stop = {"MessageSid": "SMin3", "From": PHONE, "Body": "BA\x00JA\x00"}
+    assert signed_post(twilio_client, "/twilio/inbound", stop).status_code == 200
+    long = {"MessageSid": "SMin4", "From": PHONE, "Body": "\x00" + "é" * 5000}
+    assert signed_post(twilio_client, "/twilio/inbound", long).status_code == 200
+    assert _inbound(db) == [
+        (PHONE, "BAJA", "opt_out", "opt_out"),
+        (PHONE, "é" * 1600, "text", "help"),
+    ]
+    with db.read_session() as s:
+        assert s.get(Recipient, PHONE).opted_out_at is not None
+
+
+@pytest.mark.parametrize("sid", ["SM\x00in", "SM" + "a" * 70, "SM-in ñ"])
+def test_a_webhook_with_an_odd_message_id_is_a_bad_request(twilio_client, db, sid):
+    inbound = {"MessageSid": sid, "From": PHONE, "Body": "BAJA"}
+    assert signed_post(twilio_client, "/twilio/inbound", inbound).status_code == 400
+    report = {"MessageSid": sid, "MessageStatus": "delivered"}
+    assert signed_post(twilio_client, "/twilio/status", report).status_code == 400
+    assert _inbound(db) == []
+
+
+def test_a_delivery_report_keeps_what_fits_of_an_odd_error_code(twilio_client, db):
+    message_id = sent_message(db, sid=None)
+    report = {"MessageSid": "SMabc", "MessageStatus": "failed", "ErrorCode": "3\x00" + "9" * 40}
+    assert signed_post(twilio_client, f"/twilio/status?m={message_id}", report).status_code == 204
+    [message] = queued(db)
+    assert (message.status, message.provider_sid) == (MessageStatus.FAILED, "SMabc")
+    assert message.error_code == "3" + "9" * 31
+    odd_id = {"MessageSid": "SMdef", "MessageStatus": "delivered"}
+    for m in ("%C2%B2", "99999999999"):  # "²", and no id: the report is matched by its sid
+        assert signed_post(twilio_client, f"/twilio/status?m={m}", odd_id).status_code == 204
+
+
 # --- Verification ----------------------------------------------------------------------------
 
 

@@ -121,7 +121,7 @@ def handle_inbound(
         if received.changed and not received.provider_answers:
             answer("opted_out" if inbound.intent is Intent.OPT_OUT else "opted_in")
         return received
-    word = normalise(body)
+    word = normalise(inbound.body)  # as recorded: without NUL characters
     if word not in (COMING, NOT_COMING):
         answer("help")
         inbound.handled_as = "help"
