@@ -297,6 +297,19 @@ def test_move_keeps_the_booking_when_it_fails(client):
     assert after["slot"]["id"] == other["id"]
 
 
+@pytest.mark.parametrize(
+    ("language", "accept", "kept"),
+    [("en-US", None, "en"), ("EN", None, "en"), ("fr", "en-GB,en;q=0.8", "en")],
+)
+def test_the_booking_language_is_read_as_a_language_tag(client, language, accept, kept):
+    """Its SMS go out in it: "en-US" is English, and a language not offered is the caller's."""
+    headers = {"Accept-Language": accept} if accept else {}
+    payload = body(open_slot(client)["id"]) | {"language": language}
+    created = client.post("/api/v1/bookings", json=payload, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["booking"]["language"] == kept
+
+
 @pytest.mark.parametrize("slot_id", [999999999999, "99999999999", 2**31])
 def test_slot_ids_no_database_integer_holds_are_unknown_slots(client, slot_id):
     created = book(client, open_slot(client)["id"]).json()

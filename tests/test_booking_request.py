@@ -123,6 +123,25 @@ def test_blank_extra_visitors_are_skipped_but_keep_their_position():
     ]
 
 
+@pytest.mark.parametrize(
+    ("given", "asking", "kept"),
+    [
+        ("en-US", "es", "en"),
+        ("EN", "es", "en"),
+        ("en_GB", "es", "en"),
+        (" en-PE ", "es", "en"),
+        ("fr", "en", "en"),  # not offered: the language of the request, as with none
+        ("", "en", "en"),
+    ],
+)
+def test_the_language_is_read_as_a_language_tag(given, asking, kept):
+    from visits.i18n import use_locale
+
+    request = BookingRequest("7", [visitor()], "987654321", language=given)
+    with use_locale(asking):
+        assert parse_booking(request, today=TODAY, sex_required=False).language == kept
+
+
 def test_a_valid_request_is_normalised():
     request = BookingRequest(
         slot_id=" 7 ",

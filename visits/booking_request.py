@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import phonenumbers
 
-from visits.i18n import SUPPORTED_LOCALES, negotiate
+from visits.i18n import current_locale, supported_locale
 from visits.problems import Code, Problem, Rejected
 from visits.rules import PartyMember, Sex
 from visits.screening import QUESTIONS, Answers, parse_answers
@@ -272,5 +272,7 @@ def parse_booking(request: BookingRequest, *, today: date, sex_required: bool) -
         raise Rejected(problems)
     assert slot_id is not None
     assert isinstance(phone, str)
-    language = request.language if request.language in SUPPORTED_LOCALES else negotiate(None)
+    # A language tag, read as such ("en-US" is English); none, or one not offered, is the
+    # language the request came in (the page's, or the API caller's Accept-Language).
+    language = supported_locale(request.language) or current_locale()
     return ValidBooking(slot_id, tuple(visitors), phone, language)

@@ -8,6 +8,7 @@ set per request by the web layer or per message by whoever writes to a family.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,13 +45,19 @@ def translations(locale: str) -> NullTranslations:
     return Translations.load(str(LOCALE_DIR), [locale], domain=DOMAIN)
 
 
-def negotiate(candidate: str | None) -> str:
-    """The supported locale for a requested one (``es-PE`` → ``es``), else the default."""
+def supported_locale(candidate: str | None) -> str | None:
+    """The supported locale a language tag names, whatever its case and region (``en-US``,
+    ``EN``, ``es_PE``, ``en;q=0.8`` → ``en``, ``en``, ``es``, ``en``), else ``None``."""
     if candidate:
-        base = candidate.replace("_", "-").split("-")[0].lower()
+        base = re.split(r"[-_;]", candidate.strip(), maxsplit=1)[0].strip().lower()
         if base in SUPPORTED_LOCALES:
             return base
-    return DEFAULT_LOCALE
+    return None
+
+
+def negotiate(candidate: str | None) -> str:
+    """The supported locale for a requested one (``es-PE`` → ``es``), else the default."""
+    return supported_locale(candidate) or DEFAULT_LOCALE
 
 
 def current_locale() -> str:
