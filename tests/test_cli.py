@@ -11,7 +11,7 @@ from visits.base import utcnow
 from visits.booking import Booking, BookingStatus
 from visits.db import Database, make_engine
 from visits.demo import CONFIG, ROSTERS
-from visits.inmate import Inmate
+from visits.inmate import Inmate, InmateStatus
 from visits.schedule import Slot
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser, sign_in
 from visits.visitor import VisitorSuspension
@@ -23,11 +23,12 @@ def cli(db_url: str, *args: str):
     return run_cli(*args, env=server_env(db_url, 8000))
 
 
-def rows(db_url: str, model) -> int:
-    """How many rows the table of ``model`` holds, read as the command left it."""
+def rows(db_url: str, model, **where) -> int:
+    """How many rows the table of ``model`` holds (with these values), read as the command
+    left it."""
     db = Database(make_engine(db_url))
     with db.read_session() as s:
-        count = s.scalar(select(func.count()).select_from(model))
+        count = s.scalar(select(func.count()).select_from(model).filter_by(**where))
     db.dispose()
     return count
 
@@ -75,6 +76,14 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     unknown = cli(db_url, "import-inmates", "--prison", "NOWHERE", str(roster))
     assert unknown.returncode == 1
     assert "unknown prison 'NOWHERE'" in unknown.stderr
+
+    active = rows(db_url, Inmate, status=InmateStatus.ACTIVE)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(lines[0] + "\n")
+    empty = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(header_only))
+    assert empty.returncode == 1
+    assert "line 2, column -: no inmate is listed" in empty.stderr  # in English
+    assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active > 0
 
 
 def test_demo_loads_and_reloads(db_url):

@@ -107,6 +107,20 @@ def test_header_problems(prison_db):
     }
 
 
+@pytest.mark.parametrize("rows", ["", "\n\n", ",,,,,,,\n, ,\n", "\r\n"])
+def test_a_roster_without_inmates_is_refused_and_deactivates_nobody(prison_db, rows):
+    """A header alone would say the prison has no inmates: every one would be deactivated."""
+    run(prison_db, GOOD.encode())
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, (HEADER + rows).encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 2, column -: no inmate is listed: the file must list every inmate of the prison"
+    ]
+    assert inmates(prison_db)["Q1"].status is InmateStatus.ACTIVE
+    with prison_db.read_session() as s:
+        assert s.scalars(select(AuditEvent.action)).all() == ["roster.imported"]
+
+
 def test_a_file_that_is_not_utf8_is_refused_with_advice(prison_db):
     latin1 = (HEADER + "Q1,Juan,Ñahui,,1990-05-17,A,active,\n").encode("latin-1")
     with pytest.raises(RosterInvalid) as caught:

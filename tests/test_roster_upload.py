@@ -3,6 +3,8 @@ all or nothing, every problem listed in their language; on each database."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -90,6 +92,16 @@ def test_a_file_that_cannot_be_read_changes_nothing(admin, db, content, name, ex
     assert answer.status_code == 422
     assert expected in text(answer)
     assert len(_inmates(db)) == before
+
+
+def test_a_roster_without_inmates_is_refused_and_deactivates_nobody(admin, db):
+    before = {code: i.status for code, i in _inmates(db).items()}
+    answer = _upload(admin, HEADER.encode())
+    assert answer.status_code == 422
+    shown = text(answer)
+    assert "padron.csv no se importó: 1 problema. No cambió nada." in shown
+    assert re.search(r"\b2 - \w", shown)  # the line and column of an inmate, and why
+    assert {code: i.status for code, i in _inmates(db).items()} == before
 
 
 def test_a_roster_too_large_is_refused_before_it_is_read(admin, db):

@@ -1,10 +1,11 @@
 """Importing the inmate roster a prison exports (CSV), all or nothing.
 
 The file is the whole roster of one prison: rows are matched by inmate code and created or
-updated; active inmates missing from the file are deactivated (they can no longer be booked).
-If any row is wrong, nothing is imported and every bad row is listed with its line, column and
-reason. Both comma and semicolon separators are accepted (spreadsheets in Spanish locales save
-with semicolons); the file must be UTF-8. The format is documented in the README.
+updated; active inmates missing from the file are deactivated (they can no longer be booked),
+so a file that lists no inmate is refused. If any row is wrong, nothing is imported and every
+bad row is listed with its line, column and reason. Both comma and semicolon separators are
+accepted (spreadsheets in Spanish locales save with semicolons); the file must be UTF-8. The
+format is documented in the README.
 """
 
 from __future__ import annotations
@@ -217,6 +218,10 @@ def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
                 visits_suspended_until=until,
             )
         )
+    if not rows and not errors:
+        # The whole roster: a header alone would deactivate every inmate of the prison.
+        reason = N_("no inmate is listed: the file must list every inmate of the prison")
+        raise RosterInvalid([RowError(2, "-", reason)])
     if errors:
         raise RosterInvalid(errors)
     return rows
