@@ -59,9 +59,10 @@ def test_the_slots_page_is_shared_but_each_language_has_its_own(make_client, db)
     english = text(client.get("/p/QUENCORO/slots?lang=en"))
     assert "quedan 150 lugares" in spanish
     assert "150 places left" in english
-    assert "Lleno" not in text(client.get("/p/QUENCORO/slots"))  # cached for a moment more
+    # ?lang=en is remembered: back to Spanish the same way.
+    assert "Lleno" not in text(client.get("/p/QUENCORO/slots?lang=es"))  # cached a moment more
     clock.now += 5
-    assert "Lleno" in text(client.get("/p/QUENCORO/slots"))
+    assert "Lleno" in text(client.get("/p/QUENCORO/slots?lang=es"))
 
 
 def test_a_reload_of_ones_own_slots_page_does_no_database_work(make_client, db):

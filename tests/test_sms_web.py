@@ -323,7 +323,8 @@ def test_the_short_link_in_an_sms_opens_the_booking(client, db):
     response = client.get(link, follow_redirects=False)
     assert response.status_code == 303
     assert client.get(response.headers["location"]).status_code == 200
-    assert client.get(link[:-1] + "x").status_code == 404
+    forged = link[:-1] + ("x" if link[-1] != "x" else "y")  # one character off
+    assert client.get(forged).status_code == 404
     assert client.get("/m/nothing").status_code == 404
 
 
