@@ -43,6 +43,20 @@ def _post(client, path, **data):
     )
 
 
+def change_password(client, current, new=NEW_PASSWORD, again=None):
+    """One's own password change, as the form sends it."""
+    return client.post(
+        "/staff/password",
+        data={
+            "csrf_token": staff_token(client),
+            "current_password": current,
+            "new_password": new,
+            "new_password_again": new if again is None else again,
+        },
+        follow_redirects=False,
+    )
+
+
 def _signed_in(client) -> bool:
     return client.get("/staff", follow_redirects=False).status_code == 200
 
@@ -150,16 +164,7 @@ def test_anyone_changes_their_own_password_proven_by_the_current_one(accounts, m
     assert sign_in(elsewhere, "guardia").status_code == 303
 
     def change(current, new, again=None):
-        return guard.post(
-            "/staff/password",
-            data={
-                "csrf_token": staff_token(guard),
-                "current_password": current,
-                "new_password": new,
-                "new_password_again": new if again is None else again,
-            },
-            follow_redirects=False,
-        )
+        return change_password(guard, current, new, again)
 
     assert "no son iguales" in text(change(STAFF_PASSWORD, NEW_PASSWORD, "otra"))
     assert "al menos 12" in text(change(STAFF_PASSWORD, "corta"))
@@ -184,24 +189,8 @@ def test_anyone_changes_their_own_password_proven_by_the_current_one(accounts, m
 def test_guessing_the_current_password_locks_like_signing_in(accounts):
     _, guard = accounts
     for _ in range(5):
-        guard.post(
-            "/staff/password",
-            data={
-                "csrf_token": staff_token(guard),
-                "current_password": "no es la clave",
-                "new_password": NEW_PASSWORD,
-                "new_password_again": NEW_PASSWORD,
-            },
-        )
-    locked = guard.post(
-        "/staff/password",
-        data={
-            "csrf_token": staff_token(guard),
-            "current_password": STAFF_PASSWORD,
-            "new_password": NEW_PASSWORD,
-            "new_password_again": NEW_PASSWORD,
-        },
-    )
+        change_password(guard, "no es la clave")
+    locked = change_password(guard, STAFF_PASSWORD)
     assert locked.status_code == 429
     assert "Espera 15 minutos" in text(locked)
 
@@ -213,15 +202,6 @@ def test_a_password_change_on_a_session_ended_meanwhile_asks_to_sign_in(accounts
         raise Rejected([Problem(Code.SESSION_ENDED)])
 
     monkeypatch.setattr(staff, "change_own_password", ended)
-    answer = guard.post(
-        "/staff/password",
-        data={
-            "csrf_token": staff_token(guard),
-            "current_password": STAFF_PASSWORD,
-            "new_password": NEW_PASSWORD,
-            "new_password_again": NEW_PASSWORD,
-        },
-        follow_redirects=False,
-    )
+    answer = change_password(guard, STAFF_PASSWORD)
     assert answer.status_code == 401  # the sign-in form, as for any form sent signed out
     assert 'action="/staff/login' in answer.text
