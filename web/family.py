@@ -107,6 +107,11 @@ def _identified(request: Request, session: Session, prison: Prison) -> Inmate | 
     return inmate if inmate is not None and inmate.prison_id == prison.id else None
 
 
+def _form_address(prison: Prison, slot: Slot) -> str:
+    """The booking form of a visit time, as a link opens it."""
+    return f"/p/{prison.code}/book?{urlencode({'slot': slot.id})}"
+
+
 def _own_address(booking: Booking, page: str, token: str) -> str:
     """A booking's page (``page``: "", "/verify", "/cancel", "/move") as a link opens it."""
     return f"/b/{booking.display_reference}{page}?{urlencode({'token': token})}"
@@ -277,7 +282,7 @@ def _booking_form(
         values=values,
         problems=problems,
         entries=range(prison.max_visitors),
-        lang_next=f"/p/{prison.code}/book?{urlencode({'slot': slot.id})}",
+        lang_next=_form_address(prison, slot),
         ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
         measures=advisories.measures_on(
             object_session(slot), prison.id, inmate.wing_id, inmate.id, slot.local_date
@@ -378,7 +383,7 @@ def booking_submit(
             prison=prison,
             inmate=inmate,
             slot=checked.slot,
-            lang_next=f"/p/{prison.code}/book?{urlencode({'slot': checked.slot.id})}",
+            lang_next=_form_address(prison, checked.slot),
             booking=checked.booking,
             values=values,
             submission_key=secrets.token_urlsafe(24),

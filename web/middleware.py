@@ -55,9 +55,9 @@ class LocaleMiddleware:
             return
         request = Request(scope)
         locale = request_locale(request)
-        named = request.query_params.get("lang", "").replace("_", "-").split("-")[0].lower()
+        named = i18n.supported_locale(request.query_params.get("lang"))
         remember = (
-            named in i18n.SUPPORTED_LOCALES
+            named is not None
             and request.cookies.get(LANG_COOKIE) != named
             and not request.url.path.startswith("/api/")
         )
