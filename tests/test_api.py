@@ -299,7 +299,16 @@ def test_move_keeps_the_booking_when_it_fails(client):
 
 @pytest.mark.parametrize(
     ("language", "accept", "kept"),
-    [("en-US", None, "en"), ("EN", None, "en"), ("fr", "en-GB,en;q=0.8", "en")],
+    [
+        ("en-US", None, "en"),
+        ("EN", None, "en"),
+        ("fr", "en-GB,en;q=0.8", "en"),
+        # A first choice not offered, or weighted lower, gives way to one that is.
+        ("fr", "fr-FR, en;q=0.8", "en"),
+        ("de", "es;q=0.2, en;q=0.9", "en"),
+        ("de", "en;q=0, es", "es"),
+        ("de", "fr, en;q=bad", "es"),
+    ],
 )
 def test_the_booking_language_is_read_as_a_language_tag(client, language, accept, kept):
     """Its SMS go out in it: "en-US" is English, and a language not offered is the caller's."""

@@ -82,6 +82,7 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     header_only.write_text(lines[0] + "\n")
     empty = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(header_only))
     assert empty.returncode == 1
+    assert "nothing was imported, 1 problem:" in empty.stderr
     assert "line 2, column -: no inmate is listed" in empty.stderr  # in English
     assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active > 0
 

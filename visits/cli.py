@@ -103,9 +103,8 @@ def import_inmates(
         except RosterInvalid as invalid:
             session.rollback()
             errors = [f"  {e}" for e in invalid.errors]
-            raise _fail(
-                [f"{file}: nothing was imported, {len(errors)} problems:", *errors]
-            ) from None
+            count = f"{len(errors)} problem" + ("" if len(errors) == 1 else "s")
+            raise _fail([f"{file}: nothing was imported, {count}:", *errors]) from None
     typer.echo(f"{found.code}: {report.summary()}")
 
 

@@ -55,6 +55,27 @@ def supported_locale(candidate: str | None) -> str | None:
     return None
 
 
+def preferred_locale(accept_language: str) -> str | None:
+    """The supported locale an ``Accept-Language`` header prefers most (RFC 9110: highest
+    ``q`` first, the header's order between equals; ``q=0`` means "not this one"), else
+    ``None``. ``fr, en;q=0.8`` is English, where reading only the first entry gave up."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, entry in enumerate(accept_language.split(",")):
+        tag, _, params = entry.partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # a malformed weight counts as no preference at all
+        locale = supported_locale(tag)
+        if locale is not None and 0 < weight <= 1:
+            ranked.append((-weight, position, locale))
+    return min(ranked)[2] if ranked else None
+
+
 def negotiate(candidate: str | None) -> str:
     """The supported locale for a requested one (``es-PE`` → ``es``), else the default."""
     return supported_locale(candidate) or DEFAULT_LOCALE

@@ -29,7 +29,7 @@ def request_locale(request: Request) -> str:
     ``Accept-Language``, which a program sets on purpose (a phone's may not match its owner)."""
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
     if not chosen and request.url.path.startswith("/api/"):
-        chosen = request.headers.get("accept-language", "").split(",")[0]
+        chosen = i18n.preferred_locale(request.headers.get("accept-language", ""))
     return i18n.negotiate(chosen)
 
 
