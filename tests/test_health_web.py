@@ -289,6 +289,8 @@ def test_no_family_page_names_a_diagnosis_or_anyone_else(booked, db):
     # And one about Carlos, who lives in the wing of Teófilo, whose family looks.
     about_carlos = {**WING_A_MASKS, "scope": "inmate", "inmate_code": "Q10001"}
     assert _post(staff, **about_carlos).status_code == 303
+    # Staff read whom it is about in words that fit a women's prison too.
+    assert re.search(r"Interno\(a\)\s+Carlos", staff.get(PAGE).text)
     identify(family, *TEOFILO)
     ref = refs["teofilo"]
     manage = f"b/{display(ref)}?token={manage_token('test-secret', ref)}"
