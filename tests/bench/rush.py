@@ -81,7 +81,7 @@ SURNAMES = (
 FIRST_NAMES = ("Carlos", "Jose", "Ruben", "Luis", "Mario", "Juan", "Pedro", "Victor")
 
 SQLITE_WORKERS = (1, 2)
-PG_WORKERS = 2
+PG_WORKERS = (1, 2)
 CONCURRENCY = 64
 WARMUP_SECONDS = 1.0
 MEASURE_SECONDS = 3.0
@@ -1066,6 +1066,13 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SQLITE_WORKERS),
         help="web workers to measure SQLite with (default: %(default)s)",
     )
+    parser.add_argument(
+        "--pg-workers",
+        type=int,
+        nargs="+",
+        default=list(PG_WORKERS),
+        help="web workers to measure PostgreSQL with (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
@@ -1089,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
             print("SQLite: preparing the database", flush=True)
             reports += run_sqlite(workdir, rng, args.sqlite_workers)
         if args.only != "sqlite":
-            reports += run_postgresql(workdir, rng)
+            reports += run_postgresql(workdir, rng, args.pg_workers)
 
     print_tables(reports)
     failures = [r for r in reports if r.correctness]
@@ -1121,18 +1128,23 @@ def run_sqlite(workdir: Path, rng: random.Random, worker_counts: list[int]) -> l
     return reports
 
 
-def run_postgresql(workdir: Path, rng: random.Random) -> list[RunReport]:
-    print("PostgreSQL: preparing the database", flush=True)
+def run_postgresql(workdir: Path, rng: random.Random, worker_counts: list[int]) -> list[RunReport]:
+    """A fresh database for each worker count (a run sells every seat)."""
+    return [_run_postgresql(workdir, random.Random(rng.random()), w) for w in worker_counts]
+
+
+def _run_postgresql(workdir: Path, rng: random.Random, workers: int) -> RunReport:
+    print(f"PostgreSQL ({workers}w): preparing the database", flush=True)
     try:
         with postgres_database() as url:
             try:
                 inmates = prepare(url, workdir, rng)
             except RuntimeError as error:
-                return [RunReport("PostgreSQL", PG_WORKERS, error=str(error))]
-            return [_run_safely("PostgreSQL", url, PG_WORKERS, inmates)]
+                return RunReport("PostgreSQL", workers, error=str(error))
+            return _run_safely("PostgreSQL", url, workers, inmates)
     except Unreachable as error:
         print(f"PostgreSQL is unreachable, not measured: {error}", flush=True)
-        return [RunReport("PostgreSQL", PG_WORKERS, error=f"unreachable: {error}")]
+        return RunReport("PostgreSQL", workers, error=f"unreachable: {error}")
 
 
 def _run_safely(label: str, url: str, workers: int, inmates: list[tuple[str, str]]) -> RunReport:
