@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -275,6 +276,26 @@ def test_a_regrouped_slot_with_bookings_is_reported(db):
     assert [(c.kind, c.seats_taken) for c in report.slots.conflicts] == [
         (ConflictKind.REGROUPED, 1)
     ]
+
+
+def test_a_new_end_reaches_the_open_slots_and_booked_ones_are_reported(db):
+    apply(db, config())
+    slot_id = _book_seats(db, 1)
+    shorter = BASE.replace("CAPACITY", "30").replace("end = 11:00:00", "end = 10:30:00")
+    report = apply(db, parse_config(shorter))[0]
+    assert report.slots.retimed == 2  # both Saturdays of the window
+    assert [(c.kind, c.seats_taken) for c in report.slots.conflicts] == [(ConflictKind.RETIMED, 1)]
+    assert any("2 retimed" in line for line in report.lines())
+    with db.read_session() as s:
+        saturdays = s.scalars(select(Slot).where(Slot.starts_at.isnot(None))).all()
+        ends = {
+            x.ends_at.astimezone(ZoneInfo("America/Lima")).strftime("%H:%M")
+            for x in saturdays
+            if x.local_date.weekday() == 5
+        }
+        assert ends == {"10:30"}
+        assert s.get(Slot, slot_id).seats_taken == 1  # the booking keeps its seat
+    assert not apply(db, parse_config(shorter))[0].changed  # and once is enough
 
 
 def test_one_prison_failing_does_not_stop_the_others(db, monkeypatch):

@@ -115,6 +115,21 @@ def test_lowering_places_is_previewed_then_stops_at_the_places_booked(admin, db)
         assert s.scalar(select(Prison.schedule_edited_at).where(Prison.code == "QUENCORO")) == NOW
 
 
+def test_a_new_end_is_previewed_then_reaches_every_dated_visit_time(admin, db):
+    nine = _template(db, 2, time(9))
+    preview = _send(admin, "/preview", **_edit(nine, end="10:30"))
+    assert preview.status_code == 200
+    shown = text(preview)
+    assert "2 horarios con otra hora de término" in shown
+    assert "02/12/2026 09:00: ahora termina a otra hora, con 2 lugares reservados" in shown
+    assert _slot(db, WEDNESDAY, time(9)).ends_at.astimezone(NOW.tzinfo).hour == 16  # 11:00
+    assert _send(admin, "", **_edit(nine, end="10:30")).status_code == 303
+    for day in (WEDNESDAY, date(2026, 12, 9)):
+        slot = _slot(db, day, time(9))
+        assert (slot.ends_at - slot.starts_at).total_seconds() == 90 * 60, day
+    assert _slot(db, WEDNESDAY, time(9)).seats_taken == 2
+
+
 def test_a_new_weekly_visit_time_makes_its_dated_visit_times(admin, db):
     form = {
         "action": "add", "add-weekday": "4", "add-start": "15:00", "add-end": "17:00",

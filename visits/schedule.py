@@ -207,6 +207,7 @@ class ConflictKind(StrEnum):
     CAPACITY = "capacity"  # lowered only as far as the seats already booked
     WITHDRAWN = "withdrawn"  # no longer in the schedule, kept for its bookings
     REGROUPED = "regrouped"  # now for another visitor group, with bookings made before
+    RETIMED = "retimed"  # now ends at another time, with bookings made before
 
 
 @dataclass
@@ -231,6 +232,11 @@ class SlotConflict:
                 f"slot {when} changed its visitor group with {self.seats_taken} seats booked: "
                 "check those bookings"
             )
+        if self.kind is ConflictKind.RETIMED:
+            return (
+                f"slot {when} now ends at another time with {self.seats_taken} seats booked: "
+                "calendar files already downloaded give the old end"
+            )
         return (
             f"slot {when}: capacity {self.wanted_capacity} is below the {self.seats_taken} "
             f"seats already booked: lowered to {self.seats_taken} instead"
@@ -242,12 +248,13 @@ class SyncReport:
     created: int = 0
     resized: int = 0
     regrouped: int = 0
+    retimed: int = 0  # the same start, another end
     removed: int = 0
     conflicts: list[SlotConflict] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.resized or self.regrouped or self.removed)
+        return bool(self.created or self.resized or self.regrouped or self.retimed or self.removed)
 
 
 def sync_slots(
@@ -255,7 +262,7 @@ def sync_slots(
 ) -> SyncReport:
     """Make the future slots match the templates over the booking window.
 
-    Creates missing slots, applies template capacity and group changes to future slots, and
+    Creates missing slots, applies template end, capacity and group changes to future slots, and
     removes future slots that no template makes any more (including those of the ``retiring``
     templates, about to be deleted). Seats already taken are never touched: a capacity is never
     lowered below them (a conflict is reported), and a slot that any booking refers to is
@@ -322,6 +329,15 @@ def sync_slots(
             if slot.seats_taken:
                 report.conflicts.append(
                     SlotConflict(ConflictKind.REGROUPED, slot.starts_at, slot.seats_taken)
+                )
+        if slot.ends_at != spec.ends_at:
+            # A slot is found by its start; its end follows the template like the rest (a
+            # visit time brought back, too), so pages, reminders, the gate and .ics agree.
+            slot.ends_at = spec.ends_at
+            report.retimed += 1
+            if slot.seats_taken:
+                report.conflicts.append(
+                    SlotConflict(ConflictKind.RETIMED, slot.starts_at, slot.seats_taken)
                 )
         if slot.capacity != spec.capacity:
             _resize(session, slot, spec.capacity, report)
