@@ -93,6 +93,17 @@ def test_unknown_prison_is_404(client):
     response = client.get("/api/v1/prisons/NOPE/slots")
     assert response.status_code == 404
     assert response.json()["errors"][0]["code"] == "prison_not_found"
+    # A NUL (which PostgreSQL refuses to compare) or an overlong code names no prison either.
+    for odd in ("QUEN%00CORO", "Q" * 33):
+        odd_code = client.get(f"/api/v1/prisons/{odd}/slots")
+        assert odd_code.status_code == 404, odd
+        assert odd_code.json()["errors"][0]["code"] == "prison_not_found"
+        family_page = client.get(f"/p/{odd}/slots")
+        assert family_page.status_code == 404, odd
+        assert "Traceback" not in family_page.text
+    nul_body = client.post("/api/v1/bookings", json=body(1) | {"prison": "A\x00B"})
+    assert nul_body.status_code == 422
+    assert nul_body.json()["errors"][0]["field"] == "prison"
     booking = client.post("/api/v1/bookings", json=body(1) | {"prison": "NOPE"})
     assert booking.status_code == 404
     assert booking.json()["errors"] == [

@@ -111,6 +111,7 @@ def test_staff_of_one_prison_get_403_on_another_prison_by_url(staffed):
     assert client.get("/staff/p/QUENCORO/day").status_code == 403
     assert client.get("/staff/p/QUENCORO/day.csv").status_code == 403
     assert client.get("/staff/p/NOWHERE/day").status_code == 404
+    assert client.get("/staff/p/QUEN%00CORO/day").status_code == 404
     national = staffed()
     sign_in(national, "nacional")
     assert national.get("/staff/p/QUENCORO/day").status_code == 200

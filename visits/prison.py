@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, utcnow
 
+MAX_CODE_LENGTH = 32
+
 
 class Prison(Base):
     __tablename__ = "prison"
@@ -22,7 +24,7 @@ class Prison(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(MAX_CODE_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(300), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="America/Lima")
@@ -67,7 +69,12 @@ class Wing(Base):
 
 
 def prison_by_code(session: Session, code: str) -> Prison | None:
-    return session.scalar(select(Prison).where(Prison.code == code.strip().upper()))
+    """The prison an address or file names; an odd code (a NUL, which PostgreSQL refuses
+    to compare, or more than a code holds) names none, without asking the database."""
+    code = code.strip().upper()
+    if not code or len(code) > MAX_CODE_LENGTH or "\x00" in code:
+        return None
+    return session.scalar(select(Prison).where(Prison.code == code))
 
 
 def bookable_prisons(session: Session) -> list[Prison]:
