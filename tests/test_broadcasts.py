@@ -116,6 +116,7 @@ def test_sending_reaches_each_family_once_in_its_language_and_only_once(families
     assert len(_broadcasts(db)) == 3
     listed = text(families.get("/staff/messages"))
     assert "Mensaje a las familias de un día" in listed
+    assert "pris-on" not in listed  # a broadcast has no booking reference to show
 
 
 def test_without_an_english_text_everyone_gets_the_spanish_one(families, db):

@@ -382,6 +382,37 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
         assert f'value="{far}"' in refused.text
 
 
+def test_the_delivery_page_says_in_spanish_why_a_message_was_not_sent(make_client, db):
+    """A reminder withdrawn by a cancellation reads as such, not as the outbox's own words."""
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    admin = make_client()
+    created = book(admin, open_slot(admin)["id"]).json()
+    cancelled = admin.post(
+        f"/api/v1/bookings/{created['reference']}/cancel", headers=bearer(created["manage_token"])
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    sign_in(admin, "nacional")
+    shown = text(admin.get("/staff/messages", params={"reference": created["reference"]}))
+    assert "Motivo: se canceló la reserva" in shown
+    assert "No enviado (cancelado): se canceló la reserva" in shown  # in its history too
+    for english in ("superseded", "booking cancelled"):
+        assert english not in shown
+
+
+def test_every_reason_a_message_records_reads_in_spanish():
+    from visits.i18n import use_locale
+    from web.labels import MESSAGE_REASON_PREFIXES, MESSAGE_REASONS, message_reason
+
+    with use_locale("es"):
+        for reason in MESSAGE_REASONS:
+            assert message_reason(reason) not in ("", reason), reason
+        for prefix in MESSAGE_REASON_PREFIXES:
+            said = message_reason(f"{prefix}: 20429")
+            assert said.endswith(": 20429")
+            assert not said.startswith(prefix), said
+        assert message_reason("Twilio could not find a route") == "Twilio could not find a route"
+
+
 def test_each_verified_phone_is_trusted_for_its_own_days(monkeypatch):
     """A shared browser: verifying one phone does not renew trust in the others."""
     from types import SimpleNamespace

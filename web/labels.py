@@ -230,3 +230,37 @@ def message_status(status: MessageStatus) -> str:
 
 def message_kind(kind: str) -> str:
     return gettext(MESSAGE_KINDS[kind]) if kind in MESSAGE_KINDS else kind
+
+
+# Why a message was held back or what became of it, as the outbox and the dispatcher record
+# it (machine words, kept as they are in the database); staff read them in their language.
+MESSAGE_REASONS = {
+    "booking cancelled": N_("the booking was cancelled"),
+    "booking moved": N_("the booking was moved"),
+    "hold expired": N_("the booking was not confirmed in time"),
+    "replaced by a new code": N_("replaced by a new code"),
+    "no longer wanted": N_("no longer needed"),
+    "too late to be useful": N_("too late to be useful"),
+    "opted_out": N_("the number asked for no more messages"),
+    "unreachable": N_("the number cannot receive messages"),
+    "gave up: no answer from the provider": N_("given up: the provider did not answer"),
+}
+# A reason with the provider's code after it ("retry: 20429").
+MESSAGE_REASON_PREFIXES = {
+    "retry": N_("will try again"),
+    "refused": N_("refused by the provider"),
+    "gave up": N_("given up"),
+    "unknown": N_("outcome unknown, to be checked with the provider"),
+}
+
+
+def message_reason(reason: str | None) -> str:
+    """A recorded reason in the reader's language; the provider's own codes and words stay."""
+    if not reason:
+        return ""
+    if reason in MESSAGE_REASONS:
+        return gettext(MESSAGE_REASONS[reason])
+    prefix, sep, rest = reason.partition(": ")
+    if sep and prefix in MESSAGE_REASON_PREFIXES:
+        return f"{gettext(MESSAGE_REASON_PREFIXES[prefix])}: {rest}"
+    return reason
