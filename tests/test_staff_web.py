@@ -290,6 +290,19 @@ def test_a_csv_cell_that_a_spreadsheet_would_run_is_quoted(cell):
     assert csv_cell("Ana " + cell) == "Ana " + cell
 
 
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("+51966666666", "+51966666666"),  # a phone number as stored: ready to dial
+        ("+519666666661234567", "'+519666666661234567"),  # longer than any number
+        ("+51 966", "'+51 966"),
+        ("+51966666666+1", "'+51966666666+1"),
+    ],
+)
+def test_a_phone_number_is_written_as_it_is(cell, written):
+    assert csv_cell(cell) == written
+
+
 # --- Check-in at the gate -------------------------------------------------------------------
 
 

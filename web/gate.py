@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -158,9 +159,16 @@ def _find(slots: list[GateSlot], query: str) -> str | None:
     return None
 
 
+# A phone number as stored (E.164): a spreadsheet can read it as a number, never run it, and
+# a quote before it would spoil it for the dialler or SMS tool it is copied into.
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
 def csv_cell(value: object) -> str:
     text = str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    if text.startswith(FORMULA_STARTS) and not PHONE_NUMBER.fullmatch(text):
+        return f"'{text}"
+    return text
 
 
 @router.get("/day.csv")
