@@ -7,7 +7,8 @@ comes back with what was typed and every problem at once, never an error trace.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from collections.abc import Hashable
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,7 +38,7 @@ from visits.booking import (
 )
 from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
-from visits.inmate import Inmate, identify, suspended_until
+from visits.inmate import Inmate, Pause, identify, outlook
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Code, Problem, Rejected
 from visits.reference import display as display_reference
@@ -203,16 +204,10 @@ def _slots_page(
     problems: list[Problem] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    cache: AvailabilityCache = request.app.state.availability
     today = prison.local_date(now)
     last = last_bookable_day(today, prison.booking_opens_days)
-    days_html = cache.rendered(
-        prison,
-        "slot_days",
-        lambda: request.app.state.templates.get_template("_slot_days.html").render(
-            prison=prison, days=cache.days(session, prison, now)
-        ),
-    )
+    ahead = outlook(session, inmate, today, last)
+    days_html = _days_html(request, session, prison, now, ahead.paused)
     return render(
         request,
         "slots.html",
@@ -220,10 +215,35 @@ def _slots_page(
         prison=prison,
         inmate=inmate,
         days_html=Markup(days_html),  # noqa: S704 - rendered by our own autoescaping template
-        suspended_until=suspended_until(session, inmate, today),
+        suspended_until=ahead.suspended_until,
         today=today,
-        health=advisories.timeline(session, prison.id, inmate.wing_id, inmate.id, today, last),
+        health=ahead.measures,
         problems=problems or [],
+    )
+
+
+def _days_html(
+    request: Request, session: Session, prison: Prison, now: datetime, paused: dict[date, Pause]
+) -> str:
+    """The days and visit times with their choose links, rendered once for every family of
+    the prison for the cache's few seconds: a rush's common case, with nothing about the person
+    in it.
+
+    On the days visits to the person are paused (their suspension, a health measure that
+    suspends visits) the page offers no link, and says why, rather than invite a choice the
+    booking would refuse. Decision: a person with a pause gets a fragment rendered for those
+    pauses and cached under them (days and reasons, never who), so the many people of a
+    wing under one health suspension share one as well; a person with no pause in the window
+    gets the shared fragment exactly as before, at no extra cost (the pauses come from the
+    queries the page makes anyway for its notices)."""
+    cache: AvailabilityCache = request.app.state.availability
+    name: Hashable = ("slot_days", tuple(sorted(paused.items()))) if paused else "slot_days"
+    return cache.rendered(
+        prison,
+        name,
+        lambda: request.app.state.templates.get_template("_slot_days.html").render(
+            prison=prison, days=cache.days(session, prison, now), paused=paused
+        ),
     )
 
 
