@@ -582,3 +582,35 @@ def test_every_family_page_is_light_and_asks_nothing_of_third_parties(phone, dem
             foreign[name] = outside
     assert not foreign, f"requests to other sites: {foreign}"
     assert not too_heavy, f"pages over {PAGE_BUDGET} bytes: {too_heavy}"
+
+
+@pytest.mark.browser
+def test_a_person_whose_visits_are_suspended_is_offered_no_choice_and_told_why(phone, demo_server):
+    """The demo's Q10150 is suspended until the end of 2030: every day of the window is
+    listed without a link, each saying why; the page stays accessible and light."""
+    base = demo_server
+    page = phone(javascript=False)
+    without_cache(page)
+    identify(page, base, "Q10150", "Mamani")
+    expect_heading(page, "Elige día y horario")
+    log = NetworkLog()
+    log.listen(page)
+    page.reload()
+    page.wait_for_load_state("load")
+    expect(page.locator("a.slot-link")).to_have_count(0)
+    days = page.locator("section.day")
+    assert days.count() > 0
+    reason = "Las visitas a esta persona están suspendidas hasta el"
+    for day in days.all():
+        expect(day.locator("p.paused")).to_contain_text(reason)
+        expect(day.locator("p.paused")).to_contain_text("2030")
+    _, responses = log.take()
+    weights = weight_by_type(responses)
+    assert 0 < sum(weights.values()) < PAGE_BUDGET, weights
+
+    scripted = phone(javascript=True)
+    identify(scripted, base, "Q10150", "Mamani")
+    expect_heading(scripted, "Elige día y horario")
+    found = serious_violations(scripted)
+    assert not found, describe_violations({"paused slots": found})
+    assert sideways_overflow(scripted) == 0
