@@ -38,10 +38,11 @@ from tests.test_screening import today as today
 from visits.booking import Booking, BookingRequest, BookingStatus, create_booking, move_booking
 from visits.gate import Actor, GateCheck, GateStatus, record_arrival, screen_at_gate
 from visits.health import AdvisoryKind, Measures, Scope
+from visits.i18n import use_locale
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue, lift, reissue
 from visits.prison import Prison
-from visits.problems import Code, Rejected
+from visits.problems import Code, Problem, Rejected, message
 from visits.screening import QUESTIONS, Answers, Outcome, Stage, Symptom
 from visits.staff import StaffRole
 
@@ -244,7 +245,8 @@ def test_the_gate_cannot_let_in_a_visitor_a_health_measure_keeps_away(kept_out, 
             follow_redirects=False,
         )
         assert answer.status_code == 409
-        assert "no puede venir por ahora: una medida de salud" in text(answer)
+        # The guard's words, not the family's ("no puede venir por ahora").
+        assert "no puede venir por ahora" not in text(answer)
     with db.read_session() as s:
         assert s.scalar(select(GateCheck)) is None
         assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
@@ -268,6 +270,37 @@ def test_the_gate_cannot_let_in_a_visitor_a_health_measure_keeps_away(kept_out, 
         toddler: GateStatus.TURNED_AWAY,
         pregnant: GateStatus.TURNED_AWAY,
     }
+
+
+def test_a_guard_is_told_who_may_not_come_in_and_why_in_the_guards_words(kept_out, db):
+    """The refusal of "came in" names the visitor and the measure for the guard, while a
+    family booking such a visitor still reads its own words."""
+    client, _, (_, toddler, pregnant) = kept_out
+    assert client.get("/staff/p/QUENCORO/day?lang=en").status_code == 200  # remembered
+    said = {}
+    for kept in (toddler, pregnant):
+        answer = client.post(
+            f"/staff/p/QUENCORO/visitors/{kept}/arrived",
+            data={"csrf_token": staff_token(client)},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 409
+        said[kept] = text(answer)
+    assert (
+        "Ana Quispe Huamán may not come in: a health measure keeps children under 5 away from "
+        "this visit." in said[toddler]
+    )
+    assert (
+        "Rosa Quispe Huamán may not come in: a health measure keeps pregnant women and people "
+        "with low defences away from this visit." in said[pregnant]
+    )
+    for page in said.values():
+        assert "cannot come for now" not in page  # the family's words
+    with use_locale("en"):
+        family = message(Problem(Code.HEALTH_NO_YOUNG_CHILDREN, None, {"name": "Ana"}))
+    assert family == (
+        "Ana cannot come for now: a health measure keeps children under 5 away from this visit."
+    )
 
 
 def test_a_stale_clear_screening_never_overwrites_symptoms_found(today, db):

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 
 from visits.gate import TurnAwayReason
 from visits.i18n import LOCALE_DIR, SUPPORTED_LOCALES, use_locale
-from visits.problems import MESSAGES, Code, Problem, message
+from visits.problems import GATE_MESSAGES, MESSAGES, Audience, Code, Problem, message
 from visits.staff import StaffRole
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +96,17 @@ def test_every_problem_code_has_a_message_in_each_language():
         assert spanish
         assert english
         assert spanish != english, code
+
+
+def test_the_gate_reads_its_own_words_for_its_refusals_in_each_language():
+    for code, words in GATE_MESSAGES.items():
+        params = {name: 1 for name in re.findall(r"%\((\w+)\)s", words)}
+        said = {}
+        for locale in ("es", "en"):
+            with use_locale(locale):
+                said[locale] = message(Problem(code, None, params), Audience.GATE)
+                assert said[locale] != message(Problem(code, None, params)), code
+        assert said["es"] != said["en"], code  # translated (run `make messages`)
 
 
 def test_every_member_of_a_labelled_enumeration_has_its_own_label():

@@ -24,8 +24,10 @@ from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.booking import BookingVisitor, create_booking
 from visits.gate import GateCheck
+from visits.i18n import use_locale
 from visits.inmate import Inmate
 from visits.prison import Prison
+from visits.problems import Audience, Code, Problem, message
 from visits.staff import StaffRole, StaffSession
 from web.gate import csv_cell
 
@@ -371,7 +373,10 @@ def test_staff_of_another_prison_cannot_check_in_by_url_or_by_form(staffed, db):
         f"/staff/p/MUJERES-CUSCO/visitors/{visitor_id}/arrived", data={"csrf_token": token}
     )
     assert by_form.status_code == 409
-    assert "No encontramos" in text(by_form)
+    # In the guard's words: not the family's "no booking with that reference and phone".
+    with use_locale("es"):
+        assert message(Problem(Code.BOOKING_NOT_FOUND), Audience.GATE) in text(by_form)
+    assert "No encontramos" not in text(by_form)
     assert client.get(f"/staff/p/MUJERES-CUSCO/visitors/{visitor_id}/turn-away").status_code == 404
     assert _checks(db) == 0
 

@@ -3,11 +3,17 @@
 A rule that fails yields a :class:`Problem` (a stable ``code``, the ``field`` it concerns, and
 the values its message needs). Checks collect every problem they find so a family can fix all
 of them at once; the web layer turns them into localized messages with :func:`message`.
+
+The same refusal may be read by a family booking its visit or by a guard at the gate (a child
+under 5 kept away by a health measure is refused at booking and at the gate alike): one code,
+in words for whoever reads it (:class:`Audience`, :data:`GATE_MESSAGES`). The family's words
+are the default, and the API's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
@@ -273,6 +279,32 @@ MESSAGES: dict[Code, str] = {
     ),
 }
 
+
+class Audience(StrEnum):
+    """Who reads a refusal."""
+
+    FAMILY = "family"  # booking or changing its own visit (the pages and the API)
+    GATE = "gate"  # a guard checking visitors in at the gate
+
+
+# The refusals a guard meets at the gate whose family wording does not fit a guard: the gate
+# needs who may not come in now and why, to act on it and say it there (the family's words
+# tell those booking who "cannot come for now", or answer a search by reference and phone
+# that a guard never made).
+GATE_MESSAGES: dict[Code, str] = {
+    Code.HEALTH_NO_YOUNG_CHILDREN: N_(
+        "%(name)s may not come in: a health measure keeps children under 5 away from this visit."
+    ),
+    Code.HEALTH_HIGH_RISK: N_(
+        "%(name)s may not come in: a health measure keeps pregnant women and people with low "
+        "defences away from this visit."
+    ),
+    Code.BOOKING_NOT_FOUND: N_("This booking is not on this prison's list."),
+}
+
+_AUDIENCE_MESSAGES: dict[Audience, dict[Code, str]] = {Audience.GATE: GATE_MESSAGES}
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
 # Messages with a number in them, in the singular or plural as the number asks ("1 minuto",
 # "5 minutos"): the code, the parameter that counts, and the two forms.
 COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
@@ -344,12 +376,17 @@ def reject_if(problems: list[Problem]) -> None:
         raise Rejected(problems)
 
 
-def message(problem: Problem) -> str:
-    """The problem in the current locale's words (dates in the locale's form too)."""
+def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str:
+    """The problem in the current locale's words (dates in the locale's form too), for the
+    ``audience`` reading it: its own words where it has them (and the problem carries what
+    they name), else the family's."""
     params = {
         key: format_day_with_year(value) if isinstance(value, date) else value
         for key, value in problem.params.items()
     }
+    own = _AUDIENCE_MESSAGES.get(Audience(audience), {}).get(problem.code)
+    if own is not None and set(_PLACEHOLDER.findall(own)) <= params.keys():
+        return gettext(own, params or None)
     if problem.code is Code.SLOT_FULL and params.get("seats_left", 0) > 0:
         return ngettext(*_NOT_ENOUGH_SEATS, params["seats_left"])
     if problem.code in COUNTED and isinstance(params.get(COUNTED[problem.code][0]), int):

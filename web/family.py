@@ -40,7 +40,7 @@ from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
 from visits.inmate import Inmate, Pause, identify, outlook
 from visits.prison import Prison, bookable_prisons, prison_by_code
-from visits.problems import Code, Problem, Rejected
+from visits.problems import Audience, Code, Problem, Rejected
 from visits.reference import display as display_reference
 from visits.reference import manage_token
 from visits.reference import parse as parse_reference
@@ -68,10 +68,14 @@ IDENTIFIED = "identified"  # session: prison code → id of the inmate this brow
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """The page ``name``; its problems in the words for ``audience`` (a family's by default,
+    see :class:`visits.problems.Audience`), which the template passes on to
+    ``error_summary``."""
     problems: list[Problem] = values.pop("problems", [])
+    audience = values.setdefault("audience", Audience.FAMILY)
     values.update(
         problems=problems,
-        errors=errors_by_field(problems),
+        errors=errors_by_field(problems, audience),
         csrf_field=CSRF_FIELD,
         csrf_token=csrf_token(request),
         locales=SUPPORTED_LOCALES,

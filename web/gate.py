@@ -5,7 +5,9 @@ Server-rendered and without scripts, like the family pages: a tablet on the gate
 connection gets one light page; the print stylesheet starts each visit time on its own page
 under its own heading. A search by document number or booking reference answers with the
 list scrolled to that booking (a ``#fragment`` on the redirect), and so does every check-in
-(post, then redirect: a reload never records twice).
+(post, then redirect: a reload never records twice). A refusal reads in the guard's words
+(:data:`visits.problems.GATE_MESSAGES`: who may not come in, and why), not in those a family
+booking its visit reads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from visits import gate
 from visits.booking import Booking, BookingStatus
 from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
 from visits.i18n import N_, gettext
-from visits.problems import Code, Problem, Rejected
+from visits.problems import Audience, Code, Problem, Rejected
 from visits.reference import parse as parse_reference
 from visits.screening import Outcome, parse_answers
 from visits.staff import StaffRole
@@ -103,6 +105,7 @@ def _day_page(
         request,
         "staff_day.html",
         status,
+        audience=Audience.GATE,
         who=who,
         prison=prison,
         day=day,
@@ -279,6 +282,7 @@ def turn_away_page(
     return render(
         request,
         "staff_turn_away.html",
+        audience=Audience.GATE,
         who=who,
         prison=who.prison,
         visitor=found,
@@ -316,6 +320,7 @@ def turn_away(
             request,
             "staff_turn_away.html",
             422,
+            audience=Audience.GATE,
             who=who,
             prison=who.prison,
             visitor=found,
@@ -344,6 +349,7 @@ def _screening_page(
         request,
         "staff_screening.html",
         status,
+        audience=Audience.GATE,
         who=who,
         prison=who.prison,
         visitor=found,

@@ -10,7 +10,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
-from visits.problems import Problem, message
+from visits.problems import Audience, Problem, message
 from web.labels import (
     actor_name,
     audit_action,
@@ -35,11 +35,14 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
     return i18n.translations(i18n.current_locale()).ngettext(singular, plural, n)
 
 
-def errors_by_field(problems: list[Problem]) -> dict[str, list[str]]:
-    """Localized messages keyed by field name, for showing each beside its input."""
+def errors_by_field(
+    problems: list[Problem], audience: Audience = Audience.FAMILY
+) -> dict[str, list[str]]:
+    """Localized messages keyed by field name, for showing each beside its input, in the
+    words for the ``audience`` reading them."""
     grouped: dict[str, list[str]] = {}
     for problem in problems:
-        grouped.setdefault(problem.field or "", []).append(message(problem))
+        grouped.setdefault(problem.field or "", []).append(message(problem, audience))
     return grouped
 
 
