@@ -36,7 +36,14 @@ from tests.test_pages import csrf, first_open_slot, identify, review, text, visi
 from tests.test_screening import _outcomes, _screen
 from tests.test_screening import today as today
 from visits.booking import Booking, BookingRequest, BookingStatus, create_booking, move_booking
-from visits.gate import Actor, GateCheck, GateStatus, record_arrival, screen_at_gate
+from visits.gate import (
+    Actor,
+    GateCheck,
+    GateStatus,
+    TurnAwayReason,
+    record_arrival,
+    screen_at_gate,
+)
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.i18n import use_locale
 from visits.inmate import Inmate
@@ -301,6 +308,84 @@ def test_a_guard_is_told_who_may_not_come_in_and_why_in_the_guards_words(kept_ou
     assert family == (
         "Ana cannot come for now: a health measure keeps children under 5 away from this visit."
     )
+
+
+@pytest.fixture
+def paused(make_client, db):
+    """A Quencoro visit that began at 9:00 today (an adult and a child of 6), then a health
+    measure from today pausing visits to the whole prison: the visit under way is not
+    cancelled (it has begun) and stays on the guard's list; a guard signed in, in English."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        slot = make_slot(s, prison, LIMA_TODAY, start=time(9))  # NOW is 10:00 in Lima
+        child = visitor(
+            "76666666", first_names="Luz", birth_date="2020-06-01", relationship="child"
+        )
+        booking = create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot, visitor(), child),
+            now=NOW - timedelta(days=3), secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        reference, ids = booking.reference, [v.id for v in booking.visitors]
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.PRISON, kind=AdvisoryKind.TB_RESISTANT,
+            measures=Measures(suspended=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    client = make_client()
+    assert sign_in(client, "guardia").status_code == 303
+    assert client.get("/staff/p/QUENCORO/day?lang=en").status_code == 200  # remembered
+    return client, reference, ids
+
+
+def test_the_gate_lets_nobody_in_to_a_visit_a_health_measure_paused(paused, db):
+    client, reference, (adult, child) = paused
+    day = client.get("/staff/p/QUENCORO/day").text
+    row = re.search(rf'<tr id="b-{reference}">(.*?)</tr>', day, re.S).group(1)
+    assert "Visits paused" in row
+    for kept in (adult, child):
+        assert f"/visitors/{kept}/arrived" not in row  # no "came in" to press
+        assert f"/visitors/{kept}/turn-away" in row
+    assert row.count("May not come in: health measure") == 2
+    with pytest.raises(Rejected) as refused, db.writing() as s:
+        record_arrival(
+            s, prison=s.scalar(select(Prison).where(Prison.code == "QUENCORO")),
+            visitor_id=adult, actor=Actor("staff:guardia", ""), now=NOW,
+        )  # fmt: skip
+    assert refused.value.codes == {Code.HEALTH_SUSPENDED}
+    answer = client.post(
+        f"/staff/p/QUENCORO/visitors/{adult}/arrived",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 409
+    assert (
+        "María Quispe Huamán may not come in: a health measure has paused visits to Carlos "
+        "Yupanqui Huarcaya." in text(answer)
+    )
+    assert "please look again in a few days" not in text(answer)  # the family's words
+    with db.read_session() as s:
+        assert s.scalar(select(GateCheck)) is None
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+    screened = _screen(client, child)  # no symptom, but visits are paused
+    assert screened.status_code == 200  # not sent back to the list to be let in
+    assert "a health measure has paused visits to this person for now" in text(screened)
+    with db.read_session() as s:
+        check = s.get(GateCheck, child)
+        assert (check.status, check.reason) == (GateStatus.TURNED_AWAY, TurnAwayReason.HEALTH)
+
+
+def test_the_gate_screening_says_why_a_child_under_5_is_kept_out(kept_out, db):
+    client, _, (_, toddler, _) = kept_out
+    assert client.get("/staff/p/QUENCORO/day?lang=en").status_code == 200  # remembered
+    answer = _screen(client, toddler)
+    assert answer.status_code == 200
+    said = text(answer)
+    assert "a health measure keeps children under 5 away from this visit" in said
+    assert "pregnant" not in said
 
 
 def test_a_stale_clear_screening_never_overwrites_symptoms_found(today, db):

@@ -107,6 +107,10 @@ def test_the_gate_reads_its_own_words_for_its_refusals_in_each_language():
                 said[locale] = message(Problem(code, None, params), Audience.GATE)
                 assert said[locale] != message(Problem(code, None, params)), code
         assert said["es"] != said["en"], code  # translated (run `make messages`)
+    # A problem without what the gate's words name (visits paused, as booking says it) reads
+    # in the family's words rather than failing.
+    bare = Problem(Code.HEALTH_SUSPENDED, "slot_id")
+    assert message(bare, Audience.GATE) == message(bare)
 
 
 def test_every_member_of_a_labelled_enumeration_has_its_own_label():

@@ -321,11 +321,15 @@ def record_arrival(
 ) -> Booking:
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once. Refused for a visitor the visit's health measures keep away (the
-    rule that marks them on the list, :func:`kept_away`): they can only be turned away."""
+    rules that mark them on the list: visits to the person paused, :func:`paused_problem`, or a
+    high-risk visitor kept away, :func:`kept_away`): they can only be turned away."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
-    if why := kept_away(session, booking, visitor):
+    measures = for_booking(session, booking)
+    if measures.suspended:
+        raise Rejected([paused_problem(booking, visitor)])
+    if why := kept_away(session, booking, visitor, measures=measures):
         raise Rejected([kept_away_problem(why, visitor.full_name)])
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
@@ -333,15 +337,35 @@ def record_arrival(
     return booking
 
 
+def paused_problem(booking: Booking, visitor: BookingVisitor) -> Problem:
+    """The refusal at the gate of a visitor whose visit a health measure pauses.
+
+    Issuing a suspension cancels the bookings still to come (:mod:`visits.issuing`); one whose
+    visit time had already begun stays on the day's list, tagged "visits paused", and whoever
+    of it has not come in yet is kept out like a child under 5 under a no-high-risk measure.
+    """
+    inmate = booking.inmate
+    name = f"{inmate.first_names} {inmate.last_name_1} {inmate.last_name_2}".strip()
+    return Problem(Code.HEALTH_SUSPENDED, None, {"name": visitor.full_name, "inmate": name})
+
+
 def kept_away(
-    session: Session, booking: Booking, visitor: BookingVisitor, *, declared: bool = False
+    session: Session,
+    booking: Booking,
+    visitor: BookingVisitor,
+    *,
+    declared: bool = False,
+    measures: Measures | None = None,
 ) -> HighRisk | None:
     """Why the health measures in force for the booking's visit keep this visitor away, if
     they do (:func:`visits.health.kept_away`, as on the day's list); ``declared``: the gate
-    was just told the visitor is pregnant or has low defences."""
+    was just told the visitor is pregnant or has low defences. ``measures``: the visit's,
+    when the caller already read them."""
     age = age_on(visitor.birth_date, booking.slot.local_date)
     declared = declared or visitor.high_risk
-    return health.kept_away(for_booking(session, booking), age, declared)
+    if measures is None:
+        measures = for_booking(session, booking)
+    return health.kept_away(measures, age, declared)
 
 
 def _unchanged(
@@ -399,11 +423,14 @@ class Screened:
 
     booking: Booking
     outcome: Outcome
-    kept_away: bool  # high risk, where a health measure keeps high-risk visitors away
+    # Why a health measure keeps the visitor away, if one does: high risk (under 5, or
+    # pregnant or with low defences) where high-risk visitors are kept away.
+    kept_away: HighRisk | None = None
+    paused: bool = False  # a health measure pauses visits to the person visited
 
     @property
     def let_in(self) -> bool:
-        return self.outcome is not Outcome.REFER and not self.kept_away
+        return self.outcome is not Outcome.REFER and not self.kept_away and not self.paused
 
 
 def screen_at_gate(
@@ -417,17 +444,19 @@ def screen_at_gate(
     sms_policy: SmsPolicy,
 ) -> Screened:
     """The guard's screening of a visitor on the visit day (see :mod:`visits.screening`). Any
-    symptom, or a high-risk visitor (or one under 5) where a measure keeps them away: the
-    visitor is not let in (a health turn-away). Any symptom, or living with someone with TB:
-    the family is told where to get a free check (once a day). A visitor found with symptoms
-    stays so until a guard undoes the turn-away: a page loaded earlier never clears it."""
+    symptom, a high-risk visitor (or one under 5) where a measure keeps them away, or visits
+    to the person paused: the visitor is not let in (a health turn-away). Any symptom, or
+    living with someone with TB: the family is told where to get a free check (once a day).
+    A visitor found with symptoms stays so until a guard undoes the turn-away: a page loaded
+    earlier never clears it."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     earlier = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
     if earlier is Outcome.REFER and answers.outcome is not Outcome.REFER:
         raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
     high_risk = visitor.high_risk or answers.high_risk
-    kept_out = kept_away(session, booking, visitor, declared=answers.high_risk) is not None
-    if answers.outcome is Outcome.REFER or kept_out:
+    measures = for_booking(session, booking)
+    why = kept_away(session, booking, visitor, declared=answers.high_risk, measures=measures)
+    if answers.outcome is Outcome.REFER or why or measures.suspended:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
             note="", actor=actor, now=now,
@@ -439,7 +468,7 @@ def screen_at_gate(
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
     # The outcome is health data: the audit says a screening happened, not what it found.
     _audit(session, booking, visitor, "visitor.screened", actor, now)
-    return Screened(booking, answers.outcome, kept_out)
+    return Screened(booking, answers.outcome, why, measures.suspended)
 
 
 def undo_gate(

@@ -299,6 +299,9 @@ GATE_MESSAGES: dict[Code, str] = {
         "%(name)s may not come in: a health measure keeps pregnant women and people with low "
         "defences away from this visit."
     ),
+    Code.HEALTH_SUSPENDED: N_(
+        "%(name)s may not come in: a health measure has paused visits to %(inmate)s."
+    ),
     Code.BOOKING_NOT_FOUND: N_("This booking is not on this prison's list."),
 }
 
