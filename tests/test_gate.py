@@ -22,6 +22,7 @@ from tests.factories import (
 )
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
+from visits.closing import ClosureRequest, close
 from visits.gate import (
     Actor,
     AgeGroup,
@@ -36,9 +37,13 @@ from visits.gate import (
     undo_gate,
     undo_no_show,
 )
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.i18n import use_locale
+from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
-from visits.problems import Code, Rejected
+from visits.problems import Code, Rejected, message
 from visits.rules import age_on
+from visits.schedule import Slot
 
 GUARD = Actor("staff:guardia", "10.1.2.3")
 BOOKED_AT = NOW - timedelta(days=3)
@@ -363,3 +368,145 @@ def test_a_visit_the_gate_recorded_stays_on_its_day_but_can_still_be_cancelled(g
         )  # fmt: skip
     assert _status(db, refs["today"]) is BookingStatus.CANCELLED
     assert _day(db)[0].seats_taken == 0
+
+
+# --- The day a visitor came ------------------------------------------------------------------
+
+
+@pytest.fixture
+def same_day(db):
+    """A prison taking bookings up to an hour before a visit: María (adult) and Luz (6) booked
+    for 14:00 today, a visit at 16:00 today and one tomorrow, and another prison open today."""
+    with db.writing() as s:
+        prison = make_prison(s, booking_closes_hours=1)
+        other = make_prison(s, "OTHER", booking_closes_hours=1)
+        make_inmate(s, prison)
+        make_inmate(s, other, "O1")
+        slots = {
+            "14:00": make_slot(s, prison, LIMA_TODAY, start=time(14)).id,
+            "16:00": make_slot(s, prison, LIMA_TODAY, start=time(16)).id,
+            "tomorrow": make_slot(s, prison, TOMORROW, start=time(14)).id,
+            "elsewhere": make_slot(s, other, LIMA_TODAY, start=time(15)).id,
+        }
+    family = [visitor(), visitor("70000006", first_names="Luz", birth_date="2020-06-01")]
+    return db, slots, _book(db, "TEST", "Q1", slots["14:00"], family)
+
+
+def _booking(s, reference) -> Booking:
+    return s.scalar(select(Booking).where(Booking.reference == reference))
+
+
+def _cancel_as(s, how: str, reference: str) -> None:
+    """Cancel the booking the way ``how`` says: each path that cancels one."""
+    booking = _booking(s, reference)
+    if how == "family":
+        cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
+    elif how == "staff":
+        cancel_booking(
+            s, booking, now=NOW, actor="staff:guardia", sms_policy=SMS, reason="Llamó la familia"
+        )
+    elif how == "closure":
+        request = ClosureRequest(LIMA_TODAY, time(14), "Requisa")
+        close(s, _prison(s), request, now=NOW, actor="staff:admin", origin="", sms_policy=SMS)
+    else:  # a health measure pausing the person's visits from today
+        draft = AdvisoryDraft(
+            scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code="Q1",
+            measures=Measures(suspended=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        issue(s, _prison(s), draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    assert booking.status is BookingStatus.CANCELLED
+
+
+def _book_now(db, slot_id, *visitors, prison="TEST", inmate="Q1") -> str:
+    from visits.inmate import Inmate
+
+    with db.writing() as s:
+        whom = s.scalar(select(Inmate).where(Inmate.code == inmate))
+        booked = create_booking(
+            s, prison=_prison(s, prison), inmate=whom, request=request_for(slot_id, *visitors),
+            now=NOW, secret_key="k", sms_policy=SMS,
+        )  # fmt: skip
+        return booked.booking.reference
+
+
+@pytest.mark.parametrize("how", ["family", "staff", "closure", "health"])
+def test_a_visitor_turned_away_keeps_the_day_when_the_booking_is_then_cancelled(same_day, how):
+    """Turned away at 10:00 for a 14:00 visit: cancelling gives the places back, but María
+    cannot book 16:00 (nor another prison) that day; Luz, whom the gate never saw, can."""
+    db, slots, reference = same_day
+    maria, luz = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=maria, reason="health", note="", actor=GUARD,
+            now=NOW,
+        )  # fmt: skip
+    with db.writing() as s:
+        _cancel_as(s, how, reference)
+    with db.read_session() as s:
+        assert s.get(Slot, slots["14:00"]).seats_taken == 0  # the places came back
+        assert {v.id: v.active for v in _booking(s, reference).visitors} == {
+            maria: True,  # the day stays hers
+            luz: False,
+        }
+    for slot_id, prison, inmate in (
+        (slots["16:00"], "TEST", "Q1"),
+        (slots["elsewhere"], "OTHER", "O1"),
+    ):
+        with pytest.raises(Rejected) as refused:
+            _book_now(db, slot_id, visitor(), prison=prison, inmate=inmate)
+        [problem] = [p for p in refused.value.problems if p.field == "visitors.0.doc_number"]
+        assert (problem.code, problem.field) == (
+            Code.VISITOR_CAME_THAT_DAY,
+            "visitors.0.doc_number",
+        )
+        with use_locale("en"):
+            assert message(problem) == (
+                "María Quispe Huamán already came to a visit that day, and each person can visit "
+                "once a day. Please choose another day."
+            )
+    if how != "health":  # (visits to Q1 are paused from today under that measure)
+        assert _book_now(db, slots["tomorrow"], visitor())  # another day is hers to book
+        adult = visitor("40000077", first_names="Rosa")
+        luz_again = visitor("70000006", first_names="Luz", birth_date="2020-06-01")
+        assert _book_now(db, slots["16:00"], adult, luz_again)
+
+
+def test_a_cancelled_visit_the_gate_never_saw_frees_the_day(same_day):
+    """Recorded then undone, the gate's mistake leaves nothing: the day is free again."""
+    db, slots, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=maria, reason="late", note="", actor=GUARD, now=NOW
+        )
+    with db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        _cancel_as(s, "family", reference)
+    assert _book_now(db, slots["16:00"], visitor())
+
+
+def test_a_visit_of_a_visitor_turned_away_that_day_is_not_moved_onto_it(same_day):
+    """María's visit of tomorrow cannot be moved to 16:00 today: she already came today."""
+    db, slots, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    tomorrows = _book_now(db, slots["tomorrow"], visitor())
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=maria, reason="no_document", note="", actor=GUARD,
+            now=NOW,
+        )  # fmt: skip
+    with pytest.raises(Rejected) as refused, db.writing() as s:
+        move_booking(
+            s, _booking(s, tomorrows), slot_id=slots["16:00"], now=NOW, actor="family",
+            sms_policy=SMS,
+        )  # fmt: skip
+    assert refused.value.codes == {Code.VISITOR_CAME_THAT_DAY}
+    with db.writing() as s:
+        _cancel_as(s, "family", reference)
+    with pytest.raises(Rejected) as still, db.writing() as s:
+        move_booking(
+            s, _booking(s, tomorrows), slot_id=slots["16:00"], now=NOW, actor="family",
+            sms_policy=SMS,
+        )  # fmt: skip
+    assert still.value.codes == {Code.VISITOR_CAME_THAT_DAY}

@@ -181,8 +181,10 @@ class BookingVisitor(Base):
     birth_date: Mapped[date] = mapped_column(Date)
     relationship: Mapped[Relationship] = mapped_column(str_enum(Relationship))
     sex: Mapped[Sex | None] = mapped_column(str_enum(Sex))
-    # The slot's day while the booking holds seats: the one-visit-a-day index below uses it.
+    # The slot's day: the one-visit-a-day index below uses it.
     visit_date: Mapped[date] = mapped_column(Date)
+    # Whether this visit takes the visitor's day (one visit a day): while the booking is not
+    # cancelled, and after, when the gate saw the visitor (see :func:`cancel_booking`).
     active: Mapped[bool] = mapped_column(default=True)
     # The family answered pregnant or low defences (visits.screening): kept away by a health
     # measure against high-risk visitors, and a close contact in exposure tracing.
@@ -347,19 +349,28 @@ def _weekly_visits(session: Session, inmate_id: int, day: date, exclude: int | N
     return session.scalar(query) or 0
 
 
+# What the gate recorded of each visitor of a booking (visits.gate, which sits above this
+# module: it is named by its table here, as visits.schedule names the booking's).
+_GATE_CHECKS = table("gate_check", column("booking_visitor_id"))
+
+
 def _visitors_booked_on(
     session: Session, visitor_ids: Sequence[int], day: date, exclude: int | None
-) -> set[int]:
+) -> dict[int, bool]:
+    """Which of these visitors already have that day taken (an active visit, see
+    :attr:`BookingVisitor.active`), each with whether the gate saw them that day (let in or
+    turned away: then they came, whether or not their booking was cancelled since)."""
     if not visitor_ids:
-        return set()
-    query = select(BookingVisitor.visitor_id).where(
+        return {}
+    seen = exists().where(_GATE_CHECKS.c.booking_visitor_id == BookingVisitor.id)
+    query = select(BookingVisitor.visitor_id, seen).where(
         BookingVisitor.visitor_id.in_(visitor_ids),
         BookingVisitor.visit_date == day,
         BookingVisitor.active,
     )
     if exclude is not None:
         query = query.where(BookingVisitor.booking_id != exclude)
-    return set(session.scalars(query))
+    return {visitor_id: bool(came) for visitor_id, came in session.execute(query)}
 
 
 def party_rule_problems(
@@ -389,7 +400,9 @@ def party_rule_problems(
     for attendee in attendees:
         where = f"visitors.{attendee.member.index}.doc_number"
         if attendee.visitor_id in busy:
-            problems.append(Problem(Code.VISITOR_ALREADY_BOOKED, where, {"name": attendee.name}))
+            came = busy[attendee.visitor_id]
+            code = Code.VISITOR_CAME_THAT_DAY if came else Code.VISITOR_ALREADY_BOOKED
+            problems.append(Problem(code, where, {"name": attendee.name}))
         if attendee.visitor_id in banned:
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
@@ -465,7 +478,9 @@ def check_booking(
 
 # Whoever types a document number learns whether that person has a visit that day (anywhere)
 # or is barred here: such refusals are counted per client, like failed identifications.
-REVEALING = frozenset({Code.VISITOR_ALREADY_BOOKED, Code.VISITOR_SUSPENDED})
+REVEALING = frozenset(
+    {Code.VISITOR_ALREADY_BOOKED, Code.VISITOR_CAME_THAT_DAY, Code.VISITOR_SUSPENDED}
+)
 
 
 def _probe_key(client: str) -> str:
@@ -644,9 +659,13 @@ def create_booking(
     return Booked(booking, token, measures=measures)
 
 
-# What the gate recorded of each visitor of a booking (visits.gate, which sits above this
-# module: it is named by its table here, as visits.schedule names the booking's).
-_GATE_CHECKS = table("gate_check", column("booking_visitor_id"))
+def _seen_at_gate(session: Session, booking: Booking) -> set[int]:
+    """The booking's visitors (``booking_visitor`` ids) the gate recorded, let in or not."""
+    ids = [v.id for v in booking.visitors]
+    query = select(_GATE_CHECKS.c.booking_visitor_id).where(
+        _GATE_CHECKS.c.booking_visitor_id.in_(ids)
+    )
+    return set(session.scalars(query)) if ids else set()
 
 
 def gate_recorded(session: Session, booking: Booking) -> bool:
@@ -698,7 +717,17 @@ def cancel_booking(
     :func:`move_booking`): cancelling leaves the booking, and what the gate recorded of it,
     on its own day (the audit trail keeps both), and gives back places nobody will use.
     Closures, suspensions and health measures cancel it the same way. Once anyone of it was
-    let in, it is attended and no longer changes at all."""
+    let in, it is attended and no longer changes at all.
+
+    Decision: a visitor the gate saw (turned away, or let in) keeps that day taken after the
+    booking is cancelled: their :class:`BookingVisitor` stays ``active``, the row the rule of
+    one visit a day reads, while the seats come back. Otherwise someone turned away at 9:00
+    (with symptoms, without a document, under a health measure) could cancel and book a later
+    time of the same day, and come back to a guard who already said no; the rule exists so
+    that each person comes to a prison once a day. They may book another day
+    (``visitor_came_that_day`` tells the family so); the visitors of the booking the gate
+    never saw get their day back, as after any cancellation. A mistake at the gate is undone
+    before cancelling (:func:`visits.gate.undo_gate`, only on a booking still confirmed)."""
     booking = _locked(session, booking)
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
@@ -724,12 +753,14 @@ def _cancel(
     reason: str = "",
     origin: str = "",
 ) -> None:
+    # The gate records only confirmed bookings (and an attended one is never cancelled).
+    seen = _seen_at_gate(session, booking) if booking.status is BookingStatus.CONFIRMED else set()
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = booking.updated_at = now
     booking.hold_expires_at = None
     release_seats(session, booking.slot_id, booking.party_size)
     for visitor in booking.visitors:
-        visitor.active = False
+        visitor.active = visitor.id in seen  # the gate saw them: the day stays theirs
     audit.record(
         session,
         at=now,

@@ -46,6 +46,7 @@ class Code(StrEnum):
     SLOT_MEN_ONLY = "slot_men_only"
     VISITOR_SEX_UNKNOWN = "visitor_sex_unknown"
     VISITOR_ALREADY_BOOKED = "visitor_already_booked"
+    VISITOR_CAME_THAT_DAY = "visitor_came_that_day"
     VISITOR_SUSPENDED = "visitor_suspended"
     # The slot
     SLOT_NOT_FOUND = "slot_not_found"
@@ -157,6 +158,10 @@ MESSAGES: dict[Code, str] = {
         "coming. Please make a new booking for this day."
     ),
     Code.VISITOR_ALREADY_BOOKED: N_("%(name)s already has a visit booked that day."),
+    Code.VISITOR_CAME_THAT_DAY: N_(
+        "%(name)s already came to a visit that day, and each person can visit once a day. "
+        "Please choose another day."
+    ),
     Code.VISITOR_SUSPENDED: N_("%(name)s cannot visit this prison for now. Please ask the prison."),
     Code.SLOT_NOT_FOUND: N_("That visit time does not exist. Please choose one from the list."),
     Code.SLOT_FULL: N_("This visit time is full. Please choose another one."),

@@ -15,8 +15,9 @@ never a contact). By the booking's status:
 - ``no_show`` (a guard said nobody came), ``cancelled`` (expired holds included: the visit did
   not happen) and ``held`` (never confirmed, and the gate admits no held booking): no contact.
 
-``booking_visitor.active`` only says whether a booking still holds its day (false once
-cancelled), so the booking's status decides, not it.
+``booking_visitor.active`` only says whether a visit takes its visitor's day (false once
+cancelled, unless the gate saw the visitor: see :func:`visits.booking.cancel_booking`), so
+the booking's status decides, not it.
 
 Tiers are :func:`visits.health.tier_of` exactly: tier 1 visited the index inmate, or is a
 high-risk visitor (under 5 on the visit day by the birth date given for that visit, or
