@@ -3,16 +3,21 @@ who did what, when and from where. On each database."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
 from notifications.outbox import OutboxMessage
-from tests.factories import NOW
+from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot
 from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
+from visits.health import AdvisoryKind, Measures, Scope
+from visits.issuing import AdvisoryDraft, issue
+from visits.prison import Prison
 from visits.schedule import Slot
 from visits.staff import StaffRole
 
@@ -103,6 +108,41 @@ def test_staff_move_for_the_family_under_every_rule(booked, db):
     assert moved.status_code == 303
     assert _booking(db, reference).slot_id == later
     assert "moved" in _kinds(db, reference)
+
+
+def test_a_move_refused_reads_in_words_for_staff_not_for_the_family(booked, db):
+    """Visits to the person paused from a later day: moving there is refused, and the guard
+    reads what it means for the family, not "please look again in a few days"."""
+    client, reference, slot = booked
+    with db.read_session() as s:
+        first_day = s.get(Slot, slot["id"]).local_date.isoformat()
+    days = client.get("/api/v1/prisons/QUENCORO/slots").json()["days"]
+    later_day, later = next(
+        (d["date"], s["id"])
+        for d in days
+        for s in d["slots"]
+        if d["date"] > first_day and s["state"] == "open" and s["visitor_group"] == "women"
+    )
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code="Q10001",
+            measures=Measures(suspended=True), starts_on=date.fromisoformat(later_day),
+        )  # fmt: skip
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    assert _booking(db, reference).status is BookingStatus.CONFIRMED  # its day is before
+    assert client.get(f"/staff/p/QUENCORO/bookings/{reference}?lang=en").status_code == 200
+    refused = client.post(
+        f"/staff/p/QUENCORO/bookings/{reference}/move",
+        data={"csrf_token": staff_token(client), "slot_id": str(later), "reason": "trabajo"},
+    )
+    assert refused.status_code in (409, 422)
+    assert (
+        "A health measure pauses visits to this person on that day: no visit can be booked "
+        "until health staff lift it." in text(refused)
+    )
+    assert "look again in a few days" not in text(refused)  # the family's words
+    assert _booking(db, reference).slot_id == slot["id"]
 
 
 def test_a_slot_id_no_database_integer_holds_is_an_unknown_slot(booked, db):

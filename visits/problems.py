@@ -4,10 +4,11 @@ A rule that fails yields a :class:`Problem` (a stable ``code``, the ``field`` it
 the values its message needs). Checks collect every problem they find so a family can fix all
 of them at once; the web layer turns them into localized messages with :func:`message`.
 
-The same refusal may be read by a family booking its visit or by a guard at the gate (a child
-under 5 kept away by a health measure is refused at booking and at the gate alike): one code,
-in words for whoever reads it (:class:`Audience`, :data:`GATE_MESSAGES`). The family's words
-are the default, and the API's.
+The same refusal may be read by a family booking its visit, by a guard at the gate (a child
+under 5 kept away by a health measure is refused at booking and at the gate alike) or by staff
+moving a booking for a family: one code, in words for whoever reads it (:class:`Audience`,
+:data:`GATE_MESSAGES`, :data:`STAFF_MESSAGES`). The family's words are the default, and the
+API's.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class Audience(StrEnum):
 
     FAMILY = "family"  # booking or changing its own visit (the pages and the API)
     GATE = "gate"  # a guard checking visitors in at the gate
+    STAFF = "staff"  # staff cancelling or moving a booking for a family (its staff page)
 
 
 # The refusals a guard meets at the gate whose family wording does not fit a guard: the gate
@@ -310,7 +312,29 @@ GATE_MESSAGES: dict[Code, str] = {
     Code.BOOKING_NOT_FOUND: N_("This booking is not on this prison's list."),
 }
 
-_AUDIENCE_MESSAGES: dict[Audience, dict[Code, str]] = {Audience.GATE: GATE_MESSAGES}
+# The refusals of a move staff make for a family whose family wording speaks to the family
+# ("the person you visit", "please ask the prison", "look again in a few days"): staff are
+# the prison, and tell the family what is possible instead.
+STAFF_MESSAGES: dict[Code, str] = {
+    Code.WEEKLY_LIMIT_REACHED: N_(
+        "The person visited already has %(limit)s visits booked that week. Choose a day of "
+        "another week."
+    ),
+    Code.VISITOR_SUSPENDED: N_("%(name)s is barred from visiting this prison on that day."),
+    Code.INMATE_NOT_ACTIVE: N_(
+        "The roster does not list this person as active at this prison: they cannot receive "
+        "visits here."
+    ),
+    Code.HEALTH_SUSPENDED: N_(
+        "A health measure pauses visits to this person on that day: no visit can be booked "
+        "until health staff lift it."
+    ),
+}
+
+_AUDIENCE_MESSAGES: dict[Audience, dict[Code, str]] = {
+    Audience.GATE: GATE_MESSAGES,
+    Audience.STAFF: STAFF_MESSAGES,
+}
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 # Messages with a number in them, in the singular or plural as the number asks ("1 minuto",

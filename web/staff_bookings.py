@@ -25,7 +25,7 @@ from visits.booking import (
     gate_recorded,
     move_booking,
 )
-from visits.problems import Code, Problem, Rejected
+from visits.problems import Audience, Code, Problem, Rejected
 from visits.schedule import Slot
 from visits.staff import StaffRole
 from web.availability import commit_seat_change
@@ -87,6 +87,7 @@ def _page(
         request,
         "staff_booking.html",
         status,
+        audience=Audience.STAFF,  # refusals in words for staff, not the family's
         who=who,
         prison=who.prison,
         booking=booking,
