@@ -86,6 +86,14 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     assert "line 2, column -: no inmate is listed" in empty.stderr  # in English
     assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active > 0
 
+    nul = tmp_path / "nul.csv"
+    nul.write_text(lines[0] + "\n" + lines[1].replace("Carlos", "Car\x00los") + "\n")
+    refused = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(nul))
+    assert refused.returncode == 1, refused.stdout  # not a database error
+    assert "nothing was imported, 1 problem:" in refused.stderr
+    assert "line 2, column first_names: holds a NUL character" in refused.stderr
+    assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active  # nobody deactivated
+
 
 def test_demo_loads_and_reloads(db_url):
     first = cli(db_url, "demo")

@@ -136,3 +136,31 @@ def test_rosters_of_two_prisons_do_not_touch_each_other(prison_db):
         report = import_roster(s, other, (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,,\n").encode(), NOW)
     assert (report.created, report.deactivated) == (1, 0)
     assert inmates(prison_db)["Q2"].status is InmateStatus.ACTIVE
+
+
+def test_a_nul_character_in_a_cell_is_a_row_error_and_nothing_is_imported(prison_db):
+    """Python's csv reads a NUL; PostgreSQL refuses it in text and SQLite would keep it."""
+    bad = HEADER + (
+        "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,\n"
+        "Q2,Lu\x00is,Ñahui,\x00,1985-05-17,Z,,\n"
+        "Q3\x00,Pedro,Huamán,Cusi,1970-01-01,A,,\n"
+    )
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, bad.encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 3, column first_names: holds a NUL character (an invisible zero byte): "
+        "delete it and save the file again",
+        "line 3, column last_name_2: holds a NUL character (an invisible zero byte): "
+        "delete it and save the file again",
+        "line 3, column wing: unknown wing 'Z': known are A",  # the row's other cells too
+        "line 4, column code: holds a NUL character (an invisible zero byte): "
+        "delete it and save the file again",
+    ]
+    assert inmates(prison_db) == {}
+
+
+def test_a_file_saved_as_utf16_is_refused_as_not_utf8(prison_db):
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, GOOD.encode("utf-16-le"))
+    assert [(e.line, e.column) for e in caught.value.errors] == [(1, "-")]
+    assert "UTF-8" in caught.value.errors[0].message

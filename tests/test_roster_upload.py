@@ -127,3 +127,17 @@ def test_a_field_too_long_for_any_csv_reader_is_refused_plainly(admin, db):
     assert answer.status_code == 422
     assert "no se puede leer como CSV" in text(answer)
     assert len(_inmates(db)) == before
+
+
+def test_a_nul_character_in_the_file_is_a_row_problem_not_a_server_error(admin, db):
+    """PostgreSQL refuses NUL in text: the file is refused before anything is written."""
+    before = {code: (i.first_names, i.status) for code, i in _inmates(db).items()}
+    roster = HEADER + "Q10001;Carlos;Yupanqui;;2003-12-02;A;active;\n"
+    roster += "Q90001;Ro\x00sa;Ccori;;1990-05-17;B;;\n"
+    answer = _upload(admin, roster.encode())
+    assert answer.status_code == 422
+    shown = text(answer)
+    assert "padron.csv no se importó: 1 problema. No cambió nada." in shown
+    assert "3 first_names" in shown
+    assert "\x00" not in answer.text
+    assert {code: (i.first_names, i.status) for code, i in _inmates(db).items()} == before

@@ -4,7 +4,9 @@ The file is the whole roster of one prison: rows are matched by inmate code and 
 updated; active inmates missing from the file are deactivated (they can no longer be booked),
 so a file that lists no inmate is refused. If any row is wrong, nothing is imported and every
 bad row is listed with its line, column and reason. Both comma and semicolon separators are
-accepted (spreadsheets in Spanish locales save with semicolons); the file must be UTF-8. The
+accepted (spreadsheets in Spanish locales save with semicolons); the file must be UTF-8. A cell
+holding a NUL character is refused like any other bad cell: Python's csv module reads it, but
+no database should get it (PostgreSQL refuses NUL in text, SQLite would keep it unseen). The
 format is documented in the README.
 """
 
@@ -40,6 +42,9 @@ COLUMNS = (
 REQUIRED_COLUMNS = ("code", "first_names", "last_name_1", "birth_date")
 MAX_NAME = 100
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
+NUL = "\x00"
+_NOT_UTF8 = N_("the file is not UTF-8: save it as 'CSV UTF-8' and try again")
+_HAS_NUL = N_("holds a NUL character (an invisible zero byte): delete it and save the file again")
 
 
 @dataclass(frozen=True)
@@ -99,13 +104,14 @@ class ImportReport:
 
 
 def _decode(data: bytes) -> str:
+    # UTF-16 without a byte order mark decodes as UTF-8 with a NUL after every letter.
+    if NUL.encode() in data.split(b"\n", 1)[0]:
+        raise RosterInvalid([RowError(1, "-", _NOT_UTF8)])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise RosterInvalid(
-            [RowError(line, "-", N_("the file is not UTF-8: save it as 'CSV UTF-8' and try again"))]
-        ) from None
+        raise RosterInvalid([RowError(line, "-", _NOT_UTF8)]) from None
 
 
 def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
@@ -114,7 +120,7 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
     try:
         return _read_rows(text, wings, today)
     except csv.Error:
-        # A field over the csv module's size limit, a stray NUL: nothing sensible is left.
+        # A field over the csv module's size limit: nothing sensible is left.
         reason = N_("the file cannot be read as CSV here (a field far too long, or a stray quote)")
         line = text.count("\n") + 1
         raise RosterInvalid([RowError(line, "-", reason)]) from None
@@ -145,6 +151,8 @@ def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
         if not any(values.values()):
             continue
         row_errors: list[RowError] = []
+        # A cell with a NUL says only that; the checks of its other cells still run.
+        nul = {k for k in COLUMNS if NUL in values[k]}
 
         def fail(
             column: str, reason: str, line: int = line, errs: list = row_errors, **params: object
@@ -201,8 +209,9 @@ def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
             until = parse_date(values["visits_suspended_until"])
             if until is None:
                 fail("visits_suspended_until", N_("not a date (use YYYY-MM-DD)"))
-        if row_errors:
-            errors += row_errors
+        if nul or row_errors:
+            errors += [RowError(line, k, _HAS_NUL) for k in COLUMNS if k in nul]
+            errors += [e for e in row_errors if e.column not in nul]
             continue
         assert born is not None
         rows.append(
