@@ -97,13 +97,13 @@ def make_client(db: Database, db_url: str):
     """
     from fastapi.testclient import TestClient
 
-    from tests.factories import NOW
+    from tests.factories import NOW, SMS
     from visits.demo import load_demo
     from visits.settings import Settings
     from web.app import create_app
 
     with db.writing() as session:
-        load_demo(session, NOW)
+        load_demo(session, NOW, SMS)
     clients = []
 
     def build(**overrides):

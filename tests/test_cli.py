@@ -57,7 +57,9 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     roster = ROSTERS["QUENCORO"]
     ok = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(roster))
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == "QUENCORO: 200 created, 0 updated, 0 unchanged, 0 deactivated"
+    assert ok.stdout.strip() == (
+        "QUENCORO: 200 created, 0 updated, 0 unchanged, 0 deactivated, 0 bookings cancelled"
+    )
 
     bad = tmp_path / "bad.csv"
     lines = roster.read_text().splitlines()
@@ -209,7 +211,7 @@ def test_suspend_a_visitor_who_has_booked(db_url):
     with db.writing() as s:
         apply_config(s, parse_config(CONFIG.read_text()), NOW)
         prison = prison_by_code(s, "QUENCORO")
-        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW)
+        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW, sms_policy=SMS)
         slot = s.scalar(select(Slot).where(Slot.visitor_group == "women").order_by(Slot.id))
         inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
         create_booking(
@@ -245,3 +247,45 @@ def test_the_demo_makes_no_staff_accounts_on_a_site_served_over_https(db_url):
     assert loaded.returncode == 0, loaded.stderr
     assert "no demo staff accounts" in loaded.stdout
     assert rows(db_url, StaffUser) == 0
+
+
+def test_import_inmates_cancels_the_bookings_of_a_person_released_and_says_so(
+    db_url, tmp_path: Path
+):
+    from notifications.outbox import OutboxMessage
+    from tests.factories import NOW, SMS, request_for, visitor
+    from visits.booking import create_booking
+    from visits.prison import prison_by_code
+    from visits.prison_config import apply_config, parse_config
+    from visits.roster import import_roster
+
+    db = Database(make_engine(db_url))
+    with db.writing() as s:
+        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        prison = prison_by_code(s, "QUENCORO")
+        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW, sms_policy=SMS)
+        slot = s.scalar(select(Slot).where(Slot.visitor_group == "women").order_by(Slot.id))
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        booked = create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot, visitor()), now=NOW,
+            secret_key="k", sms_policy=SMS,
+        )  # fmt: skip
+        reference, starts = booked.booking.display_reference, slot.starts_at
+    released = tmp_path / "released.csv"
+    released.write_text(
+        ROSTERS["QUENCORO"].read_text().replace(",2003-12-02,A,active,", ",2003-12-02,A,released,")
+    )
+    result = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(released))
+    assert result.returncode == 0, result.stderr
+    local = starts.astimezone(prison.tz).strftime("%Y-%m-%d %H:%M")
+    assert result.stdout.splitlines() == [
+        "QUENCORO: 0 created, 1 updated, 199 unchanged, 0 deactivated, "
+        "1 booking cancelled (released: 1)",
+        f"  cancelled {reference} {local} (Q10001): released",
+    ]
+    with db.read_session() as s:
+        assert s.scalar(select(Booking.status)) is BookingStatus.CANCELLED
+        assert s.scalar(select(Slot.seats_taken).where(Slot.id == slot.id)) == 0
+        told = s.scalars(select(OutboxMessage.kind).where(OutboxMessage.status == "pending"))
+        assert list(told) == ["inmate_not_active"]  # the reminders are withdrawn
+    db.dispose()

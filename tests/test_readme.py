@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.factories import NOW
+from tests.factories import NOW, SMS
 from visits.demo import ROSTERS
 from visits.inmate import Inmate
 from visits.prison import prison_by_code
@@ -35,6 +35,7 @@ def test_the_readme_examples_load(db):
     roster = re.sub(r",[BCD],", ",A,", _block("csv"))  # the example file declares wing A only
     with db.writing() as s:
         apply_config(s, config, NOW)
-        report = import_roster(s, prison_by_code(s, "QUENCORO"), roster.encode(), NOW)
+        quencoro = prison_by_code(s, "QUENCORO")
+        report = import_roster(s, quencoro, roster.encode(), NOW, sms_policy=SMS)
         assert report.created == 4
         assert s.scalar(select(Inmate.birth_date).where(Inmate.code == "Q10150")).day == 24

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from tests.factories import NOW, make_prison
+from notifications.outbox import MessageStatus, OutboxMessage
+from tests.factories import NOW, SMS, make_prison, make_slot, request_for, visitor
 from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus, CancelCause, create_booking
 from visits.inmate import Inmate, InmateStatus
 from visits.prison import Prison
 from visits.roster import RosterInvalid, import_roster
+from visits.schedule import Slot
 
 HEADER = "code,first_names,last_name_1,last_name_2,birth_date,wing,status,visits_suspended_until\n"
 GOOD = HEADER + (
@@ -30,7 +35,7 @@ def prison_db(db):
 
 def run(db, data: bytes):
     with db.writing() as s:
-        return import_roster(s, s.scalar(select(Prison)), data, NOW)
+        return import_roster(s, s.scalar(select(Prison)), data, NOW, sms_policy=SMS)
 
 
 def inmates(db) -> dict[str, Inmate]:
@@ -133,7 +138,8 @@ def test_rosters_of_two_prisons_do_not_touch_each_other(prison_db):
     run(prison_db, GOOD.encode())
     with prison_db.writing() as s:
         other = make_prison(s, "OTHER")
-        report = import_roster(s, other, (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,,\n").encode(), NOW)
+        roster = (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,,\n").encode()
+        report = import_roster(s, other, roster, NOW, sms_policy=SMS)
     assert (report.created, report.deactivated) == (1, 0)
     assert inmates(prison_db)["Q2"].status is InmateStatus.ACTIVE
 
@@ -164,3 +170,127 @@ def test_a_file_saved_as_utf16_is_refused_as_not_utf8(prison_db):
         run(prison_db, GOOD.encode("utf-16-le"))
     assert [(e.line, e.column) for e in caught.value.errors] == [(1, "-")]
     assert "UTF-8" in caught.value.errors[0].message
+
+
+# --- What the roster does to the visits booked ----------------------------------------------
+
+THURSDAY, SATURDAY, NEXT_SATURDAY = date(2026, 12, 3), date(2026, 12, 5), date(2026, 12, 12)
+ACTIVE3 = HEADER + (
+    "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,\n"
+    "Q2,Luis,Ñahui,,1985-05-17,A,active,\n"
+    "Q3,Pedro,Huamán,Cusi,1970-01-01,A,active,\n"
+)
+
+
+def book(db, slot_id: int, code: str, dni: str, policy=SMS) -> str:
+    with db.writing() as s:
+        booked = create_booking(
+            s, prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == code)),
+            request=request_for(slot_id, visitor(dni)), now=NOW, secret_key="k",
+            sms_policy=policy,
+        )  # fmt: skip
+        return booked.booking.reference
+
+
+def statuses(db) -> dict[str, BookingStatus]:
+    with db.read_session() as s:
+        return dict(s.execute(select(Booking.reference, Booking.status)).all())
+
+
+def told(db) -> dict[str, set[tuple[str, MessageStatus]]]:
+    with db.read_session() as s:
+        found = s.execute(select(OutboxMessage.subject, OutboxMessage.kind, OutboxMessage.status))
+        messages: dict[str, set[tuple[str, MessageStatus]]] = {}
+        for subject, kind, status in found:
+            messages.setdefault(subject.removeprefix("booking:"), set()).add((kind, status))
+        return messages
+
+
+@pytest.fixture
+def slots(prison_db):
+    run(prison_db, ACTIVE3.encode())
+    with prison_db.writing() as s:
+        prison = s.scalar(select(Prison))
+        return {day: make_slot(s, prison, day).id for day in (THURSDAY, SATURDAY, NEXT_SATURDAY)}
+
+
+def test_visits_begun_attended_or_missed_are_left_as_they_are(prison_db, slots):
+    db = prison_db
+    held = book(db, slots[SATURDAY], "Q1", "41111111", replace(SMS, verification=True))
+    attended = book(db, slots[THURSDAY], "Q1", "42222222")
+    begun = book(db, slots[THURSDAY], "Q2", "43333333")
+    to_come = book(db, slots[SATURDAY], "Q2", "44444444")
+    with db.writing() as s:
+        s.scalar(
+            select(Booking).where(Booking.reference == attended)
+        ).status = BookingStatus.ATTENDED
+    during_the_visit = datetime(2026, 12, 3, 9, 30, tzinfo=ZoneInfo("America/Lima"))
+    released = ACTIVE3.replace("A,active,", "A,released,", 2)
+    with db.writing() as s:
+        report = import_roster(
+            s, s.scalar(select(Prison)), released.encode(), during_the_visit, sms_policy=SMS
+        )
+    assert [c.reference for c in report.cancelled] == [held, to_come]
+    assert statuses(db) == {
+        held: BookingStatus.CANCELLED,  # the seats it held come back
+        attended: BookingStatus.ATTENDED,
+        begun: BookingStatus.CONFIRMED,  # the gate decides about a visit under way
+        to_come: BookingStatus.CANCELLED,
+    }
+    messages = told(db)
+    # A hold was never confirmed to the family: its code is withdrawn, nothing is said.
+    assert messages[held] == {("code", MessageStatus.CANCELLED)}
+    assert ("inmate_not_active", MessageStatus.PENDING) in messages[to_come]
+    assert ("reminder", MessageStatus.CANCELLED) in messages[to_come]
+    with db.read_session() as s:
+        seats = dict(s.execute(select(Slot.local_date, Slot.seats_taken)).all())
+    assert seats == {THURSDAY: 2, SATURDAY: 0, NEXT_SATURDAY: 0}
+
+
+def test_a_roster_suspension_cancels_up_to_its_last_day_like_a_staff_one(prison_db, slots):
+    db = prison_db
+    inside = book(db, slots[SATURDAY], "Q1", "41111111")
+    after = book(db, slots[NEXT_SATURDAY], "Q1", "42222222")
+    suspended = ACTIVE3.replace("A,active,\n", "A,active,2026-12-05\n", 1)
+    report = run(db, suspended.encode())
+    assert [(c.reference, c.cause, c.suspended_until) for c in report.cancelled] == [
+        (inside, CancelCause.INMATE_SUSPENDED, SATURDAY)
+    ]
+    assert report.cancelled[0].why == "visits suspended until 2026-12-05"
+    assert "1 booking cancelled (visits suspended: 1)" in report.summary()
+    assert statuses(db) == {inside: BookingStatus.CANCELLED, after: BookingStatus.CONFIRMED}
+    assert ("inmate_suspended", MessageStatus.PENDING) in told(db)[inside]
+    assert run(db, suspended.encode()).cancelled == []  # applied once
+
+
+def test_a_booking_an_earlier_import_left_behind_is_cancelled_by_the_next(prison_db, slots):
+    """Every booking the roster rules out is cancelled, not only those of rows that changed:
+    one left confirmed before this was fixed is caught by the next import."""
+    db = prison_db
+    left = book(db, slots[SATURDAY], "Q3", "41111111")
+    with db.writing() as s:  # as an import before the fix left it
+        s.scalar(select(Inmate).where(Inmate.code == "Q3")).status = InmateStatus.TRANSFERRED
+    report = run(
+        db, ACTIVE3.replace("Cusi,1970-01-01,A,active,", "Cusi,1970-01-01,A,transferred,").encode()
+    )
+    assert report.updated == 0
+    assert [(c.reference, c.why) for c in report.cancelled] == [(left, "transferred")]
+    assert statuses(db) == {left: BookingStatus.CANCELLED}
+    with db.read_session() as s:
+        event = s.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "roster.imported")
+            .order_by(AuditEvent.id.desc())
+        )
+    assert event.details["cancelled"] == [left]
+
+
+def test_another_prisons_roster_cancels_nothing_here(prison_db, slots):
+    db = prison_db
+    mine = book(db, slots[SATURDAY], "Q1", "41111111")
+    with db.writing() as s:
+        other = make_prison(s, "OTHER")
+        roster = (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,released,\n").encode()
+        assert import_roster(s, other, roster, NOW, sms_policy=SMS).cancelled == []
+    assert statuses(db) == {mine: BookingStatus.CONFIRMED}

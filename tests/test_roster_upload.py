@@ -8,10 +8,15 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from notifications.outbox import MessageStatus, OutboxMessage
 from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_closures import book_one, quencoro_days, status_of
 from tests.test_pages import text
 from visits.audit import AuditEvent
+from visits.booking import Booking, BookingStatus
+from visits.demo import ROSTERS
 from visits.inmate import Inmate, InmateStatus
+from visits.schedule import Slot
 from visits.staff import StaffRole
 from web.middleware import MAX_UPLOAD_BYTES
 
@@ -27,9 +32,9 @@ def admin(make_client, db):
     return client
 
 
-def _upload(client, content: bytes, name="padron.csv", token=None):
+def _upload(client, content: bytes, name="padron.csv", token=None, page=PAGE):
     return client.post(
-        PAGE,
+        page,
         data={"csrf_token": staff_token(client) if token is None else token},
         files={"file": (name, content, "text/csv")},
     )
@@ -141,3 +146,129 @@ def test_a_nul_character_in_the_file_is_a_row_problem_not_a_server_error(admin, 
     assert "3 first_names" in shown
     assert "\x00" not in answer.text
     assert {code: (i.first_names, i.status) for code, i in _inmates(db).items()} == before
+
+
+# --- What the roster does to the visits booked ----------------------------------------------
+
+
+def roster_with(**changes: str | None) -> bytes:
+    """The demo's Quencoro roster with some rows' status and suspension date changed
+    (``"released"``, ``"active,2026-12-05"``, …), or left out (``None``)."""
+    lines = []
+    for line in ROSTERS["QUENCORO"].read_text().splitlines():
+        code = line.split(",", 1)[0]
+        if code not in changes:
+            lines.append(line)
+        elif (change := changes[code]) is not None:
+            status, _, until = change.partition(",")
+            lines.append(",".join([*line.split(",")[:6], status, until]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def booked(admin, db):
+    """Bookings on the first two women's Wednesdays, the administrator signed in."""
+    nine = {
+        d["date"]: s["id"]
+        for d in quencoro_days(admin)
+        for s in d["slots"]
+        if s["local_start"] == "09:00" and s["visitor_group"] == "women"
+    }
+    soon, later = nine["2026-12-02"], nine["2026-12-09"]
+    refs = {
+        "released_soon": book_one(admin, soon, "Q10005", "Quispe", "41111111", "987654321"),
+        "released_later": book_one(admin, later, "Q10005", "Quispe", "42222222", "987654322"),
+        "transferred": book_one(admin, soon, "Q10006", "Huillca", "43333333", "987654323"),
+        "left_out": book_one(admin, soon, "Q10007", "Huarcaya", "44444444", "987654324"),
+        "suspended": book_one(admin, soon, "Q10008", "Ccallo", "45555555", "987654325"),
+        "after_suspension": book_one(admin, later, "Q10008", "Ccallo", "46666666", "987654326"),
+        "untouched": book_one(admin, soon, "Q10009", "Quispe-Tito", "47777777", "987654327"),
+    }
+    return refs, soon
+
+
+def _messages(db, reference: str) -> dict[str, MessageStatus]:
+    with db.read_session() as s:
+        found = s.execute(
+            select(OutboxMessage.kind, OutboxMessage.status).where(
+                OutboxMessage.subject == f"booking:{reference}"
+            )
+        ).all()
+    return {kind: status for kind, status in found}
+
+
+def test_a_roster_that_takes_people_out_of_visits_cancels_their_bookings(admin, db, booked):
+    refs, soon = booked
+    with db.read_session() as s:
+        seats_before = s.get(Slot, soon).seats_taken
+    roster = roster_with(
+        Q10005="released", Q10006="transferred", Q10007=None, Q10008="active,2026-12-05"
+    )
+    # In English: what it says stays put while the translations catch up.
+    answer = _upload(admin, roster, page=f"{PAGE}?lang=en")
+    assert answer.status_code == 200, text(answer)
+    shown = text(answer)
+    assert "3 changed" in shown
+    assert "1 no longer on the roster" in shown
+    assert "5 bookings were cancelled: by this roster" in shown
+    for key in ("released_soon", "released_later", "transferred", "left_out", "suspended"):
+        assert status_of(db, refs[key]) is BookingStatus.CANCELLED, key
+        assert f"/staff/p/QUENCORO/bookings/{refs[key]}" in answer.text  # listed, linked
+    for key in ("after_suspension", "untouched"):
+        assert status_of(db, refs[key]) is BookingStatus.CONFIRMED, key
+    assert "Alberto Quispe (Q10005)" in shown
+    assert "Visits suspended until" in shown
+
+    # Each family is told in general words, its reminders are withdrawn, its seats are free.
+    kinds = {
+        "released_soon": "inmate_not_active", "released_later": "inmate_not_active",
+        "transferred": "inmate_not_active", "left_out": "inmate_not_active",
+        "suspended": "inmate_suspended",
+    }  # fmt: skip
+    with db.read_session() as s:
+        for key, kind in kinds.items():
+            messages = _messages(db, refs[key])
+            assert messages[kind] is MessageStatus.PENDING, key
+            assert messages["reminder"] is MessageStatus.CANCELLED, key
+            body = s.scalar(
+                select(OutboxMessage.body).where(
+                    OutboxMessage.subject == f"booking:{refs[key]}", OutboxMessage.kind == kind
+                )
+            )
+            for word in ("releas", "transfer", "roster", "liber", "traslad", "padr", "2026-12-05"):
+                assert word not in body.lower(), (key, body)
+        assert "reminder" in _messages(db, refs["untouched"])
+        assert s.get(Slot, soon).seats_taken == seats_before - 4
+        events = dict(
+            s.execute(
+                select(AuditEvent.entity_id, AuditEvent.action).where(
+                    AuditEvent.action.like("booking.cancelled%")
+                )
+            ).all()
+        )
+        imported = s.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "roster.imported")
+            .order_by(AuditEvent.id.desc())
+        )
+    assert events == {refs[key]: f"booking.cancelled_{kind}" for key, kind in kinds.items()}
+    assert sorted(imported.details["cancelled"]) == sorted(refs[key] for key in kinds)
+    assert "5 bookings cancelled" in imported.details["summary"]
+
+    # The booking's own page says why, for staff.
+    history = text(admin.get(f"/staff/p/QUENCORO/bookings/{refs['transferred']}"))
+    assert "Cancelled: the roster no longer has this person as active here" in history
+
+    # The same file again cancels nothing more.
+    again = text(_upload(admin, roster))
+    assert "0 changed" in again
+    assert "No booking is affected." in again
+
+
+@pytest.mark.usefixtures("booked")
+def test_a_roster_that_changes_no_visit_cancels_nothing(admin, db):
+    shown = text(_upload(admin, ROSTERS["QUENCORO"].read_bytes(), page=f"{PAGE}?lang=en"))
+    assert "No booking is affected." in shown
+    with db.read_session() as s:
+        statuses = set(s.scalars(select(Booking.status)))
+    assert statuses == {BookingStatus.CONFIRMED}

@@ -116,7 +116,7 @@ def test_a_roster_import_keeps_what_staff_suspended(booked, db):
     _suspend_inmate(client, "Q10002")
     with db.writing() as s:
         prison = prison_by_code(s, "QUENCORO")
-        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW)
+        import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW, sms_policy=SMS)
     refused = try_booking(client, nine["2026-12-09"], "Q10002", "Puma", "45555555", "987654329")
     assert [e["code"] for e in refused.json()["errors"]] == ["inmate_suspended"]
 

@@ -98,6 +98,9 @@ class CancelCause(StrEnum):
 
     CLOSED = "closed"  # the day or visit time was closed
     INMATE_SUSPENDED = "inmate_suspended"  # visits to the person visited were suspended
+    # The roster no longer has the person visited as active here (released, transferred,
+    # inactive or left out of it): the family is told only that they cannot be visited here.
+    INMATE_NOT_ACTIVE = "inmate_not_active"
     VISITOR_BARRED = "visitor_barred"  # someone in the booking may not visit for now
     HEALTH_SUSPENDED = "health_suspended"  # a health measure pauses visits
 

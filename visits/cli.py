@@ -106,6 +106,8 @@ def import_inmates(
             count = f"{len(errors)} problem" + ("" if len(errors) == 1 else "s")
             raise _fail([f"{file}: nothing was imported, {count}:", *errors]) from None
     typer.echo(f"{found.code}: {report.summary()}")
+    for line in report.cancellation_lines():
+        typer.echo(f"  {line}")
 
 
 @app.command("sync-slots")
@@ -229,12 +231,13 @@ def demo() -> None:
     from visits.demo import DEMO_STAFF_PASSWORD, load_demo, load_demo_staff
     from visits.migrate import upgrade
     from visits.settings import get_settings
+    from visits.sms import SmsPolicy
 
     settings = get_settings()
     upgrade(settings.database_url)
     db = _database()
     with db.writing() as session:
-        reports, rosters = load_demo(session, utcnow())
+        reports, rosters = load_demo(session, utcnow(), SmsPolicy.from_settings(settings))
         # Their password is in the README: never on a site served over HTTPS.
         public = settings.public_base_url.startswith("https://")
         accounts = [] if public else load_demo_staff(session, utcnow())

@@ -8,6 +8,32 @@ accepted (spreadsheets in Spanish locales save with semicolons); the file must b
 holding a NUL character is refused like any other bad cell: Python's csv module reads it, but
 no database should get it (PostgreSQL refuses NUL in text, SQLite would keep it unseen). The
 format is documented in the README.
+
+What the roster says about visits takes effect in the same transaction, as a staff suspension
+(:mod:`visits.suspensions`) or a closure does. A person the file gives as ``released``,
+``transferred`` or ``inactive``, or leaves out (deactivated), can no longer be visited at all;
+one with a ``visits_suspended_until`` date cannot be visited until that day, inclusive, as if
+staff had suspended them until then (the booking rules already refuse new bookings either
+way). Every booking of the prison still to come that the roster as imported rules out (held or
+confirmed, its time not started) is cancelled: its seats come back, its reminders and any
+unused code are withdrawn, the cancellation is audited, and the family of a confirmed booking
+is told by SMS in general words: the person "can no longer receive visits at" the prison
+(:attr:`visits.booking.CancelCause.INMATE_NOT_ACTIVE`, never whether they were released,
+transferred or left out) or visits to them "are suspended for now" (``INMATE_SUSPENDED``, the
+staff suspension's text, never the date). This covers every such booking, not only those of the
+rows this file changed, so one that slipped past an earlier import is caught by the next. Visits
+attended, missed or already begun are never touched. The report, the upload page and the
+command line say how many bookings were cancelled and why, and list each of them.
+
+There is no preview: the file is applied at once, from the browser as from the command line
+(which a prison may run unattended). The roster states facts (a released person is gone
+whether or not anyone confirms it), a family is best told at once, and the result lists every
+booking cancelled with a link to it. The guard against a wrong file stays the one above: a
+file that lists no inmate is refused.
+
+Locks follow the order of :mod:`visits.booking`: the inmates whose rows change, by id, then the
+bookings cancelled, then their slots. A booking for one of those inmates either committed
+first (and is found and cancelled here) or waits for this import.
 """
 
 from __future__ import annotations
@@ -15,18 +41,28 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from visits import audit, issuing
+from visits import audit, issuing, reference
+from visits.booking import (
+    HOLDS_SEATS,
+    Booking,
+    CancelCause,
+    cancel_booking,
+    lock_for_cancelling,
+)
 from visits.booking_request import parse_date
+from visits.db import lock_rows, require_write_lock
 from visits.i18n import N_, gettext
 from visits.inmate import Inmate, InmateStatus, normalise_code
 from visits.prison import Prison, Wing
+from visits.schedule import Slot
 from visits.sms import SmsPolicy
 
 COLUMNS = (
@@ -88,6 +124,38 @@ class RosterRow:
     visits_suspended_until: date | None
 
 
+@dataclass(frozen=True)
+class CancelledVisit:
+    """A booking the import cancelled, as staff are told of it."""
+
+    reference: str
+    starts_at: datetime  # in the prison's time
+    inmate_code: str
+    inmate_name: str
+    cause: CancelCause  # INMATE_NOT_ACTIVE or INMATE_SUSPENDED
+    status: InmateStatus  # the person's status now
+    suspended_until: date | None  # the roster's suspension that covers the visit, if any
+
+    @property
+    def display_reference(self) -> str:
+        return reference.display(self.reference)
+
+    @property
+    def why(self) -> str:
+        """Why, in English, for the command line."""
+        if self.cause is CancelCause.INMATE_SUSPENDED and self.suspended_until is not None:
+            return f"visits suspended until {self.suspended_until.isoformat()}"
+        return _WHY[self.status]
+
+
+_WHY = {
+    InmateStatus.RELEASED: "released",
+    InmateStatus.TRANSFERRED: "transferred",
+    InmateStatus.INACTIVE: "inactive or left out of the file",
+    InmateStatus.ACTIVE: "active",  # never a reason: for completeness
+}
+
+
 @dataclass
 class ImportReport:
     created: int = 0
@@ -95,12 +163,31 @@ class ImportReport:
     unchanged: int = 0
     deactivated: int = 0
     changes: list[str] = field(default_factory=list)
+    # Bookings still to come that the roster now rules out, cancelled by the import.
+    cancelled: list[CancelledVisit] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
+        count = len(self.cancelled)
+        text = (
             f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
-            f"{self.deactivated} deactivated"
+            f"{self.deactivated} deactivated, {count} booking{'' if count == 1 else 's'} "
+            "cancelled"
         )
+        if count:
+            whys = Counter(
+                "visits suspended" if c.cause is CancelCause.INMATE_SUSPENDED else _WHY[c.status]
+                for c in self.cancelled
+            )
+            text += f" ({', '.join(f'{why}: {n}' for why, n in sorted(whys.items()))})"
+        return text
+
+    def cancellation_lines(self) -> list[str]:
+        """One line per booking cancelled, for the command line."""
+        return [
+            f"cancelled {c.display_reference} {c.starts_at:%Y-%m-%d %H:%M} "
+            f"({c.inmate_code}): {c.why}"
+            for c in self.cancelled
+        ]
 
 
 def _decode(data: bytes) -> str:
@@ -241,20 +328,23 @@ def import_roster(
     prison: Prison,
     data: bytes,
     now: datetime,
+    *,
+    sms_policy: SmsPolicy,
     actor: str = "cli",
     origin: str = "",
-    sms_policy: SmsPolicy | None = None,
 ) -> ImportReport:
     """Apply a roster file to one prison. Raises :class:`RosterInvalid` and changes nothing if
-    any row is bad. With ``sms_policy``, inmates moved into a wing under a health advisory
-    have it applied to their visits to come (see :func:`visits.issuing.apply_to_moved`)."""
+    any row is bad. Bookings the roster now rules out are cancelled and the families told
+    (see the module's docstring); inmates moved into a wing under a health advisory have it
+    applied to their visits to come (see :func:`visits.issuing.apply_to_moved`)."""
+    require_write_lock(session)
     wings = {w.code: w.id for w in session.scalars(select(Wing).where(Wing.prison_id == prison.id))}
     rows = read_roster(data, set(wings), prison.local_date(now))
     existing = {
         i.code: i for i in session.scalars(select(Inmate).where(Inmate.prison_id == prison.id))
     }
     report = ImportReport()
-    moved: list[int] = []  # inmates now living in another wing
+    updates: list[tuple[Inmate, dict[str, object]]] = []
     for row in rows:
         wanted = {
             "first_names": row.first_names,
@@ -270,20 +360,25 @@ def import_roster(
             session.add(Inmate(prison_id=prison.id, code=row.code, **wanted))
             report.created += 1
             continue
-        changed = [k for k, v in wanted.items() if getattr(inmate, k) != v]
-        if "wing_id" in changed:
-            moved.append(inmate.id)
+        changed = {k: v for k, v in wanted.items() if getattr(inmate, k) != v}
         if changed:
-            for k in changed:
-                setattr(inmate, k, wanted[k])
+            updates.append((inmate, changed))
             report.updated += 1
             report.changes.append(f"{row.code}: {', '.join(changed)}")
         else:
             report.unchanged += 1
-    for inmate in existing.values():
-        if inmate.status is InmateStatus.ACTIVE:
-            inmate.status = InmateStatus.INACTIVE
-            report.deactivated += 1
+    gone = [i for i in existing.values() if i.status is InmateStatus.ACTIVE]
+    updates += [(inmate, {"status": InmateStatus.INACTIVE}) for inmate in gone]
+    report.deactivated = len(gone)
+    # Bookings lock their inmate first: one for these made before this is found below, one
+    # made after waits for this import to end.
+    lock_rows(session, Inmate.id, [inmate.id for inmate, _ in updates])
+    moved = [inmate.id for inmate, changed in updates if "wing_id" in changed]
+    for inmate, changed in updates:
+        for k, v in changed.items():
+            setattr(inmate, k, v)
+    session.flush()
+    report.cancelled = _cancel_ruled_out(session, prison, now, actor, origin, sms_policy)
     audit.record(
         session,
         at=now,
@@ -291,13 +386,76 @@ def import_roster(
         action="roster.imported",
         entity="prison",
         entity_id=prison.code,
-        details={"summary": report.summary()},
+        details={"summary": report.summary()}
+        | ({"cancelled": [c.reference for c in report.cancelled]} if report.cancelled else {}),
         origin=origin,
     )
     session.flush()
-    if sms_policy is not None:
-        # An inmate moved into a wing under a health advisory: it applies to their visits.
-        issuing.apply_to_moved(
-            session, prison, moved, now=now, actor=actor, origin=origin, sms_policy=sms_policy
-        )
+    # An inmate moved into a wing under a health advisory: it applies to their visits.
+    issuing.apply_to_moved(
+        session, prison, moved, now=now, actor=actor, origin=origin, sms_policy=sms_policy
+    )
     return report
+
+
+def ruled_out(inmate: Inmate, day: date) -> CancelCause | None:
+    """Why the roster rules out a visit to ``inmate`` on ``day``, or ``None``: the person is
+    no longer active (released, transferred, inactive or left out of the file), or the
+    roster suspends their visits until that day or later."""
+    if inmate.status is not InmateStatus.ACTIVE:
+        return CancelCause.INMATE_NOT_ACTIVE
+    if inmate.visits_suspended_until is not None and day <= inmate.visits_suspended_until:
+        return CancelCause.INMATE_SUSPENDED
+    return None
+
+
+def _cancel_ruled_out(
+    session: Session,
+    prison: Prison,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> list[CancelledVisit]:
+    """Cancel every booking of the prison still to come that the roster, as it now stands,
+    rules out (:func:`ruled_out`); what was cancelled, and why."""
+    found = list(
+        session.scalars(
+            select(Booking)
+            .join(Slot, Booking.slot_id == Slot.id)
+            .join(Inmate, Booking.inmate_id == Inmate.id)
+            .where(
+                Booking.prison_id == prison.id,
+                Booking.status.in_(HOLDS_SEATS),
+                Slot.starts_at > now,
+                or_(
+                    Inmate.status != InmateStatus.ACTIVE,
+                    Slot.local_date <= Inmate.visits_suspended_until,
+                ),
+            )
+            .order_by(Booking.id)
+        )
+    )
+    # Locked and reloaded: a family's cancel or move of one of them waits, or finished first.
+    lock_for_cancelling(session, found)
+    cancelled = []
+    for booking in found:
+        cause = ruled_out(booking.inmate, booking.slot.local_date)
+        if booking.can_change(now) and cause is not None:
+            cancel_booking(
+                session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
+                cause=cause,
+            )  # fmt: skip
+            inmate = booking.inmate
+            cancelled.append(
+                CancelledVisit(
+                    reference=booking.reference,
+                    starts_at=booking.slot.starts_at.astimezone(prison.tz),
+                    inmate_code=inmate.code,
+                    inmate_name=inmate.display_name,
+                    cause=cause,
+                    status=inmate.status,
+                    suspended_until=inmate.visits_suspended_until,
+                )
+            )
+    return cancelled

@@ -57,6 +57,10 @@ TEXTS = {
         "Visit %(ref)s (%(when)s) is cancelled: visits to the person you visit are suspended "
         "for now. Please ask %(prison)s."
     ),
+    "inmate_not_active": N_(
+        "Visit %(ref)s (%(when)s) is cancelled: the person you visit can no longer receive "
+        "visits at %(prison)s. Please ask the prison."
+    ),
     "visitor_barred": N_(
         "Visit %(ref)s (%(when)s) is cancelled: a visitor in it may not come to %(prison)s. "
         "Book without them: %(link)s"

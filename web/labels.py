@@ -10,6 +10,7 @@ from visits.booking_request import Relationship
 from visits.gate import AgeGroup, GateStatus, TurnAwayReason
 from visits.health import AdvisoryKind, Scope
 from visits.i18n import N_, gettext
+from visits.inmate import InmateStatus
 from visits.rules import Sex, VisitorGroup
 from visits.staff import StaffRole
 from visits.visitor import DocumentType
@@ -33,6 +34,10 @@ _LABELLED: tuple[tuple[StrEnum, str], ...] = (
     (VisitorGroup.ANYONE, N_("Open to all visitors")),
     (VisitorGroup.WOMEN, N_("Day for women visitors")),
     (VisitorGroup.MEN, N_("Day for men visitors")),
+    (InmateStatus.ACTIVE, N_("On the roster")),
+    (InmateStatus.TRANSFERRED, N_("Transferred to another prison")),
+    (InmateStatus.RELEASED, N_("Released")),
+    (InmateStatus.INACTIVE, N_("Inactive or left out of the roster")),
     (BookingStatus.HELD, N_("Waiting for confirmation")),
     (BookingStatus.CONFIRMED, N_("Confirmed")),
     (BookingStatus.ATTENDED, N_("Attended")),
@@ -82,6 +87,7 @@ MESSAGE_KINDS = {
     "cancelled": N_("Cancellation"),
     "closed": N_("Cancellation: visits closed"),
     "inmate_suspended": N_("Cancellation: visits to the person suspended"),
+    "inmate_not_active": N_("Cancellation: the person can no longer be visited here"),
     "visitor_barred": N_("Cancellation: a visitor barred"),
     "broadcast": N_("Message to the families of a day"),
     "health_suspended": N_("Cancellation: a health measure"),
@@ -110,6 +116,9 @@ AUDIT_ACTIONS = {
     "booking.cancelled": N_("Cancelled"),
     "booking.cancelled_closed": N_("Cancelled: the prison closed this visit time"),
     "booking.cancelled_inmate_suspended": N_("Cancelled: visits to this person are suspended"),
+    "booking.cancelled_inmate_not_active": N_(
+        "Cancelled: the roster no longer has this person as active here"
+    ),
     "booking.cancelled_visitor_barred": N_("Cancelled: a visitor may not visit for now"),
     "booking.cancelled_health_suspended": N_("Cancelled: a health measure pauses visits"),
     "booking.moved": N_("Moved to another time"),

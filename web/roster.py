@@ -1,6 +1,8 @@
 """Administrators upload their prison's roster: the CSV of ``visits import-inmates``, with
 the same checks and the same all-or-nothing rule (see :mod:`visits.roster`). Every problem of
-a refused file is listed with its line and column, in the administrator's language."""
+a refused file is listed with its line and column, in the administrator's language. A file
+that is accepted applies at once, with no preview (why: :mod:`visits.roster`): the page then
+says how many bookings the roster ruled out were cancelled, and lists each with why."""
 
 from __future__ import annotations
 

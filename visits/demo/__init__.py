@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from visits.prison import prison_by_code
 from visits.prison_config import ClosureConfig, ConfigFile, PrisonReport, apply_config, parse_config
 from visits.roster import ImportReport, import_roster
+from visits.sms import SmsPolicy
 from visits.staff import StaffRole, StaffUser, create_staff
 
 DEMO_DIR = Path(__file__).parent
@@ -46,14 +47,16 @@ def demo_config(today: date) -> ConfigFile:
 
 
 def load_demo(
-    session: Session, now: datetime
+    session: Session, now: datetime, sms_policy: SmsPolicy
 ) -> tuple[list[PrisonReport], dict[str, ImportReport]]:
     reports = apply_config(session, demo_config(now.astimezone(DEMO_TZ).date()), now)
     rosters = {}
     for code, path in ROSTERS.items():
         prison = prison_by_code(session, code)
         assert prison is not None
-        rosters[code] = import_roster(session, prison, path.read_bytes(), now)
+        rosters[code] = import_roster(
+            session, prison, path.read_bytes(), now, sms_policy=sms_policy
+        )
     return reports, rosters
 
 
