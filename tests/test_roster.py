@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from tests.factories import NOW, SMS, make_prison, make_slot, request_for, visitor
+from tests.test_races import LATE, attempt, booking_count, interrupted_stream
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, CancelCause, create_booking
+from visits.db import Database, make_engine
 from visits.inmate import Inmate, InmateStatus
 from visits.prison import Prison
 from visits.roster import RosterInvalid, import_roster
@@ -294,3 +296,43 @@ def test_another_prisons_roster_cancels_nothing_here(prison_db, slots):
         roster = (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,released,\n").encode()
         assert import_roster(s, other, roster, NOW, sms_policy=SMS).cancelled == []
     assert statuses(db) == {mine: BookingStatus.CONFIRMED}
+
+
+# --- A roster imported while families book ---------------------------------------------------
+
+FAMILIES = 30
+
+
+def test_a_person_released_while_families_book_keeps_no_booking(db_url):
+    """Families book visits to one inmate while the roster releases them: each booking lands
+    before the import (and is cancelled by it) or is refused after it, never confirmed and
+    left behind by a booking that read the inmate before the import committed."""
+    db = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=FAMILIES + 2))
+    one = HEADER + "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,\n"
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=FAMILIES)
+        import_roster(s, prison, one.encode(), NOW, sms_policy=SMS)
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+
+    def administrator() -> str:
+        released = one.replace(",active,", ",released,").encode()
+        with db.writing() as s:
+            report = import_roster(s, s.scalar(select(Prison)), released, NOW, sms_policy=SMS)
+        return f"cancelled:{len(report.cancelled)}"
+
+    try:
+        outcomes = interrupted_stream(
+            FAMILIES,
+            lambda: booking_count(db),
+            administrator,
+            lambda i: attempt(db, slot_id, "Q1", f"4{i:07d}"),
+        )
+        booked = outcomes["ok"]
+        assert booked >= 1  # before the import
+        assert outcomes[f"cancelled:{booked}"] == 1, outcomes  # every booking that landed
+        assert outcomes["inmate_not_active"] == FAMILIES - booked >= LATE  # after it
+        with db.read_session() as s:
+            assert s.scalar(select(Slot.seats_taken).where(Slot.id == slot_id)) == 0
+            assert set(s.scalars(select(Booking.status))) <= {BookingStatus.CANCELLED}
+    finally:
+        db.dispose()

@@ -580,7 +580,7 @@ def create_booking(
         return replayed
     slot, valid = _parse_for(session, prison, inmate, request, now)
 
-    lock_rows(session, Inmate.id, [inmate.id])
+    lock_inmate(session, inmate)
     # A second click that raced the first one past the check above sees it now.
     if (replayed := _replay(session, submission_key, fingerprint, secret_key)) is not None:
         return replayed
@@ -685,6 +685,15 @@ def _locked(session: Session, booking: Booking) -> Booking:
     lock_rows(session, Booking.id, [booking.id])
     session.refresh(booking)
     return booking
+
+
+def lock_inmate(session: Session, inmate: Inmate) -> None:
+    """Lock the inmate visited (the first lock of every writer) and read them again as they
+    are now: a roster import may have changed their status, suspension or wing after this
+    request read them, and committed while this waited for the lock (on PostgreSQL; on
+    SQLite the write session already excludes it)."""
+    require_write_lock(session)
+    session.refresh(inmate, with_for_update=True)
 
 
 def lock_for_cancelling(session: Session, bookings: Sequence[Booking]) -> None:
@@ -893,7 +902,7 @@ def move_booking(
     new_slot = slot_in_prison(session, booking.prison, slot_id)
     # The order every writer locks in (see the module's docstring); who visits whom never
     # changes, so these can be locked before the booking itself.
-    lock_rows(session, Inmate.id, [booking.inmate_id])
+    lock_inmate(session, booking.inmate)
     lock_rows(session, Visitor.id, [v.visitor_id for v in booking.visitors])
     if new_slot is not None:
         lock_day(session, new_slot.prison_id, new_slot.local_date, exclusive=False)

@@ -33,7 +33,8 @@ file that lists no inmate is refused.
 
 Locks follow the order of :mod:`visits.booking`: the inmates whose rows change, by id, then the
 bookings cancelled, then their slots. A booking for one of those inmates either committed
-first (and is found and cancelled here) or waits for this import.
+first (and is found and cancelled here) or waits for this import, then reads the inmate as it
+left them (:func:`visits.booking.lock_inmate`) and is refused.
 """
 
 from __future__ import annotations
@@ -371,7 +372,7 @@ def import_roster(
     updates += [(inmate, {"status": InmateStatus.INACTIVE}) for inmate in gone]
     report.deactivated = len(gone)
     # Bookings lock their inmate first: one for these made before this is found below, one
-    # made after waits for this import to end.
+    # made after waits for this import to end, then reads what it left.
     lock_rows(session, Inmate.id, [inmate.id for inmate, _ in updates])
     moved = [inmate.id for inmate, changed in updates if "wing_id" in changed]
     for inmate, changed in updates:
