@@ -107,6 +107,7 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
                     s, prison, advisory.id, now=NOW, actor="staff:salud", origin="",
                     policy=TracingPolicy(),
                 )  # fmt: skip
+                tracing.deliveries(s, advisory.id)  # what became of its notices
     with capturing():
         purge_visit_records(db, settings, NOW + timedelta(days=400))
     return seen

@@ -14,9 +14,9 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from notifications.outbox import OutboxMessage
+from notifications.outbox import MessageStatus, OutboxMessage, purge
 from tests.factories import NOW, SMS, make_prison
 from tests.history import History, Person, generate_year
 from tests.staffing import make_staff, sign_in, staff_token
@@ -24,7 +24,7 @@ from tests.test_pages import text as text_of
 from visits import health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
-from visits.booking import BookingStatus
+from visits.booking import Booking, BookingStatus
 from visits.gate import GateStatus
 from visits.health import AdvisoryKind, Measures, Scope, Tier, TracingPolicy
 from visits.i18n import gettext, use_locale
@@ -664,3 +664,75 @@ def test_a_window_reaching_past_what_was_kept_says_so(db, make_client):
     assert "Las visitas anteriores al" not in text_of(
         client.get(f"/staff/p/QUENCORO/health/{ids[1]}/contacts")
     )
+
+
+# --- What became of the notices -----------------------------------------------------------
+
+
+def _settle(db, phone, status, code=None, why=None, kind="contact_%"):
+    """The notice SMS of ``phone`` (of one kind) as the dispatcher or a delivery report
+    leaves it."""
+    with db.writing() as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.recipient == phone, OutboxMessage.kind.like(kind))
+            .values(status=status, error_code=code, error_message=why)
+        )
+
+
+def test_a_notice_reads_the_sms_that_reached_its_phone_at_its_tier_or_closer(db):
+    """ "plain" is told to watch for symptoms; then a newcomer on the same phone visits the
+    index inmate, and the phone gets the tier-1 text too. Either SMS reached plain; only
+    the tier-1 one reached the newcomer. The family sharing a phone shares its SMS."""
+    advisory_id, people = _family(db)
+    _notify(db, advisory_id)
+    with db.writing() as s:
+        history = History(s, s.scalar(select(Prison)))
+        history.inmates = dict(s.execute(select(Inmate.id, Inmate.wing_id)).all())
+        index = s.scalar(select(Inmate.id).where(Inmate.code == "Q1"))
+        (newcomer,) = history.people([ADULT])
+        history.book(index, TODAY, [Person(newcomer, ADULT)], BookingStatus.CONFIRMED,
+                     start=time(14), phone="+51987000003")  # fmt: skip
+    _notify(db, advisory_id, NOW + timedelta(hours=6))
+
+    def delivered():
+        with db.read_session() as s:
+            found = tracing.deliveries(s, advisory_id)
+        return {name: (found[v].status, found[v].missed) for name, v in people.items()} | {
+            "newcomer": (found[newcomer].status, found[newcomer].missed)
+        }
+
+    assert set(delivered().values()) == {(MessageStatus.PENDING, False)}
+    _settle(db, "+51987000003", MessageStatus.DELIVERED, kind="contact_tier2")
+    _settle(db, "+51987000003", MessageStatus.FAILED, "30003", kind="contact_tier1")
+    _settle(db, "+51987000001", MessageStatus.UNDELIVERED, "30005")
+    assert delivered() == {
+        "mother": (MessageStatus.UNDELIVERED, True),
+        "child": (MessageStatus.UNDELIVERED, True),
+        "english": (MessageStatus.PENDING, False),
+        "plain": (MessageStatus.DELIVERED, False),  # told to watch, and that reached them
+        "newcomer": (MessageStatus.FAILED, True),  # to be evaluated: that never came
+    }
+    _settle(db, "+51987000003", MessageStatus.FAILED, "30003", kind="contact_tier2")
+    _settle(db, "+51987000003", MessageStatus.DELIVERED, kind="contact_tier1")
+    assert delivered()["plain"] == delivered()["newcomer"] == (MessageStatus.DELIVERED, False)
+    with db.read_session() as s:
+        failed = tracing.deliveries(s, advisory_id)[people["mother"]]
+    assert (failed.phone, failed.tier, failed.error_code) == ("+51987000001", Tier.ONE, "30005")
+
+
+def test_a_notice_without_a_phone_reached_nobody_and_one_whose_sms_was_purged_is_unknown(db):
+    advisory_id, people = _family(db)
+    with db.writing() as s:  # the retention purge blanked the English family's phone
+        s.execute(update(Booking).where(Booking.language == "en").values(contact_phone=""))
+    done = _notify(db, advisory_id)
+    assert len(done.sms) == 2
+    with db.writing() as s:  # settled long ago: the SMS purge deleted it
+        s.execute(update(OutboxMessage).values(status=MessageStatus.DELIVERED))
+        assert purge(s, NOW + timedelta(days=1)) == 2
+    with db.read_session() as s:
+        found = tracing.deliveries(s, advisory_id)
+    assert found[people["english"]] == tracing.Delivery("", Tier.TWO)
+    assert found[people["english"]].missed
+    assert found[people["plain"]] == tracing.Delivery("+51987000003", Tier.TWO)
+    assert not found[people["plain"]].missed  # not known to have failed

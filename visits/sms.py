@@ -389,12 +389,17 @@ def queue_reply(
     )
 
 
+def contact_notice_kind(tier: int) -> str:
+    """The outbox ``kind`` of a contact's notice at ``tier``."""
+    return f"contact_tier{tier}"
+
+
 def contact_notice(
     *, phone: str, language: str, tier: int, prison: str, key: str, subject: str
 ) -> Draft:
     """A visitor's notice of exposure (:mod:`visits.tracing`): tier 1 is asked to get
     evaluated, tier 2 to watch for symptoms; both are told the check is free."""
-    kind = f"contact_tier{tier}"
+    kind = contact_notice_kind(tier)
     return Draft(
         recipient=phone,
         body=render(kind, language, {"prison": prison}),

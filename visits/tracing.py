@@ -34,6 +34,11 @@ Notifying sends one SMS per phone, at the closest tier of the visitors who share
 booking's language, and records every visitor told (:class:`ContactNotice`): sending again, or
 two health users at once, tells nobody twice; a visitor found later (a visit of the measures'
 first day, for instance) is told then.
+
+What became of each notice (:func:`deliveries`) is read from the outbox: a notice records the
+phone and tier told, and those name its SMS (:func:`notice_key`), so no column links them and
+the outbox's own purge needs no care of notices. A notice whose SMS failed, was not delivered
+or never went reached nobody, and health staff must reach that contact another way.
 """
 
 from __future__ import annotations
@@ -49,20 +54,22 @@ from sqlalchemy import (
     Select,
     String,
     UniqueConstraint,
+    and_,
     case,
     extract,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from notifications import outbox
-from notifications.outbox import MessageStatus
+from notifications.outbox import MessageStatus, OutboxMessage
 from visits import audit, health, sms
 from visits.advisories import HealthAdvisory
 from visits.base import Base, UTCDateTime
@@ -315,6 +322,21 @@ def told(session: Session, advisory_id: int) -> dict[int, tuple[str, Tier]]:
     return {visitor_id: (phone, Tier(tier)) for visitor_id, phone, tier in rows}
 
 
+def notice_subject(advisory_id: int) -> str:
+    """The outbox subject of every SMS notifying the advisory's contacts."""
+    return f"advisory:{advisory_id}"
+
+
+def _key_prefix(advisory_id: int) -> str:
+    return f"{notice_subject(advisory_id)}:contact:"
+
+
+def notice_key(advisory_id: int, phone: str, tier: Tier) -> str:
+    """The dedupe key of the advisory's SMS to ``phone`` at ``tier``: one of each at most, and
+    how a notice (which records the phone and tier) finds its SMS (:func:`deliveries`)."""
+    return f"{_key_prefix(advisory_id)}{phone}:t{int(tier)}"
+
+
 def preview(
     session: Session, advisory: HealthAdvisory, now: datetime, policy: TracingPolicy
 ) -> tuple[ContactList, NoticePlan]:
@@ -356,15 +378,14 @@ def notify(
     if len(still) < len(people):
         kept = [c for c in found.contacts if c.visitor_id in still or c.visitor_id in before]
         planned = plan(kept, before)
-    subject = f"advisory:{locked.id}"
     drafts = [
         sms.contact_notice(
             phone=o.phone,
             language=o.language,
             tier=o.tier,
             prison=prison.name,
-            key=f"{subject}:contact:{o.phone}:t{o.tier}",
-            subject=subject,
+            key=notice_key(locked.id, o.phone, o.tier),
+            subject=notice_subject(locked.id),
         )
         for o in planned.sms
     ]
@@ -411,3 +432,92 @@ def notify(
     )
     session.flush()
     return planned
+
+
+# --- What became of the notices -----------------------------------------------------------
+
+# An SMS that reached nobody: the provider failed it or could not deliver it, or it never went
+# (the number asked for no messages or cannot receive SMS: the outbox cancels it at once).
+MISSED = frozenset({MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELLED})
+# Of a phone's two SMS (told "watch for symptoms", then "get evaluated"), the one further
+# along toward the person speaks for a notice that either would do.
+_REACH = {
+    MessageStatus.DELIVERED: 6,
+    MessageStatus.SENT: 5,
+    MessageStatus.SENDING: 4,
+    MessageStatus.PENDING: 3,
+    MessageStatus.UNDELIVERED: 2,
+    MessageStatus.FAILED: 1,
+    MessageStatus.CANCELLED: 0,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of the SMS that told a contact (:func:`deliveries`).
+
+    ``status`` is ``None`` when there is no SMS to speak of: the notice was recorded without
+    one because its booking had lost its phone to the retention purge (``phone`` is empty), or
+    the SMS itself was deleted since (settled SMS are kept ``VISITS_MESSAGE_RETENTION_DAYS``).
+    """
+
+    phone: str
+    tier: Tier
+    status: MessageStatus | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def missed(self) -> bool:
+        """The notice reached nobody: its SMS failed, was not delivered or never went, or there
+        was no number to send it to. Staff must call the contact or find them another way."""
+        return not self.phone or self.status in MISSED
+
+
+def deliveries(session: Session, advisory_id: int) -> dict[int, Delivery]:
+    """Visitor id → what became of the SMS that told them of the advisory, for every visitor
+    told: one query, each notice joined to its SMS by the dedupe key (:func:`notice_key`)
+    through that column's unique index, however many notices there are.
+
+    A notice records the phone told and the tier told; its SMS is the advisory's SMS to that
+    phone at that tier, or, for a tier-2 notice, the phone's tier-1 SMS too (a "get
+    evaluated" text asks more than "watch for symptoms"): visitors sharing a phone share its
+    SMS, and a phone may have had both. Of two, the one further along (delivered, sent,
+    being sent, waiting, then not delivered, failed, not sent) speaks for the notice.
+    """
+    prefix = _key_prefix(advisory_id)
+    first, second = aliased(OutboxMessage), aliased(OutboxMessage)
+
+    def key(tier: Tier) -> ColumnElement[str]:
+        return literal(prefix) + ContactNotice.phone + literal(f":t{int(tier)}")
+
+    rows = session.execute(
+        select(
+            ContactNotice.visitor_id,
+            ContactNotice.phone,
+            ContactNotice.tier,
+            first.status,
+            first.error_code,
+            first.error_message,
+            second.status,
+            second.error_code,
+            second.error_message,
+        )
+        .outerjoin(first, first.dedupe_key == key(Tier.ONE))
+        .outerjoin(
+            second,
+            and_(ContactNotice.tier == int(Tier.TWO), second.dedupe_key == key(Tier.TWO)),
+        )
+        .where(ContactNotice.advisory_id == advisory_id)
+    )
+    found = {}
+    for visitor_id, phone, tier, *sent in rows:
+        candidates = [
+            Delivery(phone, Tier(tier), status, code, message)
+            for status, code, message in (sent[:3], sent[3:])
+            if status is not None
+        ]
+        found[visitor_id] = max(
+            candidates, key=lambda d: _REACH[d.status], default=Delivery(phone, Tier(tier))
+        )
+    return found
