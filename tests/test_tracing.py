@@ -14,20 +14,21 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from notifications.outbox import MessageStatus, OutboxMessage, purge
 from tests.factories import NOW, SMS, make_prison
 from tests.history import History, Person, generate_year
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_pages import text as text_of
+from tests.test_pages import visible
 from visits import health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.gate import GateStatus
 from visits.health import AdvisoryKind, Measures, Scope, Tier, TracingPolicy
-from visits.i18n import gettext, use_locale
+from visits.i18n import gettext, ngettext, use_locale
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
@@ -642,6 +643,11 @@ def test_numbers_that_cannot_get_an_sms_are_counted_apart(traced, make_client, d
     page = client.get(sent.headers["location"]).text
     assert "1 SMS está en camino." in page
     assert "1 teléfono pidió no recibir mensajes" in page
+    # And for as long as the list is looked at: that notice reached nobody, and why.
+    shown = text_of(client.get(path))
+    assert _missed(1) in shown
+    assert "Ñusta Quispe 0 " in _contact_rows(client.get(path).text)[0]
+    assert "No enviado (cancelado) Motivo: el número pidió no recibir más mensajes" in shown
 
 
 def test_a_window_reaching_past_what_was_kept_says_so(db, make_client):
@@ -678,6 +684,141 @@ def _settle(db, phone, status, code=None, why=None, kind="contact_%"):
             .where(OutboxMessage.recipient == phone, OutboxMessage.kind.like(kind))
             .values(status=status, error_code=code, error_message=why)
         )
+
+
+def _missed(n: int) -> str:
+    with use_locale("es"):
+        return ngettext(
+            "%(num)s notice did not reach its contact: call them or find them another way. "
+            "They are listed first.",
+            "%(num)s notices did not reach their contacts: call them or find them another "
+            "way. They are listed first.",
+            n,
+        )
+
+
+def _contact_rows(html: str) -> list[str]:
+    """The contact table's rows, as text, in the page's order."""
+    table = html[html.index('id="contacts"') :]
+    return [visible(row) for row in re.findall(r"<tr[ >].*?</tr>", table, re.S)[1:]]
+
+
+def _csv_rows(client, advisory_id) -> list[list[str]]:
+    answer = client.get(f"/staff/p/QUENCORO/health/{advisory_id}/contacts.csv")
+    assert answer.status_code == 200
+    return list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+
+
+def test_a_notice_that_failed_is_counted_at_the_top_and_listed_first_on_the_page_and_csv(
+    traced, make_client, db
+):
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    client.post(f"{path}/notify", data={"csrf_token": staff_token(client)})
+    before = client.get(path).text
+    assert _missed(1) not in visible(before)
+    # Listed by name while nothing failed, each notice's SMS waiting for the dispatcher.
+    assert [r.split(" DNI")[0] for r in _contact_rows(before)] == [
+        "=HYPERLINK(1) Quispe 0",
+        "Ñusta Quispe 0",
+    ]
+    assert all(r.endswith("Por enviar") for r in _contact_rows(before))
+    _settle(db, "+51987000008", MessageStatus.FAILED, "21614", "not a mobile number")
+    html = client.get(path).text
+    shown = visible(html)
+    assert _missed(1) in shown
+    assert shown.index(_missed(1)) < shown.index("Nivel 1")  # at the top, before the counts
+    ñusta, formula = _contact_rows(html)
+    assert ñusta.startswith("Ñusta Quispe 0")  # the one to call, first
+    assert ñusta.endswith("Falló Error: 21614 not a mobile number")
+    assert formula.endswith("Por enviar")
+    assert '<tr class="missed"><th scope="row">Ñusta Quispe 0</th>' in html
+    rows = _csv_rows(client, ids["advisory"])
+    with use_locale("es"):
+        assert rows[0][-1] == gettext("SMS notice")
+    assert [(r[0], r[-1]) for r in rows[1:]] == [
+        ("Ñusta Quispe 0", "Falló · Error: 21614 not a mobile number"),
+        ("'=HYPERLINK(1) Quispe 0", "Por enviar"),
+    ]
+
+
+def test_a_delivered_notice_reads_delivered_and_an_undelivered_one_counts(traced, make_client, db):
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    client.post(f"{path}/notify", data={"csrf_token": staff_token(client)})
+    _settle(db, "+51987000008", MessageStatus.DELIVERED)
+    _settle(db, "+51987000009", MessageStatus.SENT)
+    html = client.get(path).text
+    assert _missed(1) not in visible(html)
+    formula, ñusta = _contact_rows(html)
+    assert (formula.split(" DNI")[0], formula.endswith(" Enviado")) == (
+        "=HYPERLINK(1) Quispe 0",
+        True,
+    )
+    assert ñusta.endswith(" Entregado")
+    assert 'class="missed"' not in html
+    rows = _csv_rows(client, ids["advisory"])
+    assert [r[-1] for r in rows[1:]] == ["Enviado", "Entregado"]
+    _settle(db, "+51987000009", MessageStatus.UNDELIVERED, "30003")  # a phone switched off
+    _settle(db, "+51987000008", MessageStatus.FAILED, "30005")
+    html = client.get(path).text
+    assert _missed(2) in visible(html)
+    formula, ñusta = _contact_rows(html)
+    assert formula.endswith(" No entregado Error: 30003")
+    assert ñusta.endswith(" Falló Error: 30005")
+
+
+def test_only_health_staff_of_the_prison_see_what_became_of_its_notices(traced, make_client, db):
+    _, ids = traced
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    health_user = _signed(make_client, "salud")
+    health_user.post(f"{path}/notify", data={"csrf_token": staff_token(health_user)})
+    _settle(db, "+51987000008", MessageStatus.FAILED, "21614", "not a mobile number")
+    assert _missed(1) in visible(health_user.get(path).text)
+    for username in ("guardia", "admin", "salud.mujeres"):
+        client = _signed(make_client, username)
+        assert client.get(path).status_code == 403
+        assert client.get(f"{path}.csv").status_code == 403
+    # The prison's administrator reads the families' SMS about visits, not health notices.
+    admin = _signed(make_client, "admin")
+    assert "+51987000008" not in admin.get("/staff/messages").text
+
+
+def test_the_page_asks_the_same_queries_for_two_contacts_as_for_forty(traced, make_client, db):
+    """The notices' SMS come in one query with the notices, never one per row."""
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    token = staff_token(client)
+    engine = client.app.state.db.engine
+
+    def statements(url: str) -> int:
+        seen = []
+
+        def count(*_args) -> None:
+            seen.append(1)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(seen)
+
+    client.post(f"{path}/notify", data={"csrf_token": token})
+    few = statements(path), statements(f"{path}.csv")
+    with db.writing() as s:
+        history = History(s, s.scalar(select(Prison).where(Prison.code == "QUENCORO")))
+        history.inmates = dict(s.execute(select(Inmate.id, Inmate.wing_id)).all())
+        index = s.scalar(select(Inmate.id).where(Inmate.code == "Q10001"))
+        for person in history.people([ADULT] * 38, first_names="Rosa"):
+            history.book(index, date(2026, 11, 20), [Person(person, ADULT)])
+    client.post(f"{path}/notify", data={"csrf_token": token})
+    _settle(db, "+51987000008", MessageStatus.FAILED, "30005")
+    assert len(_contact_rows(client.get(path).text)) == 40
+    assert (statements(path), statements(f"{path}.csv")) == few
 
 
 def test_a_notice_reads_the_sms_that_reached_its_phone_at_its_tier_or_closer(db):

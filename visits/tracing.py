@@ -339,10 +339,13 @@ def notice_key(advisory_id: int, phone: str, tier: Tier) -> str:
 
 def preview(
     session: Session, advisory: HealthAdvisory, now: datetime, policy: TracingPolicy
-) -> tuple[ContactList, NoticePlan]:
-    """The contact list, and what notifying would send now."""
+) -> tuple[ContactList, NoticePlan, dict[int, Delivery]]:
+    """The contact list, what notifying would send now, and what became of the notices sent
+    (:func:`deliveries`, which also says who was told): two queries."""
     found = contacts(session, advisory, now, policy)
-    return found, plan(found.contacts, told(session, advisory.id))
+    delivered = deliveries(session, advisory.id)
+    before = {visitor_id: (d.phone, d.tier) for visitor_id, d in delivered.items()}
+    return found, plan(found.contacts, before), delivered
 
 
 def notify(

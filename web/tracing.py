@@ -1,13 +1,17 @@
-"""Health staff's contact list of an advisory: the counts by tier, then each contact; the CSV
-for the health post's spreadsheet; and telling them by SMS (see :mod:`visits.tracing`).
+"""Health staff's contact list of an advisory: the counts by tier, then each contact with what
+became of their SMS; the CSV for the health post's spreadsheet; and telling them by SMS (see
+:mod:`visits.tracing`).
 
 Health staff only, of the advisory's prison: an advisory of another prison is not found here.
+The notices' SMS are shown here and nowhere else: administrators' delivery page lists the
+messages of bookings and of broadcasts, not these, which say who may have been exposed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request
@@ -15,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from notifications.outbox import MessageStatus
 from visits import tracing
 from visits.advisories import HealthAdvisory
 from visits.health import Scope, Tier, TracingPolicy
@@ -27,7 +32,7 @@ from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import RowId, shown_count
 from web.gate import csv_cell
-from web.labels import label
+from web.labels import label, message_reason, message_status
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/health/{advisory_id}", include_in_schema=False)
@@ -41,7 +46,70 @@ CSV_COLUMNS = (
     N_("Last visit"),
     N_("Phone"),
     N_("Language"),
+    N_("SMS notice"),
 )
+
+
+@dataclass(frozen=True)
+class Row:
+    """A contact as listed, with what became of their notice."""
+
+    contact: tracing.Contact
+    delivery: tracing.Delivery | None  # None: not told yet (or to be told again, closer)
+    # What became of the notice's SMS, in the reader's language, and why (the provider's code
+    # and words, or why it never went).
+    state: str
+    detail: str
+
+    @property
+    def missed(self) -> bool:
+        return self.delivery is not None and self.delivery.missed
+
+    @property
+    def tag(self) -> str:
+        """The class that colours the state: the SMS's status, or ``missed`` for no SMS."""
+        if self.delivery is None:
+            return "none"
+        if self.delivery.status is None:
+            return "missed" if self.missed else "none"
+        return self.delivery.status.value
+
+    @property
+    def text(self) -> str:
+        return f"{self.state} · {self.detail}" if self.detail else self.state
+
+
+def _state(delivery: tracing.Delivery | None) -> tuple[str, str]:
+    """A notice's state and its detail, as the delivery page words them (the same labels)."""
+    if delivery is None:
+        return gettext("Not yet"), ""
+    if not delivery.phone:
+        return gettext("Not sent: no phone number was kept for this visit"), ""
+    if delivery.status is None:
+        return gettext("Notified; the SMS is no longer on record"), ""
+    code, why = delivery.error_code, delivery.error_message
+    if delivery.status is MessageStatus.CANCELLED and code:
+        detail = f"{gettext('Reason')}: {message_reason(why or code)}"
+    elif code:
+        detail = f"{gettext('Error')}: {code}" + (f" {message_reason(why)}" if why else "")
+    else:
+        detail = ""
+    return message_status(delivery.status), detail
+
+
+def rows(
+    listed: tracing.ContactList,
+    delivered: dict[int, tracing.Delivery],
+    fresh: set[int],
+) -> list[Row]:
+    """Every contact, those whose notice reached nobody first (each part in the list's own
+    order: closest tier, then name): they are the ones to call. A contact to be told now (not
+    told yet, or told "watch for symptoms" and tier 1 since) reads "not yet"."""
+    found = []
+    for contact in listed.contacts:
+        delivery = None if contact.visitor_id in fresh else delivered.get(contact.visitor_id)
+        found.append(Row(contact, delivery, *_state(delivery)))
+    return sorted(found, key=lambda row: not row.missed)
 
 
 def _policy(request: Request) -> TracingPolicy:
@@ -75,11 +143,13 @@ def _page(
     status: int = 200,
 ) -> Response:
     listed = planned = unavailable = None
+    listing: list[Row] = []
     try:
-        listed, planned = tracing.preview(session, advisory, now, _policy(request))
+        listed, planned, delivered = tracing.preview(session, advisory, now, _policy(request))
     except Rejected as rejected:
         unavailable = rejected.problems[0]
-    fresh = {c.visitor_id for c in planned.new} if planned else set()
+    else:
+        listing = rows(listed, delivered, {c.visitor_id for c in planned.new})
     return render(
         request,
         "staff_contacts.html",
@@ -92,7 +162,8 @@ def _page(
         subject=_subject(session, advisory),
         listed=listed,
         planned=planned,
-        fresh=fresh,
+        rows=listing,
+        missed=sum(1 for row in listing if row.missed),
         unavailable=unavailable,
         done=request.query_params.get("done", ""),
         count=shown_count(request.query_params.get("count", "")),
@@ -129,17 +200,19 @@ def contacts_page(
 def contacts_csv(
     request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
 ) -> Response:
-    """Every contact, for a spreadsheet: UTF-8 with a byte-order mark (Excel then reads the
-    accents), and no cell that a spreadsheet would run as a formula."""
+    """Every contact, for a spreadsheet, as the page lists them (those whose notice reached
+    nobody first), with what became of each notice: UTF-8 with a byte-order mark (Excel then
+    reads the accents), and no cell that a spreadsheet would run as a formula."""
     advisory = _advisory(session, who, advisory_id)
     try:
-        listed = tracing.contacts(session, advisory, now, _policy(request))
+        listed, planned, delivered = tracing.preview(session, advisory, now, _policy(request))
     except Rejected:
         return _page(request, session, who, advisory, now, 409)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(gettext(column) for column in CSV_COLUMNS)
-    for c in listed.contacts:
+    for row in rows(listed, delivered, {c.visitor_id for c in planned.new}):
+        c = row.contact
         writer.writerow(
             csv_cell(value)
             for value in (
@@ -150,6 +223,7 @@ def contacts_csv(
                 c.last_visit.isoformat(),
                 c.phone,
                 LANGUAGE_NAMES.get(c.language, c.language),
+                row.text,
             )
         )
     filename = f"contactos-{who.prison.code}-{advisory.id}.csv"  # type: ignore[union-attr]
