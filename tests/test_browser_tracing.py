@@ -10,8 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from notifications.outbox import MessageStatus, OutboxMessage
 from tests.browsing import staff_sign_in
 from tests.history import History, Person
 from tests.server import free_port, run_cli, running_server, server_env
@@ -27,6 +28,7 @@ from visits.prison import prison_by_code
 @dataclass(frozen=True)
 class Traced:
     base: str
+    url: str  # the database's
     advisory: int
     blind: int  # no infectious-since date
 
@@ -72,7 +74,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     try:
         advisory, blind = _advisories(db)
         with running_server(url, port=port, VISITS_RUN_JOBS_IN_PROCESS="false") as server:
-            yield Traced(server.base, advisory, blind)
+            yield Traced(server.base, url, advisory, blind)
     finally:
         db.dispose()
 
@@ -87,6 +89,20 @@ def test_the_contact_list_and_its_notify_form_have_no_serious_accessibility_prob
     staff.locator("form[action$='/notify'] button").click()
     expect(staff.locator("p.success")).to_be_visible()
     found["contacts after notifying"] = serious_violations(staff)
+    db = Database(make_engine(traced.url))
+    try:
+        with db.writing() as s:  # the provider refused the English family's number
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.language == "en")
+                .values(status=MessageStatus.FAILED, error_code="21211")
+            )
+    finally:
+        db.dispose()
+    staff.reload()
+    expect(staff.locator(".notice-missed")).to_be_visible()
+    expect(staff.locator("tr.missed")).to_have_count(1)
+    found["contacts, one notice failed"] = serious_violations(staff)
     staff.goto(f"{traced.base}/staff/p/QUENCORO/health/{traced.blind}/contacts")
     expect(staff.locator(".error-summary")).to_be_visible()
     found["advisory without a contact list"] = serious_violations(staff)
