@@ -16,8 +16,11 @@ Measured: building the contact list of a wing advisory in the large prison (infe
 visits), a fresh read session per run, p50 and p99 over repeated runs after a warm-up, and
 the contacts returned; the same for an advisory over the whole large prison, for
 information. The query's plan is printed with ``EXPLAIN ANALYZE`` (``EXPLAIN QUERY PLAN`` on
-SQLite). Timings never fail the run; a contact list that disagrees with the rules on a sample
-does (exit status 1).
+SQLite). Then the wing's contacts are notified (the real ``notify``), a tenth of their SMS
+fail and most of the rest are delivered, and the page's two queries (the list, and each
+notice with its SMS, among an outbox holding a confirmation of every booking) are timed the
+same way, with the second query's plan. Timings never fail the run; a contact list that
+disagrees with the rules on a sample does (exit status 1).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, bindparam, func, insert, select, text
+from sqlalchemy import Date, bindparam, event, func, insert, select, text
 
 from tests.bench.rush import Unreachable, percentile, postgres_database
 from tests.bench.table import print_table
@@ -74,6 +77,10 @@ class TracingRun:
     wing_tiers: tuple[int, int] = (0, 0)
     prison_rows: int = 0
     plan: str = ""
+    page_ms: list[float] = field(default_factory=list)
+    notices: int = 0
+    missed: int = 0
+    notices_plan: str = ""
     checked: bool = False
     error: str | None = None
 
@@ -201,6 +208,16 @@ JOIN bench_n pos ON pos.n < 2
 JOIN visitor v ON v.id = bp.first_visitor + 2 * ({_FAMILY}) + pos.n
 """
 
+# The outbox the notices' SMS are found among: a confirmation of every booking, delivered.
+_OUTBOX = """
+INSERT INTO outbox_message (recipient, body, language, segments, dedupe_key, subject, kind,
+                            essential, status, send_after, attempts, created_at, updated_at)
+SELECT contact_phone, 'Visita confirmada', language, 1, 'booking:' || reference || '\\:confirmed',
+       'booking:' || reference, 'confirmed', false, 'delivered', created_at, 1, created_at,
+       created_at
+FROM booking
+"""
+
 _GATE = """
 INSERT INTO gate_check (booking_visitor_id, status, reason, note, at, by)
 SELECT bv.id,
@@ -225,6 +242,7 @@ def generate(db: Database, today: date) -> int:
         s.execute(text(_BOOKINGS).bindparams(day, days=DAYS))
         s.execute(text(_VISITORS).bindparams(days=DAYS))
         s.execute(text(_GATE).bindparams(day))
+        s.execute(text(_OUTBOX))
         s.execute(
             text(
                 "UPDATE slot SET seats_taken = (SELECT COALESCE(SUM(party_size), 0) FROM "
@@ -275,11 +293,44 @@ def _timed(db: Database, advisory_id: int, now: datetime) -> tuple[list[float], 
     return times, found
 
 
-def _plan(db: Database, advisory_id: int, now: datetime) -> str:
+def _notified(db: Database, advisory_id: int, now: datetime) -> int:
+    """Notify the advisory's contacts; a tenth of their SMS fail, most others are delivered,
+    the rest stay sent. How many visitors were told."""
+    with db.writing() as s:
+        planned = tracing.notify(
+            s, s.get(Prison, 1), advisory_id, now=now, actor="staff:bench", origin="",
+            policy=TracingPolicy(),
+        )  # fmt: skip
+        s.execute(
+            text(
+                "UPDATE outbox_message SET status = CASE WHEN id % 10 = 0 THEN 'failed' "
+                "WHEN id % 10 < 8 THEN 'delivered' ELSE 'sent' END, "
+                "error_code = CASE WHEN id % 10 = 0 THEN '30003' END WHERE subject = :subject"
+            ),
+            {"subject": tracing.notice_subject(advisory_id)},
+        )
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
+    return planned.visitors
+
+
+def _timed_page(db: Database, advisory_id: int, now: datetime) -> tuple[list[float], int]:
+    """The contact page's queries: the list, and each notice with its SMS."""
+    times, missed = [], 0
+    for n in range(WARMUP + SAMPLES):
+        with db.read_session() as s:
+            advisory = s.get(HealthAdvisory, advisory_id)
+            started = clock.perf_counter()
+            _, _, delivered = tracing.preview(s, advisory, now, TracingPolicy())
+            elapsed = 1000 * (clock.perf_counter() - started)
+        missed = sum(1 for d in delivered.values() if d.missed)
+        if n >= WARMUP:
+            times.append(elapsed)
+    return times, missed
+
+
+def _explain(db: Database, query) -> str:
     with db.read_session() as s:
-        advisory = s.get(HealthAdvisory, advisory_id)
-        first, last = tracing.window(advisory, TracingPolicy())
-        query = tracing.contact_query(advisory, first, last, now)
         dialect = s.get_bind().dialect
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         if dialect.name == "postgresql":
@@ -287,6 +338,37 @@ def _plan(db: Database, advisory_id: int, now: datetime) -> str:
             return "\n".join(r[0] for r in rows)
         rows = s.execute(text("EXPLAIN QUERY PLAN " + sql)).all()
         return "\n".join(str(r[-1]) for r in rows)
+
+
+def _notices_plan(db: Database, advisory_id: int) -> str:
+    """The plan of :func:`visits.tracing.deliveries`' query, as it is sent."""
+    sent: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        with db.read_session() as s:
+            tracing.deliveries(s, advisory_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    statement, parameters = next((st, p) for st, p in sent if "contact_notice" in st)
+    postgres = db.engine.dialect.name == "postgresql"
+    explain = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
+    with db.engine.connect() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()
+        cursor.execute(explain + statement, parameters)
+        rows = cursor.fetchall()
+        connection.rollback()
+    return "\n".join(str(r[0] if postgres else r[-1]) for r in rows)
+
+
+def _plan(db: Database, advisory_id: int, now: datetime) -> str:
+    with db.read_session() as s:
+        advisory = s.get(HealthAdvisory, advisory_id)
+        first, last = tracing.window(advisory, TracingPolicy())
+    return _explain(db, tracing.contact_query(advisory, first, last, now))
 
 
 def _agrees(db: Database, advisory_id: int, now: datetime, found: list) -> bool:
@@ -342,6 +424,10 @@ def run(label: str, url: str) -> TracingRun:
         result.prison_rows = len(every)
         result.plan = _plan(db, wing, now)
         result.checked = _agrees(db, wing, now, found)
+        print(f"{label}: notifying the wing's contacts, then measuring the page", flush=True)
+        result.notices = _notified(db, wing, now)
+        result.page_ms, result.missed = _timed_page(db, wing, now)
+        result.notices_plan = _notices_plan(db, wing)
     finally:
         db.dispose()
     return result
@@ -381,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     row("prison list p50 (ms)", "(info)", lambda r: f"{percentile(r.prison_ms, 0.5):.1f}")
     row("prison list p99 (ms)", "(info)", lambda r: f"{percentile(r.prison_ms, 0.99):.1f}")
     row("prison contacts", "(info)", lambda r: f"{r.prison_rows:,}")
+    row("wing page's queries p50 (ms)", "(info)", lambda r: f"{percentile(r.page_ms, 0.5):.1f}")
+    row("wing page's queries p99 (ms)", "(info)", lambda r: f"{percentile(r.page_ms, 0.99):.1f}")
+    row("  notices / reached nobody", "(info)", lambda r: f"{r.notices:,} / {r.missed:,}")
     row("sample agrees with rules", "yes", lambda r: "yes" if r.checked else "NO")
     print_table(rows, [r.label for r in runs])
     for r in runs:
@@ -388,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.label}: NOT RUN: {r.error}")
         else:
             print(f"\n{r.label}: the wing list's plan\n{r.plan}")
+            print(f"\n{r.label}: the plan of the notices with their SMS\n{r.notices_plan}")
     wrong = [r.label for r in runs if r.error is None and not r.checked]
     if wrong:
         print(f"RESULT: the contact list disagreed with the rules on {', '.join(wrong)}")
