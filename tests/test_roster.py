@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -296,6 +297,36 @@ def test_another_prisons_roster_cancels_nothing_here(prison_db, slots):
         roster = (HEADER + "Q1,Ana,Rojas,,1980-01-01,A,released,\n").encode()
         assert import_roster(s, other, roster, NOW, sms_policy=SMS).cancelled == []
     assert statuses(db) == {mine: BookingStatus.CONFIRMED}
+
+
+def test_two_imports_of_one_prison_at_once_take_turns(prison_db):
+    """Two administrators upload the same new person at once: the second import waits for the
+    first, then finds the person there (on PostgreSQL it failed on the duplicate code)."""
+    new = (HEADER + "Q9,Rosa,Zúñiga,,1988-03-03,A,active,\n").encode()
+    second: dict[str, object] = {}
+
+    def other_administrator() -> None:
+        try:
+            second["report"] = run(prison_db, new)
+        except Exception as error:  # the test reports whatever it was
+            second["error"] = error
+
+    first = prison_db.write_session()
+    try:
+        made = import_roster(first, first.scalar(select(Prison)), new, NOW, sms_policy=SMS)
+        assert made.created == 1
+        thread = threading.Thread(target=other_administrator)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first import
+        first.commit()
+    finally:
+        first.close()
+    thread.join(30)
+    assert "error" not in second, second
+    report = second["report"]
+    assert (report.created, report.unchanged) == (0, 1)
+    assert list(inmates(prison_db)) == ["Q9"]
 
 
 # --- A roster imported while families book ---------------------------------------------------

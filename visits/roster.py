@@ -339,10 +339,19 @@ def import_roster(
     (see the module's docstring); inmates moved into a wing under a health advisory have it
     applied to their visits to come (see :func:`visits.issuing.apply_to_moved`)."""
     require_write_lock(session)
+    # Two imports of one prison take turns, the second reading what the first left: else on
+    # PostgreSQL both would add the same new person, and the second fail on it. Bookings,
+    # which never lock the prison, go on meanwhile.
+    lock_rows(session, Prison.id, [prison.id], key_share=True)
     wings = {w.code: w.id for w in session.scalars(select(Wing).where(Wing.prison_id == prison.id))}
     rows = read_roster(data, set(wings), prison.local_date(now))
     existing = {
-        i.code: i for i in session.scalars(select(Inmate).where(Inmate.prison_id == prison.id))
+        i.code: i
+        for i in session.scalars(
+            select(Inmate)
+            .where(Inmate.prison_id == prison.id)
+            .execution_options(populate_existing=True)
+        )
     }
     report = ImportReport()
     updates: list[tuple[Inmate, dict[str, object]]] = []
