@@ -3,21 +3,24 @@ who did what, when and from where. On each database."""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime, time
 
 import pytest
 from sqlalchemy import select
 
 from notifications.outbox import OutboxMessage
-from tests.factories import NOW, SMS
+from tests.factories import LIMA_TODAY, NOW, SMS, add_closure, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
-from tests.test_api import book, open_slot
+from tests.test_api import book, open_slot, slots
 from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.health import AdvisoryKind, Measures, Scope
+from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
+from visits.rules import VisitorGroup, iso_week_bounds
 from visits.schedule import Slot
 from visits.staff import StaffRole
 
@@ -180,3 +183,74 @@ def test_the_history_names_why_a_visitor_was_not_let_in(booked, db):
                details={"visitor": 1, "turn_away_reason": "no_document"})  # fmt: skip
     shown = text(client.get(f"/staff/p/QUENCORO/bookings/{reference}"))
     assert "Se negó el ingreso a un visitante (visitante 1) · guardia: Sin documento" in shown
+
+
+def _offered(client, reference) -> set[int]:
+    page = client.get(f"/staff/p/QUENCORO/bookings/{reference}")
+    assert page.status_code == 200
+    select_ = page.text.split('<select id="slot_id"', 1)[1].split("</select>", 1)[0]
+    return {int(v) for v in re.findall(r'<option value="(\d+)"', select_)}
+
+
+def _person(doc_number: str, sex: str) -> dict[str, str]:
+    return {"first_names": "Pedro" if sex == "M" else "Rosa", "last_names": "Quispe",
+            "doc_type": "dni", "doc_number": doc_number, "birth_date": "1980-03-02",
+            "relationship": "sibling", "sex": sex}  # fmt: skip
+
+
+def test_the_move_form_offers_only_times_the_move_would_take(make_client, db):
+    """A men's visit is offered neither women's times, nor a closed time, nor one outside the
+    booking window, nor a week the person visited has no visit left in: each would be
+    refused, and a guard on the phone with a family would pick it first."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    client = make_client()
+    open_ = [s for s in slots(client) if s["state"] == "open"]
+    men = [s for s in open_ if s["visitor_group"] == "men"]
+    first_week = iso_week_bounds(date.fromisoformat(men[0]["local_date"]))
+    answer = book(client, men[0]["id"], visitors=[_person("41234567", "M")])
+    assert answer.status_code == 201, answer.text
+    reference = answer.json()["reference"].replace("-", "")
+    closed, kept = men[-1], [s["id"] for s in men[1:-1]]
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        start = datetime.fromisoformat(closed["starts_at"]).astimezone(prison.tz).time()
+        add_closure(s, prison, date.fromisoformat(closed["local_date"]), start, "Requisa")
+        # Tonight (booking closes 12 hours before) and the Saturday after the window.
+        tonight = make_slot(s, prison, LIMA_TODAY, time(20), group=VisitorGroup.MEN).id
+        later = make_slot(s, prison, date(2026, 12, 19), group=VisitorGroup.MEN).id
+    sign_in(client, "guardia")
+    offered = _offered(client, reference)
+    assert offered == set(kept)
+    assert len({s["local_date"] for s in men if s["id"] in offered}) == 2  # both Saturdays
+    assert not offered & {closed["id"], tonight, later}
+
+    # Two other visits to the same person in the second week: its times go from the form.
+    second_week = [
+        s for s in open_
+        if s["visitor_group"] == "women"
+        and iso_week_bounds(date.fromisoformat(s["local_date"])) != first_week
+    ]  # fmt: skip
+    for i, slot in enumerate(second_week[:2]):
+        other = book(client, slot["id"], visitors=[_person(f"4200000{i}", "F")])
+        assert other.status_code == 201, other.text
+    offered = _offered(client, reference)
+    assert offered
+    assert offered < set(kept)
+    assert all(
+        iso_week_bounds(date.fromisoformat(s["local_date"])) == first_week
+        for s in men
+        if s["id"] in offered
+    )
+    # Whatever the form offers, the move takes.
+    path = f"/staff/p/QUENCORO/bookings/{reference}/move"
+    choice = max(offered)
+    data = {"csrf_token": staff_token(client), "slot_id": str(choice), "reason": "trabajo"}
+    assert client.post(path, data=data, follow_redirects=False).status_code == 303
+    assert _booking(db, reference).slot_id == choice
+    # Visits to the person suspended: no time can take the visit, and the page says so.
+    with db.writing() as s:
+        inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
+        inmate.visits_suspended_until = date(2030, 12, 31)
+    page = client.get(f"/staff/p/QUENCORO/bookings/{reference}?lang=en")
+    assert "No other visit time can take this visit now." in text(page)
+    assert '<select id="slot_id"' not in page.text

@@ -73,10 +73,11 @@ from visits.rules import (
     VisitorGroup,
     age_on,
     iso_week_bounds,
+    last_bookable_day,
     party_problems,
     window_problem,
 )
-from visits.schedule import Closure, Slot, closure_for, lock_day
+from visits.schedule import Closure, Slot, closure_for, closures_between, lock_day
 from visits.screening import QUESTIONS, Answers
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
@@ -879,6 +880,110 @@ def record_attending(session: Session, booking: Booking, now: datetime) -> None:
     )
 
 
+def _booked_attendees(booking: Booking) -> list[Attendee]:
+    return [
+        Attendee(
+            PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id, v.high_risk
+        )
+        for v in booking.visitors
+    ]
+
+
+def _move_problems(
+    session: Session,
+    booking: Booking,
+    slot: Slot,
+    now: datetime,
+    measures: Measures | None = None,
+) -> list[Problem]:
+    """Every rule a move of this booking to ``slot`` meets, the booking itself left out of the
+    counts (its own visit that week, its visitors' visit that day)."""
+    prison, inmate, party = booking.prison, booking.inmate, booking.party_size
+    problems = slot_problems(
+        session, prison, inmate, slot, party, now, exclude_booking=booking.id, measures=measures
+    )
+    problems += party_rule_problems(
+        session, prison, inmate, slot, _booked_attendees(booking),
+        exclude_booking=booking.id, measures=measures,
+    )  # fmt: skip
+    return problems
+
+
+def move_targets(session: Session, booking: Booking, now: datetime, *, limit: int) -> list[Slot]:
+    """The visit times this booking could be moved to now, soonest first, at most ``limit``:
+    those :func:`move_booking` would accept at this moment (places may still go meanwhile;
+    the move checks everything again under its locks). For staff moving a visit for a family,
+    so that a time that would be refused (closed, kept for visitors of the other sex, outside
+    the booking window, the person's week full) is not offered.
+
+    The rules of the time alone (the window, places, the visitors' group, closures) are
+    checked first on every candidate from one read of the closures, without touching the
+    database again; each time that passes them then meets every rule of the move, with the
+    health measures read once per day."""
+    prison = booking.prison
+    last_day = last_bookable_day(prison.local_date(now), prison.booking_opens_days)
+    candidates = session.scalars(
+        select(Slot)
+        .where(
+            Slot.prison_id == booking.prison_id,
+            Slot.starts_at > now,
+            Slot.local_date <= last_day,
+            Slot.withdrawn_at.is_(None),
+            Slot.id != booking.slot_id,
+            Slot.seats_taken + booking.party_size <= Slot.capacity,
+        )
+        .order_by(Slot.starts_at)
+    ).all()
+    if not candidates:
+        return []
+    closures = closures_between(
+        session, prison.id, candidates[0].local_date, candidates[-1].local_date
+    )
+    members = [a.member for a in _booked_attendees(booking)]
+    measures: dict[date, Measures] = {}
+    targets: list[Slot] = []
+    for slot in candidates:
+        if _time_refuses(prison, slot, members, closures, now):
+            continue
+        day = slot.local_date
+        if day not in measures:
+            inmate = booking.inmate
+            measures[day] = measures_on(session, prison.id, inmate.wing_id, inmate.id, day)
+        if not _move_problems(session, booking, slot, now, measures[day]):
+            targets.append(slot)
+            if len(targets) == limit:
+                break
+    return targets
+
+
+def _time_refuses(
+    prison: Prison,
+    slot: Slot,
+    members: Sequence[PartyMember],
+    closures: Sequence[Closure],
+    now: datetime,
+) -> bool:
+    """Whether a rule of the visit time alone refuses this party there (a subset of what
+    :func:`slot_problems` and :func:`party_rule_problems` check, without a query)."""
+    window = window_problem(
+        starts_at=slot.starts_at,
+        local_day=slot.local_date,
+        now=now,
+        local_today=prison.local_date(now),
+        opens_days=prison.booking_opens_days,
+        closes_hours=prison.booking_closes_hours,
+    )
+    party = party_problems(
+        members,
+        visit_day=slot.local_date,
+        max_visitors=prison.max_visitors,
+        min_adults=prison.min_adults,
+        adult_age=prison.adult_age,
+        group=slot.visitor_group,
+    )
+    return window is not None or bool(party) or closure_for(closures, slot, prison.tz) is not None
+
+
 def move_booking(
     session: Session,
     booking: Booking,
@@ -914,26 +1019,12 @@ def move_booking(
     # Read under the booking's lock, which the gate takes before recording (visits.gate).
     if gate_recorded(session, booking):
         raise Rejected([Problem(Code.GATE_RECORDED)])
-    prison, inmate = booking.prison, booking.inmate
     if new_slot is None:
         raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
     if new_slot.id == booking.slot_id:
         raise Rejected([Problem(Code.SAME_SLOT, "slot_id")])
 
-    attendees = [
-        Attendee(
-            PartyMember(v.position, v.birth_date, v.sex), v.full_name, v.visitor_id, v.high_risk
-        )
-        for v in booking.visitors
-    ]
-    problems = slot_problems(
-        session, prison, inmate, new_slot, booking.party_size, now, exclude_booking=booking.id
-    )
-    problems += party_rule_problems(
-        session, prison, inmate, new_slot, attendees, exclude_booking=booking.id
-    )
-    reject_if(problems)
-
+    reject_if(_move_problems(session, booking, new_slot, now))
     old_slot_id = booking.slot_id
     lock_rows(session, Slot.id, [old_slot_id, new_slot.id])
     if not take_seats(session, new_slot.id, booking.party_size):

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visits import audit
@@ -24,6 +23,7 @@ from visits.booking import (
     cancel_booking,
     gate_recorded,
     move_booking,
+    move_targets,
 )
 from visits.problems import Audience, Code, Problem, Rejected
 from visits.schedule import Slot
@@ -50,20 +50,8 @@ def _booking(session: Session, who: Staff, reference: str) -> Booking:
 
 
 def _move_choices(session: Session, booking: Booking, now: datetime) -> list[Slot]:
-    return list(
-        session.scalars(
-            select(Slot)
-            .where(
-                Slot.prison_id == booking.prison_id,
-                Slot.starts_at > now,
-                Slot.withdrawn_at.is_(None),
-                Slot.id != booking.slot_id,
-                Slot.seats_taken + booking.party_size <= Slot.capacity,
-            )
-            .order_by(Slot.starts_at)
-            .limit(MOVE_CHOICES)
-        )
-    )
+    """The visit times the move form offers: only those the move would take now."""
+    return move_targets(session, booking, now, limit=MOVE_CHOICES)
 
 
 def _page(
