@@ -31,6 +31,7 @@ from visits.staff import StaffRole
 WEDNESDAY = "2026-12-02"  # the demo's women's day, with visits at 09:00 and 11:30
 PAGE = "/staff/p/QUENCORO/closures"
 _SHOWN = re.compile(r'name="shown" value="([^"]*)"')
+_KEY = re.compile(r'name="key" value="([^"]*)"')
 
 
 def quencoro_days(client) -> list[dict]:
@@ -126,6 +127,7 @@ def _confirm(client, preview, **changes):
         "start": "",
         "reason": "Requisa de seguridad",
         "shown": _SHOWN.search(preview.text).group(1),
+        "key": _KEY.search(preview.text).group(1),
     }
     return client.post(PAGE, data=data | changes, follow_redirects=False)
 
@@ -244,6 +246,35 @@ def test_a_day_already_closed_cannot_be_closed_again(wednesday):
     again = _preview(client, start="11:30")
     assert again.status_code == 422
     assert "ya está cerrado" in text(again)
+    # Another confirmation (another key) is refused as well: only the same one is answered.
+    data = {"csrf_token": staff_token(client), "day": WEDNESDAY, "start": "", "shown": "",
+            "reason": "Requisa de seguridad", "key": "another-preview-key-0123"}  # fmt: skip
+    again = client.post(PAGE, data=data, follow_redirects=False)
+    assert again.status_code == 422
+    assert "ya está cerrado" in text(again)
+
+
+def test_confirming_a_closure_twice_closes_once_and_answers_the_same(wednesday, db):
+    """A double click on "Cerrar", or a reload of its answer's post: the second post finds
+    the first done and answers as it did, with nothing cancelled, told or recorded twice."""
+    client, _, day = wednesday
+    preview = _preview(client)
+    late = book_one(client, day["11:30"]["id"], "Q10005", "Quispe", "45555555", "987654325")
+    first = _confirm(client, preview)
+    assert first.status_code == 303
+    second = _confirm(client, preview)
+    assert second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]
+    shown = text(client.get(second.headers["location"]))
+    assert "Se cancelaron 4 reservas" in shown
+    assert "1 de ellas se reservó después de que miraste la lista" in shown
+    assert status_of(db, late) is BookingStatus.CANCELLED
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Closure).where(
+            Closure.created_by.is_not(None))) == 1  # fmt: skip
+        events = s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "closure")).all()
+        assert events == ["closure.created"]
+    assert len(_closed_sms(db)) == 4
 
 
 def test_reopening_lets_families_book_again_and_keeps_the_cancellations(wednesday, db):
@@ -398,10 +429,10 @@ def test_a_day_closed_while_families_book_it_keeps_no_booking(racing_db):
 
     def closer() -> str:
         with db.writing() as s:
-            _, cancelled = close(
+            cancelled = close(
                 s, s.scalar(select(Prison)), request, now=NOW, actor="staff:admin", origin="",
                 sms_policy=SMS,
-            )  # fmt: skip
+            ).cancelled  # fmt: skip
         return f"closed:{len(cancelled)}"
 
     outcomes = interrupted_stream(
@@ -439,10 +470,10 @@ def test_a_closure_also_cancels_bookings_kept_in_a_withdrawn_session(db):
         s.get(Slot, slot_id).withdrawn_at = NOW
     with db.writing() as s:
         request = ClosureRequest(date(2026, 12, 5), time(9), "Requisa")
-        _, cancelled = close(
+        cancelled = close(
             s, s.scalar(select(Prison)), request, now=NOW, actor="staff:admin", origin="",
             sms_policy=SMS,
-        )  # fmt: skip
+        ).cancelled  # fmt: skip
     assert len(cancelled) == 1
     with db.read_session() as s:
         assert s.get(Slot, slot_id).seats_taken == 0
@@ -468,9 +499,9 @@ def test_a_session_already_started_is_neither_closed_nor_emptied(db):
         assert caught.value.codes == {"slot_in_past"}
     with db.writing() as s:
         whole_day = ClosureRequest(date(2026, 12, 1), None, "Requisa")
-        _, cancelled = close(
+        cancelled = close(
             s, s.scalar(select(Prison)), whole_day, now=NOW, actor="a", origin="", sms_policy=SMS
-        )
+        ).cancelled
     assert cancelled == []
     assert status_of(db, started_booking) is BookingStatus.CONFIRMED
     with db.read_session() as s:

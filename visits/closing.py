@@ -18,6 +18,7 @@ that is already there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -44,13 +45,30 @@ MAX_REASON = 200  # the column's size; families read it on the slots page
 MAX_AHEAD = timedelta(days=2 * 365)
 
 
+# The key of one preview's confirmation (see :func:`close`).
+KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 @dataclass(frozen=True)
 class ClosureRequest:
-    """What an administrator asks to close: a whole ``day`` or its session at ``start``."""
+    """What an administrator asks to close: a whole ``day`` or its session at ``start``.
+    ``key``: the preview's, the same for every post of its confirmation."""
 
     day: date
     start: time | None
     reason: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What closing did: the closure, and the references of the bookings it cancelled;
+    ``replayed``: this confirmation was done already (a double click, a reload), and these
+    are what it did then."""
+
+    closure: Closure
+    cancelled: list[str]
+    replayed: bool = False
 
 
 def day_slots(
@@ -173,12 +191,20 @@ def close(
     actor: str,
     origin: str,
     sms_policy: SmsPolicy,
-) -> tuple[Closure, list[Booking]]:
+) -> Closed:
     """Close and cancel the bookings in the closed time; the closure (the one already there,
     if the time was closed with bookings left in it) and the bookings cancelled. Raises
-    :class:`Rejected` (nothing changed) with every problem found."""
+    :class:`Rejected` (nothing changed) with every problem found.
+
+    The same confirmation sent again (its ``key``: a double click, a reload) changes nothing
+    and answers what the first did, as broadcasts and advisories do; without a key, a time
+    already closed is refused."""
     require_write_lock(session)
+    # Two posts of one confirmation take turns here, so the second sees the first.
     lock_day(session, prison.id, request.day, exclusive=True)
+    key = request.key if KEY.fullmatch(request.key) else ""
+    if key and (earlier := _closed_with(session, prison, request, key)) is not None:
+        return earlier
     reject_if(problems(session, prison, request, now))
     bookings = affected(session, prison, request, now)
     # Locked before any seat moves: a family's cancel of one of them waits, or finished first
@@ -214,9 +240,29 @@ def close(
             cancelled.append(booking)
     cancelled_refs = [b.reference for b in cancelled]
     action = "closure.created" if existing is None else "closure.bookings_cancelled"
-    _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs)
+    keyed = {"key": key} if key else {}
+    _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs, **keyed)
     session.flush()
-    return closure, cancelled
+    return Closed(closure, cancelled_refs)
+
+
+# The events of a confirmation that was done.
+DONE = ("closure.created", "closure.bookings_cancelled")
+
+
+def _closed_with(
+    session: Session, prison: Prison, request: ClosureRequest, key: str
+) -> Closed | None:
+    """What the confirmation with this key did, if it was done already (and still stands: a
+    closure reopened since is closed again)."""
+    closure = covering(session, prison, request)
+    if closure is None:
+        return None
+    for event in audit.timeline(session, "closure", closure.id):
+        same = event.details.get("key") == key and event.details.get("day") == str(request.day)
+        if event.action in DONE and same:
+            return Closed(closure, list(event.details.get("cancelled", [])), replayed=True)
+    return None
 
 
 def _audit(

@@ -4,13 +4,15 @@ that cancels; reopen what staff closed (see :mod:`visits.closing`).
 Three steps without scripts: choose the day (its visit times and seats show), say what to
 close and why (the preview lists every booking it cancels), confirm. The confirmation carries
 the references the preview showed, so the result can say how many of those cancelled were
-booked in between (they are cancelled too, see :mod:`visits.closing`). A closed time that
-still holds bookings (the prison file closed it) is listed with them, to cancel them the same
-way.
+booked in between (they are cancelled too, see :mod:`visits.closing`), and a key of its own,
+so that sending it twice (a double click, a reload) closes once and answers the same. A
+closed time that still holds bookings (the prison file closed it) is listed with them, to
+cancel them the same way.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, time
 from urllib.parse import urlencode
 
@@ -47,7 +49,7 @@ def _request(values: dict[str, str], problems: list[Problem], today: date) -> Cl
         start = clock_time(raw_start)
         if start is None:
             problems.append(Problem(Code.INVALID_CHOICE, "start"))
-    return ClosureRequest(day, start, values.get("reason", ""))
+    return ClosureRequest(day, start, values.get("reason", ""), values.get("key", "").strip())
 
 
 def _count(request: Request, name: str) -> int:
@@ -128,6 +130,8 @@ def preview(
         closure=closure,
         bookings=closing.affected(session, who.prison, closure, now),  # type: ignore[arg-type]
         already=closing.covering(session, who.prison, closure),  # type: ignore[arg-type]
+        # Confirming twice (a double click, a reload) closes once, and answers the same.
+        key=secrets.token_urlsafe(24),
     )
 
 
@@ -148,7 +152,7 @@ def close(
     try:
         if problems:
             raise Rejected(problems)
-        made, cancelled = closing.close(
+        closed = closing.close(
             session,
             who.prison,  # type: ignore[arg-type]
             closure,
@@ -162,9 +166,12 @@ def close(
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, now, values, list(rejected.problems), 422)
     shown = set(values.get("shown", "").split(","))
-    unseen = sum(1 for b in cancelled if b.reference not in shown)
-    commit_seat_change(request, session, made.prison_id)
-    query = urlencode({"done": "closed", "count": len(cancelled), "unseen": unseen})
+    unseen = sum(1 for reference in closed.cancelled if reference not in shown)
+    if closed.replayed:  # done by the first click: nothing more to commit
+        session.rollback()
+    else:
+        commit_seat_change(request, session, closed.closure.prison_id)
+    query = urlencode({"done": "closed", "count": len(closed.cancelled), "unseen": unseen})
     return RedirectResponse(f"{_path(who)}?{query}", status_code=303)
 
 
