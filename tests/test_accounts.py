@@ -134,14 +134,40 @@ def test_a_new_password_from_the_administrator_ends_the_old_one_and_its_sessions
     accounts, make_client, db
 ):
     admin, guard = accounts
-    short = _post(admin, f"/{_id(db, 'guardia')}/password", password="corta")
+    guard_id = _id(db, "guardia")
+    short = _post(admin, f"/{guard_id}/password", password="corta")
     assert short.status_code == 422
+    # Said at that account's form, and the summary names the account, not "Add an account".
+    assert f'id="password-{guard_id}-error"' in short.text
+    assert f'aria-describedby="password-{guard_id}-error"' in short.text
+    assert 'id="password-error"' not in short.text
+    assert f'href="#password-{guard_id}">Nueva contraseña para guardia: ' in short.text
     assert _signed_in(guard)
     done = _post(admin, f"/{_id(db, 'guardia')}/password", password=NEW_PASSWORD)
     assert done.status_code == 303
     assert not _signed_in(guard)
     assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 401
     assert sign_in(make_client(), "guardia", NEW_PASSWORD).status_code == 303
+
+
+def test_a_password_of_only_spaces_is_refused_everywhere(accounts, make_client, db):
+    """Twelve spaces are long enough, and the first thing anyone would try."""
+    admin, guard = accounts
+    for client in accounts:
+        client.get("/staff?lang=en")  # the language is remembered
+    spaces = " " * 12
+    for answer in (
+        _post(admin, "", username="rosa", full_name="Rosa", role="guard", password=spaces,
+              password_again=spaces),
+        _post(admin, f"/{_id(db, 'guardia')}/password", password=spaces),
+        change_password(guard, STAFF_PASSWORD, spaces),
+    ):  # fmt: skip
+        assert answer.status_code == 422
+        assert "A password of only spaces is not allowed" in text(answer)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(StaffUser)) == 4
+    assert sign_in(make_client(), "guardia", spaces).status_code == 401
+    assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 303
 
 
 @pytest.mark.parametrize("username", ["guardia.doble", "admin", "guardia.mujeres"])

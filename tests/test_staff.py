@@ -68,6 +68,8 @@ def test_a_new_account_keeps_only_an_argon2id_hash_and_is_audited(guard):
         ({"username": "a b"}, Code.INVALID_USERNAME),
         ({"username": "rosa.guardia"}, Code.USERNAME_TAKEN),
         ({"password": "corta"}, Code.PASSWORD_TOO_SHORT),
+        ({"password": " " * 12}, Code.PASSWORD_BLANK),
+        ({"password": "\t  \u00a0" * 4}, Code.PASSWORD_BLANK),
         ({"password": "x" * 300}, Code.TOO_LONG),
         ({"full_name": "  "}, Code.REQUIRED),
         ({"national": True, "prisons": []}, Code.NATIONAL_ADMINS_ONLY),

@@ -84,6 +84,7 @@ class Code(StrEnum):
     INVALID_USERNAME = "invalid_username"
     USERNAME_TAKEN = "username_taken"
     PASSWORD_TOO_SHORT = "password_too_short"  # noqa: S105 (a code, not a password)
+    PASSWORD_BLANK = "password_blank"  # noqa: S105 (a code, not a password)
     NATIONAL_ADMINS_ONLY = "national_admins_only"
     PRISON_REQUIRED = "prison_required"
     SIGN_IN_FAILED = "sign_in_failed"
@@ -219,6 +220,9 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.USERNAME_TAKEN: N_("This user name is already in use."),
     Code.PASSWORD_TOO_SHORT: N_("The password needs at least %(min)s characters."),
+    Code.PASSWORD_BLANK: N_(
+        "A password of only spaces is not allowed: use letters, digits or other signs too."
+    ),
     Code.NATIONAL_ADMINS_ONLY: N_("Only administrators can cover every prison."),
     Code.PRISON_REQUIRED: N_("Choose at least one prison."),
     Code.SIGN_IN_FAILED: N_("The user name or the password is not right."),

@@ -142,6 +142,10 @@ def normalise_username(raw: str) -> str:
 
 
 def password_problems(password: str) -> list[Problem]:
+    """Why this password may not be used, if it may not: too short, too long, or nothing but
+    spaces (long enough to pass, and the first thing anyone would guess)."""
+    if password and not password.strip():
+        return [Problem(Code.PASSWORD_BLANK, "password")]
     if len(password) < MIN_PASSWORD_LENGTH:
         return [Problem(Code.PASSWORD_TOO_SHORT, "password", {"min": MIN_PASSWORD_LENGTH})]
     if len(password) > MAX_PASSWORD_LENGTH:

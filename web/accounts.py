@@ -160,7 +160,10 @@ def reset_password(
     try:
         hashed = staff.password_hash(values.get("password", ""))
     except Rejected as rejected:
-        return _again(request, session, who, rejected.problems, {})
+        # Beside this account's own password field, not the new account's.
+        field = f"password-{user_id}"
+        problems = [Problem(p.code, field, p.params) for p in rejected.problems]
+        return _again(request, session, who, problems, {})
     return _change(
         request, session, who, "password",
         lambda admin: staff.reset_password(session, admin, user_id, hashed, now=now, origin=client),
