@@ -49,8 +49,10 @@ from web.middleware import (
     BodyTooLarge,
     LocaleMiddleware,
     SecurityHeadersMiddleware,
+    body_limit,
     request_locale,
     security_headers,
+    too_large,
 )
 from web.staff import SignInRequired
 from web.templating import make_templates
@@ -103,7 +105,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:
-    return _error_response(request, 413, Problem(Code.BODY_TOO_LARGE))
+    return too_large(request, body_limit(request.url.path))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visits import i18n
-from visits.problems import Code, Problem, message
+from visits.problems import Code, Problem, as_dicts
 
 LANG_COOKIE = "lang"
 MAX_BODY_BYTES = 64 * 1024
@@ -113,20 +115,78 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyTooLarge(Exception):
-    """Raised while reading a body sent without a length that grew past the limit."""
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body sent without a length that grew past the limit. An HTTP
+    error, so that FastAPI reading a JSON body passes it on (any other error there becomes
+    its own 400) to the handler that answers :func:`too_large`."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+def body_limit(path: str, default: int = MAX_BODY_BYTES) -> int:
+    """The most a request to ``path`` may send."""
+    return MAX_UPLOAD_BYTES if UPLOAD_PATH.fullmatch(path) else default
+
+
+def readable_size(size: int) -> str:
+    """``4 MB``, ``64 KB``: a limit as people read it (in units of 1,024)."""
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MB"
+    return f"{-(-size // 1024)} KB"
+
+
+def too_large(request: Request, limit: int) -> Response:
+    """The answer to a body over ``limit``: the API's JSON error; for a page, a page in the
+    site's layout (the staff one under ``/staff``) in the visitor's language that says the
+    limit and links back to the page the form was sent from. Nothing of the body is read and
+    nothing is asked of the database (it is answered before the session is even read)."""
+    path = request.url.path
+    with i18n.use_locale(request_locale(request)):
+        if path.startswith("/api/"):
+            detail = f"a request body may have at most {limit} bytes"
+            problem = Problem(Code.BODY_TOO_LARGE, None, {"detail": detail})
+            return JSONResponse({"errors": as_dicts([problem])}, status_code=413)
+        back = _back(request)
+        return request.app.state.templates.TemplateResponse(
+            request,
+            "too_large.html",
+            {
+                "size": readable_size(limit),
+                "back": back,
+                "lang_next": back,
+                "staff": path.startswith("/staff"),
+                "locales": i18n.SUPPORTED_LOCALES,
+            },
+            status_code=413,
+        )
+
+
+def _back(request: Request) -> str:
+    """The page to go back to: the one the form was sent from, when the browser said so and
+    it is of this site (staff pages send it), else this address."""
+    sent_from = urlsplit(request.headers.get("referer", ""))
+    if (
+        sent_from.netloc == request.url.netloc
+        and sent_from.path.startswith("/")
+        and not sent_from.path.startswith("//")
+    ):
+        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
+    return request.url.path
 
 
 class BodySizeLimitMiddleware:
     """Refuse request bodies over ``MAX_BODY_BYTES``: no form or API call needs more, but for
-    a prison's roster file (``MAX_UPLOAD_BYTES``, on the upload's own path)."""
+    a prison's roster file (``MAX_UPLOAD_BYTES``, on the upload's own path). A body that says
+    its length is refused before it is read (see :func:`too_large`); one that does not is
+    counted as it comes, and refused (:class:`BodyTooLarge`) once past the limit."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
     def limit_for(self, path: str) -> int:
-        return MAX_UPLOAD_BYTES if UPLOAD_PATH.fullmatch(path) else self.limit
+        return body_limit(path, self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,8 +195,7 @@ class BodySizeLimitMiddleware:
         limit = self.limit_for(scope["path"])
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            text = message(Problem(Code.BODY_TOO_LARGE))
-            await PlainTextResponse(text, status_code=413)(scope, receive, send)
+            await too_large(Request(scope), limit)(scope, receive, send)
             return
         received = 0
 
