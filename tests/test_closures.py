@@ -185,6 +185,10 @@ def test_closing_a_day_shows_its_bookings_then_cancels_them_and_tells_each_famil
 
 def test_closing_one_visit_time_leaves_the_other_times_of_the_day(wednesday, db):
     client, refs, _ = wednesday
+    # The day may be typed as everyone writes it, where the browser shows no calendar.
+    day = client.get(PAGE, params={"day": "02/12/2026"})
+    assert day.status_code == 200
+    assert "11:30–13:30 · 1 de 150 lugares reservados" in text(day)
     preview = _preview(client, start="09:00")
     assert "Se cancelarán 2 reservas" in text(preview)
     assert _confirm(client, preview, start="09:00").status_code == 303
@@ -215,7 +219,8 @@ def test_bookings_made_after_the_preview_are_cancelled_too_and_counted(wednesday
         ({"reason": "  "}, "Completa este dato"),
         ({"reason": "x" * 201}, "como máximo 200"),
         ({"day": "2026-11-30"}, "Este día ya pasó"),
-        ({"day": "30/11/2026"}, "Escribe la fecha"),
+        ({"day": "30/11/2026"}, "Este día ya pasó"),  # read as typed, and past
+        ({"day": "el miércoles"}, "Escribe la fecha"),
         ({"start": "10:15"}, "No hay horario de visita a esa hora"),
         ({"start": "nueve"}, "Elige una de las opciones"),
         ({"start": "09:00+05:00"}, "Elige una de las opciones"),

@@ -148,7 +148,7 @@ def test_barring_a_visitor_cancels_their_bookings_here_and_refuses_new_ones(book
         ("/inmates", {"code": "Q99999"}, "code", "Ningún interno de este penal"),
         ("/inmates", {"inmate-reason": " "}, "inmate-reason", "Completa este dato"),
         ("/inmates", {"inmate-until": "2026-11-30"}, "inmate-until", "Este día ya pasó"),
-        ("/inmates", {"inmate-until": "31/12/2026"}, "inmate-until", "Escribe la fecha"),
+        ("/inmates", {"inmate-until": "fin de año"}, "inmate-until", "Escribe la fecha"),
         ("/inmates", {"inmate-until": ""}, "inmate-until", "Completa este dato"),
         ("/visitors", {"doc_number": "49999999"}, "doc_number", "Nadie con este documento"),
         ("/visitors", {"doc_number": "123"}, "doc_number", "El DNI tiene exactamente 8"),
@@ -273,6 +273,23 @@ def test_a_bar_stays_within_its_prison(booked, db):
     assert client.post(mine, data={"csrf_token": token}).status_code == 404
     with db.read_session() as s:
         assert s.get(VisitorSuspension, suspension_id).lifted_at is None
+
+
+def test_the_last_day_may_be_typed_day_month_year(booked, db):
+    """Where the browser shows no calendar, staff type the date as everyone writes it."""
+    client, refs, _ = booked
+    assert _suspend_inmate(client, "Q10001", until="31/12/2026").status_code == 303
+    with db.read_session() as s:
+        assert s.scalar(select(InmateSuspension.until)) == date(2026, 12, 31)
+    assert status_of(db, refs["carlos_later"]) is BookingStatus.CANCELLED
+    # A day that does not exist is not asked for "as day/month/year" again: it was.
+    client.get(f"{PAGE}?lang=en")
+    answer = _post(client, "/visitors", doc_type="dni", doc_number="43333333",
+                   **{"visitor-until": "31/02/2027", "visitor-reason": "x"})  # fmt: skip
+    assert answer.status_code == 422
+    assert "There is no such day in the calendar" in text(answer)
+    assert "day/month/year" not in text(answer)
+    assert 'id="visitor-until-error"' in answer.text
 
 
 def test_odd_suspension_dates_and_ids_are_refused_plainly(booked, db):

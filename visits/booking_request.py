@@ -125,6 +125,8 @@ def parse_slot_id(raw: str | int) -> int | None:
 
 
 def parse_date(raw: str) -> date | None:
+    """A date as people type it (day/month/year, with ``/``, ``-`` or ``.``) or as a date
+    input sends it (``YYYY-MM-DD``); else ``None`` (see :func:`date_problem` for why)."""
     text = unicodedata.normalize("NFKC", raw).strip()
     if len(text) > MAX_DATE_LENGTH:
         return None
@@ -134,6 +136,20 @@ def parse_date(raw: str) -> date | None:
         except ValueError:
             continue
     return None
+
+
+# Written the way :data:`_DATE_FORMATS` are, whether or not the day exists.
+_DATE_SHAPE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}([/.-])[0-9]{1,2}\1[0-9]{4}")
+
+
+def date_problem(raw: str, field: str | None = None) -> Problem:
+    """Why ``raw`` is no date (:func:`parse_date` read none): written as one, but no day of
+    the calendar (31/02/2026: asking for day/month/year again would contradict what was
+    typed), or not written as a date at all."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    if len(text) <= MAX_DATE_LENGTH and _DATE_SHAPE.fullmatch(text):
+        return Problem(Code.INVALID_DATE, field, {"no_such_day": True})
+    return Problem(Code.INVALID_DATE, field)
 
 
 def parse_phone(raw: str) -> str | Problem:
@@ -180,7 +196,7 @@ def _birth_date(raw: str, today: date) -> date | Problem:
         return Problem(Code.REQUIRED)
     born = parse_date(raw)
     if born is None:
-        return Problem(Code.INVALID_DATE)
+        return date_problem(raw)
     if born > today:
         return Problem(Code.BIRTH_DATE_IN_FUTURE)
     if today.year - born.year > OLDEST_AGE:

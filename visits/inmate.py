@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import advisories, health, throttle
 from visits.base import Base, UTCDateTime, str_enum, utcnow
-from visits.booking_request import parse_date
+from visits.booking_request import date_problem, parse_date
 from visits.health import Measures
 from visits.prison import Prison
 from visits.problems import Code, Problem
@@ -179,7 +179,7 @@ def _identify_problems(code: str, surname: str, birth_text: str) -> list[Problem
     elif len(surname) > MAX_SURNAME_LENGTH:
         problems.append(Problem(Code.TOO_LONG, "surname", {"max": MAX_SURNAME_LENGTH}))
     if birth_text and parse_date(birth_text) is None:
-        problems.append(Problem(Code.INVALID_DATE, "birth_date"))
+        problems.append(date_problem(birth_text, "birth_date"))
     return problems
 
 

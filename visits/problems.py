@@ -382,6 +382,8 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
 }
 
 # A fuller message when a slot still has seats, just not enough for the whole party.
+# An invalid date typed the way dates are written (31/02/2026): the day does not exist.
+_NO_SUCH_DAY = N_("There is no such day in the calendar: check the day and the month.")
 _NOT_ENOUGH_SEATS = Np_(
     "Only %(num)s place is left at this time. Remove visitors or choose another time.",
     "Only %(num)s places are left at this time. Remove visitors or choose another time.",
@@ -420,6 +422,8 @@ def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str
         key: format_day_with_year(value) if isinstance(value, date) else value
         for key, value in problem.params.items()
     }
+    if problem.code is Code.INVALID_DATE and params.get("no_such_day"):
+        return gettext(_NO_SUCH_DAY)
     own = _AUDIENCE_MESSAGES.get(Audience(audience), {}).get(problem.code)
     if own is not None and set(_PLACEHOLDER.findall(own)) <= params.keys():
         return gettext(own, params or None)

@@ -10,7 +10,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from visits.booking_request import MAX_ID, BookingRequest, VisitorInput
+from visits.booking_request import (
+    MAX_ID,
+    BookingRequest,
+    VisitorInput,
+    date_problem,
+    parse_date,
+)
 from visits.i18n import current_locale
 from visits.problems import Code, Problem
 
@@ -80,16 +86,16 @@ def iso_day(
     *,
     near: date | None = None,
 ) -> date:
-    """A ``YYYY-MM-DD`` query value (what a date input sends), else ``default``; a malformed
-    one adds its problem. With ``near`` (today), a day more than :data:`NEAR_YEARS` years
-    from it is refused too (``default`` is returned), before any date arithmetic: forms whose
-    domain checks have their own limits leave ``near`` out."""
+    """A day as a date input sends it (``YYYY-MM-DD``) or as staff type it where the browser
+    shows no calendar (day/month/year, see :func:`visits.booking_request.parse_date`), else
+    ``default``; one that cannot be read adds its problem. With ``near`` (today), a day more
+    than :data:`NEAR_YEARS` years from it is refused too (``default`` is returned), before
+    any date arithmetic: forms whose domain checks have their own limits leave ``near`` out."""
     if not raw:
         return default
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        problems.append(Problem(Code.INVALID_DATE, field))
+    day = parse_date(raw)
+    if day is None:
+        problems.append(date_problem(raw, field))
         return default
     if near is not None and abs(day - near) > _NEAR:
         code = Code.DATE_TOO_FAR if day > near else Code.DATE_TOO_OLD

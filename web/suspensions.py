@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from visits import suspensions
+from visits.booking_request import date_problem, parse_date
 from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole
 from visits.suspensions import Actor
@@ -63,14 +64,14 @@ def suspensions_page(request: Request, who: Admin, session: ReadSession, now: No
 
 
 def _until(values: dict[str, str], form: str, problems: list[Problem]) -> date | None:
+    """The last day typed (as a date input sends it, or day/month/year), if it can be read."""
     raw = values.get(f"{form}-until", "").strip()
     if not raw:
         return None  # the domain says it is required
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        problems.append(Problem(Code.INVALID_DATE, f"{form}-until"))
-        return None
+    until = parse_date(raw)
+    if until is None:
+        problems.append(date_problem(raw, f"{form}-until"))
+    return until
 
 
 def _in_form(problem: Problem, form: str) -> Problem:
@@ -100,7 +101,7 @@ def _apply(
     except Rejected as rejected:
         # A date that could not be read is reported once, not again as missing.
         found = [_in_form(p, form) for p in rejected.problems]
-        if any(p.code is Code.INVALID_DATE for p in problems):
+        if problems:  # only the date's
             found = problems + [p for p in found if p.field != f"{form}-until"]
         session.close()
         with request.app.state.db.read_session() as reading:
