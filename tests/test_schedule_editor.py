@@ -93,13 +93,10 @@ def test_lowering_places_is_previewed_then_stops_at_the_places_booked(admin, db)
     page = admin.get(PAGE)
     assert page.status_code == 200
     assert "Miércoles 09:00–11:00 · 150 lugares" in text(page)
-    preview = _send(admin, "/preview", **_edit(nine, capacity="1"))
+    preview = _send(admin, "/preview?lang=en", **_edit(nine, capacity="1"))
     assert preview.status_code == 200
     shown = text(preview)
-    assert (
-        "02/12/2026 09:00: hay 2 lugares reservados, así que se queda con 2 lugares en vez de 1"
-        in shown
-    )
+    assert "02/12/2026 09:00: 2 places are booked, so it keeps 2 places instead of 1" in shown
     # A preview keeps nothing.
     assert _template(db, 2, time(9)).capacity == 150
     assert _slot(db, WEDNESDAY, time(9)).capacity == 150
@@ -117,11 +114,11 @@ def test_lowering_places_is_previewed_then_stops_at_the_places_booked(admin, db)
 
 def test_a_new_end_is_previewed_then_reaches_every_dated_visit_time(admin, db):
     nine = _template(db, 2, time(9))
-    preview = _send(admin, "/preview", **_edit(nine, end="10:30"))
+    preview = _send(admin, "/preview?lang=en", **_edit(nine, end="10:30"))
     assert preview.status_code == 200
     shown = text(preview)
-    assert "2 horarios con otra hora de término" in shown
-    assert "02/12/2026 09:00: ahora termina a otra hora, con 2 lugares reservados" in shown
+    assert "2 visit times with another end" in shown
+    assert "02/12/2026 09:00: now ends at another time, with 2 places booked before" in shown
     assert _slot(db, WEDNESDAY, time(9)).ends_at.astimezone(NOW.tzinfo).hour == 16  # 11:00
     assert _send(admin, "", **_edit(nine, end="10:30")).status_code == 303
     for day in (WEDNESDAY, date(2026, 12, 9)):
@@ -174,16 +171,36 @@ def test_a_weekly_visit_time_that_cannot_be_added_changes_nothing(
 
 def test_removing_a_visit_time_keeps_the_booked_dates_for_their_families(admin, db):
     nine = _template(db, 2, time(9))
-    preview = _send(admin, "/preview", action="remove", template_id=str(nine.id))
-    assert "02/12/2026 09:00: ya no está en el horario, pero tiene 2 lugares reservados" in text(
-        preview
-    )
+    preview = _send(admin, "/preview?lang=en", action="remove", template_id=str(nine.id))
+    assert "02/12/2026 09:00: no longer in the schedule, but 2 places are booked" in text(preview)
     assert _send(admin, "", action="remove", template_id=str(nine.id)).status_code == 303
     kept = _slot(db, WEDNESDAY, time(9))
     assert kept.withdrawn_at is not None
     assert kept.seats_taken == 2
     with pytest.raises(AssertionError):
         _slot(db, date(2026, 12, 9), time(9))  # never booked: gone
+
+
+def test_one_place_booked_reads_in_the_singular_and_a_last_day_is_written_out(admin, db):
+    """ "tiene 1 lugares reservados" and "hasta el 9999-12-31" among written-out dates."""
+    eleven = _template(db, 2, time(11, 30))
+    book_one(admin, _slot(db, WEDNESDAY, time(11, 30)).id, "Q10003", "Hancco", "43333333",
+             "987654323")  # fmt: skip
+    to_the_end = _send(admin, "/preview", **_edit(eleven, valid_to="31/12/9999"))
+    assert "hasta el viernes, 31 de diciembre de 9999" in text(to_the_end)
+    assert "9999-12-31" not in to_the_end.text.replace('value="9999-12-31"', "")
+    english = {
+        "capacity": ("1 place is booked, so it keeps 1 place instead of 0", {"capacity": "0"}),
+        "retimed": ("with 1 place booked before", {"end": "13:00"}),
+        "regrouped": ("with 1 place booked before: check that booking", {"group": "men"}),
+    }
+    for kind, (said, change) in english.items():
+        preview = _send(admin, "/preview?lang=en", **_edit(eleven, **change))
+        assert preview.status_code == 200, kind
+        assert said in text(preview), kind
+        assert "1 places" not in text(preview), kind
+    removed = _send(admin, "/preview?lang=en", action="remove", template_id=str(eleven.id))
+    assert "1 place is booked: it stays for that booking" in text(removed)
 
 
 def test_booking_rules_are_checked_then_applied(admin, db):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,6 +92,7 @@ def make_templates() -> Jinja2Templates:
         clock=i18n.format_clock,
         reference=reference.display,
         mask_phone=mask_phone,
+        from_iso=date.fromisoformat,  # a day kept as text (a change's details) read back
         label=label,
         message_kind=message_kind,
         message_reason=message_reason,
