@@ -272,7 +272,7 @@ def test_confirming_a_closure_twice_closes_once_and_answers_the_same(wednesday, 
     assert second.headers["location"] == first.headers["location"]
     shown = text(client.get(second.headers["location"]))
     assert "Se cancelaron 4 reservas" in shown
-    assert "1 de ellas se reservó después de que miraste la lista" in shown
+    assert "reciben un SMS. 1 de ellas se reservó después de que miraste la lista" in shown
     assert status_of(db, late) is BookingStatus.CANCELLED
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Closure).where(

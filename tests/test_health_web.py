@@ -102,10 +102,19 @@ def test_health_staff_see_the_count_first_then_issue_and_each_family_learns_what
     assert _advisories(db) == 0  # a preview stores nothing
     assert _messages(db, "health_measure") == {}
 
+    assert "Afecta a Pabellón A" in text(preview)  # the wing's name says it is one
+
     done = _post(staff, **WING_A_MASKS)
     assert done.status_code == 303
     page = staff.get(done.headers["location"])
     assert "Caso índice en celda 12" in page.text  # staff see their notes
+    shown = text(page)
+    assert "Alerta de salud: Pabellón A" in shown
+    assert "Pabellón Pabellón" not in shown
+    assert "Emitida. Se cancelaron 0 reservas." in shown  # each sentence apart
+    listed = text(staff.get(PAGE))
+    assert "Pabellón A" in listed
+    assert "Pabellón Pabellón" not in listed
     contacts = re.search(r'href="([^"]+/contacts)"', page.text).group(1)
     assert staff.get(contacts).status_code == 200  # exposure tracing, one link away
     told = _messages(db, "health_measure")

@@ -179,6 +179,7 @@ def test_a_form_shown_for_one_person_never_books_another(client, db):
     assert identify(client).status_code == 303  # Carlos Yupanqui
     slot_id = first_open_slot(client)
     form_page = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    assert "(de 18 años o más). Este día, los adultos" in text(form_page)  # sentences apart
     shown_for = re.search(r'name="inmate_id" value="(\d+)"', form_page.text).group(1)
     assert identify(client, code="Q10002", surname="Puma").status_code == 303  # another tab
     form = visitor_form(slot_id, csrf(client)) | {"inmate_id": shown_for}
