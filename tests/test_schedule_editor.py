@@ -19,6 +19,7 @@ from visits.demo import demo_config
 from visits.prison import Prison, prison_by_code
 from visits.prison_config import RulesConfig, apply_config
 from visits.problems import Rejected
+from visits.reference import display
 from visits.rules import VisitorGroup
 from visits.schedule import ScheduleTemplate, Slot
 from visits.schedule_edits import ScheduleChange, WeeklySession
@@ -336,7 +337,7 @@ def test_a_removed_visit_time_stays_on_the_gates_list_and_closures_while_it_hold
         )
         assert found.status_code == 303, query
         assert found.headers["location"].endswith(f"#b-{ref}")
-    assert ref in admin.get("/staff/p/QUENCORO/day.csv", params=day).text
+    assert display(ref) in admin.get("/staff/p/QUENCORO/day.csv", params=day).text
     closures = admin.get("/staff/p/QUENCORO/closures", params={"day": "2026-12-04"})
     assert 'name="start" value="15:00"' in closures.text
     assert 'class="withdrawn"' in closures.text  # said to be no longer offered

@@ -27,6 +27,7 @@ from visits.booking import Booking, BookingStatus
 from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
 from visits.i18n import N_, gettext
 from visits.problems import Audience, Code, Problem, Rejected
+from visits.reference import display as display_reference
 from visits.reference import parse as parse_reference
 from visits.screening import Outcome, parse_answers
 from visits.staff import StaffRole
@@ -196,7 +197,7 @@ def day_csv(
                     for value in (
                         starts,
                         ends,
-                        booking.reference,
+                        display_reference(booking.reference),  # as the pages show it
                         label(booking.status),
                         booking.inmate_code,
                         booking.inmate_name,
