@@ -120,6 +120,28 @@ def test_staff_read_their_own_words_for_their_refusals_in_each_language(audience
         assert said["es"] != said["en"], code  # translated (run `make messages`)
 
 
+@pytest.mark.parametrize(
+    ("audience", "one", "two"),
+    [
+        (Audience.FAMILY, "ya tiene 1 visita reservada", "ya tiene 2 visitas reservadas"),
+        (Audience.STAFF, "ya tiene 1 visita reservada", "ya tiene 2 visitas reservadas"),
+    ],
+)
+def test_the_weekly_limit_reads_in_the_singular_for_one_visit(audience, one, two):
+    with use_locale("es"):
+        said = {
+            limit: message(
+                Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}), audience
+            )
+            for limit in (1, 2)
+        }
+    assert one in said[1]
+    assert two in said[2]
+    with use_locale("en"):
+        english = message(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": 1}), audience)
+    assert "1 visit booked" in english
+
+
 def test_a_problem_without_what_the_gates_words_name_reads_in_the_familys():
     bare = Problem(Code.HEALTH_SUSPENDED, "slot_id")  # visits paused, as booking says it
     with use_locale("en"):

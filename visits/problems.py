@@ -320,10 +320,6 @@ GATE_MESSAGES: dict[Code, str] = {
 # ("the person you visit", "please ask the prison", "look again in a few days"): staff are
 # the prison, and tell the family what is possible instead.
 STAFF_MESSAGES: dict[Code, str] = {
-    Code.WEEKLY_LIMIT_REACHED: N_(
-        "The person visited already has %(limit)s visits booked that week. Choose a day of "
-        "another week."
-    ),
     Code.VISITOR_SUSPENDED: N_("%(name)s is barred from visiting this prison on that day."),
     Code.INMATE_NOT_ACTIVE: N_(
         "The roster does not list this person as active at this prison: they cannot receive "
@@ -332,6 +328,19 @@ STAFF_MESSAGES: dict[Code, str] = {
     Code.HEALTH_SUSPENDED: N_(
         "A health measure pauses visits to this person on that day: no visit can be booked "
         "until health staff lift it."
+    ),
+}
+
+# The staff's own words with a number in them, as :data:`COUNTED`.
+STAFF_COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
+    Code.WEEKLY_LIMIT_REACHED: (
+        "limit",
+        Np_(
+            "The person visited already has %(num)s visit booked that week. Choose a day of "
+            "another week.",
+            "The person visited already has %(num)s visits booked that week. Choose a day of "
+            "another week.",
+        ),
     ),
 }
 
@@ -379,6 +388,18 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
             "Too many attempts. Wait %(num)s minutes and try again.",
         ),
     ),
+    Code.WEEKLY_LIMIT_REACHED: (
+        "limit",
+        Np_(
+            "The person you visit already has %(num)s visit booked that week. "
+            "Please choose another week.",
+            "The person you visit already has %(num)s visits booked that week. "
+            "Please choose another week.",
+        ),
+    ),
+}
+_AUDIENCE_COUNTED: dict[Audience, dict[Code, tuple[str, tuple[str, str]]]] = {
+    Audience.STAFF: STAFF_COUNTED,
 }
 
 # A fuller message when a slot still has seats, just not enough for the whole party.
@@ -424,14 +445,16 @@ def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str
     }
     if problem.code is Code.INVALID_DATE and params.get("no_such_day"):
         return gettext(_NO_SUCH_DAY)
-    own = _AUDIENCE_MESSAGES.get(Audience(audience), {}).get(problem.code)
+    audience = Audience(audience)
+    own = _AUDIENCE_MESSAGES.get(audience, {}).get(problem.code)
     if own is not None and set(_PLACEHOLDER.findall(own)) <= params.keys():
         return gettext(own, params or None)
     if problem.code is Code.SLOT_FULL and params.get("seats_left", 0) > 0:
         return ngettext(*_NOT_ENOUGH_SEATS, params["seats_left"])
-    if problem.code in COUNTED and isinstance(params.get(COUNTED[problem.code][0]), int):
-        count, forms = COUNTED[problem.code]
-        return ngettext(*forms, params[count])
+    for counted in (_AUDIENCE_COUNTED.get(audience, {}), COUNTED):
+        if problem.code in counted and isinstance(params.get(counted[problem.code][0]), int):
+            count, forms = counted[problem.code]
+            return ngettext(*forms, params[count])
     return gettext(MESSAGES[problem.code], params or None)
 
 
