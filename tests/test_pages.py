@@ -10,7 +10,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from tests.factories import NOW
 from visits.booking import Booking, BookingStatus
+from visits.rules import VisitorGroup
 from visits.schedule import Slot
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -409,6 +411,33 @@ def test_move_to_another_slot(client, db):
     with db.read_session() as s:
         assert s.get(Slot, slot_id).seats_taken == 0
         assert s.get(Slot, target).seats_taken == 1
+
+
+def test_the_move_page_offers_only_times_the_move_would_take(client, db):
+    """The visit of two women: the men's days are shown, marked, and never offered."""
+    _, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    page = client.get(f"{path}/move?token={token}")
+    offered = {int(v) for v in re.findall(r'name="slot_id" value="(\d+)"', page.text)}
+    with db.read_session() as s:
+        open_times = {
+            slot.id: slot.visitor_group
+            for slot in s.scalars(select(Slot).where(Slot.seats_taken < Slot.capacity))
+            if slot.starts_at > NOW + timedelta(hours=12)
+        }
+    mens = {i for i, group in open_times.items() if group is VisitorGroup.MEN}
+    assert mens
+    assert offered
+    assert not offered & mens
+    assert all(open_times[i] is not VisitorGroup.MEN for i in offered)
+    assert "No es para esta visita" in text(page)
+    men = next(iter(mens))
+    refused = client.post(
+        f"{path}/move", data={"csrf_token": csrf(client), "token": token, "slot_id": str(men)}
+    )
+    assert refused.status_code == 422
+    assert str(men) not in re.findall(r'name="slot_id" value="(\d+)"', refused.text)
 
 
 def test_moving_a_visit_that_has_started_is_a_conflict_as_in_the_api(client, db):

@@ -29,6 +29,7 @@ from visits.booking import (
     find_booking,
     gate_recorded,
     move_booking,
+    move_targets,
     note_refusal,
     probe_wait,
     resend_code,
@@ -65,6 +66,8 @@ from web.templating import errors_by_field
 router = APIRouter(include_in_schema=False)
 
 IDENTIFIED = "identified"  # session: prison code → id of the inmate this browser identified
+# Every visit time of the booking window is checked for the move page (a few dozen at most).
+MOVE_TARGETS = 1_000
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -641,6 +644,10 @@ def _move_page(
 ) -> HTMLResponse:
     prison = booking.prison
     days = request.app.state.availability.days(session, prison, now)
+    # Only a time the move would take is offered (not the other sex's day, a week already
+    # full, a day a health measure pauses); the others show why they are not, as on the staff
+    # form. Read before a failed move's session rolls back, like the rest of the page.
+    movable = {slot.id for slot in move_targets(session, booking, now, limit=MOVE_TARGETS)}
     return render(
         request,
         "move.html",
@@ -650,6 +657,7 @@ def _move_page(
         lang_next=_own_address(booking, "/move", token),
         prison=prison,
         days=days,
+        movable=movable,
         problems=problems or [],
     )
 
