@@ -52,9 +52,13 @@ def test_an_uploaded_roster_is_imported_and_summarised(admin, db):
     answer = _upload(admin, roster.encode())
     assert answer.status_code == 200
     shown = text(answer)
-    assert "padron.csv importado: 1 nuevos, 1 cambiados, 0 sin cambios" in shown
+    assert "padron.csv importado." in shown
+    assert "Nuevos: 1 Cambiados: 1 Sin cambios: 0" in shown
     dropped = [c for c, i in before.items() if i.status is InmateStatus.ACTIVE and c != "Q10001"]
-    assert f"{len(dropped)} ya no están en el padrón" in shown
+    assert (
+        f"Ya no están en el padrón (ya no se pueden reservar visitas para ellos): {len(dropped)}"
+        in shown
+    )
     after = _inmates(db)
     assert after["Q10001"].first_names == "Carlos Alberto"
     assert after["Q90001"].status is InmateStatus.ACTIVE
@@ -208,8 +212,8 @@ def test_a_roster_that_takes_people_out_of_visits_cancels_their_bookings(admin, 
     answer = _upload(admin, roster, page=f"{PAGE}?lang=en")
     assert answer.status_code == 200, text(answer)
     shown = text(answer)
-    assert "3 changed" in shown
-    assert "1 no longer on the roster" in shown
+    assert "Changed: 3" in shown
+    assert "No longer on the roster (visits to them can no longer be booked): 1" in shown
     assert "5 bookings were cancelled: by this roster" in shown
     for key in ("released_soon", "released_later", "transferred", "left_out", "suspended"):
         assert status_of(db, refs[key]) is BookingStatus.CANCELLED, key
@@ -261,7 +265,7 @@ def test_a_roster_that_takes_people_out_of_visits_cancels_their_bookings(admin, 
 
     # The same file again cancels nothing more.
     again = text(_upload(admin, roster))
-    assert "0 changed" in again
+    assert "Changed: 0" in again
     assert "No booking is affected." in again
 
 
