@@ -75,9 +75,15 @@ from visits.rules import (
     iso_week_bounds,
     last_bookable_day,
     party_problems,
-    window_problem,
 )
-from visits.schedule import Closure, Slot, closure_for, closures_between, lock_day
+from visits.schedule import (
+    Closure,
+    Slot,
+    closure_for,
+    closures_between,
+    lock_day,
+    window_refusal,
+)
 from visits.screening import QUESTIONS, Answers
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
@@ -317,14 +323,7 @@ def slot_problems(
         measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
     if measures.suspended:
         problems.append(Problem(Code.HEALTH_SUSPENDED, "slot_id"))
-    window = window_problem(
-        starts_at=slot.starts_at,
-        local_day=slot.local_date,
-        now=now,
-        local_today=prison.local_date(now),
-        opens_days=prison.booking_opens_days,
-        closes_hours=prison.booking_closes_hours,
-    )
+    window = window_refusal(prison, slot, now)
     if window is not None:
         problems.append(window)
     if slot.seats_left < party_size:
@@ -965,14 +964,7 @@ def _time_refuses(
 ) -> bool:
     """Whether a rule of the visit time alone refuses this party there (a subset of what
     :func:`slot_problems` and :func:`party_rule_problems` check, without a query)."""
-    window = window_problem(
-        starts_at=slot.starts_at,
-        local_day=slot.local_date,
-        now=now,
-        local_today=prison.local_date(now),
-        opens_days=prison.booking_opens_days,
-        closes_hours=prison.booking_closes_hours,
-    )
+    window = window_refusal(prison, slot, now)
     party = party_problems(
         members,
         visit_day=slot.local_date,

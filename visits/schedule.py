@@ -425,6 +425,19 @@ class DayView:
     slots: list[SlotView] = field(default_factory=list)
 
 
+def window_refusal(prison: Prison, slot: Any, now: datetime) -> Problem | None:
+    """Why the prison's booking window refuses this visit time now (too soon, too far, past),
+    or ``None``: :func:`visits.rules.window_problem` with the prison's own rules."""
+    return window_problem(
+        starts_at=slot.starts_at,
+        local_day=slot.local_date,
+        now=now,
+        local_today=prison.local_date(now),
+        opens_days=prison.booking_opens_days,
+        closes_hours=prison.booking_closes_hours,
+    )
+
+
 def closure_for(closures: Sequence[Closure], slot: Any, tz: ZoneInfo) -> Closure | None:
     """The closure that applies to ``slot`` (a Slot or a row with ``starts_at`` and
     ``local_date``), if any."""
@@ -483,7 +496,6 @@ def availability(
 
     Two queries whatever the range, so the page cost does not grow with the number of slots.
     """
-    today = prison.local_date(now)
     rows = session.execute(
         select(*_SLOT_COLUMNS)
         .where(Slot.prison_id == prison.id, Slot.local_date >= first, Slot.local_date <= last)
@@ -497,14 +509,7 @@ def availability(
             days.setdefault(closure.day, DayView(closure.day)).closed_reason = closure.reason
     for row in rows:
         closure = closure_for(closures, row, prison.tz)
-        problem = window_problem(
-            starts_at=row.starts_at,
-            local_day=row.local_date,
-            now=now,
-            local_today=today,
-            opens_days=prison.booking_opens_days,
-            closes_hours=prison.booking_closes_hours,
-        )
+        problem = window_refusal(prison, row, now)
         if closure is not None:
             state = SlotState.CLOSED
         elif problem is not None:
