@@ -367,3 +367,62 @@ def test_a_person_released_while_families_book_keeps_no_booking(db_url):
             assert set(s.scalars(select(Booking.status))) <= {BookingStatus.CANCELLED}
     finally:
         db.dispose()
+
+
+def test_a_roster_that_moves_and_releases_people_waits_for_no_family_that_waits_for_it(
+    db, monkeypatch
+):
+    """The import cancels a released person's visit (its slot locked) and applies a wing's
+    advisory to a person moved in: a family cancelling a visit in the same slot meanwhile
+    waits for the import and then cancels, where taking the second booking after the slot
+    was a deadlock on PostgreSQL (one side aborted)."""
+    from tests.test_issuing import _issue, _setup
+    from visits import issuing, roster
+    from visits.booking import cancel_booking
+    from visits.health import Measures
+
+    refs = _setup(db)  # Q1 (wing A) and Q3 (wing B) on Saturday; Q2 (wing A) on Sunday
+    _issue(db, measures=Measures(masks=True))  # wing A: masks
+    about_to_apply, go_on = threading.Event(), threading.Event()
+    apply_to_moved = issuing.apply_to_moved
+
+    def paused(*args, **kwargs):
+        about_to_apply.set()
+        go_on.wait(10)
+        return apply_to_moved(*args, **kwargs)
+
+    monkeypatch.setattr(roster.issuing, "apply_to_moved", paused)
+    rows = "".join(
+        f"{code},Juan Carlos,Quispe,Mamani,1990-05-17,A,{status},\n"
+        for code, status in (("Q1", "released"), ("Q2", "active"), ("Q3", "active"))
+    )
+    outcome: dict[str, object] = {}
+
+    def administrator() -> None:
+        try:
+            report = run(db, (HEADER + rows).encode())
+            outcome["roster"] = [c.reference for c in report.cancelled]
+        except Exception as error:  # the test reports whatever it was
+            outcome["roster"] = error
+
+    def family() -> None:
+        try:
+            with db.writing() as s:
+                booking = s.scalar(select(Booking).where(Booking.reference == refs["Q3"]))
+                cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
+            outcome["family"] = "cancelled"
+        except Exception as error:  # the test reports whatever it was
+            outcome["family"] = error
+
+    importing = threading.Thread(target=administrator)
+    importing.start()
+    assert about_to_apply.wait(20)
+    cancelling = threading.Thread(target=family)
+    cancelling.start()
+    cancelling.join(1.0)
+    assert cancelling.is_alive()  # waiting for the import, which holds Q3's booking
+    go_on.set()
+    importing.join(30)
+    cancelling.join(30)
+    assert outcome == {"roster": [refs["Q1"]], "family": "cancelled"}
+    assert statuses(db)[refs["Q3"]] is BookingStatus.CANCELLED

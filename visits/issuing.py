@@ -424,21 +424,8 @@ def apply_to_moved(
     every advisory in force over their new wing applies to their bookings still to come, as
     if it had just been issued (suspended visits cancelled, families told the measures)."""
     require_write_lock(session)
-    if not inmate_ids:
-        return []
     effects = []
-    wings = set(session.scalars(select(Inmate.wing_id).where(Inmate.id.in_(inmate_ids))))
-    advisories = session.scalars(
-        select(HealthAdvisory)
-        .where(
-            HealthAdvisory.prison_id == prison.id,
-            HealthAdvisory.lifted_at.is_(None),
-            HealthAdvisory.scope == Scope.WING,
-            HealthAdvisory.wing_id.in_(wings - {None}),
-        )
-        .order_by(HealthAdvisory.id)
-    ).all()
-    for advisory in advisories:
+    for advisory in _over_new_wings(session, prison, inmate_ids):
         effect = _take_effect(
             session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy,
             inmate_ids=list(inmate_ids),
@@ -447,6 +434,40 @@ def apply_to_moved(
             _audit(session, advisory, "advisory.applied_to_moved", now, actor, origin, effect)
         effects.append(effect)
     return effects
+
+
+def _over_new_wings(
+    session: Session, prison: Prison, inmate_ids: Sequence[int]
+) -> list[HealthAdvisory]:
+    """The advisories in force over the wings these inmates are in now, in id order."""
+    if not inmate_ids:
+        return []
+    wings = set(session.scalars(select(Inmate.wing_id).where(Inmate.id.in_(inmate_ids))))
+    return list(
+        session.scalars(
+            select(HealthAdvisory)
+            .where(
+                HealthAdvisory.prison_id == prison.id,
+                HealthAdvisory.lifted_at.is_(None),
+                HealthAdvisory.scope == Scope.WING,
+                HealthAdvisory.wing_id.in_(wings - {None}),
+            )
+            .order_by(HealthAdvisory.id)
+        )
+    )
+
+
+def touched_by_moves(
+    session: Session, prison: Prison, inmate_ids: Sequence[int], now: datetime
+) -> set[Booking]:
+    """Every booking :func:`apply_to_moved` may cancel or tell about, for a caller that locks
+    them with its own before changing any (taking booking locks after slot locks would break
+    the writers' order)."""
+    return {
+        booking
+        for advisory in _over_new_wings(session, prison, inmate_ids)
+        for booking in touched(session, advisory, now, inmate_ids)
+    }
 
 
 def _lock_suspensions(session: Session, prison: Prison, advisory_id: int) -> None:

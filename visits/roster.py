@@ -388,7 +388,15 @@ def import_roster(
         for k, v in changed.items():
             setattr(inmate, k, v)
     session.flush()
-    report.cancelled = _cancel_ruled_out(session, prison, now, actor, origin, sms_policy)
+    ruled = _ruled_out_bookings(session, prison, now)
+    # Every booking this import may cancel or tell, locked and reloaded at once, bookings
+    # then their slots: the two passes below then wait on nobody (a family cancelling one of
+    # them waits for this import; one that finished first is seen cancelled).
+    lock_for_cancelling(
+        session,
+        sorted(set(ruled) | issuing.touched_by_moves(session, prison, moved, now), key=_by_id),
+    )
+    report.cancelled = _cancel_ruled_out(session, prison, ruled, now, actor, origin, sms_policy)
     audit.record(
         session,
         at=now,
@@ -419,17 +427,14 @@ def ruled_out(inmate: Inmate, day: date) -> CancelCause | None:
     return None
 
 
-def _cancel_ruled_out(
-    session: Session,
-    prison: Prison,
-    now: datetime,
-    actor: str,
-    origin: str,
-    sms_policy: SmsPolicy,
-) -> list[CancelledVisit]:
-    """Cancel every booking of the prison still to come that the roster, as it now stands,
-    rules out (:func:`ruled_out`); what was cancelled, and why."""
-    found = list(
+def _by_id(booking: Booking) -> int:
+    return booking.id
+
+
+def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list[Booking]:
+    """The bookings of the prison still to come that the roster, as it now stands, may rule
+    out (:func:`ruled_out` decides, once they are locked)."""
+    return list(
         session.scalars(
             select(Booking)
             .join(Slot, Booking.slot_id == Slot.id)
@@ -446,8 +451,19 @@ def _cancel_ruled_out(
             .order_by(Booking.id)
         )
     )
-    # Locked and reloaded: a family's cancel or move of one of them waits, or finished first.
-    lock_for_cancelling(session, found)
+
+
+def _cancel_ruled_out(
+    session: Session,
+    prison: Prison,
+    found: list[Booking],
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> list[CancelledVisit]:
+    """Cancel those of ``found`` (locked by the caller) the roster rules out; what was
+    cancelled, and why."""
     cancelled = []
     for booking in found:
         cause = ruled_out(booking.inmate, booking.slot.local_date)
