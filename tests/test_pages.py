@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 from html import unescape
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from tests.factories import NOW
 from visits.booking import Booking, BookingStatus
+from visits.db import lock_rows
 from visits.rules import VisitorGroup
 from visits.schedule import Slot
 
@@ -438,6 +440,42 @@ def test_the_move_page_offers_only_times_the_move_would_take(client, db):
     )
     assert refused.status_code == 422
     assert str(men) not in re.findall(r'name="slot_id" value="(\d+)"', refused.text)
+
+
+def test_a_refused_move_is_shown_without_holding_up_other_writers(client, db, monkeypatch):
+    """The page offers each time the move could take, at a few queries a time: it is read
+    after the write session gave its locks back, so no booking waits on it meanwhile."""
+    import web.family
+
+    _, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    with db.read_session() as s:
+        mens = s.scalar(select(Slot.id).where(Slot.visitor_group == VisitorGroup.MEN))
+    real_targets = web.family.move_targets
+    writers: list[threading.Thread] = []
+    finished_meanwhile: list[bool] = []
+
+    def targets(session, booking, now, *, limit):
+        def another_writer() -> None:
+            with db.writing() as s:
+                lock_rows(s, Booking.id, [booking.id])
+
+        writer = threading.Thread(target=another_writer)
+        writer.start()
+        writer.join(5)
+        writers.append(writer)
+        finished_meanwhile.append(not writer.is_alive())
+        return real_targets(session, booking, now, limit=limit)
+
+    monkeypatch.setattr(web.family, "move_targets", targets)
+    refused = client.post(
+        f"{path}/move", data={"csrf_token": csrf(client), "token": token, "slot_id": str(mens)}
+    )
+    assert refused.status_code == 422
+    for writer in writers:
+        writer.join(30)  # whatever happened, no thread is left behind
+    assert finished_meanwhile == [True]
 
 
 def test_moving_a_visit_that_has_started_is_a_conflict_as_in_the_api(client, db):

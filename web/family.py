@@ -662,6 +662,24 @@ def _move_page(
     )
 
 
+def _move_refused(
+    request: Request,
+    session: Session,
+    reference: str,
+    token: str,
+    now: datetime,
+    problems: list[Problem],
+    status: int,
+) -> HTMLResponse:
+    """The move page again with why nothing moved, read outside the write lock: the times it
+    offers cost a few queries each (:func:`visits.booking.move_targets`), which must not hold
+    up every other booking of the database meanwhile."""
+    session.close()
+    with request.app.state.db.read_session() as reading:
+        booking = _owned(request, reading, reference, token)
+        return _move_page(request, reading, booking, token, now, problems, status)
+
+
 @router.get("/b/{reference}/move", response_class=HTMLResponse)
 def move_form(
     request: Request, reference: str, session: ReadSession, now: Now, token: str = ""
@@ -686,21 +704,21 @@ def move_submit(
     sms: Sms,
 ) -> Response:
     token = values.get("token", "")
-    booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
-        return _move_page(request, session, booking, token, now, [Problem(Code.FORM_EXPIRED)], 403)
+        problems = [Problem(Code.FORM_EXPIRED)]
+        return _move_refused(request, session, reference, token, now, problems, 403)
     if not values.get("slot_id"):
-        return _move_page(
-            request, session, booking, token, now, [Problem(Code.REQUIRED, "slot_id")], 422
-        )
+        problems = [Problem(Code.REQUIRED, "slot_id")]
+        return _move_refused(request, session, reference, token, now, problems, 422)
+    booking = _owned(request, session, reference, token)
     try:
         move_booking(
             session, booking, slot_id=values["slot_id"], now=now, actor="family", sms_policy=sms
         )
     except Rejected as rejected:
-        # Rendered before the session rolls back (as it closes), which would reload it all.
         problems = list(rejected.problems)
-        return _move_page(request, session, booking, token, now, problems, status_for(problems))
+        status = status_for(problems)
+        return _move_refused(request, session, reference, token, now, problems, status)
     commit_seat_change(request, session, booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="moved")
 
