@@ -97,6 +97,27 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active  # nobody deactivated
 
 
+def test_a_roster_that_takes_most_people_out_needs_the_confirming_option(db_url, tmp_path: Path):
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    roster = ROSTERS["QUENCORO"]
+    assert cli(db_url, "import-inmates", "--prison", "QUENCORO", str(roster)).returncode == 0
+    one_wing = tmp_path / "one-wing.csv"
+    lines = roster.read_text().splitlines()
+    one_wing.write_text("\n".join(lines[:51]) + "\n")  # the header and 50 people
+    active = rows(db_url, Inmate, status=InmateStatus.ACTIVE)
+    kept = sum(1 for line in lines[1:51] if line.split(",")[6] in ("", "active"))
+    refused = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(one_wing))
+    assert refused.returncode == 1
+    said = f"nothing was imported: it takes {active - kept} of the {active} people"
+    assert said in refused.stderr
+    assert "--confirm-many-out" in refused.stderr
+    assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active
+    args = ("import-inmates", "--prison", "QUENCORO", "--confirm-many-out", str(one_wing))
+    confirmed = cli(db_url, *args)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == kept
+
+
 def test_demo_loads_and_reloads(db_url):
     first = cli(db_url, "demo")
     assert first.returncode == 0, first.stderr

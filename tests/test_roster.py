@@ -18,7 +18,7 @@ from visits.booking import Booking, BookingStatus, CancelCause, create_booking
 from visits.db import Database, make_engine
 from visits.inmate import Inmate, InmateStatus
 from visits.prison import Prison
-from visits.roster import RosterInvalid, import_roster
+from visits.roster import RosterInvalid, RosterTakesManyOut, import_roster
 from visits.schedule import Slot
 
 HEADER = "code,first_names,last_name_1,last_name_2,birth_date,wing,status,visits_suspended_until\n"
@@ -327,6 +327,36 @@ def test_two_imports_of_one_prison_at_once_take_turns(prison_db):
     report = second["report"]
     assert (report.created, report.unchanged) == (0, 1)
     assert list(inmates(prison_db)) == ["Q9"]
+
+
+def _people(count: int, status: str = "active", first: int = 0) -> str:
+    return "".join(
+        f"P{n:03d},Ana,Rojas,,1980-01-01,A,{status},\n" for n in range(first, first + count)
+    )
+
+
+def test_a_file_that_takes_most_people_out_of_visits_needs_confirming(prison_db):
+    """An old export or one wing's file: nothing is imported until the caller says it means
+    it. Half of the people, or fewer than 20, go through as any file does."""
+    run(prison_db, (HEADER + _people(40)).encode())
+    before = {code: i.status for code, i in inmates(prison_db).items()}
+    # 15 listed and one new: 25 of the 40 left out; 1 more released makes 26.
+    partial = HEADER + _people(14) + _people(1, "released", 14) + "Q9,Rosa,Ccori,,1990-01-01,A,,\n"
+    with pytest.raises(RosterTakesManyOut) as refused:
+        run(prison_db, partial.encode())
+    assert (refused.value.count, refused.value.active) == (26, 40)
+    assert {code: i.status for code, i in inmates(prison_db).items()} == before
+    with prison_db.writing() as s:
+        report = import_roster(
+            s, s.scalar(select(Prison)), partial.encode(), NOW, sms_policy=SMS,
+            many_out_confirmed=True,
+        )  # fmt: skip
+    assert (report.created, report.deactivated) == (1, 25)
+    # Back to 40 active; a file that leaves out exactly half needs nothing more.
+    run(prison_db, (HEADER + _people(40) + "Q9,Rosa,Ccori,,1990-01-01,A,,\n").encode())
+    assert run(prison_db, (HEADER + _people(21)).encode()).deactivated == 20
+    few = (HEADER + _people(2)).encode()  # 19 of 21 out: most, but fewer than 20 people
+    assert run(prison_db, few).deactivated == 19
 
 
 # --- A roster imported while families book ---------------------------------------------------

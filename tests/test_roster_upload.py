@@ -32,10 +32,10 @@ def admin(make_client, db):
     return client
 
 
-def _upload(client, content: bytes, name="padron.csv", token=None, page=PAGE):
+def _upload(client, content: bytes, name="padron.csv", token=None, page=PAGE, **fields: str):
     return client.post(
         page,
-        data={"csrf_token": staff_token(client) if token is None else token},
+        data={"csrf_token": staff_token(client) if token is None else token, **fields},
         files={"file": (name, content, "text/csv")},
     )
 
@@ -49,12 +49,23 @@ def test_an_uploaded_roster_is_imported_and_summarised(admin, db):
     before = _inmates(db)
     roster = HEADER + "Q10001;Carlos Alberto;Yupanqui;Huarcaya;2003-12-02;A;active;\n"
     roster += "Q90001;Rosa;Ccori;;1990-05-17;B;;\n"
-    answer = _upload(admin, roster.encode())
+    # Two rows leave most of the prison out: applied only once the administrator says so.
+    asked = _upload(admin, roster.encode())
+    assert asked.status_code == 422
+    dropped = [c for c, i in before.items() if i.status is InmateStatus.ACTIVE and c != "Q10001"]
+    assert (
+        f"Este archivo deja sin visitas a {len(dropped)} de las {len(dropped) + 1} personas"
+        in text(asked)
+    )
+    assert 'name="many_out"' in asked.text
+    assert {c: i.status for c, i in _inmates(db).items()} == {
+        c: i.status for c, i in before.items()
+    }  # nothing imported
+    answer = _upload(admin, roster.encode(), many_out="yes")
     assert answer.status_code == 200
     shown = text(answer)
     assert "padron.csv importado." in shown
     assert "Nuevos: 1 Cambiados: 1 Sin cambios: 0" in shown
-    dropped = [c for c, i in before.items() if i.status is InmateStatus.ACTIVE and c != "Q10001"]
     assert (
         f"Ya no están en el padrón (ya no se pueden reservar visitas para ellos): {len(dropped)}"
         in shown

@@ -82,11 +82,15 @@ def load_prisons(
 def import_inmates(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     prison: Annotated[str, typer.Option(help="Prison code, as in the configuration file.")],
+    confirm_many_out: Annotated[
+        bool,
+        typer.Option(help="Apply a file that takes most of the prison out of visits."),
+    ] = False,
 ) -> None:
     """Import a prison's whole roster (CSV). A bad row imports nothing."""
     from visits.base import utcnow
     from visits.prison import prison_by_code
-    from visits.roster import RosterInvalid, import_roster
+    from visits.roster import RosterInvalid, RosterTakesManyOut, import_roster
     from visits.settings import get_settings
     from visits.sms import SmsPolicy
 
@@ -99,12 +103,22 @@ def import_inmates(
             report = import_roster(
                 session, found, file.read_bytes(), utcnow(),
                 sms_policy=SmsPolicy.from_settings(get_settings()),
+                many_out_confirmed=confirm_many_out,
             )  # fmt: skip
         except RosterInvalid as invalid:
             session.rollback()
             errors = [f"  {e}" for e in invalid.errors]
             count = f"{len(errors)} problem" + ("" if len(errors) == 1 else "s")
             raise _fail([f"{file}: nothing was imported, {count}:", *errors]) from None
+        except RosterTakesManyOut as many:
+            session.rollback()
+            raise _fail(
+                [
+                    f"{file}: nothing was imported: it takes {many.count} of the {many.active} "
+                    "people who can be visited now out of visits, and cancels their visits to "
+                    "come; if that is right, run again with --confirm-many-out",
+                ]
+            ) from None
     typer.echo(f"{found.code}: {report.summary()}")
     for line in report.cancellation_lines():
         typer.echo(f"  {line}")

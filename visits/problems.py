@@ -121,6 +121,7 @@ class Code(StrEnum):
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
     NO_INFECTIOUS_SINCE = "no_infectious_since"
+    ROSTER_TAKES_MANY_OUT = "roster_takes_many_out"
     # Anything else the API can answer
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
@@ -253,6 +254,11 @@ MESSAGES: dict[Code, str] = {
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
     Code.MEASURE_REQUIRED: N_("Choose at least one measure."),
+    Code.ROSTER_TAKES_MANY_OUT: N_(
+        "This file takes %(count)s of the %(active)s people who can be visited now out of "
+        "visits, and cancels their visits to come. Nothing was imported. If that is right, "
+        "tick the box below and upload the file again."
+    ),
     Code.DATE_IN_FUTURE: N_("This date cannot be in the future."),
     Code.DATE_TOO_OLD: N_("Choose a date at most %(years)s years back."),
     Code.HEALTH_SUSPENDED: N_(

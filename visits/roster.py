@@ -28,8 +28,12 @@ command line say how many bookings were cancelled and why, and list each of them
 There is no preview: the file is applied at once, from the browser as from the command line
 (which a prison may run unattended). The roster states facts (a released person is gone
 whether or not anyone confirms it), a family is best told at once, and the result lists every
-booking cancelled with a link to it. The guard against a wrong file stays the one above: a
-file that lists no inmate is refused.
+booking cancelled with a link to it. Two guards stand against a wrong file (an old export, one
+wing's file): a file that lists no inmate is refused, and so is one that would take most of
+the people who can be visited now out of visits (:data:`MANY_OUT_SHARE`, at least
+:data:`MANY_OUT_MIN` people), unless the caller says it means it (``many_out_confirmed``: a
+box to tick on the page, ``--confirm-many-out`` on the command line). Nothing is imported and
+nobody is told until then.
 
 Locks follow the order of :mod:`visits.booking`: the inmates whose rows change, by id, then the
 bookings cancelled, then their slots. A booking for one of those inmates either committed
@@ -104,6 +108,22 @@ class RowError:
 
     def localized(self) -> str:
         return gettext(self.reason, dict(self.params))
+
+
+# A file that would take more than this share of the people who can be visited now out of
+# visits, and at least this many, is applied only when the caller confirms it (see above).
+MANY_OUT_SHARE = 0.5
+MANY_OUT_MIN = 20
+
+
+class RosterTakesManyOut(Exception):
+    """Nothing imported: the file would take ``count`` of the ``active`` people who can be
+    visited now out of visits, and cancel their visits, and the caller has not confirmed it."""
+
+    def __init__(self, count: int, active: int) -> None:
+        self.count = count
+        self.active = active
+        super().__init__(f"the file takes {count} of the {active} people visited out of visits")
 
 
 class RosterInvalid(Exception):
@@ -333,6 +353,7 @@ def import_roster(
     sms_policy: SmsPolicy,
     actor: str = "cli",
     origin: str = "",
+    many_out_confirmed: bool = False,
 ) -> ImportReport:
     """Apply a roster file to one prison. Raises :class:`RosterInvalid` and changes nothing if
     any row is bad. Bookings the roster now rules out are cancelled and the families told
@@ -353,8 +374,10 @@ def import_roster(
             .execution_options(populate_existing=True)
         )
     }
+    active = sum(1 for inmate in existing.values() if inmate.status is InmateStatus.ACTIVE)
     report = ImportReport()
     updates: list[tuple[Inmate, dict[str, object]]] = []
+    arrivals: list[Inmate] = []
     for row in rows:
         wanted = {
             "first_names": row.first_names,
@@ -367,7 +390,7 @@ def import_roster(
         }
         inmate = existing.pop(row.code, None)
         if inmate is None:
-            session.add(Inmate(prison_id=prison.id, code=row.code, **wanted))
+            arrivals.append(Inmate(prison_id=prison.id, code=row.code, **wanted))
             report.created += 1
             continue
         changed = {k: v for k, v in wanted.items() if getattr(inmate, k) != v}
@@ -380,6 +403,15 @@ def import_roster(
     gone = [i for i in existing.values() if i.status is InmateStatus.ACTIVE]
     updates += [(inmate, {"status": InmateStatus.INACTIVE}) for inmate in gone]
     report.deactivated = len(gone)
+    taken_out = sum(
+        1
+        for inmate, changed in updates
+        if inmate.status is InmateStatus.ACTIVE
+        and changed.get("status", InmateStatus.ACTIVE) is not InmateStatus.ACTIVE
+    )
+    if taken_out >= MANY_OUT_MIN and taken_out > MANY_OUT_SHARE * active and not many_out_confirmed:
+        raise RosterTakesManyOut(taken_out, active)  # nothing added or changed yet
+    session.add_all(arrivals)
     # Bookings lock their inmate first: one for these made before this is found below, one
     # made after waits for this import to end, then reads what it left.
     lock_rows(session, Inmate.id, [inmate.id for inmate, _ in updates])

@@ -2,17 +2,19 @@
 the same checks and the same all-or-nothing rule (see :mod:`visits.roster`). Every problem of
 a refused file is listed with its line and column, in the administrator's language. A file
 that is accepted applies at once, with no preview (why: :mod:`visits.roster`): the page then
-says how many bookings the roster ruled out were cancelled, and lists each with why."""
+says how many bookings the roster ruled out were cancelled, and lists each with why. A file
+that would take most of the prison out of visits is applied only once the administrator
+ticks the box the refusal shows, with the file chosen again."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from visits.problems import Code, Problem
-from visits.roster import RosterInvalid, import_roster
+from visits.roster import RosterInvalid, RosterTakesManyOut, import_roster
 from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, Sms, WriteSession
@@ -44,6 +46,7 @@ def upload(
     client: ClientKey,
     sms: Sms,
     file: Annotated[UploadFile | None, File()] = None,
+    many_out: Annotated[str, Form()] = "",
 ) -> Response:
     """Import the whole roster, or nothing and every problem found."""
     if file is None or not file.filename:
@@ -52,11 +55,16 @@ def upload(
     try:
         report = import_roster(
             session, prison, file.file.read(), now, actor=who.user.actor, origin=client,
-            sms_policy=sms,
+            sms_policy=sms, many_out_confirmed=many_out == "yes",
         )  # fmt: skip
     except RosterInvalid as invalid:
         session.rollback()
         shown = {"filename": file.filename, "row_errors": invalid.errors[:MAX_SHOWN]}
         return _page(request, who, 422, error_count=len(invalid.errors), **shown)
+    except RosterTakesManyOut as many:
+        session.rollback()
+        params = {"count": many.count, "active": many.active}
+        problem = Problem(Code.ROSTER_TAKES_MANY_OUT, "many_out", params)
+        return _page(request, who, 422, problems=[problem], ask_many_out=True)
     commit_seat_change(request, session, prison.id)
     return _page(request, who, filename=file.filename, report=report)
