@@ -20,7 +20,7 @@ from tests.test_availability_cache import cached_client
 from tests.test_closures import quencoro_days
 from tests.test_pages import identify, text, visible
 from visits.health import AdvisoryKind, Measures, Scope
-from visits.inmate import Inmate
+from visits.inmate import Inmate, InmateStatus
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import prison_by_code
 from visits.schedule import Slot
@@ -223,3 +223,20 @@ def test_a_person_without_a_pause_still_gets_the_shared_days_from_the_cache(make
     _, page = browser(JOSE)
     assert "quedan 50 lugares" in text(page)
     assert rendered[2:] == ["slot_days"]
+
+
+def test_a_person_no_longer_active_here_is_offered_no_day(client, db):
+    """Identified while active, then released by the roster: no day offers a choice, and each
+    says why in the words a refused booking uses."""
+    open_slots = _open_slots(client)
+    assert identify(client, *CARLOS).status_code == 303
+    with db.writing() as s:
+        carlos = s.scalar(select(Inmate).where(Inmate.code == CARLOS[0]))
+        carlos.status = InmateStatus.RELEASED
+    page = client.get("/p/QUENCORO/slots")
+    assert page.status_code == 200
+    days = _days(client, page)
+    assert any(open_slots.values())
+    for day in DAYS:
+        assert _links(days[day]) == set(), day
+    assert "Esta persona no puede recibir visitas en este penal" in visible(days[DAYS[0]])

@@ -125,6 +125,7 @@ class Pause:
 
     until: date | None = None  # visits to the person are suspended until this day (included)
     health: bool = False  # a health measure suspends visits to the person
+    inactive: bool = False  # no longer active here (released, transferred, off the roster)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def outlook(session: Session, inmate: Inmate, first: date, last: date) -> Outloo
         pause = Pause(
             until=until if until is not None and day <= until else None,
             health=health.measures_for(in_force, *person, day).suspended,
+            inactive=inmate.status is not InmateStatus.ACTIVE,
         )
         if pause != Pause():
             paused[day] = pause

@@ -237,7 +237,8 @@ def _days_html(
     in it.
 
     On the days visits to the person are paused (their suspension, a health measure that
-    suspends visits) the page offers no link, and says why, rather than invite a choice the
+    suspends visits, or every day once they are no longer active here) the page offers no
+    link, and says why, rather than invite a choice the
     booking would refuse. Decision: a person with a pause gets a fragment rendered for those
     pauses and cached under them (days and reasons, never who), so the many people of a
     wing under one health suspension share one as well; a person with no pause in the window
