@@ -52,7 +52,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from visits import audit, reference, screening, sms, throttle, verification
-from visits.advisories import for_booking, measures_on
+from visits.advisories import for_booking, in_force, measures_on
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
     BookingRequest,
@@ -63,7 +63,7 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.health import HighRisk, Measures, high_risk, kept_away
+from visits.health import HighRisk, Measures, high_risk, kept_away, measures_for
 from visits.inmate import Inmate, inmate_problems
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -673,9 +673,7 @@ def _seen_at_gate(session: Session, booking: Booking) -> set[int]:
 
 def gate_recorded(session: Session, booking: Booking) -> bool:
     """Whether the gate has recorded any visitor of the booking (let in or turned away)."""
-    ids = [v.id for v in booking.visitors]
-    query = select(exists().where(_GATE_CHECKS.c.booking_visitor_id.in_(ids)))
-    return bool(ids) and bool(session.scalar(query))
+    return bool(_seen_at_gate(session, booking))
 
 
 def _locked(session: Session, booking: Booking) -> Booking:
@@ -918,7 +916,7 @@ def move_targets(session: Session, booking: Booking, now: datetime, *, limit: in
     The rules of the time alone (the window, places, the visitors' group, closures) are
     checked first on every candidate from one read of the closures, without touching the
     database again; each time that passes them then meets every rule of the move, with the
-    health measures read once per day."""
+    health measures read once for the whole window."""
     prison = booking.prison
     last_day = last_bookable_day(prison.local_date(now), prison.booking_opens_days)
     candidates = session.scalars(
@@ -939,16 +937,15 @@ def move_targets(session: Session, booking: Booking, now: datetime, *, limit: in
         session, prison.id, candidates[0].local_date, candidates[-1].local_date
     )
     members = [a.member for a in _booked_attendees(booking)]
-    measures: dict[date, Measures] = {}
+    # The advisories in force by the last day, read once: each day's measures come from them.
+    advisories = in_force(session, prison.id, candidates[-1].local_date)
+    person = (prison.id, booking.inmate.wing_id, booking.inmate_id)
     targets: list[Slot] = []
     for slot in candidates:
         if _time_refuses(prison, slot, members, closures, now):
             continue
-        day = slot.local_date
-        if day not in measures:
-            inmate = booking.inmate
-            measures[day] = measures_on(session, prison.id, inmate.wing_id, inmate.id, day)
-        if not _move_problems(session, booking, slot, now, measures[day]):
+        measures = measures_for(advisories, *person, slot.local_date)
+        if not _move_problems(session, booking, slot, now, measures):
             targets.append(slot)
             if len(targets) == limit:
                 break

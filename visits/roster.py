@@ -50,6 +50,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import attrgetter
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -426,7 +427,10 @@ def import_roster(
     # them waits for this import; one that finished first is seen cancelled).
     lock_for_cancelling(
         session,
-        sorted(set(ruled) | issuing.touched_by_moves(session, prison, moved, now), key=_by_id),
+        sorted(
+            set(ruled) | issuing.touched_by_moves(session, prison, moved, now),
+            key=attrgetter("id"),
+        ),
     )
     report.cancelled = _cancel_ruled_out(session, prison, ruled, now, actor, origin, sms_policy)
     audit.record(
@@ -457,10 +461,6 @@ def ruled_out(inmate: Inmate, day: date) -> CancelCause | None:
     if inmate.visits_suspended_until is not None and day <= inmate.visits_suspended_until:
         return CancelCause.INMATE_SUSPENDED
     return None
-
-
-def _by_id(booking: Booking) -> int:
-    return booking.id
 
 
 def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list[Booking]:

@@ -273,3 +273,15 @@ def message_reason(reason: str | None) -> str:
     if sep and prefix in MESSAGE_REASON_PREFIXES:
         return f"{gettext(MESSAGE_REASON_PREFIXES[prefix])}: {rest}"
     return reason
+
+
+def message_detail(status: MessageStatus, code: str | None, why: str | None) -> str:
+    """Why a message stands where it is, as staff read it: for one never sent, the reason;
+    for one the provider refused or could not deliver, its code and words; else nothing."""
+    if status is MessageStatus.CANCELLED and code:
+        reason = gettext("Reason")
+        return f"{reason}: {message_reason(why or code)}"
+    if code:
+        error = gettext("Error")
+        return f"{error}: {code}" + (f" {message_reason(why)}" if why else "")
+    return ""

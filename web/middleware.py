@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -13,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visits import i18n
 from visits.problems import Code, Problem, as_dicts
+from web.templating import sent_from
 
 LANG_COOKIE = "lang"
 MAX_BODY_BYTES = 64 * 1024
@@ -147,7 +147,7 @@ def too_large(request: Request, limit: int) -> Response:
             detail = f"a request body may have at most {limit} bytes"
             problem = Problem(Code.BODY_TOO_LARGE, None, {"detail": detail})
             return JSONResponse({"errors": as_dicts([problem])}, status_code=413)
-        back = _back(request)
+        back = sent_from(request) or request.url.path
         return request.app.state.templates.TemplateResponse(
             request,
             "too_large.html",
@@ -160,19 +160,6 @@ def too_large(request: Request, limit: int) -> Response:
             },
             status_code=413,
         )
-
-
-def _back(request: Request) -> str:
-    """The page to go back to: the one the form was sent from, when the browser said so and
-    it is of this site (staff pages send it), else this address."""
-    sent_from = urlsplit(request.headers.get("referer", ""))
-    if (
-        sent_from.netloc == request.url.netloc
-        and sent_from.path.startswith("/")
-        and not sent_from.path.startswith("//")
-    ):
-        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
-    return request.url.path
 
 
 class BodySizeLimitMiddleware:

@@ -17,6 +17,7 @@ from web.labels import (
     audit_action,
     field_label,
     label,
+    message_detail,
     message_kind,
     message_reason,
     message_status,
@@ -64,10 +65,20 @@ def page_address(request: Request, given: str | None = None) -> str:
         return given
     if request.method == "GET":
         return request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    sent_from = urlsplit(request.headers.get("referer", ""))
-    if sent_from.netloc == request.url.netloc and sent_from.path.startswith("/"):
-        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
-    return request.url.path
+    return sent_from(request) or request.url.path
+
+
+def sent_from(request: Request) -> str | None:
+    """The page of this site the form was sent from, as the browser's Referer says (a path
+    on this host, never one that a link would read as another host's), or ``None``."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if (
+        referer.netloc == request.url.netloc
+        and referer.path.startswith("/")
+        and not referer.path.startswith("//")
+    ):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return None
 
 
 def make_templates() -> Jinja2Templates:
@@ -85,6 +96,7 @@ def make_templates() -> Jinja2Templates:
         message=message,
         page_address=page_address,
         field_label=field_label,
+        message_detail=message_detail,
     )
     env.filters.update(
         day=i18n.format_day,

@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifications.outbox import MessageStatus
 from visits import tracing
 from visits.advisories import HealthAdvisory
 from visits.health import Scope, Tier, TracingPolicy
@@ -32,7 +31,7 @@ from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import RowId, shown_count
 from web.gate import csv_cell
-from web.labels import label, message_reason, message_status
+from web.labels import label, message_detail, message_status
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/health/{advisory_id}", include_in_schema=False)
@@ -87,13 +86,7 @@ def _state(delivery: tracing.Delivery | None) -> tuple[str, str]:
         return gettext("Not sent: no phone number was kept for this visit"), ""
     if delivery.status is None:
         return gettext("Notified; the SMS is no longer on record"), ""
-    code, why = delivery.error_code, delivery.error_message
-    if delivery.status is MessageStatus.CANCELLED and code:
-        detail = f"{gettext('Reason')}: {message_reason(why or code)}"
-    elif code:
-        detail = f"{gettext('Error')}: {code}" + (f" {message_reason(why)}" if why else "")
-    else:
-        detail = ""
+    detail = message_detail(delivery.status, delivery.error_code, delivery.error_message)
     return message_status(delivery.status), detail
 
 
