@@ -25,7 +25,7 @@ from visits.audit import AuditEvent
 from visits.booking import BookingVisitor, create_booking
 from visits.gate import GateCheck
 from visits.i18n import use_locale
-from visits.inmate import Inmate
+from visits.inmate import Inmate, InmateSuspension
 from visits.prison import Prison
 from visits.problems import Audience, Code, Problem, message
 from visits.staff import StaffRole, StaffSession
@@ -174,6 +174,40 @@ def test_the_sign_in_form_needs_its_csrf_token_and_a_same_site_origin(staffed, d
     assert cross.status_code == 403
     with db.read_session() as s:
         assert s.scalar(select(func.count(StaffSession.id))) == 0
+
+
+def test_a_form_sent_after_the_session_went_idle_says_it_was_not_saved_and_leads_back(staffed, db):
+    """A guard's tablet idle at the gate: the form did nothing, the sign-in page says so in
+    staff words (not the family's "identify the person again") and returns to the page."""
+    client = staffed()
+    sign_in(client, "admin")
+    token = staff_token(client)
+    page = "/staff/p/QUENCORO/suspensions"
+    with db.writing() as s:
+        for live in s.scalars(select(StaffSession)):
+            live.last_seen_at = NOW - timedelta(minutes=31)
+    sent = client.post(
+        f"{page}/inmates",
+        data={"csrf_token": token, "code": "Q10001", "inmate-until": "2030-01-01"},
+        headers={"Referer": f"http://testserver{page}"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 401
+    assert "Tu sesión terminó. Vuelve a iniciar sesión." in text(sent)
+    assert "Lo que enviaste no se guardó" in text(sent)
+    assert "identifica" not in text(sent).lower()
+    assert f'name="next" value="{page}"' in sent.text
+    with db.read_session() as s:
+        assert s.scalar(select(func.count(InmateSuspension.id))) == 0
+    elsewhere = client.post(
+        f"{page}/inmates",
+        data={"csrf_token": token},
+        headers={"Referer": "https://evil.example/staff/x"},
+        follow_redirects=False,
+    )
+    assert 'name="next" value="/staff"' in elsewhere.text  # never back to another site
+    again = sign_in(client, "admin", next_path=page)
+    assert again.headers["location"] == page
 
 
 def test_sign_out_needs_the_sessions_token_and_then_ends_it(staffed, db):

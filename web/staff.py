@@ -31,6 +31,7 @@ from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import CSRF_FIELD, MAX_FORM_FIELDS, FormValues, csrf_ok
+from web.templating import sent_from
 
 STAFF_COOKIE = "staff_session"
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -136,10 +137,20 @@ AnyStaff = access(*ALL_ROLES)
 
 
 def sign_in_redirect(request: Request, exc: Exception) -> Response:
+    """A page asked for without a live session goes to sign-in and back. A form sent after the
+    session ended (a guard's tablet idle at the gate) did nothing: the sign-in page says so,
+    in staff words, and leads back to the page the form was on, to do it again."""
     if request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
-    return render(request, "staff_login.html", status=401, problems=[Problem(Code.SESSION_EXPIRED)])
+    return render(
+        request,
+        "staff_login.html",
+        status=401,
+        problems=[Problem(Code.SESSION_ENDED)],
+        values={"next": _safe_next(sent_from(request) or "/staff")},
+        unsaved=True,
+    )
 
 
 def _safe_next(raw: str) -> str:
