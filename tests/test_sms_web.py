@@ -20,6 +20,7 @@ from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.sms import short_token
 from visits.staff import StaffRole
+from web import admin as admin_pages
 
 TOKEN = "twilio-auth-token"
 BASE = "https://visitas.example.pe"
@@ -380,6 +381,28 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
         assert refused.status_code == 422
         assert "Elige una fecha de" in text(refused)
         assert f'value="{far}"' in refused.text
+
+
+def test_the_delivery_page_counts_in_the_singular_and_says_when_it_shows_only_the_newest(
+    make_client, db, monkeypatch
+):
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    admin = make_client()
+    sign_in(admin, "nacional")
+    with db.writing() as s:
+        for n in range(4):
+            enqueue(s, Draft(f"+5198765432{n}", f"aviso {n}", "es", f"t{n}", "broadcast"), NOW)
+    one = text(admin.get("/staff/messages", params={"phone": "+51987654320"}))
+    assert "1 mensaje." in one
+    assert "1 mensajes" not in one
+    every = text(admin.get("/staff/messages"))
+    assert "4 mensajes, los más recientes primero." in every
+    assert "Hay más" not in every
+    monkeypatch.setattr(admin_pages, "PAGE_SIZE", 3)
+    cut = text(admin.get("/staff/messages"))
+    assert "Los 3 mensajes más recientes. Hay más:" in cut
+    assert "aviso 3" in cut  # the newest three
+    assert "aviso 0" not in cut  # the oldest left out
 
 
 def test_the_delivery_page_says_in_spanish_why_a_message_was_not_sent(make_client, db):

@@ -49,7 +49,7 @@ def messages(
         select(OutboxMessage)
         .options(selectinload(OutboxMessage.events))
         .order_by(OutboxMessage.id.desc())
-        .limit(PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)  # one more than shown: whether the page says there are more
     )
     if not who.user.national:
         theirs = [p.id for p in who.user.prisons]
@@ -88,11 +88,13 @@ def messages(
                 OutboxMessage.created_at >= start,
                 OutboxMessage.created_at < start + timedelta(days=1),
             )
+    found = [] if problems else session.scalars(query).all()
     return render(
         request,
         "admin_messages.html",
         422 if problems else 200,
-        messages=[] if problems else session.scalars(query).all(),
+        messages=found[:PAGE_SIZE],
+        more=len(found) > PAGE_SIZE,
         statuses=list(MessageStatus),
         values={"phone": phone, "reference": reference, "status": status, "day": day},
         tz=SERVICE_TZ,
