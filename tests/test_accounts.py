@@ -110,6 +110,26 @@ def test_an_account_that_cannot_be_made_changes_nothing(accounts, db, form, expe
         assert s.scalar(select(func.count()).select_from(StaffUser)) == 4
 
 
+def test_a_new_account_form_shows_every_mistake_at_once(accounts, db):
+    admin, _ = accounts
+    answer = _post(
+        admin, "", username="guardia", full_name="", role="director",
+        password="corta", password_again="otra",
+    )  # fmt: skip
+    assert answer.status_code == 422
+    shown = text(answer)
+    for expected in (
+        "ya está en uso",
+        "Completa este dato",
+        "Elige una de las opciones",
+        "al menos 12",
+        "Las dos contraseñas nuevas no son iguales",
+    ):
+        assert expected in shown
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(StaffUser)) == 4
+
+
 def test_switching_an_account_off_signs_it_out_everywhere_and_on_again_lets_it_in(
     accounts, make_client, db
 ):

@@ -153,6 +153,39 @@ def password_problems(password: str) -> list[Problem]:
     return []
 
 
+def new_account_problems(
+    session: Session,
+    *,
+    username: str,
+    full_name: str,
+    role: StaffRole | None,
+    password: str,
+    prisons: list[Prison],
+    national: bool = False,
+) -> list[Problem]:
+    """Every reason a new account may not be made as asked, all at once (a form that showed
+    one at a time would send its user round once per mistake). ``role`` is ``None`` when the
+    form's choice was not a role."""
+    username = normalise_username(username)
+    problems = []
+    if not USERNAME.fullmatch(username):
+        problems.append(Problem(Code.INVALID_USERNAME, "username"))
+    elif session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        problems.append(Problem(Code.USERNAME_TAKEN, "username"))
+    if not full_name.strip():
+        problems.append(Problem(Code.REQUIRED, "full_name"))
+    elif len(full_name) > 100:
+        problems.append(Problem(Code.TOO_LONG, "full_name", {"max": 100}))
+    if role is None:
+        problems.append(Problem(Code.INVALID_CHOICE, "role"))
+    problems += password_problems(password)
+    if national and role is not StaffRole.ADMIN:
+        problems.append(Problem(Code.NATIONAL_ADMINS_ONLY, "national"))
+    if not national and not prisons:
+        problems.append(Problem(Code.PRISON_REQUIRED, "prisons"))
+    return problems
+
+
 def create_staff(
     session: Session,
     *,
@@ -170,20 +203,15 @@ def create_staff(
     """A new account, or :class:`Rejected` with every reason why not. A web request gives the
     password already ``hashed`` (by :func:`password_hash`, before its write transaction)."""
     username = normalise_username(username)
-    problems = []
-    if not USERNAME.fullmatch(username):
-        problems.append(Problem(Code.INVALID_USERNAME, "username"))
-    elif session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
-        problems.append(Problem(Code.USERNAME_TAKEN, "username"))
-    if not full_name.strip():
-        problems.append(Problem(Code.REQUIRED, "full_name"))
-    elif len(full_name) > 100:
-        problems.append(Problem(Code.TOO_LONG, "full_name", {"max": 100}))
-    problems += password_problems(password)
-    if national and role is not StaffRole.ADMIN:
-        problems.append(Problem(Code.NATIONAL_ADMINS_ONLY, "national"))
-    if not national and not prisons:
-        problems.append(Problem(Code.PRISON_REQUIRED, "prisons"))
+    problems = new_account_problems(
+        session,
+        username=username,
+        full_name=full_name,
+        role=role,
+        password=password,
+        prisons=prisons,
+        national=national,
+    )
     if problems:
         raise Rejected(problems)
     user = StaffUser(

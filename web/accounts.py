@@ -86,22 +86,30 @@ def create_account(
     """A new account for this prison (administrators of this prison may add administrators)."""
     role = next((r for r in StaffRole if r.value == values.get("role")), None)
     shown = {k: v for k, v in values.items() if "password" not in k}
-    if role is None:
-        return _again(request, session, who, [Problem(Code.INVALID_CHOICE, "role")], shown)
-    if values.get("password", "") != values.get("password_again", ""):
-        return _again(request, session, who, [Problem(Code.PASSWORDS_DIFFER, "password")], shown)
-    try:
-        # Hashed before the first statement opens the write transaction: argon2 is slow.
-        hashed = staff.password_hash(values.get("password", ""))
-    except Rejected as rejected:
-        return _again(request, session, who, rejected.problems, shown)
+    password = values.get("password", "")
+    # Every mistake at once, read before the write transaction takes its lock and before the
+    # password is hashed (argon2 is slow); the account is checked again under the lock.
+    with request.app.state.db.read_session() as reading:
+        problems = staff.new_account_problems(
+            reading,
+            username=values.get("username", ""),
+            full_name=values.get("full_name", ""),
+            role=role,
+            password=password,
+            prisons=[who.prison],  # type: ignore[list-item]
+        )
+    if password != values.get("password_again", ""):
+        problems.append(Problem(Code.PASSWORDS_DIFFER, "password"))
+    if problems or role is None:
+        return _again(request, session, who, problems, shown)
+    hashed = staff.password_hash(password)
     try:
         staff.create_staff(
             session,
             username=values.get("username", ""),
             full_name=values.get("full_name", ""),
             role=role,
-            password=values.get("password", ""),
+            password=password,
             prisons=[session.merge(who.prison, load=False)],  # type: ignore[arg-type]
             now=now,
             actor=who.user.actor,
