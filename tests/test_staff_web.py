@@ -210,6 +210,37 @@ def test_a_form_sent_after_the_session_went_idle_says_it_was_not_saved_and_leads
     assert again.headers["location"] == page
 
 
+def test_staff_error_pages_are_in_the_staff_layout_and_lead_back(staffed):
+    """An expired form, a page out of the role, an address that names no row: a staff page
+    with the staff menu, a way back to the page it came from and to the staff home, never
+    the family's links nor the API's JSON."""
+    client = staffed()
+    sign_in(client, "guardia")
+    day = "/staff/p/QUENCORO/day"
+    expired = client.post(
+        "/staff/p/QUENCORO/visitors/1/arrived",
+        data={"csrf_token": "not-this-one"},
+        headers={"Referer": f"http://testserver{day}"},
+        follow_redirects=False,
+    )
+    assert expired.status_code == 403
+    assert "Este formulario venció" in text(expired)
+    assert f'href="{day}"' in expired.text  # back to the list, to send it again
+    assert 'href="/staff"' in expired.text
+    assert "English" in text(expired)  # the language switch, as on every page
+    assert "Buscar mi reserva" not in text(expired)
+    for path in ("/staff/p/QUENCORO/visitors/abc/arrived", "/staff/p/QUENCORO/visitors/0/undo"):
+        odd = client.post(path, data={"csrf_token": staff_token(client)}, follow_redirects=False)
+        assert odd.status_code == 404, path
+        assert odd.headers["content-type"].startswith("text/html")
+        assert "Esta página no existe" in text(odd)
+    not_theirs = client.get("/staff/p/QUENCORO/schedule")
+    assert not_theirs.status_code == 403
+    assert "Tu cuenta no puede hacer esto aquí" in text(not_theirs)
+    assert 'href="/staff"' in not_theirs.text
+    assert "Buscar mi reserva" not in text(not_theirs)
+
+
 def test_sign_out_needs_the_sessions_token_and_then_ends_it(staffed, db):
     client = staffed()
     sign_in(client, "guardia")

@@ -557,7 +557,7 @@ def test_only_health_staff_of_the_advisorys_prison_reach_its_contacts(traced, ma
     token = staff_token(health_user)
     assert health_user.post(f"{other}/notify", data={"csrf_token": token}).status_code == 404
     assert health_user.get("/staff/p/QUENCORO/health/999999/contacts").status_code == 404
-    assert health_user.get("/staff/p/QUENCORO/health/abc/contacts").status_code == 422
+    assert health_user.get("/staff/p/QUENCORO/health/abc/contacts").status_code == 404
 
 
 def test_an_advisory_without_infectious_since_says_so_and_sends_nothing(traced, make_client, db):

@@ -19,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from visits.base import utcnow
 from visits.db import Database
-from visits.i18n import use_locale
+from visits.i18n import SUPPORTED_LOCALES, use_locale
 from visits.problems import Code, Problem, as_dicts
 from visits.settings import Settings, get_settings
 from visits.sms import SmsPolicy
@@ -55,7 +55,7 @@ from web.middleware import (
     too_large,
 )
 from web.staff import SignInRequired
-from web.templating import make_templates
+from web.templating import make_templates, sent_from
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -67,13 +67,21 @@ def _is_api(request: Request) -> bool:
 
 
 def _error_response(request: Request, status: int, problem: Problem) -> Response:
-    """JSON for the API, a friendly page for people; never a stack trace."""
+    """JSON for the API, a friendly page for people; never a stack trace. Under ``/staff`` the
+    page is in the staff layout, in staff words, and leads back to the page it came from
+    (a form refused as expired is sent again from there) and to the staff home, never to the
+    family's start."""
     with use_locale(request_locale(request)):
         if _is_api(request):
             return JSONResponse({"errors": as_dicts([problem])}, status_code=status)
+        staff_page = request.url.path.startswith("/staff")
+        back = sent_from(request) if staff_page else None
         templates = request.app.state.templates
         return templates.TemplateResponse(
-            request, "error.html", {"problem": problem}, status_code=status
+            request,
+            "error.html",
+            {"problem": problem, "staff": staff_page, "back": back, "locales": SUPPORTED_LOCALES},
+            status_code=status,
         )
 
 
@@ -92,8 +100,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    """Request bodies the API schema refuses, in the same ``{code, field, message}`` shape."""
+    """Request bodies the API schema refuses, in the same ``{code, field, message}`` shape.
+    A page's address that does not fit its route (``/visitors/abc/arrived``) is a page that
+    does not exist, and any other refused part of a page's request a bad request, both as a
+    page: people never see the API's JSON."""
     assert isinstance(exc, RequestValidationError)
+    if not _is_api(request):
+        in_path = any(error["loc"][:1] == ("path",) for error in exc.errors())
+        if in_path:
+            return _error_response(request, 404, Problem(Code.NOT_FOUND))
+        return _error_response(request, 400, Problem(Code.INVALID_REQUEST))
     problems = []
     for error in exc.errors():
         location = [str(part) for part in error["loc"] if part not in ("body", "query", "path")]
