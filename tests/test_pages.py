@@ -390,8 +390,14 @@ def test_cancel_gives_the_seats_back(client, db):
     with db.read_session() as s:
         assert s.get(Slot, slot_id).seats_taken == 0
         assert s.scalar(select(Booking.status)) is BookingStatus.CANCELLED
-    again = client.post(f"{path}/cancel", data={"csrf_token": csrf(client), "token": token})
-    assert again.status_code == 409
+    # Sent again (Back and resend): done already, so the booking's page, not an error.
+    for form in ({"csrf_token": csrf(client), "token": token}, {"token": token}):
+        again = client.post(f"{path}/cancel", data=form, follow_redirects=False)
+        assert again.status_code == 303
+        assert again.headers["location"].startswith(f"{path}?token=")
+    shown = text(client.get(again.headers["location"]))
+    assert "Cancelada" in shown
+    assert "Revisa lo siguiente" not in shown
 
 
 def test_move_to_another_slot(client, db):

@@ -4,6 +4,7 @@ manage link and the staff delivery page. In-process on the demo data, on each da
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
 from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingStatus
+from visits.booking import Booking, BookingStatus, expire_holds
 from visits.sms import short_token
 from visits.staff import StaffRole
 from web import admin as admin_pages
@@ -289,6 +290,32 @@ def test_a_new_code_can_be_asked_for_and_only_the_newest_works(verifying, db):
         new = code_for(db, reference)
     assert verifying.post(f"/b/{reference}/verify", data=form | {"code": old}).status_code == 422
     assert verifying.post(f"/b/{reference}/verify", data=form | {"code": new}).status_code == 200
+
+
+def test_a_code_form_sent_late_shows_the_booking_as_it_now_is(verifying, db):
+    """The code page left open, the cookie gone: while the booking waits, the form again;
+    once confirmed, or cancelled meanwhile (here by its hold running out), the booking and
+    why, never a server error; a cancelled one does not read as "needs no code"."""
+    location = book_on_the_page(verifying).headers["location"]
+    reference = re.search(r"/b/([A-Z0-9-]+)/verify", location).group(1)
+    token = re.search(r"token=([^&]+)", location).group(1)
+    stale = {"csrf_token": "from-a-lost-session", "token": token, "code": "123456"}
+    for action in ("verify", "code"):
+        waiting = verifying.post(f"/b/{reference}/{action}", data=stale)
+        assert waiting.status_code == 403, action
+        assert "Este formulario venció" in text(waiting)
+    with db.writing() as s:
+        expire_holds(s, NOW + timedelta(hours=1))
+    for action in ("verify", "code"):
+        late = verifying.post(f"/b/{reference}/{action}", data=stale)
+        assert late.status_code == 409, action
+        shown = text(late)
+        assert "se canceló antes de confirmarse" in shown
+        assert "no necesita código" not in shown
+    fresh = {"csrf_token": csrf(verifying), "token": token, "code": "123456"}
+    refused = verifying.post(f"/b/{reference}/verify", data=fresh)
+    assert refused.status_code == 409
+    assert "se canceló antes de confirmarse" in text(refused)
 
 
 def test_the_api_holds_a_booking_until_the_code_is_posted(verifying, db):

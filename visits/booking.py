@@ -787,6 +787,23 @@ def _cancel(
 # --- Holds -----------------------------------------------------------------------------------
 
 
+# The refusals of a code because the booking no longer waits for one: the answer is the
+# booking as it now is (409), not the code form again.
+NO_LONGER_WAITING = frozenset({Code.HOLD_EXPIRED, Code.NOT_HELD, Code.HOLD_CANCELLED})
+
+
+def not_waiting_for_code(booking: Booking) -> Problem | None:
+    """Why no code can be entered for this booking, or ``None`` while it waits for one. A
+    booking cancelled while it waited (its hold ran out, a suspension, a closure) says so,
+    and that it can be booked again, but not why: "does not need a code" would read as
+    confirmed."""
+    if booking.status is BookingStatus.HELD:
+        return None
+    if booking.status is BookingStatus.CANCELLED:
+        return Problem(Code.HOLD_CANCELLED, "code")
+    return Problem(Code.NOT_HELD, "code")
+
+
 def verify_booking(
     session: Session,
     booking: Booking,
@@ -801,8 +818,8 @@ def verify_booking(
     The caller commits even when this raises: a wrong try is counted, and a hold found
     expired is released then and there."""
     booking = _locked(session, booking)
-    if booking.status is not BookingStatus.HELD:
-        raise Rejected([Problem(Code.NOT_HELD, "code")])
+    if (refusal := not_waiting_for_code(booking)) is not None:
+        raise Rejected([refusal])
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
         _expire(session, booking, now)
         raise Rejected([Problem(Code.HOLD_EXPIRED, "code")])
@@ -831,8 +848,8 @@ def resend_code(
     """A new code for a held booking, within the per-phone hourly limit (the hold's end stays
     where it was: seats are not held indefinitely)."""
     booking = _locked(session, booking)
-    if booking.status is not BookingStatus.HELD:
-        raise Rejected([Problem(Code.NOT_HELD, "code")])
+    if (refusal := not_waiting_for_code(booking)) is not None:
+        raise Rejected([refusal])
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
         raise Rejected([Problem(Code.HOLD_EXPIRED, "code")])
     if wait := verification.send_wait(session, booking.contact_phone, sms_policy, now):

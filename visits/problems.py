@@ -79,6 +79,7 @@ class Code(StrEnum):
     TOO_MANY_CODES = "too_many_codes"
     HOLD_EXPIRED = "hold_expired"
     NOT_HELD = "not_held"
+    HOLD_CANCELLED = "hold_cancelled"
     BOOKING_HELD = "booking_held"
     # Staff accounts
     INVALID_USERNAME = "invalid_username"
@@ -215,6 +216,10 @@ MESSAGES: dict[Code, str] = {
         "The time to enter the code is over and the places were released. Please book again."
     ),
     Code.NOT_HELD: N_("This booking does not need a code."),
+    Code.HOLD_CANCELLED: N_(
+        "This booking was cancelled before it was confirmed, and its places were released. "
+        "You can book again."
+    ),
     Code.BOOKING_HELD: N_("First enter the code we sent by SMS to confirm this booking."),
     Code.INVALID_USERNAME: N_(
         "A user name has 3 to 64 lowercase letters, digits, dots, hyphens or underscores."

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from visits import advisories
 from visits.booking import (
+    NO_LONGER_WAITING,
     Booking,
     authorised_booking,
     cancel_booking,
@@ -488,7 +489,7 @@ def verify(
         session.commit()  # a wrong try is counted; an expired hold is released
         if rejected.codes & {Code.HOLD_EXPIRED}:
             commit_seat_change(request, session, booking.prison_id)
-        status = 409 if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD} else None
+        status = 409 if rejected.codes & NO_LONGER_WAITING else None
         return _errors(problems, status)
     answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     session.commit()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from visits import advisories, screening
 from visits.booking import (
+    NO_LONGER_WAITING,
     Booking,
     BookingStatus,
     authorised_booking,
@@ -30,6 +31,7 @@ from visits.booking import (
     gate_recorded,
     move_booking,
     move_targets,
+    not_waiting_for_code,
     note_refusal,
     probe_wait,
     resend_code,
@@ -510,6 +512,19 @@ def verify_form(
     return _verify_page(request, booking, token, done)
 
 
+def _code_form_expired(
+    request: Request, booking: Booking, token: str, now: datetime
+) -> HTMLResponse:
+    """A code form sent with an expired session (a page left open, cookies gone): the code
+    form again while the booking still waits for its code; once it no longer does (confirmed
+    in another tab, its hold over, cancelled), the booking as it now is, and why."""
+    refusal = not_waiting_for_code(booking)
+    if refusal is None:
+        problems = [Problem(Code.FORM_EXPIRED)]
+        return _verify_page(request, booking, token, problems=problems, status=403)
+    return _booking_page(request, booking, token, now, problems=[refusal], status=409)
+
+
 @router.post("/b/{reference}/verify", response_class=HTMLResponse, response_model=None)
 def verify_submit(
     request: Request,
@@ -522,14 +537,12 @@ def verify_submit(
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
-        return _verify_page(
-            request, booking, token, problems=[Problem(Code.FORM_EXPIRED)], status=403
-        )
+        return _code_form_expired(request, booking, token, now)
     try:
         verify_booking(session, booking, values.get("code", ""), now=now, sms_policy=sms)
     except Rejected as rejected:
         problems = list(rejected.problems)
-        if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD}:
+        if rejected.codes & NO_LONGER_WAITING:
             page = _booking_page(request, booking, token, now, problems=problems, status=409)
         else:
             page = _verify_page(request, booking, token, problems=problems, status=422)
@@ -555,14 +568,12 @@ def resend_submit(
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
-        return _verify_page(
-            request, booking, token, problems=[Problem(Code.FORM_EXPIRED)], status=403
-        )
+        return _code_form_expired(request, booking, token, now)
     try:
         resend_code(session, booking, now=now, sms_policy=sms)
     except Rejected as rejected:
         problems = list(rejected.problems)
-        if rejected.codes & {Code.HOLD_EXPIRED, Code.NOT_HELD}:
+        if rejected.codes & NO_LONGER_WAITING:
             return _booking_page(request, booking, token, now, problems=problems, status=409)
         return _verify_page(request, booking, token, problems=problems, status=429)
     session.commit()
@@ -618,6 +629,10 @@ def cancel_submit(
 ) -> Response:
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
+    if booking.status is BookingStatus.CANCELLED:
+        # Sent again (a reload, Back and resend, an old tab): what was asked is done, and the
+        # booking's page says so; nothing is acted on, so no form check is needed.
+        return redirect(f"/b/{booking.display_reference}", token=token)
     if not csrf_ok(request, values):
         problems = [Problem(Code.FORM_EXPIRED)]
         return render(
