@@ -376,6 +376,11 @@ def test_malformed_bodies_get_the_same_error_shape(client):
         "/api/v1/bookings", content=b"{", headers={"Content-Type": "application/json"}
     )
     assert not_json.status_code == 422
+    assert [e["field"] for e in not_json.json()["errors"]] == [None]  # not "1", a character
+    wrong_method = client.put("/api/v1/bookings/ABCD-2345", json={})
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["errors"][0]["code"] == "method_not_allowed"
+    assert "GET" in wrong_method.headers["allow"]
 
 
 def test_oversized_bodies_are_refused(client):

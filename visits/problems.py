@@ -79,6 +79,7 @@ class Code(StrEnum):
     TOO_MANY_CODES = "too_many_codes"
     HOLD_EXPIRED = "hold_expired"
     NOT_HELD = "not_held"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     HOLD_CANCELLED = "hold_cancelled"
     BOOKING_HELD = "booking_held"
     # Staff accounts
@@ -293,6 +294,7 @@ MESSAGES: dict[Code, str] = {
         "list. To trace contacts, issue an advisory with that date."
     ),
     Code.NOT_FOUND: N_("This page does not exist."),
+    Code.METHOD_NOT_ALLOWED: N_("This address does not take this kind of request."),
     Code.BODY_TOO_LARGE: N_("What was sent is too large."),
     Code.SERVER_ERROR: N_(
         "Something went wrong on our side. Please try again in a moment. If you were booking, "

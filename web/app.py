@@ -89,6 +89,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.detail, Problem):  # a handler said precisely what is missing
         problem = exc.detail
+    elif exc.status_code == 405 and _is_api(request):  # a page sent wrong is just not there
+        problem = Problem(Code.METHOD_NOT_ALLOWED)
     elif exc.status_code in (404, 405):
         problem = Problem(Code.NOT_FOUND)
     else:
@@ -113,6 +115,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     problems = []
     for error in exc.errors():
         location = [str(part) for part in error["loc"] if part not in ("body", "query", "path")]
+        if error["type"] == "json_invalid":  # its location is a character, not a field
+            location = []
         problems.append(
             Problem(Code.INVALID_REQUEST, ".".join(location) or None, {"detail": error["msg"]})
         )
