@@ -178,7 +178,9 @@ def test_an_expired_hold_gives_the_seats_back_and_withdraws_the_code(world):
     assert CODE.search(withdrawn.body) is None  # a code that will never go is not kept
     with pytest.raises(Rejected) as caught:
         change(world, verify_booking, ref, later, code="123456", sms_policy=VERIFYING)
-    assert caught.value.codes == {Code.NOT_HELD}
+    assert caught.value.codes == {
+        Code.HOLD_CANCELLED
+    }  # not "needs no code": it was never confirmed
 
 
 def test_a_late_code_finds_the_hold_expired_and_releases_it(world):
@@ -422,6 +424,30 @@ def test_a_new_code_withdraws_the_one_still_waiting_to_leave(world):
     codes = messages(world, ref, kind="code")
     assert [m.status for m in codes] == [MessageStatus.CANCELLED, MessageStatus.PENDING]
     assert CODE.search(codes[0].body) is None
+
+
+def test_the_day_in_an_sms_cannot_be_misread_in_its_language(world):
+    """05/12 is 5 December in Peru, but May 12 to an English reader: English names the month."""
+    for dni, language, expected in (
+        ("45678911", "es", "el 05/12 a las 09:00"),
+        ("45678912", "en", "on Dec 5 at 09:00"),
+    ):
+        with world.writing() as s:
+            request = dataclasses.replace(
+                request_for(slot_on(world, SATURDAY), visitor(dni)),
+                language=language,
+            )
+            booked = create_booking(
+                s, prison=s.scalar(select(Prison)), inmate=s.scalar(select(Inmate)),
+                request=request, now=NOW, secret_key="k", sms_policy=SMS,
+            ).booking  # fmt: skip
+            confirmed = s.scalar(
+                select(OutboxMessage.body).where(
+                    OutboxMessage.subject == f"booking:{booked.reference}",
+                    OutboxMessage.kind == "confirmed",
+                )
+            )
+        assert expected in confirmed, confirmed
 
 
 def test_counts_in_refusals_are_singular_or_plural():

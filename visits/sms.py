@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from babel.dates import format_date
 from sqlalchemy.orm import Session
 
 from notifications import gsm, outbox
@@ -174,11 +175,17 @@ def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
             values["prison"] = name + ELLIPSIS
 
 
+# The day in as few characters as its readers cannot misread: day/month is Peru's order, but
+# an English reader takes 09/12 for September 12, so English names the month ("Dec 9").
+_SMS_DAY = {"es": "dd/MM", "en": "MMM d"}
+
+
 def _when(booking: Booking, language: str) -> str:
     slot = booking.slot
     local = slot.starts_at.astimezone(booking.prison.tz)
+    day = format_date(local.date(), _SMS_DAY.get(language, "dd/MM"), locale=language)
     with use_locale(language):
-        return gettext(_WHEN, {"day": local.strftime("%d/%m"), "time": local.strftime("%H:%M")})
+        return gettext(_WHEN, {"day": day, "time": local.strftime("%H:%M")})
 
 
 def _params(booking: Booking, policy: SmsPolicy) -> dict[str, Any]:
