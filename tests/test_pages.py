@@ -515,6 +515,15 @@ def test_find_a_booking_again(client):
     )
     assert found.status_code == 303
     assert found.headers["location"] == location.replace("&done=booked", "")
+    # As a phone's keyboard or a copy writes it: an en dash, a no-break space, full width.
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in reference)
+    for typed in (reference.replace("-", "\u2013"), reference.replace("-", "\u00a0"), fullwidth):
+        again = client.post(
+            "/find",
+            data={"csrf_token": csrf(client), "reference": typed, "phone": "987654321"},
+            follow_redirects=False,
+        )
+        assert again.status_code == 303, typed
     malformed = client.post(
         "/find", data={"csrf_token": csrf(client), "reference": "0000-0000", "phone": ""}
     )

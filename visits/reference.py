@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 LENGTH = 8
@@ -25,9 +26,19 @@ def display(reference: str) -> str:
     return f"{reference[:4]}-{reference[4:]}"
 
 
+# Unicode's dashes (Pd) and spaces (Zs), and the controls a paste may bring (Cc: tabs, ends of
+# lines).
+SEPARATORS = frozenset({"Pd", "Zs", "Cc"})
+
+
 def parse(text: str) -> str | None:
-    """The stored form of a typed reference (dashes, spaces and case ignored), if valid."""
-    compact = "".join(ch for ch in text.upper() if ch not in " -_.")
+    """The stored form of a typed reference (dashes, spaces and case ignored), if valid. Any
+    dash or space counts (a phone's keyboard turns "-" into "–", a copy keeps a no-break
+    space), and full-width letters and digits read as the plain ones."""
+    folded = unicodedata.normalize("NFKC", text).upper()
+    compact = "".join(
+        ch for ch in folded if ch not in "_." and unicodedata.category(ch) not in SEPARATORS
+    )
     if len(compact) != LENGTH or any(ch not in ALPHABET for ch in compact):
         return None
     return compact
