@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from tests.factories import LIMA_TODAY, NOW, SMS, fill_day, make_slot, request_for, visitor
 from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot
+from tests.test_health_web import WING_A_MASKS
 from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.booking import BookingVisitor, create_booking
@@ -239,6 +240,31 @@ def test_staff_error_pages_are_in_the_staff_layout_and_lead_back(staffed):
     assert "Tu cuenta no puede hacer esto aquí" in text(not_theirs)
     assert 'href="/staff"' in not_theirs.text
     assert "Buscar mi reserva" not in text(not_theirs)
+
+
+def test_a_staff_error_summary_names_each_field_as_its_form_labels_it(staffed):
+    """Not "Completa este dato. Completa este dato.", nor the family's "Código de la persona
+    que visitas" on a health form: each problem after the label of its field on that page."""
+    admin = staffed()
+    sign_in(admin, "admin")
+    broadcast = admin.post(
+        "/staff/p/QUENCORO/broadcast/preview",
+        data={"csrf_token": staff_token(admin), "first": "", "last": "", "text_es": "Hola"},
+    )
+    assert broadcast.status_code == 422
+    summary = text(broadcast).split("Revisa lo siguiente:")[1]
+    assert summary.strip().startswith("Desde: Completa este dato. Hasta: Completa este dato.")
+    health = staffed()
+    sign_in(health, "salud")
+    unknown = health.post(
+        "/staff/p/QUENCORO/health/preview",
+        data={"csrf_token": staff_token(health), **WING_A_MASKS, "scope": "inmate",
+              "inmate_code": "Q99999"},
+    )  # fmt: skip
+    assert unknown.status_code == 422
+    shown = text(unknown)
+    assert "Revisa lo siguiente: Código del interno (para una alerta sobre un interno):" in shown
+    assert "persona que visitas" not in shown
 
 
 def test_sign_out_needs_the_sessions_token_and_then_ends_it(staffed, db):

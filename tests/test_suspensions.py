@@ -300,7 +300,8 @@ def test_odd_suspension_dates_and_ids_are_refused_plainly(booked, db):
     token = staff_token(client)
     for suspension_id in ("2147483648", "0"):
         lift = client.post(f"{PAGE}/inmates/{suspension_id}/lift", data={"csrf_token": token})
-        assert lift.status_code == 422
+        assert lift.status_code == 404  # no such suspension: a page that says so
+        assert "Esta página no existe" in text(lift)
     assert client.get(PAGE, params={"done": "inmate", "count": "²"}).status_code == 200
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 0

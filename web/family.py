@@ -63,7 +63,7 @@ from web.forms import (
     csrf_token,
 )
 from web.middleware import LANG_COOKIE
-from web.templating import errors_by_field
+from web.templating import errors_by_field, page_labels, summarising
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,11 +73,15 @@ MOVE_TARGETS = 1_000
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    """The page ``name``; its problems in the words for ``audience`` (a family's by default,
-    see :class:`visits.problems.Audience`), which the template passes on to
-    ``error_summary``."""
+    """The page ``name``; its problems in the words for ``audience`` (see
+    :class:`visits.problems.Audience`): a family's, or staff's on a staff page, unless said.
+
+    A staff page with problems is rendered twice: once to read how it labels its fields,
+    then with its error summary naming each field that way (a family page's fields are
+    named by :func:`web.labels.field_label`). Only a refused form pays for it."""
     problems: list[Problem] = values.pop("problems", [])
-    audience = values.setdefault("audience", Audience.FAMILY)
+    staff_page = name.startswith(("staff_", "admin_"))
+    audience = values.setdefault("audience", Audience.STAFF if staff_page else Audience.FAMILY)
     values.update(
         problems=problems,
         errors=errors_by_field(problems, audience),
@@ -86,7 +90,14 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
         locales=SUPPORTED_LOCALES,
     )
     values.setdefault("values", {})
-    return request.app.state.templates.TemplateResponse(request, name, values, status_code=status)
+    templates = request.app.state.templates
+    labels = {}
+    if problems and audience is not Audience.FAMILY:
+        with summarising(audience, {}):
+            first = templates.get_template(name).render({**values, "request": request})
+        labels = page_labels(first)
+    with summarising(audience, labels):
+        return templates.TemplateResponse(request, name, values, status_code=status)
 
 
 def status_for(problems: list[Problem]) -> int:

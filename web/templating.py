@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
+from html import unescape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,6 +51,45 @@ def errors_by_field(
     for problem in problems:
         grouped.setdefault(problem.field or "", []).append(message(problem, audience))
     return grouped
+
+
+# What the error summary of the page being rendered needs from the page: who reads it, and
+# how the page labels its fields. A context variable, as the locale is: the summary is a
+# macro, imported without the page's context (see web.family.render).
+_summary: ContextVar[tuple[Audience, dict[str, str]]] = ContextVar(
+    "summary", default=(Audience.FAMILY, {})
+)
+_LABEL = re.compile(r'<label\b[^>]*\bfor="([^"]+)"[^>]*>(.*?)</label>', re.S)
+_LEGEND = re.compile(r'<fieldset\b[^>]*\bid="([^"]+)"[^>]*>\s*<legend\b[^>]*>(.*?)</legend>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def page_labels(html: str) -> dict[str, str]:
+    """Each field's label as a rendered page shows it, by the field's id (a group of choices:
+    its fieldset's legend). Staff forms are many and their labels long; read off the page, the
+    summary always names a field as its form does."""
+    found = {}
+    for pattern in (_LEGEND, _LABEL):
+        for field, inner in pattern.findall(html):
+            found.setdefault(field, " ".join(unescape(_TAG.sub(" ", inner)).split()))
+    return found
+
+
+@contextmanager
+def summarising(audience: Audience, labels: dict[str, str]) -> Iterator[None]:
+    token = _summary.set((audience, labels))
+    try:
+        yield
+    finally:
+        _summary.reset(token)
+
+
+def summary_audience() -> Audience:
+    return _summary.get()[0]
+
+
+def summary_label(field: str | None) -> str | None:
+    return _summary.get()[1].get(field or "")
 
 
 def mask_phone(e164: str) -> str:
@@ -96,6 +140,8 @@ def make_templates() -> Jinja2Templates:
         message=message,
         page_address=page_address,
         field_label=field_label,
+        summary_audience=summary_audience,
+        summary_label=summary_label,
         message_detail=message_detail,
     )
     env.filters.update(
