@@ -449,8 +449,8 @@ def test_the_move_page_offers_only_times_the_move_would_take(client, db):
 
 
 def test_a_refused_move_is_shown_without_holding_up_other_writers(client, db, monkeypatch):
-    """The page offers each time the move could take, at a few queries a time: it is read
-    after the write session gave its locks back, so no booking waits on it meanwhile."""
+    """The page offers each time the move could take, read after the write session gave its
+    locks back, so no booking waits on it meanwhile."""
     import web.family
 
     _, location = booked(client)

@@ -1,8 +1,9 @@
-"""Every query of booking, moving and cancelling, of the gate's list, of tracing an advisory's
-contacts, and of the worker's jobs finds its rows through an index, on each database: a table
-scan costs nothing in a test and grows with every booking ever made (the one-visit-a-day check
-once read all booked visitors on SQLite, for every booking; the hold-expiry job read every
-booking every 30 s, holding the write lock)."""
+"""Every query of booking, moving (and finding the times a booking could move to) and
+cancelling, of the gate's list, of tracing an advisory's contacts, and of the worker's jobs
+finds its rows through an index, on each database: a table scan costs nothing in a test and
+grows with every booking ever made (the one-visit-a-day check once read all booked visitors on
+SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the write
+lock)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from notifications.senders import ConsoleSender
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from visits import tracing
 from visits.advisories import HealthAdvisory
-from visits.booking import Booking, cancel_booking, create_booking, move_booking
+from visits.booking import (
+    Booking,
+    cancel_booking,
+    create_booking,
+    move_booking,
+    move_targets,
+)
 from visits.gate import day_list
 from visits.health import AdvisoryKind, Scope, TracingPolicy
 from visits.inmate import Inmate
@@ -40,9 +47,9 @@ SUNDAY = date(2026, 12, 6)
 
 
 def _statements(db, db_url: str) -> list[tuple[str, Any]]:
-    """The reads and conditional writes of a booking, a move and a cancel, of the gate's day
-    list, and of the jobs that expire holds, send messages and purge old ones (and only
-    those: the test's own look-ups are not captured)."""
+    """The reads and conditional writes of a booking, the times it could move to, a move and a
+    cancel, of the gate's day list, and of the jobs that expire holds, send messages and purge
+    old ones (and only those: the test's own look-ups are not captured)."""
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, executemany) -> None:
@@ -71,6 +78,10 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
                 sms_policy=SMS,
             )
             s.commit()
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking).where(Booking.id == booked.booking.id))
+        with capturing():
+            assert move_targets(s, booking, NOW, limit=10)  # the times the move may take
     with db.writing() as s:
         booking = s.scalar(select(Booking).where(Booking.id == booked.booking.id))
         sunday = _slot(s, SUNDAY)

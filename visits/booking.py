@@ -63,8 +63,8 @@ from visits.booking_request import (
     parse_slot_id,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.health import HighRisk, Measures, high_risk, kept_away, measures_for
-from visits.inmate import Inmate, inmate_problems
+from visits.health import Advisory, HighRisk, Measures, high_risk, kept_away, measures_for
+from visits.inmate import Inmate, inmate_problems, suspension_ends
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import (
@@ -87,7 +87,14 @@ from visits.schedule import (
 from visits.screening import QUESTIONS, Answers
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
-from visits.visitor import Visitor, claim_visitors, find_visitors, remember_details, suspensions
+from visits.visitor import (
+    Visitor,
+    claim_visitors,
+    find_visitors,
+    remember_details,
+    suspended_on,
+    suspensions_from,
+)
 
 MAX_SUBMISSION_KEY_LENGTH = 64
 
@@ -297,6 +304,88 @@ def slot_in_use() -> ColumnElement[bool]:
     return or_(Slot.withdrawn_at.is_(None), kept)
 
 
+# The rules that span rows read what they need first (the "facts" below, for one day or for
+# several), then decide each visit time from those alone: booking, checking and moving read
+# them for the day of the one time asked for, and the move's offers (:func:`move_targets`)
+# read them once for every day they could go to, so that one definition of each rule decides
+# both and the offers cost the same few queries however many times there are.
+
+
+@dataclass(frozen=True)
+class InmateFacts:
+    """What the rules of a visit time read of the database about visits to one inmate from a
+    first day to a last (:func:`read_inmate_facts`)."""
+
+    suspensions: list[date]  # the last days of their suspensions not over by the first day
+    closures: list[Closure]  # the prison's closures of those days
+    weekly: dict[date, int]  # Monday of each ISO week over those days → their visits that week
+
+
+def read_inmate_facts(
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    first: date,
+    last: date,
+    exclude_booking: int | None = None,
+) -> InmateFacts:
+    """Read once what :func:`slot_problems` needs for any visit time from ``first`` to
+    ``last``, the booking ``exclude_booking`` left out of the inmate's visits (three
+    queries)."""
+    monday, sunday = iso_week_bounds(first)[0], iso_week_bounds(last)[1]
+    query = (
+        select(Slot.local_date, func.count(Booking.id))
+        .select_from(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.inmate_id == inmate.id,
+            Booking.status.in_(COUNTS_TOWARD_LIMITS),
+            Slot.local_date >= monday,
+            Slot.local_date <= sunday,
+        )
+        .group_by(Slot.local_date)
+    )
+    if exclude_booking is not None:
+        query = query.where(Booking.id != exclude_booking)
+    weekly: dict[date, int] = {}
+    for day, visits in session.execute(query):
+        week = iso_week_bounds(day)[0]
+        weekly[week] = weekly.get(week, 0) + visits
+    return InmateFacts(
+        suspensions=suspension_ends(session, inmate, first),
+        closures=closures_between(session, prison.id, first, last),
+        weekly=weekly,
+    )
+
+
+@dataclass(frozen=True)
+class PartyFacts:
+    """What the rules about who comes read of the database about some visitors from a first
+    day to a last (:func:`read_party_facts`)."""
+
+    # (visitor id, day) → whether the gate saw them that day, for each day already theirs.
+    booked: dict[tuple[int, date], bool]
+    # (visitor id, last day) of their suspensions here not over by the first day.
+    suspensions: list[tuple[int, date]]
+
+
+def read_party_facts(
+    session: Session,
+    prison_id: int,
+    visitor_ids: Sequence[int],
+    first: date,
+    last: date,
+    exclude_booking: int | None = None,
+) -> PartyFacts:
+    """Read once what :func:`party_rule_problems` needs of these visitors for any visit time
+    from ``first`` to ``last``, the booking ``exclude_booking`` left out (two queries, none
+    for a party of people never seen before)."""
+    return PartyFacts(
+        booked=_visitors_booked_between(session, visitor_ids, first, last, exclude_booking),
+        suspensions=suspensions_from(session, prison_id, visitor_ids, first),
+    )
+
+
 def slot_problems(
     session: Session,
     prison: Prison,
@@ -312,15 +401,27 @@ def slot_problems(
     status, closures, the booking window, seats, and the inmate's visits that week. None of it
     depends on who the visitors are, so it is reported even while their details are wrong.
     ``measures``: the health measures for this visit, when the caller already read them."""
-    problems = inmate_problems(session, inmate, slot.local_date)
-    closures = session.scalars(
-        select(Closure).where(Closure.prison_id == prison.id, Closure.day == slot.local_date)
-    ).all()
-    closure = closure_for(closures, slot, prison.tz)
+    day = slot.local_date
+    facts = read_inmate_facts(session, prison, inmate, day, day, exclude_booking)
+    if measures is None:
+        measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, day)
+    return _slot_refusals(prison, inmate, slot, party_size, now, facts, measures)
+
+
+def _slot_refusals(
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    party_size: int,
+    now: datetime,
+    facts: InmateFacts,
+    measures: Measures,
+) -> list[Problem]:
+    """:func:`slot_problems` decided from facts read beforehand (for that day or more)."""
+    problems = inmate_problems(inmate, slot.local_date, facts.suspensions)
+    closure = closure_for(facts.closures, slot, prison.tz)
     if closure is not None:
         problems.append(Problem(Code.SLOT_CLOSED, "slot_id", {"reason": closure.reason}))
-    if measures is None:
-        measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
     if measures.suspended:
         problems.append(Problem(Code.HEALTH_SUSPENDED, "slot_id"))
     window = window_refusal(prison, slot, now)
@@ -328,28 +429,11 @@ def slot_problems(
         problems.append(window)
     if slot.seats_left < party_size:
         problems.append(Problem(Code.SLOT_FULL, "slot_id", {"seats_left": slot.seats_left}))
-    weekly = _weekly_visits(session, inmate.id, slot.local_date, exclude_booking)
+    weekly = facts.weekly.get(iso_week_bounds(slot.local_date)[0], 0)
     if weekly >= prison.visits_per_inmate_per_week:
         limit = prison.visits_per_inmate_per_week
         problems.append(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
     return problems
-
-
-def _weekly_visits(session: Session, inmate_id: int, day: date, exclude: int | None) -> int:
-    monday, sunday = iso_week_bounds(day)
-    query = (
-        select(func.count(Booking.id))
-        .join(Slot, Booking.slot_id == Slot.id)
-        .where(
-            Booking.inmate_id == inmate_id,
-            Booking.status.in_(COUNTS_TOWARD_LIMITS),
-            Slot.local_date >= monday,
-            Slot.local_date <= sunday,
-        )
-    )
-    if exclude is not None:
-        query = query.where(Booking.id != exclude)
-    return session.scalar(query) or 0
 
 
 # What the gate recorded of each visitor of a booking (visits.gate, which sits above this
@@ -357,23 +441,28 @@ def _weekly_visits(session: Session, inmate_id: int, day: date, exclude: int | N
 _GATE_CHECKS = table("gate_check", column("booking_visitor_id"))
 
 
-def _visitors_booked_on(
-    session: Session, visitor_ids: Sequence[int], day: date, exclude: int | None
-) -> dict[int, bool]:
-    """Which of these visitors already have that day taken (an active visit, see
-    :attr:`BookingVisitor.active`), each with whether the gate saw them that day (let in or
-    turned away: then they came, whether or not their booking was cancelled since)."""
+def _visitors_booked_between(
+    session: Session, visitor_ids: Sequence[int], first: date, last: date, exclude: int | None
+) -> dict[tuple[int, date], bool]:
+    """The days from ``first`` to ``last`` these visitors already have taken (an active
+    visit, see :attr:`BookingVisitor.active`; one a day at most, by the unique index), each
+    with whether the gate saw them that day (let in or turned away: then they came, whether
+    or not their booking was cancelled since)."""
     if not visitor_ids:
         return {}
     seen = exists().where(_GATE_CHECKS.c.booking_visitor_id == BookingVisitor.id)
-    query = select(BookingVisitor.visitor_id, seen).where(
+    query = select(BookingVisitor.visitor_id, BookingVisitor.visit_date, seen).where(
         BookingVisitor.visitor_id.in_(visitor_ids),
-        BookingVisitor.visit_date == day,
+        BookingVisitor.visit_date >= first,
+        BookingVisitor.visit_date <= last,
         BookingVisitor.active,
     )
     if exclude is not None:
         query = query.where(BookingVisitor.booking_id != exclude)
-    return {visitor_id: bool(came) for visitor_id, came in session.execute(query)}
+    booked: dict[tuple[int, date], bool] = {}
+    for visitor_id, day, came in session.execute(query):
+        booked[visitor_id, day] = booked.get((visitor_id, day), False) or bool(came)
+    return booked
 
 
 def party_rule_problems(
@@ -389,32 +478,47 @@ def party_rule_problems(
     """The rules about who comes: composition, group, one visit a day, suspensions, and the
     health measures that keep young children away (``measures``: as for
     :func:`slot_problems`)."""
+    day = slot.local_date
+    known = [a.visitor_id for a in attendees if a.visitor_id is not None]
+    facts = read_party_facts(session, prison.id, known, day, day, exclude_booking)
+    if measures is None:
+        if any(high_risk(age_on(a.member.birth_date, day), a.high_risk) for a in attendees):
+            measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, day)
+        else:  # nobody a measure could keep away: no need to read the measures
+            measures = Measures()
+    return _party_refusals(prison, slot, attendees, facts, measures)
+
+
+def _party_refusals(
+    prison: Prison,
+    slot: Slot,
+    attendees: Sequence[Attendee],
+    facts: PartyFacts,
+    measures: Measures,
+) -> list[Problem]:
+    """:func:`party_rule_problems` decided from facts read beforehand (for that day or
+    more)."""
+    day = slot.local_date
     problems = party_problems(
         [a.member for a in attendees],
-        visit_day=slot.local_date,
+        visit_day=day,
         max_visitors=prison.max_visitors,
         min_adults=prison.min_adults,
         adult_age=prison.adult_age,
         group=slot.visitor_group,
     )
-    known = [a.visitor_id for a in attendees if a.visitor_id is not None]
-    busy = _visitors_booked_on(session, known, slot.local_date, exclude_booking)
-    banned = suspensions(session, prison.id, known, slot.local_date)
+    banned = suspended_on(facts.suspensions, day)
     for attendee in attendees:
         where = f"visitors.{attendee.member.index}.doc_number"
-        if attendee.visitor_id in busy:
-            came = busy[attendee.visitor_id]
+        if attendee.visitor_id is not None and (attendee.visitor_id, day) in facts.booked:
+            came = facts.booked[attendee.visitor_id, day]
             code = Code.VISITOR_CAME_THAT_DAY if came else Code.VISITOR_ALREADY_BOOKED
             problems.append(Problem(code, where, {"name": attendee.name}))
         if attendee.visitor_id in banned:
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
-    ages = [age_on(a.member.birth_date, slot.local_date) for a in attendees]
-    if not any(high_risk(age, a.high_risk) for a, age in zip(attendees, ages, strict=True)):
-        return problems  # nobody a measure could keep away: no need to read the measures
-    if measures is None:
-        measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, slot.local_date)
-    for attendee, age in zip(attendees, ages, strict=True):
+    for attendee in attendees:
+        age = age_on(attendee.member.birth_date, day)
         if why := kept_away(measures, age, attendee.high_risk):
             where = f"visitors.{attendee.member.index}.{KEPT_AWAY_FIELDS[why]}"
             problems.append(kept_away_problem(why, attendee.name, where))
@@ -903,24 +1007,44 @@ def _booked_attendees(booking: Booking) -> list[Attendee]:
     ]
 
 
-def _move_problems(
-    session: Session,
-    booking: Booking,
-    slot: Slot,
-    now: datetime,
-    measures: Measures | None = None,
-) -> list[Problem]:
-    """Every rule a move of this booking to ``slot`` meets, the booking itself left out of the
-    counts (its own visit that week, its visitors' visit that day)."""
-    prison, inmate, party = booking.prison, booking.inmate, booking.party_size
-    problems = slot_problems(
-        session, prison, inmate, slot, party, now, exclude_booking=booking.id, measures=measures
+@dataclass(frozen=True)
+class _MoveFacts:
+    """Everything the rules of a move of one booking read, for the days from a first to a
+    last (:func:`_read_move_facts`)."""
+
+    inmate: InmateFacts
+    party: PartyFacts
+    advisories: list[Advisory]  # in force by the last day: each day's measures come from them
+
+
+def _read_move_facts(session: Session, booking: Booking, first: date, last: date) -> _MoveFacts:
+    """What a move of this booking to any time from ``first`` to ``last`` is checked against,
+    the booking itself left out of the counts (its own visit that week, its visitors' visit
+    that day): six queries, however many days."""
+    prison, inmate = booking.prison, booking.inmate
+    visitor_ids = [v.visitor_id for v in booking.visitors]
+    return _MoveFacts(
+        inmate=read_inmate_facts(session, prison, inmate, first, last, booking.id),
+        party=read_party_facts(session, prison.id, visitor_ids, first, last, booking.id),
+        advisories=in_force(session, prison.id, last),
     )
-    problems += party_rule_problems(
-        session, prison, inmate, slot, _booked_attendees(booking),
-        exclude_booking=booking.id, measures=measures,
-    )  # fmt: skip
+
+
+def _move_refusals(booking: Booking, slot: Slot, now: datetime, facts: _MoveFacts) -> list[Problem]:
+    """Every rule a move of this booking to ``slot`` meets, decided from ``facts`` (read for
+    that slot's day, or for more): the same rules as a new booking's."""
+    prison, inmate, day = booking.prison, booking.inmate, slot.local_date
+    measures = measures_for(facts.advisories, prison.id, inmate.wing_id, inmate.id, day)
+    problems = _slot_refusals(prison, inmate, slot, booking.party_size, now, facts.inmate, measures)
+    attendees = _booked_attendees(booking)
+    problems += _party_refusals(prison, slot, attendees, facts.party, measures)
     return problems
+
+
+def _move_problems(session: Session, booking: Booking, slot: Slot, now: datetime) -> list[Problem]:
+    """Every rule a move of this booking to ``slot`` meets, read now for that day alone."""
+    day = slot.local_date
+    return _move_refusals(booking, slot, now, _read_move_facts(session, booking, day, day))
 
 
 def move_targets(session: Session, booking: Booking, now: datetime, *, limit: int) -> list[Slot]:
@@ -930,10 +1054,9 @@ def move_targets(session: Session, booking: Booking, now: datetime, *, limit: in
     so that a time that would be refused (closed, kept for visitors of the other sex, outside
     the booking window, the person's week full) is not offered.
 
-    The rules of the time alone (the window, places, the visitors' group, closures) are
-    checked first on every candidate from one read of the closures, without touching the
-    database again; each time that passes them then meets every rule of the move, with the
-    health measures read once for the whole window."""
+    What the move's rules read is read once for the whole window (:func:`_read_move_facts`),
+    and each time is decided from it by the very rules the move applies
+    (:func:`_move_refusals`): seven queries in all, however many times the window holds."""
     prison = booking.prison
     last_day = last_bookable_day(prison.local_date(now), prison.booking_opens_days)
     candidates = session.scalars(
@@ -950,44 +1073,14 @@ def move_targets(session: Session, booking: Booking, now: datetime, *, limit: in
     ).all()
     if not candidates:
         return []
-    closures = closures_between(
-        session, prison.id, candidates[0].local_date, candidates[-1].local_date
-    )
-    members = [a.member for a in _booked_attendees(booking)]
-    # The advisories in force by the last day, read once: each day's measures come from them.
-    advisories = in_force(session, prison.id, candidates[-1].local_date)
-    person = (prison.id, booking.inmate.wing_id, booking.inmate_id)
+    facts = _read_move_facts(session, booking, candidates[0].local_date, candidates[-1].local_date)
     targets: list[Slot] = []
     for slot in candidates:
-        if _time_refuses(prison, slot, members, closures, now):
-            continue
-        measures = measures_for(advisories, *person, slot.local_date)
-        if not _move_problems(session, booking, slot, now, measures):
+        if not _move_refusals(booking, slot, now, facts):
             targets.append(slot)
             if len(targets) == limit:
                 break
     return targets
-
-
-def _time_refuses(
-    prison: Prison,
-    slot: Slot,
-    members: Sequence[PartyMember],
-    closures: Sequence[Closure],
-    now: datetime,
-) -> bool:
-    """Whether a rule of the visit time alone refuses this party there (a subset of what
-    :func:`slot_problems` and :func:`party_rule_problems` check, without a query)."""
-    window = window_refusal(prison, slot, now)
-    party = party_problems(
-        members,
-        visit_day=slot.local_date,
-        max_visitors=prison.max_visitors,
-        min_adults=prison.min_adults,
-        adult_age=prison.adult_age,
-        group=slot.visitor_group,
-    )
-    return window is not None or bool(party) or closure_for(closures, slot, prison.tz) is not None
 
 
 def move_booking(

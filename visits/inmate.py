@@ -8,6 +8,7 @@ failures are throttled per client and per inmate code.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -91,28 +92,41 @@ class InmateSuspension(Base):
     lifted_by: Mapped[str | None] = mapped_column(String(64))
 
 
-def suspended_until(session: Session, inmate: Inmate, on_day: date) -> date | None:
-    """The last day of the longest suspension (the roster's or staff's) covering ``on_day``."""
-    ends = [
-        until
-        for until in session.scalars(
+def suspension_ends(session: Session, inmate: Inmate, from_day: date) -> list[date]:
+    """The last days of the suspensions of visits to this inmate (staff's, and the roster's)
+    that cover ``from_day`` or any day after: a suspension has no start, so these are all that
+    can cover a day from then on (see :func:`longest_suspension`)."""
+    ends = list(
+        session.scalars(
             select(InmateSuspension.until).where(
                 InmateSuspension.inmate_id == inmate.id,
                 InmateSuspension.lifted_at.is_(None),
-                InmateSuspension.until >= on_day,
+                InmateSuspension.until >= from_day,
             )
         )
-    ]
-    if inmate.visits_suspended_until is not None and inmate.visits_suspended_until >= on_day:
+    )
+    if inmate.visits_suspended_until is not None and inmate.visits_suspended_until >= from_day:
         ends.append(inmate.visits_suspended_until)
-    return max(ends, default=None)
+    return ends
 
 
-def inmate_problems(session: Session, inmate: Inmate, visit_day: date) -> list[Problem]:
-    """Whether this inmate can receive a visit on ``visit_day``."""
+def longest_suspension(ends: Iterable[date], on_day: date) -> date | None:
+    """The last day of the longest of these suspensions (:func:`suspension_ends`) that covers
+    ``on_day``."""
+    return max((end for end in ends if end >= on_day), default=None)
+
+
+def suspended_until(session: Session, inmate: Inmate, on_day: date) -> date | None:
+    """The last day of the longest suspension (the roster's or staff's) covering ``on_day``."""
+    return longest_suspension(suspension_ends(session, inmate, on_day), on_day)
+
+
+def inmate_problems(inmate: Inmate, visit_day: date, suspensions: Iterable[date]) -> list[Problem]:
+    """Whether this inmate can receive a visit on ``visit_day``, given the ends of their
+    suspensions read from that day or earlier (:func:`suspension_ends`)."""
     if inmate.status is not InmateStatus.ACTIVE:
         return [Problem(Code.INMATE_NOT_ACTIVE, "inmate")]
-    until = suspended_until(session, inmate, visit_day)
+    until = longest_suspension(suspensions, visit_day)
     if until is not None:
         return [Problem(Code.INMATE_SUSPENDED, "inmate", {"until": until})]
     return []

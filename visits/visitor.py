@@ -175,22 +175,30 @@ def remember_details(visitor: Visitor, person: Identity) -> None:
         visitor.sex = person.sex
 
 
-def suspensions(
-    session: Session, prison_id: int, visitor_ids: Iterable[int], on_day: date
-) -> dict[int, date]:
-    """Visitor id → the last day of the longest suspension covering ``on_day`` at this prison."""
+def suspensions_from(
+    session: Session, prison_id: int, visitor_ids: Iterable[int], from_day: date
+) -> list[tuple[int, date]]:
+    """(visitor id, last day) of each suspension of these visitors at this prison that covers
+    ``from_day`` or any day after (a suspension has no start: see :func:`suspended_on`)."""
     ids = list(visitor_ids)
     if not ids:
-        return {}
+        return []
     rows = session.execute(
         select(VisitorSuspension.visitor_id, VisitorSuspension.until).where(
             VisitorSuspension.prison_id == prison_id,
             VisitorSuspension.visitor_id.in_(ids),
-            VisitorSuspension.until >= on_day,
+            VisitorSuspension.until >= from_day,
             VisitorSuspension.lifted_at.is_(None),
         )
     )
+    return [(visitor_id, until) for visitor_id, until in rows]
+
+
+def suspended_on(found: Iterable[tuple[int, date]], on_day: date) -> dict[int, date]:
+    """Visitor id → the last day of the longest of these suspensions
+    (:func:`suspensions_from`) covering ``on_day``."""
     until: dict[int, date] = {}
-    for visitor_id, day in rows:
-        until[visitor_id] = max(day, until.get(visitor_id, day))
+    for visitor_id, day in found:
+        if day >= on_day:
+            until[visitor_id] = max(day, until.get(visitor_id, day))
     return until

@@ -698,9 +698,9 @@ def _move_refused(
     problems: list[Problem],
     status: int,
 ) -> HTMLResponse:
-    """The move page again with why nothing moved, read outside the write lock: the times it
-    offers cost a few queries each (:func:`visits.booking.move_targets`), which must not hold
-    up every other booking of the database meanwhile."""
+    """The move page again with why nothing moved, read outside the write lock: the page
+    (the days, and the times it offers, :func:`visits.booking.move_targets`) is a read like
+    any other, which must not hold up every other booking of the database meanwhile."""
     session.close()
     with request.app.state.db.read_session() as reading:
         booking = _owned(request, reading, reference, token)
