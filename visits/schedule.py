@@ -450,11 +450,13 @@ def closure_for(closures: Sequence[Closure], slot: Any, tz: ZoneInfo) -> Closure
 
 
 def closures_between(session: Session, prison_id: int, first: date, last: date) -> list[Closure]:
+    """By day, a whole day's closure first: where it and one visit time's both cover a time,
+    the reason given is the day's, the same on every database (they sort nulls apart)."""
     return list(
         session.scalars(
             select(Closure)
             .where(Closure.prison_id == prison_id, Closure.day >= first, Closure.day <= last)
-            .order_by(Closure.day, Closure.start_time)
+            .order_by(Closure.day, Closure.start_time.nulls_first(), Closure.id)
         )
     )
 
