@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import date, time, timedelta
+from html import unescape
 
 import pytest
 from hypothesis import given
@@ -20,6 +22,8 @@ from tests.factories import (
     request_for,
     visitor,
 )
+from tests.staffing import make_staff, sign_in, staff_token
+from tests.test_pages import text
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
 from visits.closing import ClosureRequest, close
@@ -41,9 +45,10 @@ from visits.health import AdvisoryKind, Measures, Scope
 from visits.i18n import use_locale
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
-from visits.problems import Code, Rejected, message
+from visits.problems import Code, Problem, Rejected, message
 from visits.rules import age_on
 from visits.schedule import Slot
+from visits.staff import StaffRole
 
 GUARD = Actor("staff:guardia", "10.1.2.3")
 BOOKED_AT = NOW - timedelta(days=3)
@@ -179,10 +184,10 @@ def test_undo_returns_a_visitor_to_expected_and_the_booking_to_confirmed(gate_wo
         record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
         record_arrival(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+        undo_gate(s, prison=_prison(s), visitor_id=adult, was="arrived", actor=GUARD, now=NOW)
     assert _status(db, refs["today"]) is BookingStatus.ATTENDED  # the child is still in
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
+        undo_gate(s, prison=_prison(s), visitor_id=child, was="arrived", actor=GUARD, now=NOW)
     assert _status(db, refs["today"]) is BookingStatus.CONFIRMED
     assert all(v.gate_status is None for v in _day(db)[0].bookings[0].visitors)
     with db.read_session() as s:
@@ -226,7 +231,10 @@ def test_a_no_show_is_said_after_the_visit_time_and_only_if_nobody_came(gate_wor
         record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
     assert came.value.codes == {Code.CAME_TO_THE_GATE}
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
+        undo_gate(
+            s, prison=_prison(s), visitor_id=adult, was="turned_away", reason="late",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
     with db.writing() as s:
         record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
     assert _status(db, refs["today"]) is BookingStatus.NO_SHOW
@@ -480,7 +488,10 @@ def test_a_cancelled_visit_the_gate_never_saw_frees_the_day(same_day):
             s, prison=_prison(s), visitor_id=maria, reason="late", note="", actor=GUARD, now=NOW
         )
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+        undo_gate(
+            s, prison=_prison(s), visitor_id=maria, was="turned_away", reason="late",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
     with db.writing() as s:
         _cancel_as(s, "family", reference)
     assert _book_now(db, slots["16:00"], visitor())
@@ -510,3 +521,119 @@ def test_a_visit_of_a_visitor_turned_away_that_day_is_not_moved_onto_it(same_day
             sms_policy=SMS,
         )  # fmt: skip
     assert still.value.codes == {Code.VISITOR_CAME_THAT_DAY}
+
+
+# --- At the gate, in the browser ---------------------------------------------------------------
+
+
+@pytest.fixture
+def guards(make_client, db):
+    """Two guards of Quencoro (the demo data), each signed in on their own tablet."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "guardia.dos", StaffRole.GUARD)
+    tablets = []
+    for name in ("guardia", "guardia.dos"):
+        client = make_client()
+        sign_in(client, name)
+        tablets.append(client)
+    return tablets
+
+
+def _quencoro_visit(db, day: date, start: time, hours: float = 2) -> tuple[str, int, int]:
+    """A Quencoro booking of one adult on ``day`` at ``start``, made days before: its
+    reference, its id and its visitor's id."""
+    from visits.inmate import Inmate
+
+    with db.writing() as s:
+        prison = _prison(s, "QUENCORO")
+        slot = make_slot(s, prison, day, start=start, hours=hours)
+        booked = create_booking(
+            s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == "Q10001")),
+            request=request_for(slot, visitor("46000001")), now=NOW - timedelta(days=5),
+            secret_key="test-secret", sms_policy=SMS,
+        ).booking  # fmt: skip
+        return booked.reference, booked.id, booked.visitors[0].id
+
+
+def _post(client, path: str, **fields: str):
+    data = {"csrf_token": staff_token(client), **fields}
+    return client.post(f"/staff/p/QUENCORO{path}", data=data, follow_redirects=False)
+
+
+def _form(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the page's form that posts to ``action``, as a browser sends them."""
+    found = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html)
+    assert found, f"no form for {action}"
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', found.group(1))
+    return {name: unescape(value) for name, value in fields}
+
+
+def _gate_check(db, visitor_id: int) -> GateCheck | None:
+    with db.read_session() as s:
+        return s.get(GateCheck, visitor_id)
+
+
+def test_a_stale_undo_never_erases_what_another_guard_recorded_since(guards, db):
+    """Guard B's list shows María turned away; guard A undoes that and lets her in. B's
+    "Undo", from the list loaded before, is refused: the arrival stands."""
+    a, b = guards
+    reference, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    undo = f"/staff/p/QUENCORO/visitors/{maria}/undo"
+    assert _post(a, f"/visitors/{maria}/turn-away", reason="late").status_code == 303
+    stale = _form(b.get("/staff/p/QUENCORO/day").text, undo)
+    assert stale == {"csrf_token": staff_token(b), "was": "turned_away", "reason": "late"}
+    shown_to_a = _form(a.get("/staff/p/QUENCORO/day").text, undo)
+    assert a.post(undo, data=shown_to_a, follow_redirects=False).status_code == 303
+    assert _post(a, f"/visitors/{maria}/arrived").status_code == 303
+    refused = b.post(undo, data=stale, follow_redirects=False)
+    assert refused.status_code == 409
+    with use_locale("es"):
+        told = message(Problem(Code.GATE_RECORD_CHANGED, None, {"name": "María Quispe Huamán"}))
+    assert told in text(refused)
+    assert _gate_check(db, maria).status is GateStatus.ARRIVED
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    # What B sees now is what B may undo; a second click of it finds nothing left to undo.
+    current = _form(b.get("/staff/p/QUENCORO/day").text, undo)
+    assert current["was"] == "arrived"
+    for _ in range(2):
+        assert b.post(undo, data=current, follow_redirects=False).status_code == 303
+    assert _gate_check(db, maria) is None
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+
+
+def test_an_undo_that_does_not_say_what_it_undoes_is_refused(gate_world):
+    db, refs = gate_world
+    adult, child, _ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=adult, reason="other", note="olía a alcohol",
+            actor=GUARD, now=NOW,
+        )  # fmt: skip
+        record_arrival(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
+    shown = {"was": "turned_away", "reason": "other", "note": "olía a alcohol"}
+    for wrong in (
+        {},  # an old page's form
+        {**shown, "was": "arrived"},
+        {**shown, "reason": "late"},
+        {**shown, "reason": "no such reason"},
+        {**shown, "note": "otra cosa"},
+    ):
+        with pytest.raises(Rejected) as refused, db.writing() as s:
+            undo_gate(
+                s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW,
+                **{"was": "", **wrong},
+            )  # fmt: skip
+        assert refused.value.codes == {Code.GATE_RECORD_CHANGED}, wrong
+    with pytest.raises(Rejected), db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=child, was="turned_away", actor=GUARD, now=NOW)
+    assert {v.gate_status for v in _day(db)[0].bookings[0].visitors} == {
+        GateStatus.TURNED_AWAY,
+        GateStatus.ARRIVED,
+        None,
+    }
+    with db.writing() as s:  # the note as a browser sends it back, line breaks and all
+        undo_gate(
+            s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW,
+            **{**shown, "note": "olía a alcohol\r\n"},
+        )  # fmt: skip
+    assert _day(db)[0].bookings[0].visitors[0].gate_status is None

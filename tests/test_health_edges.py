@@ -401,7 +401,7 @@ def test_undoing_a_health_turn_away_clears_its_screening(today, db):
     assert _screen(client, visitor_id, cough="1").status_code == 200
     undo = client.post(
         f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
-        data={"csrf_token": staff_token(client)},
+        data={"csrf_token": staff_token(client), "was": "turned_away", "reason": "health"},
         follow_redirects=False,
     )
     assert undo.status_code == 303
@@ -576,7 +576,7 @@ def test_a_guards_mistaken_high_risk_tick_is_undone_with_its_screening(today, db
     assert _screen(client, visitor_id, high_risk="1").status_code == 200  # kept out
     undo = client.post(
         f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
-        data={"csrf_token": staff_token(client)},
+        data={"csrf_token": staff_token(client), "was": "turned_away", "reason": "health"},
         follow_redirects=False,
     )
     assert undo.status_code == 303

@@ -380,9 +380,19 @@ def _unchanged(
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
         return False
-    if check.status is status and check.reason is reason and check.note == note:
+    if _says(check, status, reason, note):
         return True
     raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
+
+
+def _says(check: GateCheck, status: GateStatus, reason: TurnAwayReason | None, note: str) -> bool:
+    """Whether the gate's record is exactly this (a note's line breaks as a browser sends
+    them or not): how a step tells a repeat of itself from a page that is out of date."""
+    return (
+        check.status is status
+        and check.reason is reason
+        and check.note.strip().splitlines() == note.strip().splitlines()
+    )
 
 
 def record_turned_away(
@@ -472,15 +482,32 @@ def screen_at_gate(
 
 
 def undo_gate(
-    session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
+    session: Session,
+    *,
+    prison: Prison,
+    visitor_id: int,
+    was: str,
+    reason: str = "",
+    note: str = "",
+    actor: Actor,
+    now: datetime,
 ) -> Booking:
     """A mistake at the gate: the visitor is expected again (and the booking confirmed again
-    when nobody else of it came in). The audit trail keeps what was undone."""
+    when nobody else of it came in). The audit trail keeps what was undone.
+
+    ``was``, ``reason`` and ``note``: the record the guard saw and undoes, as the list showed
+    it. A record that is no longer that one (another guard undid it and recorded something
+    else after the page was loaded) is refused, never erased, as an arrival or a turn-away
+    from such a page is (:func:`_unchanged`); none left to undo (a double click, or undone
+    already) is what was asked, and nothing is recorded."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
-    check = session.get(GateCheck, visitor.id)
+    check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
         return booking
-    was = check.status.value
+    shown = GateStatus(was) if was in set(GateStatus) else None
+    why = TurnAwayReason(reason) if reason in set(TurnAwayReason) else None
+    if shown is None or (reason and why is None) or not _says(check, shown, why, note):
+        raise Rejected([Problem(Code.GATE_RECORD_CHANGED, None, {"name": visitor.full_name})])
     session.delete(check)
     # A health turn-away undone takes its screening with it (and a high-risk tick the gate
     # added): the guard asks again.
@@ -490,7 +517,7 @@ def undo_gate(
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED
     booking.updated_at = now
-    _audit(session, booking, visitor, "visitor.gate_undone", actor, now, was=was)
+    _audit(session, booking, visitor, "visitor.gate_undone", actor, now, was=shown.value)
     return booking
 
 

@@ -99,6 +99,7 @@ class Code(StrEnum):
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
     ALREADY_RECORDED = "already_recorded"
+    GATE_RECORD_CHANGED = "gate_record_changed"
     GATE_RECORDED = "gate_recorded"
     INVALID_DATE_RANGE = "invalid_date_range"
     DAY_IN_PAST = "day_in_past"
@@ -245,6 +246,10 @@ MESSAGES: dict[Code, str] = {
     ),
     Code.ALREADY_RECORDED: N_(
         "%(name)s was already recorded at the gate. To change it, undo it first."
+    ),
+    Code.GATE_RECORD_CHANGED: N_(
+        "What the gate recorded for %(name)s changed after this list was loaded, perhaps by "
+        "another guard: nothing was undone. Look at the list again."
     ),
     Code.GATE_RECORDED: N_("The gate has already recorded this visit: it can no longer be moved."),
     Code.DAY_IN_PAST: N_("This day has already passed."),

@@ -249,12 +249,16 @@ def _step(
     now: datetime,
     client: str,
     record: Callable[..., Booking],
-    **target: int,
+    target: dict[str, int],
+    **given: str,
 ) -> Response:
-    """One step at the gate (``record`` with the visitor or booking it names): committed and
-    back to the booking's row, or today's list with why nothing was recorded."""
+    """One step at the gate (``record`` with the visitor or booking ``target`` names, and
+    what the form ``given`` says): committed and back to the booking's row, or today's list
+    with why nothing was recorded."""
     try:
-        booking = record(session, prison=who.prison, actor=_actor(who, client), now=now, **target)
+        booking = record(
+            session, prison=who.prison, actor=_actor(who, client), now=now, **target, **given
+        )
     except Rejected as rejected:
         return _refused(request, who, session, now, rejected)
     session.commit()
@@ -270,7 +274,9 @@ def arrived(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    return _step(request, who, session, now, client, gate.record_arrival, visitor_id=visitor_id)
+    return _step(
+        request, who, session, now, client, gate.record_arrival, {"visitor_id": visitor_id}
+    )
 
 
 @router.get("/visitors/{visitor_id}/turn-away", response_class=HTMLResponse)
@@ -411,8 +417,13 @@ def undo(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    values: FormValues,
 ) -> Response:
-    return _step(request, who, session, now, client, gate.undo_gate, visitor_id=visitor_id)
+    """Undo what the list showed for the visitor (the form says what it was): a record that
+    changed since the page was loaded is refused, not erased."""
+    shown = {key: values.get(key, "") for key in ("was", "reason", "note")}
+    target = {"visitor_id": visitor_id}
+    return _step(request, who, session, now, client, gate.undo_gate, target, **shown)
 
 
 @router.post("/bookings/{booking_id}/no-show")
@@ -424,7 +435,9 @@ def no_show(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    return _step(request, who, session, now, client, gate.record_no_show, booking_id=booking_id)
+    return _step(
+        request, who, session, now, client, gate.record_no_show, {"booking_id": booking_id}
+    )
 
 
 @router.post("/bookings/{booking_id}/no-show/undo")
@@ -436,4 +449,4 @@ def undo_no_show(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    return _step(request, who, session, now, client, gate.undo_no_show, booking_id=booking_id)
+    return _step(request, who, session, now, client, gate.undo_no_show, {"booking_id": booking_id})
