@@ -637,3 +637,64 @@ def test_an_undo_that_does_not_say_what_it_undoes_is_refused(gate_world):
             **{**shown, "note": "olía a alcohol\r\n"},
         )  # fmt: skip
     assert _day(db)[0].bookings[0].visitors[0].gate_status is None
+
+
+def test_nobody_came_and_its_undo_said_twice_are_done_once(gate_world):
+    db, refs = gate_world
+    with db.read_session() as s:
+        booking_id = s.scalar(select(Booking.id).where(Booking.reference == refs["today"]))
+    next_day = NOW + timedelta(days=1)
+    for step, status in ((record_no_show, BookingStatus.NO_SHOW),
+                         (undo_no_show, BookingStatus.CONFIRMED)):  # fmt: skip
+        for _ in range(2):  # a double click, or two guards
+            with db.writing() as s:
+                step(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=next_day)
+            assert _status(db, refs["today"]) is status
+    with db.read_session() as s:
+        said = s.scalars(select(AuditEvent.action).where(AuditEvent.action.like("booking.no_%")))
+        assert said.all() == ["booking.no_show", "booking.no_show_undone"]
+
+
+def test_nobody_came_on_a_past_days_list_repeats_quietly_and_is_refused_on_that_list(guards, db):
+    a, b = guards
+    yesterday = LIMA_TODAY - timedelta(days=1)
+    reference, booking_id, maria = _quencoro_visit(db, yesterday, time(14))
+    path = f"/bookings/{booking_id}/no-show"
+    back = f"/staff/p/QUENCORO/day?date={yesterday}#b-{reference}"
+    for guard in (a, a, b):  # a double click, and a second guard's list loaded before
+        answer = _post(guard, path)
+        assert (answer.status_code, answer.headers["location"]) == (303, back)
+    assert _status(db, reference) is BookingStatus.NO_SHOW
+    for guard in (a, a, b):
+        answer = _post(guard, f"{path}/undo")
+        assert (answer.status_code, answer.headers["location"]) == (303, back)
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+    with db.writing() as s:  # someone of it had come yesterday after all
+        record_turned_away(
+            s, prison=_prison(s, "QUENCORO"), visitor_id=maria, reason="late", note="",
+            actor=GUARD, now=NOW - timedelta(days=1),
+        )  # fmt: skip
+    refused = _post(b, path)
+    assert refused.status_code == 409
+    with use_locale("es"):
+        assert message(Problem(Code.CAME_TO_THE_GATE), "gate") in text(refused)
+    assert f'id="b-{reference}"' in refused.text  # on yesterday's list, not today's
+    assert f'name="date" value="{yesterday}"' in refused.text
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+
+
+def test_a_step_on_a_cancelled_booking_is_refused_in_the_guards_words_on_its_days_list(guards, db):
+    a, _ = guards
+    yesterday = LIMA_TODAY - timedelta(days=1)
+    _, booking_id, _ = _quencoro_visit(db, yesterday, time(14))
+    with db.writing() as s:
+        booking = s.get(Booking, booking_id)
+        booking.status = BookingStatus.CANCELLED  # as a closure of yesterday would have left it
+    refused = _post(a, f"/bookings/{booking_id}/no-show")
+    assert refused.status_code == 409
+    problem = Problem(Code.BOOKING_NOT_ACTIVE)
+    with use_locale("es"):
+        told = message(problem, "gate")
+        assert told != message(problem)  # not the family's "cancelled or already over"
+    assert told in text(refused)
+    assert f'name="date" value="{yesterday}"' in refused.text

@@ -8,7 +8,8 @@ At the gate, each visitor comes in or is turned away (a reason from a list, and 
 a booking with someone in is ``attended``, and one nobody came to is marked ``no_show`` once
 its visit time is over (that day or later). Only on the visit's day, only for confirmed
 bookings of the guard's prison; what one guard recorded another cannot overwrite, and a
-mistake is undone explicitly. A booking whose visitors were all turned away stays
+mistake is undone explicitly (an undo says what it undoes: never another guard's newer
+record). A step said twice is done once. A booking whose visitors were all turned away stays
 ``confirmed``, its visitors marked. Every step is an audit event with who and from where.
 """
 
@@ -521,12 +522,37 @@ def undo_gate(
     return booking
 
 
+# The bookings "nobody came" and its undo apply to, or find already done.
+_NO_SHOW_STEPS = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED, BookingStatus.NO_SHOW)
+
+
+def booking_day(
+    session: Session,
+    prison: Prison,
+    *,
+    visitor_id: int | None = None,
+    booking_id: int | None = None,
+) -> date | None:
+    """The visit day of a booking of this prison, named by its id or one of its visitors'
+    (``None``: no such booking here): the list a refusal at the gate is shown on."""
+    query = select(Slot.local_date).join(Booking, Booking.slot_id == Slot.id)
+    if visitor_id is not None:
+        query = query.join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
+        query = query.where(BookingVisitor.id == visitor_id)
+    else:
+        query = query.where(Booking.id == booking_id)
+    return session.scalar(query.where(Booking.prison_id == prison.id))
+
+
 def record_no_show(
     session: Session, *, prison: Prison, booking_id: int, actor: Actor, now: datetime
 ) -> Booking:
     """Nobody of the booking came to the gate: said once its visit time is over, that day or
-    later (a list left unmarked at closing can be completed the next day)."""
-    booking = _gate_booking(session, prison, booking_id, now, later_days=True)
+    later (a list left unmarked at closing can be completed the next day). Said again (a
+    double click, two guards), it is recorded once."""
+    booking = _gate_booking(session, prison, booking_id, now, _NO_SHOW_STEPS, later_days=True)
+    if booking.status is BookingStatus.NO_SHOW:
+        return booking
     if booking.status is not BookingStatus.CONFIRMED or _checks(session, booking):
         raise Rejected([Problem(Code.CAME_TO_THE_GATE)])
     if now < booking.slot.ends_at:
@@ -539,10 +565,11 @@ def record_no_show(
 def undo_no_show(
     session: Session, *, prison: Prison, booking_id: int, actor: Actor, now: datetime
 ) -> Booking:
-    """A no-show said by mistake: the booking is confirmed again."""
-    booking = _gate_booking(
-        session, prison, booking_id, now, (BookingStatus.NO_SHOW,), later_days=True
-    )
+    """A no-show said by mistake: the booking is confirmed again. Said again (a double click,
+    two guards), it is done once: a booking that is no longer a no-show is left as it is."""
+    booking = _gate_booking(session, prison, booking_id, now, _NO_SHOW_STEPS, later_days=True)
+    if booking.status is not BookingStatus.NO_SHOW:
+        return booking
     booking.status, booking.updated_at = BookingStatus.CONFIRMED, now
     _audit(session, booking, None, "booking.no_show_undone", actor, now)
     return booking

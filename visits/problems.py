@@ -332,6 +332,12 @@ GATE_MESSAGES: dict[Code, str] = {
         "%(name)s may not come in: a health measure has paused visits to %(inmate)s."
     ),
     Code.BOOKING_NOT_FOUND: N_("This booking is not on this prison's list."),
+    # The family's "cancelled or already over" misleads on a past day's list the gate is
+    # completing: the gate records only confirmed bookings (attended ones too).
+    Code.BOOKING_NOT_ACTIVE: N_(
+        "This booking is not confirmed (cancelled, nobody came, or waiting for the family's "
+        "code): nothing was recorded. Look at the list again."
+    ),
 }
 
 # The refusals of a move staff make for a family whose family wording speaks to the family

@@ -233,12 +233,18 @@ def _back_to(who: Staff, booking: Booking) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def _refused(request: Request, who: Staff, session, now, rejected: Rejected) -> Response:
-    """Today's list again, with why nothing was recorded (read outside the write lock)."""
+def _refused(
+    request: Request, who: Staff, session, now, rejected: Rejected, target: dict[str, int]
+) -> Response:
+    """The list of the booking's day (``target`` names it, or one of its visitors; today's if
+    it is none of this prison's) again, with why nothing was recorded (read outside the write
+    lock): a guard completing a past day's list stays on it."""
     session.close()
-    day = who.prison.local_date(now)  # type: ignore[union-attr]
+    prison = who.prison
+    assert prison is not None
     with request.app.state.db.read_session() as reading:
-        slots = gate.day_list(reading, who.prison, day)  # type: ignore[arg-type]
+        day = gate.booking_day(reading, prison, **target) or prison.local_date(now)
+        slots = gate.day_list(reading, prison, day)
     return _day_page(request, who, now, day, slots, list(rejected.problems), 409)
 
 
@@ -253,14 +259,14 @@ def _step(
     **given: str,
 ) -> Response:
     """One step at the gate (``record`` with the visitor or booking ``target`` names, and
-    what the form ``given`` says): committed and back to the booking's row, or today's list
-    with why nothing was recorded."""
+    what the form ``given`` says): committed and back to the booking's row, or its day's
+    list with why nothing was recorded."""
     try:
         booking = record(
             session, prison=who.prison, actor=_actor(who, client), now=now, **target, **given
         )
     except Rejected as rejected:
-        return _refused(request, who, session, now, rejected)
+        return _refused(request, who, session, now, rejected, target)
     session.commit()
     return _back_to(who, booking)
 
