@@ -38,6 +38,7 @@ from visits.gate import (
     record_arrival,
     record_no_show,
     record_turned_away,
+    screen_at_gate,
     undo_gate,
     undo_no_show,
 )
@@ -48,6 +49,7 @@ from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
 from visits.rules import age_on
 from visits.schedule import Slot
+from visits.screening import Answers, Stage
 from visits.staff import StaffRole
 
 GUARD = Actor("staff:guardia", "10.1.2.3")
@@ -698,3 +700,71 @@ def test_a_step_on_a_cancelled_booking_is_refused_in_the_guards_words_on_its_day
         assert told != message(problem)  # not the family's "cancelled or already over"
     assert told in text(refused)
     assert f'name="date" value="{yesterday}"' in refused.text
+
+
+def test_a_visitor_asked_the_health_questions_at_the_gate_came_so_nobody_came_is_refused(
+    gate_world,
+):
+    """María answered the questions at the gate (no symptoms) and was not marked let in yet:
+    someone came, and the list offers no "nobody came"."""
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.read_session() as s:
+        booking_id = s.scalar(select(Booking.id).where(Booking.reference == refs["today"]))
+        ends_at = s.get(Booking, booking_id).slot.ends_at
+    with db.writing() as s:
+        screened = screen_at_gate(
+            s, prison=_prison(s), visitor_id=adult, answers=Answers(), actor=GUARD, now=NOW,
+            sms_policy=SMS,
+        )  # fmt: skip
+        assert screened.let_in
+    with pytest.raises(Rejected) as refused, db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
+    [problem] = refused.value.problems
+    assert problem.code is Code.SCREENED_AT_THE_GATE
+    with use_locale("en"):
+        assert message(problem, "gate").startswith("María Quispe Huamán answered the health")
+    assert _status(db, refs["today"]) is BookingStatus.CONFIRMED
+    assert _day(db)[0].bookings[0].at_the_gate
+
+
+def test_the_list_offers_no_nobody_came_for_a_booking_screened_at_the_gate(guards, db):
+    a, _ = guards
+    reference, booking_id, maria = _quencoro_visit(db, LIMA_TODAY, time(7), hours=1)  # over
+    no_show = f"/staff/p/QUENCORO/bookings/{booking_id}/no-show"
+    assert f'action="{no_show}"' in a.get("/staff/p/QUENCORO/day").text
+    assert _post(a, f"/visitors/{maria}/screening").status_code == 303  # no symptoms
+    page = a.get("/staff/p/QUENCORO/day")
+    assert f'id="b-{reference}"' in page.text
+    assert f'action="{no_show}"' not in page.text
+    refused = _post(a, f"/bookings/{booking_id}/no-show")  # from a list loaded before
+    assert refused.status_code == 409
+    with use_locale("es"):
+        problem = Problem(Code.SCREENED_AT_THE_GATE, None, {"name": "María Quispe Huamán"})
+        assert message(problem, "gate") in text(refused)
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+
+
+def test_a_screening_at_the_gate_stays_on_its_day_when_the_booking_is_moved(gate_world):
+    """Asked at the gate this morning (no symptoms), then moved by staff to tomorrow: nobody
+    came tomorrow can be said, and tomorrow's list shows no answer given at its gate."""
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        screen_at_gate(
+            s, prison=_prison(s), visitor_id=adult, answers=Answers(), actor=GUARD, now=NOW,
+            sms_policy=SMS,
+        )  # fmt: skip
+    with db.writing() as s:
+        tomorrow = s.scalar(select(Booking.slot_id).where(Booking.reference == refs["tomorrow"]))
+        moved = move_booking(
+            s, s.scalar(select(Booking).where(Booking.reference == refs["today"])),
+            slot_id=tomorrow, now=NOW, actor="staff:guardia", sms_policy=SMS, reason="Otro día",
+        )  # fmt: skip
+        booking_id, ends_at = moved.id, moved.slot.ends_at
+    [listed] = [b for slot in _day(db, TOMORROW) for b in slot.bookings if b.id == booking_id]
+    assert not listed.at_the_gate
+    assert Stage.GATE not in listed.visitors[0].screened
+    with db.writing() as s:
+        record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
+    assert _status(db, refs["today"]) is BookingStatus.NO_SHOW

@@ -128,8 +128,9 @@ class GateBooking:
 
     @property
     def at_the_gate(self) -> bool:
-        """Whether anyone of it came to the gate (let in or not)."""
-        return any(v.gate_status is not None for v in self.visitors)
+        """Whether anyone of it came to the gate: let in, turned away, or asked the health
+        questions there (see :func:`record_no_show`)."""
+        return any(v.gate_status is not None or Stage.GATE in v.screened for v in self.visitors)
 
 
 @dataclass
@@ -225,7 +226,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             )
         )
     everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
-    found = screening.outcomes(session, [v.id for v in everyone])
+    found = screening.outcomes(session, [v.id for v in everyone], visit_day=day)
     for visitor in everyone:
         visitor.screened.update(found.get(visitor.id, {}))
     return list(slots.values())
@@ -555,6 +556,14 @@ def record_no_show(
         return booking
     if booking.status is not BookingStatus.CONFIRMED or _checks(session, booking):
         raise Rejected([Problem(Code.CAME_TO_THE_GATE)])
+    # Asked the health questions at the gate that day (no symptoms, so no turn-away, and not
+    # marked as let in yet): they came.
+    found = screening.outcomes(
+        session, [v.id for v in booking.visitors], visit_day=booking.slot.local_date
+    )
+    if screened := [v for v in booking.visitors if Stage.GATE in found.get(v.id, {})]:
+        name = screened[0].full_name
+        raise Rejected([Problem(Code.SCREENED_AT_THE_GATE, None, {"name": name})])
     if now < booking.slot.ends_at:
         raise Rejected([Problem(Code.VISIT_NOT_OVER)])
     booking.status, booking.updated_at = BookingStatus.NO_SHOW, now

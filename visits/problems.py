@@ -98,6 +98,7 @@ class Code(StrEnum):
     NOT_THE_VISIT_DAY = "not_the_visit_day"
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
+    SCREENED_AT_THE_GATE = "screened_at_the_gate"
     ALREADY_RECORDED = "already_recorded"
     GATE_RECORD_CHANGED = "gate_record_changed"
     GATE_RECORDED = "gate_recorded"
@@ -241,6 +242,10 @@ MESSAGES: dict[Code, str] = {
     Code.NOT_THE_VISIT_DAY: N_("This visit is on %(day)s: the gate records it only that day."),
     Code.VISIT_NOT_OVER: N_("The visit time is not over yet: wait until it ends."),
     Code.CAME_TO_THE_GATE: N_("Someone of this booking came to the gate: it is not a no-show."),
+    Code.SCREENED_AT_THE_GATE: N_(
+        "%(name)s answered the health questions at the gate: someone of this booking came, "
+        "so it is not a no-show."
+    ),
     Code.INVALID_DATE_RANGE: N_(
         "The last day must come after the first, at most %(days)s days later."
     ),

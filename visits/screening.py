@@ -20,7 +20,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, false, select
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, false, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, str_enum
@@ -172,16 +172,21 @@ def _at(session: Session, booking_visitor_id: int, stage: Stage) -> Screening | 
     )
 
 
-def outcomes(session: Session, visitor_ids: list[int]) -> dict[int, dict[Stage, Outcome]]:
-    """Each booking visitor's outcomes, by stage (for the gate's list and the booking page)."""
+def outcomes(
+    session: Session, visitor_ids: list[int], *, visit_day: date | None = None
+) -> dict[int, dict[Stage, Outcome]]:
+    """Each booking visitor's outcomes, by stage (for the gate's list and the booking page).
+    ``visit_day``: the gate's only if recorded that day (a booking moved after a screening at
+    the gate does not take it to its new day)."""
     found: dict[int, dict[Stage, Outcome]] = {}
     if not visitor_ids:
         return found
-    rows = session.execute(
-        select(Screening.booking_visitor_id, Screening.stage, Screening.outcome).where(
-            Screening.booking_visitor_id.in_(visitor_ids)
-        )
+    query = select(Screening.booking_visitor_id, Screening.stage, Screening.outcome).where(
+        Screening.booking_visitor_id.in_(visitor_ids)
     )
+    if visit_day is not None:
+        query = query.where(or_(Screening.stage == Stage.BOOKING, Screening.day == visit_day))
+    rows = session.execute(query)
     for visitor_id, stage, outcome in rows:
         found.setdefault(visitor_id, {})[stage] = outcome
     return found
