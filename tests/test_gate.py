@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import date, time, timedelta
-from html import unescape
+from html import escape, unescape
 
 import pytest
 from hypothesis import given
@@ -768,3 +768,24 @@ def test_a_screening_at_the_gate_stays_on_its_day_when_the_booking_is_moved(gate
     with db.writing() as s:
         record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
     assert _status(db, refs["today"]) is BookingStatus.NO_SHOW
+
+
+def test_the_turn_away_form_opens_with_no_reason_chosen_and_refuses_none(guards, db):
+    a, _ = guards
+    _, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    form = a.get(f"/staff/p/QUENCORO/visitors/{maria}/turn-away")
+    options = re.findall(r"<option [^>]*>[^<]*</option>", form.text)
+    assert options[0].startswith('<option value="" selected>')  # "Choose the reason"
+    assert all(" selected" not in option for option in options[1:])
+    note = "Llegó sin nada, dice que <vuelve> luego"
+    refused = _post(a, f"/visitors/{maria}/turn-away", reason="", note=note)
+    assert refused.status_code == 422
+    with use_locale("es"):
+        told = message(Problem(Code.INVALID_CHOICE, "reason"), "gate")
+    assert re.search(
+        rf'<p class="field-error" id="reason-error">.*{re.escape(told)}</p>', refused.text
+    )
+    assert 'aria-invalid="true"' in refused.text
+    assert f">{escape(note)}</textarea>" in refused.text  # what they typed is kept
+    assert re.findall(r"<option [^>]*>", refused.text)[0] == '<option value="" selected>'
+    assert _gate_check(db, maria) is None

@@ -407,8 +407,8 @@ def record_turned_away(
     actor: Actor,
     now: datetime,
 ) -> Booking:
-    """A visitor was not let in: a reason from the list, and what the guard adds (required
-    for "other")."""
+    """A visitor was not let in: a reason from the list (none chosen is refused like one not
+    on it: the form opens with none), and what the guard adds (required for "other")."""
     problems = []
     if reason not in set(TurnAwayReason):
         problems.append(Problem(Code.INVALID_CHOICE, "reason"))
