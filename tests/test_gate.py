@@ -10,7 +10,7 @@ from html import escape, unescape
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.factories import (
     LIMA_TODAY,
@@ -23,7 +23,7 @@ from tests.factories import (
     visitor,
 )
 from tests.staffing import make_staff, sign_in, staff_token
-from tests.test_pages import text
+from tests.test_pages import text, visible
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
 from visits.closing import ClosureRequest, close
@@ -43,7 +43,7 @@ from visits.gate import (
     undo_no_show,
 )
 from visits.health import AdvisoryKind, Measures, Scope
-from visits.i18n import use_locale
+from visits.i18n import gettext, use_locale
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
@@ -789,3 +789,54 @@ def test_the_turn_away_form_opens_with_no_reason_chosen_and_refuses_none(guards,
     assert f">{escape(note)}</textarea>" in refused.text  # what they typed is kept
     assert re.findall(r"<option [^>]*>", refused.text)[0] == '<option value="" selected>'
     assert _gate_check(db, maria) is None
+
+
+def test_the_list_says_which_times_are_closed_and_why_reading_the_closures_once(gate_world):
+    db, _ = gate_world
+    with db.writing() as s:
+        make_slot(s, _prison(s), LIMA_TODAY, start=time(9))
+        make_slot(s, _prison(s), TOMORROW, start=time(9))
+    with db.writing() as s:
+        for request in (ClosureRequest(LIMA_TODAY, time(14), "Requisa"),
+                        ClosureRequest(TOMORROW, None, "Feriado regional")):  # fmt: skip
+            close(s, _prison(s), request, now=NOW, actor="staff:admin", origin="", sms_policy=SMS)
+    assert [(slot.closed, len(slot.bookings)) for slot in _day(db)] == [(None, 0), ("Requisa", 0)]
+    assert [slot.closed for slot in _day(db, TOMORROW)] == ["Feriado regional"] * 2
+    statements = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        for day in (LIMA_TODAY, TOMORROW):
+            statements.clear()
+            _day(db, day)
+            assert len([s for s in statements if "closure" in s]) == 1, day
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+
+
+def test_the_days_page_shows_a_closed_time_as_closed_not_as_without_bookings(guards, db):
+    a, _ = guards
+    with db.writing() as s:
+        prison = _prison(s, "QUENCORO")
+        make_slot(s, prison, LIMA_TODAY, start=time(9))
+        make_slot(s, prison, LIMA_TODAY, start=time(14))
+    _quencoro_visit(db, LIMA_TODAY, time(16))
+    with db.writing() as s:
+        close(
+            s, _prison(s, "QUENCORO"), ClosureRequest(LIMA_TODAY, time(14), "Requisa"), now=NOW,
+            actor="staff:admin", origin="", sms_policy=SMS,
+        )  # fmt: skip
+    page = a.get("/staff/p/QUENCORO/day").text
+    sections = [
+        visible(s) for s in re.findall(r'<section class="gate-slot".*?</section>', page, re.S)
+    ]
+    with use_locale("es"):
+        closed, empty = (
+            gettext("Closed: %(reason)s", {"reason": "Requisa"}),
+            gettext("No bookings."),
+        )
+    assert [(closed in s, empty in s) for s in sections] == [
+        (False, True),  # 9:00: open, nobody booked
+        (True, False),  # 14:00: closed
+        (False, False),  # 16:00: open, one booking
+    ]

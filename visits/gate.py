@@ -33,7 +33,7 @@ from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import age_on
-from visits.schedule import Slot, local_moment
+from visits.schedule import Slot, closure_for, closures_between, local_moment
 from visits.screening import Answers, Outcome, Stage
 from visits.sms import SmsPolicy
 from visits.visitor import DocumentType, Visitor
@@ -141,27 +141,45 @@ class GateSlot:
     capacity: int
     seats_taken: int
     bookings: list[GateBooking] = field(default_factory=list)
+    # Why nobody visits at this time (a closure of the day or of this time), if it is closed.
+    closed: str | None = None
 
     @property
     def visitors(self) -> int:
         return sum(len(b.visitors) for b in self.bookings)
 
 
+_SLOT_COLUMNS = (
+    Slot.id,
+    Slot.starts_at,
+    Slot.ends_at,
+    Slot.local_date,  # for the closures (visits.schedule.closure_for)
+    Slot.capacity,
+    Slot.seats_taken,
+)
+
+
 def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     """Every slot of the prison's ``day`` (in its own time), with its bookings and visitors
     in the order they were booked: those still offered, and those the schedule withdrew that
-    still hold bookings (see :func:`visits.booking.slot_in_use`)."""
+    still hold bookings (see :func:`visits.booking.slot_in_use`). A time closed (the whole
+    day or that time, :mod:`visits.closing` or the prison file) says why; the day's closures
+    are read once."""
     start = local_moment(day, time(), prison.tz)
     end = local_moment(day + timedelta(days=1), time(), prison.tz)
-    slots = {
-        row.id: GateSlot(row.id, row.starts_at, row.ends_at, row.capacity, row.seats_taken)
-        for row in session.execute(
-            select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.capacity, Slot.seats_taken)
-            .where(Slot.prison_id == prison.id, Slot.starts_at >= start, Slot.starts_at < end)
-            .where(slot_in_use())  # a time removed from the schedule, kept for its bookings
-            .order_by(Slot.starts_at)
-        )
-    }
+    closures = closures_between(session, prison.id, day, day)
+    slots = {}
+    for row in session.execute(
+        select(*_SLOT_COLUMNS)
+        .where(Slot.prison_id == prison.id, Slot.starts_at >= start, Slot.starts_at < end)
+        .where(slot_in_use())  # a time removed from the schedule, kept for its bookings
+        .order_by(Slot.starts_at)
+    ):
+        closure = closure_for(closures, row, prison.tz)
+        slots[row.id] = GateSlot(
+            row.id, row.starts_at, row.ends_at, row.capacity, row.seats_taken,
+            closed=closure.reason if closure is not None else None,
+        )  # fmt: skip
     rows = session.execute(
         select(
             Booking.slot_id,
