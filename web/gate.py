@@ -7,7 +7,8 @@ under its own heading. A search by document number or booking reference answers 
 list scrolled to that booking (a ``#fragment`` on the redirect), and so does every check-in
 (post, then redirect: a reload never records twice). A refusal reads in the guard's words
 (:data:`visits.problems.GATE_MESSAGES`: who may not come in, and why), not in those a family
-booking its visit reads.
+booking its visit reads, on the list of the booking's own day. Each *Deshacer* form carries
+what the list showed (``was``, ``reason``, ``note``): the gate undoes that record or none.
 """
 
 from __future__ import annotations
