@@ -97,6 +97,23 @@ def test_import_inmates_reports_a_summary_or_every_bad_row(db_url, tmp_path: Pat
     assert rows(db_url, Inmate, status=InmateStatus.ACTIVE) == active  # nobody deactivated
 
 
+def test_import_inmates_takes_a_spreadsheets_trailing_separator_and_names_a_line_break(
+    db_url, tmp_path: Path
+):
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    lines = ROSTERS["QUENCORO"].read_text().splitlines()
+    saved = tmp_path / "saved.csv"
+    saved.write_text("".join(f"{line},\n" for line in lines))  # `...,visits_suspended_until,`
+    ok = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(saved))
+    assert ok.returncode == 0, ok.stderr
+    assert "200 created" in ok.stdout
+    two_lines = tmp_path / "two_lines.csv"
+    two_lines.write_text("\n".join([*lines[:3], lines[3].replace("Teófilo", '"Teó\nfilo"')]))
+    refused = cli(db_url, "import-inmates", "--prison", "QUENCORO", str(two_lines))
+    assert refused.returncode == 1
+    assert "line 4, column first_names: holds a line break" in refused.stderr
+
+
 def test_a_roster_that_takes_most_people_out_needs_the_confirming_option(db_url, tmp_path: Path):
     assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
     roster = ROSTERS["QUENCORO"]

@@ -16,6 +16,7 @@ from tests.test_races import LATE, attempt, booking_count, interrupted_stream
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, CancelCause, create_booking
 from visits.db import Database, make_engine
+from visits.i18n import use_locale
 from visits.inmate import Inmate, InmateStatus
 from visits.prison import Prison
 from visits.roster import RosterInvalid, RosterTakesManyOut, import_roster
@@ -63,7 +64,7 @@ def test_a_roster_creates_then_updates_then_deactivates(prison_db):
     changed = HEADER + "Q1,Juan Carlos,Quispe,Mamani,1990-05-17,A,active,\n"
     report = run(prison_db, changed.encode())
     assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 1, 0, 1)
-    assert report.changes == ["Q1: first_names"]
+    assert [str(c) for c in report.changes] == ["Q1: first_names"]
     rows = inmates(prison_db)
     assert rows["Q2"].status is InmateStatus.INACTIVE  # missing from the roster
     assert rows["Q3"].status is InmateStatus.RELEASED  # already inactive: left as it was
@@ -173,6 +174,84 @@ def test_a_file_saved_as_utf16_is_refused_as_not_utf8(prison_db):
         run(prison_db, GOOD.encode("utf-16-le"))
     assert [(e.line, e.column) for e in caught.value.errors] == [(1, "-")]
     assert "UTF-8" in caught.value.errors[0].message
+
+
+@pytest.mark.parametrize("separator", [",", ";"])
+def test_a_spreadsheets_trailing_separators_name_no_column_and_are_ignored(prison_db, separator):
+    """``...,status,``: a spreadsheet saving an empty last column (or several)."""
+    rows = GOOD.splitlines()
+    text = "\n".join(
+        [rows[0] + ",,", rows[1] + ",", rows[2], rows[3] + ",,  ,"]  # data cells empty or cut
+    ).replace(",", separator)
+    report = run(prison_db, (text + "\n").encode())
+    assert report.created == 3
+    assert inmates(prison_db)["Q2"].visits_suspended_until == date(2027, 1, 31)
+
+
+def test_a_value_under_no_column_name_and_a_column_without_name_are_named(prison_db):
+    under_none = HEADER.rstrip("\n") + ",\n" + "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,,x\n"
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, under_none.encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 2, column -: a value in column 9, which the header does not name: delete it, "
+        "or check the separators on this line"
+    ]
+    gap = "code,first_names,,last_name_1,birth_date\nQ1,Juan,,Quispe,1990-05-17\n"
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, gap.encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 1, column -: column 3 has no name: write it, or delete the column"
+    ]
+    assert inmates(prison_db) == {}
+
+
+def test_every_control_character_in_a_cell_is_a_row_error_like_a_nul(prison_db):
+    """A line break inside a quoted cell (Alt+Enter in a spreadsheet), a tab, an escape: each
+    is named with its line and column, nothing is imported, and the rows after a cell of two
+    lines keep their own line numbers."""
+    bad = HEADER + (
+        '"Q1","Nuevo\nInterno",Quispe,Mamani,1990-05-17,A,active,\n'  # lines 2-3
+        "Q2,Luis,Ña\thui,,1985-05-17,Z,,\n"  # line 4
+        "Q3,Pedro,Huamán,Cu\x1bsi,1970-01-01,A,,\n"
+        'Q4,"Ana\u2028María",Rojas,,1970-01-01,A,,\n'
+        'Q5,"Rosa\r\n",Ccori,,1970-01-01,A,,\n'  # around the value: trimmed, as spaces are
+    )
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, bad.encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 2, column first_names: holds a line break: write the cell on one line and save "
+        "the file again",
+        "line 4, column last_name_1: holds an invisible control character (U+0009): delete it "
+        "and save the file again",
+        "line 4, column wing: unknown wing 'Z': known are A",
+        "line 5, column last_name_2: holds an invisible control character (U+001B): delete it "
+        "and save the file again",
+        "line 6, column first_names: holds a line break: write the cell on one line and save "
+        "the file again",
+    ]
+    assert inmates(prison_db) == {}
+
+
+def test_a_date_that_cannot_be_read_is_shown_with_both_formats_accepted(prison_db):
+    bad = HEADER + "Q1,Juan,Quispe,,1990-13-01,A,active,mañana\n"
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, bad.encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 2, column birth_date: not a date: '1990-13-01' (use YYYY-MM-DD or DD/MM/YYYY)",
+        "line 2, column visits_suspended_until: not a date: 'mañana' (use YYYY-MM-DD or "
+        "DD/MM/YYYY)",
+    ]
+
+
+def test_what_changed_names_the_files_columns_or_their_labels_in_the_readers_language(prison_db):
+    run(prison_db, GOOD.encode())
+    changed = GOOD.replace(",1990-05-17,A,active,\n", ",1990-05-17,,released,2027-02-01\n")
+    (change,) = run(prison_db, changed.encode()).changes
+    assert str(change) == "Q1: wing, status, visits_suspended_until"  # as in the file
+    with use_locale("en"):
+        assert change.localized() == "Q1: Wing, Status, Visits suspended until"
+    with use_locale("es"):
+        assert change.localized().startswith("Q1: Pabellón, Estado, ")
 
 
 # --- What the roster does to the visits booked ----------------------------------------------

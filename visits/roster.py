@@ -4,9 +4,20 @@ The file is the whole roster of one prison: rows are matched by inmate code and 
 updated; active inmates missing from the file are deactivated (they can no longer be booked),
 so a file that lists no inmate is refused. If any row is wrong, nothing is imported and every
 bad row is listed with its line, column and reason. Both comma and semicolon separators are
-accepted (spreadsheets in Spanish locales save with semicolons); the file must be UTF-8. A cell
-holding a NUL character is refused like any other bad cell: Python's csv module reads it, but
-no database should get it (PostgreSQL refuses NUL in text, SQLite would keep it unseen). The
+accepted (spreadsheets in Spanish locales save with semicolons); the file must be UTF-8.
+
+What spreadsheets add by themselves is not an error: a separator after the last column
+(``...,visits_suspended_until,``) names no column, so columns without a name at the end of the
+header are ignored, and so are empty cells past the last named column; a value in one of them
+is an error, since it belongs to no column. A column without a name before the last named one
+is an error too (the header and the rows would not line up).
+
+A cell holding a control character is refused like any other bad cell, whatever the character:
+a NUL (Python's csv module reads it, but no database should get it: PostgreSQL refuses NUL in
+text, SQLite would keep it unseen), a line break inside a quoted cell (``"Nuevo⏎Interno"``,
+from Alt+Enter in a spreadsheet: a name is one line, on the gate's list, in the CSV exports,
+in searches) or any other (a tab, an escape). Spaces, tabs and line breaks around a cell's
+value are trimmed first: they change nothing. A row's line is the one it starts on. The
 format is documented in the README.
 
 What the roster says about visits takes effect in the same transaction, as a staff suspension
@@ -82,11 +93,33 @@ COLUMNS = (
     "visits_suspended_until",
 )
 REQUIRED_COLUMNS = ("code", "first_names", "last_name_1", "birth_date")
+# How staff pages name the columns (the file's own names are English words with underscores).
+COLUMN_LABELS = {
+    "code": N_("Inmate code"),
+    "first_names": N_("First names"),
+    "last_name_1": N_("First surname"),
+    "last_name_2": N_("Second surname"),
+    "birth_date": N_("Birth date"),
+    "wing": N_("Wing"),
+    "status": N_("Status"),
+    "visits_suspended_until": N_("Visits suspended until"),
+}
+# The inmate's attribute each column sets, where its name differs.
+_ATTRIBUTE_COLUMNS = {"wing_id": "wing"}
 MAX_NAME = 100
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 NUL = "\x00"
+# Every control character (Unicode's Cc: C0, DEL and C1), and the line and paragraph
+# separators, which also break a line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x85\u2028\u2029")
 _NOT_UTF8 = N_("the file is not UTF-8: save it as 'CSV UTF-8' and try again")
 _HAS_NUL = N_("holds a NUL character (an invisible zero byte): delete it and save the file again")
+_HAS_LINE_BREAK = N_("holds a line break: write the cell on one line and save the file again")
+_HAS_CONTROL = N_(
+    "holds an invisible control character (%(char)s): delete it and save the file again"
+)
+_NOT_A_DATE = N_("not a date: %(value)s (use YYYY-MM-DD or DD/MM/YYYY)")
 
 
 @dataclass(frozen=True)
@@ -178,13 +211,30 @@ _WHY = {
 }
 
 
+@dataclass(frozen=True)
+class RosterChange:
+    """A person the file changed: their code and the columns whose values changed."""
+
+    code: str
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        """With the file's column names, for the command line."""
+        return f"{self.code}: {', '.join(self.columns)}"
+
+    def localized(self) -> str:
+        """With the columns' names in the current language, for staff pages."""
+        labels = ", ".join(gettext(COLUMN_LABELS[column]) for column in self.columns)
+        return f"{self.code}: {labels}"
+
+
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     deactivated: int = 0
-    changes: list[str] = field(default_factory=list)
+    changes: list[RosterChange] = field(default_factory=list)
     # Bookings still to come that the roster now rules out, cancelled by the import.
     cancelled: list[CancelledVisit] = field(default_factory=list)
 
@@ -235,33 +285,76 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
         raise RosterInvalid([RowError(line, "-", reason)]) from None
 
 
+def _control_error(line: int, column: str, value: str) -> RowError | None:
+    """The cell's control character, if it holds one: the same refusal for every such
+    character, in words for the ones people meet (a NUL, a line break)."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    if NUL in value:
+        return RowError(line, column, _HAS_NUL)
+    if found.group() in _LINE_BREAKS:
+        return RowError(line, column, _HAS_LINE_BREAK)
+    return RowError(line, column, _HAS_CONTROL, {"char": f"U+{ord(found.group()):04X}"})
+
+
+def _read_header(cells: list[str]) -> tuple[dict[str, int], int]:
+    """Where each column is, and how many cells of a row may hold values: up to the last
+    named column (a spreadsheet's trailing separators name none). Raises
+    :class:`RosterInvalid` with every problem of the header."""
+    header = [cell.strip().lower() for cell in cells]
+    while header and not header[-1]:
+        header.pop()
+    errors = [
+        RowError(1, c, N_("required column is missing"))
+        for c in REQUIRED_COLUMNS
+        if c not in header
+    ]
+    for position, name in enumerate(header, start=1):
+        if not name:
+            reason = N_("column %(position)s has no name: write it, or delete the column")
+            errors.append(RowError(1, "-", reason, {"position": position}))
+        elif name not in COLUMNS:
+            errors.append(RowError(1, name, N_("unknown column")))
+    if errors:
+        raise RosterInvalid(errors)
+    return {name: position for position, name in enumerate(header)}, len(header)
+
+
 def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
-    header_errors = [RowError(1, c, N_("required column is missing")) for c in missing]
-    header_errors += [RowError(1, c or "-", N_("unknown column")) for c in unknown]
-    if header_errors:
-        raise RosterInvalid(header_errors)
-    reader.fieldnames = header
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    where, named = _read_header(next(reader, []))
 
     errors: list[RowError] = []
     rows: list[RosterRow] = []
     first_seen: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
-            errors.append(RowError(line, "-", N_("more fields than columns in the header")))
+    ended = reader.line_num
+    for cells in reader:
+        # The line the row starts on: a quoted cell may hold line breaks (refused below).
+        line, ended = ended + 1, reader.line_num
+        # Empty cells past the last named column are a spreadsheet's; a value there belongs
+        # to no column.
+        stray = next((i for i in range(named, len(cells)) if cells[i].strip()), None)
+        if stray is not None:
+            reason = N_(
+                "a value in column %(position)s, which the header does not name: delete it, "
+                "or check the separators on this line"
+            )
+            errors.append(RowError(line, "-", reason, {"position": stray + 1}))
             continue
-        values = {k: (raw.get(k) or "").strip() for k in COLUMNS}
+        # A column the header leaves out, or a row cut short, reads as empty cells.
+        at = {k: where.get(k, len(cells)) for k in COLUMNS}
+        values = {k: cells[i].strip() if i < len(cells) else "" for k, i in at.items()}
         if not any(values.values()):
             continue
         row_errors: list[RowError] = []
-        # A cell with a NUL says only that; the checks of its other cells still run.
-        nul = {k for k in COLUMNS if NUL in values[k]}
+        # A cell holding a control character says only that; the checks of the row's other
+        # cells still run.
+        controls = {
+            k: found for k in COLUMNS if (found := _control_error(line, k, values[k])) is not None
+        }
 
         def fail(
             column: str, reason: str, line: int = line, errs: list = row_errors, **params: object
@@ -286,11 +379,7 @@ def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
         if not values["birth_date"]:
             fail("birth_date", N_("required"))
         elif born is None:
-            fail(
-                "birth_date",
-                N_("not a date: %(value)s (use YYYY-MM-DD)"),
-                value=repr(values["birth_date"]),
-            )
+            fail("birth_date", _NOT_A_DATE, value=repr(values["birth_date"]))
         elif born >= today:
             fail("birth_date", N_("must be in the past"))
         wing = values["wing"].upper()
@@ -317,10 +406,14 @@ def _read_rows(text: str, wings: set[str], today: date) -> list[RosterRow]:
         if values["visits_suspended_until"]:
             until = parse_date(values["visits_suspended_until"])
             if until is None:
-                fail("visits_suspended_until", N_("not a date (use YYYY-MM-DD)"))
-        if nul or row_errors:
-            errors += [RowError(line, k, _HAS_NUL) for k in COLUMNS if k in nul]
-            errors += [e for e in row_errors if e.column not in nul]
+                fail(
+                    "visits_suspended_until",
+                    _NOT_A_DATE,
+                    value=repr(values["visits_suspended_until"]),
+                )
+        if controls or row_errors:
+            errors += controls.values()
+            errors += [e for e in row_errors if e.column not in controls]
             continue
         assert born is not None
         rows.append(
@@ -398,7 +491,8 @@ def import_roster(
         if changed:
             updates.append((inmate, changed))
             report.updated += 1
-            report.changes.append(f"{row.code}: {', '.join(changed)}")
+            columns = tuple(_ATTRIBUTE_COLUMNS.get(k, k) for k in changed)
+            report.changes.append(RosterChange(row.code, columns))
         else:
             report.unchanged += 1
     gone = [i for i in existing.values() if i.status is InmateStatus.ACTIVE]

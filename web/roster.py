@@ -2,7 +2,9 @@
 the same checks and the same all-or-nothing rule (see :mod:`visits.roster`). Every problem of
 a refused file is listed with its line and column, in the administrator's language. A file
 that is accepted applies at once, with no preview (why: :mod:`visits.roster`): the page then
-says how many bookings the roster ruled out were cancelled, and lists each with why. A file
+lists what changed for whom (the columns named in the administrator's language, not as the
+file spells them), and says how many bookings the roster ruled out were cancelled, and lists
+each with why. A file
 that would take most of the prison out of visits is applied only once the administrator
 ticks the box the refusal shows, with the file chosen again."""
 
