@@ -3,6 +3,7 @@ previewed against the visit times already booked, then confirmed; on each databa
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 
 import pytest
@@ -357,3 +358,32 @@ def test_a_removed_visit_time_stays_on_the_gates_list_and_closures_while_it_hold
     assert f'id="slot-{slot_id}"' not in admin.get("/staff/p/QUENCORO/day", params=day).text
     closures = admin.get("/staff/p/QUENCORO/closures", params={"day": "2026-12-04"})
     assert 'name="start" value="15:00"' not in closures.text
+
+
+ADD = {
+    "action": "add", "add-weekday": "4", "add-start": "15:00", "add-end": "17:00",
+    "add-capacity": "40", "add-group": "anyone", "add-valid_from": "2026-12-01",
+}  # fmt: skip
+
+
+def _error_fields(answer) -> set[str]:
+    return set(re.findall(r'id="([\w-]+)-error"', answer.text))
+
+
+def test_a_last_day_before_the_first_is_told_so_not_that_it_has_passed(admin, db):
+    """Today is 1 December 2026: the 2nd has not passed, it only comes before the 28th."""
+    form = ADD | {"add-valid_from": "2026-12-28", "add-valid_to": "2026-12-02"}
+    for path in ("/preview?lang=en", "?lang=en"):
+        answer = _send(admin, path, **form)
+        assert answer.status_code == 422, path
+        shown = text(answer)
+        assert "The last day must be on or after the first day, Monday, December 28, 2026." in shown
+        assert "already passed" not in shown
+        assert _error_fields(answer) == {"add-valid_to"}
+    past = _send(admin, "/preview?lang=en", **(form | {"add-valid_to": "2026-11-30"}))
+    assert "This day has already passed." in text(past)  # and before the first day, too
+    assert "on or after the first day" in text(past)
+    nine = _template(db, 2, time(9))
+    edited = _send(admin, "/preview?lang=en", **_edit(nine, valid_to="2026-11-30"))
+    assert edited.status_code == 422
+    assert "This day has already passed." in text(edited)

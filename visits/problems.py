@@ -121,6 +121,7 @@ class Code(StrEnum):
     DATE_TOO_OLD = "date_too_old"
     MORE_ADULTS_THAN_VISITORS = "more_adults_than_visitors"
     ENDS_BEFORE_START = "ends_before_start"
+    LAST_DAY_BEFORE_FIRST = "last_day_before_first"
     SESSIONS_OVERLAP = "sessions_overlap"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a code, not a password)
     PASSWORDS_DIFFER = "passwords_differ"
@@ -293,6 +294,7 @@ MESSAGES: dict[Code, str] = {
         "The adults required cannot be more than the visitors allowed per booking."
     ),
     Code.ENDS_BEFORE_START: N_("The visit must end after it starts."),
+    Code.LAST_DAY_BEFORE_FIRST: N_("The last day must be on or after the first day, %(first)s."),
     Code.SESSIONS_OVERLAP: N_(
         "This overlaps the visit time %(when)s on that weekday. Change one of them."
     ),

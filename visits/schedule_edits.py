@@ -115,8 +115,12 @@ def _session_problems(
     if not 0 <= s.capacity <= 10_000:
         problems.append(Problem(Code.OUT_OF_RANGE, "capacity", {"min": 0, "max": 10_000}))
     unchanged_end = row is not None and s.valid_to == row.valid_to
-    if s.valid_to is not None and not unchanged_end and s.valid_to < max(s.valid_from, today):
-        problems.append(Problem(Code.DAY_IN_PAST, "valid_to"))
+    if s.valid_to is not None and not unchanged_end:
+        if s.valid_to < s.valid_from:
+            first = {"first": s.valid_from}
+            problems.append(Problem(Code.LAST_DAY_BEFORE_FIRST, "valid_to", first))
+        if s.valid_to < today:
+            problems.append(Problem(Code.DAY_IN_PAST, "valid_to"))
     if change.template_id is None and s.valid_from < today:
         problems.append(Problem(Code.DAY_IN_PAST, "valid_from"))
     if problems:
