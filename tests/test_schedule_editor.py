@@ -387,3 +387,46 @@ def test_a_last_day_before_the_first_is_told_so_not_that_it_has_passed(admin, db
     edited = _send(admin, "/preview?lang=en", **_edit(nine, valid_to="2026-11-30"))
     assert edited.status_code == 422
     assert "This day has already passed." in text(edited)
+
+
+def test_every_problem_of_a_weekly_visit_time_is_told_at_once(admin, db):
+    """A choice not offered no longer hides the checks of the times, days and places: one
+    round of corrections is enough."""
+    wrong = {
+        "add-group": "children", "add-start": "10:00", "add-end": "09:00",
+        "add-capacity": "20000", "add-valid_from": "2026-11-01", "add-valid_to": "2026-10-01",
+    }  # fmt: skip
+    answer = _send(admin, "/preview?lang=en", **(ADD | wrong))
+    assert answer.status_code == 422
+    assert _error_fields(answer) == {
+        "add-group", "add-end", "add-capacity", "add-valid_from", "add-valid_to",
+    }  # fmt: skip
+    shown = text(answer)
+    for said in (
+        "Please choose one of the options.",
+        "The visit must end after it starts.",
+        "Write a whole number from 0 to 10000.",
+        "This day has already passed.",
+        "The last day must be on or after the first day",
+    ):
+        assert said in shown, said
+    # An overlap is told beside a choice not offered, and a time that cannot be read hides
+    # no check of the others.
+    overlapping = ADD | {"add-weekday": "2", "add-start": "09:30", "add-end": "10:30"}
+    answer = _send(admin, "/preview?lang=en", **(overlapping | {"add-group": "children"}))
+    assert _error_fields(answer) == {"add-group", "add-start"}
+    assert "This overlaps the visit time 09:00–11:00" in text(answer)
+    unread = ADD | {"add-start": "nueve", "add-capacity": "-1", "add-valid_from": "2026-11-01"}
+    answer = _send(admin, "/preview?lang=en", **unread)
+    assert _error_fields(answer) == {"add-start", "add-capacity", "add-valid_from"}
+    with db.read_session() as s:
+        assert s.scalar(select(ScheduleTemplate).where(ScheduleTemplate.weekday == 4)) is None
+
+
+def test_every_problem_of_the_booking_rules_is_told_at_once(admin):
+    rules = {name: str(v) for name, v in RulesConfig().model_dump().items()}
+    wrong = rules | {"adult_age": "dieciocho", "min_adults": "4"}
+    answer = _send(admin, "/preview?lang=en", action="rules", **wrong)
+    assert answer.status_code == 422
+    assert _error_fields(answer) == {"adult_age", "min_adults"}
+    assert "cannot be more than the visitors allowed per booking" in text(answer)

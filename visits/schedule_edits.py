@@ -7,6 +7,8 @@ capacity never drops below the places already booked, a session that holds booki
 them, closed to new ones. The preview is the same call rolled back, so what the administrator
 sees is what confirming does (if nothing else changes in between). The checks are the prison
 file's own (:mod:`visits.prison_config`), so both ways of editing accept the same schedules.
+A refusal lists every problem at once: what the form could not be read as (given by the
+caller) and every check of what it could, so one round of corrections is enough.
 
 A prison edited here is marked: reloading the prison file then leaves its rules and schedule
 alone unless told to overwrite them (see :func:`visits.prison_config.apply_config`).
@@ -14,11 +16,11 @@ alone unless told to overwrite them (see :func:`visits.prison_config.apply_confi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 
 from annotated_types import Ge, Le
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,7 @@ from visits import audit
 from visits.db import lock_rows, require_write_lock
 from visits.prison import Prison
 from visits.prison_config import RulesConfig, TemplateConfig
-from visits.problems import Code, Problem, Rejected
+from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import VisitorGroup
 from visits.schedule import WEEKDAYS, ScheduleTemplate, SyncReport, sync_slots
 
@@ -90,13 +92,16 @@ def _of_row(row: ScheduleTemplate) -> WeeklySession:
     )  # fmt: skip
 
 
-def _rule_problems(rules: dict[str, int]) -> list[Problem]:
+def _rule_problems(rules: dict[str, int], unread: frozenset[str]) -> list[Problem]:
+    """Every problem of the rules, leaving out those the form could not read (``unread``:
+    their own problem is told already)."""
     problems = []
     for name in RULES:
         low, high = rule_range(name)
-        if not low <= rules[name] <= high:
+        if name not in unread and not low <= rules[name] <= high:
             problems.append(Problem(Code.OUT_OF_RANGE, name, {"min": low, "max": high}))
-    if not problems and rules["min_adults"] > rules["max_visitors"]:
+    wrong = unread | {p.field for p in problems}
+    if not wrong & {"min_adults", "max_visitors"} and rules["min_adults"] > rules["max_visitors"]:
         problems.append(Problem(Code.MORE_ADULTS_THAN_VISITORS, "min_adults"))
     return problems
 
@@ -106,34 +111,49 @@ def _session_problems(
     row: ScheduleTemplate | None,
     change: ScheduleChange,
     today: date,
+    unread: frozenset[str],
 ) -> list[Problem]:
+    """Every problem of the session: each check runs unless a field it reads could not be
+    read from the form (``unread``: its own problem is told already), so one round of
+    corrections is enough."""
     s = change.session
     assert s is not None
     problems = []
-    if s.end <= s.start:
+    times_read = not unread & {"start", "end"}
+    if times_read and s.end <= s.start:
         problems.append(Problem(Code.ENDS_BEFORE_START, "end"))
-    if not 0 <= s.capacity <= 10_000:
+    if "capacity" not in unread and not 0 <= s.capacity <= 10_000:
         problems.append(Problem(Code.OUT_OF_RANGE, "capacity", {"min": 0, "max": 10_000}))
     unchanged_end = row is not None and s.valid_to == row.valid_to
-    if s.valid_to is not None and not unchanged_end:
+    span_read = not unread & {"valid_from", "valid_to"}
+    if s.valid_to is not None and span_read and not unchanged_end:
         if s.valid_to < s.valid_from:
             first = {"first": s.valid_from}
             problems.append(Problem(Code.LAST_DAY_BEFORE_FIRST, "valid_to", first))
         if s.valid_to < today:
             problems.append(Problem(Code.DAY_IN_PAST, "valid_to"))
-    if change.template_id is None and s.valid_from < today:
+    if change.template_id is None and "valid_from" not in unread and s.valid_from < today:
         problems.append(Problem(Code.DAY_IN_PAST, "valid_from"))
-    if problems:
+    # Whether it overlaps another session: only once it names a span of hours and of days.
+    hours = times_read and s.start < s.end and "weekday" not in unread
+    days = span_read and (s.valid_to is None or s.valid_from <= s.valid_to)
+    if not (hours and days):
         return problems
-    try:
-        wanted = _config(s)
-    except ValidationError:
-        return [Problem(Code.INVALID_REQUEST, "start")]
+    wanted = _span(s)
     for other in templates:
         if other.id != change.template_id and wanted.overlaps(_config(_of_row(other))):
             when = f"{other.start_time:%H:%M}–{other.end_time:%H:%M}"
             problems.append(Problem(Code.SESSIONS_OVERLAP, "start", {"when": when}))
     return problems
+
+
+def _span(s: WeeklySession) -> TemplateConfig:
+    """The session's days and hours, for :meth:`TemplateConfig.overlaps`, whatever its other
+    values (a capacity out of range is told apart and does not hide an overlap)."""
+    return TemplateConfig.model_construct(
+        weekday=WEEKDAYS[s.weekday], start=s.start, end=s.end, valid_from=s.valid_from,
+        valid_to=s.valid_to,
+    )  # fmt: skip
 
 
 def apply(
@@ -144,9 +164,15 @@ def apply(
     now: datetime,
     actor: str,
     origin: str,
+    form_problems: Sequence[Problem] = (),
 ) -> Applied:
     """Make the change and bring the visit times in line; what happened to them. The caller
-    commits (confirm) or rolls back (preview). Raises :class:`Rejected` with every problem."""
+    commits (confirm) or rolls back (preview). Raises :class:`Rejected` with every problem.
+
+    ``form_problems``: what the caller could not read of the form (a choice not offered, a
+    time not written as one), its fields holding stand-ins. They are refused with every
+    problem the change's checks find in the fields that could be read, so that one answer
+    tells all there is to correct."""
     require_write_lock(session)
     # Two administrators' changes (and a reload of the prison file) take turns: the checks of
     # one see what the other did, even when it added a row nobody could lock yet.
@@ -169,11 +195,16 @@ def apply(
         # A change of a row keeps its identity: weekday, start and first day.
         kept = {"weekday": row.weekday, "start": row.start_time, "valid_from": row.valid_from}
         change = replace(change, session=replace(change.session, **kept))
+    unread = frozenset(p.field for p in form_problems if p.field)
+    found: list[Problem] = []
+    if change.rules is not None:
+        found = _rule_problems(change.rules, unread)
+    elif not change.remove:
+        found = _session_problems(templates, row, change, prison.local_date(now), unread)
+    reject_if([*form_problems, *found])
     details: dict[str, object] = {}
     retiring: frozenset[int] = frozenset()
     if change.rules is not None:
-        if problems := _rule_problems(change.rules):
-            raise Rejected(problems)
         details = {
             "rules": {
                 name: [getattr(prison, name), value]
@@ -187,8 +218,6 @@ def apply(
         retiring = frozenset({row.id})
         details = {"removed": _describe(_of_row(row))}
     elif change.session is not None:
-        if problems := _session_problems(templates, row, change, prison.local_date(now)):
-            raise Rejected(problems)
         s = change.session
         if row is None:
             row = ScheduleTemplate(

@@ -154,12 +154,14 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
         problems.append(Problem(Code.INVALID_REQUEST))
     change = _change(values, who, now, problems) if not problems else None
     try:
-        if problems or change is None:
+        if change is None:
             raise Rejected(problems)
         prison = session.merge(who.prison, load=False)
+        # The form's own problems are told with the change's: all of them, at once.
         applied = schedule_edits.apply(
-            session, prison, change, now=now, actor=who.user.actor, origin=client
-        )
+            session, prison, change, now=now, actor=who.user.actor, origin=client,
+            form_problems=problems,
+        )  # fmt: skip
     except Rejected as rejected:
         session.close()
         found = _prefixed(rejected.problems, values)
