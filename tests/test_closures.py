@@ -501,7 +501,7 @@ def test_a_session_already_started_is_neither_closed_nor_emptied(db):
         refused = ClosureRequest(date(2026, 12, 1), time(9), "Requisa")
         with pytest.raises(Rejected) as caught:
             close(s, prison, refused, now=NOW, actor="a", origin="", sms_policy=SMS)
-        assert caught.value.codes == {"slot_in_past"}
+        assert caught.value.codes == {"slot_started"}  # not "passed": it is under way
     with db.writing() as s:
         whole_day = ClosureRequest(date(2026, 12, 1), None, "Requisa")
         cancelled = close(
@@ -556,3 +556,30 @@ def test_the_language_link_of_a_preview_goes_back_to_the_page_it_came_from(wedne
     )
     link = re.search(r'href="/lang/en\?next=([^"]+)"', elsewhere.text).group(1)
     assert unquote(link) == f"{PAGE}/preview"  # another site's address is never used
+
+
+def test_a_visit_time_under_way_is_shown_but_not_offered_and_is_refused_as_started(make_client, db):
+    """Today at 10:00 in Lima: 07:00–09:00 is over, 09:00–11:00 under way, 15:00 to come. A
+    page loaded before 09:00 and sent after is refused with what happened: it started."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    with db.writing() as s:
+        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        for start in (time(7), time(9), time(15)):
+            make_slot(s, quencoro, date(2026, 12, 1), start=start)
+    client = make_client()
+    assert sign_in(client, "admin").status_code == 303
+    page = client.get(PAGE, params={"day": "2026-12-01", "lang": "en"})
+    offered = re.findall(r'name="start" value="([^"]*)"', page.text)
+    assert offered == ["", "15:00"]  # the whole day, and the time to come
+    shown = text(page)
+    assert "07:00–09:00 · Already started: it can no longer be closed" in shown
+    assert "09:00–11:00 · Already started: it can no longer be closed" in shown
+    for start, said in (
+        ("09:00", "This visit time has already started."),
+        ("07:00", "This visit time has already passed."),
+    ):
+        data = {"csrf_token": staff_token(client), "day": "2026-12-01", "start": start,
+                "reason": "Requisa"}  # fmt: skip
+        refused = client.post(f"{PAGE}/preview?lang=en", data=data)
+        assert refused.status_code == 422, start
+        assert said in text(refused), start

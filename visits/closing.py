@@ -177,8 +177,10 @@ def problems(
         slot = next((s for s in slots if _covered(s, request, prison)), None)
         if slot is None:
             found.append(Problem(Code.NO_VISITS_AT_TIME, "start"))
-        elif slot.starts_at <= now:
+        elif slot.ends_at <= now:
             found.append(Problem(Code.SLOT_IN_PAST, "start"))
+        elif slot.starts_at <= now:  # under way: its visitors are inside
+            found.append(Problem(Code.SLOT_STARTED, "start"))
     return found
 
 

@@ -54,6 +54,7 @@ class Code(StrEnum):
     SLOT_FULL = "slot_full"
     SLOT_CLOSED = "slot_closed"
     SLOT_IN_PAST = "slot_in_past"
+    SLOT_STARTED = "slot_started"
     BOOKING_NOT_OPEN_YET = "booking_not_open_yet"
     BOOKING_CLOSED = "booking_closed"
     SAME_SLOT = "same_slot"
@@ -175,6 +176,7 @@ MESSAGES: dict[Code, str] = {
     Code.SLOT_FULL: N_("This visit time is full. Please choose another one."),
     Code.SLOT_CLOSED: N_("There are no visits at this time: %(reason)s. Please choose another."),
     Code.SLOT_IN_PAST: N_("This visit time has already passed. Please choose another one."),
+    Code.SLOT_STARTED: N_("This visit time has already started. Please choose a later one."),
     Code.BOOKING_NOT_OPEN_YET: N_("Bookings for this day open on %(opens_on)s."),
     Code.BOOKING_CLOSED: N_(
         "Bookings for this time closed %(hours)s hours before the visit. Choose a later time."

@@ -2,12 +2,14 @@
 that cancels; reopen what staff closed (see :mod:`visits.closing`).
 
 Three steps without scripts: choose the day (its visit times and seats show), say what to
-close and why (the preview lists every booking it cancels), confirm. The confirmation carries
-the references the preview showed, so the result can say how many of those cancelled were
-booked in between (they are cancelled too, see :mod:`visits.closing`), and a key of its own,
-so that sending it twice (a double click, a reload) closes once and answers the same. A
-closed time that still holds bookings (the prison file closed it) is listed with them, to
-cancel them the same way.
+close and why (the preview lists every booking it cancels), confirm. A visit time that has
+begun is shown but not offered (its visitors are inside, and it can no longer be closed); a
+page loaded before it began is refused with that it started, not that it passed. The
+confirmation carries the references the preview showed, so the result can say how many of
+those cancelled were booked in between (they are cancelled too, see :mod:`visits.closing`),
+and a key of its own, so that sending it twice (a double click, a reload) closes once and
+answers the same. A closed time that still holds bookings (the prison file closed it) is
+listed with them, to cancel them the same way.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def _page(
     assert prison is not None
     day = _day(values.get("day", ""), who, now, [])
     closures = closing.upcoming(session, prison, now)
+    slots = closing.day_slots(session, prison, day) if day else []
     return render(
         request,
         "staff_closures.html",
@@ -92,7 +95,9 @@ def _page(
         still_booked=closing.still_booked(session, prison, now),
         day=day,
         day_closures=[c for c in closures if c.day == day],
-        slots=closing.day_slots(session, prison, day) if day else [],
+        slots=slots,
+        # A visit time under way (or over) is no longer offered: its visitors are inside.
+        started={s.id for s in slots if s.starts_at <= now},
         problems=problems or [],
         values=values,
         done=request.query_params.get("done", ""),
