@@ -185,6 +185,11 @@ def test_an_admin_closes_a_day_and_its_families_messages_are_in_the_outbox(staff
     expect(staff.locator("table")).to_contain_text(shown)
     expect(staff.locator("table")).to_contain_text("Lucía Mamani")
     found["closure preview"] = serious_violations(staff)
+    # Going back keeps what was typed (a form, not a link: no script on these pages).
+    staff.get_by_role("button", name="Volver sin cambiar nada").click()
+    expect(staff.get_by_label("Motivo")).to_have_value("Corte de agua en el penal")
+    expect(staff.get_by_label("Todo el día")).to_be_checked()
+    staff.get_by_role("button", name="Ver las reservas que cancela").click()
     staff.get_by_role("button", name="Cerrar y cancelar 1 reserva").click()
 
     expect(staff.get_by_role("status")).to_contain_text("Se canceló 1 reserva")

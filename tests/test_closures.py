@@ -3,6 +3,7 @@ closing, cancelling and each family's SMS happen together; on each database."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, time, timedelta
 from urllib.parse import unquote
@@ -583,3 +584,30 @@ def test_a_visit_time_under_way_is_shown_but_not_offered_and_is_refused_as_start
         refused = client.post(f"{PAGE}/preview?lang=en", data=data)
         assert refused.status_code == 422, start
         assert said in text(refused), start
+
+
+def _back_form(preview) -> dict[str, str]:
+    """The fields of the preview's form that goes back to the page."""
+    form = re.search(
+        r'<form[^>]*action="/staff/p/QUENCORO/closures/edit".*?</form>', preview.text, re.S
+    )
+    assert form is not None
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group())
+    return {name: html.unescape(value) for name, value in fields}
+
+
+def test_going_back_from_the_preview_keeps_the_time_and_the_reason_typed(wednesday, db):
+    client, refs, _ = wednesday
+    reason = 'Requisa "general" & <revisión>'
+    preview = _preview(client, start="11:30", reason=reason)
+    assert preview.status_code == 200
+    back = client.post(f"{PAGE}/edit", data=_back_form(preview))
+    assert back.status_code == 200
+    assert re.search(r'name="start" value="11:30" checked', back.text)
+    typed = re.search(r'name="reason" maxlength="200" value="([^"]*)"', back.text).group(1)
+    assert html.unescape(typed) == reason
+    assert f'value="{WEDNESDAY}"' in back.text  # the same day's times
+    # Going back changes nothing, and the form goes on from there.
+    assert status_of(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
+    without_token = _back_form(preview) | {"csrf_token": ""}
+    assert client.post(f"{PAGE}/edit", data=without_token).status_code == 403

@@ -4,7 +4,9 @@ that cancels; reopen what staff closed (see :mod:`visits.closing`).
 Three steps without scripts: choose the day (its visit times and seats show), say what to
 close and why (the preview lists every booking it cancels), confirm. A visit time that has
 begun is shown but not offered (its visitors are inside, and it can no longer be closed); a
-page loaded before it began is refused with that it started, not that it passed. The
+page loaded before it began is refused with that it started, not that it passed. Going
+back from the preview is a form as well (no script needed), which brings the day, the time
+chosen and the reason back into the form: a link would lose what was typed. The
 confirmation carries the references the preview showed, so the result can say how many of
 those cancelled were booked in between (they are cancelled too, see :mod:`visits.closing`),
 and a key of its own, so that sending it twice (a double click, a reload) closes once and
@@ -138,6 +140,16 @@ def preview(
         # Confirming twice (a double click, a reload) closes once, and answers the same.
         key=secrets.token_urlsafe(24),
     )
+
+
+@router.post("/edit", response_class=HTMLResponse)
+def edit(
+    request: Request, who: Admin, session: ReadSession, now: Now, values: FormValues
+) -> Response:
+    """The form again from a preview, as it was filled in (the day, the time chosen, the
+    reason): going back changes nothing and loses nothing typed."""
+    kept = {name: values.get(name, "") for name in ("day", "start", "reason")}
+    return _page(request, session, who, now, kept)
 
 
 @router.post("", response_class=HTMLResponse)
