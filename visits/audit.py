@@ -1,7 +1,18 @@
-"""Who did what to which record, and when: one event for every change of state."""
+"""Who did what to which record, and when: one event for every change of state.
+
+The events also make a staff form's one-off submission key work (:func:`done_with`): the page
+puts a random key in the form (:func:`new_key`), the action records it in its event, and the
+same form sent again (a double click, a reload, a browser resending a post) finds that event
+under the lock the action itself takes, so it changes nothing and answers as the first did.
+Closures, suspensions, the schedule editor, staff changes of a booking and the notices of an
+advisory's contacts all work so; the key is looked for only in the record's own events.
+"""
 
 from __future__ import annotations
 
+import re
+import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -59,3 +70,51 @@ def timeline(session: Session, entity: str, entity_id: object) -> list[AuditEven
             .order_by(AuditEvent.at, AuditEvent.id)
         )
     )
+
+
+# What a page's one-off key looks like (:func:`new_key`): anything else is no key at all.
+SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_key() -> str:
+    """A form's one-off submission key."""
+    return secrets.token_urlsafe(24)
+
+
+def submission_key(raw: str | None) -> str:
+    """The key a form sent, or ``""`` for none (a form from before keys, or a forged one)."""
+    raw = (raw or "").strip()
+    return raw if SUBMISSION_KEY.fullmatch(raw) else ""
+
+
+def done_with(
+    session: Session,
+    entity: str,
+    entity_id: object,
+    actions: Iterable[str],
+    key: str,
+    **same: object,
+) -> AuditEvent | None:
+    """The latest event among ``actions`` of this record that the submission with ``key``
+    recorded (and whose details hold every ``same`` value), if any: that submission was done.
+
+    Call it under the lock the action takes before changing anything, so that a second
+    submission sent at the same instant waits for the first and then finds its event (on
+    PostgreSQL each statement reads what was committed before it; SQLite writes one at a
+    time)."""
+    if not key:
+        return None
+    events = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.entity == entity,
+            AuditEvent.entity_id == str(entity_id),
+            AuditEvent.action.in_(list(actions)),
+        )
+        .order_by(AuditEvent.id.desc())
+    )
+    for event in events:
+        details = event.details or {}
+        if details.get("key") == key and all(details.get(k) == v for k, v in same.items()):
+            return event
+    return None

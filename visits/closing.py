@@ -18,7 +18,6 @@ that is already there.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -43,10 +42,6 @@ from visits.sms import SmsPolicy
 MAX_REASON = 200  # the column's size; families read it on the slots page
 # Far enough for next year's holidays; further off is a typing slip.
 MAX_AHEAD = timedelta(days=2 * 365)
-
-
-# The key of one preview's confirmation (see :func:`close`).
-KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(frozen=True)
@@ -199,12 +194,12 @@ def close(
     :class:`Rejected` (nothing changed) with every problem found.
 
     The same confirmation sent again (its ``key``: a double click, a reload) changes nothing
-    and answers what the first did, as broadcasts and advisories do; without a key, a time
-    already closed is refused."""
+    and answers what the first did (:func:`visits.audit.done_with`), as broadcasts and
+    advisories do; without a key, a time already closed is refused."""
     require_write_lock(session)
     # Two posts of one confirmation take turns here, so the second sees the first.
     lock_day(session, prison.id, request.day, exclusive=True)
-    key = request.key if KEY.fullmatch(request.key) else ""
+    key = audit.submission_key(request.key)
     if key and (earlier := _closed_with(session, prison, request, key)) is not None:
         return earlier
     reject_if(problems(session, prison, request, now))
@@ -260,11 +255,10 @@ def _closed_with(
     closure = covering(session, prison, request)
     if closure is None:
         return None
-    for event in audit.timeline(session, "closure", closure.id):
-        same = event.details.get("key") == key and event.details.get("day") == str(request.day)
-        if event.action in DONE and same:
-            return Closed(closure, list(event.details.get("cancelled", [])), replayed=True)
-    return None
+    event = audit.done_with(session, "closure", closure.id, DONE, key, day=str(request.day))
+    if event is None:
+        return None
+    return Closed(closure, list(event.details.get("cancelled", [])), replayed=True)
 
 
 def _audit(

@@ -16,7 +16,6 @@ listed with them, to cancel them the same way.
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, time
 from urllib.parse import urlencode
 
@@ -24,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from visits import closing
+from visits import audit, closing
 from visits.closing import ClosureRequest
 from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole
@@ -138,7 +137,7 @@ def preview(
         bookings=closing.affected(session, who.prison, closure, now),  # type: ignore[arg-type]
         already=closing.covering(session, who.prison, closure),  # type: ignore[arg-type]
         # Confirming twice (a double click, a reload) closes once, and answers the same.
-        key=secrets.token_urlsafe(24),
+        key=audit.new_key(),
     )
 
 
