@@ -16,10 +16,10 @@ from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, reque
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import body
 from tests.test_pages import text
-from tests.test_races import LATE, attempt, booking_count, interrupted_stream
+from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, create_booking
-from visits.closing import ClosureRequest, close
+from visits.closing import ClosureRequest, close, reopen
 from visits.db import Database, make_engine
 from visits.demo import demo_config
 from visits.inmate import Inmate
@@ -312,6 +312,48 @@ def test_reopening_lets_families_book_again_and_keeps_the_cancellations(wednesda
     with db.read_session() as s:
         assert s.get(Closure, closure_id) is None
         assert s.scalar(select(AuditEvent).where(AuditEvent.action == "closure.reopened"))
+
+
+def test_reopening_twice_opens_once_and_answers_the_same(wednesday, db):
+    """A double click on "Abrir de nuevo": the second post finds the closure reopened by the
+    first and says it is open again, as the first answer did (it said "page not found")."""
+    client, _, _ = wednesday
+    assert _confirm(client, _preview(client, start="09:00"), start="09:00").status_code == 303
+    with db.read_session() as s:
+        closure_id = s.scalar(select(Closure.id).where(Closure.created_by.is_not(None)))
+    path, token = f"{PAGE}/{closure_id}/reopen", staff_token(client)
+    first = client.post(path, data={"csrf_token": token}, follow_redirects=False)
+    second = client.post(path, data={"csrf_token": token}, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]
+    assert "Abierto de nuevo para nuevas reservas" in text(client.get(second.headers["location"]))
+    with db.read_session() as s:
+        assert s.get(Closure, closure_id) is None
+        reopened = s.scalars(select(AuditEvent).where(AuditEvent.action == "closure.reopened"))
+        assert len(reopened.all()) == 1
+    # Another prison's administrator still finds nothing there.
+    assert sign_in(client, "admin.mujeres").status_code == 303
+    theirs = f"/staff/p/MUJERES-CUSCO/closures/{closure_id}/reopen"
+    assert client.post(theirs, data={"csrf_token": staff_token(client)}).status_code == 404
+
+
+def test_two_reopens_of_one_closure_at_the_same_instant_reopen_it_once(wednesday, db):
+    client, _, _ = wednesday
+    assert _confirm(client, _preview(client)).status_code == 303
+    with db.read_session() as s:
+        closure_id = s.scalar(select(Closure.id).where(Closure.created_by.is_not(None)))
+
+    def reopen_once(_: int) -> str:
+        with db.writing() as s:
+            prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+            done = reopen(s, prison, closure_id, now=NOW, actor="staff:admin", origin="")
+        return "reopened" if done else "again"
+
+    assert race(2, reopen_once) == {"reopened": 1, "again": 1}
+    with db.read_session() as s:
+        assert s.get(Closure, closure_id) is None
+        reopened = s.scalars(select(AuditEvent).where(AuditEvent.action == "closure.reopened"))
+        assert len(reopened.all()) == 1
 
 
 def test_an_administrator_of_another_prison_cannot_reopen_its_closures(wednesday, db):

@@ -302,17 +302,47 @@ def upcoming(session: Session, prison: Prison, now: datetime) -> list[Closure]:
 
 def reopen(
     session: Session, prison: Prison, closure_id: int, *, now: datetime, actor: str, origin: str
-) -> Closure:
+) -> bool:
     """Open again a day or time staff closed (from today on); bookings it cancelled stay
-    cancelled. A closure of the prison file, or of another prison, is not found here."""
+    cancelled. A closure of the prison file, or of another prison, is not found here.
+
+    True when it opened now. False when this prison had reopened it already: the same
+    "Abrir de nuevo" sent again (a double click, a reload) finds the closure gone and its
+    reopening in this prison's record of it, and is answered as done (nothing more is
+    recorded), not as a closure that does not exist. The closure's id is that action's
+    one-off key: a closure is reopened once."""
     require_write_lock(session)
-    closure = session.get(Closure, closure_id)
-    if closure is None or closure.prison_id != prison.id or closure.created_by is None:
+    closure = _staff_closure(session, prison, session.get(Closure, closure_id))
+    if closure is not None:
+        lock_day(session, prison.id, closure.day, exclusive=True)
+        # Two reopens of one closure take turns here: the second reads whether it is still
+        # there (on PostgreSQL, what the first committed while this one waited).
+        again = select(Closure).where(Closure.id == closure_id)
+        closure = _staff_closure(
+            session, prison, session.scalar(again.execution_options(populate_existing=True))
+        )
+    if closure is None:
+        if _reopened(session, prison, closure_id):
+            return False
         raise Rejected([Problem(Code.NOT_FOUND)])
-    lock_day(session, prison.id, closure.day, exclusive=True)
     if closure.day < prison.local_date(now):
         raise Rejected([Problem(Code.DAY_IN_PAST)])
     session.delete(closure)
     _audit(session, prison, closure, "closure.reopened", now, actor, origin)
     session.flush()
+    return True
+
+
+def _staff_closure(session: Session, prison: Prison, closure: Closure | None) -> Closure | None:
+    """The closure, if staff of this prison made it (the only ones reopened here)."""
+    if closure is None or closure.prison_id != prison.id or closure.created_by is None:
+        return None
     return closure
+
+
+def _reopened(session: Session, prison: Prison, closure_id: int) -> bool:
+    """Whether this prison's staff reopened the closure with this id."""
+    return any(
+        event.action == "closure.reopened" and event.details.get("prison") == prison.code
+        for event in audit.timeline(session, "closure", closure_id)
+    )

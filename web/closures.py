@@ -200,9 +200,10 @@ def reopen(
     now: Now,
     client: ClientKey,
 ) -> Response:
-    """Open a closed day or time again for new bookings."""
+    """Open a closed day or time again for new bookings; sent again (a double click), the
+    page says it is open again, as the first answer did."""
     try:
-        closing.reopen(
+        reopened = closing.reopen(
             session,
             who.prison,  # type: ignore[arg-type]
             closure_id,
@@ -215,5 +216,8 @@ def reopen(
         status = 404 if Code.NOT_FOUND in rejected.codes else 422
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, now, {}, list(rejected.problems), status)
-    commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
+    if reopened:
+        commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
+    else:  # reopened by the first click: nothing to commit
+        session.rollback()
     return RedirectResponse(f"{_path(who)}?done=reopened", status_code=303)
