@@ -146,11 +146,13 @@ def test_barring_a_visitor_cancels_their_bookings_here_and_refuses_new_ones(book
     ("path", "form", "field", "expected"),
     [
         ("/inmates", {"code": "Q99999"}, "code", "Ningún interno de este penal"),
+        ("/inmates", {"code": " "}, "code", "Completa este dato"),
         ("/inmates", {"inmate-reason": " "}, "inmate-reason", "Completa este dato"),
         ("/inmates", {"inmate-until": "2026-11-30"}, "inmate-until", "Este día ya pasó"),
         ("/inmates", {"inmate-until": "fin de año"}, "inmate-until", "Escribe la fecha"),
         ("/inmates", {"inmate-until": ""}, "inmate-until", "Completa este dato"),
         ("/visitors", {"doc_number": "49999999"}, "doc_number", "Nadie con este documento"),
+        ("/visitors", {"doc_number": ""}, "doc_number", "Completa este dato"),
         ("/visitors", {"doc_number": "123"}, "doc_number", "El DNI tiene exactamente 8"),
         ("/visitors", {"doc_type": "licencia"}, "doc_type", "Elige una de las opciones"),
         ("/visitors", {"visitor-reason": "x" * 301}, "visitor-reason", "como máximo 300"),

@@ -142,11 +142,15 @@ def suspend_inmate(
     bookings it cancelled. Raises :class:`Rejected` with every problem (nothing changes)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
-    inmate = session.scalar(
-        select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == normalise_code(code))
-    )
-    if inmate is None:
-        problems.insert(0, Problem(Code.INMATE_NOT_FOUND, "code"))
+    inmate = None
+    if not code.strip():
+        problems.insert(0, Problem(Code.REQUIRED, "code"))
+    else:
+        inmate = session.scalar(
+            select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == normalise_code(code))
+        )
+        if inmate is None:
+            problems.insert(0, Problem(Code.INMATE_NOT_FOUND, "code"))
     if problems or inmate is None or until is None:
         raise Rejected(problems)
     # Bookings for this inmate take this lock first: none slips in while this runs.
@@ -195,6 +199,8 @@ def suspend_visitor(
     kind = next((t for t in DocumentType if t.value == doc_type), None)
     if kind is None:
         problems.insert(0, Problem(Code.INVALID_CHOICE, "doc_type"))
+    elif not doc_number.strip():
+        problems.insert(0, Problem(Code.REQUIRED, "doc_number"))
     else:
         number = normalise_document(kind, doc_number)
         if isinstance(number, Problem):
