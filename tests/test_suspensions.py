@@ -4,6 +4,7 @@ database."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -15,7 +16,7 @@ from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import slots
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
 from tests.test_pages import text
-from tests.test_races import LATE, attempt, booking_count, interrupted_stream
+from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.db import Database, make_engine
@@ -193,6 +194,93 @@ def test_an_administrator_of_another_prison_cannot_touch_these_suspensions(booke
     with db.read_session() as s:
         assert s.scalar(select(InmateSuspension.lifted_at)) is None
         assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 1
+
+
+# --- The same form sent twice ---------------------------------------------------------------
+
+_KEY = re.compile(r'name="key" value="([^"]*)"')
+
+
+def _suspensions(db) -> tuple[int, int, int]:
+    """How many suspensions of inmates and of visitors, and how many audit events of them."""
+    with db.read_session() as s:
+        return (
+            s.scalar(select(func.count()).select_from(InmateSuspension)),
+            s.scalar(select(func.count()).select_from(VisitorSuspension)),
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action.in_(["inmate.suspended", "visitor.suspended"]))
+            ),
+        )
+
+
+def _family_sms(db) -> int:
+    with db.read_session() as s:
+        kinds = ["inmate_suspended", "visitor_barred"]
+        query = select(func.count()).select_from(OutboxMessage)
+        return s.scalar(query.where(OutboxMessage.kind.in_(kinds)))
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "listed", "cancelled"),
+    [
+        ("/inmates", {"code": "Q10001", "inmate-until": "2026-12-31", "inmate-reason": "pelea"},
+         "Carlos Yupanqui (Q10001)", ["carlos_soon", "carlos_later"]),
+        ("/visitors", {"doc_type": "dni", "doc_number": "41111111", "visitor-until": "2026-12-31",
+                       "visitor-reason": "pelea"}, "Ana Quispe · DNI 41111111", ["carlos_soon"]),
+    ],
+)  # fmt: skip
+def test_the_same_form_sent_twice_suspends_once_and_answers_the_same(
+    booked, db, path, form, listed, cancelled
+):
+    """A double click on "Suspender visitas" (or "Impedir visitas"), or a browser sending the
+    post again: one suspension, one record, each family told once, and the second answer is
+    the first's success page (not a second row to lift, which left visits suspended)."""
+    client, refs, _ = booked
+    found = _KEY.search(client.get(PAGE).text)
+    key = found.group(1) if found else ""
+    first = _post(client, path, key=key, **form)
+    second = _post(client, path, key=key, **form)
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]
+    shown = text(client.get(second.headers["location"]))
+    said = "Se canceló 1 reserva" if len(cancelled) == 1 else "Se cancelaron 2 reservas"
+    assert f"Guardado. {said} en ese periodo" in shown  # as the first answer said
+    assert shown.count(listed) == 1
+    expected = (1, 0, 1) if path == "/inmates" else (0, 1, 1)
+    assert _suspensions(db) == expected
+    for name in cancelled:
+        assert status_of(db, refs[name]) is BookingStatus.CANCELLED
+    assert _family_sms(db) == len(cancelled)  # each family told once
+    # The same person suspended again with other words is another suspension.
+    reason = "inmate-reason" if path == "/inmates" else "visitor-reason"
+    other = _post(client, path, key=key, **(form | {reason: "otra pelea"}))
+    assert other.status_code == 303
+    assert _suspensions(db) == tuple(n * 2 for n in expected)
+
+
+def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(booked, db):
+    """Two posts of one form land at once (a double click): they take turns on the inmate's
+    lock, and the second finds what the first recorded."""
+    _, refs, _ = booked
+
+    def suspend_once(_: int) -> str:
+        with db.writing() as s:
+            suspension, cancelled = suspend_inmate(
+                s, prison_by_code(s, "QUENCORO"), code="Q10001", until=date(2026, 12, 31),
+                reason="pelea", by=Actor("staff:admin", "", NOW), sms_policy=SMS,
+                key="one-form-key-0123456789",
+            )  # fmt: skip
+            return f"{suspension.id}:{sorted(b.reference for b in cancelled)}"
+
+    outcomes = race(2, suspend_once)
+    assert len(outcomes) == 1  # both answered the same
+    assert sum(outcomes.values()) == 2
+    cancelled = sorted([refs["carlos_soon"], refs["carlos_later"]])
+    assert next(iter(outcomes)).endswith(str(cancelled))
+    assert _suspensions(db) == (1, 0, 1)
+    assert _family_sms(db) == 2
 
 
 # --- Suspending while families book ----------------------------------------------------------

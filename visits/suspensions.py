@@ -9,12 +9,18 @@ family to book again without them. Lifting ends a suspension early and keeps its
 bookings it cancelled stay cancelled. A visitor can be barred once they have booked at this
 prison (before that the service knows no such person, and an administrator may not learn of
 another prison's visitors). A suspension lasts at most five years: it is reviewed by then.
+
+The page's form carries a one-off key (:func:`visits.audit.done_with`): the same form sent
+twice (a double click, a reload) records one suspension, and the second is answered as the
+first was, with the bookings the first cancelled. Only the same key for the same person, last
+day and reason is the same submission; another suspension of the same person is recorded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -102,6 +108,7 @@ def _take_effect(
     by: Actor,
     sms_policy: SmsPolicy,
     subject: tuple[str, int],
+    key: str,
 ) -> list[Booking]:
     """Record the suspension, cancel the ``bookings`` it covers, audit both; the cancelled."""
     session.add(suspension)
@@ -109,8 +116,38 @@ def _take_effect(
     found = list(session.scalars(bookings))
     cancelled = _cancel_all(session, found, cause, suspension, by, sms_policy)
     entity, entity_id = subject
-    _audit(session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled)
+    _audit(
+        session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled,
+        key=key,
+    )  # fmt: skip
     return cancelled
+
+
+Suspension = TypeVar("Suspension", InmateSuspension, VisitorSuspension)
+
+
+def _submitted(
+    session: Session,
+    kind: type[Suspension],
+    subject: tuple[str, int],
+    key: str,
+    until: date,
+    reason: str,
+) -> tuple[Suspension, list[Booking]] | None:
+    """What the submission with this key recorded for this person, if it was recorded already
+    (with the same last day and reason): the suspension and the bookings it cancelled. Read
+    under the person's lock, which the first submission held until it committed."""
+    entity, entity_id = subject
+    event = audit.done_with(
+        session, entity, entity_id, (f"{entity}.suspended",), audit.submission_key(key),
+        until=until.isoformat(), reason=reason.strip(),
+    )  # fmt: skip
+    suspension = session.get(kind, event.details["suspension_id"]) if event else None
+    if event is None or suspension is None:
+        return None
+    references = event.details.get("cancelled", [])
+    cancelled = session.scalars(select(Booking).where(Booking.reference.in_(references)))
+    return suspension, sorted(cancelled, key=lambda b: b.id)
 
 
 def _in_period(prison: Prison, until: date, now: datetime) -> Select:
@@ -137,9 +174,11 @@ def suspend_inmate(
     reason: str,
     by: Actor,
     sms_policy: SmsPolicy,
+    key: str = "",
 ) -> tuple[InmateSuspension, list[Booking]]:
     """Suspend visits to the inmate of this prison with ``code``; the suspension and the
-    bookings it cancelled. Raises :class:`Rejected` with every problem (nothing changes)."""
+    bookings it cancelled. Raises :class:`Rejected` with every problem (nothing changes).
+    The form's ``key`` sent again answers what the first did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
     inmate = None
@@ -153,8 +192,12 @@ def suspend_inmate(
             problems.insert(0, Problem(Code.INMATE_NOT_FOUND, "code"))
     if problems or inmate is None or until is None:
         raise Rejected(problems)
-    # Bookings for this inmate take this lock first: none slips in while this runs.
+    # Bookings for this inmate take this lock first: none slips in while this runs (and the
+    # same form sent twice at once takes turns here, the second finding the first's record).
     lock_rows(session, Inmate.id, [inmate.id])
+    subject = ("inmate", inmate.id)
+    if earlier := _submitted(session, InmateSuspension, subject, key, until, reason):
+        return earlier
     suspension = InmateSuspension(
         inmate_id=inmate.id, until=until, reason=reason.strip(), created_by=by.name,
         created_at=by.now,
@@ -162,7 +205,7 @@ def suspend_inmate(
     bookings = _in_period(prison, until, by.now).where(Booking.inmate_id == inmate.id)
     cancelled = _take_effect(
         session, prison, suspension, bookings, CancelCause.INMATE_SUSPENDED, by, sms_policy,
-        ("inmate", inmate.id),
+        subject, audit.submission_key(key),
     )  # fmt: skip
     return suspension, cancelled
 
@@ -190,9 +233,11 @@ def suspend_visitor(
     reason: str,
     by: Actor,
     sms_policy: SmsPolicy,
+    key: str = "",
 ) -> tuple[VisitorSuspension, list[Booking]]:
     """Bar the visitor with this document from this prison; the suspension and the bookings
-    it cancelled. Raises :class:`Rejected` with every problem (nothing changes)."""
+    it cancelled. Raises :class:`Rejected` with every problem (nothing changes). The form's
+    ``key`` sent again answers what the first did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
     visitor = None
@@ -214,8 +259,12 @@ def suspend_visitor(
                 problems.insert(0, Problem(Code.VISITOR_NOT_FOUND, "doc_number"))
     if problems or visitor is None or until is None:
         raise Rejected(problems)
-    # Bookings naming this person take this lock first: none slips in while this runs.
+    # Bookings naming this person take this lock first: none slips in while this runs (and
+    # the same form sent twice at once takes turns here, the second finding the first's record).
     lock_rows(session, Visitor.id, [visitor.id])
+    subject = ("visitor", visitor.id)
+    if earlier := _submitted(session, VisitorSuspension, subject, key, until, reason):
+        return earlier
     suspension = VisitorSuspension(
         visitor_id=visitor.id, prison_id=prison.id, until=until, reason=reason.strip(),
         created_by=by.name, created_at=by.now,
@@ -227,12 +276,14 @@ def suspend_visitor(
     )
     cancelled = _take_effect(
         session, prison, suspension, bookings, CancelCause.VISITOR_BARRED, by, sms_policy,
-        ("visitor", visitor.id),
+        subject, audit.submission_key(key),
     )  # fmt: skip
     return suspension, cancelled
 
 
-def _audit(session, by, action, entity, entity_id, prison, suspension, cancelled=()) -> None:
+def _audit(
+    session, by, action, entity, entity_id, prison, suspension, cancelled=(), key=""
+) -> None:
     audit.record(
         session,
         at=by.now,
@@ -246,7 +297,8 @@ def _audit(session, by, action, entity, entity_id, prison, suspension, cancelled
             "until": suspension.until.isoformat(),
             "reason": suspension.reason,
         }
-        | ({"cancelled": [b.reference for b in cancelled]} if cancelled else {}),
+        | ({"cancelled": [b.reference for b in cancelled]} if cancelled else {})
+        | ({"key": key} if key else {}),
         origin=by.origin,
     )
 

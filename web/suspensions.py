@@ -1,6 +1,9 @@
 """Administrators' suspensions page: visits to an inmate suspended, visitors barred from the
 prison, until a date and with a reason for staff; both lifted early from the same page (see
-:mod:`visits.suspensions`: bookings in the period are cancelled and the families told)."""
+:mod:`visits.suspensions`: bookings in the period are cancelled and the families told).
+
+Each rendering of the page gives its forms a new one-off key: the same form sent twice (a
+double click, a reload) suspends once, and the second answer is the first's success page."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from visits import suspensions
+from visits import audit, suspensions
 from visits.booking_request import date_problem, parse_date
 from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole
@@ -54,6 +57,7 @@ def _page(
         values=values or {},
         done=request.query_params.get("done", ""),
         count=shown_count(request.query_params.get("count", "")),
+        key=audit.new_key(),
     )
 
 
@@ -127,6 +131,7 @@ def suspend_inmate(
         lambda until: suspensions.suspend_inmate(
             session, who.prison, code=values.get("code", ""), until=until,  # type: ignore[arg-type]
             reason=values.get("inmate-reason", ""), by=by, sms_policy=sms,
+            key=values.get("key", ""),
         ),
     )  # fmt: skip
 
@@ -149,6 +154,7 @@ def suspend_visitor(
             session, who.prison, doc_type=values.get("doc_type", ""),  # type: ignore[arg-type]
             doc_number=values.get("doc_number", ""), until=until,
             reason=values.get("visitor-reason", ""), by=by, sms_policy=sms,
+            key=values.get("key", ""),
         ),
     )  # fmt: skip
 
