@@ -7,7 +7,7 @@ import re
 from datetime import date, time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.factories import NOW
 from tests.staffing import make_staff, sign_in, staff_token
@@ -307,6 +307,71 @@ def test_two_administrators_adding_overlapping_visit_times_at_once_get_one(admin
             return ",".join(sorted(rejected.codes))
 
     assert race(2, add) == {"added": 1, "sessions_overlap": 1}
+
+
+_KEY = re.compile(r'name="key" value="([^"]*)"')
+SATURDAY_AFTERNOON = {
+    "action": "add", "add-weekday": "5", "add-start": "16:30", "add-end": "18:00",
+    "add-capacity": "40", "add-group": "men", "add-valid_from": "2026-12-01",
+}  # fmt: skip
+
+
+def _saturday_afternoons(db) -> tuple[int, int]:
+    """How many weekly sessions on Saturday at 16:30, and how many schedule changes made."""
+    with db.read_session() as s:
+        templates = s.scalar(
+            select(func.count())
+            .select_from(ScheduleTemplate)
+            .where(ScheduleTemplate.weekday == 5, ScheduleTemplate.start_time == time(16, 30))
+        )
+        changes = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "schedule.changed")
+        )
+    return templates, changes
+
+
+def test_the_same_confirmation_sent_twice_changes_the_schedule_once(admin, db):
+    """A double click on "Confirmar el cambio", or a reload of its post: the second finds the
+    change made and answers as the first did, not that it overlaps the session just added."""
+    preview = _send(admin, "/preview", **SATURDAY_AFTERNOON)
+    assert preview.status_code == 200
+    found = _KEY.search(preview.text)
+    confirmation = SATURDAY_AFTERNOON | {"key": found.group(1) if found else ""}
+    first = _send(admin, "", **confirmation)
+    second = _send(admin, "", **confirmation)
+    assert first.status_code == 303
+    assert second.status_code == 303, text(second)
+    assert second.headers["location"] == first.headers["location"]
+    assert "Se superpone" not in text(admin.get(second.headers["location"]))
+    assert _saturday_afternoons(db) == (1, 1)
+    # Another preview of the same session is another change, refused as it always was.
+    again = _send(admin, "/preview", **SATURDAY_AFTERNOON)
+    assert again.status_code == 422
+    assert "Se superpone con el horario 16:30–18:00" in text(again)
+
+
+def test_one_confirmation_sent_twice_at_the_same_instant_changes_the_schedule_once(admin, db):
+    session = WeeklySession(
+        weekday=5, start=time(16, 30), end=time(18), capacity=40,
+        visitor_group=VisitorGroup.MEN, valid_from=date(2026, 12, 1), valid_to=None,
+    )  # fmt: skip
+    change = ScheduleChange(session=session, key="one-preview-key-0123456789")
+
+    def confirm(_: int) -> str:
+        try:
+            with db.writing() as s:
+                applied = schedule_edits.apply(
+                    s, prison_by_code(s, "QUENCORO"), change, now=NOW, actor="staff:admin",
+                    origin="",
+                )  # fmt: skip
+            return "again" if applied.replayed else "added"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    assert race(2, confirm) == {"added": 1, "again": 1}
+    assert _saturday_afternoons(db) == (1, 1)
 
 
 def test_a_removed_visit_time_stays_on_the_gates_list_and_closures_while_it_holds_bookings(

@@ -12,6 +12,10 @@ caller) and every check of what it could, so one round of corrections is enough.
 
 A prison edited here is marked: reloading the prison file then leaves its rules and schedule
 alone unless told to overwrite them (see :func:`visits.prison_config.apply_config`).
+
+The preview's confirmation carries a one-off key (:func:`visits.audit.done_with`): sent twice
+(a double click, a reload) it makes the change once, and the second is answered as done. It
+was refused as overlapping the session the first had just added.
 """
 
 from __future__ import annotations
@@ -65,12 +69,21 @@ class ScheduleChange:
     template_id: int | None = None
     remove: bool = False
     session: WeeklySession | None = None
+    key: str = ""  # the preview's, the same for every post of its confirmation
+
+
+# The event of a change made.
+CHANGED = "schedule.changed"
 
 
 @dataclass
 class Applied:
+    """What the change did; ``replayed``: this confirmation was made already, and nothing
+    more was done (``details`` are the first one's, ``report`` is empty)."""
+
     report: SyncReport
     details: dict[str, object] = field(default_factory=dict)
+    replayed: bool = False
 
 
 def _config(s: WeeklySession) -> TemplateConfig:
@@ -172,11 +185,17 @@ def apply(
     ``form_problems``: what the caller could not read of the form (a choice not offered, a
     time not written as one), its fields holding stand-ins. They are refused with every
     problem the change's checks find in the fields that could be read, so that one answer
-    tells all there is to correct."""
+    tells all there is to correct.
+
+    A confirmation whose ``key`` was made already changes nothing (``replayed``)."""
     require_write_lock(session)
     # Two administrators' changes (and a reload of the prison file) take turns: the checks of
-    # one see what the other did, even when it added a row nobody could lock yet.
+    # one see what the other did, even when it added a row nobody could lock yet. So do two
+    # posts of one confirmation: the second finds the first's record.
     lock_rows(session, Prison.id, [prison.id], key_share=True)  # bookings go on meanwhile
+    key = audit.submission_key(change.key)
+    if (earlier := audit.done_with(session, "prison", prison.code, (CHANGED,), key)) is not None:
+        return Applied(SyncReport(), dict(earlier.details), replayed=True)
     templates = list(
         session.scalars(
             select(ScheduleTemplate)
@@ -240,10 +259,12 @@ def apply(
         session,
         at=now,
         actor=actor,
-        action="schedule.changed",
+        action=CHANGED,
         entity="prison",
         entity_id=prison.code,
-        details=details | {"conflicts": [c.describe(prison.tz) for c in report.conflicts]},
+        details=details
+        | {"conflicts": [c.describe(prison.tz) for c in report.conflicts]}
+        | ({"key": key} if key else {}),
         origin=origin,
     )
     session.flush()

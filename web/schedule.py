@@ -1,10 +1,13 @@
 """Administrators' schedule page: the booking rules and the weekly visit times of their prison,
 each change previewed against the visit times already booked, then confirmed (see
-:mod:`visits.schedule_edits`). The preview is the change itself, rolled back."""
+:mod:`visits.schedule_edits`). The preview is the change itself, rolled back; its
+confirmation carries a key of its own, so that sending it twice (a double click, a reload)
+changes the schedule once and answers the same."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, time
 
 from fastapi import APIRouter, Request
@@ -12,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visits import schedule_edits
+from visits import audit, schedule_edits
 from visits.problems import Code, Problem, Rejected
 from visits.rules import VisitorGroup
 from visits.schedule import WEEKDAYS, ScheduleTemplate
@@ -156,6 +159,8 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
     try:
         if change is None:
             raise Rejected(problems)
+        if confirm:
+            change = replace(change, key=values.get("key", ""))
         prison = session.merge(who.prison, load=False)
         # The form's own problems are told with the change's: all of them, at once.
         applied = schedule_edits.apply(
@@ -169,7 +174,10 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, found, values, status)
     if confirm:
-        commit_seat_change(request, session, prison.id)
+        if applied.replayed:  # made by the first click: nothing more to commit
+            session.rollback()
+        else:
+            commit_seat_change(request, session, prison.id)
         path = f"/staff/p/{prison.code}/schedule?done=1"
         return RedirectResponse(path, status_code=303)
     session.close()  # a preview keeps nothing
@@ -182,7 +190,9 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
         details=applied.details,
         weekday_numbers={name: number for number, name in enumerate(WEEKDAYS)},
         group_of={g.value: g for g in VisitorGroup},
-        values={k: v for k, v in values.items() if k != "csrf_token"},
+        # Confirming twice (a double click, a reload) changes the schedule once.
+        values={k: v for k, v in values.items() if k not in ("csrf_token", "key")}
+        | {"key": audit.new_key()},
     )
 
 
