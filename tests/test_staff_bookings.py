@@ -14,12 +14,14 @@ from tests.factories import LIMA_TODAY, NOW, SMS, add_closure, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot, slots
 from tests.test_pages import text
+from tests.test_races import race
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingStatus
+from visits.booking import Booking, BookingStatus, cancel_booking, move_booking
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
+from visits.problems import Rejected
 from visits.rules import VisitorGroup, iso_week_bounds
 from visits.schedule import Slot
 from visits.staff import StaffRole
@@ -146,6 +148,112 @@ def test_a_move_refused_reads_in_words_for_staff_not_for_the_family(booked, db):
     )
     assert "look again in a few days" not in text(refused)  # the family's words
     assert _booking(db, reference).slot_id == slot["id"]
+
+
+_KEY = re.compile(r'name="key" value="([^"]*)"')
+
+
+def _page_key(client, reference) -> str:
+    """The one-off key of the booking page's forms ("" where the page gives none)."""
+    found = _KEY.search(client.get(f"/staff/p/QUENCORO/bookings/{reference}").text)
+    return found.group(1) if found else ""
+
+
+def _events(db, reference, action) -> int:
+    with db.read_session() as s:
+        query = select(AuditEvent).where(
+            AuditEvent.entity_id == reference, AuditEvent.action == action
+        )
+        return len(s.scalars(query).all())
+
+
+def _later_slot(client, slot) -> int:
+    """Another open women's visit time of the booking window."""
+    return next(
+        s["id"]
+        for d in client.get("/api/v1/prisons/QUENCORO/slots").json()["days"]
+        for s in d["slots"]
+        if s["state"] == "open" and s["visitor_group"] == "women" and s["id"] != slot["id"]
+    )
+
+
+def test_the_same_cancel_sent_twice_cancels_once_and_answers_cancelled(booked, db):
+    """A double click on "Cancelar la visita": the second post is this very cancel, done, and
+    answers as the first did (it said 409 "cancelled or already over"). Another cancel of the
+    cancelled booking is still refused: that one was not done."""
+    client, reference, slot = booked
+    path = f"/staff/p/QUENCORO/bookings/{reference}/cancel"
+    data = {"csrf_token": staff_token(client), "reason": "La familia llamó",
+            "key": _page_key(client, reference)}  # fmt: skip
+    first = client.post(path, data=data, follow_redirects=False)
+    second = client.post(path, data=data, follow_redirects=False)
+    assert first.status_code == 303
+    assert second.status_code == 303, text(second)
+    assert second.headers["location"] == first.headers["location"]
+    assert "Cancelada. La familia recibe un SMS." in text(client.get(second.headers["location"]))
+    assert _booking(db, reference).status is BookingStatus.CANCELLED
+    assert _events(db, reference, "booking.cancelled") == 1
+    assert _kinds(db, reference).count("cancelled") == 1
+    with db.read_session() as s:
+        assert s.get(Slot, slot["id"]).seats_taken == 0
+    other = client.post(path, data=data | {"key": _page_key(client, reference)})
+    assert other.status_code == 409
+    assert "Esta reserva fue cancelada o ya pasó" in text(other)
+
+
+def test_the_same_move_sent_twice_moves_once_and_answers_moved(booked, db):
+    """A double click on "Mover la visita": the second post finds the booking in that time by
+    this very move and answers "moved" (it said "already at this time")."""
+    client, reference, slot = booked
+    later = _later_slot(client, slot)
+    path = f"/staff/p/QUENCORO/bookings/{reference}/move"
+    data = {"csrf_token": staff_token(client), "slot_id": str(later), "reason": "trabajo",
+            "key": _page_key(client, reference)}  # fmt: skip
+    first = client.post(path, data=data, follow_redirects=False)
+    second = client.post(path, data=data, follow_redirects=False)
+    assert first.status_code == 303
+    assert second.status_code == 303, text(second)
+    assert second.headers["location"] == first.headers["location"]
+    assert "Cambiada. La familia recibe un SMS" in text(client.get(second.headers["location"]))
+    assert _booking(db, reference).slot_id == later
+    assert _events(db, reference, "booking.moved") == 1
+    assert _kinds(db, reference).count("moved") == 1
+    with db.read_session() as s:
+        party = _booking(db, reference).party_size
+        assert (s.get(Slot, slot["id"]).seats_taken, s.get(Slot, later).seats_taken) == (0, party)
+    # Another move to the time the booking is in is still refused: it was not asked before.
+    other = client.post(path, data=data | {"key": _page_key(client, reference)})
+    assert other.status_code == 422
+    assert "ya está en este horario" in text(other)
+
+
+@pytest.mark.parametrize("action", ["cancel", "move"])
+def test_one_staff_change_sent_twice_at_the_same_instant_is_done_once(booked, db, action):
+    client, reference, slot = booked
+    later = _later_slot(client, slot)
+    key = "one-form-key-0123456789"
+
+    def change(_: int) -> str:
+        try:
+            with db.writing() as s:
+                booking = s.scalar(select(Booking).where(Booking.reference == reference))
+                if action == "cancel":
+                    cancel_booking(s, booking, now=NOW, actor="staff:guardia", sms_policy=SMS,
+                                   reason="x", key=key)  # fmt: skip
+                else:
+                    move_booking(s, booking, slot_id=later, now=NOW, actor="staff:guardia",
+                                 sms_policy=SMS, reason="x", key=key)  # fmt: skip
+            return "done"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    assert race(2, change) == {"done": 2}
+    done = "booking.cancelled" if action == "cancel" else "booking.moved"
+    assert _events(db, reference, done) == 1
+    assert _kinds(db, reference).count("cancelled" if action == "cancel" else "moved") == 1
+    with db.read_session() as s:
+        taken = s.get(Slot, slot["id"]).seats_taken + s.get(Slot, later).seats_taken
+    assert taken == (0 if action == "cancel" else _booking(db, reference).party_size)
 
 
 def test_a_slot_id_no_database_integer_holds_is_an_unknown_slot(booked, db):

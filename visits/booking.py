@@ -819,12 +819,17 @@ def cancel_booking(
     reason: str = "",
     origin: str = "",
     cause: CancelCause | None = None,
+    key: str = "",
 ) -> Booking:
     """Cancel, give the seats back and cancel the messages still to come, exactly once even
     if two cancels (or a cancel and a move) race; the family is told by SMS (``answering``:
     the SMS answers the family's own text, so it goes even to a number that opted out).
     Staff acting for a family give the ``reason`` and where they are (``origin``); when the
     prison cancels (``cause``), the history and the family's SMS say why in general words.
+    Staff's form gives a one-off ``key`` (:func:`visits.audit.done_with`): that cancel sent
+    again (a double click, a reload) finds itself in the booking's history and returns the
+    booking as it left it, with nothing done twice; any other cancel of a booking already
+    cancelled or over is refused as before.
 
     A booking whose visitors were all turned away at the gate stays confirmed until its time
     starts, and can still be cancelled, by the family or by staff, unlike moved (see
@@ -843,11 +848,14 @@ def cancel_booking(
     never saw get their day back, as after any cancellation. A mistake at the gate is undone
     before cancelling (:func:`visits.gate.undo_gate`, only on a booking still confirmed)."""
     booking = _locked(session, booking)
+    action = f"booking.cancelled_{cause.value}" if cause else "booking.cancelled"
+    key = audit.submission_key(key)
+    if audit.done_with(session, "booking", booking.reference, (action,), key) is not None:
+        return booking  # this very cancel, sent again: it was done
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     was_confirmed = booking.status is BookingStatus.CONFIRMED
-    action = f"booking.cancelled_{cause.value}" if cause else "booking.cancelled"
-    _cancel(session, booking, now, actor, action, reason=reason, origin=origin)
+    _cancel(session, booking, now, actor, action, reason=reason, origin=origin, key=key)
     if was_confirmed:
         kind = cause.value if cause else "cancelled"
         sms.queue_cancelled(session, booking, sms_policy, now, essential=answering, kind=kind)
@@ -866,6 +874,7 @@ def _cancel(
     *,
     reason: str = "",
     origin: str = "",
+    key: str = "",
 ) -> None:
     # The gate records only confirmed bookings (and an attended one is never cancelled).
     seen = _seen_at_gate(session, booking) if booking.status is BookingStatus.CONFIRMED else set()
@@ -883,7 +892,8 @@ def _cancel(
         entity="booking",
         entity_id=booking.reference,
         details={"slot_id": booking.slot_id, "party_size": booking.party_size}
-        | ({"reason": reason} if reason else {}),
+        | ({"reason": reason} if reason else {})
+        | ({"key": key} if key else {}),
         origin=origin,
     )
 
@@ -1093,11 +1103,15 @@ def move_booking(
     sms_policy: SmsPolicy,
     reason: str = "",
     origin: str = "",
+    key: str = "",
 ) -> Booking:
     """Move to another slot: the new seats are taken and the old ones given back in one
     transaction, so the family never ends up with both or with neither; the old time's
     reminders give way to the new time's. Staff acting for a family give the ``reason``
-    and where they are (``origin``).
+    and where they are (``origin``), and their form's one-off ``key``: that move sent again
+    (a double click, a reload) finds itself in the booking's history, to the same time, and
+    returns the booking as it is, with nothing done twice (a move of a booking already in
+    the time asked for is otherwise refused, :attr:`Code.SAME_SLOT`).
 
     A booking the gate has recorded anyone of (turned away before their time began: the
     booking is still confirmed) is not moved: the record belongs to the visit on that day,
@@ -1111,6 +1125,11 @@ def move_booking(
     if new_slot is not None:
         lock_day(session, new_slot.prison_id, new_slot.local_date, exclusive=False)
     booking = _locked(session, booking)
+    key = audit.submission_key(key)
+    if new_slot is not None and audit.done_with(
+        session, "booking", booking.reference, ("booking.moved",), key, to_slot_id=new_slot.id
+    ):
+        return booking  # this very move, sent again: it was done
     if not booking.can_change(now):
         raise Rejected([Problem(Code.BOOKING_NOT_ACTIVE)])
     if booking.status is BookingStatus.HELD:
@@ -1142,7 +1161,8 @@ def move_booking(
         entity="booking",
         entity_id=booking.reference,
         details={"from_slot_id": old_slot_id, "to_slot_id": new_slot.id}
-        | ({"reason": reason} if reason else {}),
+        | ({"reason": reason} if reason else {})
+        | ({"key": key} if key else {}),
         origin=origin,
     )
     session.flush()

@@ -4,6 +4,12 @@ family's behalf (a phone call, a family at the gate).
 Staff changes go through the same domain functions as the family's (every rule, the seats,
 the SMS the family gets in its language), with the staff member as the actor, the reason they
 give and where they were, all in the booking's audit timeline on this page.
+
+Each rendering of the page gives its forms a new one-off key: the same cancel or move sent
+twice (a double click, a reload) is done once, and the second answer is the first's ("Moved",
+"Cancelled"), not that the booking is already in that time or already cancelled. A booking
+cancelled or moved by anyone else meanwhile is still refused as before: that was not this
+action.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ def _page(
         values=values or {},
         sent=sent,  # which form came back refused: "move" or "cancel"
         done=request.query_params.get("done", ""),
+        key=audit.new_key(),
     )
 
 
@@ -167,7 +174,7 @@ def cancel(
         request, reference, who, session, now, values, "cancelled",
         lambda booking, reason: cancel_booking(
             session, booking, now=now, actor=who.user.actor, sms_policy=sms, reason=reason,
-            origin=client,
+            origin=client, key=values.get("key", ""),
         ),
     )  # fmt: skip
 
@@ -188,6 +195,6 @@ def move(
         request, reference, who, session, now, values, "moved",
         lambda booking, reason: move_booking(
             session, booking, slot_id=values.get("slot_id", ""), now=now, actor=who.user.actor,
-            sms_policy=sms, reason=reason, origin=client,
+            sms_policy=sms, reason=reason, origin=client, key=values.get("key", ""),
         ),
     )  # fmt: skip
