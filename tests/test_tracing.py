@@ -22,6 +22,7 @@ from tests.history import History, Person, generate_year
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_pages import text as text_of
 from tests.test_pages import visible
+from tests.test_races import race
 from visits import health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
@@ -511,8 +512,55 @@ def test_health_staff_see_the_counts_then_the_contacts_and_notify_them(traced, m
     assert "Ya se avisó a todos los de la lista." in again
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(ContactNotice)) == 2
+    # A click from a page made before (another health user's, another tab): nobody is left.
     repeat = client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
-    assert repeat.headers["location"] == f"{path}?done=notified&count=0&unreachable=0"
+    assert repeat.headers["location"] == f"{path}?done=nobody"
+    shown = text_of(client.get(f"{repeat.headers['location']}&lang=en"))
+    assert "Nobody was left to notify" in shown
+    assert "on their way" not in shown
+
+
+_KEY = re.compile(r'name="key" value="([^"]*)"')
+
+
+def test_the_same_notify_click_sent_twice_notifies_once_and_says_what_it_did(
+    traced, make_client, db
+):
+    """A double click on "Enviar 2 SMS": the browser shows the second answer, so it says what
+    the click did ("2 SMS están en camino"), not "0 SMS", and nothing is sent or recorded
+    twice."""
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    found = _KEY.search(client.get(path).text)
+    data = {"csrf_token": staff_token(client), "key": found.group(1) if found else ""}
+    first = client.post(f"{path}/notify", data=data, follow_redirects=False)
+    second = client.post(f"{path}/notify", data=data, follow_redirects=False)
+    assert first.headers["location"] == f"{path}?done=notified&count=2&unreachable=0"
+    assert second.headers["location"] == first.headers["location"]
+    assert "2 SMS están en camino." in text_of(client.get(second.headers["location"]))
+    assert len(_contact_sms(db)) == 2
+    with db.read_session() as s:
+        notified = select(AuditEvent).where(AuditEvent.action == "advisory.contacts_notified")
+        assert len(s.scalars(notified).all()) == 1
+
+
+def test_one_notify_click_sent_twice_at_the_same_instant_notifies_once(db):
+    advisory_id, _ = _family(db)
+
+    def notify_once(_: int) -> str:
+        with db.writing() as s:
+            planned = tracing.notify(
+                s, s.scalar(select(Prison)), advisory_id, now=NOW, actor="staff:salud",
+                origin="", policy=POLICY, key="one-click-key-0123456789",
+            )  # fmt: skip
+        return f"{'again' if planned.replayed else 'sent'}:{planned.queued}"
+
+    assert race(2, notify_once) == {"sent:3": 1, "again:3": 1}
+    assert len(_contact_sms(db)) == 3
+    with db.read_session() as s:
+        notified = select(AuditEvent).where(AuditEvent.action == "advisory.contacts_notified")
+        assert len(s.scalars(notified).all()) == 1
 
 
 def test_the_csv_opens_in_excel_and_defuses_formulas(traced, make_client):

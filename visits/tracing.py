@@ -276,6 +276,11 @@ class NoticePlan:
     already: int  # visitors told before, at their tier or closer
     # After notifying: SMS not sent because the number asked for none or cannot get them.
     unreachable: int = 0
+    # After notifying: SMS queued to go.
+    queued: int = 0
+    # The same notification sent again (its form's key): nothing was done now (``sms`` and
+    # ``new`` are empty); ``queued`` and ``unreachable`` are what the first one did.
+    replayed: bool = False
 
     @property
     def visitors(self) -> int:
@@ -348,6 +353,9 @@ def preview(
     return found, plan(found.contacts, before), delivered
 
 
+NOTIFIED = "advisory.contacts_notified"
+
+
 def notify(
     session: Session,
     prison: Prison,
@@ -357,10 +365,17 @@ def notify(
     actor: str,
     origin: str,
     policy: TracingPolicy,
+    key: str = "",
 ) -> NoticePlan:
     """Queue the SMS of every contact not told yet, record each of them, and audit it (counts
     only, no names), in this transaction. The advisory's row is locked first: two health
-    users notifying at once take turns, and the second finds everyone told."""
+    users notifying at once take turns, and the second finds everyone told.
+
+    The contact page's form gives a one-off ``key`` (:func:`visits.audit.done_with`): the
+    same click sent again (a double click, a reload) does nothing more and answers what the
+    first did (``replayed``, with its counts). Decision: health staff are told "2 SMS are on
+    their way" again, not "already sent" nor "0 SMS": with a double click the browser shows
+    only the second answer, so it must say what the click did."""
     require_write_lock(session)
     locked = session.scalar(
         select(HealthAdvisory)
@@ -370,6 +385,13 @@ def notify(
     )
     if locked is None or locked.prison_id != prison.id:
         raise Rejected([Problem(Code.NOT_FOUND)])
+    key = audit.submission_key(key)
+    earlier = audit.done_with(session, "advisory", locked.id, (NOTIFIED,), key)
+    if earlier is not None:
+        done = earlier.details
+        unreachable = done.get("sms_not_possible", 0)
+        queued = done.get("sms", 0) - unreachable
+        return NoticePlan([], [], done.get("already_told", 0), unreachable, queued, True)
     found = contacts(session, locked, now, policy)
     before = told(session, locked.id)
     planned = plan(found.contacts, before)
@@ -394,6 +416,7 @@ def notify(
     ]
     messages = outbox.enqueue_all(session, drafts, now)
     planned.unreachable = sum(1 for m in messages if m.status is MessageStatus.CANCELLED)
+    planned.queued = len(messages) - planned.unreachable
     first_time = [c for c in planned.new if c.visitor_id not in before]
     if first_time:
         session.execute(
@@ -418,7 +441,7 @@ def notify(
         session,
         at=now,
         actor=actor,
-        action="advisory.contacts_notified",
+        action=NOTIFIED,
         entity="advisory",
         entity_id=locked.id,
         details={
@@ -430,7 +453,8 @@ def notify(
             "sms_not_possible": planned.unreachable,
             "sms_tier_1": sum(1 for o in planned.sms if o.tier is Tier.ONE),
             "sms_tier_2": sum(1 for o in planned.sms if o.tier is Tier.TWO),
-        },
+        }
+        | ({"key": key} if key else {}),
         origin=origin,
     )
     session.flush()

@@ -5,6 +5,11 @@ became of their SMS; the CSV for the health post's spreadsheet; and telling them
 Health staff only, of the advisory's prison: an advisory of another prison is not found here.
 The notices' SMS are shown here and nowhere else: administrators' delivery page lists the
 messages of bookings and of broadcasts, not these, which say who may have been exposed.
+
+The notify form carries a one-off key: the same click sent twice (a double click, a reload)
+notifies once and both answers say what it did (see :func:`visits.tracing.notify`). A click
+from a page that another health user had made stale (everyone told meanwhile) says that
+nobody was left to tell, not "0 SMS are on their way".
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visits import tracing
+from visits import audit, tracing
 from visits.advisories import HealthAdvisory
 from visits.health import Scope, Tier, TracingPolicy
 from visits.i18n import LANGUAGE_NAMES, N_, gettext
@@ -29,7 +34,7 @@ from visits.problems import Code, Rejected
 from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import RowId, shown_count
+from web.forms import FormValues, RowId, shown_count
 from web.gate import csv_cell
 from web.labels import label, message_detail, message_status
 from web.staff import Staff, access
@@ -163,6 +168,7 @@ def _page(
         unreachable=shown_count(request.query_params.get("unreachable", "")),
         purged_before=_purged_before(advisory, listed, _policy(request), who.prison),  # type: ignore[arg-type]
         retention_days=_policy(request).retention_days,
+        key=audit.new_key(),
     )
 
 
@@ -235,12 +241,14 @@ def notify(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    values: FormValues,
 ) -> Response:
-    """Send each contact not told yet their SMS, once; back to the list with the count."""
+    """Send each contact not told yet their SMS, once; back to the list with the count (the
+    first click's, for the same click sent again)."""
     try:
         planned = tracing.notify(
             session, who.prison, advisory_id, now=now, actor=who.user.actor,  # type: ignore[arg-type]
-            origin=client, policy=_policy(request),
+            origin=client, policy=_policy(request), key=values.get("key", ""),
         )  # fmt: skip
     except Rejected as rejected:
         session.close()
@@ -249,8 +257,12 @@ def notify(
         with request.app.state.db.read_session() as reading:
             advisory = _advisory(reading, who, advisory_id)
             return _page(request, reading, who, advisory, now, 409)
-    session.commit()
+    if planned.replayed:  # done by the first click: nothing more to commit
+        session.rollback()
+    else:
+        session.commit()
     path = _path(who, advisory_id)
-    queued = len(planned.sms) - planned.unreachable
-    query = f"done=notified&count={queued}&unreachable={planned.unreachable}"
+    if not planned.replayed and not planned.new:
+        return RedirectResponse(f"{path}?done=nobody", status_code=303)
+    query = f"done=notified&count={planned.queued}&unreachable={planned.unreachable}"
     return RedirectResponse(f"{path}?{query}", status_code=303)
