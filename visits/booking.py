@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -55,6 +55,7 @@ from visits import audit, reference, screening, sms, throttle, verification
 from visits.advisories import for_booking, in_force, measures_on
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import (
+    PHONE_COUNTRIES,
     BookingRequest,
     Relationship,
     ValidBooking,
@@ -544,7 +545,12 @@ def _attendees(valid: ValidBooking, visitor_ids: Sequence[int | None]) -> list[A
 
 
 def _parse_for(
-    session: Session, prison: Prison, inmate: Inmate, request: BookingRequest, now: datetime
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    request: BookingRequest,
+    now: datetime,
+    phone_countries: Collection[str],
 ) -> tuple[Slot, ValidBooking]:
     """Field checks plus the slot's own checks, reported together."""
     slot = slot_in_prison(session, prison, request.slot_id)
@@ -553,6 +559,7 @@ def _parse_for(
             request,
             today=prison.local_date(now),
             sex_required=slot is not None and slot.visitor_group is not VisitorGroup.ANYONE,
+            phone_countries=phone_countries,
         )
     except Rejected as rejected:
         problems = list(rejected.problems)
@@ -569,10 +576,17 @@ def _parse_for(
 
 
 def check_booking(
-    session: Session, *, prison: Prison, inmate: Inmate, request: BookingRequest, now: datetime
+    session: Session,
+    *,
+    prison: Prison,
+    inmate: Inmate,
+    request: BookingRequest,
+    now: datetime,
+    phone_countries: Collection[str] = PHONE_COUNTRIES,
 ) -> Checked:
-    """Every rule, without taking anything: for the review page before the family confirms."""
-    slot, valid = _parse_for(session, prison, inmate, request, now)
+    """Every rule, without taking anything: for the review page before the family confirms.
+    ``phone_countries``: as :attr:`visits.sms.SmsPolicy.phone_countries`."""
+    slot, valid = _parse_for(session, prison, inmate, request, now, phone_countries)
     known = find_visitors(session, (v.identity.key for v in valid.visitors))
     ids = [known[v.identity.key].id if v.identity.key in known else None for v in valid.visitors]
     problems = slot_problems(session, prison, inmate, slot, len(valid.visitors), now)
@@ -682,7 +696,7 @@ def create_booking(
     fingerprint = submission_hash(inmate, request)
     if (replayed := _replay(session, submission_key, fingerprint, secret_key)) is not None:
         return replayed
-    slot, valid = _parse_for(session, prison, inmate, request, now)
+    slot, valid = _parse_for(session, prison, inmate, request, now, sms_policy.phone_countries)
 
     lock_inmate(session, inmate)
     # A second click that raced the first one past the check above sees it now.

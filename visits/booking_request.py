@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from enum import StrEnum
@@ -42,6 +43,9 @@ _MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
 )
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
+# The countries whose mobiles a booking's SMS go to unless configured otherwise
+# (``VISITS_SMS_COUNTRIES``, see :func:`parse_phone`).
+PHONE_COUNTRIES = ("PE",)
 
 
 class Relationship(StrEnum):
@@ -152,8 +156,18 @@ def date_problem(raw: str, field: str | None = None) -> Problem:
     return Problem(Code.INVALID_DATE, field)
 
 
-def parse_phone(raw: str) -> str | Problem:
-    """A mobile number in E.164 (Peru is assumed when no country code is given)."""
+def parse_phone(raw: str, countries: Collection[str] | None = None) -> str | Problem:
+    """A mobile number in E.164 (Peru is assumed when no country code is given).
+
+    ``countries``: the ISO 3166 codes of the countries whose mobiles may be a booking's
+    contact phone (``VISITS_SMS_COUNTRIES``, Peru by default); ``None`` takes any country,
+    for finding what was already stored. Decision: a booking's SMS (the code first, before
+    anyone proved the phone is theirs) go only to mobiles of the countries the service
+    serves. Anyone who knows an inmate's code and surname can book, so an open list would
+    let them make the service text numbers abroad at international rates, or premium numbers
+    whose operators share the fee ("SMS pumping", a known fraud). A family living abroad
+    gives the mobile of a relative or friend in Peru; a deployment serving families across a
+    border lists that country too."""
     text = raw.strip()
     if not text:
         return Problem(Code.REQUIRED)
@@ -165,6 +179,9 @@ def parse_phone(raw: str) -> str | Problem:
         return Problem(Code.INVALID_PHONE)
     if not phonenumbers.is_valid_number(number):
         return Problem(Code.INVALID_PHONE)
+    # Before the line type: "a mobile from Peru" is what a foreign landline needs to hear too.
+    if countries is not None and phonenumbers.region_code_for_number(number) not in countries:
+        return Problem(Code.PHONE_COUNTRY_NOT_ALLOWED, params={"countries": tuple(countries)})
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         return Problem(Code.PHONE_NOT_MOBILE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -249,8 +266,15 @@ def _visitor(
     )
 
 
-def parse_booking(request: BookingRequest, *, today: date, sex_required: bool) -> ValidBooking:
-    """Check every field; raise :class:`Rejected` with all the field problems found.
+def parse_booking(
+    request: BookingRequest,
+    *,
+    today: date,
+    sex_required: bool,
+    phone_countries: Collection[str] = PHONE_COUNTRIES,
+) -> ValidBooking:
+    """Check every field; raise :class:`Rejected` with all the field problems found. The
+    contact phone must be a mobile of one of ``phone_countries`` (see :func:`parse_phone`).
 
     Entries left completely blank are skipped (the page offers optional extra visitors), but
     keep their position so that field names still point at the right part of the form.
@@ -280,7 +304,7 @@ def parse_booking(request: BookingRequest, *, today: date, sex_required: bool) -
             problems.append(Problem(Code.DUPLICATE_VISITOR, field_name))
         seen.add(visitor.identity.key)
 
-    phone = parse_phone(request.contact_phone)
+    phone = parse_phone(request.contact_phone, phone_countries)
     if isinstance(phone, Problem):
         problems.append(Problem(phone.code, "contact_phone", phone.params))
 

@@ -9,7 +9,7 @@ set per request by the web layer or per message by whoever writes to a family.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, time
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_skeleton
+from babel.lists import format_list
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -136,3 +138,11 @@ def format_day_with_year(day: date) -> str:
 def format_clock(moment: datetime, tz: ZoneInfo) -> str:
     """``14:00``: the 24-hour clock, as read in Peru, in every language offered."""
     return moment.astimezone(tz).strftime("%H:%M")
+
+
+def format_countries(codes: Iterable[str]) -> str:
+    """``Perú``, ``Perú o Bolivia``: countries (ISO 3166 codes) by their names in the current
+    locale, as alternatives (the code itself where the locale names none)."""
+    locale = Locale.parse(current_locale())
+    names = [locale.territories.get(code, code) for code in codes]
+    return format_list(names, style="or", locale=locale) if names else ""

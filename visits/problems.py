@@ -20,7 +20,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from visits.i18n import N_, Np_, format_day_with_year, gettext, ngettext
+from visits.i18n import N_, Np_, format_countries, format_day_with_year, gettext, ngettext
 
 
 class Code(StrEnum):
@@ -37,6 +37,7 @@ class Code(StrEnum):
     DUPLICATE_VISITOR = "duplicate_visitor"
     INVALID_PHONE = "invalid_phone"
     PHONE_NOT_MOBILE = "phone_not_mobile"
+    PHONE_COUNTRY_NOT_ALLOWED = "phone_country_not_allowed"
     INVALID_REFERENCE = "invalid_reference"
     INVALID_REQUEST = "invalid_request"
     # The party
@@ -149,6 +150,10 @@ MESSAGES: dict[Code, str] = {
     Code.DUPLICATE_VISITOR: N_("This person is already in the booking."),
     Code.INVALID_PHONE: N_("Write a mobile number, for example 987 654 321."),
     Code.PHONE_NOT_MOBILE: N_("This number cannot receive SMS. Please give a mobile number."),
+    Code.PHONE_COUNTRY_NOT_ALLOWED: N_(
+        "Use a mobile number from %(countries)s: we send SMS only there. If you have none, "
+        "give a relative's number."
+    ),
     Code.INVALID_REFERENCE: N_("A booking reference looks like ABCD-2345."),
     Code.INVALID_REQUEST: N_("This request is not valid."),
     Code.NO_VISITORS: N_("Add at least one visitor."),
@@ -476,6 +481,8 @@ def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str
         key: format_day_with_year(value) if isinstance(value, date) else value
         for key, value in problem.params.items()
     }
+    if problem.code is Code.PHONE_COUNTRY_NOT_ALLOWED:  # named in the reader's language
+        params["countries"] = format_countries(problem.params.get("countries", ()))
     if problem.code is Code.INVALID_DATE and params.get("no_such_day"):
         return gettext(_NO_SUCH_DAY)
     audience = Audience(audience)

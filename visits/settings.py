@@ -14,7 +14,8 @@ from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+import phonenumbers
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from visits.health import TracingPolicy
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     verification_attempts: int = Field(default=5, ge=1)
     verification_sends_per_hour: int = Field(default=5, ge=1)
     verified_phone_days: int = Field(default=30, ge=0)
+    # The countries whose mobiles a booking's SMS may go to, as ISO 3166 codes separated by
+    # commas ("PE", "PE,BO"): see visits.booking_request.parse_phone.
+    sms_countries: str = "PE"
     # Reminders: so many hours before the visit, and on the visit's morning at this local time.
     reminder_hours_before: list[float] = Field(default_factory=lambda: [24.0])
     reminder_morning_at: time | None = time(7, 0)
@@ -89,6 +93,24 @@ class Settings(BaseSettings):
     staff_sign_in_window_minutes: int = Field(default=15, ge=1)
     staff_idle_minutes: int = Field(default=30, ge=1)
     staff_session_hours: int = Field(default=12, ge=1)
+
+    @field_validator("sms_countries")
+    @classmethod
+    def _known_countries(cls, value: str) -> str:
+        codes = [code.strip().upper() for code in value.split(",") if code.strip()]
+        if not codes:
+            raise ValueError("VISITS_SMS_COUNTRIES names no country (e.g. PE, or PE,BO)")
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"VISITS_SMS_COUNTRIES: not ISO 3166 country codes with phone numbers: "
+                f"{', '.join(unknown)}"
+            )
+        return ",".join(dict.fromkeys(codes))
+
+    @property
+    def phone_countries(self) -> tuple[str, ...]:
+        return tuple(self.sms_countries.split(","))
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> Settings:

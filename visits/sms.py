@@ -128,6 +128,8 @@ class SmsPolicy:
     verification_time: timedelta = timedelta(minutes=10)
     verification_attempts: int = 5
     verification_sends_per_hour: int = 5
+    # The countries whose mobiles get our SMS (visits.booking_request.parse_phone).
+    phone_countries: tuple[str, ...] = ("PE",)
     reminders_before: tuple[timedelta, ...] = (timedelta(hours=24),)
     morning_at: time | None = time(7, 0)
 
@@ -140,6 +142,7 @@ class SmsPolicy:
             verification_time=timedelta(minutes=settings.verification_minutes),
             verification_attempts=settings.verification_attempts,
             verification_sends_per_hour=settings.verification_sends_per_hour,
+            phone_countries=settings.phone_countries,
             reminders_before=tuple(timedelta(hours=h) for h in settings.reminder_hours_before),
             morning_at=settings.reminder_morning_at,
         )

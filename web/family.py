@@ -407,7 +407,12 @@ def booking_submit(
             )
         else:
             checked = check_booking(
-                session, prison=prison, inmate=inmate, request=request_data, now=now
+                session,
+                prison=prison,
+                inmate=inmate,
+                request=request_data,
+                now=now,
+                phone_countries=sms.phone_countries,
             )
     except Rejected as rejected:
         problems = list(rejected.problems)
