@@ -6,12 +6,13 @@ database. Every attempt opens its own session, as web workers do.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -306,3 +307,57 @@ def test_one_key_sent_at_once_for_two_inmates_books_one_and_refuses_the_other(ra
     outcomes = race(2, attempt_with_key)
     assert outcomes == {"ok": 1, "submission_key_reused": 1}
     assert seats_match_bookings(db)
+
+
+def hold_attempt(db: Database, slot_id: int, inmate_code: str, n: int, client: str) -> str:
+    """One booking waiting for its code (its own document and phone): 'ok' or why not."""
+    holding = dataclasses.replace(SMS, verification=True)
+    try:
+        with db.writing() as s:
+            create_booking(
+                s,
+                prison=s.scalar(select(Prison)),
+                inmate=s.scalar(select(Inmate).where(Inmate.code == inmate_code)),
+                request=request_for(slot_id, visitor(f"4{n:07d}"), phone=f"9876{n:05d}"),
+                now=NOW,
+                secret_key="k",
+                sms_policy=holding,
+                client=client,
+            )
+        return "ok"
+    except Rejected as rejected:
+        return ",".join(sorted(rejected.codes))
+
+
+def test_threads_of_one_client_hold_at_most_three_bookings_waiting_for_their_code(racing_db):
+    """Each thread books another person (no inmate lock in common): the client's own lock
+    keeps the cap."""
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s)
+        for i in range(THREADS):
+            make_inmate(s, prison, f"Q{i}")
+        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+    outcomes = race(THREADS, lambda i: hold_attempt(db, slot_id, f"Q{i}", i, "198.51.100.7"))
+    assert outcomes == {"ok": 3, "too_many_unconfirmed": THREADS - 3}
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 3
+        assert s.get(Slot, slot_id).seats_taken == 3
+
+
+def test_threads_of_many_clients_hold_at_most_two_bookings_for_one_person(racing_db):
+    db = racing_db
+    with db.writing() as s:
+        prison = make_prison(s, visits_per_inmate_per_week=5)
+        make_inmate(s, prison, "Q1")
+        saturday = make_slot(s, prison, SATURDAY, capacity=200).id
+        next_saturday = make_slot(s, prison, SATURDAY + timedelta(days=7), capacity=200).id
+    outcomes = race(
+        THREADS,
+        lambda i: hold_attempt(
+            db, saturday if i % 2 else next_saturday, "Q1", i, f"198.51.100.{i}"
+        ),
+    )
+    assert outcomes == {"ok": 2, "too_many_unconfirmed": THREADS - 2}
+    with db.read_session() as s:
+        assert s.scalar(select(func.sum(Slot.seats_taken))) == 2

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime
 
+ORIGIN_LENGTH = 64
+
 
 class AuditEvent(Base):
     __tablename__ = "audit_event"
@@ -34,7 +36,7 @@ class AuditEvent(Base):
     entity_id: Mapped[str] = mapped_column(String(64), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Where the change came from: the client's address for a web request, else empty.
-    origin: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    origin: Mapped[str] = mapped_column(String(ORIGIN_LENGTH), default="", server_default="")
 
 
 def record(
@@ -55,7 +57,7 @@ def record(
         entity=entity,
         entity_id=str(entity_id),
         details=details or {},
-        origin=origin[:64],
+        origin=origin[:ORIGIN_LENGTH],
     )
     session.add(event)
     return event

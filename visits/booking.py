@@ -630,6 +630,84 @@ def note_refusal(session: Session, rejected: Rejected, client: str, now: datetim
     return True
 
 
+# --- Bookings waiting for their code ---------------------------------------------------------
+
+
+def _holds_key(client: str) -> str:
+    return f"holds:client:{client}"
+
+
+def unconfirmed_problem(
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    client: str | None,
+    policy: SmsPolicy,
+    now: datetime,
+) -> Problem | None:
+    """Whether a booking that would wait for its code (held) must wait instead: ``None``, or
+    ``too_many_unconfirmed`` with the minutes until a place among the holds frees up.
+
+    Decision: a held booking counts toward every limit (so that nobody takes its places
+    while the SMS travels), and anyone who knows an inmate's code and surname can make one
+    with any phone. Without a cap, one client could hold every visit of a person's weeks and
+    have the service text any number, again every 10 minutes. So bookings waiting for their
+    code (held, hold not over; a confirmed, cancelled or expired one frees its place at once)
+    are capped, counted under the locks the other cross-row rules take:
+
+    - per client address (:attr:`SmsPolicy.unconfirmed_per_client`, 3): what a family needs
+      (this week's and next week's visit booked before typing either code) and one more for
+      a neighbour behind the same mobile-network address (many share one). The address is
+      the one recorded in the history of the booking's creation (``audit_event.origin``: no
+      column of its own), locked by key on PostgreSQL (two requests of one client for two
+      people take turns; taken after the visit day's lock, before the phone's and the
+      slot's); ``client=None`` (no web request) is not capped here;
+    - per person visited (:attr:`SmsPolicy.unconfirmed_per_inmate`, 2), whoever booked,
+      under the inmate's lock: many addresses cannot hold every week either;
+    - and never a whole week: held bookings alone may take at most the prison's visits per
+      week less one (at least one). A family whose phone is already verified in its browser
+      (its bookings are confirmed at once, see ``web.verified_phones``) can then always book
+      a visit a week, whatever strangers hold; where a prison allows one visit a week a hold
+      takes it, as before, for at most the hold's 10 minutes.
+
+    The refusal tells the family to type the code of its own booking first, or to wait the
+    minutes until a place frees up: a family that types each code as it comes never has two
+    bookings waiting, and a phone verified in this browser is never held. The code SMS
+    themselves go only to the countries served (:func:`visits.booking_request.parse_phone`)."""
+    waiting = (Booking.status == BookingStatus.HELD, Booking.hold_expires_at > now)
+    rows = session.execute(
+        select(Booking.hold_expires_at, Slot.local_date)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(Booking.inmate_id == inmate.id, *waiting)
+    ).all()
+    monday, sunday = iso_week_bounds(slot.local_date)
+    week = [ends for ends, day in rows if monday <= day <= sunday]
+    groups = [
+        ([ends for ends, _ in rows], policy.unconfirmed_per_inmate),
+        (week, max(1, prison.visits_per_inmate_per_week - 1)),
+    ]
+    if client is not None:
+        throttle.lock_keys(session, [_holds_key(client)])
+        created_here = (
+            (audit.AuditEvent.entity == "booking")
+            & (audit.AuditEvent.entity_id == Booking.reference)
+            & (audit.AuditEvent.action == "booking.held")
+        )
+        mine = session.scalars(
+            select(Booking.hold_expires_at)
+            .join(audit.AuditEvent, created_here)
+            .where(audit.AuditEvent.origin == client[: audit.ORIGIN_LENGTH], *waiting)
+        ).all()
+        groups.append((list(mine), policy.unconfirmed_per_client))
+    # Over a cap, the holds that must end first for one place to free up.
+    frees_at = [sorted(ends)[len(ends) - cap] for ends, cap in groups if len(ends) >= cap]
+    if not frees_at:
+        return None
+    minutes = max(1, throttle.minutes(max(frees_at) - now))
+    return Problem(Code.TOO_MANY_UNCONFIRMED, None, {"minutes": minutes})
+
+
 # --- Changes ---------------------------------------------------------------------------------
 
 
@@ -684,13 +762,17 @@ def create_booking(
     phone_verified: bool = False,
     submission_key: str | None = None,
     actor: str = "family",
+    client: str | None = None,
 ) -> Booked:
     """Book, or raise :class:`Rejected` with every reason why not. Changes nothing on failure.
 
     The booking is held and a code is sent unless verification is off or ``phone_verified``
     (the family proved this phone recently); else it is confirmed and the confirmation and
-    reminders are queued. The same ``submission_key`` sent again returns the first booking
-    (``replayed``) instead of booking twice.
+    reminders are queued. A booking that would be held must keep within the caps on bookings
+    waiting for their code (:func:`unconfirmed_problem`); ``client`` is the address the
+    request came from (a web request's; ``None`` for none), recorded in the booking's history.
+    The same ``submission_key`` sent again returns the first booking (``replayed``) instead of
+    booking twice.
     """
     require_write_lock(session)
     fingerprint = submission_hash(inmate, request)
@@ -711,6 +793,10 @@ def create_booking(
     attendees = _attendees(valid, [v.id for v in visitors])
     problems += party_rule_problems(session, prison, inmate, slot, attendees, measures=measures)
     held = sms_policy.verification and not phone_verified
+    # Both under locks taken here: the client's (PostgreSQL), then the phone's.
+    capped = held and unconfirmed_problem(session, prison, inmate, slot, client, sms_policy, now)
+    if capped:
+        problems.append(capped)
     if held and (wait := verification.send_wait(session, valid.contact_phone, sms_policy, now)):
         problems.append(wait)
     reject_if(problems)
@@ -766,6 +852,7 @@ def create_booking(
         entity="booking",
         entity_id=booking.reference,
         details={"slot_id": slot.id, "party_size": party, "inmate_id": inmate.id},
+        origin=client or "",  # who is holding places: unconfirmed_problem reads it
     )
     given = [details.answers for details in valid.visitors]
     screening.record_at_booking(session, booking, given, now, actor)

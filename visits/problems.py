@@ -79,6 +79,7 @@ class Code(StrEnum):
     WRONG_CODE = "wrong_code"
     CODE_ATTEMPTS_EXHAUSTED = "code_attempts_exhausted"
     TOO_MANY_CODES = "too_many_codes"
+    TOO_MANY_UNCONFIRMED = "too_many_unconfirmed"
     HOLD_EXPIRED = "hold_expired"
     NOT_HELD = "not_held"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -222,6 +223,10 @@ MESSAGES: dict[Code, str] = {
     Code.CODE_ATTEMPTS_EXHAUSTED: N_("Too many wrong codes. Ask for a new code."),
     Code.TOO_MANY_CODES: N_(
         "We already sent several codes to this phone. Wait %(minutes)s minutes and try again."
+    ),
+    Code.TOO_MANY_UNCONFIRMED: N_(
+        "Other bookings are still waiting for the code we sent by SMS. If one is yours, type "
+        "that code first; if not, wait %(minutes)s minutes and try again."
     ),
     Code.HOLD_EXPIRED: N_(
         "The time to enter the code is over and the places were released. Please book again."
@@ -403,6 +408,15 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
         Np_(
             "We already sent several codes to this phone. Wait %(num)s minute and try again.",
             "We already sent several codes to this phone. Wait %(num)s minutes and try again.",
+        ),
+    ),
+    Code.TOO_MANY_UNCONFIRMED: (
+        "minutes",
+        Np_(
+            "Other bookings are still waiting for the code we sent by SMS. If one is yours, "
+            "type that code first; if not, wait %(num)s minute and try again.",
+            "Other bookings are still waiting for the code we sent by SMS. If one is yours, "
+            "type that code first; if not, wait %(num)s minutes and try again.",
         ),
     ),
     Code.SIGN_IN_LOCKED: (

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     verification_attempts: int = Field(default=5, ge=1)
     verification_sends_per_hour: int = Field(default=5, ge=1)
     verified_phone_days: int = Field(default=30, ge=0)
+    # Bookings waiting for their code (held, hold not over) at once: from one client address,
+    # and for one person visited (see visits.booking.unconfirmed_problem for why these).
+    max_unconfirmed_per_client: int = Field(default=3, ge=1)
+    max_unconfirmed_per_inmate: int = Field(default=2, ge=1)
     # The countries whose mobiles a booking's SMS may go to, as ISO 3166 codes separated by
     # commas ("PE", "PE,BO"): see visits.booking_request.parse_phone.
     sms_countries: str = "PE"

@@ -128,7 +128,11 @@ class SmsPolicy:
     verification_time: timedelta = timedelta(minutes=10)
     verification_attempts: int = 5
     verification_sends_per_hour: int = 5
-    # The countries whose mobiles get our SMS (visits.booking_request.parse_phone).
+    # Bookings waiting for their code at once, per client address and per person visited
+    # (visits.booking.unconfirmed_problem), and the countries whose mobiles get our SMS
+    # (visits.booking_request.parse_phone).
+    unconfirmed_per_client: int = 3
+    unconfirmed_per_inmate: int = 2
     phone_countries: tuple[str, ...] = ("PE",)
     reminders_before: tuple[timedelta, ...] = (timedelta(hours=24),)
     morning_at: time | None = time(7, 0)
@@ -142,6 +146,8 @@ class SmsPolicy:
             verification_time=timedelta(minutes=settings.verification_minutes),
             verification_attempts=settings.verification_attempts,
             verification_sends_per_hour=settings.verification_sends_per_hour,
+            unconfirmed_per_client=settings.max_unconfirmed_per_client,
+            unconfirmed_per_inmate=settings.max_unconfirmed_per_inmate,
             phone_countries=settings.phone_countries,
             reminders_before=tuple(timedelta(hours=h) for h in settings.reminder_hours_before),
             morning_at=settings.reminder_morning_at,

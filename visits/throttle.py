@@ -50,14 +50,21 @@ _LOCK_KEYS = text(
 )
 
 
+def lock_keys(session: Session, keys: Iterable[str]) -> None:
+    """On PostgreSQL, lock these keys until commit (advisory locks, taken in one order by one
+    statement); SQLite's write transaction already excludes every other writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_KEYS, {"keys": sorted(set(keys))})
+
+
 def recent(
     session: Session, keys: Iterable[str], window: timedelta, now: datetime, *, lock: bool = True
 ) -> dict[str, list[datetime]]:
     """Each key's failures within the window, newest first. With ``lock`` (PostgreSQL), the
     keys stay locked until commit, taken in one order by one statement."""
     keys = sorted(set(keys))
-    if lock and session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK_KEYS, {"keys": keys})
+    if lock:
+        lock_keys(session, keys)
     hits: dict[str, list[datetime]] = {key: [] for key in keys}
     for key, at in session.execute(
         select(ThrottleHit.key, ThrottleHit.at).where(

@@ -212,7 +212,7 @@ class CreatedOut(BaseModel):
 def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
     codes = {p.code for p in problems}
     if status is None:
-        if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES}:
+        if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES, Code.TOO_MANY_UNCONFIRMED}:
             status = 429
         elif Code.SLOT_FULL in codes:
             status = 409
@@ -331,7 +331,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorsOut, "description": "Unknown, or not yours"},
     409: {"model": ErrorsOut, "description": "slot_full, or the booking cannot change"},
     422: {"model": ErrorsOut, "description": "Every problem found, with typed codes"},
-    429: {"model": ErrorsOut, "description": "too_many_attempts"},
+    429: {
+        "model": ErrorsOut,
+        "description": "too_many_attempts, too_many_codes, too_many_unconfirmed",
+    },
 }
 
 
@@ -433,6 +436,7 @@ def create(
             sms_policy=sms,
             submission_key=idempotency_key,
             actor="api",
+            client=client,
         )
     except Rejected as rejected:
         session.rollback()

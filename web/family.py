@@ -102,7 +102,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
 
 def status_for(problems: list[Problem]) -> int:
     codes = {p.code for p in problems}
-    if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES}:
+    if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES, Code.TOO_MANY_UNCONFIRMED}:
         return 429
     if Code.FORM_EXPIRED in codes:
         return 403
@@ -404,6 +404,7 @@ def booking_submit(
                 phone_verified=isinstance(phone, str)
                 and verified_phones.is_verified(request, phone),
                 submission_key=values.get("submission_key") or None,
+                client=client,
             )
         else:
             checked = check_booking(
