@@ -167,6 +167,38 @@ def test_reasons_staff_typed_go_with_the_visit_and_the_person(db, db_url):
     assert events["visitor", str(barred)].details == {"until": OUTSIDE.isoformat()}
 
 
+def test_the_address_a_family_booked_from_goes_with_the_visit(db, db_url):
+    """Kept in the booking's history to cap the bookings one client holds, and for abuse;
+    not past the visit's data. Where staff acted from stays."""
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmate = history.inmate("Q1", "A")
+        old, recent = history.people([ADULT] * 2)
+        [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], BookingStatus.CANCELLED)
+        [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], BookingStatus.CANCELLED)
+        refs = dict(s.execute(select(Booking.id, Booking.reference)).all())
+        for visit in (gone, kept):
+            ref = refs[visit.booking_id]
+            for actor, action, origin in (
+                ("family", "booking.held", "190.42.17.3"),
+                ("api", "booking.created", "2001:db8::7"),
+                ("staff:admin", "booking.cancelled", "10.0.0.5"),
+            ):
+                record(s, at=LATE_EVENING, actor=actor, action=action, entity="booking",
+                       entity_id=ref, origin=origin)  # fmt: skip
+    purge_visit_records(db, _settings(db_url), LATE_EVENING)
+    with db.read_session() as s:
+        origins = {
+            (e.entity_id, e.actor): e.origin for e in s.scalars(select(AuditEvent))
+        }  # fmt: skip
+    gone_ref, kept_ref = refs[gone.booking_id], refs[kept.booking_id]
+    assert origins == {
+        (gone_ref, "family"): "", (gone_ref, "api"): "", (gone_ref, "staff:admin"): "10.0.0.5",
+        (kept_ref, "family"): "190.42.17.3", (kept_ref, "api"): "2001:db8::7",
+        (kept_ref, "staff:admin"): "10.0.0.5",
+    }  # fmt: skip
+
+
 def test_reasons_of_visits_purged_before_are_forgotten_by_a_migration(db, db_url):
     """Migration 0017 does once for what older purges left what the purge now does."""
     command.downgrade(alembic_config(db_url), "0016")

@@ -23,7 +23,10 @@ early anywhere):
 - a visitor suspension ends on its last day or when it was lifted, whichever comes first;
 - the reasons staff typed into the history of a purged booking (a cancel or move for the
   family) or of a deleted person (why they were barred) are removed from the audit log: free
-  text may say anything about someone. What was done, by whom and when stays.
+  text may say anything about someone; and so is the family's address (``origin``) in the
+  history of a purged booking (kept until then to see who holds places, and for abuse, see
+  :func:`visits.booking.unconfirmed_problem`). What was done, by whom and when stays, and so
+  does where staff acted from.
 
 Nothing of a visit within the retention period, or still to come, is touched; neither are the
 SMS and received texts, which have their own period (``VISITS_MESSAGE_RETENTION_DAYS``).
@@ -234,8 +237,13 @@ def _delete_people(session: Session, people: set[int], edge: Cutoff) -> int:
     return len(deleted)
 
 
+# Who a change was made by when a family made it (on the pages, or through the API).
+FAMILY_ACTORS = ("family", "api")
+
+
 def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> None:
-    """Take the staff-typed reasons out of these records' history."""
+    """Take the staff-typed reasons, and the family's address, out of these records'
+    history."""
     keys = [str(i) for i in ids]
     if not keys:
         return
@@ -245,3 +253,5 @@ def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> Non
     for event in events:
         if "reason" in event.details:
             event.details = {k: v for k, v in event.details.items() if k != "reason"}
+        if event.actor in FAMILY_ACTORS and event.origin:
+            event.origin = ""
