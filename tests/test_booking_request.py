@@ -16,6 +16,7 @@ from visits.booking_request import (
     parse_booking,
     parse_date,
     parse_phone,
+    read_booking,
 )
 from visits.problems import Code, Problem, Rejected
 from visits.visitor import DocumentType, normalise_document
@@ -121,6 +122,35 @@ def test_blank_extra_visitors_are_skipped_but_keep_their_position():
     assert [(p.code, p.field) for p in caught.value.problems] == [
         (Code.INVALID_DATE, "visitors.2.birth_date")
     ]
+
+
+def test_a_duplicate_document_is_said_with_the_other_field_problems():
+    twice = visitor(first_names="Otra", relationship="")
+    unreadable = visitor("4567891", first_names="Eva")  # not a DNI: no person to compare
+    request = BookingRequest("7", [visitor(), twice, unreadable, visitor("4567891")], "")
+    read = read_booking(request, today=TODAY, sex_required=False)
+    assert {(p.code, p.field) for p in read.problems} == {
+        (Code.REQUIRED, "visitors.1.relationship"),
+        (Code.DUPLICATE_VISITOR, "visitors.1.doc_number"),
+        (Code.INVALID_DNI, "visitors.2.doc_number"),
+        (Code.INVALID_DNI, "visitors.3.doc_number"),
+        (Code.REQUIRED, "contact_phone"),
+    }
+    with pytest.raises(Rejected) as caught:
+        parse_booking(request, today=TODAY, sex_required=False)
+    assert caught.value.problems == read.problems
+
+
+def test_what_could_be_read_of_each_visitor_is_kept():
+    wrong = visitor("40000001", first_names="M4ria", birth_date="31/02/1990", sex="X")
+    read = read_booking(BookingRequest("7", [VisitorInput(), wrong], "987654321"), today=TODAY,
+                        sex_required=True)  # fmt: skip
+    (draft,) = read.visitors
+    assert (draft.index, draft.first_names, draft.last_names) == (1, None, "Quispe Huamán")
+    assert (draft.key, draft.full_name, draft.birth_date) == ((DocumentType.DNI, "40000001"),
+                                                             None, None)  # fmt: skip
+    assert (draft.sex, draft.sex_valid, draft.details()) == (None, False, None)
+    assert read.contact_phone == "+51987654321"
 
 
 @pytest.mark.parametrize(

@@ -209,3 +209,29 @@ def test_no_visitors_and_no_adult_rule():
     minors_only = [_member(0, date(2012, 1, 1))]
     assert party_problems(minors_only, visit_day=VISIT, max_visitors=3, min_adults=0,
                           adult_age=18, group=VisitorGroup.ANYONE) == []  # fmt: skip
+
+
+def _rules(members, **kwargs):
+    rules = {"visit_day": VISIT, "max_visitors": 3, "min_adults": 1, "adult_age": 18,
+             "group": VisitorGroup.ANYONE} | kwargs  # fmt: skip
+    return {(p.code, p.field) for p in party_problems(members, **rules)}
+
+
+def test_a_birth_date_not_valid_yet_may_be_the_adults():
+    """Reported alongside the field errors, a rule must hold whatever the fields still wrong
+    turn out to be: an unreadable birth date may be an adult's."""
+    child = _member(1, date(2015, 1, 1), Sex.MALE)
+    assert _rules([_member(0, None, Sex.FEMALE), child]) == set()
+    assert _rules([child, _member(2, date(2016, 1, 1))]) == {(Code.ADULT_REQUIRED, "visitors")}
+    assert _rules([_member(0, None), child], min_adults=2) == {(Code.ADULT_REQUIRED, "visitors")}
+    assert _rules([_member(i, None) for i in range(4)]) == {(Code.TOO_MANY_VISITORS, "visitors")}
+
+
+def test_the_group_waits_for_a_valid_birth_date_and_sex():
+    women = {"group": VisitorGroup.WOMEN}
+    adult = _member(0, date(1980, 1, 1), Sex.FEMALE)
+    assert _rules([adult, _member(1, None, Sex.MALE)], **women) == set()  # may be a boy
+    unreadable = PartyMember(1, date(1980, 1, 1), None, sex_valid=False)
+    assert _rules([adult, unreadable], **women) == set()  # its own field error says it
+    moved_here = PartyMember(1, date(1980, 1, 1), None)  # booked on a day open to all
+    assert _rules([adult, moved_here], **women) == {(Code.VISITOR_SEX_UNKNOWN, "visitors.1.sex")}

@@ -2,6 +2,8 @@
 
 The pages and the API both hand in raw strings; every field error is collected (with the
 field's name, e.g. ``visitors.1.doc_number``) so the family can correct them all at once.
+What could be read of each visitor is kept too (:class:`VisitorDraft`), so that the party
+rules are reported with the field errors rather than after them (see :func:`read_booking`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TypeVar
 import phonenumbers
 
 from visits.i18n import current_locale, supported_locale
-from visits.problems import Code, Problem, Rejected
+from visits.problems import Code, Problem, reject_if
 from visits.rules import PartyMember, Sex
 from visits.screening import QUESTIONS, Answers, parse_answers
 from visits.visitor import DocumentType, Identity, normalise_document
@@ -103,6 +105,88 @@ class VisitorDetails:
 
     def member(self) -> PartyMember:
         return PartyMember(self.index, self.identity.birth_date, self.identity.sex)
+
+
+@dataclass(frozen=True)
+class VisitorDraft:
+    """One visitor entry as far as it could be read: each field's checked value, or ``None``
+    where that field has a problem (reported under the field's name). A rule about visitors
+    looks only at the fields it needs, and leaves out a visitor whose needed fields are not
+    valid yet (see :func:`visits.rules.party_problems`)."""
+
+    index: int  # position in the submitted list, for field names
+    first_names: str | None = None
+    last_names: str | None = None
+    doc_type: DocumentType | None = None
+    doc_number: str | None = None
+    birth_date: date | None = None
+    relationship: Relationship | None = None
+    sex: Sex | None = None  # None: not given (a day open to all), or not valid (sex_valid)
+    sex_valid: bool = True
+    answers: Answers | None = None  # None: an answer is not yes or no
+
+    @property
+    def key(self) -> tuple[DocumentType, str] | None:
+        """The document that makes this visitor one person, once type and number are valid."""
+        if self.doc_type is None or self.doc_number is None:
+            return None
+        return (self.doc_type, self.doc_number)
+
+    @property
+    def full_name(self) -> str | None:
+        """The name a refusal about this visitor says, once both names are valid."""
+        if self.first_names is None or self.last_names is None:
+            return None
+        return f"{self.first_names} {self.last_names}"
+
+    def member(self) -> PartyMember:
+        return PartyMember(self.index, self.birth_date, self.sex, self.sex_valid)
+
+    def details(self) -> VisitorDetails | None:
+        """The whole visitor, when every field is valid."""
+        if (
+            self.first_names is None
+            or self.last_names is None
+            or self.doc_type is None
+            or self.doc_number is None
+            or self.birth_date is None
+            or self.relationship is None
+            or not self.sex_valid
+            or self.answers is None
+        ):
+            return None
+        return VisitorDetails(
+            index=self.index,
+            identity=Identity(
+                doc_type=self.doc_type,
+                doc_number=self.doc_number,
+                first_names=self.first_names,
+                last_names=self.last_names,
+                birth_date=self.birth_date,
+                sex=self.sex,
+            ),
+            relationship=self.relationship,
+            answers=self.answers,
+        )
+
+
+@dataclass(frozen=True)
+class BookingReading:
+    """A request as far as it could be read: every field problem, and each visitor entry
+    that is not blank as a draft (complete or not)."""
+
+    problems: tuple[Problem, ...]
+    visitors: tuple[VisitorDraft, ...]
+    slot_id: int | None
+    contact_phone: str | None
+    language: str
+
+    def valid(self) -> ValidBooking:
+        """The request checked, once no field has a problem."""
+        visitors = tuple(draft.details() for draft in self.visitors)
+        if self.problems or self.slot_id is None or self.contact_phone is None:
+            raise ValueError("a request with field problems is not valid")
+        return ValidBooking(self.slot_id, visitors, self.contact_phone, self.language)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -223,7 +307,7 @@ def _birth_date(raw: str, today: date) -> date | Problem:
 
 def _visitor(
     index: int, raw: VisitorInput, today: date, sex_required: bool
-) -> VisitorDetails | list[Problem]:
+) -> tuple[VisitorDraft, list[Problem]]:
     problems: list[Problem] = []
     values: dict[str, object] = {}
 
@@ -244,40 +328,42 @@ def _visitor(
         take("doc_number", normalise_document(values["doc_type"], raw.doc_number))  # type: ignore[arg-type]
     take("birth_date", _birth_date(raw.birth_date, today))
     take("relationship", _choice(Relationship, raw.relationship))
+    sex_valid = True
     if raw.sex.strip() or sex_required:
         take("sex", _choice(Sex, raw.sex))
+        sex_valid = "sex" in values
     answers = parse_answers({q: getattr(raw, q) for q in QUESTIONS}, f"visitors.{index}.")
     if isinstance(answers, list):
         problems += answers
-    if problems:
-        return problems
-    return VisitorDetails(
+    draft = VisitorDraft(
         index=index,
-        identity=Identity(
-            doc_type=values["doc_type"],  # type: ignore[arg-type]
-            doc_number=values["doc_number"],  # type: ignore[arg-type]
-            first_names=values["first_names"],  # type: ignore[arg-type]
-            last_names=values["last_names"],  # type: ignore[arg-type]
-            birth_date=values["birth_date"],  # type: ignore[arg-type]
-            sex=values.get("sex"),  # type: ignore[arg-type]
-        ),
-        relationship=values["relationship"],  # type: ignore[arg-type]
-        answers=answers,  # type: ignore[arg-type]
+        first_names=values.get("first_names"),  # type: ignore[arg-type]
+        last_names=values.get("last_names"),  # type: ignore[arg-type]
+        doc_type=values.get("doc_type"),  # type: ignore[arg-type]
+        doc_number=values.get("doc_number"),  # type: ignore[arg-type]
+        birth_date=values.get("birth_date"),  # type: ignore[arg-type]
+        relationship=values.get("relationship"),  # type: ignore[arg-type]
+        sex=values.get("sex"),  # type: ignore[arg-type]
+        sex_valid=sex_valid,
+        answers=None if isinstance(answers, list) else answers,
     )
+    return draft, problems
 
 
-def parse_booking(
+def read_booking(
     request: BookingRequest,
     *,
     today: date,
     sex_required: bool,
     phone_countries: Collection[str] = PHONE_COUNTRIES,
-) -> ValidBooking:
-    """Check every field; raise :class:`Rejected` with all the field problems found. The
-    contact phone must be a mobile of one of ``phone_countries`` (see :func:`parse_phone`).
+) -> BookingReading:
+    """Check every field and keep what could be read, problems or not. The contact phone must
+    be a mobile of one of ``phone_countries`` (see :func:`parse_phone`).
 
     Entries left completely blank are skipped (the page offers optional extra visitors), but
-    keep their position so that field names still point at the right part of the form.
+    keep their position so that field names still point at the right part of the form. Two
+    entries with the same valid document are one person twice, whatever else is wrong with
+    them: the later one is refused as a duplicate with the other problems.
     """
     problems: list[Problem] = []
     slot_id = parse_slot_id(request.slot_id)
@@ -289,30 +375,47 @@ def parse_booking(
     ]
     if not entries:
         problems.append(Problem(Code.NO_VISITORS, "visitors"))
-    visitors: list[VisitorDetails] = []
+    drafts: list[VisitorDraft] = []
     for index, raw in entries:
-        result = _visitor(index, raw, today, sex_required)
-        if isinstance(result, list):
-            problems.extend(result)
-        else:
-            visitors.append(result)
+        draft, found = _visitor(index, raw, today, sex_required)
+        drafts.append(draft)
+        problems.extend(found)
 
     seen: set[tuple[DocumentType, str]] = set()
-    for visitor in visitors:
-        if visitor.identity.key in seen:
-            field_name = f"visitors.{visitor.index}.doc_number"
+    for draft in drafts:
+        if draft.key is None:
+            continue
+        if draft.key in seen:
+            field_name = f"visitors.{draft.index}.doc_number"
             problems.append(Problem(Code.DUPLICATE_VISITOR, field_name))
-        seen.add(visitor.identity.key)
+        seen.add(draft.key)
 
     phone = parse_phone(request.contact_phone, phone_countries)
     if isinstance(phone, Problem):
         problems.append(Problem(phone.code, "contact_phone", phone.params))
-
-    if problems:
-        raise Rejected(problems)
-    assert slot_id is not None
-    assert isinstance(phone, str)
     # A language tag, read as such ("en-US" is English); none, or one not offered, is the
     # language the request came in (the page's, or the API caller's Accept-Language).
     language = supported_locale(request.language) or current_locale()
-    return ValidBooking(slot_id, tuple(visitors), phone, language)
+    return BookingReading(
+        problems=tuple(problems),
+        visitors=tuple(drafts),
+        slot_id=slot_id,
+        contact_phone=phone if isinstance(phone, str) else None,
+        language=language,
+    )
+
+
+def parse_booking(
+    request: BookingRequest,
+    *,
+    today: date,
+    sex_required: bool,
+    phone_countries: Collection[str] = PHONE_COUNTRIES,
+) -> ValidBooking:
+    """Check every field; raise :class:`~visits.problems.Rejected` with every field problem (see
+    :func:`read_booking`)."""
+    read = read_booking(
+        request, today=today, sex_required=sex_required, phone_countries=phone_countries
+    )
+    reject_if(list(read.problems))
+    return read.valid()

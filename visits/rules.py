@@ -28,11 +28,16 @@ class Sex(StrEnum):
 
 @dataclass(frozen=True)
 class PartyMember:
-    """What the party rules need to know of one visitor; ``index`` names the form field."""
+    """What the party rules need to know of one visitor; ``index`` names the form field.
+
+    While a family corrects a form, a visitor may be known only in part: ``birth_date`` is
+    ``None`` when the birth date typed is not valid yet, and ``sex_valid`` is false when the
+    sex answered is not (a missing or unknown choice). See :func:`party_problems`."""
 
     index: int
-    birth_date: date
-    sex: Sex | None
+    birth_date: date | None
+    sex: Sex | None  # None and valid: not asked (booked on a day open to all)
+    sex_valid: bool = True
 
 
 def age_on(birth_date: date, day: date) -> int:
@@ -87,19 +92,35 @@ def party_problems(
 
     The group applies to adults only: children come with the adult who brings them, whatever
     their sex, as on Peruvian women's and men's visiting days.
+
+    Members known only in part (see :class:`PartyMember`) are checked alongside their field
+    errors, under one rule: a party rule is reported only when no correction of the fields
+    still wrong could satisfy it, so a family is never told something a typo caused. Every
+    member counts toward the size (each entry is someone coming). A member whose birth date
+    is not valid yet may turn out an adult: they count as one for "at least N adults" (no
+    "an adult must come" while the only adult's birth date is mistyped), and as neither
+    adult nor child for the group (a man on a women's day may be a boy). A member whose sex
+    is not valid yet gets no group problem. Once every field is valid this is the plain rule.
     """
     problems: list[Problem] = []
     if not members:
         return [Problem(Code.NO_VISITORS, "visitors")]
     if len(members) > max_visitors:
         problems.append(Problem(Code.TOO_MANY_VISITORS, "visitors", {"max": max_visitors}))
-    adults = [m for m in members if age_on(m.birth_date, visit_day) >= adult_age]
-    if len(adults) < min_adults:
+    adults = [
+        m
+        for m in members
+        if m.birth_date is not None and age_on(m.birth_date, visit_day) >= adult_age
+    ]
+    undecided = sum(1 for m in members if m.birth_date is None)
+    if len(adults) + undecided < min_adults:
         problems.append(Problem(Code.ADULT_REQUIRED, "visitors", {"age": adult_age}))
     if group is not VisitorGroup.ANYONE:
         allowed = Sex.FEMALE if group is VisitorGroup.WOMEN else Sex.MALE
         wrong = Code.SLOT_WOMEN_ONLY if group is VisitorGroup.WOMEN else Code.SLOT_MEN_ONLY
         for member in adults:
+            if not member.sex_valid:
+                continue  # its own field error says what to do
             # Unknown when the booking was made on a day open to all and is moved here.
             if member.sex is None:
                 problems.append(Problem(Code.VISITOR_SEX_UNKNOWN, f"visitors.{member.index}.sex"))
