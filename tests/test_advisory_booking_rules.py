@@ -3,6 +3,7 @@ against high-risk visitors refuses children under 5; lifting reopens. On each da
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -111,6 +112,29 @@ def test_children_under_5_are_refused_where_high_risk_visitors_are_kept_away(pri
     }
     assert book(prison_db, "Q1", SATURDAY, mother, older)  # five on the day: not high-risk
     assert book(prison_db, "Q3", SATURDAY, visitor("42222222"), child)  # wing B
+
+
+def test_a_measure_keeps_visitors_away_alongside_the_field_problems(prison_db):
+    """Said with the other mistakes of the form, for whoever it would keep away whatever
+    the fields still wrong turn out to be."""
+    advise(prison_db, Scope.WING, no_high_risk=True)
+    mother = visitor("41111111")
+    child = visitor("71111111", first_names="Luz", birth_date="2022-01-10", relationship="child")
+    assert refusal(prison_db, "Q1", SATURDAY, mother, replace(child, relationship="")) == {
+        ("required", "visitors.1.relationship"),
+        ("health_no_young_children", "visitors.1.birth_date"),
+    }
+    # Pregnant, with a birth date mistyped: kept away at any age.
+    pregnant = replace(visitor("41111111", birth_date="25/13/1990"), high_risk="1")
+    assert refusal(prison_db, "Q1", SATURDAY, pregnant) == {
+        ("invalid_date", "visitors.0.birth_date"),
+        ("health_high_risk", "visitors.0.high_risk"),
+    }
+    # A birth date mistyped is no young child yet.
+    unknown = replace(child, birth_date="10/01/20222")
+    assert refusal(prison_db, "Q1", SATURDAY, mother, unknown) == {
+        ("invalid_date", "visitors.1.birth_date")
+    }
 
 
 def test_a_move_into_a_suspended_day_is_refused(prison_db):

@@ -195,6 +195,7 @@ def test_every_problem_at_once_in_the_callers_language(client):
         ("invalid_dni", "visitors.0.doc_number"),
         ("invalid_name", "visitors.0.first_names"),
         ("invalid_phone", "contact_phone"),
+        ("slot_women_only", "visitors.0.sex"),  # an adult man on a women's day, whatever else
     }
     dni = next(e for e in errors if e["code"] == "invalid_dni")
     assert "8" in dni["message"]
@@ -203,6 +204,29 @@ def test_every_problem_at_once_in_the_callers_language(client):
     messages = {e["code"]: e["message"] for e in english.json()["errors"]}
     assert messages["invalid_dni"] == "A DNI has exactly 8 digits, for example 45678912."
     assert messages["invalid_dni"] != dni["message"]
+
+
+def test_the_party_rules_come_back_with_the_field_errors(client):
+    slot = open_slot(client)
+    child = body(slot["id"])["visitors"][0] | {
+        "first_names": "Luz", "doc_number": "70000001", "birth_date": "2015-01-01",
+        "relationship": "child",
+    }  # fmt: skip
+    other = child | {"first_names": "Juan", "doc_number": "70000002", "relationship": ""}
+    response = book(client, slot["id"], visitors=[child, other])
+    assert response.status_code == 422
+    assert {(e["code"], e["field"]) for e in response.json()["errors"]} == {
+        ("required", "visitors.1.relationship"),
+        ("adult_required", "visitors"),
+    }
+    adult = body(slot["id"])["visitors"][0]
+    man = adult | {"first_names": "José", "doc_number": "40000003", "sex": "M"}
+    response = book(client, slot["id"], visitors=[adult, adult | {"relationship": ""}, man])
+    assert {(e["code"], e["field"]) for e in response.json()["errors"]} == {
+        ("required", "visitors.1.relationship"),
+        ("duplicate_visitor", "visitors.1.doc_number"),
+        ("slot_women_only", "visitors.2.sex"),
+    }
 
 
 def test_rules_come_back_as_typed_codes(client):

@@ -367,6 +367,109 @@ def test_rules_and_field_problems_come_together_when_the_slot_is_known(world):
     assert error.codes == {Code.INVALID_DNI, Code.SLOT_CLOSED}
 
 
+def found(error: Rejected) -> set[tuple[Code, str | None]]:
+    return {(p.code, p.field) for p in error.problems}
+
+
+def review_rejection(db, slot_id, *visitors, phone="987654321") -> Rejected:
+    """What the review page is told (check_booking), which reads and takes nothing."""
+    from visits.inmate import Inmate
+    from visits.prison import Prison
+
+    with db.read_session() as s, pytest.raises(Rejected) as caught:
+        check_booking(
+            s,
+            prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate)),
+            request=request_for(slot_id, *visitors, phone=phone),
+            now=NOW,
+        )
+    return caught.value
+
+
+def both_ways(db, slot_id, *visitors, phone="987654321") -> set[tuple[Code, str | None]]:
+    """The problems of the review and of the booking itself, which must be the same."""
+    reviewed = found(review_rejection(db, slot_id, *visitors, phone=phone))
+    assert found(rejection(db, slot_id, *visitors, phone=phone)) == reviewed
+    return reviewed
+
+
+def test_party_rules_come_with_the_field_problems(world):
+    """Two children, the second with no relationship: "an adult must come" used to wait until
+    the relationship was filled in. A duplicate document too."""
+    sat, _, _ = ids(world)
+    child = visitor("70000001", first_names="Luz", birth_date="01/01/2015", relationship="child")
+    other = visitor("70000002", first_names="Juan", birth_date="2016-03-01", relationship="")
+    assert both_ways(world, sat, child, other) == {
+        (Code.REQUIRED, "visitors.1.relationship"),
+        (Code.ADULT_REQUIRED, "visitors"),
+    }
+    twice = visitor(first_names="Otra", relationship="")
+    assert both_ways(world, sat, visitor(), twice) == {
+        (Code.REQUIRED, "visitors.1.relationship"),
+        (Code.DUPLICATE_VISITOR, "visitors.1.doc_number"),
+    }
+    four = [visitor(f"4000000{i}", first_names=f"Ana {chr(65 + i)}") for i in range(4)]
+    assert both_ways(world, sat, *four, phone="12") == {
+        (Code.INVALID_PHONE, "contact_phone"),
+        (Code.TOO_MANY_VISITORS, "visitors"),
+    }
+    assert seats_taken(world, sat) == 0
+    assert count(world, Booking) == count(world, Visitor) == 0
+
+
+@pytest.mark.parametrize("typed", ["1985-13-45", "31/02/1985", "25/07/2085", ""])
+def test_no_adult_is_not_said_while_a_birth_date_is_wrong(world, typed):
+    """The adult's birth date mistyped may be an adult's once corrected: only the date is
+    refused, never "an adult must come"."""
+    sat, _, _ = ids(world)
+    adult = visitor(birth_date=typed)
+    child = visitor("70000001", first_names="Luz", birth_date="2015-03-01", relationship="child")
+    problems = both_ways(world, sat, adult, child)
+    assert {field for _, field in problems} == {"visitors.0.birth_date"}
+
+
+def test_the_days_group_comes_with_the_field_problems_for_adults_it_can_tell(world):
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        women = make_slot(s, prison, SATURDAY, start=time(13), group=VisitorGroup.WOMEN).id
+    man = visitor("40000003", first_names="José", sex="M")
+    assert both_ways(world, women, man, phone="12") == {
+        (Code.INVALID_PHONE, "contact_phone"),
+        (Code.SLOT_WOMEN_ONLY, "visitors.0.sex"),
+    }
+    # A man whose birth date is wrong may be a boy, who comes with any adult.
+    boy_or_man = visitor("40000003", first_names="José", sex="M", birth_date="1/13/2016")
+    assert both_ways(world, women, visitor(), boy_or_man) == {
+        (Code.INVALID_DATE, "visitors.1.birth_date")
+    }
+    # An answer that is no sex says what to do itself.
+    assert both_ways(world, women, visitor(sex="X"), phone="12") == {
+        (Code.INVALID_CHOICE, "visitors.0.sex"),
+        (Code.INVALID_PHONE, "contact_phone"),
+    }
+
+
+def test_a_visitor_taken_that_day_is_said_with_the_field_problems_once_named(world):
+    sat, _, _ = ids(world)
+    with world.writing() as s:
+        from visits.prison import Prison
+
+        prison = s.scalar(select(Prison))
+        make_inmate(s, prison, "Q2", surname="Mamani")
+    book(world, sat, visitor(), inmate_code="Q2")
+    assert both_ways(world, sat, visitor(), phone="12") == {
+        (Code.VISITOR_ALREADY_BOOKED, "visitors.0.doc_number"),
+        (Code.INVALID_PHONE, "contact_phone"),
+    }
+    # The refusal names the visitor: with a name that is not one yet, it waits for it.
+    assert both_ways(world, sat, visitor(first_names="M4ria")) == {
+        (Code.INVALID_NAME, "visitors.0.first_names")
+    }
+
+
 def test_check_booking_takes_nothing(world):
     sat, _, _ = ids(world)
     with world.read_session() as s:

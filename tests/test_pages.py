@@ -318,6 +318,41 @@ def test_bad_input_is_kept_escaped_and_explained(client, db):
         assert s.get(Slot, slot_id).seats_taken == 0
 
 
+def test_a_refused_form_says_the_party_rules_with_the_field_problems(client, db):
+    """The tester's form: two children, the second with no relationship. "Fill this in" and
+    "an adult must come" come together, each next to its place, not one after the other."""
+    identify(client)
+    slot_id = first_open_slot(client)
+    two_children = {
+        "visitors.0.birth_date": "01/01/2015",
+        "visitors.0.relationship": "child",
+        "visitors.1.first_names": "Juan",
+        "visitors.1.last_names": "Quispe",
+        "visitors.1.doc_type": "dni",
+        "visitors.1.doc_number": "70000002",
+        "visitors.1.birth_date": "03/03/2016",
+        "visitors.1.sex": "M",
+    }
+    response = review(client, visitor_form(slot_id, csrf(client), **two_children))
+    assert response.status_code == 422
+    body = text(response)
+    assert "Completa este dato" in body
+    assert "Al menos un visitante debe tener 18 años o más" in body
+    assert 'href="#visitors.1.relationship"' in response.text
+    assert 'href="#visitors"' in response.text
+    # The same document twice, with the relationship still missing: both said at once.
+    twice = two_children | {
+        "visitors.0.birth_date": "25/07/1985",
+        "visitors.1.doc_number": "45678912",
+    }
+    response = review(client, visitor_form(slot_id, csrf(client), **twice))
+    assert response.status_code == 422
+    assert "Completa este dato" in text(response)
+    assert "Esta persona ya está en la reserva" in text(response)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+
+
 def test_unknown_past_and_foreign_slots(client, db):
     identify(client)
     with db.read_session() as s:

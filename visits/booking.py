@@ -59,12 +59,21 @@ from visits.booking_request import (
     BookingRequest,
     Relationship,
     ValidBooking,
-    parse_booking,
+    VisitorDraft,
     parse_phone,
     parse_slot_id,
+    read_booking,
 )
 from visits.db import lock_rows, require_write_lock
-from visits.health import Advisory, HighRisk, Measures, high_risk, kept_away, measures_for
+from visits.health import (
+    UNDER_FIVE,
+    Advisory,
+    HighRisk,
+    Measures,
+    high_risk,
+    kept_away,
+    measures_for,
+)
 from visits.inmate import Inmate, inmate_problems, suspension_ends
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
@@ -89,6 +98,7 @@ from visits.screening import QUESTIONS, Answers
 from visits.sms import SmsPolicy
 from visits.throttle import ThrottlePolicy
 from visits.visitor import (
+    DocumentType,
     Visitor,
     claim_visitors,
     find_visitors,
@@ -234,9 +244,10 @@ class Attendee:
     """One person of a party, as the cross-row rules need them."""
 
     member: PartyMember
-    name: str
-    visitor_id: int | None  # None: a person never seen before
-    high_risk: bool = False  # pregnant or low defences, as the family answered
+    name: str | None  # None: the names typed are not valid yet
+    visitor_id: int | None  # None: a person never seen before (or no valid document yet)
+    # Pregnant or low defences, as the family answered (None: an answer is not valid yet).
+    high_risk: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -478,16 +489,35 @@ def party_rule_problems(
 ) -> list[Problem]:
     """The rules about who comes: composition, group, one visit a day, suspensions, and the
     health measures that keep young children away (``measures``: as for
-    :func:`slot_problems`)."""
+    :func:`slot_problems`).
+
+    Attendees may be known only in part while the family corrects the form (see
+    :func:`_draft_rule_problems`); a rule is then reported only when no correction of the
+    fields still wrong could satisfy it (:func:`visits.rules.party_problems`). A refusal that
+    names a visitor (a visit that day, a bar, a health measure) needs their names valid; one
+    day or bar needs the document that makes them a known person; a health measure counts a
+    birth date not valid yet as not under 5 and an answer not valid yet as no, so it refuses
+    only whom it would refuse whatever they turn out to be."""
     day = slot.local_date
     known = [a.visitor_id for a in attendees if a.visitor_id is not None]
     facts = read_party_facts(session, prison.id, known, day, day, exclude_booking)
     if measures is None:
-        if any(high_risk(age_on(a.member.birth_date, day), a.high_risk) for a in attendees):
+        if any(high_risk(age, declared) for _, age, declared in _risks(attendees, day)):
             measures = measures_on(session, prison.id, inmate.wing_id, inmate.id, day)
         else:  # nobody a measure could keep away: no need to read the measures
             measures = Measures()
     return _party_refusals(prison, slot, attendees, facts, measures)
+
+
+def _risks(attendees: Sequence[Attendee], day: date) -> list[tuple[Attendee, int, bool]]:
+    """Whom a health measure could keep away, with their age that day and whether they said
+    they are at high risk: those whose names are valid (its refusal names them). A birth date
+    not valid yet counts as not under 5, an answer not valid yet (None) as no."""
+    return [
+        (a, _measured_age(a.member, day), bool(a.high_risk))
+        for a in attendees
+        if a.name is not None
+    ]
 
 
 def _party_refusals(
@@ -510,6 +540,8 @@ def _party_refusals(
     )
     banned = suspended_on(facts.suspensions, day)
     for attendee in attendees:
+        if attendee.name is None:
+            continue  # said with their name: once the names are right
         where = f"visitors.{attendee.member.index}.doc_number"
         if attendee.visitor_id is not None and (attendee.visitor_id, day) in facts.booked:
             came = facts.booked[attendee.visitor_id, day]
@@ -518,12 +550,17 @@ def _party_refusals(
         if attendee.visitor_id in banned:
             # No date: whoever typed this document number may not be that person.
             problems.append(Problem(Code.VISITOR_SUSPENDED, where, {"name": attendee.name}))
-    for attendee in attendees:
-        age = age_on(attendee.member.birth_date, day)
-        if why := kept_away(measures, age, attendee.high_risk):
+    for attendee, age, declared in _risks(attendees, day):
+        if why := kept_away(measures, age, declared):
             where = f"visitors.{attendee.member.index}.{KEPT_AWAY_FIELDS[why]}"
             problems.append(kept_away_problem(why, attendee.name, where))
     return problems
+
+
+def _measured_age(member: PartyMember, day: date) -> int:
+    """A visitor's age on the visit day as the health measures read it: a birth date not
+    valid yet reads as 5, so that nobody is kept away as a young child before it is right."""
+    return UNDER_FIVE if member.birth_date is None else age_on(member.birth_date, day)
 
 
 # Which answer of the booking form makes a visitor high-risk.
@@ -544,6 +581,29 @@ def _attendees(valid: ValidBooking, visitor_ids: Sequence[int | None]) -> list[A
     ]
 
 
+def _draft_rule_problems(
+    session: Session, prison: Prison, inmate: Inmate, slot: Slot, drafts: Sequence[VisitorDraft]
+) -> list[Problem]:
+    """The party rules over a form with field problems, reported with them (what a family
+    sees at once): each rule over the visitors whose fields it needs are valid, as
+    :func:`party_rule_problems` says. Reads, locks nothing and remembers no one: the
+    booking is refused anyway, and is checked again under the locks once it is right."""
+    if not drafts:
+        return []  # "add a visitor" is a field problem already
+    keys = [d.key for d in drafts if d.key is not None]
+    known = find_visitors(session, keys)
+    seen: set[tuple[DocumentType, str]] = set()
+    attendees = []
+    for draft in drafts:
+        visitor_id = None
+        if draft.key is not None and draft.key not in seen:  # a duplicate is said so already
+            seen.add(draft.key)
+            visitor_id = known[draft.key].id if draft.key in known else None
+        declared = None if draft.answers is None else draft.answers.high_risk
+        attendees.append(Attendee(draft.member(), draft.full_name, visitor_id, declared))
+    return party_rule_problems(session, prison, inmate, slot, attendees)
+
+
 def _parse_for(
     session: Session,
     prison: Prison,
@@ -552,27 +612,28 @@ def _parse_for(
     now: datetime,
     phone_countries: Collection[str],
 ) -> tuple[Slot, ValidBooking]:
-    """Field checks plus the slot's own checks, reported together."""
+    """Field checks plus the slot's own checks, reported together; while fields are wrong,
+    the party rules too, over what could be read (:func:`_draft_rule_problems`)."""
     slot = slot_in_prison(session, prison, request.slot_id)
-    try:
-        valid = parse_booking(
-            request,
-            today=prison.local_date(now),
-            sex_required=slot is not None and slot.visitor_group is not VisitorGroup.ANYONE,
-            phone_countries=phone_countries,
-        )
-    except Rejected as rejected:
-        problems = list(rejected.problems)
+    read = read_booking(
+        request,
+        today=prison.local_date(now),
+        sex_required=slot is not None and slot.visitor_group is not VisitorGroup.ANYONE,
+        phone_countries=phone_countries,
+    )
+    if read.problems:
+        problems = list(read.problems)
         if slot is None:
-            if Code.SLOT_NOT_FOUND not in rejected.codes:
+            if not any(p.code is Code.SLOT_NOT_FOUND for p in problems):
                 problems.append(Problem(Code.SLOT_NOT_FOUND, "slot_id"))
         else:
-            party = sum(1 for v in request.visitors if not v.is_blank())
-            problems += slot_problems(session, prison, inmate, slot, max(party, 1), now)
-        raise Rejected(problems) from None
+            party = max(len(read.visitors), 1)
+            problems += slot_problems(session, prison, inmate, slot, party, now)
+            problems += _draft_rule_problems(session, prison, inmate, slot, read.visitors)
+        raise Rejected(problems)
     if slot is None:
         raise Rejected([Problem(Code.SLOT_NOT_FOUND, "slot_id")])
-    return slot, valid
+    return slot, read.valid()
 
 
 def check_booking(
