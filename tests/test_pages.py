@@ -6,7 +6,8 @@ import re
 import threading
 from datetime import timedelta
 from html import unescape
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -195,6 +196,167 @@ def test_a_form_shown_for_one_person_never_books_another(client, db):
         assert re.search(r'name="inmate_id" value="(\d+)"', page.text).group(1) != shown_for
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Booking)) == 0
+
+
+class _Form(HTMLParser):
+    """What a browser sends for the form posted to ``action``: text and hidden inputs, ticked
+    boxes and radios, chosen options."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action, self.inside, self.select = action, False, ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("action") == self.action
+        elif not self.inside or (not a.get("name") and tag != "option"):
+            return
+        elif tag == "input" and a.get("type") in ("checkbox", "radio"):
+            if "checked" in a:
+                self.fields[a["name"]] = a.get("value", "on")
+        elif tag == "input" and a.get("type") != "submit":
+            self.fields[a["name"]] = a.get("value", "")
+        elif tag == "select":
+            self.select = a["name"]
+        elif tag == "option" and self.select and "selected" in a:
+            self.fields[self.select] = a.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = ""
+
+
+def form_fields(html: str, action: str) -> dict[str, str]:
+    parser = _Form(action)
+    parser.feed(html)
+    return {name: value for name, value in parser.fields.items() if value}
+
+
+KEPT_FORM = {
+    "visitors.0.cough": "1",
+    "visitors.0.high_risk": "1",
+    "visitors.1.first_names": "Luz",
+    "visitors.1.last_names": "Quispe Huamán",
+    "visitors.1.doc_type": "dni",
+    "visitors.1.doc_number": "70000001",
+    "visitors.1.birth_date": "03/03/2016",
+    "visitors.1.relationship": "child",
+    "visitors.1.sex": "F",
+    "visitors.1.fever": "1",
+}
+
+
+def test_a_booking_form_sent_after_the_session_ended_keeps_what_was_typed(make_client, db):
+    """The session ended (or its cookie was lost) while the family filled the form: the
+    identify page carries what they typed, in hidden fields, and identifying the same person
+    again brings the form back filled in, to check and send: nothing is booked meanwhile."""
+    client = make_client()
+    identify(client)
+    slot_id = first_open_slot(client)
+    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "", **KEPT_FORM)
+    typed = {name: value for name, value in typed.items() if name != "csrf_token"}
+
+    cookieless = make_client()  # the same phone once its cookie is gone
+    expired = cookieless.post("/p/QUENCORO/book", data=typed | {"action": "review"})
+    assert expired.status_code == 403
+    assert "Pasó mucho tiempo" in text(expired)
+    carried = form_fields(expired.text, "/p/QUENCORO")
+    token = carried.pop("csrf_token")
+    assert token  # a fresh one: the old one went with the session
+    assert carried == {f"kept.{name}": value for name, value in typed.items()}
+    assert "kept.action" not in carried
+
+    again = cookieless.post(
+        "/p/QUENCORO",
+        data=carried | {"csrf_token": token, "inmate_code": "Q10001", "surname": "Yupanqui"},
+        follow_redirects=False,
+    )
+    assert again.status_code == 200  # answered in place: the values never go in an address
+    assert "¿Quiénes van a visitar?" in text(again)
+    back = form_fields(again.text, "/p/QUENCORO/book")
+    new_token = back.pop("csrf_token")
+    assert back == typed
+    assert re.search(r"<details[^>]* open", again.text)  # the second visitor is shown
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+    reviewed = review(cookieless, back | {"csrf_token": new_token})
+    assert reviewed.status_code == 200, text(reviewed)
+    assert "Revisa y confirma" in text(reviewed)
+
+
+def test_values_kept_for_one_person_are_dropped_when_another_is_identified(make_client):
+    client = make_client()
+    identify(client)
+    slot_id = first_open_slot(client)
+    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "")
+    cookieless = make_client()
+    expired = cookieless.post("/p/QUENCORO/book", data=typed | {"action": "confirm"})
+    carried = form_fields(expired.text, "/p/QUENCORO")
+    # A mistake on the way keeps carrying them.
+    wrong = cookieless.post("/p/QUENCORO", data=carried | {"inmate_code": "Q10001", "surname": "X"})
+    assert wrong.status_code == 422
+    again = form_fields(wrong.text, "/p/QUENCORO")
+    assert {k: v for k, v in again.items() if k.startswith("kept.")} == {
+        k: v for k, v in carried.items() if k.startswith("kept.")
+    }
+    assert len(carried) > 10
+    other = cookieless.post(
+        "/p/QUENCORO",
+        data=carried | {"inmate_code": "Q10002", "surname": "Puma"},
+        follow_redirects=False,
+    )
+    assert other.status_code == 303
+    assert other.headers["location"] == "/p/QUENCORO/slots"
+    slots = cookieless.get("/p/QUENCORO/slots")
+    for typed_value in ("Quispe Huamán", "45678912"):
+        assert typed_value not in slots.text
+
+
+def test_kept_values_come_back_with_what_changed_about_the_visit_time(make_client, db):
+    """The time filled up while the family was away: the form still comes back with what they
+    typed, and says so, rather than drop it for the slots page."""
+    client = make_client()
+    identify(client)
+    slot_id = first_open_slot(client)
+    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "")
+    cookieless = make_client()
+    carried = form_fields(cookieless.post("/p/QUENCORO/book", data=typed).text, "/p/QUENCORO")
+    with db.writing() as s:
+        slot = s.get(Slot, slot_id)
+        slot.capacity = slot.seats_taken
+    full = cookieless.post(
+        "/p/QUENCORO", data=carried | {"inmate_code": "Q10001", "surname": "Yupanqui"}
+    )
+    assert full.status_code == 409
+    assert "Este horario ya está lleno" in text(full)
+    assert form_fields(full.text, "/p/QUENCORO/book")["visitors.0.last_names"] == "Quispe Huamán"
+
+
+def test_the_values_carried_always_fit_the_identify_form(client):
+    """Whatever was sent, the identify page carries only the booking form's fields, each cut
+    to its length on the form: sent back with the identification, they fit the body limit
+    and the number of fields a form may have."""
+    from web.forms import MAX_FORM_FIELDS, VISITOR_FIELDS, kept_booking_values
+    from web.middleware import MAX_BODY_BYTES
+
+    huge = "\U0001f600" * 1000  # four bytes each, twelve once encoded in a form
+    sent = {f"visitors.{i}.{name}": huge for i in range(20) for name in VISITOR_FIELDS}
+    sent |= {"slot_id": huge, "inmate_id": huge, "contact_phone": huge, "csrf_token": huge}
+    kept = kept_booking_values(sent | {"action": "confirm", "submission_key": "k"}, 99)
+    assert not {"csrf_token", "action", "submission_key"} & kept.keys()
+    identify_form = {f"kept.{k}": v for k, v in kept.items()}
+    identify_form |= {"csrf_token": "t" * 32, "inmate_code": huge[:32], "surname": huge[:100],
+                      "birth_date": huge[:10]}  # fmt: skip
+    assert len(identify_form) < MAX_FORM_FIELDS
+    assert len(urlencode(identify_form).encode()) < MAX_BODY_BYTES
+    assert max(len(v) for v in kept.values()) == 60  # a name's length on the form
 
 
 def test_identification_is_neutral(client):

@@ -56,11 +56,13 @@ from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
 from web.forms import (
     CSRF_FIELD,
+    KEPT_PREFIX,
     VISITOR_FIELDS,
     FormValues,
     booking_request,
     csrf_ok,
     csrf_token,
+    kept_booking_values,
 )
 from web.middleware import LANG_COOKIE
 from web.templating import errors_by_field, page_labels, summarising
@@ -176,6 +178,29 @@ def identify_form(request: Request, code: str, session: ReadSession) -> HTMLResp
     return render(request, "identify.html", prison=_prison(session, code))
 
 
+def _identify_page(
+    request: Request,
+    prison: Prison,
+    status: int = 200,
+    problems: list[Problem] | None = None,
+    values: dict[str, str] | None = None,
+    kept: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """``kept``: a booking form's values the page carries back to that form (see
+    :func:`booking_submit`); its language link opens the empty identify page."""
+    return render(
+        request,
+        "identify.html",
+        status,
+        prison=prison,
+        problems=problems or [],
+        values=values or {},
+        kept=kept or {},
+        kept_prefix=KEPT_PREFIX,
+        lang_next=f"/p/{prison.code}",
+    )
+
+
 @router.post("/p/{code}", response_class=HTMLResponse, response_model=None)
 def identify_submit(
     request: Request,
@@ -186,11 +211,15 @@ def identify_submit(
     client: ClientKey,
     policy: Throttling,
 ) -> Response:
+    """A booking form carried by the page (its session ended while the family filled it)
+    comes back filled in once the person it was for is identified again; another person
+    goes to the slots page like any identification, and the form's values are dropped: they
+    were typed for a visit to someone else."""
     prison = _prison(session, code)
-    page = {"prison": prison, "values": values}
+    kept = kept_booking_values(values, prison.max_visitors, KEPT_PREFIX)
+    page = {"prison": prison, "values": values, "kept": kept}
     if not csrf_ok(request, values):
-        problems = [Problem(Code.FORM_EXPIRED)]
-        return render(request, "identify.html", 403, problems=problems, **page)
+        return _identify_page(request, status=403, problems=[Problem(Code.FORM_EXPIRED)], **page)
     result = identify(
         session,
         prison,
@@ -204,12 +233,44 @@ def identify_submit(
     session.commit()  # a failed attempt is recorded for throttling
     if result.inmate is None or result.problems:
         problems = result.problems
-        return render(request, "identify.html", status_for(problems), problems=problems, **page)
+        return _identify_page(request, status=status_for(problems), problems=problems, **page)
     request.session[IDENTIFIED] = {
         **request.session.get(IDENTIFIED, {}),
         prison.code: result.inmate.id,
     }
+    if kept and kept.get("inmate_id") == str(result.inmate.id):
+        return _kept_form(request, session, prison.code, result.inmate.id, kept, now)
     return redirect(f"/p/{prison.code}/slots")
+
+
+def _kept_form(
+    request: Request,
+    session: Session,
+    code: str,
+    inmate_id: int,
+    kept: dict[str, str],
+    now: datetime,
+) -> Response:
+    """The booking form again, filled in with what the family typed before its session ended,
+    for them to check and send: never sent for them. It answers the identification's POST
+    itself, so that what they typed never travels in an address (nor, then, in a log).
+    Whatever stands in the way of the visit time now (it filled up, it closed) is said on the
+    form, which keeps the values; a time no longer offered leaves only the slots page.
+    Read from a read session: the identification is committed, and nothing here writes."""
+    session.close()
+    with request.app.state.db.read_session() as reading:
+        prison = _prison(reading, code)
+        inmate = reading.get(Inmate, inmate_id)
+        assert inmate is not None  # identified just now
+        slot = slot_in_prison(reading, prison, kept.get("slot_id", ""))
+        if slot is None:
+            problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
+            return _slots_page(request, reading, prison, inmate, now, problems, 404)
+        typed = booking_request(kept, prison.max_visitors).visitors
+        party = max(sum(1 for v in typed if not v.is_blank()), 1)
+        problems = slot_problems(reading, prison, inmate, slot, party, now)
+        status = status_for(problems) if problems else 200
+        return _booking_form(request, prison, inmate, slot, kept, problems, status)
 
 
 # --- Choose a slot ---------------------------------------------------------------------------
@@ -366,8 +427,12 @@ def booking_submit(
     prison = _prison(session, code)
     inmate = _identified(request, session, prison)
     if inmate is None:
+        # The session ended (or its cookie was lost) while the family filled the form: the
+        # identify page carries what they typed, in hidden fields, back to this form
+        # (identify_submit). Its own token is a fresh one: the old one went with the session.
         problems = [Problem(Code.SESSION_EXPIRED)]
-        return render(request, "identify.html", 403, prison=prison, problems=problems)
+        kept = kept_booking_values(values, prison.max_visitors)
+        return _identify_page(request, prison, 403, problems, kept=kept)
     slot = slot_in_prison(session, prison, values.get("slot_id", ""))
     if slot is None:
         problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]

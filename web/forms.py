@@ -11,7 +11,12 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 
 from visits.booking_request import (
+    MAX_DATE_LENGTH,
+    MAX_DOCUMENT_LENGTH,
     MAX_ID,
+    MAX_NAME_LENGTH,
+    MAX_PHONE_LENGTH,
+    MAX_VISITOR_ENTRIES,
     BookingRequest,
     VisitorInput,
     date_problem,
@@ -57,6 +62,48 @@ def csrf_ok(request: Request, values: dict[str, str]) -> bool:
     given = values.get(CSRF_FIELD, "")
     # Bytes: compare_digest refuses non-ASCII text, and a form can carry anything.
     return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+# The booking form's values as the identify page carries them when the session is gone
+# (see :func:`kept_booking_values`): hidden fields named with this prefix.
+KEPT_PREFIX = "kept."
+# The most of each booking-form field worth carrying: its length on the form (maxlength), or a
+# choice's longest value with room to spare. What the identify page sends back then stays far
+# inside the body limit and MAX_FORM_FIELDS whatever was sent (tests/test_pages.py checks).
+_KEPT_VISITOR_LENGTHS = {
+    "first_names": MAX_NAME_LENGTH,
+    "last_names": MAX_NAME_LENGTH,
+    "doc_type": 16,
+    "doc_number": MAX_DOCUMENT_LENGTH,
+    "birth_date": MAX_DATE_LENGTH,
+    "relationship": 16,
+    "sex": 8,
+}
+_KEPT_CHOICE_LENGTH = 8  # a ticked health question: "1"
+_KEPT_ID_LENGTH = 12
+
+
+def _kept_lengths(entries: int) -> dict[str, int]:
+    lengths = {"slot_id": _KEPT_ID_LENGTH, "inmate_id": _KEPT_ID_LENGTH}
+    for i in range(min(entries, MAX_VISITOR_ENTRIES)):
+        for name in VISITOR_FIELDS:
+            lengths[f"visitors.{i}.{name}"] = _KEPT_VISITOR_LENGTHS.get(name, _KEPT_CHOICE_LENGTH)
+    lengths["contact_phone"] = MAX_PHONE_LENGTH
+    return lengths
+
+
+def kept_booking_values(values: dict[str, str], entries: int, prefix: str = "") -> dict[str, str]:
+    """What was typed into a booking form of ``entries`` visitors, read from ``values`` under
+    ``prefix``: the form's own fields only (never its token, key or button), blank ones left
+    out, each cut to its length on the form (a browser sends no more). The identify page
+    carries these as hidden fields when the session ended while the family was filling the
+    form, and the form comes back with them once the same person is identified again."""
+    kept = {}
+    for name, length in _kept_lengths(entries).items():
+        value = values.get(prefix + name, "")
+        if value.strip():
+            kept[name] = value[:length]
+    return kept
 
 
 def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
