@@ -355,6 +355,67 @@ def test_a_refused_booking_form_keeps_what_was_typed_and_escapes_it(phone, demo_
     assert seats_left(page, base, slot.slot_id) == slot.seats_left
 
 
+@pytest.mark.browser
+def test_a_form_sent_after_the_session_ended_comes_back_filled_in(phone, demo_server):
+    """The cookie is gone when the family sends the booking form (the session expired, the
+    phone cleared it): they identify the person again and get the form back as they left it,
+    ticks included, to check and send. What they typed never shows in an address."""
+    base = demo_server
+    page = phone(javascript=False)
+    identify(page, base, "Q10010", "Salas")
+    slot = first_open_slot(page)
+    slot_link(page, slot.slot_id).click()
+    grown_up = adult(slot.adult_sex, "47000001")
+    kid = child(OTHER_SEX.get(slot.adult_sex or ""), "47000002")
+    fill_visitor(page, 1, grown_up)
+    visitor_group(page, 1).get_by_label("Tos por 15 días o más").check()
+    open_extra_visitor(page, 2)
+    fill_visitor(page, 2, kid)
+    visitor_group(page, 2).get_by_label("Fiebre en las últimas dos semanas").check()
+    fill_phone(page)
+
+    page.context.clear_cookies()
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        review(page)
+    assert answer.value.status == 403
+    expect_heading(page, "¿A quién visitas?")
+    expect(page.locator(".error-summary")).to_contain_text("Pasó mucho tiempo")
+    expect(page.locator("p.notice")).to_be_visible()
+    page.get_by_label("Código de la persona que visitas").fill("Q10010")
+    page.get_by_label("Su primer apellido").fill("Salas")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Continuar").click()
+    assert answer.value.status == 200
+
+    expect_heading(page, "¿Quiénes van a visitar?")
+    assert page.url == f"{base}/p/{PRISON}"  # the identification's answer: no values in it
+    for number, visitor in ((1, grown_up), (2, kid)):
+        group = visitor_group(page, number)
+        expect(group.get_by_label("Nombres", exact=True)).to_have_value(visitor.first_names)
+        expect(group.get_by_label("Apellidos", exact=True)).to_have_value(visitor.last_names)
+        number_field = group.get_by_label("Número de documento", exact=True)
+        expect(number_field).to_have_value(visitor.doc_number)
+        birth = group.get_by_label("Fecha de nacimiento", exact=True)
+        expect(birth).to_have_value(visitor.birth_date)
+        relationship = group.get_by_label("Relación con la persona que visitas", exact=True)
+        expect(relationship).to_have_value(visitor.relationship)
+        if visitor.sex:
+            radio = group.get_by_role("radio", name=SEX_LABEL[visitor.sex], exact=True)
+            expect(radio).to_be_checked()
+    expect(visitor_group(page, 1).get_by_label("Tos por 15 días o más")).to_be_checked()
+    expect(
+        visitor_group(page, 1).get_by_label("Fiebre en las últimas dos semanas")
+    ).not_to_be_checked()
+    expect(visitor_group(page, 2).get_by_label("Fiebre en las últimas dos semanas")).to_be_checked()
+    expect(page.get_by_label("Celular", exact=True)).to_have_value(PHONE_NUMBER)
+    other_tab = page.context.new_page()  # the same phone: nothing was sent for them
+    assert seats_left(other_tab, base, slot.slot_id) == slot.seats_left
+    review(page)
+    expect_heading(page, "Revisa y confirma")
+    for visitor in (grown_up, kid):
+        expect(page.locator("main")).to_contain_text(visitor.full_name)
+
+
 # --- 3. Double submission --------------------------------------------------------------------
 
 
