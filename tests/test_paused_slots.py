@@ -1,10 +1,13 @@
 """The slots page on the days visits to the family's person are paused (a health measure that
-suspends visits, or the person's suspension until a date): those days offer no choice and say
-why, the other days stay bookable, and everyone else still gets the prison's shared days from
-the cache. On each database.
+suspends visits, the person's suspension until a date, the person no longer active here, or a
+week in which they already have the prison's weekly limit of visits booked): those days offer
+no choice and say why, the other days stay bookable, and everyone else still gets the prison's
+shared days from the cache. On each database.
 
 The demo's clock is Tuesday 1 December 2026; Quencoro's visit days in the window are 2, 5, 6,
-9, 12 and 13 December (the 13th closed by the prison).
+9, 12 and 13 December (the 13th closed by the prison): the ISO week of 30 November holds the
+2nd, 5th and 6th, the next one the 9th, 12th and 13th. Women visit on Wednesdays and Sundays,
+men on Saturdays; the limit is 2 visits to a person per week.
 """
 
 from __future__ import annotations
@@ -13,17 +16,22 @@ import re
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from tests.factories import NOW, SMS
+from tests.factories import NOW, SMS, request_for, visitor
 from tests.test_availability_cache import cached_client
 from tests.test_closures import quencoro_days
-from tests.test_pages import identify, text, visible
+from tests.test_pages import confirm, csrf, identify, text, visible, visitor_form
+from visits.booking import Booking, BookingStatus, create_booking, outlook, slot_problems
 from visits.health import AdvisoryKind, Measures, Scope
+from visits.i18n import use_locale
 from visits.inmate import Inmate, InmateStatus
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import prison_by_code
+from visits.problems import Code, Problem, message
+from visits.rules import last_bookable_day
 from visits.schedule import Slot
+from visits.sms import SmsPolicy
 from visits.suspensions import Actor, suspend_inmate
 
 # Wing A: Carlos Yupanqui and Teófilo Hancco; wing D: José Luis Puma.
@@ -240,3 +248,210 @@ def test_a_person_no_longer_active_here_is_offered_no_day(client, db):
     for day in DAYS:
         assert _links(days[day]) == set(), day
     assert "Esta persona no puede recibir visitas en este penal" in visible(days[DAYS[0]])
+
+
+# --- A week that already has the prison's limit of visits to the person ----------------------
+
+FIRST_WEEK, NEXT_WEEK = DAYS[:3], DAYS[3:]  # 30 Nov-6 Dec and 7-13 Dec
+
+
+def _book(db, slot_id: str, code: str = CARLOS[0], dni: str = "45678912", **policy) -> str:
+    """Another family's booking of a visit to ``code`` (as from another phone, or another
+    worker): its reference. Confirmed at once, or held with ``verification=True``."""
+    sms = SmsPolicy(**(SMS.__dict__ | policy)) if policy else SMS
+    with db.writing() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        inmate = s.scalar(select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == code))
+        booked = create_booking(
+            s, prison=prison, inmate=inmate, request=request_for(slot_id, visitor(dni)),
+            now=NOW, secret_key="test-secret", sms_policy=sms,
+        )  # fmt: skip
+        return booked.booking.reference
+
+
+def _first(slots: set[str]) -> str:
+    return min(slots, key=int)
+
+
+def _week_full(limit: int) -> str:
+    """What a refused booking says of a full week, in Spanish: the days say the same."""
+    with use_locale("es"):
+        return message(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
+
+
+def test_a_full_week_offers_no_choice_and_says_why_in_the_bookings_words(client, db):
+    """Two visits to Carlos this week, booked by whoever: the page says the week is full on
+    each of its days, as the booking form would (and does, for an old link), and names no
+    one; next week stays bookable, and another person of the prison is not touched."""
+    open_slots = _open_slots(client)
+    _book(db, _first(open_slots["2026-12-02"]))
+    reference = _book(db, _first(open_slots["2026-12-06"]))
+    assert identify(client, *CARLOS).status_code == 303
+    page = client.get("/p/QUENCORO/slots")
+    assert page.status_code == 200
+    days = _days(client, page)
+    reason = _week_full(2)
+    assert "ya tiene 2 visitas reservadas esa semana" in reason
+    for day in FIRST_WEEK:
+        assert _links(days[day]) == set(), day
+        assert f"No hay visitas {reason}" in visible(days[day])
+        assert 'class="slots"' not in days[day]  # no time listed that cannot be had
+    for day in NEXT_WEEK:
+        assert _links(days[day]) == open_slots[day], day
+        assert "reservadas" not in visible(days[day])
+    assert "María" not in page.text  # who booked, and when, is not said
+    assert reference not in page.text
+    assert reference[:4] not in page.text
+
+    # The booking form of a day of that week (an old link) is refused in the same words.
+    refused = client.get(f"/p/QUENCORO/book?slot={_first(open_slots['2026-12-05'])}")
+    assert refused.status_code == 422
+    assert reason in text(refused)
+    assert _links(_days(client, refused)["2026-12-05"]) == set()
+
+    # Another person of the same prison: every open time offers its choice.
+    assert identify(client, *JOSE).status_code == 303
+    other = client.get("/p/QUENCORO/slots")
+    assert {d: _links(s) for d, s in _days(client, other).items()} == open_slots
+    assert "reservadas" not in text(other)
+
+
+def test_a_limit_of_one_visit_reads_in_the_singular(client, db):
+    with db.writing() as s:
+        prison_by_code(s, "QUENCORO").visits_per_inmate_per_week = 1
+    open_slots = _open_slots(client)
+    _book(db, _first(open_slots["2026-12-09"]))
+    assert identify(client, *CARLOS).status_code == 303
+    days = _days(client, client.get("/p/QUENCORO/slots?lang=en"))
+    for day in NEXT_WEEK:
+        assert _links(days[day]) == set(), day
+        assert (
+            "No visits The person you visit already has 1 visit booked that week. "
+            "Please choose another week."
+        ) in visible(days[day])
+    for day in FIRST_WEEK:
+        assert _links(days[day]) == open_slots[day], day
+
+
+@pytest.mark.parametrize("status", list(BookingStatus))
+def test_a_week_is_full_on_the_page_exactly_when_the_booking_would_refuse_it(client, db, status):
+    """The page counts a week's visits as the booking's check does (held, confirmed and
+    attended visits count; cancelled, expired and missed ones do not), whatever the state of
+    the second visit of this week (next week has two confirmed): every visit time of the
+    window agrees with the check."""
+    open_slots = _open_slots(client)
+    nine = sorted(open_slots["2026-12-09"], key=int)
+    _book(db, nine[0])
+    _book(db, nine[1], dni="40000002")
+    _book(db, _first(open_slots["2026-12-02"]))
+    second = _book(db, _first(open_slots["2026-12-06"]), dni="40000001", verification=True)
+    with db.writing() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == second))
+        assert booking.status is BookingStatus.HELD  # as booked, waiting for its code
+        booking.status = status
+    with db.read_session() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        carlos = s.scalar(select(Inmate).where(Inmate.code == CARLOS[0]))
+        today = prison.local_date(NOW)
+        paused = outlook(
+            s, prison, carlos, today, last_bookable_day(today, prison.booking_opens_days)
+        ).paused
+        slots = s.scalars(
+            select(Slot).where(Slot.id.in_([int(i) for ids in open_slots.values() for i in ids]))
+        ).all()
+        refused = {
+            slot.local_date.isoformat(): Code.WEEKLY_LIMIT_REACHED
+            in {p.code for p in slot_problems(s, prison, carlos, slot, 1, NOW)}
+            for slot in slots
+        }
+    full = {day: paused.get(date.fromisoformat(day)) is not None for day in refused}
+    assert full == refused
+    counts = status in (BookingStatus.HELD, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+    assert {day for day, is_full in full.items() if is_full} == refused.keys() & (
+        set(DAYS) if counts else set(NEXT_WEEK)
+    )
+    for day, is_full in full.items():
+        if is_full:
+            assert paused[date.fromisoformat(day)].week_full == 2
+
+
+def test_a_visit_booked_or_cancelled_shows_at_the_next_load_whatever_the_cache(make_client, db):
+    """With the availability cache on (its clock stopped, so nothing expires): the family's
+    own page, kept for this browser, and the days rendered for its pauses are both cleared by
+    its booking and by its cancellation, so the week shows full at the next load after the
+    second visit, and open again after cancelling one. Another browser's person, sharing the
+    cache, keeps the prison's shared days."""
+    client, _ = cached_client(make_client)
+    open_slots = _open_slots(client)
+    assert identify(client, *CARLOS).status_code == 303
+    token = csrf(client, "/p/QUENCORO")
+    first = confirm(client, visitor_form(_first(open_slots["2026-12-02"]), token), "one")
+    assert first.status_code == 303
+    days = _days(client, client.get("/p/QUENCORO/slots"))
+    assert _links(days["2026-12-05"]) == open_slots["2026-12-05"]  # one visit of two: open
+
+    second = confirm(client, visitor_form(_first(open_slots["2026-12-06"]), token), "two")
+    assert second.status_code == 303
+    days = _days(client, client.get("/p/QUENCORO/slots"))
+    for day in FIRST_WEEK:
+        assert _links(days[day]) == set(), day
+        assert _week_full(2) in visible(days[day])
+    assert _links(days["2026-12-09"]) == open_slots["2026-12-09"]
+
+    other = make_client(availability_cache_seconds=2)
+    other.app.state.availability = client.app.state.availability  # one process, one cache
+    assert identify(other, *JOSE).status_code == 303
+    shared = _days(other, other.get("/p/QUENCORO/slots"))
+    assert {d: _links(s) for d, s in shared.items()} == open_slots
+
+    path, query = second.headers["location"].split("?")
+    manage = dict(p.split("=") for p in query.split("&"))["token"]
+    cancelled = client.post(f"{path}/cancel", data={"csrf_token": csrf(client), "token": manage})
+    assert "Tu visita fue cancelada" in text(cancelled)
+    days = _days(client, client.get("/p/QUENCORO/slots"))
+    for day in DAYS[:5]:
+        assert _links(days[day]) == open_slots[day], day
+        assert "reservadas" not in visible(days[day])
+
+
+def test_the_slots_page_reads_the_persons_weeks_in_one_query(make_client, db):
+    """The page's reads, with the prison's days already cached (the rush's common case): the
+    prison, the person, their suspensions, the advisories and, in one grouped query, their
+    visits of the window's weeks, however many weeks hold how many visits; a reload is
+    answered from this browser's page, with none."""
+    client, clock = cached_client(make_client)
+    engine = client.app.state.db.engine
+    other = make_client(availability_cache_seconds=2)
+    other.app.state.availability = client.app.state.availability  # one process, one cache
+    assert identify(other, *JOSE).status_code == 303
+
+    def tables_read() -> list[str]:
+        seen: list[str] = []
+
+        def read(_conn, _cursor, statement, *_args) -> None:
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append(re.search(r"\bFROM\s+(\w+)", statement).group(1))
+
+        clock.now += 2.01  # every page and the prison's days expire ...
+        assert other.get("/p/QUENCORO/slots").status_code == 200  # ... another family reads them
+        event.listen(engine, "before_cursor_execute", read)
+        try:
+            page = client.get("/p/QUENCORO/slots")
+            assert page.status_code == 200
+            assert client.get("/p/QUENCORO/slots").text == page.text  # a reload: no query
+        finally:
+            event.remove(engine, "before_cursor_execute", read)
+        return seen
+
+    open_slots = _open_slots(client)
+    assert identify(client, *CARLOS).status_code == 303
+    reads = ["prison", "inmate", "inmate_suspension", "health_advisory", "booking"]
+    assert tables_read() == reads  # no visit booked
+    _book(db, _first(open_slots["2026-12-02"]))
+    _book(db, _first(open_slots["2026-12-06"]))
+    nine = sorted(open_slots["2026-12-09"], key=int)
+    _book(db, nine[0])
+    _book(db, nine[1], dni="40000002")
+    assert tables_read() == reads  # two full weeks of two visits each
+    days = _days(client, client.get("/p/QUENCORO/slots"))
+    assert not any(_links(days[day]) for day in DAYS)

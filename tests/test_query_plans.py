@@ -1,9 +1,10 @@
 """Every query of booking, moving (and finding the times a booking could move to) and
-cancelling, of the gate's list, of tracing an advisory's contacts, and of the worker's jobs
-finds its rows through an index, on each database: a table scan costs nothing in a test and
-grows with every booking ever made (the one-visit-a-day check once read all booked visitors on
-SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the write
-lock)."""
+cancelling, of what the slots page reads of a person (the days their visits are paused, a full
+week among them), of the gate's list, of tracing an advisory's contacts, and of the worker's
+jobs finds its rows through an index, on each database: a table scan costs nothing in a test
+and grows with every booking ever made (the one-visit-a-day check once read all booked visitors
+on SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the
+write lock)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from visits.booking import (
     create_booking,
     move_booking,
     move_targets,
+    outlook,
 )
 from visits.gate import day_list
 from visits.health import AdvisoryKind, Scope, TracingPolicy
@@ -49,8 +51,9 @@ SUNDAY = date(2026, 12, 6)
 
 def _statements(db, db_url: str) -> list[tuple[str, Any]]:
     """The reads and conditional writes of a booking, the times it could move to, a move and a
-    cancel, of the gate's day list, and of the jobs that expire holds, send messages and purge
-    old ones (and only those: the test's own look-ups are not captured)."""
+    cancel, of the slots page's outlook on the person, of the gate's day list, and of the jobs
+    that expire holds, send messages and purge old ones (and only those: the test's own
+    look-ups are not captured)."""
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, executemany) -> None:
@@ -105,9 +108,10 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
             s.commit()
     settings = Settings(database_url=db_url, secret_key="k")
     with db.read_session() as s:
-        prison = s.scalar(select(Prison))
+        prison, inmate = s.scalar(select(Prison)), s.scalar(select(Inmate))
         with capturing():
             day_list(s, prison, SATURDAY)
+            outlook(s, prison, inmate, SATURDAY, SUNDAY)
     with capturing():
         release_expired_holds(db, NOW)
         dispatch(make_dispatcher(db, settings, ConsoleSender(), clock=lambda: NOW))

@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -73,8 +73,15 @@ from visits.health import (
     high_risk,
     kept_away,
     measures_for,
+    timeline,
 )
-from visits.inmate import Inmate, inmate_problems, suspension_ends
+from visits.inmate import (
+    Inmate,
+    InmateStatus,
+    inmate_problems,
+    suspended_until,
+    suspension_ends,
+)
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import (
@@ -344,29 +351,10 @@ def read_inmate_facts(
     """Read once what :func:`slot_problems` needs for any visit time from ``first`` to
     ``last``, the booking ``exclude_booking`` left out of the inmate's visits (three
     queries)."""
-    monday, sunday = iso_week_bounds(first)[0], iso_week_bounds(last)[1]
-    query = (
-        select(Slot.local_date, func.count(Booking.id))
-        .select_from(Booking)
-        .join(Slot, Booking.slot_id == Slot.id)
-        .where(
-            Booking.inmate_id == inmate.id,
-            Booking.status.in_(COUNTS_TOWARD_LIMITS),
-            Slot.local_date >= monday,
-            Slot.local_date <= sunday,
-        )
-        .group_by(Slot.local_date)
-    )
-    if exclude_booking is not None:
-        query = query.where(Booking.id != exclude_booking)
-    weekly: dict[date, int] = {}
-    for day, visits in session.execute(query):
-        week = iso_week_bounds(day)[0]
-        weekly[week] = weekly.get(week, 0) + visits
     return InmateFacts(
         suspensions=suspension_ends(session, inmate, first),
         closures=closures_between(session, prison.id, first, last),
-        weekly=weekly,
+        weekly=visits_by_week(session, inmate.id, first, last, exclude_booking),
     )
 
 
@@ -446,6 +434,94 @@ def _slot_refusals(
         limit = prison.visits_per_inmate_per_week
         problems.append(Problem(Code.WEEKLY_LIMIT_REACHED, "slot_id", {"limit": limit}))
     return problems
+
+
+def visits_by_week(
+    session: Session, inmate_id: int, first: date, last: date, exclude: int | None = None
+) -> dict[date, int]:
+    """The person's visits the weekly limit counts (held, confirmed or attended:
+    :data:`COUNTS_TOWARD_LIMITS`; a hold counts until it is released, as it holds its places)
+    in each ISO week from the one holding ``first`` to the one holding ``last`` (whole weeks:
+    a visit earlier in this week counts too), by the week's Monday, the booking ``exclude``
+    left out; weeks without any are left out. The one definition of the rule, which the
+    booking's check (:func:`read_inmate_facts`) and the slots page's pauses (:func:`outlook`)
+    share, so the page never offers a week the booking would refuse, nor hides one it would
+    take. One query for all the weeks, grouped by day (the two databases share no ISO-week
+    function), the days then added up per week here."""
+    monday, sunday = iso_week_bounds(first)[0], iso_week_bounds(last)[1]
+    query = (
+        select(Slot.local_date, func.count(Booking.id))
+        .select_from(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.inmate_id == inmate_id,
+            Booking.status.in_(COUNTS_TOWARD_LIMITS),
+            Slot.local_date >= monday,
+            Slot.local_date <= sunday,
+        )
+        .group_by(Slot.local_date)
+    )
+    if exclude is not None:
+        query = query.where(Booking.id != exclude)
+    weeks: dict[date, int] = {}
+    for day, count in session.execute(query):
+        week = iso_week_bounds(day)[0]
+        weeks[week] = weeks.get(week, 0) + count
+    return weeks
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Why no visit to an inmate can be booked on a day, at any of its times: the refusals of
+    :func:`slot_problems` that depend on the person and the day (or its week) alone. Hashable:
+    the slots page caches its days per set of pauses, which name no one."""
+
+    until: date | None = None  # visits to the person are suspended until this day (included)
+    health: bool = False  # a health measure suspends visits to the person
+    inactive: bool = False  # no longer active here (released, transferred, off the roster)
+    # The person already has the prison's weekly limit of visits (this many) booked in the
+    # day's ISO week: the booking would refuse it (``weekly_limit_reached``), and says this.
+    week_full: int | None = None
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What applies to visits to an inmate over some days, as the slots page tells it."""
+
+    suspended_until: date | None  # the suspension covering the first day: its last day
+    measures: list[tuple[date, Measures]]  # the health measures, as they change
+    paused: dict[date, Pause]  # the days every visit is refused, and why (for most: none)
+
+
+def outlook(session: Session, prison: Prison, inmate: Inmate, first: date, last: date) -> Outlook:
+    """The suspension, the health measures (:func:`visits.health.timeline`) and the days
+    visits are paused from ``first`` to ``last``, in three queries. A suspension has no start:
+    it covers every day up to its last, so the one covering ``first`` is the only one to read.
+
+    A week in which the person already has the prison's weekly limit of visits booked is
+    paused too: the booking would refuse every time in it, and a family that chose one would
+    learn it only after filling in the form. Its visits are counted in one grouped query for
+    the whole window (:func:`visits_by_week`), by the definition the booking's check uses.
+    Here rather than in :mod:`visits.inmate` (where it was before it read bookings): this
+    module imports that one, and keeps :class:`Pause` beside :func:`slot_problems`, whose
+    refusals it mirrors."""
+    until = suspended_until(session, inmate, first)
+    advisories = in_force(session, inmate.prison_id, last)
+    booked = visits_by_week(session, inmate.id, first, last)
+    limit = prison.visits_per_inmate_per_week
+    person = (inmate.prison_id, inmate.wing_id, inmate.id)
+    paused: dict[date, Pause] = {}
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
+        pause = Pause(
+            until=until if until is not None and day <= until else None,
+            health=measures_for(advisories, *person, day).suspended,
+            inactive=inmate.status is not InmateStatus.ACTIVE,
+            week_full=limit if booked.get(iso_week_bounds(day)[0], 0) >= limit else None,
+        )
+        if pause != Pause():
+            paused[day] = pause
+    return Outlook(until, timeline(advisories, *person, first, last), paused)
 
 
 # What the gate recorded of each visitor of a booking (visits.gate, which sits above this

@@ -10,16 +10,15 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import advisories, health, throttle
+from visits import throttle
 from visits.base import Base, UTCDateTime, str_enum, utcnow
 from visits.booking_request import date_problem, parse_date
-from visits.health import Measures
 from visits.prison import Prison
 from visits.problems import Code, Problem
 from visits.throttle import ThrottlePolicy
@@ -130,45 +129,6 @@ def inmate_problems(inmate: Inmate, visit_day: date, suspensions: Iterable[date]
     if until is not None:
         return [Problem(Code.INMATE_SUSPENDED, "inmate", {"until": until})]
     return []
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Why no visit to an inmate can be booked on a day, at any of its times: the refusals of
-    :func:`visits.booking.slot_problems` that depend on the person and the day alone."""
-
-    until: date | None = None  # visits to the person are suspended until this day (included)
-    health: bool = False  # a health measure suspends visits to the person
-    inactive: bool = False  # no longer active here (released, transferred, off the roster)
-
-
-@dataclass(frozen=True)
-class Outlook:
-    """What applies to visits to an inmate over some days, as the slots page tells it."""
-
-    suspended_until: date | None  # the suspension covering the first day: its last day
-    measures: list[tuple[date, Measures]]  # the health measures, as they change
-    paused: dict[date, Pause]  # the days every visit is refused, and why (for most: none)
-
-
-def outlook(session: Session, inmate: Inmate, first: date, last: date) -> Outlook:
-    """The suspension, the health measures (:func:`visits.health.timeline`) and the days
-    visits are paused from ``first`` to ``last``, in two queries. A suspension has no start: it
-    covers every day up to its last, so the one covering ``first`` is the only one to read."""
-    until = suspended_until(session, inmate, first)
-    in_force = advisories.in_force(session, inmate.prison_id, last)
-    person = (inmate.prison_id, inmate.wing_id, inmate.id)
-    paused: dict[date, Pause] = {}
-    for offset in range((last - first).days + 1):
-        day = first + timedelta(days=offset)
-        pause = Pause(
-            until=until if until is not None and day <= until else None,
-            health=health.measures_for(in_force, *person, day).suspended,
-            inactive=inmate.status is not InmateStatus.ACTIVE,
-        )
-        if pause != Pause():
-            paused[day] = pause
-    return Outlook(until, health.timeline(in_force, *person, first, last), paused)
 
 
 def _surnames(inmate: Inmate) -> set[str]:

@@ -23,6 +23,7 @@ from visits.booking import (
     NO_LONGER_WAITING,
     Booking,
     BookingStatus,
+    Pause,
     authorised_booking,
     cancel_booking,
     check_booking,
@@ -33,6 +34,7 @@ from visits.booking import (
     move_targets,
     not_waiting_for_code,
     note_refusal,
+    outlook,
     probe_wait,
     resend_code,
     slot_in_prison,
@@ -41,7 +43,7 @@ from visits.booking import (
 )
 from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
-from visits.inmate import Inmate, Pause, identify, outlook
+from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
 from visits.problems import Audience, Code, Problem, Rejected
 from visits.reference import display as display_reference
@@ -287,7 +289,7 @@ def _slots_page(
 ) -> HTMLResponse:
     today = prison.local_date(now)
     last = last_bookable_day(today, prison.booking_opens_days)
-    ahead = outlook(session, inmate, today, last)
+    ahead = outlook(session, prison, inmate, today, last)
     days_html = _days_html(request, session, prison, now, ahead.paused)
     return render(
         request,
@@ -311,13 +313,19 @@ def _days_html(
     in it.
 
     On the days visits to the person are paused (their suspension, a health measure that
-    suspends visits, or every day once they are no longer active here) the page offers no
-    link, and says why, rather than invite a choice the
-    booking would refuse. Decision: a person with a pause gets a fragment rendered for those
-    pauses and cached under them (days and reasons, never who), so the many people of a
-    wing under one health suspension share one as well; a person with no pause in the window
-    gets the shared fragment exactly as before, at no extra cost (the pauses come from the
-    queries the page makes anyway for its notices)."""
+    suspends visits, every day once they are no longer active here, or every day of a week in
+    which they already have the prison's weekly limit of visits booked) the page offers no
+    link, and says why, rather than invite a choice the booking would refuse after the family
+    filled in the whole form. Decision: a person with a pause gets a fragment rendered for
+    those pauses and cached under them (days and reasons, never who: a full week says how
+    many visits, the limit, not by whom or when), so the many people of a wing under one
+    health suspension, or everyone whose same weeks are full, share one as well; a person
+    with no pause in the window gets the shared fragment exactly as before. The pauses cost
+    the page one query more than its notices did (the person's visits of the window's weeks,
+    counted in one grouped query, :func:`visits.booking.visits_by_week`), and none on a
+    reload answered from this browser's cached page. A booking, cancellation or move through
+    this process clears the prison's fragments and pages (:func:`commit_seat_change`), so a
+    week that fills or frees up shows at the family's next load."""
     cache: AvailabilityCache = request.app.state.availability
     name: Hashable = ("slot_days", tuple(sorted(paused.items()))) if paused else "slot_days"
     return cache.rendered(
