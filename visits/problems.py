@@ -495,8 +495,9 @@ def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str
         key: format_day_with_year(value) if isinstance(value, date) else value
         for key, value in problem.params.items()
     }
-    if problem.code is Code.PHONE_COUNTRY_NOT_ALLOWED:  # named in the reader's language
-        params["countries"] = format_countries(problem.params.get("countries", ()))
+    countries = params.get("countries")
+    if problem.code is Code.PHONE_COUNTRY_NOT_ALLOWED and isinstance(countries, tuple | list):
+        params["countries"] = format_countries(countries)  # in the reader's language
     if problem.code is Code.INVALID_DATE and params.get("no_such_day"):
         return gettext(_NO_SUCH_DAY)
     audience = Audience(audience)
