@@ -361,3 +361,37 @@ def test_threads_of_many_clients_hold_at_most_two_bookings_for_one_person(racing
     assert outcomes == {"ok": 2, "too_many_unconfirmed": THREADS - 2}
     with db.read_session() as s:
         assert s.scalar(select(func.sum(Slot.seats_taken))) == 2
+
+
+def _hold_the_writer_turn(url: str, holding) -> None:
+    db = Database(make_engine(url))
+    with db.writing() as s:
+        s.execute(select(1))
+        holding.set()
+        time.sleep(120)  # until killed
+
+
+def test_sqlite_writers_of_different_processes_take_turns_and_a_dead_holder_frees_its_turn(
+    tmp_path,
+):
+    """Web workers queue for SQLite's write lock on a lock file, not on SQLite's busy handler
+    (which polls with sleeps of up to 100 ms and starves some writers under a rush): another
+    process's writer meets the turn already taken and says the database is busy when its
+    timeout passes; and a worker killed while holding the turn does not keep it."""
+    url = f"sqlite:///{tmp_path / 'turns.db'}"
+    Database(make_engine(url)).dispose()
+    context = multiprocessing.get_context("spawn")
+    holding = context.Event()
+    holder = context.Process(target=_hold_the_writer_turn, args=(url, holding))
+    holder.start()
+    impatient = Database(make_engine(url, busy_timeout_ms=300))
+    try:
+        assert holding.wait(timeout=60)
+        with pytest.raises(TimeoutError), impatient.writing() as s:
+            s.execute(select(1))
+    finally:
+        holder.kill()
+        holder.join(timeout=60)
+    with impatient.writing() as s:
+        s.execute(select(1))
+    impatient.dispose()

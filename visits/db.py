@@ -12,7 +12,10 @@ Services never commit; the caller that opened the session commits once or rolls 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,10 +70,14 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # Writers of this process queue on a lock instead of SQLite's busy handler, which polls
+    # Writers queue for their turn instead of meeting at SQLite's busy handler, which polls
     # with sleeps of up to 100 ms: under a rush that polling, not the work, made the slowest
-    # bookings wait seconds. Other processes still meet at SQLite's own lock.
-    writer_turn = threading.Lock()
+    # bookings wait seconds. Within a process they queue on a lock; between processes (several
+    # web workers, the job runner) the one writer each process lets through then takes a lock
+    # file beside the database, which the kernel frees even if its holder dies.
+    writer_turn = _WriterTurn(
+        None if not parsed.database or parsed.database == ":memory:" else parsed.database
+    )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -98,6 +105,59 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10)
     event.listen(engine, "invalidate", _end_turn)
 
     return engine
+
+
+class _WriterTurn:
+    """One writer at a time: a lock for this process's threads, then, for a database file, an
+    exclusive ``flock`` on ``<file>-writer.lock`` shared with every other process.
+
+    The file lock is polled without blocking (at most one thread per process polls, so this
+    costs nothing), every 0.5 to 2 ms: a blocking ``flock`` could not honour the timeout.
+    """
+
+    def __init__(self, database_file: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database_file}-writer.lock" if database_file else None
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def _file(self) -> int:
+        # A forked child must not share its parent's open file description (flock belongs
+        # to it, so parent and child would both "hold" the lock).
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._path is None:
+            return True
+        try:
+            fd = self._file()
+            pause = 0.0005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        self._threads.release()
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.002)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._path is not None and self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 class Database:
