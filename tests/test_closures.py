@@ -15,7 +15,7 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import body
-from tests.test_pages import text
+from tests.test_pages import form_fields, text
 from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, create_booking
@@ -628,22 +628,12 @@ def test_a_visit_time_under_way_is_shown_but_not_offered_and_is_refused_as_start
         assert said in text(refused), start
 
 
-def _back_form(preview) -> dict[str, str]:
-    """The fields of the preview's form that goes back to the page."""
-    form = re.search(
-        r'<form[^>]*action="/staff/p/QUENCORO/closures/edit".*?</form>', preview.text, re.S
-    )
-    assert form is not None
-    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group())
-    return {name: html.unescape(value) for name, value in fields}
-
-
 def test_going_back_from_the_preview_keeps_the_time_and_the_reason_typed(wednesday, db):
     client, refs, _ = wednesday
     reason = 'Requisa "general" & <revisión>'
     preview = _preview(client, start="11:30", reason=reason)
     assert preview.status_code == 200
-    back = client.post(f"{PAGE}/edit", data=_back_form(preview))
+    back = client.post(f"{PAGE}/edit", data=form_fields(preview.text, f"{PAGE}/edit"))
     assert back.status_code == 200
     assert re.search(r'name="start" value="11:30" checked', back.text)
     typed = re.search(r'name="reason" maxlength="200" value="([^"]*)"', back.text).group(1)
@@ -651,5 +641,5 @@ def test_going_back_from_the_preview_keeps_the_time_and_the_reason_typed(wednesd
     assert f'value="{WEDNESDAY}"' in back.text  # the same day's times
     # Going back changes nothing, and the form goes on from there.
     assert status_of(db, refs["half_eleven"]) is BookingStatus.CONFIRMED
-    without_token = _back_form(preview) | {"csrf_token": ""}
+    without_token = form_fields(preview.text, f"{PAGE}/edit") | {"csrf_token": ""}
     assert client.post(f"{PAGE}/edit", data=without_token).status_code == 403

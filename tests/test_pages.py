@@ -200,11 +200,11 @@ def test_a_form_shown_for_one_person_never_books_another(client, db):
 
 class _Form(HTMLParser):
     """What a browser sends for the form posted to ``action``: text and hidden inputs, ticked
-    boxes and radios, chosen options."""
+    boxes and radios, chosen options, text areas."""
 
     def __init__(self, action: str) -> None:
         super().__init__()
-        self.action, self.inside, self.select = action, False, ""
+        self.action, self.inside, self.select, self.textarea = action, False, "", ""
         self.fields: dict[str, str] = {}
 
     def handle_starttag(self, tag, attrs):
@@ -220,6 +220,9 @@ class _Form(HTMLParser):
             self.fields[a["name"]] = a.get("value", "")
         elif tag == "select":
             self.select = a["name"]
+        elif tag == "textarea":
+            self.textarea = a["name"]
+            self.fields[self.textarea] = ""
         elif tag == "option" and self.select and "selected" in a:
             self.fields[self.select] = a.get("value", "")
 
@@ -228,6 +231,12 @@ class _Form(HTMLParser):
             self.inside = False
         elif tag == "select":
             self.select = ""
+        elif tag == "textarea":
+            self.textarea = ""
+
+    def handle_data(self, data):
+        if self.textarea:
+            self.fields[self.textarea] += data
 
 
 def form_fields(html: str, action: str) -> dict[str, str]:

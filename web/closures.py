@@ -30,11 +30,12 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, clock_time, iso_day, shown_count
+from web.forms import FormValues, RowId, clock_time, iso_day, shown_count, typed
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
+FIELDS = ("day", "start", "reason")  # the form's, as typed: what going back brings back
 
 
 def _path(who: Staff) -> str:
@@ -138,6 +139,7 @@ def preview(
         already=closing.covering(session, who.prison, closure),  # type: ignore[arg-type]
         # Confirming twice (a double click, a reload) closes once, and answers the same.
         key=audit.new_key(),
+        typed=typed(values, FIELDS),
     )
 
 
@@ -147,8 +149,7 @@ def edit(
 ) -> Response:
     """The form again from a preview, as it was filled in (the day, the time chosen, the
     reason): going back changes nothing and loses nothing typed."""
-    kept = {name: values.get(name, "") for name in ("day", "start", "reason")}
-    return _page(request, session, who, now, kept)
+    return _page(request, session, who, now, typed(values, FIELDS))
 
 
 @router.post("", response_class=HTMLResponse)

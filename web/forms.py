@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import date, time, timedelta
 from typing import Annotated
 
@@ -104,6 +105,13 @@ def kept_booking_values(values: dict[str, str], entries: int, prefix: str = "") 
         if value.strip():
             kept[name] = value[:length]
     return kept
+
+
+def typed(values: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    """What was typed in a staff form's fields ``names``, and nothing else sent with them (its
+    token, a one-off key): what a preview carries back to its form, filled in as it was, when
+    staff go back from it (the ``back_form`` macro posts them to the page's ``/edit``)."""
+    return {name: values.get(name, "") for name in names}
 
 
 def booking_request(values: dict[str, str], entries: int) -> BookingRequest:
