@@ -14,7 +14,7 @@ from notifications.recipients import opt_out
 from tests.factories import NOW, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, try_booking
-from tests.test_pages import text
+from tests.test_pages import form_fields, text
 from tests.test_races import race
 from visits.audit import AuditEvent
 from visits.broadcasts import BroadcastRequest, new_key, send
@@ -170,3 +170,15 @@ def test_a_date_far_off_is_refused_plainly(families, db):
     answer = families.post(f"{PAGE}/preview", data=_form(families, first="9999-12-31"))
     assert answer.status_code == 422
     assert "de aquí a 1 año como máximo" in text(answer)
+
+
+def test_going_back_from_the_preview_keeps_the_days_and_the_texts_typed(families, db):
+    typed = _form(families, last="2026-12-03", text_es='Puerta "2" & <norte>.\r\nTraiga su DNI.')
+    preview = families.post(f"{PAGE}/preview", data=typed)
+    assert preview.status_code == 200
+    back = families.post(f"{PAGE}/edit", data=form_fields(preview.text, f"{PAGE}/edit"))
+    assert back.status_code == 200
+    shown = form_fields(back.text, f"{PAGE}/preview")
+    assert shown.pop("csrf_token")
+    assert shown == {name: value for name, value in typed.items() if name != "csrf_token"}
+    assert _broadcasts(db) == {}  # going back sends nothing

@@ -1,5 +1,7 @@
 """Administrators' message to every family booked at their prison on a day or a few days:
-write it, see the count and the text as it goes, send (see :mod:`visits.broadcasts`)."""
+write it, see the count and the text as it goes, send (see :mod:`visits.broadcasts`). Going
+back from the preview brings the days and the texts back into the form, as typed (a form
+posting them to /edit, as every staff preview does: a link would lose them)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from visits.problems import Code, Problem, Rejected
 from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues, iso_day, shown_count
+from web.forms import FormValues, iso_day, shown_count, typed
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/broadcast", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
 LANGUAGES = ("es", "en")
+FIELDS = ("first", "last", *(f"text_{language}" for language in LANGUAGES))
 
 
 def _request(values: dict[str, str], who: Staff, now: datetime, problems: list[Problem]):
@@ -74,7 +77,15 @@ def preview(
         wanted=wanted,
         preview=shown,
         languages=LANGUAGES,
+        typed=typed(values, FIELDS),
     )
+
+
+@router.post("/edit", response_class=HTMLResponse)
+def edit(request: Request, who: Admin, values: FormValues) -> Response:
+    """The form again from a preview, as it was filled in (the days, the texts): going back
+    sends nothing and loses nothing typed."""
+    return _form(request, who, typed(values, FIELDS))
 
 
 @router.post("")
