@@ -14,7 +14,7 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_inmate, make_prison
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
-from tests.test_pages import identify, text
+from tests.test_pages import form_fields, identify, text
 from tests.test_races import race
 from visits.advisories import HealthAdvisory
 from visits.booking import BookingStatus
@@ -362,3 +362,32 @@ def test_two_confirmations_at_the_same_instant_issue_one_advisory(db_url):
         assert _advisories(db) == 1
     finally:
         db.dispose()
+
+
+def test_going_back_from_a_preview_keeps_what_was_typed_and_changes_nothing(booked, db):
+    staff, _, refs, _ = booked
+    # Informing is ticked on a new form: left unticked, it must come back unticked.
+    typed = WING_A_MASKS | {"smear_negative_no_cavity": "1", "notes": 'Celda "12" & <patio>'}
+    preview = _post(staff, "/preview", **typed)
+    assert preview.status_code == 200
+    back = _post(staff, "/edit", **form_fields(preview.text, f"{PAGE}/edit"))
+    assert back.status_code == 200
+    shown = form_fields(back.text, f"{PAGE}/preview")
+    assert shown.pop("csrf_token")
+    assert shown == typed
+    assert _advisories(db) == 0  # going back issues nothing
+    assert _messages(db, "health_measure") == {}
+
+    # The same from a change of the measures: back to the advisory's form as typed.
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    change = {"inform": "1", "suspended": "1", "visit_minutes": "30"}
+    preview = _post(staff, advisory.removeprefix(PAGE) + "/preview", **change)
+    assert preview.status_code == 200
+    back = staff.post(f"{advisory}/edit", data=form_fields(preview.text, f"{advisory}/edit"))
+    assert back.status_code == 200
+    shown = form_fields(back.text, f"{advisory}/preview")
+    assert shown.pop("csrf_token")
+    assert shown == change  # masks and non-contact unticked, as sent
+    assert status_of(db, refs["carlos"]) is BookingStatus.CONFIRMED  # nothing suspended
+    with db.read_session() as s:
+        assert s.scalar(select(HealthAdvisory.suspended)) is False

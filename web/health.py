@@ -6,7 +6,9 @@ measures, on their day list.
 Issuing and changing take two steps without scripts: the form, then a preview that counts the
 bookings it cancels or the families it tells, with the button that does it. The preview
 carries the form's values, so confirming issues exactly what was previewed (bookings made in
-between are re-evaluated too, as issuing always does).
+between are re-evaluated too, as issuing always does), and going back from it brings them back
+into the form as typed (a form posting them to /edit, as every staff preview does: a link
+would lose them).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, iso_day, shown_count
+from web.forms import FormValues, RowId, iso_day, shown_count, typed
 from web.staff import Staff, access
 
 E = TypeVar("E", bound=StrEnum)
@@ -49,6 +51,8 @@ DRAFT_FIELDS = (
     "scope", "wing", "inmate_code", "kind", "infectious_since", "smear_negative_no_cavity",
     "visit_minutes", "notes", "starts_on", *MEASURE_FLAGS,
 )  # fmt: skip
+# The fields of the form that changes an advisory's measures.
+CHANGE_FIELDS = (*MEASURE_FLAGS, "visit_minutes")
 
 
 def _path(who: Staff, advisory_id: int | None = None, **query: object) -> str:
@@ -205,6 +209,15 @@ def preview(
     return _preview_page(request, who, found, values, _names(session, [found.advisory]))
 
 
+@router.post("/edit", response_class=HTMLResponse)
+def edit(
+    request: Request, who: Health, session: ReadSession, now: Now, values: FormValues
+) -> Response:
+    """The form again from a preview, as it was filled in: going back issues nothing and
+    loses nothing typed."""
+    return _list_page(request, session, who, now, typed(values, DRAFT_FIELDS))
+
+
 @router.post("", response_class=HTMLResponse)
 def issue(
     request: Request,
@@ -317,6 +330,15 @@ def preview_change(
             request, session, who, advisory_id, values, found_problems, _status(rejected)
         )
     return _preview_page(request, who, found, values, _names(session, [found.advisory]))
+
+
+@router.post("/{advisory_id}/edit", response_class=HTMLResponse)
+def edit_change(
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession, values: FormValues
+) -> Response:
+    """The measures form again from a preview, as it was filled in: going back changes
+    nothing and loses nothing typed."""
+    return _detail_page(request, session, who, advisory_id, typed(values, CHANGE_FIELDS))
 
 
 @router.post("/{advisory_id}", response_class=HTMLResponse)
