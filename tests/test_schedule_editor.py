@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tests.factories import NOW
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, try_booking
-from tests.test_pages import text
+from tests.test_pages import form_fields, text
 from tests.test_races import race
 from visits import schedule_edits
 from visits.audit import AuditEvent
@@ -495,3 +495,39 @@ def test_every_problem_of_the_booking_rules_is_told_at_once(admin):
     assert answer.status_code == 422
     assert _error_fields(answer) == {"adult_age", "min_adults"}
     assert "cannot be more than the visitors allowed per booking" in text(answer)
+
+
+FRIDAY_WOMEN = {
+    "action": "add", "add-weekday": "4", "add-start": "15:00", "add-end": "17:00",
+    "add-capacity": "40", "add-group": "women", "add-valid_from": "2026-12-01",
+    "add-valid_to": "2027-01-29",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["rules", "add", "edit"])
+def test_going_back_from_the_preview_keeps_what_was_typed_and_changes_nothing(admin, db, form):
+    nine = _template(db, 2, time(9))
+    typed = {
+        "rules": {"action": "rules"}
+        | {name: str(v) for name, v in RulesConfig().model_dump().items()}
+        | {"booking_opens_days": "21"},
+        "add": FRIDAY_WOMEN,
+        "edit": _edit(nine, end="10:30", capacity="80", group="men", valid_to="2027-01-27"),
+    }[form]
+    with db.read_session() as s:
+        events = s.scalar(select(func.count()).select_from(AuditEvent))
+    preview = _send(admin, "/preview", **typed)
+    assert preview.status_code == 200, text(preview)
+    back = admin.post(f"{PAGE}/edit", data=form_fields(preview.text, f"{PAGE}/edit"))
+    assert back.status_code == 200
+    # Every form of the page sends to the preview: the one sent is found by its fields' names.
+    shown = form_fields(back.text, f"{PAGE}/preview")
+    for name, value in typed.items():
+        if name not in ("action", "template_id"):
+            assert shown.get(name, "") == value, name
+    # Going back changes nothing.
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == events
+        assert prison_by_code(s, "QUENCORO").booking_opens_days != 21
+    assert _template(db, 2, time(9)).capacity == nine.capacity
+    assert _template(db, 4, time(15)) is None

@@ -2,7 +2,9 @@
 each change previewed against the visit times already booked, then confirmed (see
 :mod:`visits.schedule_edits`). The preview is the change itself, rolled back; its
 confirmation carries a key of its own, so that sending it twice (a double click, a reload)
-changes the schedule once and answers the same."""
+changes the schedule once and answers the same. Going back from the preview brings the form
+that was sent back as typed (a form posting it to /edit, as every staff preview does: a link
+would lose it)."""
 
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import FormValues, clock_time, iso_day
+from web.forms import FormValues, clock_time, iso_day, typed
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/schedule", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
 ACTIONS = ("rules", "add", "edit", "remove")
+# A weekly visit time's fields, named with the form's prefix ("add-", or "t<id>-" for a row).
+SESSION_FIELDS = ("weekday", "start", "end", "capacity", "group", "valid_from", "valid_to")
 _NUMBER = re.compile(r"[0-9]{1,6}")
 
 
@@ -136,6 +140,15 @@ def _change(values: dict[str, str], who: Staff, now: datetime, problems: list[Pr
     return ScheduleChange(template_id=template_id if action == "edit" else None, session=session)
 
 
+def _fields(values: dict[str, str]) -> tuple[str, ...]:
+    """The names of the form that was sent: the rules, the new visit time or one row's."""
+    action = values.get("action", "")
+    if action == "rules":
+        return ("action", *RULES)
+    prefix = "add-" if action == "add" else f"t{values.get('template_id', '')}-"
+    return ("action", "template_id", *(prefix + name for name in SESSION_FIELDS))
+
+
 def _prefixed(problems, values: dict[str, str]) -> list[Problem]:
     """Domain problems named after the fields of the form that was sent (a change of a row has
     no start: what concerns it is told beside its end)."""
@@ -190,9 +203,9 @@ def _apply(request, session, who, now, client, values, confirm: bool) -> Respons
         details=applied.details,
         weekday_numbers={name: number for number, name in enumerate(WEEKDAYS)},
         group_of={g.value: g for g in VisitorGroup},
+        typed=typed(values, _fields(values)),
         # Confirming twice (a double click, a reload) changes the schedule once.
-        values={k: v for k, v in values.items() if k not in ("csrf_token", "key")}
-        | {"key": audit.new_key()},
+        key=audit.new_key(),
     )
 
 
@@ -207,6 +220,13 @@ def preview(
 ) -> Response:
     """What the change would do to the visit times already booked; nothing is kept."""
     return _apply(request, session, who, now, client, values, confirm=False)
+
+
+@router.post("/edit", response_class=HTMLResponse)
+def edit(request: Request, who: Admin, session: ReadSession, values: FormValues) -> Response:
+    """The form again from a preview, as it was filled in: going back changes nothing and
+    loses nothing typed."""
+    return _page(request, session, who, values=typed(values, _fields(values)))
 
 
 @router.post("")
