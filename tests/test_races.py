@@ -17,15 +17,18 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
-from visits.booking import Booking, BookingStatus, create_booking
+from visits.booking import Booking, BookingStatus, create_booking, resend_code
 from visits.db import Database, make_engine
 from visits.inmate import Inmate
 from visits.prison import Prison
 from visits.problems import Rejected
 from visits.schedule import Slot
+from visits.sms import SmsPolicy
 
 THREADS = 64
+HOLDING = dataclasses.replace(SMS, verification=True)
 SATURDAY = date(2026, 12, 5)
 SUNDAY = date(2026, 12, 6)
 
@@ -115,6 +118,16 @@ def slot_state(db: Database, slot_id: int) -> tuple[int, int, int]:
         return slot.capacity, slot.seats_taken, booked
 
 
+def people_and_a_slot(db: Database, capacity: int = 200, **rules) -> int:
+    """A prison with a person to visit for each thread (Q0, Q1, …) and one visit time on
+    Saturday: its id."""
+    with db.writing() as s:
+        prison = make_prison(s, **rules)
+        for i in range(THREADS):
+            make_inmate(s, prison, f"Q{i}")
+        return make_slot(s, prison, SATURDAY, capacity=capacity).id
+
+
 @pytest.fixture
 def racing_db(db_url):
     database = Database(make_engine(db_url, busy_timeout_ms=60_000, pool_size=THREADS))
@@ -124,11 +137,8 @@ def racing_db(db_url):
 
 def test_threads_racing_for_the_last_seats_never_overbook(racing_db):
     db = racing_db
+    slot_id = people_and_a_slot(db, capacity=60, visits_per_inmate_per_week=5)
     with db.writing() as s:
-        prison = make_prison(s, visits_per_inmate_per_week=5)
-        for i in range(THREADS):
-            make_inmate(s, prison, f"Q{i}")
-        slot_id = make_slot(s, prison, SATURDAY, capacity=60).id
         s.get(Slot, slot_id).seats_taken = 40  # the last 20 seats are left
     outcomes = race(THREADS, lambda i: attempt(db, slot_id, f"Q{i}", f"4{i:07d}"))
     assert outcomes == {"ok": 20, "slot_full": THREADS - 20}
@@ -156,11 +166,7 @@ def test_threads_racing_for_one_inmate_respect_the_weekly_limit(racing_db):
 
 def test_threads_racing_with_one_visitor_book_one_visit_that_day(racing_db):
     db = racing_db
-    with db.writing() as s:
-        prison = make_prison(s)
-        for i in range(THREADS):
-            make_inmate(s, prison, f"Q{i}")
-        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+    slot_id = people_and_a_slot(db)
     outcomes = race(THREADS, lambda i: attempt(db, slot_id, f"Q{i}", "45678912"))
     assert outcomes == {"ok": 1, "visitor_already_booked": THREADS - 1}
 
@@ -309,9 +315,15 @@ def test_one_key_sent_at_once_for_two_inmates_books_one_and_refuses_the_other(ra
     assert seats_match_bookings(db)
 
 
-def hold_attempt(db: Database, slot_id: int, inmate_code: str, n: int, client: str) -> str:
+def hold_attempt(
+    db: Database,
+    slot_id: int,
+    inmate_code: str,
+    n: int,
+    client: str | None,
+    policy: SmsPolicy = HOLDING,
+) -> str:
     """One booking waiting for its code (its own document and phone): 'ok' or why not."""
-    holding = dataclasses.replace(SMS, verification=True)
     try:
         with db.writing() as s:
             create_booking(
@@ -321,7 +333,7 @@ def hold_attempt(db: Database, slot_id: int, inmate_code: str, n: int, client: s
                 request=request_for(slot_id, visitor(f"4{n:07d}"), phone=f"9876{n:05d}"),
                 now=NOW,
                 secret_key="k",
-                sms_policy=holding,
+                sms_policy=policy,
                 client=client,
             )
         return "ok"
@@ -333,16 +345,50 @@ def test_threads_of_one_client_hold_at_most_three_bookings_waiting_for_their_cod
     """Each thread books another person (no inmate lock in common): the client's own lock
     keeps the cap."""
     db = racing_db
-    with db.writing() as s:
-        prison = make_prison(s)
-        for i in range(THREADS):
-            make_inmate(s, prison, f"Q{i}")
-        slot_id = make_slot(s, prison, SATURDAY, capacity=200).id
+    slot_id = people_and_a_slot(db)
     outcomes = race(THREADS, lambda i: hold_attempt(db, slot_id, f"Q{i}", i, "198.51.100.7"))
     assert outcomes == {"ok": 3, "too_many_unconfirmed": THREADS - 3}
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Booking)) == 3
         assert s.get(Slot, slot_id).seats_taken == 3
+
+
+def test_threads_of_one_client_have_at_most_six_codes_sent_an_hour(racing_db):
+    """Half the threads book (another person each), half ask for a new code of a booking
+    made earlier from no web request: only the client's lock on its codes is common to all
+    (the cap on its holds is lifted here), and 6 codes go."""
+    db = racing_db
+    slot_id = people_and_a_slot(db)
+    half = THREADS // 2
+    assert [hold_attempt(db, slot_id, f"Q{i}", i, None) for i in range(half)] == ["ok"] * half
+    with db.read_session() as s:
+        held_ids = s.scalars(select(Booking.id).order_by(Booking.id)).all()
+    holding = dataclasses.replace(HOLDING, unconfirmed_per_client=THREADS)
+    client = "198.51.100.7"
+
+    def new_code(i: int) -> str:
+        try:
+            with db.writing() as s:
+                resend_code(
+                    s, s.get(Booking, held_ids[i]), now=NOW, sms_policy=holding, client=client
+                )
+            return "ok"
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+
+    def book_or_resend(i: int) -> str:
+        if i < half:
+            return new_code(i)
+        return hold_attempt(db, slot_id, f"Q{i}", i, client, policy=holding)
+
+    outcomes = race(THREADS, book_or_resend)
+    assert outcomes == {"ok": 6, "too_many_codes_from_client": THREADS - 6}
+    with db.read_session() as s:
+        codes = s.scalar(select(func.count()).where(OutboxMessage.kind == "code"))
+        assert codes == half + 6
+        assert s.get(Slot, slot_id).seats_taken == s.scalar(
+            select(func.count()).select_from(Booking)
+        )
 
 
 def test_threads_of_many_clients_hold_at_most_two_bookings_for_one_person(racing_db):

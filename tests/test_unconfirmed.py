@@ -1,9 +1,12 @@
 """Bookings waiting for their SMS code are capped: per client address, per person visited, and
-never a whole week (the foreign numbers are tests/test_countries.py's).
+never a whole week (the foreign numbers are tests/test_countries.py's); and so are the code SMS
+one client address has sent in an hour, first codes and new ones alike.
 
 The tester's finding: from one client, five bookings for one person with made-up documents and
 foreign mobiles were all held, ten codes went abroad, and the real family met
-``weekly_limit_reached`` for two weeks, again every ten minutes. On each database.
+``weekly_limit_reached`` for two weeks, again every ten minutes. Then, within those caps, one
+address still had about 15 codes sent every 10 minutes to Peruvian numbers of its choosing.
+On each database (the races are tests/test_races.py's).
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, reque
 from tests.test_api import bearer, book, slots
 from tests.test_pages import confirm, csrf, identify, text, visitor_form
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, verify_booking
+from visits.booking import (
+    Booking,
+    BookingStatus,
+    cancel_booking,
+    create_booking,
+    resend_code,
+    verify_booking,
+)
 from visits.i18n import use_locale
 from visits.inmate import Inmate
 from visits.prison import Prison
@@ -265,7 +275,8 @@ def test_the_testers_scenario_is_capped_and_the_family_still_books(make_client, 
     with use_locale("es"):
         expected = message(Problem(Code.TOO_MANY_UNCONFIRMED, None, {"minutes": 10}))
     assert refused[0]["message"] == expected
-    # Asking for new codes: the phone's hourly limit, as before (5 codes per phone an hour).
+    # Asking for new codes: at most 6 codes an hour at one address's asking, the first ones
+    # included (and 5 a phone, as before).
     for created in answers[:2]:
         out = created.json()
         for _ in range(5):
@@ -275,7 +286,7 @@ def test_the_testers_scenario_is_capped_and_the_family_still_books(make_client, 
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Booking)) == 2
         codes = s.scalar(select(func.count()).where(OutboxMessage.kind == "code"))
-        assert codes == 10  # 2 bookings × 5 codes a phone an hour, where there were 5 × 5
+        assert codes == 6  # where there were 5 × 5, then 2 bookings × 5 codes a phone
     # The real family, whose phone this browser verified on an earlier visit, books this
     # week's visit at once: the week's other visit was never held.
     family = from_address(app, FAMILY)
@@ -313,3 +324,132 @@ def test_a_family_without_a_verified_phone_is_told_to_wait_on_the_page(make_clie
     app.app.state.clock = lambda: NOW + timedelta(minutes=10)
     form["csrf_token"] = csrf(family, "/p/QUENCORO")
     assert "/verify?token=" in confirm(family, form, "family-key-2").headers["location"]
+
+
+# --- Code SMS per client address ----------------------------------------------------------------
+
+
+def resend(db, reference: str, client: str | None, *, now=NOW) -> str:
+    """Ask for a new code of a held booking: 'sent', or why not."""
+    try:
+        with db.writing() as s:
+            held = s.scalar(select(Booking).where(Booking.reference == reference))
+            resend_code(s, held, now=now, sms_policy=HOLDING, client=client)
+            return "sent"
+    except Rejected as rejected:
+        return ",".join(sorted(rejected.codes))
+
+
+def resend_refused(db, reference: str, client: str, *, now, policy=HOLDING) -> tuple:
+    """Why a new code of a held booking is refused."""
+    with db.writing() as s:
+        held = s.scalar(select(Booking).where(Booking.reference == reference))
+        with pytest.raises(Rejected) as refused:
+            resend_code(s, held, now=now, sms_policy=policy, client=client)
+    return refused.value.problems
+
+
+def codes_sent(db) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).where(OutboxMessage.kind == "code"))
+
+
+def test_one_client_has_at_most_six_codes_sent_an_hour_first_ones_and_new_ones(prison_db):
+    db = prison_db
+    here = "198.51.100.7"
+    assert [attempt(db, f"Q{i}", SATURDAY, i, here) for i in range(3)] == ["held"] * 3
+    with db.read_session() as s:
+        first, *refs = s.scalars(select(Booking.reference).order_by(Booking.id)).all()
+    assert [resend(db, ref, here) for ref in (first, *refs)] == ["sent"] * 3
+    assert codes_sent(db) == 6
+    before = counts(db)
+    assert resend(db, first, here) == "too_many_codes_from_client"
+    # A place among the holds frees up, but no seventh code goes: no booking either.
+    with db.writing() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == first))
+        verify_booking(s, booking, code_sent(s, first), now=NOW, sms_policy=HOLDING)
+    before = counts(db)
+    assert attempt(db, "Q3", SATURDAY, 3, here) == "too_many_codes_from_client"
+    assert counts(db) == before  # nothing booked, no code sent
+    # Another address is not held back by this one, nor a phone verified in this browser
+    # (it is sent no code), nor a request from no web request.
+    assert attempt(db, "Q3", SATURDAY, 4, "203.0.113.9") == "held"
+    assert attempt(db, "Q4", SATURDAY, 5, here, phone_verified=True) == "confirmed"
+    assert resend(db, refs[0], None) == "sent"
+    # The codes are counted over the last hour: an hour after them, codes go again.
+    assert attempt(db, "Q4", NEXT_SATURDAY, 6, here, now=NOW + timedelta(hours=1)) == "held"
+
+
+def test_the_code_refusal_says_how_long_until_a_code_may_go_again(prison_db):
+    db = prison_db
+    here = "198.51.100.7"
+    for i in range(3):
+        assert attempt(db, f"Q{i}", SATURDAY, i, here, now=NOW + timedelta(minutes=i)) == "held"
+    with db.read_session() as s:
+        refs = s.scalars(select(Booking.reference).order_by(Booking.id)).all()
+    for ref in refs:
+        assert resend(db, ref, here, now=NOW + timedelta(minutes=5)) == "sent"
+    later = NOW + timedelta(minutes=9)
+    # The first code (at NOW) ages out of the hour in 51 minutes: then one more may go.
+    expected = Problem(Code.TOO_MANY_CODES_FROM_CLIENT, None, {"minutes": 51})
+    assert resend_refused(db, refs[0], here, now=later) == (expected,)
+    with use_locale("en"):
+        assert "Wait 51 minutes and try again" in message(expected)
+        one = Problem(Code.TOO_MANY_CODES_FROM_CLIENT, None, {"minutes": 1})
+        assert "Wait 1 minute and" in message(one)
+    # Over both limits at once, the longer wait is the one told: here the phone's (one code
+    # an hour, its newest sent at NOW + 5 minutes).
+    strict = dataclasses.replace(HOLDING, verification_sends_per_hour=1)
+    phone_wait = Problem(Code.TOO_MANY_CODES, "code", {"minutes": 56})
+    assert resend_refused(db, refs[2], here, now=later, policy=strict) == (phone_wait,)
+
+
+def test_codes_asked_for_from_one_address_are_capped_in_the_api_and_on_the_pages(make_client, db):
+    app = make_client(phone_verification=True)
+    attacker = from_address(app, ATTACKER)
+    women = [s for s in slots(app) if s["state"] == "open" and s["visitor_group"] == "women"]
+    by_week = [[s for s in women if _week(s) == week] for week in sorted({_week(s) for s in women})]
+    created = [
+        book(attacker, week[0]["id"], visitors=[visitor_entry(i)], phone=f"98765430{i}").json()
+        for i, week in enumerate(by_week)
+    ]
+    assert [c["status"] for c in created] == ["held", "held"]
+
+    def new_code(out: dict):
+        path = f"/api/v1/bookings/{out['reference']}/code"
+        return attacker.post(path, headers=bearer(out["manage_token"]))
+
+    assert [new_code(created[i % 2]).status_code for i in range(4)] == [200] * 4  # 6 codes
+    refused = new_code(created[0])
+    assert refused.status_code == 429
+    with use_locale("es"):
+        expected = message(Problem(Code.TOO_MANY_CODES_FROM_CLIENT, None, {"minutes": 60}))
+    assert refused.json() == {
+        "errors": [{"code": "too_many_codes_from_client", "field": None, "message": expected}]
+    }
+    assert codes_sent(db) == 6
+    # "Send a new code" on the code page, from the same address: told to wait, nothing sent.
+    page = attacker.post(
+        f"/b/{created[1]['reference']}/code",
+        data={"csrf_token": csrf(attacker, "/find"), "token": created[1]["manage_token"]},
+    )
+    assert page.status_code == 429
+    assert expected in text(page)
+    # A neighbour behind the same address, booking on the page: told to wait, the form kept.
+    neighbour = from_address(app, ATTACKER)
+    assert identify(neighbour, "Q10002", "Puma").status_code == 303
+    form = visitor_form(by_week[0][1]["id"], csrf(neighbour, "/p/QUENCORO"))
+    before = counts(db)
+    answer = confirm(neighbour, form, "neighbour-key")
+    assert answer.status_code == 429
+    assert expected in text(answer)
+    assert 'value="45678912"' in answer.text  # what was typed comes back
+    assert counts(db) == before
+    # A family there whose phone this browser verified books at once: it is sent no code.
+    family = from_address(app, ATTACKER)
+    remember_phone(family, PHONE)
+    assert identify(family, "Q10002", "Puma").status_code == 303
+    form["csrf_token"] = csrf(family, "/p/QUENCORO")
+    done = confirm(family, form, "family-key")
+    assert "done=booked" in done.headers["location"], text(done)
+    assert codes_sent(db) == 6

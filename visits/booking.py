@@ -906,8 +906,9 @@ def create_booking(
     The booking is held and a code is sent unless verification is off or ``phone_verified``
     (the family proved this phone recently); else it is confirmed and the confirmation and
     reminders are queued. A booking that would be held must keep within the caps on bookings
-    waiting for their code (:func:`unconfirmed_problem`); ``client`` is the address the
-    request came from (a web request's; ``None`` for none), recorded in the booking's history.
+    waiting for their code (:func:`unconfirmed_problem`) and on codes sent
+    (:func:`verification.send_wait`); ``client`` is the address the request came from (a web
+    request's; ``None`` for none), recorded in the booking's history.
     The same ``submission_key`` sent again returns the first booking (``replayed``) instead of
     booking twice.
     """
@@ -930,11 +931,14 @@ def create_booking(
     attendees = _attendees(valid, [v.id for v in visitors])
     problems += party_rule_problems(session, prison, inmate, slot, attendees, measures=measures)
     held = sms_policy.verification and not phone_verified
-    # Both under locks taken here: the client's (PostgreSQL), then the phone's.
+    # Both under locks taken here (PostgreSQL): the client's holds, then the codes sent to the
+    # phone and at the client's asking, counted and sent under the same locks.
     capped = held and unconfirmed_problem(session, prison, inmate, slot, client, sms_policy, now)
     if capped:
         problems.append(capped)
-    if held and (wait := verification.send_wait(session, valid.contact_phone, sms_policy, now)):
+    if held and (
+        wait := verification.send_wait(session, valid.contact_phone, sms_policy, now, client)
+    ):
         problems.append(wait)
     reject_if(problems)
     if not take_seats(session, slot.id, party):
@@ -995,7 +999,7 @@ def create_booking(
     screening.record_at_booking(session, booking, given, now, actor)
     outcomes = [answers.outcome for answers in given]
     if held:
-        verification.send_code(session, booking, sms_policy, now)
+        verification.send_code(session, booking, sms_policy, now, client)
     else:
         sms.queue_confirmed(session, booking, sms_policy, now)
         tell_measures(session, booking, sms_policy, now, measures)
@@ -1195,18 +1199,24 @@ def verify_booking(
 
 
 def resend_code(
-    session: Session, booking: Booking, *, now: datetime, sms_policy: SmsPolicy
+    session: Session,
+    booking: Booking,
+    *,
+    now: datetime,
+    sms_policy: SmsPolicy,
+    client: str | None = None,
 ) -> Booking:
-    """A new code for a held booking, within the per-phone hourly limit (the hold's end stays
-    where it was: seats are not held indefinitely)."""
+    """A new code for a held booking, within the hourly limits per phone and per ``client``
+    asking (:func:`verification.send_wait`; the hold's end stays where it was: seats are not
+    held indefinitely)."""
     booking = _locked(session, booking)
     if (refusal := not_waiting_for_code(booking)) is not None:
         raise Rejected([refusal])
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
         raise Rejected([Problem(Code.HOLD_EXPIRED, "code")])
-    if wait := verification.send_wait(session, booking.contact_phone, sms_policy, now):
+    if wait := verification.send_wait(session, booking.contact_phone, sms_policy, now, client):
         raise Rejected([wait])
-    verification.send_code(session, booking, sms_policy, now)
+    verification.send_code(session, booking, sms_policy, now, client)
     return booking
 
 

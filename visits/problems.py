@@ -80,6 +80,7 @@ class Code(StrEnum):
     CODE_ATTEMPTS_EXHAUSTED = "code_attempts_exhausted"
     TOO_MANY_CODES = "too_many_codes"
     TOO_MANY_UNCONFIRMED = "too_many_unconfirmed"
+    TOO_MANY_CODES_FROM_CLIENT = "too_many_codes_from_client"
     HOLD_EXPIRED = "hold_expired"
     NOT_HELD = "not_held"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -134,6 +135,17 @@ class Code(StrEnum):
     NOT_FOUND = "not_found"
     BODY_TOO_LARGE = "body_too_large"
     SERVER_ERROR = "server_error"
+
+
+# Refusals that ask to wait and try again (429 on the pages and in the API).
+WAIT_AND_RETRY = frozenset(
+    {
+        Code.TOO_MANY_ATTEMPTS,
+        Code.TOO_MANY_CODES,
+        Code.TOO_MANY_UNCONFIRMED,
+        Code.TOO_MANY_CODES_FROM_CLIENT,
+    }
+)
 
 
 MESSAGES: dict[Code, str] = {
@@ -227,6 +239,10 @@ MESSAGES: dict[Code, str] = {
     Code.TOO_MANY_UNCONFIRMED: N_(
         "Other bookings are still waiting for the code we sent by SMS. If one is yours, type "
         "that code first; if not, wait %(minutes)s minutes and try again."
+    ),
+    Code.TOO_MANY_CODES_FROM_CLIENT: N_(
+        "Many codes were already asked for from this internet connection. Wait %(minutes)s "
+        "minutes and try again."
     ),
     Code.HOLD_EXPIRED: N_(
         "The time to enter the code is over and the places were released. Please book again."
@@ -417,6 +433,15 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
             "type that code first; if not, wait %(num)s minute and try again.",
             "Other bookings are still waiting for the code we sent by SMS. If one is yours, "
             "type that code first; if not, wait %(num)s minutes and try again.",
+        ),
+    ),
+    Code.TOO_MANY_CODES_FROM_CLIENT: (
+        "minutes",
+        Np_(
+            "Many codes were already asked for from this internet connection. Wait %(num)s "
+            "minute and try again.",
+            "Many codes were already asked for from this internet connection. Wait %(num)s "
+            "minutes and try again.",
         ),
     ),
     Code.SIGN_IN_LOCKED: (

@@ -133,6 +133,8 @@ class SmsPolicy:
     # (visits.booking_request.parse_phone).
     unconfirmed_per_client: int = 3
     unconfirmed_per_inmate: int = 2
+    # Codes sent per hour at one client address's asking (visits.verification.send_wait).
+    code_sends_per_client: int = 6
     phone_countries: tuple[str, ...] = ("PE",)
     reminders_before: tuple[timedelta, ...] = (timedelta(hours=24),)
     morning_at: time | None = time(7, 0)
@@ -148,6 +150,7 @@ class SmsPolicy:
             verification_sends_per_hour=settings.verification_sends_per_hour,
             unconfirmed_per_client=settings.max_unconfirmed_per_client,
             unconfirmed_per_inmate=settings.max_unconfirmed_per_inmate,
+            code_sends_per_client=settings.max_code_sms_per_client_per_hour,
             phone_countries=settings.phone_countries,
             reminders_before=tuple(timedelta(hours=h) for h in settings.reminder_hours_before),
             morning_at=settings.reminder_morning_at,

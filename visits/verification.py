@@ -5,7 +5,8 @@ while the SMS travels); if the code is not entered within the hold time, the boo
 cancelled and the seats come back (:func:`expire_holds`, run by the worker, and at once when
 a late code arrives). Codes are 6 random digits, stored only as an HMAC, compared in constant
 time, single-use, limited to a few wrong tries each, and limited in how many are sent to one
-phone per hour. They are never logged: the outbox keeps only a redacted copy of the text.
+phone, and at one client address's asking, per hour. They are never logged: the outbox keeps
+only a redacted copy of the text.
 """
 
 from __future__ import annotations
@@ -57,19 +58,47 @@ def _sends_key(phone: str) -> str:
     return f"sms-code:phone:{phone}"
 
 
-def send_wait(session: Session, phone: str, policy: SmsPolicy, now: datetime) -> Problem | None:
-    """Too many codes sent to this phone in the last hour: how long to wait, else ``None``."""
-    key = _sends_key(phone)
-    hits = throttle.recent(session, [key], SEND_WINDOW, now)[key]
-    delay = throttle.wait(hits, policy.verification_sends_per_hour, SEND_WINDOW, now)
-    if wait := throttle.minutes(delay):
-        return Problem(Code.TOO_MANY_CODES, "code", {"minutes": wait})
-    return None
+def _client_sends_key(client: str) -> str:
+    return f"sms-code:client:{client}"
 
 
-def send_code(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
-    """Queue a new code for a held booking (replacing any earlier one) in this transaction.
-    The caller checked :func:`send_wait` first."""
+def _send_keys(phone: str, client: str | None) -> list[str]:
+    return [_sends_key(phone)] + ([_client_sends_key(client)] if client is not None else [])
+
+
+def send_wait(
+    session: Session, phone: str, policy: SmsPolicy, now: datetime, client: str | None = None
+) -> Problem | None:
+    """Too many codes sent in the last hour, to this phone or at the asking of this client
+    address (first codes and new ones alike): the longer wait, else ``None``.
+
+    Decision: one address, typing made-up documents, could otherwise have a code sent to a
+    new Peruvian number with every booking and every "send a new code" (about 15 every 10
+    minutes, within the caps on bookings waiting for their code), and each SMS is paid for. So
+    the sends asked for by one client are capped too (:attr:`SmsPolicy.code_sends_per_client`,
+    6 an hour: see :class:`visits.settings.Settings`); ``client=None`` (no web request) is not.
+    The keys stay locked (PostgreSQL) until the caller commits the code it then sends, so
+    parallel requests cannot all slip past one count. A phone verified in its browser is never
+    sent a code, so it never meets this."""
+    keys = _send_keys(phone, client)
+    hits = throttle.recent(session, keys, SEND_WINDOW, now)
+    caps = [(Code.TOO_MANY_CODES, "code", policy.verification_sends_per_hour)]
+    if client is not None:
+        caps.append((Code.TOO_MANY_CODES_FROM_CLIENT, None, policy.code_sends_per_client))
+    waits = [
+        (throttle.minutes(throttle.wait(hits[key], limit, SEND_WINDOW, now)), code, field)
+        for key, (code, field, limit) in zip(keys, caps, strict=True)
+    ]
+    wait, code, field = max(waits, key=lambda found: found[0])  # a tie: the phone's
+    return Problem(code, field, {"minutes": wait}) if wait else None
+
+
+def send_code(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, client: str | None = None
+) -> None:
+    """Queue a new code for a held booking (replacing any earlier one) in this transaction,
+    counted for its phone and for the ``client`` that asked. The caller checked
+    :func:`send_wait` first."""
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     current = session.scalar(
         select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
@@ -82,7 +111,7 @@ def send_code(session: Session, booking: Booking, policy: SmsPolicy, now: dateti
     current.wrong_attempts = 0
     current.sent_at = now
     session.flush()
-    throttle.record_failure(session, [_sends_key(booking.contact_phone)], now)
+    throttle.record_failure(session, _send_keys(booking.contact_phone, client), now)
     key = f"booking:{booking.reference}:code:{current.sends}"
     queue_code(session, booking, code, key, policy, now)
 

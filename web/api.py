@@ -36,7 +36,7 @@ from visits.health import Measures
 from visits.i18n import current_locale
 from visits.inmate import identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
-from visits.problems import Code, Problem, Rejected, as_dicts
+from visits.problems import WAIT_AND_RETRY, Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
@@ -212,7 +212,7 @@ class CreatedOut(BaseModel):
 def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
     codes = {p.code for p in problems}
     if status is None:
-        if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES, Code.TOO_MANY_UNCONFIRMED}:
+        if codes & WAIT_AND_RETRY:
             status = 429
         elif Code.SLOT_FULL in codes:
             status = 409
@@ -333,7 +333,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorsOut, "description": "Every problem found, with typed codes"},
     429: {
         "model": ErrorsOut,
-        "description": "too_many_attempts, too_many_codes, too_many_unconfirmed",
+        "description": (
+            "too_many_attempts, too_many_codes, too_many_unconfirmed, too_many_codes_from_client"
+        ),
     },
 }
 
@@ -502,15 +504,21 @@ def verify(
 
 @router.post("/bookings/{reference}/code", response_model=BookingOut, responses=ERRORS)
 def send_new_code(
-    request: Request, reference: str, token: BearerToken, session: WriteSession, now: Now, sms: Sms
+    request: Request,
+    reference: str,
+    token: BearerToken,
+    session: WriteSession,
+    now: Now,
+    sms: Sms,
+    client: ClientKey,
 ) -> Any:
-    """Send a new code for a held booking (a few per phone per hour)."""
+    """Send a new code for a held booking (a few per phone, and per client, per hour)."""
     booking = _owned(request, session, reference, token)
     try:
-        resend_code(session, booking, now=now, sms_policy=sms)
+        resend_code(session, booking, now=now, sms_policy=sms, client=client)
     except Rejected as rejected:
         session.rollback()
-        status = 429 if rejected.codes & {Code.TOO_MANY_CODES} else 409
+        status = 429 if rejected.codes & WAIT_AND_RETRY else 409
         return _errors(list(rejected.problems), status)
     answer = _json(_booking_out(request, booking))  # read before the commit, see create()
     session.commit()

@@ -45,7 +45,7 @@ from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
 from visits.inmate import Inmate, identify
 from visits.prison import Prison, bookable_prisons, prison_by_code
-from visits.problems import Audience, Code, Problem, Rejected
+from visits.problems import WAIT_AND_RETRY, Audience, Code, Problem, Rejected
 from visits.reference import display as display_reference
 from visits.reference import manage_token
 from visits.reference import parse as parse_reference
@@ -106,7 +106,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
 
 def status_for(problems: list[Problem]) -> int:
     codes = {p.code for p in problems}
-    if codes & {Code.TOO_MANY_ATTEMPTS, Code.TOO_MANY_CODES, Code.TOO_MANY_UNCONFIRMED}:
+    if codes & WAIT_AND_RETRY:
         return 429
     if Code.FORM_EXPIRED in codes:
         return 403
@@ -654,13 +654,14 @@ def resend_submit(
     session: WriteSession,
     now: Now,
     sms: Sms,
+    client: ClientKey,
 ) -> Response:
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
     if not csrf_ok(request, values):
         return _code_form_expired(request, booking, token, now)
     try:
-        resend_code(session, booking, now=now, sms_policy=sms)
+        resend_code(session, booking, now=now, sms_policy=sms, client=client)
     except Rejected as rejected:
         problems = list(rejected.problems)
         if rejected.codes & NO_LONGER_WAITING:
