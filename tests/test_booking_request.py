@@ -93,6 +93,11 @@ def test_dates_as_families_write_them(typed, expected):
         (DocumentType.DNI, "4567891A", Problem(Code.INVALID_DNI)),
         (DocumentType.DNI, "４５６７８９１２", "45678912"),  # a full-width phone keyboard
         (DocumentType.DNI, "٤٥٦٧٨٩١٢", Problem(Code.INVALID_DNI)),  # other scripts' digits
+        (DocumentType.DNI, "00000000", Problem(Code.INVALID_DNI)),  # the placeholder, no one's
+        (DocumentType.DNI, "0000-0000", Problem(Code.INVALID_DNI)),
+        (DocumentType.DNI, "00000001", "00000001"),
+        (DocumentType.DNI, "11111111", "11111111"),  # may have been issued: not refused
+        (DocumentType.CE, "00000000", "00000000"),  # only the DNI's number zero is refused
         (DocumentType.CE, "001234567", "001234567"),
         (DocumentType.PASSPORT, "ab 123456", "AB123456"),
         (
@@ -106,8 +111,8 @@ def test_document_numbers(kind, typed, result):
     assert normalise_document(kind, typed) == result
 
 
-@given(st.text(alphabet="0123456789", min_size=8, max_size=8))
-def test_every_eight_digit_dni_is_valid(number):
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8).filter(lambda n: n != "00000000"))
+def test_every_eight_digit_dni_but_zero_is_valid(number):
     assert normalise_document(DocumentType.DNI, number) == number
 
 
@@ -121,6 +126,17 @@ def test_blank_extra_visitors_are_skipped_but_keep_their_position():
         parse_booking(request, today=TODAY, sex_required=False)
     assert [(p.code, p.field) for p in caught.value.problems] == [
         (Code.INVALID_DATE, "visitors.2.birth_date")
+    ]
+
+
+def test_dni_zero_is_refused_beside_its_field():
+    """Typed for "no document", 00000000 would be one visitor shared by every such booking:
+    its bans, its one visit a day and its exposure tracing would fall on strangers."""
+    request = BookingRequest("7", [visitor("0000 0000")], "987654321")
+    with pytest.raises(Rejected) as caught:
+        parse_booking(request, today=TODAY, sex_required=False)
+    assert [(p.code, p.field) for p in caught.value.problems] == [
+        (Code.INVALID_DNI, "visitors.0.doc_number")
     ]
 
 

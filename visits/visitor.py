@@ -35,6 +35,11 @@ DOCUMENT_FORMATS: dict[DocumentType, tuple[re.Pattern[str], int, int]] = {
     DocumentType.CE: (re.compile(r"[A-Z0-9]{8,12}"), 8, 12),
     DocumentType.PASSPORT: (re.compile(r"[A-Z0-9]{6,12}"), 6, 12),
 }
+# Decision: a DNI's 8 digits carry no check digit (the one printed after the dash is apart)
+# and real numbers may begin with zeros, so no rule tells a real number from a made-up one.
+# Only number zero is refused: it is the placeholder typed for "no document", nobody's.
+# A number of one repeated digit (11111111) is not: nothing published says none was issued.
+DNI_ZERO = "00000000"
 
 
 def normalise_document(doc_type: DocumentType, raw: str) -> str | Problem:
@@ -45,7 +50,7 @@ def normalise_document(doc_type: DocumentType, raw: str) -> str | Problem:
     """
     number = re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", raw)).upper()
     pattern, low, high = DOCUMENT_FORMATS[doc_type]
-    if pattern.fullmatch(number):
+    if pattern.fullmatch(number) and (doc_type, number) != (DocumentType.DNI, DNI_ZERO):
         return number
     if doc_type is DocumentType.DNI:
         return Problem(Code.INVALID_DNI)
