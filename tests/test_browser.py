@@ -359,7 +359,8 @@ def test_a_refused_booking_form_keeps_what_was_typed_and_escapes_it(phone, demo_
 def test_a_form_sent_after_the_session_ended_comes_back_filled_in(phone, demo_server):
     """The cookie is gone when the family sends the booking form (the session expired, the
     phone cleared it): they identify the person again and get the form back as they left it,
-    ticks included, to check and send. What they typed never shows in an address."""
+    ticks included, to check and send. What they typed never shows in an address, and
+    switching language on the way (there and back) keeps it all."""
     base = demo_server
     page = phone(javascript=False)
     identify(page, base, "Q10010", "Salas")
@@ -382,6 +383,15 @@ def test_a_form_sent_after_the_session_ended_comes_back_filled_in(phone, demo_se
     expect(page.locator(".error-summary")).to_contain_text("Pasó mucho tiempo")
     expect(page.locator("p.notice")).to_be_visible()
     page.get_by_label("Código de la persona que visitas").fill("Q10010")
+    page.locator("header").get_by_role("button", name="English").click()
+    expect_language(page, "en")
+    expect_heading(page, "Who do you visit?")
+    expect(page.locator(".error-summary")).to_have_count(0)  # nobody was looked for
+    expect(page.locator("p.notice")).to_contain_text("We kept what you typed")
+    expect(page.get_by_label("Code of the person you visit")).to_have_value("Q10010")
+    page.locator("header").get_by_role("button", name="Español").click()
+    expect_language(page, "es")
+    expect(page.locator("p.notice")).to_be_visible()
     page.get_by_label("Su primer apellido").fill("Salas")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Continuar").click()

@@ -259,16 +259,22 @@ KEPT_FORM = {
 }
 
 
-def test_a_booking_form_sent_after_the_session_ended_keeps_what_was_typed(make_client, db):
-    """The session ended (or its cookie was lost) while the family filled the form: the
-    identify page carries what they typed, in hidden fields, and identifying the same person
-    again brings the form back filled in, to check and send: nothing is booked meanwhile."""
+def typed_booking_form(make_client, **changes: str) -> dict[str, str]:
+    """A booking form as a family filled it in, in a session about to be lost: without its
+    token, which went with that session."""
     client = make_client()
     identify(client)
     slot_id = first_open_slot(client)
     shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
-    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "", **KEPT_FORM)
-    typed = {name: value for name, value in typed.items() if name != "csrf_token"}
+    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "", **changes)
+    return {name: value for name, value in typed.items() if name != "csrf_token"}
+
+
+def test_a_booking_form_sent_after_the_session_ended_keeps_what_was_typed(make_client, db):
+    """The session ended (or its cookie was lost) while the family filled the form: the
+    identify page carries what they typed, in hidden fields, and identifying the same person
+    again brings the form back filled in, to check and send: nothing is booked meanwhile."""
+    typed = typed_booking_form(make_client, **KEPT_FORM)
 
     cookieless = make_client()  # the same phone once its cookie is gone
     expired = cookieless.post("/p/QUENCORO/book", data=typed | {"action": "review"})
@@ -299,11 +305,7 @@ def test_a_booking_form_sent_after_the_session_ended_keeps_what_was_typed(make_c
 
 
 def test_values_kept_for_one_person_are_dropped_when_another_is_identified(make_client):
-    client = make_client()
-    identify(client)
-    slot_id = first_open_slot(client)
-    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
-    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "")
+    typed = typed_booking_form(make_client)
     cookieless = make_client()
     expired = cookieless.post("/p/QUENCORO/book", data=typed | {"action": "confirm"})
     carried = form_fields(expired.text, "/p/QUENCORO")
@@ -327,18 +329,47 @@ def test_values_kept_for_one_person_are_dropped_when_another_is_identified(make_
         assert typed_value not in slots.text
 
 
+SWITCH = re.compile(r'<button[^>]*name="switch_language"[^>]*>')
+
+
+def test_the_language_switch_on_the_identify_page_keeps_what_it_carries(make_client):
+    """The identify page carrying a booking form's values switches language by sending its
+    form again (a link would drop them): it comes back in the other language with the same
+    values and what was typed into it, nobody is looked for, and identifying then brings the
+    booking form back filled in, in that language."""
+    typed = typed_booking_form(make_client, **KEPT_FORM)
+    cookieless = make_client()
+    expired = cookieless.post("/p/QUENCORO/book", data=typed)
+    assert not LANG_LINK.search(expired.text)
+    button = dict(re.findall(r'([\w-]+)="([^"]*)"', SWITCH.search(expired.text).group(0)))
+    assert button["form"] == "identify"
+    assert '<form method="post" action="/p/QUENCORO" id="identify"' in expired.text
+    carried = form_fields(expired.text, "/p/QUENCORO") | {"surname": "Yupanqui"}
+
+    english = cookieless.post(button["formaction"], data=carried | {"switch_language": "en"})
+    assert english.status_code == 200
+    assert '<html lang="en">' in english.text
+    assert "We kept what you typed in the booking form" in text(english)
+    assert "error-summary" not in english.text  # nobody was looked for
+    assert form_fields(english.text, "/p/QUENCORO") == carried
+    assert 'lang="es">Español</button>' in english.text  # and back the same way
+
+    again = cookieless.post("/p/QUENCORO", data=carried | {"inmate_code": "Q10001"})
+    assert again.status_code == 200
+    assert "Who will visit?" in text(again)
+    back = form_fields(again.text, "/p/QUENCORO/book")
+    assert back.pop("csrf_token")
+    assert back == typed
+
+
 def test_kept_values_come_back_with_what_changed_about_the_visit_time(make_client, db):
     """The time filled up while the family was away: the form still comes back with what they
     typed, and says so, rather than drop it for the slots page."""
-    client = make_client()
-    identify(client)
-    slot_id = first_open_slot(client)
-    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
-    typed = form_fields(shown.text, "/p/QUENCORO/book") | visitor_form(slot_id, "")
+    typed = typed_booking_form(make_client)
     cookieless = make_client()
     carried = form_fields(cookieless.post("/p/QUENCORO/book", data=typed).text, "/p/QUENCORO")
     with db.writing() as s:
-        slot = s.get(Slot, slot_id)
+        slot = s.get(Slot, int(typed["slot_id"]))
         slot.capacity = slot.seats_taken
     full = cookieless.post(
         "/p/QUENCORO", data=carried | {"inmate_code": "Q10001", "surname": "Yupanqui"}

@@ -189,7 +189,9 @@ def _identify_page(
     kept: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """``kept``: a booking form's values the page carries back to that form (see
-    :func:`booking_submit`); its language link opens the empty identify page."""
+    :func:`booking_submit`). Carrying them, its language switch sends the page's form again
+    in the other language (:func:`identify_submit`), so they are not lost on the way; else
+    it opens the empty identify page."""
     return render(
         request,
         "identify.html",
@@ -200,6 +202,7 @@ def _identify_page(
         kept=kept or {},
         kept_prefix=KEPT_PREFIX,
         lang_next=f"/p/{prison.code}",
+        lang_form="identify" if kept else None,
     )
 
 
@@ -216,10 +219,14 @@ def identify_submit(
     """A booking form carried by the page (its session ended while the family filled it)
     comes back filled in once the person it was for is identified again; another person
     goes to the slots page like any identification, and the form's values are dropped: they
-    were typed for a visit to someone else."""
+    were typed for a visit to someone else. The language switch sends this form too (``?lang=``
+    sets the language): the page comes back in it, still carrying everything, and nobody is
+    looked for, so no try is counted."""
     prison = _prison(session, code)
     kept = kept_booking_values(values, prison.max_visitors, KEPT_PREFIX)
     page = {"prison": prison, "values": values, "kept": kept}
+    if values.get("switch_language"):
+        return _identify_page(request, **page)
     if not csrf_ok(request, values):
         return _identify_page(request, status=403, problems=[Problem(Code.FORM_EXPIRED)], **page)
     result = identify(
