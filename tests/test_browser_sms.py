@@ -209,7 +209,8 @@ def test_a_family_verifies_its_phone_and_the_booking_is_confirmed(phone, sms_ser
 
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         enter_code(page, not_the(code))
-    assert answer.value.status == 422
+    assert answer.value.status == 303  # Post/Redirect/Get: Back never resends the form
+    expect(page).to_have_url(re.compile(r"/verify\?token=[^&]+&refused=wrong_code$"))
     expect_heading(page, ENTER_THE_CODE)
     summary = page.locator(".error-summary li")
     expect(summary).to_have_count(1)
@@ -229,6 +230,12 @@ def test_a_family_verifies_its_phone_and_the_booking_is_confirmed(phone, sms_ser
     expect(page.locator(".details .tag")).to_have_text(CONFIRMED)
     expect(page.get_by_role("link", name="Escribir el código")).to_have_count(0)
     assert len(messages_of(db, reference, "confirmed")) == 1
+    # Back: the code page's address opens again (no "Confirm form resubmission", no
+    # ERR_CACHE_MISS), and shows the booking as it now is.
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"[?&]refused=wrong_code$"))
+    expect_heading(page, YOUR_VISIT)
+    expect(page.locator(".details .tag")).to_have_text(CONFIRMED)
 
     # The same phone, again in this browser: no code this time.
     second = page.context.new_page()

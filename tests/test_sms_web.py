@@ -237,7 +237,7 @@ def test_booking_on_the_page_asks_for_the_code_then_confirms(verifying, db):
     right_code = code_for(db, reference)
     wrong_code = f"{(int(right_code) + 1) % 1_000_000:06d}"
     wrong = verifying.post(f"/b/{reference}/verify", data=form | {"code": wrong_code})
-    assert wrong.status_code == 422
+    assert wrong.history[0].status_code == 303  # Post/Redirect/Get: see below
     assert "Ese código no es correcto" in text(wrong)
     assert "te quedan 4 intentos" in text(wrong)
 
@@ -288,8 +288,61 @@ def test_a_new_code_can_be_asked_for_and_only_the_newest_works(verifying, db):
         resent = verifying.post(f"/b/{reference}/code", data=form)
         assert "Enviamos un código nuevo" in text(resent)
         new = code_for(db, reference)
-    assert verifying.post(f"/b/{reference}/verify", data=form | {"code": old}).status_code == 422
+    refused = verifying.post(f"/b/{reference}/verify", data=form | {"code": old})
+    assert "Ese código no es correcto" in text(refused)
     assert verifying.post(f"/b/{reference}/verify", data=form | {"code": new}).status_code == 200
+    with db.read_session() as s:
+        assert s.scalar(select(Booking)).status is BookingStatus.CONFIRMED
+
+
+def held_on_the_page(client, db) -> tuple[str, str, dict[str, str]]:
+    """A booking made on the pages and waiting for its code: its reference, the code sent,
+    and the code form's fields but the code."""
+    location = book_on_the_page(client).headers["location"]
+    reference = re.search(r"/b/([A-Z0-9-]+)/verify", location).group(1)
+    token = re.search(r"token=([^&]+)", location).group(1)
+    return reference, code_for(db, reference), {"csrf_token": csrf(client), "token": token}
+
+
+def test_a_refused_code_is_answered_with_a_redirect_to_the_code_page(verifying, db):
+    """Post/Redirect/Get: a wrong code's answer is a redirect (303) to the code page, which
+    says why; so going Back or reloading it never asks to send the form again. The address
+    names the refusal by its code only, and the page reads the tries left itself."""
+    reference, code, form = held_on_the_page(verifying, db)
+    verify = f"/b/{reference}/verify"
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for left in (4, 3):
+        answer = verifying.post(verify, data=form | {"code": wrong}, follow_redirects=False)
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+        assert location == f"{verify}?token={form['token']}&refused=wrong_code"
+        page = verifying.get(location)
+        assert page.status_code == 200
+        assert f"intenta de nuevo (te quedan {left} intentos)." in text(page)
+        assert 'role="alert"' in page.text
+        assert 'href="#code"' in page.text
+        assert 'aria-invalid="true"' in page.text
+        assert wrong not in page.text
+    malformed = verifying.post(verify, data=form | {"code": "12ab"}, follow_redirects=False)
+    assert malformed.headers["location"].endswith("&refused=invalid_code")
+    assert "El código tiene 6 dígitos" in text(verifying.get(malformed.headers["location"]))
+    for _ in range(3):
+        last = verifying.post(verify, data=form | {"code": wrong}, follow_redirects=False)
+    assert "Demasiados códigos equivocados. Pide un código nuevo." in text(
+        verifying.get(last.headers["location"])
+    )
+    # The right code too, once every try is spent: the lockout holds.
+    locked = verifying.post(verify, data=form | {"code": code}, follow_redirects=False)
+    assert locked.headers["location"].endswith("&refused=code_attempts_exhausted")
+    with db.read_session() as s:
+        assert s.scalar(select(Booking)).status is BookingStatus.HELD
+    # Nothing but a known code is said, and a wrong try a new code made void is not.
+    other = verifying.get(f"{verify}?token={form['token']}&refused=<b>Llama+al+0800</b>")
+    assert "error-summary" not in other.text
+    assert "Llama" not in other.text
+    verifying.post(f"/b/{reference}/code", data=form)
+    again = verifying.get(last.headers["location"])
+    assert "error-summary" not in again.text
 
 
 def test_a_code_form_sent_late_shows_the_booking_as_it_now_is(verifying, db):

@@ -54,6 +54,12 @@ def _digest(secret_key: str, booking_id: int, code: str) -> str:
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _current(session: Session, booking: Booking) -> PhoneVerification | None:
+    return session.scalar(
+        select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
+    )
+
+
 def _sends_key(phone: str) -> str:
     return f"sms-code:phone:{phone}"
 
@@ -100,9 +106,7 @@ def send_code(
     counted for its phone and for the ``client`` that asked. The caller checked
     :func:`send_wait` first."""
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-    current = session.scalar(
-        select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
-    )
+    current = _current(session, booking)
     if current is None:
         current = PhoneVerification(booking_id=booking.id, sends=0)
         session.add(current)
@@ -132,17 +136,14 @@ def check_code(
     code = parse_code(text)
     if code is None:
         raise Rejected([Problem(Code.INVALID_CODE, "code")])
-    current = session.scalar(
-        select(PhoneVerification).where(PhoneVerification.booking_id == booking.id)
-    )
+    current = _current(session, booking)
     if current is None or current.verified_at is not None:
         raise Rejected([Problem(Code.NOT_HELD, "code")])
     if current.wrong_attempts >= policy.verification_attempts:
-        raise Rejected([Problem(Code.CODE_ATTEMPTS_EXHAUSTED, "code")])
+        raise Rejected([_wrong_tries(current, policy)])
     expected = _digest(policy.secret_key, booking.id, code)
     if not hmac.compare_digest(expected.encode(), current.code_hash.encode()):
         current.wrong_attempts += 1
-        left = policy.verification_attempts - current.wrong_attempts
         audit.record(
             session,
             at=now,
@@ -151,7 +152,35 @@ def check_code(
             entity="booking",
             entity_id=booking.reference,
         )
-        if left <= 0:
-            raise Rejected([Problem(Code.CODE_ATTEMPTS_EXHAUSTED, "code")])
-        raise Rejected([Problem(Code.WRONG_CODE, "code", {"left": left})])
+        raise Rejected([_wrong_tries(current, policy)])
     current.verified_at = now
+
+
+def _wrong_tries(current: PhoneVerification, policy: SmsPolicy) -> Problem:
+    """What the wrong tries of the current code leave: how many more, or none."""
+    left = policy.verification_attempts - current.wrong_attempts
+    if left <= 0:
+        return Problem(Code.CODE_ATTEMPTS_EXHAUSTED, "code")
+    return Problem(Code.WRONG_CODE, "code", {"left": left})
+
+
+# The refusals of a typed code: the code page can say one again after the fact, named by its
+# code (see :func:`code_refusal`).
+CODE_REFUSALS = frozenset({Code.INVALID_CODE, Code.WRONG_CODE, Code.CODE_ATTEMPTS_EXHAUSTED})
+
+
+def code_refusal(
+    session: Session, booking: Booking, refused: str, policy: SmsPolicy
+) -> Problem | None:
+    """The refusal of a typed code named ``refused`` (one of :data:`CODE_REFUSALS`: the code
+    page is told only its name, never text to show), as it stands now: the tries left are read
+    again, and a wrong try made void by a new code (none counted since) is no longer said.
+    ``None`` for any other name."""
+    if refused == Code.INVALID_CODE:
+        return Problem(Code.INVALID_CODE, "code")
+    if refused not in CODE_REFUSALS:
+        return None
+    current = _current(session, booking)
+    if current is None or current.verified_at is not None or current.wrong_attempts == 0:
+        return None
+    return _wrong_tries(current, policy)

@@ -52,6 +52,7 @@ from visits.reference import parse as parse_reference
 from visits.rules import Sex, VisitorGroup, last_bookable_day
 from visits.schedule import Slot
 from visits.sms import short_token_matches
+from visits.verification import CODE_REFUSALS, code_refusal
 from visits.visitor import DocumentType
 from web import verified_phones
 from web.availability import AvailabilityCache, commit_seat_change
@@ -600,13 +601,18 @@ def verify_form(
     reference: str,
     session: ReadSession,
     now: Now,
+    sms: Sms,
     token: str = "",
     done: str = "",
+    refused: str = "",
 ) -> HTMLResponse:
+    """``refused``: the code a wrong code was refused with (see :func:`verify_submit`), said
+    again as it now stands (how many tries are left)."""
     booking = _owned(request, session, reference, token)
     if booking.status is not BookingStatus.HELD:
         return _booking_page(request, booking, token, now)
-    return _verify_page(request, booking, token, done)
+    problem = code_refusal(session, booking, refused, sms)
+    return _verify_page(request, booking, token, done, [problem] if problem else None)
 
 
 def _code_form_expired(
@@ -641,6 +647,13 @@ def verify_submit(
         problems = list(rejected.problems)
         if rejected.codes & NO_LONGER_WAITING:
             page = _booking_page(request, booking, token, now, problems=problems, status=409)
+        elif len(problems) == 1 and rejected.codes <= CODE_REFUSALS:
+            # Post/Redirect/Get: the code page says why, and going Back or reloading it never
+            # asks to send the form again (nor sends a wrong code twice). Only the refusal's
+            # code goes in the address: the page reads the tries left itself.
+            page = redirect(
+                f"/b/{booking.display_reference}/verify", token=token, refused=problems[0].code
+            )
         else:
             page = _verify_page(request, booking, token, problems=problems, status=422)
         # Kept even though the code was refused: the wrong try counts, an expired hold is freed.
