@@ -13,12 +13,13 @@ from twilio.request_validator import RequestValidator
 
 from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
 from notifications.recipients import Recipient
-from tests.factories import NOW
+from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
 from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, expire_holds
+from visits.replies import handle_inbound
 from visits.sms import short_token
 from visits.staff import StaffRole
 from web import admin as admin_pages
@@ -426,6 +427,33 @@ def test_the_delivery_page_is_for_administrators_of_the_bookings_prison(make_cli
     admin = make_client()
     sign_in(admin, "admin")
     assert reference in text(admin.get("/staff/messages"))
+
+
+def test_answers_to_a_familys_texts_are_shown_to_the_administrators_of_where_it_booked(
+    make_client, db
+):
+    """A help answer belongs to no booking: it is shown to the administrators of the prisons
+    the phone booked at, and to no other prison's."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))
+    client = make_client()
+    book(client, open_slot(client)["id"])  # from PHONE, at Quencoro
+    stranger = "+51911122233"  # never booked anywhere
+    with db.writing() as s:
+        for sid, sender in (("SMhelp1", PHONE), ("SMhelp2", stranger)):
+            handle_inbound(s, provider_sid=sid, sender=sender, body="hola?", policy=SMS, now=NOW)
+    with db.read_session() as s:
+        answer = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "help").limit(1))
+        help_text = answer.body[:40]
+    admin = make_client()
+    sign_in(admin, "admin")
+    theirs = text(admin.get("/staff/messages", params={"phone": PHONE}))
+    assert help_text in theirs
+    assert "1 mensaje." not in theirs  # with the booking's own messages
+    assert help_text not in text(admin.get("/staff/messages", params={"phone": stranger}))
+    other = make_client()
+    sign_in(other, "admin.mujeres")
+    assert help_text not in text(other.get("/staff/messages"))
 
 
 def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, db):

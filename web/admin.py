@@ -1,6 +1,6 @@
 """Administrators' SMS delivery page: what was sent to a family, and what became of it. An
-administrator of some prisons sees the messages of their bookings and their broadcasts; a
-national one sees every message.
+administrator of some prisons sees the messages of their bookings and their broadcasts, and
+the answers to texts from phones that booked there; a national one sees every message.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from notifications.outbox import MessageStatus, OutboxMessage
@@ -55,8 +55,15 @@ def messages(
         theirs = [p.id for p in who.user.prisons]
         subjects = select("booking:" + Booking.reference).where(Booking.prison_id.in_(theirs))
         broadcasts = [broadcast_subject(p) for p in who.user.prisons]
+        # An answer to a family's own text (help, opt-out) belongs to no booking: it is
+        # theirs when the phone booked at one of their prisons, as that family may ask them.
+        families = select(Booking.contact_phone).where(Booking.prison_id.in_(theirs))
         query = query.where(
-            or_(OutboxMessage.subject.in_(subjects), OutboxMessage.subject.in_(broadcasts))
+            or_(
+                OutboxMessage.subject.in_(subjects),
+                OutboxMessage.subject.in_(broadcasts),
+                and_(OutboxMessage.subject.is_(None), OutboxMessage.recipient.in_(families)),
+            )
         )
     problems = []
     if phone.strip():
