@@ -28,7 +28,7 @@ from visits.schedule import Slot
 from visits.sms import SmsPolicy
 
 THREADS = 64
-HOLDING = dataclasses.replace(SMS, verification=True)
+HOLDING = dataclasses.replace(SMS, verification=True, code_sends_per_client=6)
 SATURDAY = date(2026, 12, 5)
 SUNDAY = date(2026, 12, 6)
 

@@ -41,7 +41,8 @@ from visits.problems import Code, Problem, Rejected, message
 from visits.schedule import Slot
 from web import verified_phones
 
-HOLDING = dataclasses.replace(SMS, verification=True)
+# The cap on codes per client as low as the holds cap lets one client reach in a test.
+HOLDING = dataclasses.replace(SMS, verification=True, code_sends_per_client=6)
 SATURDAY = date(2026, 12, 5)
 NEXT_SATURDAY = date(2026, 12, 12)
 CODE = re.compile(r"\b(\d{6})\b")
@@ -275,8 +276,7 @@ def test_the_testers_scenario_is_capped_and_the_family_still_books(make_client, 
     with use_locale("es"):
         expected = message(Problem(Code.TOO_MANY_UNCONFIRMED, None, {"minutes": 10}))
     assert refused[0]["message"] == expected
-    # Asking for new codes: at most 6 codes an hour at one address's asking, the first ones
-    # included (and 5 a phone, as before).
+    # Asking for new codes: 5 a phone an hour, and the cap per address below that.
     for created in answers[:2]:
         out = created.json()
         for _ in range(5):
@@ -286,7 +286,7 @@ def test_the_testers_scenario_is_capped_and_the_family_still_books(make_client, 
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Booking)) == 2
         codes = s.scalar(select(func.count()).where(OutboxMessage.kind == "code"))
-        assert codes == 6  # where there were 5 × 5, then 2 bookings × 5 codes a phone
+        assert codes == 10  # 2 bookings × 5 codes a phone an hour, where there were 5 × 5
     # The real family, whose phone this browser verified on an earlier visit, books this
     # week's visit at once: the week's other visit was never held.
     family = from_address(app, FAMILY)
@@ -405,7 +405,7 @@ def test_the_code_refusal_says_how_long_until_a_code_may_go_again(prison_db):
 
 
 def test_codes_asked_for_from_one_address_are_capped_in_the_api_and_on_the_pages(make_client, db):
-    app = make_client(phone_verification=True)
+    app = make_client(phone_verification=True, max_code_sms_per_client_per_hour=6)
     attacker = from_address(app, ATTACKER)
     women = [s for s in slots(app) if s["state"] == "open" and s["visitor_group"] == "women"]
     by_week = [[s for s in women if _week(s) == week] for week in sorted({_week(s) for s in women})]

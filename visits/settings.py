@@ -73,11 +73,12 @@ class Settings(BaseSettings):
     max_unconfirmed_per_client: int = Field(default=3, ge=1)
     max_unconfirmed_per_inmate: int = Field(default=2, ge=1)
     # Code SMS sent in the last hour at one client address's asking, first codes and new ones
-    # alike (visits.verification.send_wait): 6 is what the holds cap above needs, a code and
-    # one "send a new code" for each of 3 bookings waiting (a family's this week and next
-    # week, a neighbour's behind the same mobile-network address). Without it one address
-    # had about 15 codes sent every 10 minutes to numbers of its choosing, 90 an hour.
-    max_code_sms_per_client_per_hour: int = Field(default=6, ge=1)
+    # alike (visits.verification.send_wait). Without it one address had about 15 codes sent
+    # every 10 minutes to numbers of its choosing, 90 an hour. 20, not fewer: Peru's mobile
+    # networks put many subscribers behind one address (carrier-grade NAT), and families of
+    # one prison book at the same hours; one script is still held to a fifth of what it had,
+    # and many addresses defeat any per-address cap (the country list bounds the cost).
+    max_code_sms_per_client_per_hour: int = Field(default=20, ge=1)
     # The countries whose mobiles a booking's SMS may go to, as ISO 3166 codes separated by
     # commas ("PE", "PE,BO"): see visits.booking_request.parse_phone.
     sms_countries: str = "PE"

@@ -134,7 +134,7 @@ class SmsPolicy:
     unconfirmed_per_client: int = 3
     unconfirmed_per_inmate: int = 2
     # Codes sent per hour at one client address's asking (visits.verification.send_wait).
-    code_sends_per_client: int = 6
+    code_sends_per_client: int = 20
     phone_countries: tuple[str, ...] = ("PE",)
     reminders_before: tuple[timedelta, ...] = (timedelta(hours=24),)
     morning_at: time | None = time(7, 0)

@@ -82,10 +82,10 @@ def send_wait(
     new Peruvian number with every booking and every "send a new code" (about 15 every 10
     minutes, within the caps on bookings waiting for their code), and each SMS is paid for. So
     the sends asked for by one client are capped too (:attr:`SmsPolicy.code_sends_per_client`,
-    6 an hour: see :class:`visits.settings.Settings`); ``client=None`` (no web request) is not.
-    The keys stay locked (PostgreSQL) until the caller commits the code it then sends, so
-    parallel requests cannot all slip past one count. A phone verified in its browser is never
-    sent a code, so it never meets this."""
+    20 an hour by default: see :class:`visits.settings.Settings`); ``client=None`` (no web
+    request) is not. The keys stay locked (PostgreSQL) until the caller commits the code it
+    then sends, so parallel requests cannot all slip past one count. A phone verified in its
+    browser is never sent a code, so it never meets this."""
     keys = _send_keys(phone, client)
     hits = throttle.recent(session, keys, SEND_WINDOW, now)
     caps = [(Code.TOO_MANY_CODES, "code", policy.verification_sends_per_hour)]
