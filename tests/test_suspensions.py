@@ -23,10 +23,11 @@ from visits.db import Database, make_engine
 from visits.demo import ROSTERS
 from visits.inmate import InmateSuspension
 from visits.prison import Prison, prison_by_code
+from visits.problems import Rejected
 from visits.roster import import_roster
 from visits.schedule import Slot
 from visits.staff import StaffRole
-from visits.suspensions import Actor, suspend_inmate
+from visits.suspensions import Actor, lift_inmate_suspension, suspend_inmate
 from visits.visitor import VisitorSuspension
 
 PAGE = "/staff/p/QUENCORO/suspensions"
@@ -281,6 +282,76 @@ def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(boo
     assert next(iter(outcomes)).endswith(str(cancelled))
     assert _suspensions(db) == (1, 0, 1)
     assert _family_sms(db) == 2
+
+
+def _lifted_events(db) -> int:
+    with db.read_session() as s:
+        lifted = ["inmate.suspension_lifted", "visitor.suspension_lifted"]
+        query = select(func.count()).select_from(AuditEvent)
+        return s.scalar(query.where(AuditEvent.action.in_(lifted)))
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "kind"),
+    [
+        ("/inmates", {"code": "Q10001", "inmate-until": "2026-12-31", "inmate-reason": "pelea"},
+         InmateSuspension),
+        ("/visitors", {"doc_type": "dni", "doc_number": "41111111", "visitor-until": "2026-12-31",
+                       "visitor-reason": "pelea"}, VisitorSuspension),
+    ],
+)  # fmt: skip
+def test_the_same_lift_sent_twice_lifts_once_and_answers_the_same(booked, db, path, form, kind):
+    """A double click on "Levantar" (or Back and send again): the second answer is the first's
+    success page, not "ya se levantó"; a lift from another form (another administrator's page,
+    loaded before) of the suspension lifted since still says it was lifted already."""
+    client, _, _ = booked
+    assert _post(client, path, **form).status_code == 303
+    with db.read_session() as s:
+        suspension_id = s.scalar(select(kind.id))
+    page = client.get(PAGE).text
+    found = _KEY.search(page)
+    key = found.group(1) if found else ""
+    other = _KEY.search(client.get(PAGE).text)  # another rendering: another form
+    lift = f"{path}/{suspension_id}/lift"
+    assert f'action="{PAGE}{lift}"' in page
+    first = _post(client, lift, key=key)
+    second = _post(client, lift, key=key)
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]
+    assert "Levantada." in text(client.get(second.headers["location"]))
+    assert _lifted_events(db) == 1
+    with db.read_session() as s:
+        assert s.get(kind, suspension_id).lifted_by == "staff:admin"
+    for stale in ({"key": other.group(1) if other else ""}, {}):
+        refused = _post(client, lift, **stale)
+        assert refused.status_code == 409
+        assert "ya se levantó" in text(refused)
+    assert _lifted_events(db) == 1
+
+
+def test_the_same_lift_sent_twice_at_the_same_instant_is_done_once(booked, db):
+    """Two posts of one "Levantar" land at once: they take turns on the suspension's lock, and
+    the second finds the first's record and answers as it did."""
+    with db.writing() as s:
+        suspension, _ = suspend_inmate(
+            s, prison_by_code(s, "QUENCORO"), code="Q10001", until=date(2026, 12, 31),
+            reason="pelea", by=Actor("staff:admin", "", NOW), sms_policy=SMS,
+        )  # fmt: skip
+        suspension_id = suspension.id
+
+    def lift_once(_: int) -> str:
+        try:
+            with db.writing() as s:
+                lift_inmate_suspension(
+                    s, prison_by_code(s, "QUENCORO"), suspension_id,
+                    Actor("staff:admin", "", NOW), key="one-lift-key-0123456789",
+                )  # fmt: skip
+        except Rejected as rejected:
+            return str(sorted(rejected.codes))
+        return "lifted"
+
+    assert race(2, lift_once) == {"lifted": 2}
+    assert _lifted_events(db) == 1
 
 
 # --- Suspending while families book ----------------------------------------------------------

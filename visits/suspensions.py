@@ -14,6 +14,8 @@ The page's form carries a one-off key (:func:`visits.audit.done_with`): the same
 twice (a double click, a reload) records one suspension, and the second is answered as the
 first was, with the bookings the first cancelled. Only the same key for the same person, last
 day and reason is the same submission; another suspension of the same person is recorded.
+Lifting works so too: the same "Lift" sent again answers as the first did, while a lift from
+another form (another administrator, a page loaded before) of one lifted already is refused.
 """
 
 from __future__ import annotations
@@ -304,40 +306,55 @@ def _audit(
 
 
 def lift_inmate_suspension(
-    session: Session, prison: Prison, suspension_id: int, by: Actor
+    session: Session, prison: Prison, suspension_id: int, by: Actor, key: str = ""
 ) -> InmateSuspension:
-    """End a staff suspension of visits now (bookings it cancelled stay cancelled)."""
-    require_write_lock(session)
-    suspension = session.get(InmateSuspension, suspension_id)
+    """End a staff suspension of visits now (bookings it cancelled stay cancelled). The
+    form's ``key`` sent again answers what the first did (see the module's docstring)."""
+    suspension = _locked(session, InmateSuspension, suspension_id)
     inmate = session.get(Inmate, suspension.inmate_id) if suspension else None
     if suspension is None or inmate is None or inmate.prison_id != prison.id:
         raise Rejected([Problem(Code.NOT_FOUND)])
-    _lift(suspension, by)
-    _audit(session, by, "inmate.suspension_lifted", "inmate", inmate.id, prison, suspension)
+    _lift(session, by, "inmate", inmate.id, prison, suspension, key)
     return suspension
 
 
 def lift_visitor_suspension(
-    session: Session, prison: Prison, suspension_id: int, by: Actor
+    session: Session, prison: Prison, suspension_id: int, by: Actor, key: str = ""
 ) -> VisitorSuspension:
-    """End a visitor's bar from this prison now."""
-    require_write_lock(session)
-    suspension = session.get(VisitorSuspension, suspension_id)
+    """End a visitor's bar from this prison now. The form's ``key`` sent again answers what
+    the first did (see the module's docstring)."""
+    suspension = _locked(session, VisitorSuspension, suspension_id)
     if suspension is None or suspension.prison_id != prison.id:
         raise Rejected([Problem(Code.NOT_FOUND)])
-    _lift(suspension, by)
-    _audit(
-        session, by, "visitor.suspension_lifted", "visitor", suspension.visitor_id, prison,
-        suspension,
-    )  # fmt: skip
+    _lift(session, by, "visitor", suspension.visitor_id, prison, suspension, key)
     return suspension
 
 
-def _lift(suspension: InmateSuspension | VisitorSuspension, by: Actor) -> None:
+def _locked(session: Session, kind: type[Suspension], suspension_id: int) -> Suspension | None:
+    """The suspension, locked and read again: two lifts of it take turns, and the second reads
+    what the first left (and finds its event)."""
+    lock_rows(session, kind.id, [suspension_id])
+    return session.get(kind, suspension_id, populate_existing=True)
+
+
+def _lift(
+    session: Session,
+    by: Actor,
+    entity: str,
+    entity_id: int,
+    prison: Prison,
+    suspension: InmateSuspension | VisitorSuspension,
+    key: str,
+) -> None:
+    """Lift now, audited; nothing more for the lift with this ``key`` done already."""
+    action, key = f"{entity}.suspension_lifted", audit.submission_key(key)
+    if audit.done_with(session, entity, entity_id, (action,), key, suspension_id=suspension.id):
+        return  # this very lift, sent again: it was done
     if suspension.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     suspension.lifted_at = by.now
     suspension.lifted_by = by.name
+    _audit(session, by, action, entity, entity_id, prison, suspension, key=key)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ prison, until a date and with a reason for staff; both lifted early from the sam
 :mod:`visits.suspensions`: bookings in the period are cancelled and the families told).
 
 Each rendering of the page gives its forms a new one-off key: the same form sent twice (a
-double click, a reload) suspends once, and the second answer is the first's success page."""
+double click, a reload) suspends (or lifts) once, and the second answer is the first's success
+page."""
 
 from __future__ import annotations
 
@@ -185,12 +186,15 @@ def lift_inmate(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    values: FormValues,
 ) -> Response:
     """Let families book visits to the inmate again."""
     by = Actor(who.user.actor, client, now)
     return _lift(
         request, session, who, now,
-        lambda: suspensions.lift_inmate_suspension(session, who.prison, suspension_id, by),  # type: ignore[arg-type]
+        lambda: suspensions.lift_inmate_suspension(
+            session, who.prison, suspension_id, by, key=values.get("key", "")  # type: ignore[arg-type]
+        ),
     )  # fmt: skip
 
 
@@ -202,10 +206,13 @@ def lift_visitor(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    values: FormValues,
 ) -> Response:
     """Let the visitor visit this prison again."""
     by = Actor(who.user.actor, client, now)
     return _lift(
         request, session, who, now,
-        lambda: suspensions.lift_visitor_suspension(session, who.prison, suspension_id, by),  # type: ignore[arg-type]
+        lambda: suspensions.lift_visitor_suspension(
+            session, who.prison, suspension_id, by, key=values.get("key", "")  # type: ignore[arg-type]
+        ),
     )  # fmt: skip
