@@ -545,6 +545,39 @@ def test_the_same_notify_click_sent_twice_notifies_once_and_says_what_it_did(
         assert len(s.scalars(notified).all()) == 1
 
 
+def test_recording_visitors_whose_phone_was_told_says_so_not_0_sms(traced, make_client, db):
+    """A new visitor shares a phone told already: the page offers "Registrarlos como avisados",
+    and the answer says they were recorded and no SMS was sent (not "0 SMS están en camino"),
+    for the click sent twice too."""
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    token = staff_token(client)
+    client.post(f"{path}/notify", data={"csrf_token": token}, follow_redirects=False)
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        history = History(s, prison)
+        history.inmates = dict(s.execute(select(Inmate.id, Inmate.wing_id)).all())
+        index = s.scalar(select(Inmate.id).where(Inmate.code == "Q10001"))
+        (sibling,) = history.people([ADULT], first_names="Wayra")
+        history.book(index, date(2026, 11, 19), [Person(sibling, ADULT)], phone="+51987000008")
+    page = client.get(path).text
+    assert "Registrarlos como avisados" in page
+    found = _KEY.search(page)
+    data = {"csrf_token": token, "key": found.group(1) if found else ""}
+    first = client.post(f"{path}/notify", data=data, follow_redirects=False)
+    second = client.post(f"{path}/notify", data=data, follow_redirects=False)
+    assert first.headers["location"] == f"{path}?done=recorded&count=1"
+    assert second.headers["location"] == first.headers["location"]
+    shown = text_of(client.get(f"{second.headers['location']}&lang=en"))
+    assert "1 visitor recorded as notified; no SMS was sent." in shown
+    assert "on its way" not in shown
+    assert "on their way" not in shown
+    assert len(_contact_sms(db)) == 2  # only the first click's
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(ContactNotice)) == 3
+
+
 def test_one_notify_click_sent_twice_at_the_same_instant_notifies_once(db):
     advisory_id, _ = _family(db)
 

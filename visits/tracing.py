@@ -278,8 +278,11 @@ class NoticePlan:
     unreachable: int = 0
     # After notifying: SMS queued to go.
     queued: int = 0
+    # After notifying: visitors recorded as told, with an SMS or without (their phone was
+    # told already, or none was kept).
+    recorded: int = 0
     # The same notification sent again (its form's key): nothing was done now (``sms`` and
-    # ``new`` are empty); ``queued`` and ``unreachable`` are what the first one did.
+    # ``new`` are empty); ``queued``, ``unreachable`` and ``recorded`` are what the first did.
     replayed: bool = False
 
     @property
@@ -391,7 +394,8 @@ def notify(
         done = earlier.details
         unreachable = done.get("sms_not_possible", 0)
         queued = done.get("sms", 0) - unreachable
-        return NoticePlan([], [], done.get("already_told", 0), unreachable, queued, True)
+        recorded = done.get("visitors_told", 0)
+        return NoticePlan([], [], done.get("already_told", 0), unreachable, queued, recorded, True)
     found = contacts(session, locked, now, policy)
     before = told(session, locked.id)
     planned = plan(found.contacts, before)
@@ -417,6 +421,7 @@ def notify(
     messages = outbox.enqueue_all(session, drafts, now)
     planned.unreachable = sum(1 for m in messages if m.status is MessageStatus.CANCELLED)
     planned.queued = len(messages) - planned.unreachable
+    planned.recorded = planned.visitors
     first_time = [c for c in planned.new if c.visitor_id not in before]
     if first_time:
         session.execute(

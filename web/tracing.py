@@ -9,7 +9,9 @@ messages of bookings and of broadcasts, not these, which say who may have been e
 The notify form carries a one-off key: the same click sent twice (a double click, a reload)
 notifies once and both answers say what it did (see :func:`visits.tracing.notify`). A click
 from a page that another health user had made stale (everyone told meanwhile) says that
-nobody was left to tell, not "0 SMS are on their way".
+nobody was left to tell, not "0 SMS are on their way"; one that only records visitors whose
+phone was told already ("Record them as notified") says how many were recorded, and that no
+SMS was sent.
 """
 
 from __future__ import annotations
@@ -262,7 +264,9 @@ def notify(
     else:
         session.commit()
     path = _path(who, advisory_id)
-    if not planned.replayed and not planned.new:
+    if not planned.recorded:
         return RedirectResponse(f"{path}?done=nobody", status_code=303)
+    if not planned.queued and not planned.unreachable:  # "Record them as notified"
+        return RedirectResponse(f"{path}?done=recorded&count={planned.recorded}", status_code=303)
     query = f"done=notified&count={planned.queued}&unreachable={planned.unreachable}"
     return RedirectResponse(f"{path}?{query}", status_code=303)
