@@ -232,6 +232,51 @@ def test_every_control_character_in_a_cell_is_a_row_error_like_a_nul(prison_db):
     assert inmates(prison_db) == {}
 
 
+@pytest.mark.parametrize("char", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"])
+def test_a_zero_width_character_in_a_cell_is_a_row_error_but_a_leading_bom_is_fine(prison_db, char):
+    """Pasted from a web page or a chat, a zero-width character makes a name or code that looks
+    right and matches no search: refused like a control character, with its line, column and
+    code point; the file's own byte-order mark, before the header, still reads as one."""
+    bad = (
+        "\ufeff"
+        + HEADER
+        + (
+            "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,\n"
+            f"Q2{char},Luis,Ñahui,,1985-05-17,A,,\n"
+            f"Q3,Pedro,Hua{char}mán,Cusi,1970-01-01,A,,\n"
+            f"Q4,{char}Ana,Rojas,,1970-01-01,A,,\n"  # at the start, where trimming leaves it
+        )
+    )
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, bad.encode())
+    point = f"U+{ord(char):04X}"
+    reason = (
+        f"holds an invisible zero-width character ({point}), often pasted from a web page or "
+        "a chat: delete it and save the file again"
+    )
+    assert [str(e) for e in caught.value.errors] == [
+        f"line 3, column code: {reason}",
+        f"line 4, column last_name_1: {reason}",
+        f"line 5, column first_names: {reason}",
+    ]
+    assert inmates(prison_db) == {}
+    assert run(prison_db, bad.replace(char, "").encode()).created == 4
+
+
+def test_a_column_named_twice_is_a_header_error_and_nothing_is_imported(prison_db):
+    """Which of the two columns holds the values would be a guess (two exports pasted side by
+    side, a column copied to be edited): the header names each column once."""
+    twice = HEADER.rstrip("\n") + ",First_Names,code\n"
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, (twice + "Q1,Juan,Quispe,Mamani,1990-05-17,A,active,,Juana,Q9\n").encode())
+    assert [str(e) for e in caught.value.errors] == [
+        "line 1, column first_names: named twice, in columns 2 and 9: keep one of them, delete "
+        "the other",
+        "line 1, column code: named twice, in columns 1 and 10: keep one of them, delete the other",
+    ]
+    assert inmates(prison_db) == {}
+
+
 def test_a_date_that_cannot_be_read_is_shown_with_both_formats_accepted(prison_db):
     bad = HEADER + "Q1,Juan,Quispe,,1990-13-01,A,active,mañana\n"
     with pytest.raises(RosterInvalid) as caught:

@@ -311,3 +311,21 @@ def test_a_line_break_inside_a_name_is_a_row_problem_and_nothing_is_imported(adm
     assert "padron.csv no se importó: 1 problema. No cambió nada." in shown
     assert "202 first_names" in shown  # the line the row starts on
     assert {code: (i.first_names, i.status) for code, i in _inmates(db).items()} == before
+
+
+def test_a_zero_width_character_or_a_column_named_twice_imports_nothing(admin, db):
+    """A name pasted with a zero-width space, and a header naming a column twice: each is
+    listed with its line and column, and nothing changes."""
+    before = {code: (i.first_names, i.status) for code, i in _inmates(db).items()}
+    pasted = ROSTERS["QUENCORO"].read_text() + "Q90001,Ro\u200bsa,Ccori,,1990-05-17,B,,\n"
+    answer = _upload(admin, pasted.encode(), page=f"{PAGE}?lang=en")
+    assert answer.status_code == 422
+    shown = text(answer)
+    assert "1 problem. Nothing changed." in shown
+    assert "202 first_names holds an invisible zero-width character (U+200B)" in shown
+    header, rest = ROSTERS["QUENCORO"].read_text().split("\n", 1)
+    twice = f"{header},code\n" + rest
+    answer = _upload(admin, twice.encode(), page=f"{PAGE}?lang=en")
+    assert answer.status_code == 422
+    assert "1 code named twice, in columns 1 and 9" in text(answer)
+    assert {code: (i.first_names, i.status) for code, i in _inmates(db).items()} == before

@@ -10,15 +10,18 @@ What spreadsheets add by themselves is not an error: a separator after the last 
 (``...,visits_suspended_until,``) names no column, so columns without a name at the end of the
 header are ignored, and so are empty cells past the last named column; a value in one of them
 is an error, since it belongs to no column. A column without a name before the last named one
-is an error too (the header and the rows would not line up).
+is an error too (the header and the rows would not line up), and so is a column named twice
+(which of the two to read would be a guess).
 
 A cell holding a control character is refused like any other bad cell, whatever the character:
 a NUL (Python's csv module reads it, but no database should get it: PostgreSQL refuses NUL in
 text, SQLite would keep it unseen), a line break inside a quoted cell (``"Nuevo⏎Interno"``,
 from Alt+Enter in a spreadsheet: a name is one line, on the gate's list, in the CSV exports,
-in searches) or any other (a tab, an escape). Spaces, tabs and line breaks around a cell's
-value are trimmed first: they change nothing. A row's line is the one it starts on. The
-format is documented in the README.
+in searches) or any other (a tab, an escape), and so is a zero-width character (U+200B,
+U+200C, U+200D, U+2060, or U+FEFF inside the file: a name that looks right would match no
+search; the byte-order mark a spreadsheet puts at the very start of the file is read as such).
+Spaces, tabs and line breaks around a cell's value are trimmed first: they change nothing. A
+row's line is the one it starts on. The format is documented in the README.
 
 What the roster says about visits takes effect in the same transaction, as a staff suspension
 (:mod:`visits.suspensions`) or a closure does. A person the file gives as ``released``,
@@ -109,15 +112,21 @@ _ATTRIBUTE_COLUMNS = {"wing_id": "wing"}
 MAX_NAME = 100
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 NUL = "\x00"
-# Every control character (Unicode's Cc: C0, DEL and C1), and the line and paragraph
-# separators, which also break a line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Every control character (Unicode's Cc: C0, DEL and C1), the line and paragraph separators,
+# which also break a line, and the zero-width characters, which show nothing: a name or code
+# holding one looks right and matches no search.
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{''.join(sorted(_ZERO_WIDTH))}]")
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x85\u2028\u2029")
 _NOT_UTF8 = N_("the file is not UTF-8: save it as 'CSV UTF-8' and try again")
 _HAS_NUL = N_("holds a NUL character (an invisible zero byte): delete it and save the file again")
 _HAS_LINE_BREAK = N_("holds a line break: write the cell on one line and save the file again")
 _HAS_CONTROL = N_(
     "holds an invisible control character (%(char)s): delete it and save the file again"
+)
+_HAS_ZERO_WIDTH = N_(
+    "holds an invisible zero-width character (%(char)s), often pasted from a web page or a "
+    "chat: delete it and save the file again"
 )
 _NOT_A_DATE = N_("not a date: %(value)s (use YYYY-MM-DD or DD/MM/YYYY)")
 
@@ -286,8 +295,9 @@ def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
 
 
 def _control_error(line: int, column: str, value: str) -> RowError | None:
-    """The cell's control character, if it holds one: the same refusal for every such
-    character, in words for the ones people meet (a NUL, a line break)."""
+    """The cell's control or zero-width character, if it holds one: the same refusal for
+    every such character, in words for the ones people meet (a NUL, a line break, a
+    zero-width character pasted with a name)."""
     found = _CONTROL.search(value)
     if found is None:
         return None
@@ -295,7 +305,8 @@ def _control_error(line: int, column: str, value: str) -> RowError | None:
         return RowError(line, column, _HAS_NUL)
     if found.group() in _LINE_BREAKS:
         return RowError(line, column, _HAS_LINE_BREAK)
-    return RowError(line, column, _HAS_CONTROL, {"char": f"U+{ord(found.group()):04X}"})
+    reason = _HAS_ZERO_WIDTH if found.group() in _ZERO_WIDTH else _HAS_CONTROL
+    return RowError(line, column, reason, {"char": f"U+{ord(found.group()):04X}"})
 
 
 def _read_header(cells: list[str]) -> tuple[dict[str, int], int]:
@@ -310,12 +321,21 @@ def _read_header(cells: list[str]) -> tuple[dict[str, int], int]:
         for c in REQUIRED_COLUMNS
         if c not in header
     ]
+    first: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
         if not name:
             reason = N_("column %(position)s has no name: write it, or delete the column")
             errors.append(RowError(1, "-", reason, {"position": position}))
         elif name not in COLUMNS:
             errors.append(RowError(1, name, N_("unknown column")))
+        elif name in first:  # which of the two holds the values is anyone's guess
+            reason = N_(
+                "named twice, in columns %(first)s and %(position)s: keep one of them, "
+                "delete the other"
+            )
+            errors.append(RowError(1, name, reason, {"first": first[name], "position": position}))
+        else:
+            first[name] = position
     if errors:
         raise RosterInvalid(errors)
     return {name: position for position, name in enumerate(header)}, len(header)
