@@ -481,6 +481,48 @@ def test_a_visitor_turned_away_keeps_the_day_when_the_booking_is_then_cancelled(
         assert _book_now(db, slots["16:00"], adult, luz_again)
 
 
+@pytest.mark.parametrize("how", ["family", "staff", "closure", "health"])
+def test_a_turn_away_under_a_booking_cancelled_since_is_not_undone_and_says_why(same_day, how):
+    """Turned away at 10:00, then the booking cancelled: the guard's undo is refused in words
+    that say the booking was cancelled after the gate recorded María, and nothing changes (the
+    booking stays cancelled, the record and the day stay hers); a second click says the same.
+    Luz, whom the gate never saw, has nothing to undo."""
+    db, slots, reference = same_day
+    maria, luz = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_turned_away(
+            s, prison=_prison(s), visitor_id=maria, reason="late", note="", actor=GUARD, now=NOW
+        )
+    with db.writing() as s:
+        _cancel_as(s, how, reference)
+    for _ in range(2):
+        with pytest.raises(Rejected) as refused, db.writing() as s:
+            undo_gate(
+                s, prison=_prison(s), visitor_id=maria, was="turned_away", reason="late",
+                actor=GUARD, now=NOW,
+            )  # fmt: skip
+        [problem] = refused.value.problems
+        assert problem.code is Code.GATE_BOOKING_CANCELLED
+        with use_locale("en"):
+            assert message(problem, "gate") == (
+                "The booking of María Quispe Huamán was cancelled after the gate recorded them: "
+                "the gate's record stays with the cancelled booking (that day still counts as "
+                "their visit), and nothing was undone."
+            )
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    assert _gate_check(db, maria).status is GateStatus.TURNED_AWAY
+    with db.read_session() as s:
+        assert s.get(Slot, slots["14:00"]).seats_taken == 0
+        assert {v.id: v.active for v in _booking(s, reference).visitors} == {
+            maria: True,
+            luz: False,
+        }
+        undone = select(AuditEvent).where(AuditEvent.action == "visitor.gate_undone")
+        assert s.scalars(undone).all() == []
+    with db.writing() as s:  # nothing recorded for Luz: nothing to undo, as asked
+        undo_gate(s, prison=_prison(s), visitor_id=luz, was="turned_away", actor=GUARD, now=NOW)
+
+
 def test_a_cancelled_visit_the_gate_never_saw_frees_the_day(same_day):
     """Recorded then undone, the gate's mistake leaves nothing: the day is free again."""
     db, slots, reference = same_day
@@ -700,6 +742,28 @@ def test_a_step_on_a_cancelled_booking_is_refused_in_the_guards_words_on_its_day
         assert told != message(problem)  # not the family's "cancelled or already over"
     assert told in text(refused)
     assert f'name="date" value="{yesterday}"' in refused.text
+
+
+def test_an_undo_from_a_list_loaded_before_the_booking_was_cancelled_says_so(guards, db):
+    """The family cancels after María was turned away; the guard's "Deshacer", from the list
+    loaded before, answers on that day's list why nothing was undone (not "look at the list
+    again": a cancelled booking is no longer listed)."""
+    a, _ = guards
+    reference, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    undo = f"/staff/p/QUENCORO/visitors/{maria}/undo"
+    assert _post(a, f"/visitors/{maria}/turn-away", reason="late").status_code == 303
+    shown = _form(a.get("/staff/p/QUENCORO/day").text, undo)
+    with db.writing() as s:
+        cancel_booking(s, _booking(s, reference), now=NOW, actor="family", sms_policy=SMS)
+    refused = a.post(f"{undo}?lang=en", data=shown, follow_redirects=False)
+    assert refused.status_code == 409
+    page = text(refused)
+    assert "was cancelled after the gate recorded them" in page
+    assert "nothing was undone" in page
+    assert "Look at the list again" not in page
+    assert f'name="date" value="{LIMA_TODAY}"' in refused.text
+    assert _gate_check(db, maria).status is GateStatus.TURNED_AWAY
+    assert _status(db, reference) is BookingStatus.CANCELLED
 
 
 def test_a_visitor_asked_the_health_questions_at_the_gate_came_so_nobody_came_is_refused(

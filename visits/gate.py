@@ -320,12 +320,16 @@ def _gate_booking(
 
 
 def booking_at_gate(
-    session: Session, prison: Prison, visitor_id: int, now: datetime
+    session: Session,
+    prison: Prison,
+    visitor_id: int,
+    now: datetime,
+    statuses: tuple[BookingStatus, ...] = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED),
 ) -> tuple[Booking, BookingVisitor]:
     booking_id = session.scalar(
         select(BookingVisitor.booking_id).where(BookingVisitor.id == visitor_id)
     )
-    booking = _gate_booking(session, prison, booking_id, now)
+    booking = _gate_booking(session, prison, booking_id, now, statuses)
     visitor = next(v for v in booking.visitors if v.id == visitor_id)
     return booking, visitor
 
@@ -501,6 +505,10 @@ def screen_at_gate(
     return Screened(booking, answers.outcome, why, measures.suspended)
 
 
+# The bookings an undo applies to, or says why it does not (a cancelled one: see below).
+_UNDO_STEPS = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED, BookingStatus.CANCELLED)
+
+
 def undo_gate(
     session: Session,
     *,
@@ -519,11 +527,23 @@ def undo_gate(
     it. A record that is no longer that one (another guard undid it and recorded something
     else after the page was loaded) is refused, never erased, as an arrival or a turn-away
     from such a page is (:func:`_unchanged`); none left to undo (a double click, or undone
-    already) is what was asked, and nothing is recorded."""
-    booking, visitor = booking_at_gate(session, prison, visitor_id, now)
+    already) is what was asked, and nothing is recorded.
+
+    Decision: a turn-away under a booking cancelled since (by the family, staff, a closure, a
+    health measure) is not undone: it is refused in words that say so
+    (``gate_booking_cancelled``), not as "not confirmed, look at the list again", which a
+    list without cancelled bookings cannot answer. The gate records only confirmed bookings
+    (see the README's gate section); the cancellation gave the seats back and kept the day
+    for the visitor the gate saw (:func:`visits.booking.cancel_booking`) with that record in
+    place, and undoing it now would change what the cancellation decided, on a booking no
+    list shows any more. A mistake is undone while the booking stands."""
+    booking, visitor = booking_at_gate(session, prison, visitor_id, now, _UNDO_STEPS)
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
         return booking
+    if booking.status is BookingStatus.CANCELLED:
+        name = visitor.full_name
+        raise Rejected([Problem(Code.GATE_BOOKING_CANCELLED, None, {"name": name})])
     shown = GateStatus(was) if was in set(GateStatus) else None
     why = TurnAwayReason(reason) if reason in set(TurnAwayReason) else None
     if shown is None or (reason and why is None) or not _says(check, shown, why, note):

@@ -106,6 +106,7 @@ class Code(StrEnum):
     ALREADY_RECORDED = "already_recorded"
     GATE_RECORD_CHANGED = "gate_record_changed"
     GATE_RECORDED = "gate_recorded"
+    GATE_BOOKING_CANCELLED = "gate_booking_cancelled"
     INVALID_DATE_RANGE = "invalid_date_range"
     DAY_IN_PAST = "day_in_past"
     ALREADY_CLOSED = "already_closed"
@@ -286,6 +287,11 @@ MESSAGES: dict[Code, str] = {
         "another guard: nothing was undone. Look at the list again."
     ),
     Code.GATE_RECORDED: N_("The gate has already recorded this visit: it can no longer be moved."),
+    Code.GATE_BOOKING_CANCELLED: N_(
+        "The booking of %(name)s was cancelled after the gate recorded them: the gate's record "
+        "stays with the cancelled booking (that day still counts as their visit), and nothing "
+        "was undone."
+    ),
     Code.DAY_IN_PAST: N_("This day has already passed."),
     Code.ALREADY_CLOSED: N_("This day or visit time is already closed."),
     Code.NO_VISITS_AT_TIME: N_("There is no visit time then on this day."),
