@@ -121,19 +121,6 @@ def _switch_to_english(client, page):
     return client.get(switched.headers["location"])
 
 
-def test_the_language_switch_on_a_refused_form_opens_that_form_again(client):
-    """A page answering a form has no address of its own: its language link goes back to
-    the form of the same visit time (what was typed is not kept), never to a 'not found'."""
-    assert identify(client).status_code == 303
-    slot_id = first_open_slot(client)
-    refused = review(client, visitor_form(slot_id, csrf(client), **{"contact_phone": "12"}))
-    assert refused.status_code == 422
-    english = _switch_to_english(client, refused)
-    assert english.status_code == 200
-    assert f'name="slot_id" value="{slot_id}"' in english.text
-    assert "Visitor 1" in text(english)
-
-
 def test_the_language_switch_on_a_booking_page_answering_a_form_keeps_the_booking(client):
     _, location = booked(client)
     address = urlsplit(location)
@@ -332,6 +319,68 @@ def test_values_kept_for_one_person_are_dropped_when_another_is_identified(make_
 SWITCH = re.compile(r'<button[^>]*name="switch_language"[^>]*>')
 
 
+def switch_language(client, page, action: str, **typed: str):
+    """Press the page's language switch, as a family would once they typed ``typed`` into its
+    form (the one sent to ``action``): a button sending that form, not a link."""
+    assert 'href="/lang/' not in page.text
+    button = dict(re.findall(r'([\w-]+)="([^"]*)"', SWITCH.search(page.text).group(0)))
+    assert f'action="{action}" id="{button["form"]}"' in page.text
+    sent = form_fields(page.text, action) | typed | {button["name"]: button["value"]}
+    return client.post(unescape(button["formaction"]), data=sent)
+
+
+def test_the_language_switch_on_the_booking_form_keeps_what_was_typed(client, db):
+    """Switching language on the booking form (as it opened, refused, or from the review)
+    sends the form to itself in the other language: it comes back with everything typed,
+    ticks and opened visitors included, and nothing is checked or booked."""
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    typed = visitor_form(slot_id, "", **KEPT_FORM)
+    del typed["csrf_token"]
+    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    refused = review(client, visitor_form(slot_id, csrf(client), contact_phone="12"))
+    assert refused.status_code == 422
+    for page in (shown, refused):
+        english = switch_language(client, page, "/p/QUENCORO/book", **typed)
+        assert english.status_code == 200
+        assert '<html lang="en">' in english.text
+        assert "Who will visit?" in text(english)
+        assert "error-summary" not in english.text  # nothing was checked
+        kept = form_fields(english.text, "/p/QUENCORO/book")
+        assert kept.pop("csrf_token")
+        assert {name: kept[name] for name in typed} == typed
+        assert '<details class="more" open>' in english.text  # visitor 2 typed into
+        spanish = switch_language(client, english, "/p/QUENCORO/book")
+        assert '<html lang="es">' in spanish.text
+        assert form_fields(spanish.text, "/p/QUENCORO/book") == form_fields(
+            english.text, "/p/QUENCORO/book"
+        )
+
+    checked = review(client, visitor_form(slot_id, csrf(client)))
+    assert "Revisa y confirma" in text(checked)
+    back = switch_language(client, checked, "/p/QUENCORO/book")
+    assert "Who will visit?" in text(back)  # the form, filled in, to review again
+    assert form_fields(back.text, "/p/QUENCORO/book")["contact_phone"] == "987 654 321"
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+
+
+def test_the_language_switch_on_the_find_and_identify_forms_keeps_what_was_typed(client, db):
+    """Nobody is looked for (no try counted toward the limit): the page comes back in the
+    other language with what was typed."""
+    find = switch_language(client, client.get("/find"), "/find", reference="ABCD-2345")
+    assert find.status_code == 200
+    assert "Find my booking" in text(find)
+    assert form_fields(find.text, "/find")["reference"] == "ABCD-2345"
+    assert "error-summary" not in find.text
+    page = client.get("/p/QUENCORO")  # in English now, remembered: back to Spanish
+    who = switch_language(client, page, "/p/QUENCORO", inmate_code="Q10001")
+    assert "¿A quién visitas?" in text(who)
+    assert form_fields(who.text, "/p/QUENCORO")["inmate_code"] == "Q10001"
+    assert "error-summary" not in who.text
+    assert client.get("/p/QUENCORO/slots", follow_redirects=False).status_code == 303
+
+
 def test_the_language_switch_on_the_identify_page_keeps_what_it_carries(make_client):
     """The identify page carrying a booking form's values switches language by sending its
     form again (a link would drop them): it comes back in the other language with the same
@@ -340,13 +389,9 @@ def test_the_language_switch_on_the_identify_page_keeps_what_it_carries(make_cli
     typed = typed_booking_form(make_client, **KEPT_FORM)
     cookieless = make_client()
     expired = cookieless.post("/p/QUENCORO/book", data=typed)
-    assert not LANG_LINK.search(expired.text)
-    button = dict(re.findall(r'([\w-]+)="([^"]*)"', SWITCH.search(expired.text).group(0)))
-    assert button["form"] == "identify"
-    assert '<form method="post" action="/p/QUENCORO" id="identify"' in expired.text
     carried = form_fields(expired.text, "/p/QUENCORO") | {"surname": "Yupanqui"}
 
-    english = cookieless.post(button["formaction"], data=carried | {"switch_language": "en"})
+    english = switch_language(cookieless, expired, "/p/QUENCORO", surname="Yupanqui")
     assert english.status_code == 200
     assert '<html lang="en">' in english.text
     assert "We kept what you typed in the booking form" in text(english)
@@ -656,6 +701,21 @@ def test_move_to_another_slot(client, db):
     with db.read_session() as s:
         assert s.get(Slot, slot_id).seats_taken == 0
         assert s.get(Slot, target).seats_taken == 1
+
+
+def test_the_language_switch_on_the_move_page_keeps_the_time_chosen(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    page = client.get(f"{path}/move?{query}")
+    target = re.findall(r'name="slot_id" value="(\d+)"', page.text)[0]
+    english = switch_language(client, page, f"{path}/move", slot_id=target)
+    assert english.status_code == 200
+    assert "Change day or time" in text(english)
+    assert "error-summary" not in english.text
+    assert form_fields(english.text, f"{path}/move")["slot_id"] == target
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 1  # nothing moved
+        assert s.get(Slot, int(target)).seats_taken == 0
 
 
 def test_the_move_page_offers_only_times_the_move_would_take(client, db):

@@ -16,7 +16,16 @@ from notifications.recipients import Recipient
 from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
-from tests.test_pages import confirm, csrf, first_open_slot, identify, text, visitor_form
+from tests.test_pages import (
+    confirm,
+    csrf,
+    first_open_slot,
+    form_fields,
+    identify,
+    switch_language,
+    text,
+    visitor_form,
+)
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, expire_holds
 from visits.replies import handle_inbound
@@ -344,6 +353,29 @@ def test_a_refused_code_is_answered_with_a_redirect_to_the_code_page(verifying, 
     verifying.post(f"/b/{reference}/code", data=form)
     again = verifying.get(last.headers["location"])
     assert "error-summary" not in again.text
+
+
+def test_the_language_switch_on_the_code_page_keeps_the_refusal_and_the_code(verifying, db):
+    """After a wrong code, switching language sends the code form to the code page as its
+    address stands (naming the refusal): the refusal is said again in the other language, the
+    code typed since is kept, and nothing is tried: no try counted, no code sent."""
+    reference, code, form = held_on_the_page(verifying, db)
+    verify = f"/b/{reference}/verify"
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    refused = verifying.post(verify, data=form | {"code": wrong})
+    assert "te quedan 4 intentos" in text(refused)
+    codes_sent = len(queued(db, kind="code"))
+
+    english = switch_language(verifying, refused, verify, code="12345")
+    assert english.status_code == 200
+    assert "That code is not right. Check the SMS and try again (4 tries left)." in text(english)
+    assert form_fields(english.text, verify)["code"] == "12345"
+    spanish = switch_language(verifying, english, verify)  # and back, the same way
+    assert "intenta de nuevo (te quedan 4 intentos)." in text(spanish)
+    assert form_fields(spanish.text, verify)["code"] == "12345"
+    assert len(queued(db, kind="code")) == codes_sent
+    with db.read_session() as s:
+        assert s.scalar(select(Booking)).status is BookingStatus.HELD
 
 
 def test_a_code_form_sent_late_shows_the_booking_as_it_now_is(verifying, db):

@@ -51,7 +51,7 @@ from visits.reference import manage_token
 from visits.reference import parse as parse_reference
 from visits.rules import Sex, VisitorGroup, last_bookable_day
 from visits.schedule import Slot
-from visits.sms import short_token_matches
+from visits.sms import SmsPolicy, short_token_matches
 from visits.verification import CODE_REFUSALS, code_refusal
 from visits.visitor import DocumentType
 from web import verified_phones
@@ -75,6 +75,7 @@ router = APIRouter(include_in_schema=False)
 IDENTIFIED = "identified"  # session: prison code → id of the inmate this browser identified
 # Every visit time of the booking window is checked for the move page (a few dozen at most).
 MOVE_TARGETS = 1_000
+SWITCH_FIELD = "switch_language"  # sent by the language switch of a page with a form
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -92,6 +93,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
         errors=errors_by_field(problems, audience),
         csrf_field=CSRF_FIELD,
         csrf_token=csrf_token(request),
+        switch_field=SWITCH_FIELD,
         locales=SUPPORTED_LOCALES,
     )
     values.setdefault("values", {})
@@ -116,6 +118,16 @@ def status_for(problems: list[Problem]) -> int:
     return 422
 
 
+def switching_language(values: dict[str, str]) -> bool:
+    """Whether the form was sent by its page's language switch. A family page with a form
+    they type into names it as ``lang_form`` (see base.html): its Español/English switch sends
+    that form to the page's own address with ``?lang=`` (which sets the language), since a
+    link would drop what was typed. The handler then shows the same page again in that
+    language with everything sent kept, and acts on nothing: nobody looked for, no try
+    counted, nothing booked, no SMS."""
+    return bool(values.get(SWITCH_FIELD))
+
+
 def redirect(path: str, **query: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
 
@@ -138,9 +150,11 @@ def _form_address(prison: Prison, slot: Slot) -> str:
     return f"/p/{prison.code}/book?{urlencode({'slot': slot.id})}"
 
 
-def _own_address(booking: Booking, page: str, token: str) -> str:
-    """A booking's page (``page``: "", "/verify", "/cancel", "/move") as a link opens it."""
-    return f"/b/{booking.display_reference}{page}?{urlencode({'token': token})}"
+def _own_address(booking: Booking, page: str, token: str, **query: str) -> str:
+    """A booking's page (``page``: "", "/verify", "/cancel", "/move") as a link opens it,
+    with what else its address says (``query``; empty values left out)."""
+    query = {"token": token} | {name: value for name, value in query.items() if value}
+    return f"/b/{booking.display_reference}{page}?{urlencode(query)}"
 
 
 def _manage_url(request: Request, booking: Booking, token: str) -> str:
@@ -190,9 +204,8 @@ def _identify_page(
     kept: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """``kept``: a booking form's values the page carries back to that form (see
-    :func:`booking_submit`). Carrying them, its language switch sends the page's form again
-    in the other language (:func:`identify_submit`), so they are not lost on the way; else
-    it opens the empty identify page."""
+    :func:`booking_submit`); its language switch keeps them, as it keeps what was typed
+    (:func:`switching_language`)."""
     return render(
         request,
         "identify.html",
@@ -203,7 +216,6 @@ def _identify_page(
         kept=kept or {},
         kept_prefix=KEPT_PREFIX,
         lang_next=f"/p/{prison.code}",
-        lang_form="identify" if kept else None,
     )
 
 
@@ -220,13 +232,12 @@ def identify_submit(
     """A booking form carried by the page (its session ended while the family filled it)
     comes back filled in once the person it was for is identified again; another person
     goes to the slots page like any identification, and the form's values are dropped: they
-    were typed for a visit to someone else. The language switch sends this form too (``?lang=``
-    sets the language): the page comes back in it, still carrying everything, and nobody is
-    looked for, so no try is counted."""
+    were typed for a visit to someone else. Sent by the language switch, the page comes back
+    in the other language, still carrying everything, and nobody is looked for."""
     prison = _prison(session, code)
     kept = kept_booking_values(values, prison.max_visitors, KEPT_PREFIX)
     page = {"prison": prison, "values": values, "kept": kept}
-    if values.get("switch_language"):
+    if switching_language(values):
         return _identify_page(request, **page)
     if not csrf_ok(request, values):
         return _identify_page(request, status=403, problems=[Problem(Code.FORM_EXPIRED)], **page)
@@ -466,7 +477,8 @@ def booking_submit(
             request, prison, inmate, slot, values, [Problem(Code.PERSON_CHANGED)], 409
         )
     action = values.get("action", "review")
-    if action == "edit":
+    if action == "edit" or switching_language(values):
+        # Sent from the review page too: back to the form, filled in, to review again.
         return _booking_form(request, prison, inmate, slot, values)
     if (wait := probe_wait(session, client, policy, now)) is not None:
         return _booking_form(request, prison, inmate, slot, values, [wait], 429)
@@ -582,16 +594,44 @@ def _verify_page(
     done: str = "",
     problems: list[Problem] | None = None,
     status: int = 200,
+    refused: str = "",
+    values: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """``refused``: the refusal the page's address names (see :func:`verify_form`), kept in
+    the address its language switch goes back to (a code sent again is said only once)."""
     return render(
         request,
         "verify.html",
         status,
         booking=booking,
         token=token,
-        lang_next=_own_address(booking, "/verify", token),
+        lang_next=_own_address(booking, "/verify", token, refused=refused),
         done=done,
         problems=problems or [],
+        values=values or {},
+    )
+
+
+def _code_page(
+    request: Request,
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    sms: SmsPolicy,
+    token: str,
+    done: str,
+    refused: str,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The code page as its address says (``done``, ``refused``), or the booking once it no
+    longer waits for a code. Only a refusal the page says stays in its own address."""
+    if booking.status is not BookingStatus.HELD:
+        return _booking_page(request, booking, token, now)
+    problem = code_refusal(session, booking, refused, sms)
+    if problem is None:
+        return _verify_page(request, booking, token, done, values=values)
+    return _verify_page(
+        request, booking, token, done, [problem], refused=problem.code, values=values
     )
 
 
@@ -609,10 +649,7 @@ def verify_form(
     """``refused``: the code a wrong code was refused with (see :func:`verify_submit`), said
     again as it now stands (how many tries are left)."""
     booking = _owned(request, session, reference, token)
-    if booking.status is not BookingStatus.HELD:
-        return _booking_page(request, booking, token, now)
-    problem = code_refusal(session, booking, refused, sms)
-    return _verify_page(request, booking, token, done, [problem] if problem else None)
+    return _code_page(request, session, booking, now, sms, token, done, refused)
 
 
 def _code_form_expired(
@@ -636,9 +673,16 @@ def verify_submit(
     session: WriteSession,
     now: Now,
     sms: Sms,
+    refused: str = "",
 ) -> Response:
+    """``refused``: in the address of the code page the form was on, which its language
+    switch sends it to: that page again, in the other language, with the code typed kept and
+    no try counted."""
     token = values.get("token", "")
     booking = _owned(request, session, reference, token)
+    if switching_language(values):
+        typed = {"code": values.get("code", "")}
+        return _code_page(request, session, booking, now, sms, token, "", refused, typed)
     if not csrf_ok(request, values):
         return _code_form_expired(request, booking, token, now)
     try:
@@ -768,6 +812,7 @@ def _move_page(
     now: datetime,
     problems: list[Problem] | None = None,
     status: int = 200,
+    values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     prison = booking.prison
     days = request.app.state.availability.days(session, prison, now)
@@ -786,6 +831,7 @@ def _move_page(
         days=days,
         movable=movable,
         problems=problems or [],
+        values=values or {},
     )
 
 
@@ -797,14 +843,16 @@ def _move_refused(
     now: datetime,
     problems: list[Problem],
     status: int,
+    values: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The move page again with why nothing moved, read outside the write lock: the page
+    """The move page again with why nothing moved (none: it was sent by its language
+    switch, and ``values`` keeps the time chosen), read outside the write lock: the page
     (the days, and the times it offers, :func:`visits.booking.move_targets`) is a read like
     any other, which must not hold up every other booking of the database meanwhile."""
     session.close()
     with request.app.state.db.read_session() as reading:
         booking = _owned(request, reading, reference, token)
-        return _move_page(request, reading, booking, token, now, problems, status)
+        return _move_page(request, reading, booking, token, now, problems, status, values)
 
 
 @router.get("/b/{reference}/move", response_class=HTMLResponse)
@@ -831,6 +879,8 @@ def move_submit(
     sms: Sms,
 ) -> Response:
     token = values.get("token", "")
+    if switching_language(values):
+        return _move_refused(request, session, reference, token, now, [], 200, values)
     if not csrf_ok(request, values):
         problems = [Problem(Code.FORM_EXPIRED)]
         return _move_refused(request, session, reference, token, now, problems, 403)
@@ -867,6 +917,8 @@ def find_submit(
     client: ClientKey,
     policy: Throttling,
 ) -> Response:
+    if switching_language(values):
+        return render(request, "find.html", values=values)  # nothing looked for
     if not csrf_ok(request, values):
         return render(
             request, "find.html", 403, values=values, problems=[Problem(Code.FORM_EXPIRED)]

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from datetime import date
 from html import unescape
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -112,6 +112,14 @@ def page_address(request: Request, given: str | None = None) -> str:
     return sent_from(request) or request.url.path
 
 
+def in_language(address: str, locale: str) -> str:
+    """``address`` asked for in ``locale``: ``?lang=`` (which the language middleware honours
+    and remembers) added to its query, in place of any it had."""
+    parts = urlsplit(address)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
+    return parts._replace(query=urlencode([*query, ("lang", locale)])).geturl()
+
+
 def sent_from(request: Request) -> str | None:
     """The page of this site the form was sent from, as the browser's Referer says (a path
     on this host, never one that a link would read as another host's), or ``None``."""
@@ -150,6 +158,7 @@ def make_templates() -> Jinja2Templates:
         clock=i18n.format_clock,
         reference=reference.display,
         mask_phone=mask_phone,
+        in_language=in_language,
         from_iso=date.fromisoformat,  # a day kept as text (a change's details) read back
         label=label,
         message_kind=message_kind,
