@@ -352,6 +352,28 @@ def test_a_refused_booking_form_keeps_what_was_typed_and_escapes_it(phone, demo_
     ):
         expect(page.locator(f'input[id="{name}"]')).to_have_value(value)
     expect(page.locator('select[id="visitors.0.relationship"]')).to_have_value("partner")
+
+    # Switching language there and back keeps it all (what was corrected meanwhile too), and
+    # checks nothing: no refusal said, nothing booked.
+    page.locator('input[id="visitors.0.doc_number"]').fill("45670001")
+    page.locator("header").get_by_role("button", name="English").click()
+    expect_language(page, "en")
+    expect_heading(page, "Who will visit?")
+    expect(page.locator(".error-summary")).to_have_count(0)
+    page.locator("header").get_by_role("button", name="Español").click()
+    expect_language(page, "es")
+    expect_heading(page, "¿Quiénes van a visitar?")
+    for name, value in (
+        ("visitors.0.first_names", SCRIPT_NAME),
+        ("visitors.0.doc_number", "45670001"),
+        ("visitors.0.last_names", visitor.last_names),
+        ("visitors.0.birth_date", visitor.birth_date),
+        ("contact_phone", PHONE_NUMBER),
+    ):
+        expect(page.locator(f'input[id="{name}"]')).to_have_value(value)
+    expect(page.locator('select[id="visitors.0.relationship"]')).to_have_value("partner")
+    assert page.locator("script").count() == 0
+    assert dialogs == []
     assert seats_left(page, base, slot.slot_id) == slot.seats_left
 
 
@@ -470,8 +492,9 @@ def test_the_english_link_translates_this_page_and_the_next_ones(phone, demo_ser
     expect_heading(page, "¿Quiénes van a visitar?")
     spanish_url = page.url
 
-    page.locator("header").get_by_role("link", name="English").click()
-    expect(page).to_have_url(spanish_url)
+    # The booking form's switch is a button sending the form (to keep what is typed).
+    page.locator("header").get_by_role("button", name="English").click()
+    expect(page).to_have_url(f"{spanish_url}&lang=en")
     expect_language(page, "en")
     expect_heading(page, "Who will visit?")
     expect(page.get_by_role("button", name="Review the booking")).to_be_visible()
