@@ -718,6 +718,21 @@ def test_the_language_switch_on_the_move_page_keeps_the_time_chosen(client, db):
         assert s.get(Slot, int(target)).seats_taken == 0
 
 
+def test_a_move_sent_from_an_expired_form_comes_back_with_the_time_chosen(client, db):
+    slot_id, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    page = client.get(f"{path}/move?token={token}")
+    target = re.findall(r'name="slot_id" value="(\d+)"', page.text)[0]
+    stale = client.post(
+        f"{path}/move", data={"csrf_token": "stale", "token": token, "slot_id": target}
+    )
+    assert stale.status_code == 403
+    assert form_fields(stale.text, f"{path}/move")["slot_id"] == target
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).seats_taken == 1  # nothing moved
+
+
 def test_the_move_page_offers_only_times_the_move_would_take(client, db):
     """The visit of two women: the men's days are shown, marked, and never offered."""
     _, location = booked(client)

@@ -846,9 +846,10 @@ def _move_refused(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The move page again with why nothing moved (none: it was sent by its language
-    switch, and ``values`` keeps the time chosen), read outside the write lock: the page
-    (the days, and the times it offers, :func:`visits.booking.move_targets`) is a read like
-    any other, which must not hold up every other booking of the database meanwhile."""
+    switch), the time chosen still ticked if it is still offered, read outside the write
+    lock: the page (the days, and the times it offers, :func:`visits.booking.move_targets`)
+    is a read like any other, which must not hold up every other booking of the database
+    meanwhile."""
     session.close()
     with request.app.state.db.read_session() as reading:
         booking = _owned(request, reading, reference, token)
@@ -883,7 +884,7 @@ def move_submit(
         return _move_refused(request, session, reference, token, now, [], 200, values)
     if not csrf_ok(request, values):
         problems = [Problem(Code.FORM_EXPIRED)]
-        return _move_refused(request, session, reference, token, now, problems, 403)
+        return _move_refused(request, session, reference, token, now, problems, 403, values)
     if not values.get("slot_id"):
         problems = [Problem(Code.REQUIRED, "slot_id")]
         return _move_refused(request, session, reference, token, now, problems, 422)
@@ -895,7 +896,7 @@ def move_submit(
     except Rejected as rejected:
         problems = list(rejected.problems)
         status = status_for(problems)
-        return _move_refused(request, session, reference, token, now, problems, status)
+        return _move_refused(request, session, reference, token, now, problems, status, values)
     commit_seat_change(request, session, booking.prison_id)
     return redirect(f"/b/{booking.display_reference}", token=token, done="moved")
 
