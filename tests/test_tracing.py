@@ -729,6 +729,11 @@ def test_numbers_that_cannot_get_an_sms_are_counted_apart(traced, make_client, d
     assert _missed(1) in shown
     assert "Ñusta Quispe 0 " in _contact_rows(client.get(path).text)[0]
     assert "No enviado (cancelado) Motivo: el número pidió no recibir más mensajes" in shown
+    # A click whose only SMS could not go says so, not "0 SMS are on their way".
+    only_refused = text_of(client.get(f"{path}?done=notified&count=0&unreachable=1"))
+    assert "No se envió ningún SMS." in only_refused
+    assert "0 SMS" not in only_refused
+    assert "1 teléfono pidió no recibir mensajes" in only_refused
 
 
 def test_a_window_reaching_past_what_was_kept_says_so(db, make_client):
