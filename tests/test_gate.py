@@ -625,7 +625,9 @@ def test_a_stale_undo_never_erases_what_another_guard_recorded_since(guards, db)
     undo = f"/staff/p/QUENCORO/visitors/{maria}/undo"
     assert _post(a, f"/visitors/{maria}/turn-away", reason="late").status_code == 303
     stale = _form(b.get("/staff/p/QUENCORO/day").text, undo)
+    recorded = stale.pop("recorded_at")
     assert stale == {"csrf_token": staff_token(b), "was": "turned_away", "reason": "late"}
+    stale["recorded_at"] = recorded
     shown_to_a = _form(a.get("/staff/p/QUENCORO/day").text, undo)
     assert a.post(undo, data=shown_to_a, follow_redirects=False).status_code == 303
     assert _post(a, f"/visitors/{maria}/arrived").status_code == 303
@@ -641,6 +643,35 @@ def test_a_stale_undo_never_erases_what_another_guard_recorded_since(guards, db)
     assert current["was"] == "arrived"
     for _ in range(2):
         assert b.post(undo, data=current, follow_redirects=False).status_code == 303
+    assert _gate_check(db, maria) is None
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+
+
+def test_a_stale_undo_never_erases_the_same_record_made_again_since(guards, db):
+    """Guard B's list shows María turned away for symptoms; guard A undoes that and turns her
+    away again for the same reason a minute later. B's "Undo", from the list loaded before,
+    says the same words as the record now standing, and is still refused: clearing it would
+    let a person with TB symptoms in."""
+    a, b = guards
+    reference, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    undo = f"/staff/p/QUENCORO/visitors/{maria}/undo"
+    assert _post(a, f"/visitors/{maria}/turn-away", reason="late").status_code == 303
+    stale = _form(b.get("/staff/p/QUENCORO/day").text, undo)
+    assert a.post(undo, data=_form(a.get("/staff/p/QUENCORO/day").text, undo)).status_code == 200
+    a.app.state.clock = lambda: NOW + timedelta(minutes=1)
+    assert _post(a, f"/visitors/{maria}/turn-away", reason="late").status_code == 303
+    again = _gate_check(db, maria)
+    refused = b.post(undo, data=stale, follow_redirects=False)
+    assert refused.status_code == 409
+    assert _gate_check(db, maria) is not None
+    assert _gate_check(db, maria).at == again.at
+    # Without the time of the record it names, an undo is refused too (a page from before).
+    del stale["recorded_at"]
+    assert b.post(undo, data=stale, follow_redirects=False).status_code == 409
+    assert _gate_check(db, maria) is not None
+    # The list as it stands now undoes it.
+    current = _form(b.get("/staff/p/QUENCORO/day").text, undo)
+    assert b.post(undo, data=current, follow_redirects=False).status_code == 303
     assert _gate_check(db, maria) is None
     assert _status(db, reference) is BookingStatus.CONFIRMED
 

@@ -29,6 +29,7 @@ from tests.factories import (
 )
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import quencoro_days
+from tests.test_gate import _form as gate_form
 from tests.test_health_web import WING_A_MASKS, _post
 from tests.test_health_web import booked as booked
 from tests.test_issuing import _issue, _setup, _sms
@@ -396,14 +397,19 @@ def test_a_stale_clear_screening_never_overwrites_symptoms_found(today, db):
     assert _outcomes(db, Stage.GATE) == {"María": Outcome.REFER}
 
 
+def _undo_as_listed(client, visitor_id: int):
+    """The day list's "Deshacer" for the visitor, sent as the page has it."""
+    path = f"/staff/p/QUENCORO/visitors/{visitor_id}/undo"
+    shown = gate_form(client.get("/staff/p/QUENCORO/day").text, path)
+    assert shown["was"] == "turned_away"
+    assert shown["reason"] == "health"
+    return client.post(path, data=shown, follow_redirects=False)
+
+
 def test_undoing_a_health_turn_away_clears_its_screening(today, db):
     client, reference, visitor_id = today
     assert _screen(client, visitor_id, cough="1").status_code == 200
-    undo = client.post(
-        f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
-        data={"csrf_token": staff_token(client), "was": "turned_away", "reason": "health"},
-        follow_redirects=False,
-    )
+    undo = _undo_as_listed(client, visitor_id)
     assert undo.status_code == 303
     assert _outcomes(db, Stage.GATE) == {}  # asked again, from the start
     day = client.get("/staff/p/QUENCORO/day").text
@@ -574,11 +580,7 @@ def test_a_guards_mistaken_high_risk_tick_is_undone_with_its_screening(today, db
     client, _, visitor_id = today
     _keep_high_risk_away(db, "QUENCORO")
     assert _screen(client, visitor_id, high_risk="1").status_code == 200  # kept out
-    undo = client.post(
-        f"/staff/p/QUENCORO/visitors/{visitor_id}/undo",
-        data={"csrf_token": staff_token(client), "was": "turned_away", "reason": "health"},
-        follow_redirects=False,
-    )
+    undo = _undo_as_listed(client, visitor_id)
     assert undo.status_code == 303
     assert _screen(client, visitor_id).status_code == 303  # not high risk after all: let in
 

@@ -16,7 +16,7 @@ record). A step said twice is done once. A booking whose visitors were all turne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String, select
@@ -106,12 +106,18 @@ class GateVisitor:
     gate_status: GateStatus | None = None
     gate_reason: TurnAwayReason | None = None
     gate_note: str = ""
+    # When the gate's record was made: an undo names the record by it (see undo_gate).
+    gate_at: datetime | None = None
     high_risk: bool = False  # pregnant or low defences, as the family or the gate said
     # Why the visit's health measures keep this visitor away (None: they do not): the gate
     # may turn them away, never let them in.
     kept_away: HighRisk | None = None
     # The screening outcomes recorded for this visit, by stage (see visits.screening).
     screened: dict[Stage, Outcome] = field(default_factory=dict)
+
+    @property
+    def gate_record_time(self) -> str:
+        return record_time(self.gate_at) if self.gate_at is not None else ""
 
 
 @dataclass
@@ -204,6 +210,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             GateCheck.status,
             GateCheck.reason,
             GateCheck.note,
+            GateCheck.at,
         )
         .join(Inmate, Booking.inmate_id == Inmate.id)
         .outerjoin(Wing, Inmate.wing_id == Wing.id)
@@ -218,7 +225,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     for (
         slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
         surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk, relationship,
-        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note,
+        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note, gate_at,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
@@ -241,6 +248,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 gate_status=gate_status,
                 gate_reason=gate_reason,
                 gate_note=gate_note or "",
+                gate_at=gate_at,
             )
         )
     everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
@@ -409,6 +417,12 @@ def _unchanged(
     raise Rejected([Problem(Code.ALREADY_RECORDED, None, {"name": visitor.full_name})])
 
 
+def record_time(at: datetime) -> str:
+    """A gate record's time as the list's undo form carries it, to the microsecond: what
+    tells a record from one made again since with the same words."""
+    return at.astimezone(UTC).isoformat()
+
+
 def _says(check: GateCheck, status: GateStatus, reason: TurnAwayReason | None, note: str) -> bool:
     """Whether the gate's record is exactly this (a note's line breaks as a browser sends
     them or not): how a step tells a repeat of itself from a page that is out of date."""
@@ -517,17 +531,21 @@ def undo_gate(
     was: str,
     reason: str = "",
     note: str = "",
+    recorded_at: str | None = None,
     actor: Actor,
     now: datetime,
 ) -> Booking:
     """A mistake at the gate: the visitor is expected again (and the booking confirmed again
     when nobody else of it came in). The audit trail keeps what was undone.
 
-    ``was``, ``reason`` and ``note``: the record the guard saw and undoes, as the list showed
-    it. A record that is no longer that one (another guard undid it and recorded something
-    else after the page was loaded) is refused, never erased, as an arrival or a turn-away
-    from such a page is (:func:`_unchanged`); none left to undo (a double click, or undone
-    already) is what was asked, and nothing is recorded.
+    ``was``, ``reason``, ``note`` and ``recorded_at`` (:func:`record_time` of the record): the
+    record the guard saw and undoes, as the list showed it. A record that is no longer that
+    one (another guard undid it and recorded something else after the page was loaded, even
+    the same thing again: a turn-away for symptoms undone and made again must not be cleared
+    by a stale page) is refused, never erased, as an arrival or a turn-away from such a page
+    is (:func:`_unchanged`); none left to undo (a double click, or undone already) is what
+    was asked, and nothing is recorded. The pages always name the time (none sent is
+    refused); ``None`` is for callers without a list (scripts, tests).
 
     Decision: a turn-away under a booking cancelled since (by the family, staff, a closure, a
     health measure) is not undone: it is refused in words that say so
@@ -546,7 +564,8 @@ def undo_gate(
         raise Rejected([Problem(Code.GATE_BOOKING_CANCELLED, None, {"name": name})])
     shown = GateStatus(was) if was in set(GateStatus) else None
     why = TurnAwayReason(reason) if reason in set(TurnAwayReason) else None
-    if shown is None or (reason and why is None) or not _says(check, shown, why, note):
+    changed = recorded_at is not None and recorded_at != record_time(check.at)
+    if shown is None or (reason and why is None) or changed or not _says(check, shown, why, note):
         raise Rejected([Problem(Code.GATE_RECORD_CHANGED, None, {"name": visitor.full_name})])
     session.delete(check)
     # A health turn-away undone takes its screening with it (and a high-risk tick the gate

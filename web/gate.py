@@ -8,7 +8,8 @@ list scrolled to that booking (a ``#fragment`` on the redirect), and so does eve
 (post, then redirect: a reload never records twice). A refusal reads in the guard's words
 (:data:`visits.problems.GATE_MESSAGES`: who may not come in, and why), not in those a family
 booking its visit reads, on the list of the booking's own day. Each *Deshacer* form carries
-what the list showed (``was``, ``reason``, ``note``): the gate undoes that record or none.
+what the list showed (``was``, ``reason``, ``note``, and the record's time, ``recorded_at``):
+the gate undoes that record or none, never the same words recorded again since.
 """
 
 from __future__ import annotations
@@ -428,7 +429,7 @@ def undo(
 ) -> Response:
     """Undo what the list showed for the visitor (the form says what it was): a record that
     changed since the page was loaded is refused, not erased."""
-    shown = {key: values.get(key, "") for key in ("was", "reason", "note")}
+    shown = {key: values.get(key, "") for key in ("was", "reason", "note", "recorded_at")}
     target = {"visitor_id": visitor_id}
     return _step(request, who, session, now, client, gate.undo_gate, target, **shown)
 
