@@ -442,6 +442,27 @@ def test_the_short_link_in_an_sms_opens_the_booking(client, db):
     assert client.get("/m/nothing").status_code == 404
 
 
+def test_the_short_link_opens_the_booking_in_its_language_unless_the_browser_chose_one(
+    make_client, db
+):
+    client = make_client()
+    reference = book(client, open_slot(client)["id"]).json()["reference"]
+    compact = reference.replace("-", "")
+    with db.writing() as s:
+        s.scalar(select(Booking).where(Booking.reference == compact)).language = "en"
+    link = f"/m/{compact}{short_token('test-secret', compact)}"
+    phone = make_client()  # a browser that never chose a language: as its SMS was written
+    opened = phone.get(link, follow_redirects=True)
+    assert opened.status_code == 200
+    assert 'lang="en"' in opened.text
+    assert "Change day or time" in text(opened)
+    chose = make_client()
+    chose.cookies.set("lang", "es")
+    kept = chose.get(link, follow_redirects=False)
+    assert "lang=" not in kept.headers["location"]
+    assert 'lang="es"' in chose.get(kept.headers["location"]).text
+
+
 def test_the_delivery_page_is_for_administrators_of_the_bookings_prison(make_client, db):
     make_staff(db, "admin", StaffRole.ADMIN)
     make_staff(db, "admin.mujeres", StaffRole.ADMIN, ("MUJERES-CUSCO",))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from visits import advisories, screening
@@ -736,14 +737,21 @@ def resend_submit(
 
 
 @router.get("/m/{short}")
-def short_link(request: Request, short: str) -> RedirectResponse:
-    """The manage link sent by SMS: reference and a short signature, one tap to the booking."""
+def short_link(request: Request, short: str, session: ReadSession) -> RedirectResponse:
+    """The manage link sent by SMS: reference and a short signature, one tap to the booking,
+    in the language the booking was made (and its SMS written) in, unless this browser chose
+    one."""
     ref, signature = parse_reference(short[:8]), short[8:].lower()
     secret = request.app.state.secret_key
     if ref is None or not short_token_matches(secret, ref, signature):
         raise HTTPException(404)
     token = manage_token(secret, ref)
-    return redirect(f"/b/{display_reference(ref)}", token=token)
+    query = {"token": token}
+    if LANG_COOKIE not in request.cookies:
+        language = session.scalar(select(Booking.language).where(Booking.reference == ref))
+        if language:
+            query["lang"] = language
+    return redirect(f"/b/{display_reference(ref)}", **query)
 
 
 @router.get("/b/{reference}/visit.ics")
