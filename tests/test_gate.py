@@ -43,10 +43,11 @@ from visits.gate import (
     undo_no_show,
 )
 from visits.health import AdvisoryKind, Measures, Scope
-from visits.i18n import gettext, use_locale
+from visits.i18n import format_day_with_year, gettext, use_locale
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
+from visits.reference import display
 from visits.rules import age_on
 from visits.schedule import Slot
 from visits.screening import Answers, Stage
@@ -583,16 +584,18 @@ def guards(make_client, db):
     return tablets
 
 
-def _quencoro_visit(db, day: date, start: time, hours: float = 2) -> tuple[str, int, int]:
-    """A Quencoro booking of one adult on ``day`` at ``start``, made days before: its
-    reference, its id and its visitor's id."""
+def _quencoro_visit(
+    db, day: date, start: time, hours: float = 2, prison: str = "QUENCORO", inmate: str = "Q10001"
+) -> tuple[str, int, int]:
+    """A Quencoro booking (or ``prison``'s) of one adult on ``day`` at ``start``, made days
+    before: its reference, its id and its visitor's id."""
     from visits.inmate import Inmate
 
     with db.writing() as s:
-        prison = _prison(s, "QUENCORO")
-        slot = make_slot(s, prison, day, start=start, hours=hours)
+        slot = make_slot(s, _prison(s, prison), day, start=start, hours=hours)
         booked = create_booking(
-            s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == "Q10001")),
+            s, prison=_prison(s, prison),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == inmate)),
             request=request_for(slot, visitor("46000001")), now=NOW - timedelta(days=5),
             secret_key="test-secret", sms_policy=SMS,
         ).booking  # fmt: skip
@@ -935,3 +938,87 @@ def test_the_days_page_shows_a_closed_time_as_closed_not_as_without_bookings(gua
         (True, False),  # 14:00: closed
         (False, False),  # 16:00: open, one booking
     ]
+
+
+# --- A reference the day's list does not show ---------------------------------------------------
+
+
+def _search(client, reference: str, day: date = LIMA_TODAY):
+    params = {"date": day, "q": display(reference)}
+    return client.get("/staff/p/QUENCORO/day", params=params, follow_redirects=False)
+
+
+def test_a_reference_of_another_day_says_its_day_and_time_and_links_that_days_list(guards, db):
+    """A family came on the wrong day: the guard is told which day the booking is for."""
+    a, _ = guards
+    reference, _, _ = _quencoro_visit(db, TOMORROW, time(7))
+    found = _search(a, reference)
+    assert found.status_code == 200
+    with use_locale("es"):
+        day = format_day_with_year(TOMORROW)
+        told = gettext(
+            "Booking %(reference)s is for %(day)s at %(time)s.",
+            {"reference": display(reference), "day": day, "time": "07:00"},
+        )
+        nothing = gettext("No booking or visitor of this day matches %(query)s.", {"query": ""})
+    assert told in text(found)
+    assert nothing.split("%")[0].strip() not in text(found)
+    assert f'href="/staff/p/QUENCORO/day?date={TOMORROW}#b-{reference}"' in found.text
+    assert f'value="{display(reference)}"' in found.text  # what was typed stays in its field
+    assert _search(a, reference, TOMORROW).status_code == 303  # on its own day, found
+
+
+def test_a_reference_cancelled_by_a_health_measure_says_when_and_why(guards, db):
+    """A suspension cancelled this afternoon's visit this morning; the family did not see the
+    SMS and came anyway: the guard can say so."""
+    a, _ = guards
+    reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(16))
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code="Q10001",
+            measures=Measures(suspended=True), starts_on=LIMA_TODAY,
+        )  # fmt: skip
+        issue(s, _prison(s, "QUENCORO"), draft, now=NOW, actor="staff:salud", origin="",
+              sms_policy=SMS)  # fmt: skip
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    found = _search(a, reference)
+    assert found.status_code == 200
+    shown = text(found)
+    with use_locale("es"):
+        today = format_day_with_year(LIMA_TODAY)
+        assert (
+            gettext(
+                "Booking %(reference)s was cancelled on %(day)s at %(time)s.",
+                {"reference": display(reference), "day": today, "time": "10:00"},  # NOW in Lima
+            )
+            in shown
+        )
+        assert gettext("Cancelled: a health measure pauses visits") in shown
+        assert gettext("It was for %(day)s at %(time)s.", {"day": today, "time": "16:00"}) in shown
+    assert f'href="/staff/p/QUENCORO/bookings/{reference}"' in found.text
+
+
+def test_a_reference_of_a_prison_the_guard_does_not_serve_reads_as_no_match(
+    guards, make_client, db
+):
+    """Never another prison's booking, unless the guard serves that prison too."""
+    a, _ = guards
+    reference, _, _ = _quencoro_visit(db, TOMORROW, time(7), prison="MUJERES-CUSCO",
+                                      inmate="M10001")  # fmt: skip
+    missing = _search(a, reference)
+    assert missing.status_code == 422
+    with use_locale("es"):
+        nothing = gettext(
+            "No booking or visitor of this day matches %(query)s.", {"query": display(reference)}
+        )
+        day = format_day_with_year(TOMORROW)
+    assert nothing in text(missing)
+    assert day not in text(missing)
+    assert "MUJERES-CUSCO" not in missing.text
+    make_staff(db, "guardia.tres", StaffRole.GUARD, ("QUENCORO", "MUJERES-CUSCO"))
+    both = make_client()
+    sign_in(both, "guardia.tres")
+    found = _search(both, reference)
+    assert found.status_code == 200
+    assert day in text(found)
+    assert f'href="/staff/p/MUJERES-CUSCO/day?date={TOMORROW}#b-{reference}"' in found.text

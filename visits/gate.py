@@ -15,7 +15,7 @@ record). A step said twice is done once. A booking whose visitors were all turne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
@@ -24,8 +24,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, health, screening, sms
 from visits.advisories import for_booking, in_force
+from visits.audit import AuditEvent
 from visits.base import Base, UTCDateTime, str_enum
-from visits.booking import Booking, BookingStatus, BookingVisitor, kept_away_problem, slot_in_use
+from visits.booking import (
+    Booking,
+    BookingStatus,
+    BookingVisitor,
+    CancelCause,
+    kept_away_problem,
+    slot_in_use,
+)
 from visits.booking_request import Relationship
 from visits.db import lock_rows, require_write_lock
 from visits.health import UNDER_FIVE, HighRisk, Measures, measures_for
@@ -36,6 +44,7 @@ from visits.rules import age_on
 from visits.schedule import Slot, closure_for, closures_between, local_moment
 from visits.screening import Answers, Outcome, Stage
 from visits.sms import SmsPolicy
+from visits.staff import StaffUser
 from visits.visitor import DocumentType, Visitor
 
 LISTED = (
@@ -600,6 +609,78 @@ def booking_day(
     else:
         query = query.where(Booking.id == booking_id)
     return session.scalar(query.where(Booking.prison_id == prison.id))
+
+
+# The history's actions that cancel a booking (:func:`visits.booking.cancel_booking`, and a
+# hold that ran out): the latest says why it was cancelled.
+CANCELLED_ACTIONS = (
+    "booking.cancelled",
+    *(f"booking.cancelled_{cause.value}" for cause in CancelCause),
+    "booking.hold_expired",
+)
+
+
+@dataclass(frozen=True)
+class NamedBooking:
+    """A booking a guard's search names by its reference that the day's list searched does
+    not show: another day's (or another prison's the guard also serves), or cancelled. The
+    gate can then tell a family that came on the wrong day, or did not see the SMS, why.
+    Times are in the booking's prison's own."""
+
+    reference: str
+    prison_code: str
+    prison_name: str
+    starts_at: datetime
+    status: BookingStatus
+    cancelled_at: datetime | None = None
+    why: str = ""  # the history's action that cancelled it (its label says why), if known
+    by: str = ""  # who cancelled it (the history's actor)
+    reason: str = ""  # the words staff gave, if any
+
+    @property
+    def day(self) -> date:
+        return self.starts_at.date()
+
+
+def named_booking(
+    session: Session, reference: str, user: StaffUser, prison: Prison, day: date
+) -> NamedBooking | None:
+    """The booking ``reference`` names, if ``user`` serves its prison and the list of
+    ``prison``'s ``day`` does not show it (:data:`LISTED`); ``None`` otherwise, so a
+    reference of a prison the guard does not serve reads like one that does not exist."""
+    booking = session.scalar(select(Booking).where(Booking.reference == reference))
+    if booking is None or not user.covers(booking.prison_id):
+        return None
+    tz = booking.prison.tz
+    listed = booking.status in LISTED
+    if listed and booking.prison_id == prison.id and booking.slot.local_date == day:
+        return None
+    named = NamedBooking(
+        booking.reference,
+        booking.prison.code,
+        booking.prison.name,
+        booking.slot.starts_at.astimezone(tz),
+        booking.status,
+    )
+    if listed:
+        return named
+    event = session.scalar(
+        select(AuditEvent)
+        .where(
+            AuditEvent.entity == "booking",
+            AuditEvent.entity_id == booking.reference,
+            AuditEvent.action.in_(CANCELLED_ACTIONS),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    when = booking.cancelled_at or booking.updated_at
+    if event is None:
+        return replace(named, cancelled_at=when.astimezone(tz))
+    reason = str((event.details or {}).get("reason", ""))
+    return replace(
+        named, cancelled_at=when.astimezone(tz), why=event.action, by=event.actor, reason=reason
+    )
 
 
 def record_no_show(

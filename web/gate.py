@@ -5,11 +5,14 @@ Server-rendered and without scripts, like the family pages: a tablet on the gate
 connection gets one light page; the print stylesheet starts each visit time on its own page
 under its own heading. A search by document number or booking reference answers with the
 list scrolled to that booking (a ``#fragment`` on the redirect), and so does every check-in
-(post, then redirect: a reload never records twice). A refusal reads in the guard's words
-(:data:`visits.problems.GATE_MESSAGES`: who may not come in, and why), not in those a family
-booking its visit reads, on the list of the booking's own day. Each *Deshacer* form carries
-what the list showed (``was``, ``reason``, ``note``, and the record's time, ``recorded_at``):
-the gate undoes that record or none, never the same words recorded again since.
+(post, then redirect: a reload never records twice). A reference this list does not show (a
+booking of another day, or cancelled) is explained, not "no match": a family that came on the
+wrong day, or did not see the SMS, is told why (only for the prisons the guard serves). A
+refusal reads in the guard's words (:data:`visits.problems.GATE_MESSAGES`: who may not come
+in, and why), not in those a family booking its visit reads, on the list of the booking's own
+day. Each *Deshacer* form carries what the list showed (``was``, ``reason``, ``note``, and the
+record's time, ``recorded_at``): the gate undoes that record or none, never the same words
+recorded again since.
 """
 
 from __future__ import annotations
@@ -83,11 +86,16 @@ def day_page(
     if problems:
         return _day_page(request, who, now, day, [], problems, 422, q, typed=date)
     slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
+    named = None
     if q.strip():
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
-        problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
-    return _day_page(request, who, now, day, slots, problems, 422 if problems else 200, q)
+        if reference := parse_reference(q):
+            named = gate.named_booking(session, reference, who.user, who.prison, day)  # type: ignore[arg-type]
+        if named is None:
+            problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
+    status = 422 if problems else 200
+    return _day_page(request, who, now, day, slots, problems, status, q, named=named)
 
 
 def _day_page(
@@ -100,8 +108,10 @@ def _day_page(
     status: int,
     q: str = "",
     typed: str | None = None,
+    named: gate.NamedBooking | None = None,
 ) -> Response:
-    """``typed``: the date as it was sent, when it was refused (kept in its field)."""
+    """``typed``: the date as it was sent, when it was refused (kept in its field);
+    ``named``: the booking a searched reference names that this list does not show."""
     prison = who.prison
     assert prison is not None
     return render(
@@ -120,6 +130,7 @@ def _day_page(
         past_or_today=day <= prison.local_date(now),
         now=now,
         words=_words(),
+        named=named,
     )
 
 
