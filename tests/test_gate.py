@@ -38,20 +38,22 @@ from visits.gate import (
     record_arrival,
     record_no_show,
     record_turned_away,
+    refused_for_symptoms,
     screen_at_gate,
     undo_gate,
     undo_no_show,
 )
 from visits.health import AdvisoryKind, Measures, Scope
-from visits.i18n import format_day_with_year, gettext, use_locale
+from visits.i18n import format_day, format_day_with_year, gettext, use_locale
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
 from visits.reference import display
 from visits.rules import age_on
 from visits.schedule import Slot
-from visits.screening import Answers, Stage
+from visits.screening import Answers, Stage, Symptom
 from visits.staff import StaffRole
+from visits.visitor import Visitor
 
 GUARD = Actor("staff:guardia", "10.1.2.3")
 BOOKED_AT = NOW - timedelta(days=3)
@@ -1022,3 +1024,76 @@ def test_a_reference_of_a_prison_the_guard_does_not_serve_reads_as_no_match(
     assert found.status_code == 200
     assert day in text(found)
     assert f'href="/staff/p/MUJERES-CUSCO/day?date={TOMORROW}#b-{reference}"' in found.text
+
+
+# --- Symptoms found at the gate, on the person's next visits -------------------------------------
+
+
+def test_a_visitor_turned_away_for_symptoms_is_flagged_on_her_next_visits_list(guards, db):
+    """Turned away today with a cough, booked again for tomorrow with no symptoms declared:
+    the booking stands (a health policy's call), and tomorrow's list says what the gate saw."""
+    a, _ = guards
+    _, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    assert _post(a, f"/visitors/{maria}/screening", cough="on").status_code == 200
+    with db.writing() as s:
+        tomorrow = make_slot(s, _prison(s, "QUENCORO"), TOMORROW, start=time(7)).id
+    _book_now(db, tomorrow, visitor("46000001"), prison="QUENCORO", inmate="Q10002")
+    page = a.get("/staff/p/QUENCORO/day", params={"date": TOMORROW})
+    with use_locale("es"):
+        flag = gettext(
+            "Turned away at the gate for symptoms on %(day)s", {"day": format_day(LIMA_TODAY)}
+        )
+    assert flag in text(page)
+    assert re.search(
+        rf'<strong class="tag tag-health">{re.escape(escape(flag))}</strong>', page.text
+    )
+
+
+def test_a_turn_away_for_symptoms_is_remembered_two_weeks_at_its_own_prison_in_one_read(
+    gate_world,
+):
+    db, refs = gate_world
+    adult, *_ = _visitor_ids(db, refs["today"])
+    with db.writing() as s:
+        screen_at_gate(
+            s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW, sms_policy=SMS,
+            answers=Answers(symptoms=frozenset({Symptom.COUGH})),
+        )  # fmt: skip
+        make_inmate(s, _prison(s), "Q2")
+        tomorrow = s.scalar(select(Booking.slot_id).where(Booking.reference == refs["tomorrow"]))
+        elsewhere = make_slot(s, _prison(s, "OTHER"), TOMORROW + timedelta(days=1)).id
+    _book_now(db, tomorrow, visitor(), inmate="Q2")
+    _book_now(db, elsewhere, visitor(), prison="OTHER", inmate="O1")
+    with db.read_session() as s:
+        maria = s.scalar(select(Visitor.id).where(Visitor.doc_number == "45678912"))
+        test, other = _prison(s), _prison(s, "OTHER")
+        assert refused_for_symptoms(s, test, {maria}, LIMA_TODAY) == {}  # that visit's own
+        two_weeks = LIMA_TODAY + timedelta(days=14)
+        assert refused_for_symptoms(s, test, {maria}, two_weeks) == {maria: LIMA_TODAY}
+        assert refused_for_symptoms(s, test, {maria}, two_weeks + timedelta(days=1)) == {}
+        flagged = [
+            (v.doc_number, v.refused_for_symptoms)
+            for slot in day_list(s, other, TOMORROW + timedelta(days=1))
+            for b in slot.bookings
+            for v in b.visitors
+        ]
+        assert flagged == [("45678912", None)]  # another prison's gate: not shown there
+    statements = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        listed = _day(db, TOMORROW)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    flagged = [
+        (v.doc_number, v.refused_for_symptoms) for b in listed[0].bookings for v in b.visitors
+    ]
+    assert flagged == [("40000077", None), ("45678912", LIMA_TODAY)]
+    assert len([s for s in statements if "screening" in s]) == 2  # outcomes, turn-aways
+    with db.writing() as s:  # a turn-away undone was a mistake: nothing to remember
+        undo_gate(s, prison=_prison(s), visitor_id=adult, was="turned_away", reason="health",
+                  actor=GUARD, now=NOW)  # fmt: skip
+    assert [v.refused_for_symptoms for b in _day(db, TOMORROW)[0].bookings for v in b.visitors] == [
+        None,
+        None,
+    ]

@@ -111,6 +111,7 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
         prison, inmate = s.scalar(select(Prison)), s.scalar(select(Inmate))
         with capturing():
             day_list(s, prison, SATURDAY)
+            day_list(s, prison, SUNDAY)  # with a booking: its visitors' screenings are read
             outlook(s, prison, inmate, SATURDAY, SUNDAY)
     with capturing():
         release_expired_holds(db, NOW)

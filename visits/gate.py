@@ -3,6 +3,8 @@
 The list is read in one query of plain rows (no ORM objects): a busy prison's day holds a
 couple of thousand visitors, and the list is opened again and again at the gate. Cancelled
 bookings are left out; held ones (waiting for the family's code) are listed, marked as such.
+A visitor this gate turned away for symptoms in the last two weeks is marked on their later
+visits' lists (:func:`refused_for_symptoms`), as symptoms declared when booking are.
 
 At the gate, each visitor comes in or is turned away (a reason from a list, and a note);
 a booking with someone in is ``attended``, and one nobody came to is marked ``no_show`` once
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, health, screening, sms
@@ -42,7 +44,7 @@ from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
 from visits.rules import age_on
 from visits.schedule import Slot, closure_for, closures_between, local_moment
-from visits.screening import Answers, Outcome, Stage
+from visits.screening import Answers, Outcome, Screening, Stage
 from visits.sms import SmsPolicy
 from visits.staff import StaffUser
 from visits.visitor import DocumentType, Visitor
@@ -123,6 +125,9 @@ class GateVisitor:
     kept_away: HighRisk | None = None
     # The screening outcomes recorded for this visit, by stage (see visits.screening).
     screened: dict[Stage, Outcome] = field(default_factory=dict)
+    # The last day this prison's gate turned the person away for symptoms, within
+    # SYMPTOMS_REMEMBERED_DAYS before this visit (see :func:`refused_for_symptoms`).
+    refused_for_symptoms: date | None = None
 
     @property
     def gate_record_time(self) -> str:
@@ -220,6 +225,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             GateCheck.reason,
             GateCheck.note,
             GateCheck.at,
+            Visitor.id,
         )
         .join(Inmate, Booking.inmate_id == Inmate.id)
         .outerjoin(Wing, Inmate.wing_id == Wing.id)
@@ -228,13 +234,14 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
         .outerjoin(GateCheck, GateCheck.booking_visitor_id == BookingVisitor.id)
         .where(Booking.slot_id.in_(list(slots)), Booking.status.in_(LISTED))
         .order_by(Booking.slot_id, Booking.id, BookingVisitor.position)
-    )
+    ).all()
+    refused = refused_for_symptoms(session, prison, {row[-1] for row in rows}, day)
     advisories = in_force(session, prison.id, day)
     current: GateBooking | None = None
     for (
         slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
         surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk, relationship,
-        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note, gate_at,
+        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note, gate_at, person_id,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
@@ -258,6 +265,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 gate_reason=gate_reason,
                 gate_note=gate_note or "",
                 gate_at=gate_at,
+                refused_for_symptoms=refused.get(person_id),
             )
         )
     everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
@@ -265,6 +273,44 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     for visitor in everyone:
         visitor.screened.update(found.get(visitor.id, {}))
     return list(slots.values())
+
+
+# How long a turn-away for symptoms at the gate is shown on the person's later visits: the
+# screening's own window (fever "in the last two weeks").
+SYMPTOMS_REMEMBERED_DAYS = 14
+
+
+def refused_for_symptoms(
+    session: Session, prison: Prison, people: set[int], day: date
+) -> dict[int, date]:
+    """The people (:class:`Visitor` ids) among ``people`` this prison's gate turned away for
+    symptoms (a screening there that found one, :data:`Outcome.REFER`, not undone) in the
+    :data:`SYMPTOMS_REMEMBERED_DAYS` before ``day``, with the last such day: one read for a
+    whole day's list. A new booking with no symptoms declared is not refused (that is a
+    health policy's call), but the guard asks the questions with care.
+
+    Decision: this prison's gate only. A visitor is one person across prisons, so reading
+    every prison's would be one condition less; but a guard sees only their prison's
+    visits (DESIGN, invariant 5), and a screening outcome is health data kept to the visit
+    it was asked for (invariant 6): whether to share it between prisons is a health
+    policy's decision, as refusing the booking would be."""
+    if not people:
+        return {}
+    rows = session.execute(
+        select(BookingVisitor.visitor_id, func.max(Screening.day))
+        .join(Screening, Screening.booking_visitor_id == BookingVisitor.id)
+        .join(Booking, BookingVisitor.booking_id == Booking.id)
+        .where(
+            BookingVisitor.visitor_id.in_(people),
+            Booking.prison_id == prison.id,
+            Screening.stage == Stage.GATE,
+            Screening.outcome == Outcome.REFER,
+            Screening.day >= day - timedelta(days=SYMPTOMS_REMEMBERED_DAYS),
+            Screening.day < day,
+        )
+        .group_by(BookingVisitor.visitor_id)
+    )
+    return {person: last for person, last in rows}
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ def _words() -> dict[object, str]:
         may_not_come_in=gettext("May not come in: health measure"),
         health_questions=gettext("Health questions"),
         symptoms_at_booking=gettext("Symptoms at booking: ask again"),
+        # Formatted on the row with the day (Babel reads no f-string).
+        refused_for_symptoms=gettext("Turned away at the gate for symptoms on %(day)s"),
         advised_at_booking=gettext("Check advised at booking"),
         screened_clear=gettext("Health questions: no symptoms"),
         screened_advised=gettext("Health questions: check advised"),
