@@ -45,7 +45,7 @@ from visits.gate import (
 )
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.i18n import format_day, format_day_with_year, gettext, use_locale
-from visits.issuing import AdvisoryDraft, issue
+from visits.issuing import AdvisoryDraft, issue, lift
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
 from visits.reference import display
@@ -105,6 +105,13 @@ def _book(db, prison_code, inmate_code, slot_id, visitors) -> str:
 
 def _prison(s, code="TEST") -> Prison:
     return s.scalar(select(Prison).where(Prison.code == code))
+
+
+def _undo(s, visitor_id: int, **shown: str):
+    """The guard undoes what the list ``shown`` for a visitor of TEST, at NOW."""
+    return undo_gate(
+        s, prison=_prison(s), visitor_id=visitor_id, actor=GUARD, now=NOW, sms_policy=SMS, **shown
+    )
 
 
 def _visitor_ids(db, reference) -> list[int]:
@@ -189,10 +196,10 @@ def test_undo_returns_a_visitor_to_expected_and_the_booking_to_confirmed(gate_wo
         record_arrival(s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW)
         record_arrival(s, prison=_prison(s), visitor_id=child, actor=GUARD, now=NOW)
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=adult, was="arrived", actor=GUARD, now=NOW)
+        _undo(s, visitor_id=adult, was="arrived")
     assert _status(db, refs["today"]) is BookingStatus.ATTENDED  # the child is still in
     with db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=child, was="arrived", actor=GUARD, now=NOW)
+        _undo(s, visitor_id=child, was="arrived")
     assert _status(db, refs["today"]) is BookingStatus.CONFIRMED
     assert all(v.gate_status is None for v in _day(db)[0].bookings[0].visitors)
     with db.read_session() as s:
@@ -236,10 +243,7 @@ def test_a_no_show_is_said_after_the_visit_time_and_only_if_nobody_came(gate_wor
         record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
     assert came.value.codes == {Code.CAME_TO_THE_GATE}
     with db.writing() as s:
-        undo_gate(
-            s, prison=_prison(s), visitor_id=adult, was="turned_away", reason="late",
-            actor=GUARD, now=NOW,
-        )  # fmt: skip
+        _undo(s, visitor_id=adult, was="turned_away", reason="late")
     with db.writing() as s:
         record_no_show(s, prison=_prison(s), booking_id=booking_id, actor=GUARD, now=ends_at)
     assert _status(db, refs["today"]) is BookingStatus.NO_SHOW
@@ -500,10 +504,7 @@ def test_a_turn_away_under_a_booking_cancelled_since_is_not_undone_and_says_why(
         _cancel_as(s, how, reference)
     for _ in range(2):
         with pytest.raises(Rejected) as refused, db.writing() as s:
-            undo_gate(
-                s, prison=_prison(s), visitor_id=maria, was="turned_away", reason="late",
-                actor=GUARD, now=NOW,
-            )  # fmt: skip
+            _undo(s, visitor_id=maria, was="turned_away", reason="late")
         [problem] = refused.value.problems
         assert problem.code is Code.GATE_BOOKING_CANCELLED
         with use_locale("en"):
@@ -523,7 +524,7 @@ def test_a_turn_away_under_a_booking_cancelled_since_is_not_undone_and_says_why(
         undone = select(AuditEvent).where(AuditEvent.action == "visitor.gate_undone")
         assert s.scalars(undone).all() == []
     with db.writing() as s:  # nothing recorded for Luz: nothing to undo, as asked
-        undo_gate(s, prison=_prison(s), visitor_id=luz, was="turned_away", actor=GUARD, now=NOW)
+        _undo(s, visitor_id=luz, was="turned_away")
 
 
 def test_a_cancelled_visit_the_gate_never_saw_frees_the_day(same_day):
@@ -535,10 +536,7 @@ def test_a_cancelled_visit_the_gate_never_saw_frees_the_day(same_day):
             s, prison=_prison(s), visitor_id=maria, reason="late", note="", actor=GUARD, now=NOW
         )
     with db.writing() as s:
-        undo_gate(
-            s, prison=_prison(s), visitor_id=maria, was="turned_away", reason="late",
-            actor=GUARD, now=NOW,
-        )  # fmt: skip
+        _undo(s, visitor_id=maria, was="turned_away", reason="late")
     with db.writing() as s:
         _cancel_as(s, "family", reference)
     assert _book_now(db, slots["16:00"], visitor())
@@ -699,23 +697,17 @@ def test_an_undo_that_does_not_say_what_it_undoes_is_refused(gate_world):
         {**shown, "note": "otra cosa"},
     ):
         with pytest.raises(Rejected) as refused, db.writing() as s:
-            undo_gate(
-                s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW,
-                **{"was": "", **wrong},
-            )  # fmt: skip
+            _undo(s, visitor_id=adult, **{"was": "", **wrong})
         assert refused.value.codes == {Code.GATE_RECORD_CHANGED}, wrong
     with pytest.raises(Rejected), db.writing() as s:
-        undo_gate(s, prison=_prison(s), visitor_id=child, was="turned_away", actor=GUARD, now=NOW)
+        _undo(s, visitor_id=child, was="turned_away")
     assert {v.gate_status for v in _day(db)[0].bookings[0].visitors} == {
         GateStatus.TURNED_AWAY,
         GateStatus.ARRIVED,
         None,
     }
     with db.writing() as s:  # the note as a browser sends it back, line breaks and all
-        undo_gate(
-            s, prison=_prison(s), visitor_id=adult, actor=GUARD, now=NOW,
-            **{**shown, "note": "olía a alcohol\r\n"},
-        )  # fmt: skip
+        _undo(s, visitor_id=adult, **{**shown, "note": "olía a alcohol\r\n"})
     assert _day(db)[0].bookings[0].visitors[0].gate_status is None
 
 
@@ -1097,3 +1089,89 @@ def test_a_turn_away_for_symptoms_is_remembered_two_weeks_at_its_own_prison_in_o
         None,
         None,
     ]
+
+
+def _pause_q1(s, prison="TEST", inmate="Q1"):
+    """Health staff pause visits to the inmate from today, at NOW."""
+    draft = AdvisoryDraft(
+        scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code=inmate,
+        measures=Measures(suspended=True), starts_on=LIMA_TODAY,
+    )  # fmt: skip
+    return issue(
+        s, _prison(s, prison), draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS
+    )
+
+
+def _queued(db, kind: str) -> list[str]:
+    from notifications.outbox import OutboxMessage
+
+    with db.read_session() as s:
+        return list(s.scalars(select(OutboxMessage.subject).where(OutboxMessage.kind == kind)))
+
+
+def test_a_visit_let_in_before_a_health_pause_is_left_for_the_gate_and_its_undo_cancels_it(
+    same_day,
+):
+    """María came in at 10:00 for the 14:00 visit; then health staff pause visits to Q1. The
+    booking is not cancelled (she is inside; no SMS), it is counted apart and the day's list
+    tells the guard to stop the visit. The guard then undoes her check-in (a mistake): the
+    booking is not left confirmed inside the pause, it is cancelled as the pause would have
+    (seats back, the family told), and the family hears when the pause is lifted."""
+    db, slots, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        effect = _pause_q1(s)
+        assert effect.cancelled == []
+        assert [b.reference for b in effect.at_gate] == [reference]
+        advisory_id = effect.advisory.id
+        issued = s.scalar(select(AuditEvent).where(AuditEvent.action == "advisory.issued"))
+        assert issued.details["at_gate"] == [reference]
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    assert _queued(db, "health_suspended") == []
+    [slot] = [slot for slot in _day(db) if slot.slot_id == slots["14:00"]]
+    [listed] = slot.bookings
+    assert listed.stop_visit
+    with db.writing() as s:
+        _undo(s, visitor_id=maria, was="arrived")
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    assert _queued(db, "health_suspended") == [f"booking:{reference}"]
+    with db.read_session() as s:
+        assert s.get(Slot, slots["14:00"]).seats_taken == 0
+        applied = s.scalar(
+            select(AuditEvent).where(AuditEvent.action == "advisory.applied_to_undone")
+        )
+        assert applied.details["cancelled"] == [reference]
+    with db.writing() as s:
+        lift(s, advisory_id, _prison(s), now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+    assert _queued(db, "health_reopened") == [f"booking:{reference}"]
+
+
+def test_an_undone_check_in_outside_any_pause_leaves_the_booking_confirmed(same_day):
+    db, _, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        _undo(s, visitor_id=maria, was="arrived")
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+    assert _queued(db, "health_suspended") == []
+
+
+def test_the_gate_list_says_to_stop_a_visit_a_pause_caught_inside_and_its_undo_cancels_it(
+    guards, db
+):
+    a, _ = guards
+    reference, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    assert _post(a, f"/visitors/{maria}/arrived").status_code == 303
+    with db.writing() as s:
+        _pause_q1(s, "QUENCORO", "Q10001")
+    page = a.get("/staff/p/QUENCORO/day?lang=en")
+    assert "Already inside: visits paused, stop this visit" in text(page)
+    undo = f"/staff/p/QUENCORO/visitors/{maria}/undo"
+    shown = _form(a.get("/staff/p/QUENCORO/day").text, undo)
+    assert a.post(undo, data=shown, follow_redirects=False).status_code == 303
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    assert _queued(db, "health_suspended") == [f"booking:{reference}"]
+    assert f'id="b-{reference}"' not in a.get("/staff/p/QUENCORO/day").text

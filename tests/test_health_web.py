@@ -5,7 +5,7 @@ see the flags, only health staff change anything."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, time
 
 import pytest
 from sqlalchemy import func, select
@@ -14,11 +14,13 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, make_inmate, make_prison
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
+from tests.test_gate import GUARD, _quencoro_visit
 from tests.test_pages import form_fields, identify, text
 from tests.test_races import race
 from visits.advisories import HealthAdvisory
 from visits.booking import BookingStatus
 from visits.db import Database, make_engine
+from visits.gate import record_arrival
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison, prison_by_code
@@ -391,3 +393,30 @@ def test_going_back_from_a_preview_keeps_what_was_typed_and_changes_nothing(book
     assert status_of(db, refs["carlos"]) is BookingStatus.CONFIRMED  # nothing suspended
     with db.read_session() as s:
         assert s.scalar(select(HealthAdvisory.suspended)) is False
+
+
+def test_a_visit_already_let_in_at_the_gate_is_listed_apart_not_cancelled(booked, db):
+    """Someone of a 14:00 visit for Carlos came in at 10:00: suspending wing A does not cancel
+    it (the person is inside), and health staff see it apart, before and after, to tell the
+    gate."""
+    staff, _, refs, _ = booked
+    reference, _, maria = _quencoro_visit(db, date(2026, 12, 1), time(14))
+    with db.writing() as s:
+        record_arrival(
+            s, prison=prison_by_code(s, "QUENCORO"), visitor_id=maria, actor=GUARD, now=NOW
+        )
+    form = {**WING_A_MASKS, "suspended": "1"}
+    preview = _post(staff, "/preview?lang=en", **form)
+    assert _affected(preview) == 2  # Carlos's and Teófilo's Wednesday bookings
+    at_gate = re.search(r'<h2 id="at-gate">(.*?)</h2>(.*?)</table>', preview.text, re.S)
+    assert "1 booking already checked in at the gate: tell the gate" in at_gate.group(1)
+    assert display(reference) in at_gate.group(2)
+    assert display(refs["carlos"]) not in at_gate.group(2)
+    done = _post(staff, **form)
+    assert "cancelled=2" in done.headers["location"]
+    assert "at_gate=1" in done.headers["location"]
+    page = text(staff.get(f"{done.headers['location']}&lang=en"))
+    assert "1 booking already checked in at the gate was not cancelled" in page
+    assert f"Already checked in at the gate, tell the gate: {display(reference)}" in page
+    assert status_of(db, reference) is BookingStatus.ATTENDED
+    assert reference not in _messages(db, "health_suspended")

@@ -4,7 +4,7 @@ transaction, each family told once; lifting reopens booking. On each database.""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,9 +15,10 @@ from tests.test_races import LATE, attempt, booking_count, interrupted_stream, r
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, create_booking
 from visits.db import Database, make_engine
+from visits.gate import Actor, record_arrival
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.inmate import Inmate
-from visits.issuing import AdvisoryDraft, issue, lift, reissue
+from visits.issuing import AdvisoryDraft, issue, lift, preview, reissue
 from visits.prison import Prison, Wing
 from visits.problems import Rejected
 from visits.roster import import_roster
@@ -298,3 +299,38 @@ def test_an_inmate_the_roster_moves_into_a_wing_under_measures_has_the_family_to
     assert f"booking:{refs['Q3']}" in _sms(db, "health_measure")
     _roster(db, {"Q1": "A", "Q2": "A", "Q3": "A"})  # the same file again: nobody told twice
     assert len(_sms(db, "health_measure")) == 3
+
+
+def test_a_preview_lists_apart_a_visit_already_let_in_at_the_gate(booked):
+    """Q1's family came in at 10:00 for a 14:00 visit today: suspending wing A lists it apart
+    (the gate must stop it), never among the bookings it cancels; a measure that does not
+    suspend leaves it out (nobody inside is told by SMS)."""
+    db, refs = booked
+    with db.writing() as s:
+        prison = s.scalar(select(Prison))
+        today = make_slot(s, prison, date(2026, 12, 1), start=time(14))
+        booking = create_booking(
+            s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
+            request=request_for(today, visitor("46666666")), now=NOW - timedelta(days=3),
+            secret_key="k", sms_policy=SMS,
+        ).booking  # fmt: skip
+        record_arrival(
+            s, prison=prison, visitor_id=booking.visitors[0].id, actor=Actor("staff:g", ""),
+            now=NOW,
+        )  # fmt: skip
+        inside = booking.reference
+    draft = AdvisoryDraft(
+        scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE, measures=Measures(suspended=True),
+        starts_on=date(2026, 12, 1), wing_code="A",
+    )  # fmt: skip
+    with db.read_session() as s:
+        found = preview(s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud")
+        assert [b.reference for b in found.at_gate] == [inside]
+        assert sorted(b.reference for b in found.cancelled) == sorted([refs["Q1"], refs["Q2"]])
+        masks = replace(draft, measures=Measures(masks=True))
+        found = preview(s, s.scalar(select(Prison)), masks, now=NOW, actor="staff:salud")
+        assert found.at_gate == []
+        assert inside not in {b.reference for b in found.bookings + found.told}
+    _, cancelled, _ = _issue(db)
+    assert inside not in cancelled
+    assert _status(db, inside) is BookingStatus.ATTENDED

@@ -24,7 +24,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit, health, screening, sms
+from visits import audit, health, issuing, screening, sms
 from visits.advisories import for_booking, in_force
 from visits.audit import AuditEvent
 from visits.base import Base, UTCDateTime, str_enum
@@ -151,6 +151,12 @@ class GateBooking:
         """Whether anyone of it came to the gate: let in, turned away, or asked the health
         questions there (see :func:`record_no_show`)."""
         return any(v.gate_status is not None or Stage.GATE in v.screened for v in self.visitors)
+
+    @property
+    def stop_visit(self) -> bool:
+        """Someone of it came in, and a health measure pauses the visit (a suspension issued
+        since leaves such a booking for the gate to stop: :mod:`visits.issuing`)."""
+        return self.status is BookingStatus.ATTENDED and self.measures.suspended
 
 
 @dataclass
@@ -589,6 +595,7 @@ def undo_gate(
     recorded_at: str | None = None,
     actor: Actor,
     now: datetime,
+    sms_policy: SmsPolicy,
 ) -> Booking:
     """A mistake at the gate: the visitor is expected again (and the booking confirmed again
     when nobody else of it came in). The audit trail keeps what was undone.
@@ -609,7 +616,15 @@ def undo_gate(
     (see the README's gate section); the cancellation gave the seats back and kept the day
     for the visitor the gate saw (:func:`visits.booking.cancel_booking`) with that record in
     place, and undoing it now would change what the cancellation decided, on a booking no
-    list shows any more. A mistake is undone while the booking stands."""
+    list shows any more. A mistake is undone while the booking stands.
+
+    Decision: a check-in undone on a booking a health suspension issued since left alone
+    (it was attended: :mod:`visits.issuing`) is cancelled by the undo, as the suspension
+    would have cancelled it, when its visit is still to come: seats back, the family told by
+    SMS (and told when the suspension is lifted). Refusing the undo instead would keep a
+    mistaken "came in" on the list, and a family who never came would not learn their visit
+    is off; leaving it confirmed would offer them a visit inside the pause. The undo is the
+    guard's, and the booking leaves the list (cancelled bookings are not listed)."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now, _UNDO_STEPS)
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
@@ -632,6 +647,11 @@ def undo_gate(
         booking.status = BookingStatus.CONFIRMED
     booking.updated_at = now
     _audit(session, booking, visitor, "visitor.gate_undone", actor, now, was=shown.value)
+    if booking.status is BookingStatus.CONFIRMED:
+        issuing.apply_to_undone(
+            session, booking, now=now, actor=actor.name, origin=actor.origin,
+            sms_policy=sms_policy,
+        )  # fmt: skip
     return booking
 
 

@@ -6,7 +6,11 @@ day is re-evaluated; where visits are suspended it is cancelled and the family g
 and how to book again, otherwise a confirmed booking's family is told the measures for its visit
 (every advisory's) and what they ask. A family is told once for the same measures: issuing the
 same measures again, or another advisory that changes nothing for their visit, tells nobody
-twice. Every inmate the advisory covers
+twice. A booking whose visitor the gate already let in (``attended``, before its visit time)
+is not cancelled where visits are suspended (the person is inside: an SMS cancelling it would
+be wrong): it is counted apart, for health staff to tell the gate, and the gate's list flags
+it. If the gate then undoes that check-in, :func:`apply_to_undone` cancels it as issuing would
+have. Every inmate the advisory covers
 is locked first (bookings lock their inmate before reading advisories), so no booking slips in
 between. Lifting reopens booking; what was cancelled stays cancelled.
 """
@@ -70,6 +74,8 @@ class Effect:
     told: list[Booking] = field(default_factory=list)
     # Lifting: one booking per family told it can book again.
     reopened: list[Booking] = field(default_factory=list)
+    # Suspending: bookings already let in at the gate, left as they are (tell the gate).
+    at_gate: list[Booking] = field(default_factory=list)
     # The same confirmation came again (a double click): nothing more was done.
     replayed: bool = False
 
@@ -79,7 +85,17 @@ class Preview:
     """What issuing or changing an advisory would do, before health staff confirm."""
 
     advisory: HealthAdvisory  # not stored
-    bookings: list[Booking]  # every booking still to come that it covers
+    found: list[Booking]  # every booking still to come that it covers (see :func:`touched`)
+
+    @property
+    def bookings(self) -> list[Booking]:
+        """Those it cancels or whose families it tells (not those let in at the gate)."""
+        return [b for b in self.found if b.status is not BookingStatus.ATTENDED]
+
+    @property
+    def at_gate(self) -> list[Booking]:
+        """Suspending: bookings let in at the gate already, which the gate must stop."""
+        return _at_gate(self.advisory, self.found)
 
     @property
     def cancelled(self) -> list[Booking]:
@@ -184,14 +200,14 @@ def touched(
     inmate_ids: Sequence[int] | None = None,
 ) -> list[Booking]:
     """The bookings still to come that the advisory covers, from its first day (of these
-    inmates only, when given)."""
+    inmates only, when given): those holding seats, and those let in at the gate already."""
     query = (
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
         .join(Inmate, Booking.inmate_id == Inmate.id)
         .where(
             Booking.prison_id == advisory.prison_id,
-            Booking.status.in_(HOLDS_SEATS),
+            Booking.status.in_((*HOLDS_SEATS, BookingStatus.ATTENDED)),
             Slot.starts_at > now,
             Slot.local_date >= advisory.starts_on,
         )
@@ -220,6 +236,7 @@ def _take_effect(
     # Locked and reloaded first: a family's cancel or move of one of them waits, or finished
     # first (then nothing is queued for a booking that no longer goes ahead).
     lock_for_cancelling(session, bookings)
+    effect.at_gate = _at_gate(advisory, bookings)
     if advisory.suspended:
         for booking in bookings:
             if booking.can_change(now):
@@ -241,6 +258,51 @@ def _take_effect(
         sms.queue_health_measure(session, booking, sms_policy, now, measures)
         effect.told.append(booking)
     return effect
+
+
+def _at_gate(advisory: HealthAdvisory, bookings: list[Booking]) -> list[Booking]:
+    if not advisory.suspended:
+        return []
+    return [b for b in bookings if b.status is BookingStatus.ATTENDED]
+
+
+def apply_to_undone(
+    session: Session,
+    booking: Booking,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> bool:
+    """The gate undid the check-in of a booking (locked by the caller), confirmed again: if a
+    suspension in force pauses its visit and the visit is still to come, it is cancelled as
+    issuing that suspension would have (seats back, the family told by SMS, and told again
+    when it is lifted); whether it was. A visit already begun stays, as issuing leaves it."""
+    if not booking.can_change(now):
+        return False
+    rows = session.scalars(
+        select(HealthAdvisory)
+        .where(
+            HealthAdvisory.prison_id == booking.prison_id,
+            HealthAdvisory.lifted_at.is_(None),
+            HealthAdvisory.suspended,
+            HealthAdvisory.starts_on <= booking.slot.local_date,
+        )
+        .order_by(HealthAdvisory.id)
+    )
+    inmate = booking.inmate
+    covering = (a for a in rows if a.rule().covers(booking.prison_id, inmate.wing_id, inmate.id))
+    advisory = next(covering, None)
+    if advisory is None:
+        return False
+    cancel_booking(
+        session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
+        cause=CancelCause.HEALTH_SUSPENDED,
+    )  # fmt: skip
+    effect = Effect(advisory, cancelled=[booking])
+    _audit(session, advisory, "advisory.applied_to_undone", now, actor, origin, effect)
+    return True
 
 
 def issue(
@@ -430,7 +492,7 @@ def apply_to_moved(
             session, advisory, now=now, actor=actor, origin=origin, sms_policy=sms_policy,
             inmate_ids=list(inmate_ids),
         )  # fmt: skip
-        if effect.cancelled or effect.told:
+        if effect.cancelled or effect.told or effect.at_gate:
             _audit(session, advisory, "advisory.applied_to_moved", now, actor, origin, effect)
         effects.append(effect)
     return effects
@@ -549,7 +611,8 @@ def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> Non
             "cancelled": [b.reference for b in effect.cancelled],
             "told": len(effect.told),
         }
-        | ({"reopened": len(effect.reopened)} if effect.reopened else {}),
+        | ({"reopened": len(effect.reopened)} if effect.reopened else {})
+        | ({"at_gate": [b.reference for b in effect.at_gate]} if effect.at_gate else {}),
         origin=origin,
     )
     session.flush()

@@ -150,6 +150,7 @@ def _words() -> dict[object, str]:
         non_contact=gettext("No contact"),
         no_high_risk=gettext("No under-5s, pregnant or low-defence visitors"),
         suspended=gettext("Visits paused"),
+        stop_visit=gettext("Already inside: visits paused, stop this visit"),
         inform=gettext("Health measure"),
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
@@ -271,7 +272,7 @@ def _step(
     client: str,
     record: Callable[..., Booking],
     target: dict[str, int],
-    **given: str,
+    **given: object,
 ) -> Response:
     """One step at the gate (``record`` with the visitor or booking ``target`` names, and
     what the form ``given`` says): committed and back to the booking's row, or its day's
@@ -438,13 +439,17 @@ def undo(
     session: WriteSession,
     now: Now,
     client: ClientKey,
+    sms: Sms,
     values: FormValues,
 ) -> Response:
     """Undo what the list showed for the visitor (the form says what it was): a record that
-    changed since the page was loaded is refused, not erased."""
+    changed since the page was loaded is refused, not erased. A check-in undone inside a
+    health suspension cancels the booking (:func:`visits.gate.undo_gate`)."""
     shown = {key: values.get(key, "") for key in ("was", "reason", "note", "recorded_at")}
     target = {"visitor_id": visitor_id}
-    return _step(request, who, session, now, client, gate.undo_gate, target, **shown)
+    return _step(
+        request, who, session, now, client, gate.undo_gate, target, sms_policy=sms, **shown
+    )
 
 
 @router.post("/bookings/{booking_id}/no-show")

@@ -185,6 +185,7 @@ def _preview_page(
         bookings=preview.bookings,
         cancelled=preview.cancelled,
         told=preview.told,
+        at_gate=preview.at_gate,
         names=names,
         carried={k: values.get(k, "") for k in DRAFT_FIELDS if values.get(k)},
         # Confirming twice (a double click, a reload) issues one advisory.
@@ -255,9 +256,8 @@ def _applied(
     """Commit what issuing or changing did, and show the advisory with its counts."""
     advisory_id = effect.advisory.id
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    target = _path(
-        who, advisory_id, done=done, cancelled=len(effect.cancelled), told=len(effect.told)
-    )
+    counts = {"cancelled": len(effect.cancelled), "told": len(effect.told)}
+    target = _path(who, advisory_id, done=done, at_gate=len(effect.at_gate), **counts)
     return RedirectResponse(target, status_code=303)
 
 
@@ -291,6 +291,7 @@ def _detail_page(
         done=request.query_params.get("done", ""),
         cancelled=shown_count(request.query_params.get("cancelled", "")),
         told=shown_count(request.query_params.get("told", "")),
+        at_gate=shown_count(request.query_params.get("at_gate", "")),
     )
 
 
