@@ -925,3 +925,54 @@ def test_refusals_that_reveal_someone_are_throttled(client):
     throttled = review(client, form)
     assert throttled.status_code == 429
     assert "Espera 15 minutos" in text(throttled)
+
+
+def _cancel_by(db, how: str, reference: str) -> None:
+    """Cancel the booking (Carlos's, Q10001) the way ``how`` says."""
+    from datetime import date
+
+    from tests.factories import SMS
+    from visits.booking import cancel_booking
+    from visits.health import AdvisoryKind, Measures, Scope
+    from visits.issuing import AdvisoryDraft, issue
+    from visits.prison import prison_by_code
+    from visits.suspensions import Actor, suspend_inmate
+
+    with db.writing() as s:
+        prison = prison_by_code(s, "QUENCORO")
+        if how == "health":
+            draft = AdvisoryDraft(
+                scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code="Q10001",
+                measures=Measures(suspended=True), starts_on=date(2026, 12, 1),
+            )  # fmt: skip
+            issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
+        elif how == "inmate":
+            suspend_inmate(
+                s, prison, code="Q10001", until=date(2027, 1, 31), reason="Pelea en el patio",
+                by=Actor("staff:admin", "", NOW), sms_policy=SMS,
+            )  # fmt: skip
+        else:
+            booking = s.scalar(select(Booking).where(Booking.reference == reference))
+            cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
+
+
+@pytest.mark.parametrize(
+    ("how", "why", "book_again"),
+    [
+        ("health", "A health measure pauses visits at this prison. We are sorry.", True),
+        ("family", "Cancelled at your request.", True),
+        ("inmate", "Visits to the person you visit are suspended for now.", False),
+    ],
+)
+def test_a_cancelled_booking_says_why_in_family_words_and_how_to_book_again(
+    client, db, how, why, book_again
+):
+    _, location = booked(client)
+    _cancel_by(db, how, location.split("?")[0].rsplit("/", 1)[1].replace("-", ""))
+    page = client.get(f"{location}&lang=en")
+    shown = text(page)
+    assert "Cancelled" in shown
+    assert why in shown
+    assert "Pelea" not in shown  # staff's reason stays with staff
+    assert ('href="/p/QUENCORO"' in page.text) is book_again
+    assert ("Book another visit" in shown) is book_again

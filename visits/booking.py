@@ -1107,6 +1107,40 @@ def cancel_booking(
     return booking
 
 
+# Who or what cancelled a booking, besides the prison's causes (:class:`CancelCause`).
+BY_FAMILY = "family"  # the family, on its page, by SMS, or staff at its request
+HOLD_EXPIRED = "hold_expired"  # the code sent to the phone was never typed
+
+
+def cancelled_why(session: Session, booking: Booking) -> str | None:
+    """Why this cancelled booking was cancelled, as its history recorded it: a
+    :class:`CancelCause` value when the prison cancelled it, :data:`BY_FAMILY` or
+    :data:`HOLD_EXPIRED` (``None``: not cancelled, or no such record). Never the reason staff
+    typed: a suspension's is for staff only, and the family page says the cause in its own
+    words."""
+    if booking.status is not BookingStatus.CANCELLED:
+        return None
+    action = session.scalar(
+        select(audit.AuditEvent.action)
+        .where(
+            audit.AuditEvent.entity == "booking",
+            audit.AuditEvent.entity_id == booking.reference,
+            or_(
+                audit.AuditEvent.action.startswith("booking.cancelled"),
+                audit.AuditEvent.action == "booking.hold_expired",
+            ),
+        )
+        .order_by(audit.AuditEvent.at.desc(), audit.AuditEvent.id.desc())
+        .limit(1)
+    )
+    if action is None:
+        return None
+    if action == "booking.hold_expired":
+        return HOLD_EXPIRED
+    cause = action.removeprefix("booking.cancelled").removeprefix("_")
+    return cause if cause in set(CancelCause) else BY_FAMILY
+
+
 def _cancel(
     session: Session,
     booking: Booking,

@@ -27,6 +27,7 @@ from visits.booking import (
     Pause,
     authorised_booking,
     cancel_booking,
+    cancelled_why,
     check_booking,
     create_booking,
     find_booking,
@@ -570,6 +571,7 @@ def _booking_page(
         # The session that found the booking (still open for this request).
         measures=advisories.for_booking(object_session(booking), booking),
         advised=screening.advised(object_session(booking), list(booking.visitors)),
+        cancelled_why=cancelled_why(object_session(booking), booking),
         done=done,
         problems=problems or [],
     )

@@ -193,6 +193,32 @@ def audit_action(action: str) -> str:
     return gettext(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else action
 
 
+# Why a family's booking was cancelled (:func:`visits.booking.cancelled_why`), said to the
+# family on its booking page: the cause in general words, never staff's reason.
+CANCELLED_WHY = {
+    "closed": N_("The prison has no visits at that time. We are sorry."),
+    "inmate_suspended": N_(
+        "Visits to the person you visit are suspended for now. Please ask the prison."
+    ),
+    "inmate_not_active": N_(
+        "The person you visit can no longer receive visits at this prison. Please ask the prison."
+    ),
+    "visitor_barred": N_(
+        "Someone in this booking may not visit this prison for now. You can book without them."
+    ),
+    "health_suspended": N_(
+        "A health measure pauses visits at this prison. We are sorry. You can book again "
+        "when visits reopen."
+    ),
+    "family": N_("Cancelled at your request."),
+    "hold_expired": N_("The code we sent by SMS was not entered in time."),
+}
+
+
+def cancelled_why(why: str) -> str:
+    return gettext(CANCELLED_WHY[why]) if why in CANCELLED_WHY else ""
+
+
 # The family forms' fields, as their labels read: the error summary names the field each
 # problem is about ("Visitor 2 · Birth date: ..."), since "Fill this in" five times says little.
 FIELD_LABELS = {

@@ -20,6 +20,7 @@ from visits.problems import Audience, Problem, message
 from web.labels import (
     actor_name,
     audit_action,
+    cancelled_why,
     field_label,
     label,
     message_detail,
@@ -165,6 +166,7 @@ def make_templates() -> Jinja2Templates:
         message_reason=message_reason,
         message_status=message_status,
         audit_action=audit_action,
+        cancelled_why=cancelled_why,
         actor_name=actor_name,
         turn_away_reason=turn_away_reason,
         weekday_name=weekday_name,
