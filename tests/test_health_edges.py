@@ -48,7 +48,7 @@ from visits.gate import (
 from visits.health import AdvisoryKind, Measures, Scope
 from visits.i18n import use_locale
 from visits.inmate import Inmate
-from visits.issuing import AdvisoryDraft, issue, lift, reissue
+from visits.issuing import AdvisoryDraft, issue, lift, preview_change, preview_lift, reissue
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
 from visits.screening import QUESTIONS, Answers, Outcome, Stage, Symptom
@@ -555,6 +555,32 @@ def test_families_hear_book_again_when_the_last_suspension_over_them_is_lifted(d
     _lift(db, whole)  # wing B's family too: the whole prison's pause cancelled theirs
     everyone = sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2", "Q3"))
     assert _sms(db, "health_reopened") == everyone  # each family once
+
+
+def test_the_previews_count_the_book_again_texts_that_lifting_and_easing_send(db):
+    """The previews ask the code that queues the texts: the same families, before and after,
+    whatever other suspension still pauses some of them."""
+    refs = _setup(db)
+    wing, _, _ = _issue(db)  # wing A paused: Q1's and Q2's bookings cancelled
+    whole, _, _ = _issue(db, scope=Scope.PRISON, wing_code=None)  # then Q3's too
+
+    def previewed(advisory_id, measures=None) -> list[str]:
+        with db.read_session() as s:
+            prison = s.scalar(select(Prison))
+            if measures is None:
+                found = preview_lift(s, advisory_id, prison)
+            else:
+                found = preview_change(s, advisory_id, prison, measures, now=NOW)
+            return sorted(f"booking:{b.reference}" for b in found.reopened)
+
+    assert previewed(wing) == previewed(wing, Measures(masks=True)) == []  # still paused
+    assert previewed(whole, Measures(masks=True)) == [f"booking:{refs['Q3']}"]
+    assert previewed(whole, Measures(suspended=True)) == []  # still suspends: nobody
+    _lift(db, wing)
+    everyone = sorted(f"booking:{refs[c]}" for c in ("Q1", "Q2", "Q3"))
+    assert previewed(whole) == previewed(whole, Measures(masks=True)) == everyone
+    _reissue(db, whole, Measures(masks=True))
+    assert _sms(db, "health_reopened") == everyone  # what the previews said
 
 
 def test_a_second_suspension_eased_tells_again(db):

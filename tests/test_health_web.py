@@ -18,6 +18,7 @@ from tests.test_gate import GUARD, _quencoro_visit
 from tests.test_pages import form_fields, identify, text
 from tests.test_races import race
 from visits.advisories import HealthAdvisory
+from visits.audit import AuditEvent
 from visits.booking import BookingStatus
 from visits.db import Database, make_engine
 from visits.gate import record_arrival
@@ -184,6 +185,63 @@ def test_suspending_a_wing_cancels_its_bookings_and_lifting_reopens_it(booked, d
     again = staff.post(f"{advisory}/lift", data={"csrf_token": staff_token(staff)})
     assert again.status_code == 409  # already lifted: said, nothing changes
     assert status_of(db, refs["carlos"]) is BookingStatus.CANCELLED  # stays cancelled
+
+
+REOPENED = "{} families whose visits were cancelled get an SMS: they can book again."
+
+
+def _suspended_wing_a(staff, db) -> str:
+    """Wing A's visits suspended: Carlos's and Teófilo's bookings cancelled; the advisory.
+    The pages in English from here on."""
+    assert staff.get(f"{PAGE}?lang=en").status_code == 200
+    done = _post(staff, **WING_A_MASKS, suspended="1")
+    assert "cancelled=2" in done.headers["location"]
+    return done.headers["location"].split("?")[0]
+
+
+def test_easing_a_suspension_says_before_and_after_how_many_families_can_book_again(booked, db):
+    staff = booked[0]
+    advisory = _suspended_wing_a(staff, db)
+    eased = {"masks": "1", "csrf_token": staff_token(staff)}
+    preview = staff.post(f"{advisory}/preview", data=eased)
+    assert preview.status_code == 200
+    assert REOPENED.format(2) in text(preview)  # what confirming sends, counted first
+    assert _messages(db, "health_reopened") == {}  # a preview sends nothing
+    done = staff.post(advisory, data=eased, follow_redirects=False)
+    assert done.status_code == 303
+    assert len(_messages(db, "health_reopened")) == 2
+    assert REOPENED.format(2) in text(staff.get(done.headers["location"]))
+    again = staff.post(f"{advisory}/preview", data={**eased, "inform": "1"})
+    assert "whose visits were cancelled" not in text(again)  # not suspended now: nobody
+
+
+def test_lifting_shows_first_whom_it_tells_and_a_double_click_lifts_once(booked, db):
+    staff, family, _, nine = booked
+    advisory = _suspended_wing_a(staff, db)
+    page = staff.get(advisory).text
+    assert f'action="{advisory}/lift/preview"' in page
+    assert f'action="{advisory}/lift"' not in page  # no click that texts families at once
+    preview = staff.post(f"{advisory}/lift/preview", data={"csrf_token": staff_token(staff)})
+    assert preview.status_code == 200
+    assert REOPENED.format(2) in text(preview)
+    assert _messages(db, "health_reopened") == {}
+    with db.read_session() as s:
+        assert s.scalar(select(HealthAdvisory.lifted_at)) is None  # a preview lifts nothing
+    assert f'href="{advisory}"' in preview.text  # back to the advisory, unchanged
+    key = re.search(r'name="key" value="([^"]+)"', preview.text).group(1)
+    form = {"csrf_token": staff_token(staff), "key": key}
+    first = staff.post(f"{advisory}/lift", data=form, follow_redirects=False)
+    second = staff.post(f"{advisory}/lift", data=form, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == first.headers["location"]  # answered as the first
+    assert "told=2" in first.headers["location"]
+    assert len(_messages(db, "health_reopened")) == 2  # each family once
+    with db.read_session() as s:
+        lifts = s.scalars(select(AuditEvent).where(AuditEvent.action == "advisory.lifted"))
+        assert len(list(lifts)) == 1
+    assert try_booking(family, nine, *CARLOS, "44444444", "987654324").status_code == 201
+    stale = staff.post(f"{advisory}/lift/preview", data={"csrf_token": staff_token(staff)})
+    assert stale.status_code == 409  # lifted already: said, nothing to preview
 
 
 def test_changing_the_measures_tells_only_what_is_new(booked, db):

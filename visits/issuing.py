@@ -78,6 +78,14 @@ class Effect:
     at_gate: list[Booking] = field(default_factory=list)
     # The same confirmation came again (a double click): nothing more was done.
     replayed: bool = False
+    # A lift sent again: how many families the first one told they can book again.
+    reopened_before: int = 0
+
+    @property
+    def reopened_count(self) -> int:
+        """How many families this lift (or change), or the first one if it came again, told
+        they can book again."""
+        return self.reopened_before if self.replayed else len(self.reopened)
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Preview:
 
     advisory: HealthAdvisory  # not stored
     found: list[Booking]  # every booking still to come that it covers (see :func:`touched`)
+    # One booking per family told it can book again (visits no longer suspended, or lifted).
+    reopened: list[Booking] = field(default_factory=list)
 
     @property
     def bookings(self) -> list[Booking]:
@@ -367,7 +377,15 @@ def preview_change(
     changed = HealthAdvisory(
         **{c: getattr(advisory, c) for c in _COPIED}, **_measure_columns(measures)
     )
-    return Preview(changed, touched(session, changed, now))
+    reopened = _reopened(session, advisory) if _reopens(advisory, measures) else []
+    return Preview(changed, touched(session, changed, now), reopened)
+
+
+def preview_lift(session: Session, advisory_id: int, prison: Prison) -> Preview:
+    """What :func:`lift` would do now: the families it would tell they can book again
+    (nothing is stored). Raises :class:`Rejected`."""
+    advisory = _advisory(session, advisory_id, prison)
+    return Preview(advisory, [], _reopened(session, advisory))
 
 
 def _advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvisory:
@@ -432,7 +450,7 @@ def reissue(
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     reject_if(measure_problems(measures))
     _lock_scope(session, advisory)
-    reopens = advisory.suspended and not measures.suspended
+    reopens = _reopens(advisory, measures)
     if measures != advisory.measures:
         for column, value in _measure_columns(measures).items():
             setattr(advisory, column, value)
@@ -457,18 +475,24 @@ def lift(
     actor: str,
     origin: str,
     sms_policy: SmsPolicy,
+    key: str = "",
 ) -> Effect:
     """Lift an advisory (only a health user does, never a timer): visits it paused can be
     booked again; bookings it cancelled stay cancelled, and their families are told they can
-    book again (once per phone)."""
+    book again (once per phone). The preview's ``key`` sent again (a double click) does
+    nothing more: the effect comes back ``replayed``, with as many families as the first told
+    (see :func:`visits.audit.done_with`)."""
     require_write_lock(session)
     _lock_suspensions(session, prison, advisory_id)
     advisory = _locked_advisory(session, advisory_id, prison)
+    key = audit.submission_key(key)
+    if done := audit.done_with(session, "advisory", advisory.id, ("advisory.lifted",), key):
+        return Effect(advisory, replayed=True, reopened_before=done.details.get("reopened", 0))
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now
     effect = Effect(advisory, reopened=_tell_reopened(session, advisory, now, sms_policy))
-    _audit(session, advisory, "advisory.lifted", now, actor, origin, effect)
+    _audit(session, advisory, "advisory.lifted", now, actor, origin, effect, key)
     return effect
 
 
@@ -545,13 +569,28 @@ def _lock_suspensions(session: Session, prison: Prison, advisory_id: int) -> Non
     lock_rows(session, HealthAdvisory.id, ids)
 
 
+def _reopens(advisory: HealthAdvisory, measures: Measures) -> bool:
+    """Whether changing the advisory to these measures lets paused visits be booked again."""
+    return advisory.suspended and not measures.suspended
+
+
 def _tell_reopened(
     session: Session, advisory: HealthAdvisory, now: datetime, sms_policy: SmsPolicy
 ) -> list[Booking]:
+    """Tell the families of :func:`_reopened` they can book again. Called when an advisory
+    is lifted or stops suspending visits."""
+    latest = _reopened(session, advisory)
+    for booking in latest:
+        key = f"advisory:{advisory.id}:v{advisory.version}:reopened:{booking.contact_phone}"
+        sms.queue_health_reopened(session, booking, sms_policy, now, key)
+    return latest
+
+
+def _reopened(session: Session, advisory: HealthAdvisory) -> list[Booking]:
     """Families whose visits any suspension of the prison cancelled, and whose inmate no
-    suspension covers now, learn they can book again: one message per phone (from its latest
-    booking, in its language), unless it was told so since its last such cancellation. Called
-    when an advisory is lifted or stops suspending visits."""
+    suspension other than this advisory covers, can book again once it pauses no visit: one
+    booking per phone (its latest, whose language the message takes), unless it was told so
+    since its last such cancellation. The previews count what lifting and changing send."""
     advisories = session.scalars(
         select(HealthAdvisory.id).where(HealthAdvisory.prison_id == advisory.prison_id)
     ).all()
@@ -569,8 +608,18 @@ def _tell_reopened(
             select(Booking).where(Booking.reference.in_(references)).order_by(Booking.id)
         )
     )
-    # Only where no advisory still pauses visits to that inmate (on any day).
-    still = [a for a in in_force(session, advisory.prison_id, date.max) if a.measures.suspended]
+    # Only where no other advisory still pauses visits to that inmate (on any day).
+    still = [
+        other.rule()
+        for other in session.scalars(
+            select(HealthAdvisory).where(
+                HealthAdvisory.prison_id == advisory.prison_id,
+                HealthAdvisory.lifted_at.is_(None),
+                HealthAdvisory.suspended,
+                HealthAdvisory.id != advisory.id,
+            )
+        )
+    ]
     latest: dict[str, Booking] = {}
     since: dict[str, datetime] = {}
     for booking in cancelled:
@@ -589,13 +638,10 @@ def _tell_reopened(
     for phone, at in told:
         if at is not None and at > since[phone]:
             del latest[phone]  # told already, and nothing cancelled since
-    for phone, booking in latest.items():
-        key = f"advisory:{advisory.id}:v{advisory.version}:reopened:{phone}"
-        sms.queue_health_reopened(session, booking, sms_policy, now, key)
     return list(latest.values())
 
 
-def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> None:
+def _audit(session, advisory, action, now, actor, origin, effect: Effect, key="") -> None:
     audit.record(
         session,
         at=now,
@@ -612,7 +658,8 @@ def _audit(session, advisory, action, now, actor, origin, effect: Effect) -> Non
             "told": len(effect.told),
         }
         | ({"reopened": len(effect.reopened)} if effect.reopened else {})
-        | ({"at_gate": [b.reference for b in effect.at_gate]} if effect.at_gate else {}),
+        | ({"at_gate": [b.reference for b in effect.at_gate]} if effect.at_gate else {})
+        | ({"key": key} if key else {}),
         origin=origin,
     )
     session.flush()

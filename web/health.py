@@ -186,6 +186,7 @@ def _preview_page(
         cancelled=preview.cancelled,
         told=preview.told,
         at_gate=preview.at_gate,
+        reopened=preview.reopened,
         names=names,
         carried={k: values.get(k, "") for k in DRAFT_FIELDS if values.get(k)},
         # Confirming twice (a double click, a reload) issues one advisory.
@@ -257,7 +258,8 @@ def _applied(
     advisory_id = effect.advisory.id
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
     counts = {"cancelled": len(effect.cancelled), "told": len(effect.told)}
-    target = _path(who, advisory_id, done=done, at_gate=len(effect.at_gate), **counts)
+    counts |= {"at_gate": len(effect.at_gate), "reopened": len(effect.reopened)}
+    target = _path(who, advisory_id, done=done, **counts)
     return RedirectResponse(target, status_code=303)
 
 
@@ -292,6 +294,7 @@ def _detail_page(
         cancelled=shown_count(request.query_params.get("cancelled", "")),
         told=shown_count(request.query_params.get("told", "")),
         at_gate=shown_count(request.query_params.get("at_gate", "")),
+        reopened=shown_count(request.query_params.get("reopened", "")),
     )
 
 
@@ -373,6 +376,30 @@ def change(
     return _applied(request, session, who, effect, "changed")
 
 
+@router.post("/{advisory_id}/lift/preview", response_class=HTMLResponse)
+def preview_lift(
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession
+) -> Response:
+    """What lifting would do now: how many families are told they can book again."""
+    try:
+        found = issuing.preview_lift(session, advisory_id, who.prison)  # type: ignore[arg-type]
+    except Rejected as rejected:
+        return _detail_page(
+            request, session, who, advisory_id, None, list(rejected.problems), _status(rejected)
+        )
+    return render(
+        request,
+        "staff_lift_preview.html",
+        who=who,
+        prison=who.prison,
+        advisory=found.advisory,
+        names=_names(session, [found.advisory]),
+        reopened=found.reopened,
+        # Confirming twice (a double click, a reload) lifts once and answers as the first.
+        key=audit.new_key(),
+    )
+
+
 @router.post("/{advisory_id}/lift", response_class=HTMLResponse)
 def lift(
     request: Request,
@@ -382,12 +409,13 @@ def lift(
     now: Now,
     client: ClientKey,
     sms: Sms,
+    values: FormValues,
 ) -> Response:
     """Lift the advisory: visits it paused can be booked again (never done by a timer)."""
     try:
         effect = issuing.lift(
             session, advisory_id, who.prison, now=now, actor=who.user.actor, origin=client,  # type: ignore[arg-type]
-            sms_policy=sms,
+            sms_policy=sms, key=values.get("key", ""),
         )  # fmt: skip
     except Rejected as rejected:
         session.close()
@@ -395,6 +423,9 @@ def lift(
             return _detail_page(
                 request, reading, who, advisory_id, {}, list(rejected.problems), _status(rejected)
             )
-    commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    target = _path(who, advisory_id, done="lifted", told=len(effect.reopened))
+    if effect.replayed:  # lifted by the first click: nothing to commit
+        session.rollback()
+    else:
+        commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
+    target = _path(who, advisory_id, done="lifted", told=effect.reopened_count)
     return RedirectResponse(target, status_code=303)
