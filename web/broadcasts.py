@@ -18,10 +18,11 @@ from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import FormValues, iso_day, shown_count, typed
-from web.staff import Staff, access
+from web.staff import Staff, access, form_pages_on_get
 
 router = APIRouter(prefix="/staff/p/{prison}/broadcast", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
+form_pages_on_get(router, (StaffRole.ADMIN,), {"/preview": "", "/edit": ""})
 LANGUAGES = ("es", "en")
 FIELDS = ("first", "last", *(f"text_{language}" for language in LANGUAGES))
 

@@ -31,10 +31,11 @@ from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId, clock_time, iso_day, shown_count, typed
-from web.staff import Staff, access
+from web.staff import Staff, access, form_pages_on_get
 
 router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
+form_pages_on_get(router, (StaffRole.ADMIN,), {"/preview": "", "/edit": ""})
 FIELDS = ("day", "start", "reason")  # the form's, as typed: what going back brings back
 
 

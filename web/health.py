@@ -37,12 +37,21 @@ from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId, iso_day, shown_count, typed
-from web.staff import Staff, access
+from web.staff import Staff, access, form_pages_on_get
 
 E = TypeVar("E", bound=StrEnum)
 router = APIRouter(prefix="/staff/p/{prison}/health", include_in_schema=False)
 Health = access(StaffRole.HEALTH)
 HealthOrAdmin = access(StaffRole.HEALTH, StaffRole.ADMIN)
+# Before "/{advisory_id}", which would take "preview" for an advisory's id.
+form_pages_on_get(
+    router,
+    (StaffRole.HEALTH,),
+    {
+        "/preview": "", "/edit": "", "/{advisory_id}/preview": "/{advisory_id}",
+        "/{advisory_id}/edit": "/{advisory_id}", "/{advisory_id}/lift/preview": "/{advisory_id}",
+    },
+)  # fmt: skip
 
 SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MEASURE_FLAGS = ("inform", "masks", "no_high_risk", "non_contact", "suspended")

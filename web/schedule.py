@@ -27,10 +27,11 @@ from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import FormValues, clock_time, iso_day, typed
-from web.staff import Staff, access
+from web.staff import Staff, access, form_pages_on_get
 
 router = APIRouter(prefix="/staff/p/{prison}/schedule", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
+form_pages_on_get(router, (StaffRole.ADMIN,), {"/preview": "", "/edit": ""})
 ACTIONS = ("rules", "add", "edit", "remove")
 # A weekly visit time's fields, named with the form's prefix ("add-", or "t<id>-" for a row).
 SESSION_FIELDS = ("weekday", "start", "end", "capacity", "group", "valid_from", "valid_to")

@@ -136,6 +136,31 @@ def access(*roles: StaffRole) -> Any:
 AnyStaff = access(*ALL_ROLES)
 
 
+def form_pages_on_get(
+    router: APIRouter, roles: tuple[StaffRole, ...], pages: dict[str, str]
+) -> None:
+    """Give each of the router's POST-only ``pages`` (path: its form's path) a GET, for
+    ``roles``, that sends the browser to its form's page. A preview, or a form brought back
+    from one, answers only the form posted to it, yet a browser may open its address again:
+    signing in again after a form on it was sent too late returns to it (its Referer), and
+    so do a reload or the history. Register them before a route whose path could take them
+    for a row's id."""
+    for path, form_path in pages.items():
+        router.add_api_route(
+            path,
+            _to_form_page(router.prefix + form_path),
+            methods=["GET"],
+            dependencies=[Depends(staff_access(*roles))],
+        )
+
+
+def _to_form_page(form_path: str) -> Callable[[Request], Response]:
+    def to_form_page(request: Request) -> Response:
+        return RedirectResponse(form_path.format(**request.path_params), status_code=303)
+
+    return to_form_page
+
+
 def sign_in_redirect(request: Request, exc: Exception) -> Response:
     """A page asked for without a live session goes to sign-in and back. A form sent after the
     session ended (a guard's tablet idle at the gate) did nothing: the sign-in page says so,
