@@ -1083,8 +1083,7 @@ def test_a_turn_away_for_symptoms_is_remembered_two_weeks_at_its_own_prison_in_o
     assert flagged == [("40000077", None), ("45678912", LIMA_TODAY)]
     assert len([s for s in statements if "screening" in s]) == 2  # outcomes, turn-aways
     with db.writing() as s:  # a turn-away undone was a mistake: nothing to remember
-        undo_gate(s, prison=_prison(s), visitor_id=adult, was="turned_away", reason="health",
-                  actor=GUARD, now=NOW)  # fmt: skip
+        _undo(s, adult, was="turned_away", reason="health")
     assert [v.refused_for_symptoms for b in _day(db, TOMORROW)[0].bookings for v in b.visitors] == [
         None,
         None,
