@@ -275,6 +275,30 @@ def test_changing_the_measures_tells_only_what_is_new(booked, db):
     assert "salud" in history
 
 
+def test_a_shorter_visit_as_long_as_the_visits_themselves_is_refused_when_issued_or_changed(
+    booked, db
+):
+    """Quencoro's visits last 2 hours: "at most 600 minutes" would limit nothing."""
+    staff = booked[0]
+    assert staff.get(f"{PAGE}?lang=en").status_code == 200
+    for path in ("/preview", ""):
+        answer = _post(staff, path, **(WING_A_MASKS | {"visit_minutes": "600"}))
+        assert answer.status_code == 422
+        assert "Visits here last at most 120 minutes" in text(answer)
+        assert 'value="600"' in answer.text  # what was typed stays
+    assert _advisories(db) == 0
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    for path in ("/preview", ""):
+        answer = staff.post(
+            f"{advisory}{path}",
+            data={"csrf_token": staff_token(staff), "masks": "1", "visit_minutes": "120"},
+        )
+        assert answer.status_code == 422
+        assert "Visits here last at most 120 minutes" in text(answer)
+    with db.read_session() as s:
+        assert s.scalar(select(HealthAdvisory.visit_minutes)) == 45
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -286,6 +310,7 @@ def test_changing_the_measures_tells_only_what_is_new(booked, db):
         ({"masks": "", "non_contact": "", "visit_minutes": ""}, "measures"),
         ({"visit_minutes": "cuarenta"}, "visit_minutes"),
         ({"visit_minutes": "5"}, "visit_minutes"),
+        ({"visit_minutes": "120"}, "visit_minutes"),  # Quencoro's visits last 2 hours
         ({"starts_on": "2026-13-01"}, "starts_on"),
         ({"starts_on": "2026-11-30"}, "starts_on"),
         ({"starts_on": "9999-12-31"}, "starts_on"),

@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import func, select
 
 from notifications.outbox import OutboxMessage
-from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
+from tests.factories import (
+    NOW,
+    SMS,
+    add_template,
+    make_inmate,
+    make_prison,
+    make_slot,
+    request_for,
+    visitor,
+)
 from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, create_booking
@@ -20,7 +29,7 @@ from visits.health import AdvisoryKind, Measures, Scope
 from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue, lift, preview, reissue
 from visits.prison import Prison, Wing
-from visits.problems import Rejected
+from visits.problems import Code, Problem, Rejected
 from visits.roster import import_roster
 from visits.schedule import Slot
 from visits.sms import TEXTS, measure_sentences, render
@@ -147,6 +156,7 @@ def test_families_are_told_of_a_measure_once_per_version_of_it(booked):
         ({"starts_on": date(2026, 11, 30)}, "day_in_past"),
         ({"infectious_since": date(2026, 12, 2)}, "date_in_future"),
         ({"measures": Measures(visit_minutes=5)}, "out_of_range"),
+        ({"measures": Measures(visit_minutes=120)}, "visit_not_shorter"),  # 2-hour slots
     ],
 )
 def test_an_advisory_that_cannot_be_issued_changes_nothing(booked, changes, code):
@@ -174,6 +184,33 @@ def test_no_health_sms_names_a_diagnosis_or_anyone(kind, language):
     assert kind in TEXTS
     for word in ("tb", "tuberculos", "diagn", "contag", "infec", "interno", "inmate"):
         assert word not in text, (word, text)
+
+
+def test_a_shorter_visit_must_be_shorter_than_the_longest_visit_time_from_its_first_day(booked):
+    """Slots already made and weekly templates still valid on the advisory's first day both
+    count; a template that ended before it does not."""
+    db, _ = booked
+
+    def refused(minutes: int, **changes) -> tuple[Problem, ...]:
+        with pytest.raises(Rejected) as caught:
+            _issue(db, measures=Measures(visit_minutes=minutes), **changes)
+        return caught.value.problems
+
+    longest = Problem(Code.VISIT_NOT_SHORTER, "visit_minutes", {"longest": 120})
+    assert refused(120) == (longest,)  # the 2-hour slots: not shorter
+    with db.writing() as s:
+        prison = s.scalar(select(Prison))
+        add_template(s, prison, 2, time(8), time(13), valid_to=date(2026, 11, 30))  # ended
+        add_template(s, prison, 5, time(9), time(12), valid_from=date(2027, 1, 2))
+    advisory_id, _, _ = _issue(db, measures=Measures(visit_minutes=150))  # 3 hours from January
+    assert refused(180)[0].params == {"longest": 180}
+    with db.writing() as s:
+        with pytest.raises(Rejected) as caught:
+            reissue(
+                s, advisory_id, s.scalar(select(Prison)), Measures(visit_minutes=180), now=NOW,
+                actor="staff:salud", origin="", sms_policy=SMS,
+            )  # fmt: skip
+        assert caught.value.codes == {Code.VISIT_NOT_SHORTER}
 
 
 def _book(db, code, day, dni):

@@ -42,7 +42,7 @@ from visits.health import AdvisoryKind, Measures, Scope
 from visits.inmate import Inmate, normalise_code
 from visits.prison import Prison, Wing
 from visits.problems import Code, Problem, Rejected, reject_if
-from visits.schedule import Slot
+from visits.schedule import Slot, longest_session
 from visits.sms import SmsPolicy
 
 
@@ -148,7 +148,7 @@ def _target(
         )
         if inmate is None:
             problems.append(Problem(Code.INMATE_NOT_FOUND, "inmate_code"))
-    problems += measure_problems(draft.measures)
+    problems += measure_problems(session, prison, draft.measures, max(draft.starts_on, today))
     if draft.starts_on < today:
         problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
     elif draft.starts_on > _years_from(today, MAX_YEARS_AHEAD):
@@ -169,13 +169,24 @@ def _years_from(day: date, years: int) -> date:
     )
 
 
-def measure_problems(measures: Measures) -> list[Problem]:
+def measure_problems(
+    session: Session, prison: Prison, measures: Measures, first_day: date
+) -> list[Problem]:
+    """What is wrong with these measures for visits from ``first_day``: a shorter visit must
+    be shorter than the longest visit time the prison has from then (see
+    :func:`visits.schedule.longest_session`), or families would be told a limit that limits
+    nothing; a prison with no visit times keeps the fixed bounds only."""
     if not measures.any:
         return [Problem(Code.MEASURE_REQUIRED, "measures")]
     minutes = measures.visit_minutes
-    if minutes is not None and not MIN_VISIT_MINUTES <= minutes <= MAX_VISIT_MINUTES:
+    if minutes is None:
+        return []
+    if not MIN_VISIT_MINUTES <= minutes <= MAX_VISIT_MINUTES:
         limits = {"min": MIN_VISIT_MINUTES, "max": MAX_VISIT_MINUTES}
         return [Problem(Code.OUT_OF_RANGE, "visit_minutes", limits)]
+    longest = longest_session(session, prison.id, first_day)
+    if longest is not None and minutes >= longest:
+        return [Problem(Code.VISIT_NOT_SHORTER, "visit_minutes", {"longest": longest})]
     return []
 
 
@@ -373,7 +384,7 @@ def preview_change(
 ) -> Preview:
     """What :func:`reissue` with these measures would do now (nothing is stored)."""
     advisory = _advisory(session, advisory_id, prison)
-    reject_if(measure_problems(measures))
+    reject_if(_change_problems(session, prison, advisory, measures, now))
     changed = HealthAdvisory(
         **{c: getattr(advisory, c) for c in _COPIED}, **_measure_columns(measures)
     )
@@ -395,6 +406,15 @@ def _advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvis
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     return advisory
+
+
+def _change_problems(
+    session: Session, prison: Prison, advisory: HealthAdvisory, measures: Measures, now: datetime
+) -> list[Problem]:
+    """What is wrong with changing the advisory to these measures, for the visits it still
+    covers (from its first day, or today once it has started)."""
+    first_day = max(advisory.starts_on, prison.local_date(now))
+    return measure_problems(session, prison, measures, first_day)
 
 
 _COPIED = ("id", "prison_id", "scope", "wing_id", "inmate_id", "kind", "starts_on", "version")
@@ -448,7 +468,7 @@ def reissue(
     advisory = _locked_advisory(session, advisory_id, prison)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
-    reject_if(measure_problems(measures))
+    reject_if(_change_problems(session, prison, advisory, measures, now))
     _lock_scope(session, advisory)
     reopens = _reopens(advisory, measures)
     if measures != advisory.measures:

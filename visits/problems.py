@@ -117,6 +117,7 @@ class Code(StrEnum):
     DATE_TOO_FAR = "date_too_far"
     TOO_MANY_SEGMENTS = "too_many_segments"
     OUT_OF_RANGE = "out_of_range"
+    VISIT_NOT_SHORTER = "visit_not_shorter"
     INVALID_TIME = "invalid_time"
     HEALTH_SUSPENDED = "health_suspended"
     HEALTH_NO_YOUNG_CHILDREN = "health_no_young_children"
@@ -303,6 +304,10 @@ MESSAGES: dict[Code, str] = {
     Code.ALREADY_LIFTED: N_("This was already lifted."),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
+    Code.VISIT_NOT_SHORTER: N_(
+        "Visits here last at most %(longest)s minutes: a shorter visit must be fewer minutes "
+        "than that."
+    ),
     Code.INVALID_TIME: N_("Write the time as hours:minutes, for example 09:30."),
     Code.MEASURE_REQUIRED: N_("Choose at least one measure."),
     Code.ROSTER_TAKES_MANY_OUT: N_(

@@ -449,6 +449,28 @@ def closure_for(closures: Sequence[Closure], slot: Any, tz: ZoneInfo) -> Closure
     return None
 
 
+def longest_session(session: Session, prison_id: int, from_day: date) -> int | None:
+    """The longest a visit here lasts from this day on, in minutes: the longest of the weekly
+    templates still valid then and of the slots still offered from then (staff may add one
+    without a template); ``None`` where the prison has no visit times at all."""
+    templates = session.execute(
+        select(ScheduleTemplate.start_time, ScheduleTemplate.end_time).where(
+            ScheduleTemplate.prison_id == prison_id,
+            or_(ScheduleTemplate.valid_to.is_(None), ScheduleTemplate.valid_to >= from_day),
+        )
+    )
+    slots = session.execute(
+        select(Slot.starts_at, Slot.ends_at).where(
+            Slot.prison_id == prison_id, Slot.local_date >= from_day, Slot.withdrawn_at.is_(None)
+        )
+    )
+    lengths = [
+        datetime.combine(from_day, end) - datetime.combine(from_day, start)
+        for start, end in templates
+    ] + [end - start for start, end in slots]
+    return max((int(length.total_seconds()) // 60 for length in lengths), default=None)
+
+
 def closures_between(session: Session, prison_id: int, first: date, last: date) -> list[Closure]:
     """By day, a whole day's closure first: where it and one visit time's both cover a time,
     the reason given is the day's, the same on every database (they sort nulls apart)."""
