@@ -275,6 +275,24 @@ def test_changing_the_measures_tells_only_what_is_new(booked, db):
     assert "salud" in history
 
 
+def test_an_advisory_starting_later_is_listed_apart_with_its_day_not_as_in_force(booked, db):
+    staff = booked[0]
+    now_on = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    later = {"scope": "inmate", "inmate_code": JOSE[0], "starts_on": "2026-12-10"}
+    later_on = _post(staff, **(WING_A_MASKS | later)).headers["location"].split("?")[0]
+    page = staff.get(PAGE).text
+    in_force = re.search(r'<h2 id="in-force">(.*?)</table>', page, re.S).group(1)
+    upcoming = re.search(r'<h2 id="upcoming">(.*?)</table>', page, re.S).group(1)
+    assert now_on in in_force
+    assert later_on not in in_force
+    assert later_on in upcoming
+    assert "Puma" in upcoming
+    assert "10 de diciembre de 2026" in upcoming  # the day its measures start
+    assert "In force" not in text(staff.get(f"{later_on}?lang=en"))  # its own page says so too
+    assert "Upcoming" in text(staff.get(later_on))
+    assert "In force" in text(staff.get(now_on))
+
+
 def test_a_shorter_visit_as_long_as_the_visits_themselves_is_refused_when_issued_or_changed(
     booked, db
 ):

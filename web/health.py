@@ -161,7 +161,9 @@ def _list_page(
         status,
         who=who,
         prison=prison,
-        in_force=[a for a in advisories if a.lifted_at is None],
+        # In force: started and not lifted; those starting later are listed apart.
+        in_force=[a for a in advisories if a.lifted_at is None and a.starts_on <= today],
+        upcoming=[a for a in advisories if a.lifted_at is None and a.starts_on > today],
         lifted=[a for a in advisories if a.lifted_at is not None],
         names=_names(session, advisories),
         wings=list(session.scalars(select(Wing).where(Wing.prison_id == prison.id))),
@@ -178,7 +180,8 @@ def _list_page(
 def advisories_page(
     request: Request, who: HealthOrAdmin, session: ReadSession, now: Now
 ) -> Response:
-    """The advisories in force and lifted, and (for health staff) the form that issues one."""
+    """The advisories in force, upcoming and lifted, and (for health staff) the form that
+    issues one."""
     return _list_page(request, session, who, now)
 
 
@@ -277,6 +280,7 @@ def _detail_page(
     session: Session,
     who: Staff,
     advisory_id: int,
+    now: datetime,
     values: dict[str, str] | None = None,
     problems: list[Problem] | None = None,
     status: int = 200,
@@ -296,6 +300,7 @@ def _detail_page(
         advisory=advisory,
         names=_names(session, [advisory]),
         history=audit.timeline(session, "advisory", advisory.id),
+        upcoming=advisory.starts_on > who.prison.local_date(now),  # type: ignore[union-attr]
         can_change=who.user.role is StaffRole.HEALTH and advisory.lifted_at is None,
         values=values if values is not None else current,
         problems=problems or [],
@@ -309,10 +314,10 @@ def _detail_page(
 
 @router.get("/{advisory_id}", response_class=HTMLResponse)
 def advisory_page(
-    request: Request, advisory_id: RowId, who: HealthOrAdmin, session: ReadSession
+    request: Request, advisory_id: RowId, who: HealthOrAdmin, session: ReadSession, now: Now
 ) -> Response:
     """One advisory: what it asks, its notes, its history; the forms that change or lift it."""
-    return _detail_page(request, session, who, advisory_id)
+    return _detail_page(request, session, who, advisory_id, now)
 
 
 def _status(rejected: Rejected) -> int:
@@ -340,18 +345,23 @@ def preview_change(
     except Rejected as rejected:
         found_problems = _together(problems, rejected)
         return _detail_page(
-            request, session, who, advisory_id, values, found_problems, _status(rejected)
+            request, session, who, advisory_id, now, values, found_problems, _status(rejected)
         )
     return _preview_page(request, who, found, values, _names(session, [found.advisory]))
 
 
 @router.post("/{advisory_id}/edit", response_class=HTMLResponse)
 def edit_change(
-    request: Request, advisory_id: RowId, who: Health, session: ReadSession, values: FormValues
+    request: Request,
+    advisory_id: RowId,
+    who: Health,
+    session: ReadSession,
+    now: Now,
+    values: FormValues,
 ) -> Response:
     """The measures form again from a preview, as it was filled in: going back changes
     nothing and loses nothing typed."""
-    return _detail_page(request, session, who, advisory_id, typed(values, CHANGE_FIELDS))
+    return _detail_page(request, session, who, advisory_id, now, typed(values, CHANGE_FIELDS))
 
 
 @router.post("/{advisory_id}", response_class=HTMLResponse)
@@ -380,22 +390,23 @@ def change(
         found = _together(problems, rejected)
         with request.app.state.db.read_session() as reading:
             return _detail_page(
-                request, reading, who, advisory_id, values, found, _status(rejected)
+                request, reading, who, advisory_id, now, values, found, _status(rejected)
             )
     return _applied(request, session, who, effect, "changed")
 
 
 @router.post("/{advisory_id}/lift/preview", response_class=HTMLResponse)
 def preview_lift(
-    request: Request, advisory_id: RowId, who: Health, session: ReadSession
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
 ) -> Response:
     """What lifting would do now: how many families are told they can book again."""
     try:
         found = issuing.preview_lift(session, advisory_id, who.prison)  # type: ignore[arg-type]
     except Rejected as rejected:
         return _detail_page(
-            request, session, who, advisory_id, None, list(rejected.problems), _status(rejected)
-        )
+            request, session, who, advisory_id, now, None, list(rejected.problems),
+            _status(rejected),
+        )  # fmt: skip
     return render(
         request,
         "staff_lift_preview.html",
@@ -430,8 +441,9 @@ def lift(
         session.close()
         with request.app.state.db.read_session() as reading:
             return _detail_page(
-                request, reading, who, advisory_id, {}, list(rejected.problems), _status(rejected)
-            )
+                request, reading, who, advisory_id, now, {}, list(rejected.problems),
+                _status(rejected),
+            )  # fmt: skip
     if effect.replayed:  # lifted by the first click: nothing to commit
         session.rollback()
     else:
