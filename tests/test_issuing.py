@@ -371,3 +371,20 @@ def test_a_preview_lists_apart_a_visit_already_let_in_at_the_gate(booked):
     _, cancelled, _ = _issue(db)
     assert inside not in cancelled
     assert _status(db, inside) is BookingStatus.ATTENDED
+
+
+def test_the_preview_lists_bookings_by_visit_day_and_time_then_by_inmate(booked):
+    """Q1 and Q3 on Saturday, Q2 on Sunday, booked in that order; Apaza's Saturday booking is
+    made last but comes first of Saturday's."""
+    db, refs = booked
+    with db.writing() as s:
+        make_inmate(s, s.scalar(select(Prison)), "Q4", surname="Apaza")
+    refs["Q4"] = _book(db, "Q4", SATURDAY, "44444444")
+    draft = AdvisoryDraft(
+        scope=Scope.PRISON, kind=AdvisoryKind.RESPIRATORY_OUTBREAK,
+        measures=Measures(masks=True), starts_on=date(2026, 12, 1),
+    )  # fmt: skip
+    with db.read_session() as s:
+        found = preview(s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud")
+        shown = [b.reference for b in found.bookings]
+    assert shown == [refs["Q4"], refs["Q1"], refs["Q3"], refs["Q2"]]

@@ -376,7 +376,7 @@ def preview(
 ) -> Preview:
     """What :func:`issue` would do now (nothing is stored). Raises :class:`Rejected`."""
     advisory = _drafted(session, prison, draft, now, actor)
-    return Preview(advisory, touched(session, advisory, now))
+    return Preview(advisory, _by_visit(touched(session, advisory, now)))
 
 
 def preview_change(
@@ -389,7 +389,18 @@ def preview_change(
         **{c: getattr(advisory, c) for c in _COPIED}, **_measure_columns(measures)
     )
     reopened = _reopened(session, advisory) if _reopens(advisory, measures) else []
-    return Preview(changed, touched(session, changed, now), reopened)
+    return Preview(changed, _by_visit(touched(session, changed, now)), reopened)
+
+
+def _by_visit(bookings: list[Booking]) -> list[Booking]:
+    """As health staff read them in a preview: by visit day and time, then by inmate (the
+    booking itself last, so the order never changes between two looks)."""
+    return sorted(
+        bookings,
+        key=lambda b: (
+            b.slot.starts_at, b.inmate.last_name_1, b.inmate.first_names, b.inmate.code, b.id,
+        ),
+    )  # fmt: skip
 
 
 def preview_lift(session: Session, advisory_id: int, prison: Prison) -> Preview:
