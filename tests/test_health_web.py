@@ -15,7 +15,7 @@ from tests.factories import NOW, SMS, make_inmate, make_prison
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
 from tests.test_gate import GUARD, _quencoro_visit
-from tests.test_pages import form_fields, identify, text
+from tests.test_pages import form_fields, identify, text, visible
 from tests.test_races import race
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
@@ -145,6 +145,8 @@ def test_health_staff_see_the_count_first_then_issue_and_each_family_learns_what
     assert "notice-health" in slots.text
     assert "N95" in text(slots)
     assert "45" in text(slots)
+    notice = re.search(r'<section class="notice notice-health".*?</section>', slots.text, re.S)
+    assert re.search(r"\b15\b", visible(notice.group(0)))  # the cough as the screening asks
     identify(family, *JOSE)
     assert "notice-health" not in family.get("/p/QUENCORO/slots").text
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
 from notifications import gsm
 from visits.health import Measures
-from visits.i18n import SUPPORTED_LOCALES
+from visits.i18n import SUPPORTED_LOCALES, gettext, use_locale
 from visits.sms import (
     SEGMENTS,
     TEXTS,
@@ -97,3 +98,13 @@ def test_the_short_link_is_signed_and_short():
     assert not short_token_matches("other", "ABCDEFGH", token)
     assert short_token("k", "ABCDEFGH") == token
     assert len(token) == 8
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LOCALES)
+def test_the_contacts_sms_names_the_cough_as_the_screening_question_does(language):
+    """MINSA's respiratory symptomatic: a cough for 15 days or more, not "2 weeks"."""
+    with use_locale(language):
+        asked = gettext("A cough for 15 days or more")  # the screening question's label
+    days = re.search(r"\d+", asked).group(0)
+    text = render("contact_tier2", language, PARAMS)
+    assert re.search(rf"\b{days}\b", text), text

@@ -10,7 +10,11 @@ earns the same advice, not a refusal (a contact without symptoms is not contagio
 Only the outcome and its date are stored, never the answers; the one routing answer kept is
 "high risk" on the booking's visitor (exposure tracing counts such a visitor as a close contact,
 and a health measure that keeps high-risk visitors away refuses them). Every visitor is asked,
-not only adults: a child with a two-week cough needs the check as much.
+not only adults: a child with a cough of 15 days needs the check as much.
+
+The cough is MINSA's "sintomático respiratorio": a cough (with phlegm) for 15 days or more.
+Every text that names the symptoms (the questions, the health measure notice, the contact's
+SMS) names them as the questions do.
 """
 
 from __future__ import annotations

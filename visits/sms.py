@@ -87,8 +87,8 @@ TEXTS = {
         "post, even if you feel well. Show this message."
     ),
     "contact_tier2": N_(
-        "Health notice after visiting %(prison)s: watch for a cough of 2 weeks or more, fever, "
-        "night sweats, weight loss. Free check at your health post."
+        "Health notice after visiting %(prison)s: watch for a cough of 15 days or more, phlegm, "
+        "fever, night sweats, weight loss. Free check at your health post."
     ),
     "moved": N_("Visit %(ref)s moved: %(when)s, %(prison)s. Change or cancel: %(link)s"),
     "attending": N_("Thank you. We expect you %(when)s, %(prison)s. Visit %(ref)s."),
