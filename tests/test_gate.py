@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import threading
 from datetime import date, time, timedelta
@@ -585,10 +587,16 @@ def guards(make_client, db):
 
 
 def _quencoro_visit(
-    db, day: date, start: time, hours: float = 2, prison: str = "QUENCORO", inmate: str = "Q10001"
+    db,
+    day: date,
+    start: time,
+    hours: float = 2,
+    prison: str = "QUENCORO",
+    inmate: str = "Q10001",
+    party: tuple = (),
 ) -> tuple[str, int, int]:
-    """A Quencoro booking (or ``prison``'s) of one adult on ``day`` at ``start``, made days
-    before: its reference, its id and its visitor's id."""
+    """A Quencoro booking (or ``prison``'s) of one adult (or ``party``) on ``day`` at
+    ``start``, made days before: its reference, its id and its (first) visitor's id."""
     from visits.inmate import Inmate
 
     with db.writing() as s:
@@ -596,7 +604,8 @@ def _quencoro_visit(
         booked = create_booking(
             s, prison=_prison(s, prison),
             inmate=s.scalar(select(Inmate).where(Inmate.code == inmate)),
-            request=request_for(slot, visitor("46000001")), now=NOW - timedelta(days=5),
+            request=request_for(slot, *(party or [visitor("46000001")])),
+            now=NOW - timedelta(days=5),
             secret_key="test-secret", sms_policy=SMS,
         ).booking  # fmt: skip
         return booked.reference, booked.id, booked.visitors[0].id
@@ -1090,15 +1099,20 @@ def test_a_turn_away_for_symptoms_is_remembered_two_weeks_at_its_own_prison_in_o
     ]
 
 
-def _pause_q1(s, prison="TEST", inmate="Q1"):
-    """Health staff pause visits to the inmate from today, at NOW."""
+def _measure_q1(s, measures: Measures, prison="QUENCORO", inmate="Q10001"):
+    """Health staff set ``measures`` for visits to the inmate from today, at NOW."""
     draft = AdvisoryDraft(
         scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code=inmate,
-        measures=Measures(suspended=True), starts_on=LIMA_TODAY,
+        measures=measures, starts_on=LIMA_TODAY,
     )  # fmt: skip
     return issue(
         s, _prison(s, prison), draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS
     )
+
+
+def _pause_q1(s, prison="TEST", inmate="Q1"):
+    """Health staff pause visits to the inmate from today, at NOW."""
+    return _measure_q1(s, Measures(suspended=True), prison, inmate)
 
 
 def _queued(db, kind: str) -> list[str]:
@@ -1174,3 +1188,52 @@ def test_the_gate_list_says_to_stop_a_visit_a_pause_caught_inside_and_its_undo_c
     assert _status(db, reference) is BookingStatus.CANCELLED
     assert _queued(db, "health_suspended") == [f"booking:{reference}"]
     assert f'id="b-{reference}"' not in a.get("/staff/p/QUENCORO/day").text
+
+
+# --- The day's CSV says what the list says ---------------------------------------------------
+
+
+def test_the_days_csv_says_the_health_tags_and_the_gate_record_the_list_shows(guards, db):
+    """Masks and a shorter visit for Q10001; of its three visitors one came in, one was
+    turned away with a note a spreadsheet would run, one had symptoms at the gate. The CSV
+    says it in the list's words (the note kept as text inside its cell)."""
+    a, _ = guards
+    family = (visitor("46000001"), visitor("46000002", first_names="Ana"),
+              visitor("46000003", first_names="Eva"))  # fmt: skip
+    reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(14), party=family)
+    with db.writing() as s:
+        _measure_q1(s, Measures(masks=True, visit_minutes=30))
+    came, kept_out, coughing = _visitor_ids(db, reference)
+    assert _post(a, f"/visitors/{came}/arrived").status_code == 303
+    note = '=HYPERLINK("http://x")'
+    turned = _post(a, f"/visitors/{kept_out}/turn-away", reason="other", note=note)
+    assert turned.status_code == 303
+    assert _post(a, f"/visitors/{coughing}/screening", cough="on").status_code == 200
+    answer = a.get("/staff/p/QUENCORO/day.csv")
+    rows = list(csv.reader(io.StringIO(answer.text.removeprefix("\ufeff"))))
+    with use_locale("es"):
+        assert rows[0][-2:] == [gettext("Health"), gettext("At the gate")]
+    cells = {row[9]: row[-2:] for row in rows[1:]}
+    measure = "Mascarilla N95; Máximo 30 min"
+    assert cells == {
+        "46000001": [measure, "Ingresó"],
+        "46000002": [measure, f"Ingreso denegado · Otro motivo: {note}"],
+        "46000003": [
+            f"{measure}; Preguntas de salud: con síntomas",
+            "Ingreso denegado · Medida sanitaria",
+        ],
+    }
+    shown = text(a.get("/staff/p/QUENCORO/day"))
+    for health, _ in cells.values():
+        assert all(tag in shown for tag in health.split("; "))  # the page's own words
+
+
+def test_the_days_csv_says_who_a_paused_visit_keeps_out(guards, db):
+    a, _ = guards
+    _quencoro_visit(db, LIMA_TODAY, time(7), hours=1)  # begun before the pause: still listed
+    with db.writing() as s:
+        _measure_q1(s, Measures(suspended=True))
+    rows = list(csv.reader(io.StringIO(a.get("/staff/p/QUENCORO/day.csv").text[1:])))
+    assert [row[-2:] for row in rows[1:]] == [
+        ["Visitas en pausa; No puede ingresar: medida de salud", ""]
+    ]

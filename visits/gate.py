@@ -133,6 +133,20 @@ class GateVisitor:
     def gate_record_time(self) -> str:
         return record_time(self.gate_at) if self.gate_at is not None else ""
 
+    @property
+    def screening_tag(self) -> str | None:
+        """What the list says of the health questions (a key of its words): the gate's
+        outcome if asked there, else symptoms or a check advised at booking."""
+        if at_gate := self.screened.get(Stage.GATE):
+            return f"screened_{at_gate.value}"
+        return _AT_BOOKING.get(self.screened.get(Stage.BOOKING))  # type: ignore[arg-type]
+
+
+# What the list says of the answers given when booking (no symptom, nothing).
+_AT_BOOKING = {Outcome.REFER: "symptoms_at_booking", Outcome.ADVISED: "advised_at_booking"}
+# The flags of a visit's health measures that ask something of it, in the list's order.
+MEASURE_FLAGS = ("suspended", "masks", "non_contact", "no_high_risk", "visit_minutes")
+
 
 @dataclass
 class GateBooking:
@@ -151,6 +165,30 @@ class GateBooking:
         """Whether anyone of it came to the gate: let in, turned away, or asked the health
         questions there (see :func:`record_no_show`)."""
         return any(v.gate_status is not None or Stage.GATE in v.screened for v in self.visitors)
+
+    @property
+    def health_tags(self) -> list[str]:
+        """The measures the list tags the booking with (keys of its words): each flag that
+        asks something of the visit, or only "health measure" when none does."""
+        tags = [flag for flag in MEASURE_FLAGS if getattr(self.measures, flag)]
+        return tags or (["inform"] if self.measures.inform else [])
+
+    def kept_out(self, visitor: GateVisitor) -> bool:
+        """Whether the health measures keep the visitor out (high risk where they keep it
+        away, or visits paused): the gate may turn them away, never let them in."""
+        return visitor.kept_away is not None or self.measures.suspended
+
+    def visitor_tags(self, visitor: GateVisitor) -> list[str]:
+        """What the list says of the visitor's health (keys of its words): kept out by a
+        measure (unless let in already), the health questions, symptoms found lately."""
+        tags = []
+        if self.kept_out(visitor) and visitor.gate_status is not GateStatus.ARRIVED:
+            tags.append("may_not_come_in")
+        if screened := visitor.screening_tag:
+            tags.append(screened)
+        if visitor.refused_for_symptoms is not None:
+            tags.append("refused_for_symptoms")
+        return tags
 
     @property
     def stop_visit(self) -> bool:

@@ -21,6 +21,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from fastapi import APIRouter, HTTPException, Request
@@ -29,8 +30,16 @@ from sqlalchemy.orm import Session
 
 from visits import gate
 from visits.booking import Booking, BookingStatus
-from visits.gate import Actor, AgeGroup, GateSlot, GateStatus, TurnAwayReason
-from visits.i18n import N_, gettext
+from visits.gate import (
+    Actor,
+    AgeGroup,
+    GateBooking,
+    GateSlot,
+    GateStatus,
+    GateVisitor,
+    TurnAwayReason,
+)
+from visits.i18n import N_, format_day, gettext
 from visits.problems import Audience, Code, Problem, Rejected
 from visits.reference import display as display_reference
 from visits.reference import parse as parse_reference
@@ -59,6 +68,8 @@ CSV_COLUMNS = (
     N_("Document number"),
     N_("Age group"),
     N_("Relationship"),
+    N_("Health"),
+    N_("At the gate"),
 )
 # A spreadsheet runs a cell that starts like a formula: such cells are given a leading quote
 # (OWASP's list, and the full-width forms some Excel locales also read as formulas).
@@ -129,7 +140,8 @@ def _day_page(
         gate_open=day == prison.local_date(now),
         past_or_today=day <= prison.local_date(now),
         now=now,
-        words=_words(),
+        words=(words := _words()),
+        said=Said(words),
         named=named,
     )
 
@@ -164,6 +176,39 @@ def _words() -> dict[object, str]:
         screened_refer=gettext("Health questions: symptoms"),
     )
     return words
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a row of the list says of health and the gate, in its words: the one place the
+    page and the CSV take them from (which tags show is decided once, in
+    :class:`visits.gate.GateBooking`), so the two cannot tell different stories."""
+
+    words: dict[object, str]
+
+    def tag(self, key: str, booking: GateBooking, visitor: GateVisitor | None = None) -> str:
+        """The words of a health tag (see :attr:`GateBooking.health_tags`,
+        :meth:`GateBooking.visitor_tags`), with the number or day it names."""
+        if key == "visit_minutes":
+            return self.words[key] % {"num": booking.measures.visit_minutes}
+        if key == "refused_for_symptoms" and visitor is not None:
+            return self.words[key] % {"day": format_day(visitor.refused_for_symptoms)}
+        return self.words[key]
+
+    def health(self, booking: GateBooking, visitor: GateVisitor) -> list[str]:
+        """Every health tag of the visitor's row: the booking's, then the visitor's own."""
+        keys = ["stop_visit"] if booking.stop_visit else []
+        keys += booking.health_tags + booking.visitor_tags(visitor)
+        return [self.tag(key, booking, visitor) for key in keys]
+
+    def gate(self, visitor: GateVisitor) -> tuple[str, str]:
+        """What the gate recorded (nothing yet: two blanks): its status, and the reason and
+        note of a turn-away."""
+        if visitor.gate_status is None:
+            return "", ""
+        reason = self.words[visitor.gate_reason] if visitor.gate_reason else ""
+        note = f"{reason}: {visitor.gate_note}" if visitor.gate_note else reason
+        return self.words[visitor.gate_status], note
 
 
 def _find(slots: list[GateSlot], query: str) -> str | None:
@@ -203,11 +248,13 @@ def day_csv(
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(gettext(column) for column in CSV_COLUMNS)
+    said = Said(_words())
     for slot in gate.day_list(session, prison, day):
         starts = slot.starts_at.astimezone(prison.tz).strftime("%H:%M")
         ends = slot.ends_at.astimezone(prison.tz).strftime("%H:%M")
         for booking in slot.bookings:
             for visitor in booking.visitors:
+                at_gate = " · ".join(part for part in said.gate(visitor) if part)
                 writer.writerow(
                     csv_cell(value)
                     for value in (
@@ -223,6 +270,8 @@ def day_csv(
                         visitor.doc_number,
                         label(visitor.age_group),
                         label(visitor.relationship),
+                        "; ".join(said.health(booking, visitor)),
+                        at_gate,
                     )
                 )
     filename = f"visitas-{prison.code}-{day.isoformat()}.csv"
