@@ -28,12 +28,15 @@ from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_pages import text, visible
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
+from visits.booking_request import Relationship
 from visits.closing import ClosureRequest, close
 from visits.gate import (
     Actor,
     AgeGroup,
+    GateBooking,
     GateCheck,
     GateStatus,
+    GateVisitor,
     TurnAwayReason,
     age_group,
     day_list,
@@ -45,7 +48,7 @@ from visits.gate import (
     undo_gate,
     undo_no_show,
 )
-from visits.health import AdvisoryKind, Measures, Scope
+from visits.health import AdvisoryKind, HighRisk, Measures, Scope
 from visits.i18n import format_day, format_day_with_year, gettext, use_locale
 from visits.issuing import AdvisoryDraft, issue, lift
 from visits.prison import Prison
@@ -55,7 +58,7 @@ from visits.rules import age_on
 from visits.schedule import Slot
 from visits.screening import Answers, Stage, Symptom
 from visits.staff import StaffRole
-from visits.visitor import Visitor
+from visits.visitor import DocumentType, Visitor
 
 GUARD = Actor("staff:guardia", "10.1.2.3")
 BOOKED_AT = NOW - timedelta(days=3)
@@ -829,19 +832,30 @@ def test_a_visitor_asked_the_health_questions_at_the_gate_came_so_nobody_came_is
     assert _day(db)[0].bookings[0].at_the_gate
 
 
-def test_the_list_offers_no_nobody_came_for_a_booking_screened_at_the_gate(guards, db):
+@pytest.mark.parametrize("why", ["screened", "paused"])
+def test_the_list_offers_no_nobody_came_for_a_booking_someone_came_to_or_nobody_could(
+    guards, db, why
+):
+    """María answered the health questions at the gate (she came); or visits to Q10001
+    were paused once its 07:00 visit had begun, so nobody of it could come in: neither is a
+    no-show (the reports would count a visit a measure called off as one nobody came to)."""
     a, _ = guards
     reference, booking_id, maria = _quencoro_visit(db, LIMA_TODAY, time(7), hours=1)  # over
     no_show = f"/staff/p/QUENCORO/bookings/{booking_id}/no-show"
     assert f'action="{no_show}"' in a.get("/staff/p/QUENCORO/day").text
-    assert _post(a, f"/visitors/{maria}/screening").status_code == 303  # no symptoms
+    if why == "screened":
+        assert _post(a, f"/visitors/{maria}/screening").status_code == 303  # no symptoms
+        problem = Problem(Code.SCREENED_AT_THE_GATE, None, {"name": "María Quispe Huamán"})
+    else:
+        with db.writing() as s:
+            _measure_q1(s, Measures(suspended=True))
+        problem = Problem(Code.NOBODY_MAY_COME_IN)
     page = a.get("/staff/p/QUENCORO/day")
     assert f'id="b-{reference}"' in page.text
     assert f'action="{no_show}"' not in page.text
     refused = _post(a, f"/bookings/{booking_id}/no-show")  # from a list loaded before
     assert refused.status_code == 409
     with use_locale("es"):
-        problem = Problem(Code.SCREENED_AT_THE_GATE, None, {"name": "María Quispe Huamán"})
         assert message(problem, "gate") in text(refused)
     assert _status(db, reference) is BookingStatus.CONFIRMED
 
@@ -1237,3 +1251,22 @@ def test_the_days_csv_says_who_a_paused_visit_keeps_out(guards, db):
     assert [row[-2:] for row in rows[1:]] == [
         ["Visitas en pausa; No puede ingresar: medida de salud", ""]
     ]
+
+
+# --- Nobody came, when nobody could ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kept", "nobody"), [((True, True), True), ((True, False), False)], ids=["all", "one"]
+)
+def test_nobody_may_come_in_only_when_the_measures_keep_every_visitor_out(kept, nobody):
+    """Where high-risk visitors are kept away, a booking with someone else in it could have
+    come: a no-show is said as usual."""
+    listed = GateBooking(1, "ABCD2345", BookingStatus.CONFIRMED, "Q1", "Juan", "A")
+    listed.measures = Measures(no_high_risk=True)
+    for n, out in enumerate(kept):
+        listed.visitors.append(
+            GateVisitor(n, "X", DocumentType.DNI, "1", AgeGroup.ADULT, Relationship.CHILD,
+                        kept_away=HighRisk.YOUNG_CHILD if out else None)
+        )  # fmt: skip
+    assert listed.nobody_may_come_in is nobody

@@ -191,6 +191,12 @@ class GateBooking:
         return tags
 
     @property
+    def nobody_may_come_in(self) -> bool:
+        """Every visitor of it is kept out by the health measures: nobody could have come,
+        so it is never a no-show (see :func:`record_no_show`)."""
+        return all(self.kept_out(v) for v in self.visitors)
+
+    @property
     def stop_visit(self) -> bool:
         """Someone of it came in, and a health measure pauses the visit (a suspension issued
         since leaves such a booking for the gate to stop: :mod:`visits.issuing`)."""
@@ -792,7 +798,14 @@ def record_no_show(
 ) -> Booking:
     """Nobody of the booking came to the gate: said once its visit time is over, that day or
     later (a list left unmarked at closing can be completed the next day). Said again (a
-    double click, two guards), it is recorded once."""
+    double click, two guards), it is recorded once.
+
+    Decision: refused (``nobody_may_come_in``, and not offered on the list:
+    :attr:`GateBooking.nobody_may_come_in`) when the visit's health measures keep every
+    visitor of it out (visits paused, or each one high risk where they are kept away), as
+    the gate would have (:func:`record_arrival`). Nobody could have come in, so nobody
+    failed to come: counted as a no-show it would swell the no-show figures of the reports
+    with visits a health measure called off. Such a booking stays confirmed."""
     booking = _gate_booking(session, prison, booking_id, now, _NO_SHOW_STEPS, later_days=True)
     if booking.status is BookingStatus.NO_SHOW:
         return booking
@@ -806,6 +819,11 @@ def record_no_show(
     if screened := [v for v in booking.visitors if Stage.GATE in found.get(v.id, {})]:
         name = screened[0].full_name
         raise Rejected([Problem(Code.SCREENED_AT_THE_GATE, None, {"name": name})])
+    measures = for_booking(session, booking)
+    if measures.suspended or all(
+        kept_away(session, booking, v, measures=measures) for v in booking.visitors
+    ):
+        raise Rejected([Problem(Code.NOBODY_MAY_COME_IN)])
     if now < booking.slot.ends_at:
         raise Rejected([Problem(Code.VISIT_NOT_OVER)])
     booking.status, booking.updated_at = BookingStatus.NO_SHOW, now

@@ -103,6 +103,7 @@ class Code(StrEnum):
     VISIT_NOT_OVER = "visit_not_over"
     CAME_TO_THE_GATE = "came_to_the_gate"
     SCREENED_AT_THE_GATE = "screened_at_the_gate"
+    NOBODY_MAY_COME_IN = "nobody_may_come_in"
     ALREADY_RECORDED = "already_recorded"
     GATE_RECORD_CHANGED = "gate_record_changed"
     GATE_RECORDED = "gate_recorded"
@@ -276,6 +277,9 @@ MESSAGES: dict[Code, str] = {
     Code.SCREENED_AT_THE_GATE: N_(
         "%(name)s answered the health questions at the gate: someone of this booking came, "
         "so it is not a no-show."
+    ),
+    Code.NOBODY_MAY_COME_IN: N_(
+        "A health measure kept everyone of this booking from coming in: it is not a no-show."
     ),
     Code.INVALID_DATE_RANGE: N_(
         "The last day must come after the first, at most %(days)s days later."
