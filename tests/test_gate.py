@@ -1270,3 +1270,128 @@ def test_nobody_may_come_in_only_when_the_measures_keep_every_visitor_out(kept, 
                         kept_away=HighRisk.YOUNG_CHILD if out else None)
         )  # fmt: skip
     assert listed.nobody_may_come_in is nobody
+
+
+def _stop(s, how: str, prison="TEST", inmate="Q1", dni="45678912"):
+    """Stop today's 14:00 visit (of ``inmate``, with the visitor ``dni``) the way ``how`` says,
+    at NOW; the references it cancelled and those it left for the gate."""
+    from visits.suspensions import Actor as By
+    from visits.suspensions import suspend_inmate, suspend_visitor
+
+    admin = By("staff:admin", "", NOW)
+    if how == "closed":
+        request = ClosureRequest(LIMA_TODAY, time(14), "Requisa")
+        closed = close(
+            s, _prison(s, prison), request, now=NOW, actor="staff:admin", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+        return closed.cancelled, closed.at_gate
+    if how == "inmate_suspended":
+        done = suspend_inmate(
+            s, _prison(s, prison), code=inmate, until=LIMA_TODAY, reason="Sanción", by=admin,
+            sms_policy=SMS,
+        )  # fmt: skip
+    else:
+        done = suspend_visitor(
+            s, _prison(s, prison), doc_type="dni", doc_number=dni, until=LIMA_TODAY,
+            reason="Pelea", by=admin, sms_policy=SMS,
+        )  # fmt: skip
+    return [b.reference for b in done.cancelled], [b.reference for b in done.at_gate]
+
+
+STOPS = ["closed", "inmate_suspended", "visitor_barred"]
+
+
+@pytest.mark.parametrize("how", STOPS)
+def test_a_visit_let_in_before_a_closure_or_suspension_is_left_for_the_gate_and_its_undo_cancels_it(
+    same_day, how
+):
+    """As for a health pause: María came in at 10:00 for the 14:00 visit, then the time is
+    closed, visits to Q1 suspended or María barred. The booking is not cancelled (she is
+    inside; no SMS), it is listed apart, and the day's list tells the guard to stop the visit
+    and why. Undoing her check-in cancels it with that cause: seats back, the family told."""
+    db, slots, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+    with db.writing() as s:
+        assert _stop(s, how) == ([], [reference])
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    assert _queued(db, how) == []
+    [slot] = [slot for slot in _day(db) if slot.slot_id == slots["14:00"]]
+    [listed] = slot.bookings
+    assert listed.stop_visit == how
+    [other] = [slot for slot in _day(db) if slot.slot_id == slots["16:00"]]
+    assert other.bookings == []
+    with db.writing() as s:
+        _undo(s, visitor_id=maria, was="arrived")
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    assert _queued(db, how) == [f"booking:{reference}"]
+    with db.read_session() as s:
+        assert s.get(Slot, slots["14:00"]).seats_taken == 0
+        cancelled = s.scalar(
+            select(AuditEvent).where(AuditEvent.action == f"booking.cancelled_{how}")
+        )
+        assert cancelled.entity_id == reference
+
+
+def test_a_visit_not_stopped_is_not_flagged_and_its_undo_leaves_it_confirmed(same_day):
+    """A suspension of another inmate, a bar of someone else, a closure of another time:
+    María's visit is not flagged, and undoing her check-in leaves it confirmed."""
+    db, slots, reference = same_day
+    maria, _ = _visitor_ids(db, reference)
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s), visitor_id=maria, actor=GUARD, now=NOW)
+        make_inmate(s, _prison(s), "Q2")
+    _book_now(db, slots["16:00"], visitor("41234567"), inmate="Q2")
+    with db.writing() as s:
+        _stop(s, "inmate_suspended", inmate="Q2")
+        _stop(s, "visitor_barred", dni="41234567")
+        request = ClosureRequest(LIMA_TODAY, time(16), "Requisa")
+        close(s, _prison(s), request, now=NOW, actor="staff:admin", origin="", sms_policy=SMS)
+    [slot] = [slot for slot in _day(db) if slot.slot_id == slots["14:00"]]
+    assert slot.bookings[0].stop_visit is None
+    with db.writing() as s:
+        _undo(s, visitor_id=maria, was="arrived")
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("closed", "Already inside: visit time closed, stop this visit"),
+        ("inmate_suspended", "Already inside: visits suspended, stop this visit"),
+        ("visitor_barred", "Already inside: a visitor is barred, stop this visit"),
+    ],
+)
+def test_the_gate_list_says_why_to_stop_a_visit_caught_inside_and_its_undo_cancels_it(
+    guards, db, how, words
+):
+    a, _ = guards
+    reference, _, visitor_id = _quencoro_visit(db, LIMA_TODAY, time(14))
+    assert _post(a, f"/visitors/{visitor_id}/arrived").status_code == 303
+    with db.writing() as s:
+        _stop(s, how, "QUENCORO", "Q10001", "46000001")
+    page = a.get("/staff/p/QUENCORO/day?lang=en")
+    assert words in text(page)
+    undo = f"/staff/p/QUENCORO/visitors/{visitor_id}/undo"
+    shown = _form(a.get("/staff/p/QUENCORO/day").text, undo)
+    assert a.post(undo, data=shown, follow_redirects=False).status_code == 303
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    assert _queued(db, how) == [f"booking:{reference}"]
+
+
+def left_for_the_gate(client, db, send, reference: str) -> str:
+    """Send a closure's or a suspension's confirmation twice (``send()``): both answer the
+    same, a page (read in English, returned) naming the booking let in already, which stays
+    attended."""
+    first, again = send(), send()
+    assert first.status_code == 303
+    assert again.headers["location"] == first.headers["location"]
+    result = text(client.get(first.headers["location"] + "&lang=en"))
+    assert (
+        "1 booking already checked in at the gate was not cancelled: tell the gate to stop the "
+        f"visit. {display(reference)}"
+    ) in result
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    return result

@@ -5,7 +5,7 @@ database."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, time
 
 import pytest
 from sqlalchemy import func, select
@@ -268,7 +268,7 @@ def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(boo
 
     def suspend_once(_: int) -> str:
         with db.writing() as s:
-            suspension, cancelled = suspend_inmate(
+            suspension, cancelled, _ = suspend_inmate(
                 s, prison_by_code(s, "QUENCORO"), code="Q10001", until=date(2026, 12, 31),
                 reason="pelea", by=Actor("staff:admin", "", NOW), sms_policy=SMS,
                 key="one-form-key-0123456789",
@@ -333,7 +333,7 @@ def test_the_same_lift_sent_twice_at_the_same_instant_is_done_once(booked, db):
     """Two posts of one "Levantar" land at once: they take turns on the suspension's lock, and
     the second finds the first's record and answers as it did."""
     with db.writing() as s:
-        suspension, _ = suspend_inmate(
+        suspension, *_ = suspend_inmate(
             s, prison_by_code(s, "QUENCORO"), code="Q10001", until=date(2026, 12, 31),
             reason="pelea", by=Actor("staff:admin", "", NOW), sms_policy=SMS,
         )  # fmt: skip
@@ -371,7 +371,7 @@ def test_an_inmate_suspended_while_families_book_keeps_no_booking(db_url):
 
     def administrator() -> str:
         with db.writing() as s:
-            _, cancelled = suspend_inmate(
+            _, cancelled, _ = suspend_inmate(
                 s, s.scalar(select(Prison)), code="Q1", until=SATURDAY, reason="Sanción",
                 by=Actor("staff:admin", "", NOW), sms_policy=SMS,
             )  # fmt: skip
@@ -466,3 +466,34 @@ def test_odd_suspension_dates_and_ids_are_refused_plainly(booked, db):
     assert client.get(PAGE, params={"done": "inmate", "count": "²"}).status_code == 200
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 0
+
+
+@pytest.mark.parametrize("path", ["/inmates", "/visitors"])
+def test_a_visit_let_in_already_is_not_cancelled_and_the_result_names_it_for_the_gate(
+    make_client, db, path
+):
+    """Today at 10:00 a visitor came in for the 14:00 visit; then visits to the person are
+    suspended, or the visitor barred. The booking stays attended (no SMS), the result names
+    it for the gate, and the same form sent again answers the same."""
+    from tests.test_gate import GUARD, _quencoro_visit, left_for_the_gate
+    from visits.gate import record_arrival
+
+    reference, _, visitor_id = _quencoro_visit(db, date(2026, 12, 1), time(14))
+    with db.writing() as s:
+        quencoro = prison_by_code(s, "QUENCORO")
+        record_arrival(s, prison=quencoro, visitor_id=visitor_id, actor=GUARD, now=NOW)
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    assert sign_in(client, "admin").status_code == 303
+    if path == "/inmates":
+        form = {"code": "Q10001", "inmate-until": "2026-12-01", "inmate-reason": "Sanción"}
+    else:
+        form = {"doc_type": "dni", "doc_number": "46000001", "visitor-until": "2026-12-01",
+                "visitor-reason": "Pelea"}  # fmt: skip
+    send = lambda: _post(client, path, key="one-form-key-0123456789", **form)  # noqa: E731
+    result = left_for_the_gate(client, db, send, reference)
+    assert "Saved. 0 bookings in that time were cancelled." in result
+    assert _kinds(db) == {}
+    with db.read_session() as s:
+        done = s.scalar(select(AuditEvent).where(AuditEvent.action.like("%.suspended")))
+        assert done.details["at_gate"] == [reference]

@@ -9,6 +9,11 @@ are booking in a steady stream impossible to close. While it runs, bookings into
 (:func:`visits.schedule.lock_day`), and a booking the closure cancels is locked first, so a
 family cancelling or moving it at the same moment is never lost or cancelled twice.
 
+A booking in the closed time someone of which the gate let in already (before its visit time)
+is not cancelled: they are inside (:mod:`visits.stopping`). The preview and the result list it
+apart for the administrator to tell the gate, the gate's list flags it, and undoing that
+check-in cancels it as the closure would have.
+
 Closures made here can be reopened; cancelled bookings stay cancelled (the families were
 told). The prison file's own closures (see :mod:`visits.prison_config`) change only with it.
 A time the file closed while families had bookings in it keeps them (loading the file only
@@ -18,7 +23,7 @@ that is already there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
@@ -27,9 +32,11 @@ from sqlalchemy.orm import Session, selectinload
 from visits import audit
 from visits.booking import (
     HOLDS_SEATS,
+    STOPPABLE,
     Booking,
     CancelCause,
     cancel_booking,
+    let_in,
     lock_for_cancelling,
     slot_in_use,
 )
@@ -57,13 +64,14 @@ class ClosureRequest:
 
 @dataclass(frozen=True)
 class Closed:
-    """What closing did: the closure, and the references of the bookings it cancelled;
-    ``replayed``: this confirmation was done already (a double click, a reload), and these
-    are what it did then."""
+    """What closing did: the closure, the references of the bookings it cancelled and of
+    those it left for the gate to stop (someone of them came in already); ``replayed``: this
+    confirmation was done already (a double click, a reload), and these are what it did then."""
 
     closure: Closure
     cancelled: list[str]
     replayed: bool = False
+    at_gate: list[str] = field(default_factory=list)
 
 
 def day_slots(
@@ -94,6 +102,20 @@ def affected(
 ) -> list[Booking]:
     """The bookings closing would cancel: those holding seats in a covered session that has
     not started yet, by time and reference."""
+    return [b for b in _found(session, prison, request, now) if b.status in HOLDS_SEATS]
+
+
+def at_gate(
+    session: Session, prison: Prison, request: ClosureRequest, now: datetime
+) -> list[Booking]:
+    """The bookings in a covered session not started yet that closing leaves for the gate to
+    stop: someone of them came in already (:mod:`visits.stopping`)."""
+    return let_in(_found(session, prison, request, now))
+
+
+def _found(
+    session: Session, prison: Prison, request: ClosureRequest, now: datetime
+) -> list[Booking]:
     slots = day_slots(session, prison, request.day, withdrawn=True)
     slot_ids = [s.id for s in slots if _covered(s, request, prison)]
     if not slot_ids:
@@ -104,7 +126,7 @@ def affected(
             .join(Slot, Booking.slot_id == Slot.id)
             .where(
                 Booking.slot_id.in_(slot_ids),
-                Booking.status.in_(HOLDS_SEATS),
+                Booking.status.in_(STOPPABLE),
                 Slot.starts_at > now,
             )
             .options(selectinload(Booking.visitors), selectinload(Booking.inmate))
@@ -203,7 +225,7 @@ def close(
     if key and (earlier := _closed_with(session, prison, request, key)) is not None:
         return earlier
     reject_if(problems(session, prison, request, now))
-    bookings = affected(session, prison, request, now)
+    bookings = _found(session, prison, request, now)
     # Locked before any seat moves: a family's cancel of one of them waits, or finished first
     # (then it is left as the family left it).
     lock_for_cancelling(session, bookings)
@@ -236,11 +258,13 @@ def close(
             )
             cancelled.append(booking)
     cancelled_refs = [b.reference for b in cancelled]
+    # Read again under their locks: a check-in undone meanwhile made one confirmed again.
+    inside = [b.reference for b in let_in(bookings)]
     action = "closure.created" if existing is None else "closure.bookings_cancelled"
-    keyed = {"key": key} if key else {}
-    _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs, **keyed)
+    more = ({"key": key} if key else {}) | ({"at_gate": inside} if inside else {})
+    _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs, **more)
     session.flush()
-    return Closed(closure, cancelled_refs)
+    return Closed(closure, cancelled_refs, at_gate=inside)
 
 
 # The events of a confirmation that was done.
@@ -258,7 +282,10 @@ def _closed_with(
     event = audit.done_with(session, "closure", closure.id, DONE, key, day=str(request.day))
     if event is None:
         return None
-    return Closed(closure, list(event.details.get("cancelled", [])), replayed=True)
+    details = event.details
+    return Closed(
+        closure, list(details.get("cancelled", [])), True, list(details.get("at_gate", []))
+    )
 
 
 def _audit(

@@ -24,7 +24,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from visits import audit, health, issuing, screening, sms
+from visits import audit, health, screening, sms, stopping
 from visits.advisories import for_booking, in_force
 from visits.audit import AuditEvent
 from visits.base import Base, UTCDateTime, str_enum
@@ -159,6 +159,8 @@ class GateBooking:
     visitors: list[GateVisitor] = field(default_factory=list)
     # The health measures for this visit: the guard sees what they ask, never why.
     measures: Measures = field(default_factory=Measures)
+    # Why visits are stopped for it since someone of it came in (:mod:`visits.stopping`).
+    stopped: CancelCause | None = None
 
     @property
     def at_the_gate(self) -> bool:
@@ -197,10 +199,11 @@ class GateBooking:
         return all(self.kept_out(v) for v in self.visitors)
 
     @property
-    def stop_visit(self) -> bool:
-        """Someone of it came in, and a health measure pauses the visit (a suspension issued
-        since leaves such a booking for the gate to stop: :mod:`visits.issuing`)."""
-        return self.status is BookingStatus.ATTENDED and self.measures.suspended
+    def stop_visit(self) -> CancelCause | None:
+        """Someone of it came in, and visits are stopped for it (a closure, a suspension or a
+        health pause made since leaves such a booking for the gate to stop: :mod:`visits.stopping`):
+        why."""
+        return self.stopped if self.status is BookingStatus.ATTENDED else None
 
 
 @dataclass
@@ -288,6 +291,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     refused = refused_for_symptoms(session, prison, {row[-1] for row in rows}, day)
     advisories = in_force(session, prison.id, day)
     current: GateBooking | None = None
+    whom: dict[int, tuple[int, set[int]]] = {}  # booking id: the inmate and the people in it
     for (
         slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
         surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk, relationship,
@@ -300,6 +304,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures
             )
             slots[slot_id].bookings.append(current)
+            whom[booking_id] = (inmate_id, set())
+        whom[booking_id][1].add(person_id)
         age = age_on(birth_date, day)
         current.visitors.append(
             GateVisitor(
@@ -318,11 +324,37 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 refused_for_symptoms=refused.get(person_id),
             )
         )
+    _flag_stopped(session, prison, day, list(slots.values()), whom)
     everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
     found = screening.outcomes(session, [v.id for v in everyone], visit_day=day)
     for visitor in everyone:
         visitor.screened.update(found.get(visitor.id, {}))
     return list(slots.values())
+
+
+def _flag_stopped(
+    session: Session,
+    prison: Prison,
+    day: date,
+    slots: list[GateSlot],
+    whom: dict[int, tuple[int, set[int]]],
+) -> None:
+    """Say on each booking someone of which came in why visits are stopped for it, if they
+    are (:func:`visits.stopping.stop_cause`): two reads, and none when nobody came in."""
+    inside = [(s, b) for s in slots for b in s.bookings if b.status is BookingStatus.ATTENDED]
+    if not inside:
+        return
+    inmates = stopping.suspended_inmates(session, [whom[b.id][0] for _, b in inside], day)
+    people = {person for _, b in inside for person in whom[b.id][1]}
+    barred = stopping.barred(session, prison.id, people, day)
+    for slot, booking in inside:
+        inmate_id, in_it = whom[booking.id]
+        booking.stopped = stopping.stop_cause(
+            closed=slot.closed is not None,
+            inmate_suspended=inmate_id in inmates,
+            barred=bool(in_it & barred),
+            health_paused=booking.measures.suspended,
+        )
 
 
 # How long a turn-away for symptoms at the gate is shown on the person's later visits: the
@@ -662,13 +694,14 @@ def undo_gate(
     place, and undoing it now would change what the cancellation decided, on a booking no
     list shows any more. A mistake is undone while the booking stands.
 
-    Decision: a check-in undone on a booking a health suspension issued since left alone
-    (it was attended: :mod:`visits.issuing`) is cancelled by the undo, as the suspension
-    would have cancelled it, when its visit is still to come: seats back, the family told by
-    SMS (and told when the suspension is lifted). Refusing the undo instead would keep a
+    Decision: a check-in undone on a booking a closure, a suspension (of visits to the
+    person, or a bar of one of its visitors) or a health pause made since left alone (it was
+    attended: :mod:`visits.stopping`) is cancelled by the undo with that cause, as it would
+    have cancelled it, when its visit is still to come: seats back, the family told by SMS
+    (and, for a health pause, told when it is lifted). Refusing the undo instead would keep a
     mistaken "came in" on the list, and a family who never came would not learn their visit
-    is off; leaving it confirmed would offer them a visit inside the pause. The undo is the
-    guard's, and the booking leaves the list (cancelled bookings are not listed)."""
+    is off; leaving it confirmed would offer them a visit that may not take place. The undo
+    is the guard's, and the booking leaves the list (cancelled bookings are not listed)."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now, _UNDO_STEPS)
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
@@ -692,7 +725,7 @@ def undo_gate(
     booking.updated_at = now
     _audit(session, booking, visitor, "visitor.gate_undone", actor, now, was=shown.value)
     if booking.status is BookingStatus.CONFIRMED:
-        issuing.apply_to_undone(
+        stopping.apply_to_undone(
             session, booking, now=now, actor=actor.name, origin=actor.origin,
             sms_policy=sms_policy,
         )  # fmt: skip

@@ -6,13 +6,13 @@ day is re-evaluated; where visits are suspended it is cancelled and the family g
 and how to book again, otherwise a confirmed booking's family is told the measures for its visit
 (every advisory's) and what they ask. A family is told once for the same measures: issuing the
 same measures again, or another advisory that changes nothing for their visit, tells nobody
-twice. A booking whose visitor the gate already let in (``attended``, before its visit time)
-is not cancelled where visits are suspended (the person is inside: an SMS cancelling it would
-be wrong): it is counted apart, for health staff to tell the gate, and the gate's list flags
-it. If the gate then undoes that check-in, :func:`apply_to_undone` cancels it as issuing would
-have. Every inmate the advisory covers
-is locked first (bookings lock their inmate before reading advisories), so no booking slips in
-between. Lifting reopens booking; what was cancelled stays cancelled.
+twice. A booking whose visitor the gate already let in (``attended``, before its visit time) is not
+cancelled where visits are suspended (the person is inside: an SMS cancelling it would be wrong): it
+is counted apart, for health staff to tell the gate, and the gate's list flags it. If the gate then
+undoes that check-in, it is cancelled as issuing would have (:mod:`visits.stopping`, for every
+cause that stops a visit; :func:`pausing` finds the suspension). Every inmate the advisory covers is
+locked first (bookings lock their inmate before reading advisories), so no booking slips in between.
+Lifting reopens booking; what was cancelled stays cancelled.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from visits import audit, health, sms
 from visits.advisories import HealthAdvisory, in_force
 from visits.audit import AuditEvent
 from visits.booking import (
-    HOLDS_SEATS,
+    STOPPABLE,
     Booking,
     BookingStatus,
     CancelCause,
     cancel_booking,
+    let_in,
     lock_for_cancelling,
 )
 from visits.db import lock_rows, require_write_lock
@@ -228,7 +229,7 @@ def touched(
         .join(Inmate, Booking.inmate_id == Inmate.id)
         .where(
             Booking.prison_id == advisory.prison_id,
-            Booking.status.in_((*HOLDS_SEATS, BookingStatus.ATTENDED)),
+            Booking.status.in_(STOPPABLE),
             Slot.starts_at > now,
             Slot.local_date >= advisory.starts_on,
         )
@@ -282,26 +283,13 @@ def _take_effect(
 
 
 def _at_gate(advisory: HealthAdvisory, bookings: list[Booking]) -> list[Booking]:
-    if not advisory.suspended:
-        return []
-    return [b for b in bookings if b.status is BookingStatus.ATTENDED]
+    return let_in(bookings) if advisory.suspended else []
 
 
-def apply_to_undone(
-    session: Session,
-    booking: Booking,
-    *,
-    now: datetime,
-    actor: str,
-    origin: str,
-    sms_policy: SmsPolicy,
-) -> bool:
-    """The gate undid the check-in of a booking (locked by the caller), confirmed again: if a
-    suspension in force pauses its visit and the visit is still to come, it is cancelled as
-    issuing that suspension would have (seats back, the family told by SMS, and told again
-    when it is lifted); whether it was. A visit already begun stays, as issuing leaves it."""
-    if not booking.can_change(now):
-        return False
+def pausing(session: Session, booking: Booking) -> HealthAdvisory | None:
+    """The first suspension in force that pauses the booking's visit, if any: the gate's undo
+    of its check-in cancels it for that one (:func:`visits.stopping.apply_to_undone`, which
+    then records it here: :func:`applied_to_undone`)."""
     rows = session.scalars(
         select(HealthAdvisory)
         .where(
@@ -314,16 +302,17 @@ def apply_to_undone(
     )
     inmate = booking.inmate
     covering = (a for a in rows if a.rule().covers(booking.prison_id, inmate.wing_id, inmate.id))
-    advisory = next(covering, None)
-    if advisory is None:
-        return False
-    cancel_booking(
-        session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
-        cause=CancelCause.HEALTH_SUSPENDED,
-    )  # fmt: skip
+    return next(covering, None)
+
+
+def applied_to_undone(
+    session: Session, advisory: HealthAdvisory, booking: Booking, now: datetime, by: tuple[str, str]
+) -> None:
+    """In the advisory's history: it cancelled ``booking`` when the gate undid its check-in
+    (``by``: who and from where); its family is told again when it is lifted."""
+    actor, origin = by
     effect = Effect(advisory, cancelled=[booking])
     _audit(session, advisory, "advisory.applied_to_undone", now, actor, origin, effect)
-    return True
 
 
 def issue(

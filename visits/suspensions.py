@@ -5,10 +5,14 @@ Either takes effect at once: new bookings in the period are refused by the booki
 the bookings already made in it are cancelled in the same transaction, each family told by SMS
 in general words (:class:`visits.booking.CancelCause`). A booking with a barred visitor is
 cancelled whole (the domain has no removing one person from a booking): the SMS invites the
-family to book again without them. Lifting ends a suspension early and keeps its record;
-bookings it cancelled stay cancelled. A visitor can be barred once they have booked at this
-prison (before that the service knows no such person, and an administrator may not learn of
-another prison's visitors). A suspension lasts at most five years: it is reviewed by then.
+family to book again without them. A booking someone of which the gate let in already,
+before its visit time, is not cancelled (they are inside; :mod:`visits.stopping`): the result
+lists it apart for the administrator to tell the gate, the gate's list flags it, and undoing
+that check-in cancels it as the suspension would have. Lifting ends a suspension early and
+keeps its record; bookings it cancelled stay cancelled. A visitor can be barred once they
+have booked at this prison (before that the service knows no such person, and an
+administrator may not learn of another prison's visitors). A suspension lasts at most five
+years: it is reviewed by then.
 
 The page's form carries a one-off key (:func:`visits.audit.done_with`): the same form sent
 twice (a double click, a reload) records one suspension, and the second is answered as the
@@ -22,18 +26,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from visits import audit
 from visits.booking import (
-    HOLDS_SEATS,
+    STOPPABLE,
     Booking,
     BookingVisitor,
     CancelCause,
     cancel_booking,
+    let_in,
     lock_for_cancelling,
 )
 from visits.db import lock_rows, require_write_lock
@@ -47,6 +52,16 @@ from visits.visitor import DocumentType, Visitor, VisitorSuspension, normalise_d
 MAX_REASON = 300
 # However long a bar is meant to last, it is reviewed at least this often.
 MAX_AHEAD = timedelta(days=5 * 365)
+
+
+class Suspended(NamedTuple):
+    """What suspending did: the suspension, the bookings it cancelled, and those it left
+    because someone of them came in at the gate already (to tell the gate:
+    :mod:`visits.stopping`)."""
+
+    suspension: InmateSuspension | VisitorSuspension
+    cancelled: list[Booking]
+    at_gate: list[Booking]
 
 
 @dataclass(frozen=True)
@@ -111,18 +126,19 @@ def _take_effect(
     sms_policy: SmsPolicy,
     subject: tuple[str, int],
     key: str,
-) -> list[Booking]:
-    """Record the suspension, cancel the ``bookings`` it covers, audit both; the cancelled."""
+) -> Suspended:
+    """Record the suspension, cancel the ``bookings`` it covers, audit both; what it did."""
     session.add(suspension)
     session.flush()
     found = list(session.scalars(bookings))
     cancelled = _cancel_all(session, found, cause, suspension, by, sms_policy)
+    at_gate = let_in(found)  # as read again under their locks by _cancel_all
     entity, entity_id = subject
     _audit(
         session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled,
-        key=key,
+        key=key, at_gate=at_gate,
     )  # fmt: skip
-    return cancelled
+    return Suspended(suspension, cancelled, at_gate)
 
 
 Suspension = TypeVar("Suspension", InmateSuspension, VisitorSuspension)
@@ -135,9 +151,10 @@ def _submitted(
     key: str,
     until: date,
     reason: str,
-) -> tuple[Suspension, list[Booking]] | None:
+) -> Suspended | None:
     """What the submission with this key recorded for this person, if it was recorded already
-    (with the same last day and reason): the suspension and the bookings it cancelled. Read
+    (with the same last day and reason): the suspension, the bookings it cancelled and those
+    it left at the gate. Read
     under the person's lock, which the first submission held until it committed."""
     entity, entity_id = subject
     event = audit.done_with(
@@ -147,19 +164,26 @@ def _submitted(
     suspension = session.get(kind, event.details["suspension_id"]) if event else None
     if event is None or suspension is None:
         return None
-    references = event.details.get("cancelled", [])
-    cancelled = session.scalars(select(Booking).where(Booking.reference.in_(references)))
-    return suspension, sorted(cancelled, key=lambda b: b.id)
+    named = (_named(session, event, name) for name in ("cancelled", "at_gate"))
+    return Suspended(suspension, *named)
+
+
+def _named(session: Session, event: audit.AuditEvent, name: str) -> list[Booking]:
+    """The bookings the event's ``name`` detail lists by reference, in booking order."""
+    references = event.details.get(name, [])
+    found = session.scalars(select(Booking).where(Booking.reference.in_(references)))
+    return sorted(found, key=lambda b: b.id)
 
 
 def _in_period(prison: Prison, until: date, now: datetime) -> Select:
-    """This prison's bookings holding seats from now until the end of ``until``."""
+    """This prison's bookings still to come from now until the end of ``until``: those holding
+    seats, and those let in at the gate already (left for the gate: :mod:`visits.stopping`)."""
     return (
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
         .where(
             Booking.prison_id == prison.id,
-            Booking.status.in_(HOLDS_SEATS),
+            Booking.status.in_(STOPPABLE),
             Slot.starts_at > now,
             Slot.local_date <= until,
         )
@@ -177,10 +201,11 @@ def suspend_inmate(
     by: Actor,
     sms_policy: SmsPolicy,
     key: str = "",
-) -> tuple[InmateSuspension, list[Booking]]:
-    """Suspend visits to the inmate of this prison with ``code``; the suspension and the
-    bookings it cancelled. Raises :class:`Rejected` with every problem (nothing changes).
-    The form's ``key`` sent again answers what the first did (see the module's docstring)."""
+) -> Suspended:
+    """Suspend visits to the inmate of this prison with ``code``; what it did (the suspension,
+    the bookings it cancelled, those it left at the gate). Raises :class:`Rejected` with
+    every problem (nothing changes). The form's ``key`` sent again answers what the first
+    did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
     inmate = None
@@ -205,11 +230,10 @@ def suspend_inmate(
         created_at=by.now,
     )  # fmt: skip
     bookings = _in_period(prison, until, by.now).where(Booking.inmate_id == inmate.id)
-    cancelled = _take_effect(
+    return _take_effect(
         session, prison, suspension, bookings, CancelCause.INMATE_SUSPENDED, by, sms_policy,
         subject, audit.submission_key(key),
     )  # fmt: skip
-    return suspension, cancelled
 
 
 def _booked_here(session: Session, prison: Prison, visitor: Visitor) -> bool:
@@ -236,9 +260,9 @@ def suspend_visitor(
     by: Actor,
     sms_policy: SmsPolicy,
     key: str = "",
-) -> tuple[VisitorSuspension, list[Booking]]:
-    """Bar the visitor with this document from this prison; the suspension and the bookings
-    it cancelled. Raises :class:`Rejected` with every problem (nothing changes). The form's
+) -> Suspended:
+    """Bar the visitor with this document from this prison; what it did (as for an inmate).
+    Raises :class:`Rejected` with every problem (nothing changes). The form's
     ``key`` sent again answers what the first did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
@@ -276,15 +300,14 @@ def suspend_visitor(
         .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
         .where(BookingVisitor.visitor_id == visitor.id)
     )
-    cancelled = _take_effect(
+    return _take_effect(
         session, prison, suspension, bookings, CancelCause.VISITOR_BARRED, by, sms_policy,
         subject, audit.submission_key(key),
     )  # fmt: skip
-    return suspension, cancelled
 
 
 def _audit(
-    session, by, action, entity, entity_id, prison, suspension, cancelled=(), key=""
+    session, by, action, entity, entity_id, prison, suspension, cancelled=(), key="", at_gate=()
 ) -> None:
     audit.record(
         session,
@@ -300,6 +323,7 @@ def _audit(
             "reason": suspension.reason,
         }
         | ({"cancelled": [b.reference for b in cancelled]} if cancelled else {})
+        | ({"at_gate": [b.reference for b in at_gate]} if at_gate else {})
         | ({"key": key} if key else {}),
         origin=by.origin,
     )

@@ -11,7 +11,9 @@ confirmation carries the references the preview showed, so the result can say ho
 those cancelled were booked in between (they are cancelled too, see :mod:`visits.closing`),
 and a key of its own, so that sending it twice (a double click, a reload) closes once and
 answers the same. A closed time that still holds bookings (the prison file closed it) is
-listed with them, to cancel them the same way.
+listed with them, to cancel them the same way. A booking someone of which came in at the gate
+already is not cancelled: the preview and the result list it apart, to tell the gate
+(:mod:`visits.stopping`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from visits.staff import StaffRole
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, clock_time, iso_day, shown_count, typed
+from web.forms import FormValues, RowId, clock_time, iso_day, shown_count, shown_references, typed
 from web.staff import Staff, access, form_pages_on_get
 
 router = APIRouter(prefix="/staff/p/{prison}/closures", include_in_schema=False)
@@ -106,6 +108,7 @@ def _page(
         done=request.query_params.get("done", ""),
         count=_count(request, "count"),
         unseen=_count(request, "unseen"),
+        at_gate=shown_references(request.query_params.get("at_gate", "")),
     )
 
 
@@ -137,6 +140,7 @@ def preview(
         prison=who.prison,
         closure=closure,
         bookings=closing.affected(session, who.prison, closure, now),  # type: ignore[arg-type]
+        at_gate=closing.at_gate(session, who.prison, closure, now),  # type: ignore[arg-type]
         already=closing.covering(session, who.prison, closure),  # type: ignore[arg-type]
         # Confirming twice (a double click, a reload) closes once, and answers the same.
         key=audit.new_key(),
@@ -189,7 +193,10 @@ def close(
         session.rollback()
     else:
         commit_seat_change(request, session, closed.closure.prison_id)
-    query = urlencode({"done": "closed", "count": len(closed.cancelled), "unseen": unseen})
+    query = urlencode(
+        {"done": "closed", "count": len(closed.cancelled), "unseen": unseen}
+        | ({"at_gate": ",".join(closed.at_gate)} if closed.at_gate else {})
+    )
     return RedirectResponse(f"{_path(who)}?{query}", status_code=303)
 
 

@@ -25,6 +25,7 @@ from visits.booking_request import (
 )
 from visits.i18n import current_locale
 from visits.problems import Code, Problem
+from visits.reference import parse as parse_reference
 
 CSRF_FIELD = "csrf_token"
 VISITOR_FIELDS = tuple(VisitorInput.__dataclass_fields__)
@@ -163,6 +164,13 @@ def shown_count(raw: str) -> int:
     """A count a redirect put in the address for the next page to show (0 if it is not one:
     anyone can edit an address)."""
     return int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0
+
+
+def shown_references(raw: str) -> list[str]:
+    """Booking references a redirect put in the address (comma-separated) for the next page
+    to list; any that is not one is left out (anyone can edit an address)."""
+    found = (parse_reference(part) for part in raw.split(",")[:100])
+    return [reference for reference in found if reference is not None]
 
 
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from visits import gate
-from visits.booking import Booking, BookingStatus
+from visits.booking import Booking, BookingStatus, CancelCause
 from visits.gate import (
     Actor,
     AgeGroup,
@@ -162,7 +162,17 @@ def _words() -> dict[object, str]:
         non_contact=gettext("No contact"),
         no_high_risk=gettext("No under-5s, pregnant or low-defence visitors"),
         suspended=gettext("Visits paused"),
-        stop_visit=gettext("Already inside: visits paused, stop this visit"),
+        # Someone came in before visits were stopped for it (visits.stopping): why, and stop.
+        stop_visit={
+            CancelCause.HEALTH_SUSPENDED: gettext("Already inside: visits paused, stop this visit"),
+            CancelCause.INMATE_SUSPENDED: gettext(
+                "Already inside: visits suspended, stop this visit"
+            ),
+            CancelCause.VISITOR_BARRED: gettext(
+                "Already inside: a visitor is barred, stop this visit"
+            ),
+            CancelCause.CLOSED: gettext("Already inside: visit time closed, stop this visit"),
+        },
         inform=gettext("Health measure"),
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
@@ -197,9 +207,10 @@ class Said:
 
     def health(self, booking: GateBooking, visitor: GateVisitor) -> list[str]:
         """Every health tag of the visitor's row: the booking's, then the visitor's own."""
-        keys = ["stop_visit"] if booking.stop_visit else []
-        keys += booking.health_tags + booking.visitor_tags(visitor)
-        return [self.tag(key, booking, visitor) for key in keys]
+        stop = booking.stop_visit
+        said = [self.words["stop_visit"][stop]] if stop else []  # type: ignore[index]
+        keys = booking.health_tags + booking.visitor_tags(visitor)
+        return said + [self.tag(key, booking, visitor) for key in keys]
 
     def gate(self, visitor: GateVisitor) -> tuple[str, str]:
         """What the gate recorded (nothing yet: two blanks): its status, and the reason and

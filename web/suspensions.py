@@ -25,7 +25,7 @@ from visits.visitor import DocumentType
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, shown_count
+from web.forms import FormValues, RowId, shown_count, shown_references
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/suspensions", include_in_schema=False)
@@ -58,6 +58,7 @@ def _page(
         values=values or {},
         done=request.query_params.get("done", ""),
         count=shown_count(request.query_params.get("count", "")),
+        at_gate=shown_references(request.query_params.get("at_gate", "")),
         key=audit.new_key(),
     )
 
@@ -93,16 +94,17 @@ def _apply(
     now: datetime,
     values: dict[str, str],
     form: str,
-    act: Callable[[date | None], tuple[object, list]],
+    act: Callable[[date | None], suspensions.Suspended],
 ) -> Response:
     """Parse the date, then ``act(until)``: committed, or the page again with every problem
-    beside the form that was sent, and nothing changed."""
+    beside the form that was sent, and nothing changed. The page then says how many bookings
+    were cancelled, and lists those left for the gate to stop (:mod:`visits.stopping`)."""
     problems: list[Problem] = []
     until = _until(values, form, problems)
     try:
         if problems:
             raise Rejected(problems)
-        _, cancelled = act(until)
+        done = act(until)
     except Rejected as rejected:
         # A date that could not be read is reported once, not again as missing.
         found = [_in_form(p, form) for p in rejected.problems]
@@ -112,7 +114,11 @@ def _apply(
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, now, found, values, 422)
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    return RedirectResponse(_path(who, done=form, count=len(cancelled)), status_code=303)
+    at_gate = ",".join(b.reference for b in done.at_gate)
+    target = _path(
+        who, done=form, count=len(done.cancelled), **({"at_gate": at_gate} if at_gate else {})
+    )
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/inmates")

@@ -1,0 +1,100 @@
+"""A visit someone of which the gate let in before its time, when visits are stopped for it
+after: its day or time closed (:mod:`visits.closing`), visits to the person suspended or one
+of its visitors barred (:mod:`visits.suspensions`), or a health pause (:mod:`visits.issuing`).
+
+Decision: each of these leaves such a booking (``attended``) as it is. The person is inside,
+so cancelling it (and an SMS telling the family the visit is off) would be wrong, and seats
+already used are not given back. Instead staff see it listed apart ("tell the gate"), the
+gate's list flags it with the cause (:func:`stop_cause`, read by :func:`visits.gate.day_list`),
+and if the gate then undoes the check-in (a mistake: nobody came in), :func:`apply_to_undone`
+cancels it as the cause would have (seats back, the family's SMS in the cause's words) when
+its visit is still to come. One order of causes serves both, so the flag names the cause the
+undo would cancel with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visits import issuing
+from visits.booking import Booking, CancelCause, cancel_booking
+from visits.inmate import Inmate, InmateSuspension, suspended_until
+from visits.schedule import closure_for, closures_between
+from visits.sms import SmsPolicy
+from visits.visitor import suspended_on, suspensions_from
+
+
+def stop_cause(
+    *, closed: bool, inmate_suspended: bool, barred: bool, health_paused: bool
+) -> CancelCause | None:
+    """Why a visit may not go ahead, the first that holds: a closure (the whole time is off
+    for everyone), visits to the person suspended, one of its visitors barred, a health pause."""
+    causes = (
+        (closed, CancelCause.CLOSED),
+        (inmate_suspended, CancelCause.INMATE_SUSPENDED),
+        (barred, CancelCause.VISITOR_BARRED),
+        (health_paused, CancelCause.HEALTH_SUSPENDED),
+    )
+    return next((cause for holds, cause in causes if holds), None)
+
+
+def suspended_inmates(session: Session, inmate_ids: Sequence[int], day: date) -> set[int]:
+    """Those of these inmates whose visits are suspended on ``day`` (staff's or the roster's,
+    as :func:`visits.inmate.suspended_until` reads one), in one query."""
+    if not inmate_ids:
+        return set()
+    by_staff = select(InmateSuspension.inmate_id).where(
+        InmateSuspension.inmate_id.in_(inmate_ids),
+        InmateSuspension.lifted_at.is_(None),
+        InmateSuspension.until >= day,
+    )
+    by_roster = select(Inmate.id).where(
+        Inmate.id.in_(inmate_ids), Inmate.visits_suspended_until >= day
+    )
+    return set(session.scalars(by_staff.union(by_roster)))
+
+
+def barred(session: Session, prison_id: int, people: Iterable[int], day: date) -> set[int]:
+    """Those of these people (:class:`visits.visitor.Visitor` ids) barred from the prison on
+    ``day``."""
+    return set(suspended_on(suspensions_from(session, prison_id, people, day), day))
+
+
+def apply_to_undone(
+    session: Session,
+    booking: Booking,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+    sms_policy: SmsPolicy,
+) -> CancelCause | None:
+    """The gate undid the check-in of a booking (locked by the caller), confirmed again: if
+    its visit is still to come and is stopped (:func:`stop_cause`), it is cancelled with that
+    cause, as closing, suspending or the health measure would have; the cause, if it was. A
+    visit already begun stays, as they leave it."""
+    if not booking.can_change(now):
+        return None
+    day, prison = booking.slot.local_date, booking.prison
+    closure = closure_for(closures_between(session, prison.id, day, day), booking.slot, prison.tz)
+    people = [v.visitor_id for v in booking.visitors]
+    advisory = issuing.pausing(session, booking)
+    cause = stop_cause(
+        closed=closure is not None,
+        inmate_suspended=suspended_until(session, booking.inmate, day) is not None,
+        barred=bool(barred(session, prison.id, people, day)),
+        health_paused=advisory is not None,
+    )
+    if cause is None:
+        return None
+    cancel_booking(
+        session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
+        reason=closure.reason if closure is not None else "", cause=cause,
+    )  # fmt: skip
+    if cause is CancelCause.HEALTH_SUSPENDED and advisory is not None:
+        issuing.applied_to_undone(session, advisory, booking, now, (actor, origin))
+    return cause
