@@ -161,7 +161,7 @@ def suspend_visitor(
         if found is None:
             raise _fail([f"unknown prison {prison!r}"])
         try:
-            suspension, cancelled = suspend(
+            suspension, cancelled, at_gate = suspend(
                 session,
                 found,
                 doc_type=doc_type.value,
@@ -177,6 +177,7 @@ def suspend_visitor(
     typer.echo(
         f"{doc_type.value} {number} suspended at {found.code} until {last_day}; "
         f"bookings cancelled: {len(cancelled)}"
+        + (f"; already inside, tell the gate: {len(at_gate)}" if at_gate else "")
     )
 
 
