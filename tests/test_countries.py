@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from notifications.outbox import OutboxMessage
 from tests.test_api import book, slots
 from tests.test_pages import confirm, csrf, identify, review, text, visible, visitor_form
+from tests.test_unconfirmed import visitor_entry
 from visits.booking import Booking
 from visits.booking_request import parse_phone
 from visits.i18n import use_locale
@@ -26,18 +27,6 @@ def counts(db) -> tuple[int, int]:
             s.scalar(select(func.count()).select_from(Booking)),
             s.scalar(select(func.count()).select_from(OutboxMessage)),
         )
-
-
-def visitor_entry(n: int) -> dict[str, str]:
-    return {
-        "first_names": "Ana",
-        "last_names": "Pérez",
-        "doc_type": "dni",
-        "doc_number": f"7{n:07d}",
-        "birth_date": "1990-01-01",
-        "relationship": "friend",
-        "sex": "F",
-    }
 
 
 FOREIGN = ["+447911123401", "+1 212 555 0123", "+591 71234567", "+34 612 345 678"]

@@ -1121,6 +1121,29 @@ BY_FAMILY = "family"  # the family, on its page, by SMS, or staff at its request
 HOLD_EXPIRED = "hold_expired"  # the code sent to the phone was never typed
 
 
+# The history events that cancel a booking: by whom or what, and a hold's code not typed.
+CANCELLED_ACTIONS = (
+    "booking.cancelled",
+    *(f"booking.cancelled_{cause.value}" for cause in CancelCause),
+    "booking.hold_expired",
+)
+
+
+def cancellation_event(session: Session, booking: Booking) -> audit.AuditEvent | None:
+    """The history event that cancelled this booking (the latest, if it was ever cancelled
+    and reopened), or ``None``."""
+    return session.scalar(
+        select(audit.AuditEvent)
+        .where(
+            audit.AuditEvent.entity == "booking",
+            audit.AuditEvent.entity_id == booking.reference,
+            audit.AuditEvent.action.in_(CANCELLED_ACTIONS),
+        )
+        .order_by(audit.AuditEvent.at.desc(), audit.AuditEvent.id.desc())
+        .limit(1)
+    )
+
+
 def cancelled_why(session: Session, booking: Booking) -> str | None:
     """Why this cancelled booking was cancelled, as its history recorded it: a
     :class:`CancelCause` value when the prison cancelled it, :data:`BY_FAMILY` or
@@ -1129,24 +1152,12 @@ def cancelled_why(session: Session, booking: Booking) -> str | None:
     words."""
     if booking.status is not BookingStatus.CANCELLED:
         return None
-    action = session.scalar(
-        select(audit.AuditEvent.action)
-        .where(
-            audit.AuditEvent.entity == "booking",
-            audit.AuditEvent.entity_id == booking.reference,
-            or_(
-                audit.AuditEvent.action.startswith("booking.cancelled"),
-                audit.AuditEvent.action == "booking.hold_expired",
-            ),
-        )
-        .order_by(audit.AuditEvent.at.desc(), audit.AuditEvent.id.desc())
-        .limit(1)
-    )
-    if action is None:
+    event = cancellation_event(session, booking)
+    if event is None:
         return None
-    if action == "booking.hold_expired":
+    if event.action == "booking.hold_expired":
         return HOLD_EXPIRED
-    cause = action.removeprefix("booking.cancelled").removeprefix("_")
+    cause = event.action.removeprefix("booking.cancelled").removeprefix("_")
     return cause if cause in set(CancelCause) else BY_FAMILY
 
 

@@ -26,13 +26,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import audit, health, screening, sms, stopping
 from visits.advisories import for_booking, in_force
-from visits.audit import AuditEvent
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import (
     Booking,
     BookingStatus,
     BookingVisitor,
     CancelCause,
+    cancellation_event,
     kept_away_problem,
     slot_in_use,
 )
@@ -756,13 +756,6 @@ def booking_day(
 
 # The history's actions that cancel a booking (:func:`visits.booking.cancel_booking`, and a
 # hold that ran out): the latest says why it was cancelled.
-CANCELLED_ACTIONS = (
-    "booking.cancelled",
-    *(f"booking.cancelled_{cause.value}" for cause in CancelCause),
-    "booking.hold_expired",
-)
-
-
 @dataclass(frozen=True)
 class NamedBooking:
     """A booking a guard's search names by its reference that the day's list searched does
@@ -807,16 +800,7 @@ def named_booking(
     )
     if listed:
         return named
-    event = session.scalar(
-        select(AuditEvent)
-        .where(
-            AuditEvent.entity == "booking",
-            AuditEvent.entity_id == booking.reference,
-            AuditEvent.action.in_(CANCELLED_ACTIONS),
-        )
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
-    )
+    event = cancellation_event(session, booking)
     when = booking.cancelled_at or booking.updated_at
     if event is None:
         return replace(named, cancelled_at=when.astimezone(tz))
