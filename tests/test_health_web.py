@@ -272,9 +272,14 @@ def test_changing_the_measures_tells_only_what_is_new(booked, db):
         bodies = s.scalars(select(OutboxMessage.body).where(OutboxMessage.kind == "health_measure"))
         assert len(list(bodies)) == 4
         assert s.scalar(select(HealthAdvisory.version)) == 2
-    history = text(staff.get(advisory))
+    page = staff.get(advisory).text
+    history = visible(re.search(r'<ol class="history">.*?</ol>', page, re.S).group(0))
     assert history.count("staff:salud") == 0  # staff are shown by name, not by key
     assert "salud" in history
+    # Each issue or change says what the measures became, not only that they changed.
+    before = "Medidas: Mascarilla N95, visita sin contacto, máximo 45 minutos"
+    assert f"{before} ·" in history
+    assert f"{before}, sin visitantes de alto riesgo" in history
 
 
 def test_an_advisory_starting_later_is_listed_apart_with_its_day_not_as_in_force(booked, db):
