@@ -287,6 +287,17 @@ def test_the_demo_makes_no_staff_accounts_on_a_site_served_over_https(db_url):
     assert rows(db_url, StaffUser) == 0
 
 
+def test_a_wrong_setting_is_said_in_one_line_before_any_command_runs(db_url):
+    too_long = "https://reservas-de-visitas-familiares.inpe.gob.pe/visitas"
+    for command in (("demo",), ("serve", "--port", "1")):
+        answer = run_cli(*command, env=server_env(db_url, 0) | {"VISITS_PUBLIC_BASE_URL": too_long})
+        assert answer.returncode == 2
+        assert answer.stderr.startswith("settings: VISITS_PUBLIC_BASE_URL (58 characters)")
+        assert "confirmed/es" in answer.stderr
+        assert "Traceback" not in answer.stderr
+    assert rows(db_url, Slot) == 0  # the demo did not load
+
+
 def test_import_inmates_cancels_the_bookings_of_a_person_released_and_says_so(
     db_url, tmp_path: Path
 ):

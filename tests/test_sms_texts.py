@@ -10,7 +10,9 @@ import pytest
 from notifications import gsm
 from visits.health import Measures
 from visits.i18n import SUPPORTED_LOCALES, gettext, use_locale
+from visits.settings import Settings
 from visits.sms import (
+    HOME_LINKED,
     SEGMENTS,
     TEXTS,
     SmsPolicy,
@@ -18,16 +20,12 @@ from visits.sms import (
     render,
     short_token,
     short_token_matches,
+    texts_too_long,
 )
 
 # A long prison name, a long public address, the largest party and a late hour.
 LONG_PRISON = "Establecimiento Penitenciario de Mujeres de Chorrillos Anexo (Santa Mónica)"
 POLICY = SmsPolicy(public_base_url="https://visitas-familiares.inpe.gob.pe", secret_key="k")
-# The pages a text links to: the booking's own page, or the service's home.
-HOME_LINKED = {
-    "cancelled", "closed", "visitor_barred", "health_suspended", "health_reopened", "help",
-    "no_visit",
-}  # fmt: skip
 PARAMS = {
     "ref": "ABCD-EFGH",
     "when": "el 28/12 a las 15:30",
@@ -70,6 +68,40 @@ def test_a_long_prison_name_is_shortened_only_as_much_as_needed(language):
     assert LONG_PRISON not in long
     assert "Establecimiento" in long
     assert 155 <= gsm.septets(long) <= 160  # cut where it must, not before
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LOCALES)
+def test_a_cut_name_gets_one_ellipsis_never_four_dots(language):
+    name = "E.P. Anexo. Establecimiento Penitenciario de Mujeres de Chorrillos (Santa Monica)"
+    for kind in ("closed", "visitor_barred", "health_suspended", "confirmed"):
+        for end in range(20, len(name)):
+            text = render(kind, language, {**PARAMS, "prison": name[:end]})
+            assert "...." not in text, text
+            assert ". ..." not in text, text
+
+
+def test_an_address_too_long_for_the_texts_is_refused_by_the_settings_with_what_it_costs():
+    # The longest address that leaves every text in its segments, and one character more.
+    fits = next(
+        f"https://{'v' * n}.pe"
+        for n in range(80, 0, -1)
+        if not texts_too_long(f"https://{'v' * n}.pe")
+    )
+    longer = fits.replace("https://", "https://v")
+    Settings(public_base_url=fits)
+    with pytest.raises(ValueError, match=r"VISITS_PUBLIC_BASE_URL \(\d+ characters\)") as refused:
+        Settings(public_base_url=longer)
+    assert "confirmed/es" in str(refused.value)
+    # At the longest address accepted, a long real prison name still leaves every text within
+    # its segments (the name is cut, never the address).
+    policy = SmsPolicy(public_base_url=fits, secret_key="k")
+    for language in SUPPORTED_LOCALES:
+        for kind in TEXTS:
+            link = fits if kind in HOME_LINKED else policy.short_link("ABCDEFGH")
+            when = {"es": "el 28/09 a las 15:30", "en": "on Sep 28 at 15:30"}[language]
+            text = render(kind, language, {**PARAMS, "link": link, "when": when})
+            assert gsm.segments(text) <= SEGMENTS.get(kind, 1), (kind, language, text)
+    assert len(POLICY.public_base_url) <= len(fits)  # the address these tests use is accepted
 
 
 def test_spanish_texts_are_spanish_and_accents_become_plain_letters():

@@ -43,6 +43,21 @@ def _fail(lines: list[str], code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def _settings_first() -> None:
+    """Every command runs on the settings: a wrong one is said in a line that names it, before
+    anything starts, not as a traceback from whatever first reads it."""
+    from pydantic import ValidationError
+
+    from visits.settings import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as error:
+        said = [f"settings: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
+        raise _fail(said, 2) from None
+
+
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from visits.health import TracingPolicy
+from visits.sms import texts_too_long
 
 
 class Settings(BaseSettings):
@@ -118,6 +119,18 @@ class Settings(BaseSettings):
                 f"{', '.join(unknown)}"
             )
         return ",".join(dict.fromkeys(codes))
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _leaves_room_in_sms(cls, value: str) -> str:
+        too_long = texts_too_long(value)
+        if too_long:
+            raise ValueError(
+                f"VISITS_PUBLIC_BASE_URL ({len(value)} characters) is too long for the SMS "
+                f"texts that carry it: {', '.join(too_long)} would cost more segments each. "
+                "Use a shorter address (a short domain, no path)"
+            )
+        return value
 
     @property
     def phone_countries(self) -> tuple[str, ...]:

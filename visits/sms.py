@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_date
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from notifications import gsm, outbox
 from notifications.outbox import Draft
-from visits.i18n import N_, Np_, gettext, ngettext, use_locale
+from visits.i18n import N_, SUPPORTED_LOCALES, Np_, gettext, ngettext, use_locale
 
 if TYPE_CHECKING:
     from visits.booking import Booking
@@ -105,6 +105,13 @@ TEXTS = {
 }
 # Texts allowed more than one segment: what a family must do at the gate does not fit in one.
 SEGMENTS = {"health_measure": 2}
+# The texts whose link is the service's home page, not the booking's own short link: a
+# cancelled booking has nothing left to manage, and a reply may concern no booking.
+HOME_LINKED = frozenset({
+    "cancelled", "closed", "inmate_suspended", "inmate_not_active", "visitor_barred",
+    "health_suspended", "health_reopened", "help", "no_visit", "several_visits", "opted_out",
+    "opted_in",
+})  # fmt: skip
 # What a health measure asks of the family, one short sentence each (never why).
 MEASURE_TEXTS = {
     "masks": N_("Wear an N95 mask."),
@@ -178,13 +185,47 @@ def render(kind: str, language: str, params: Mapping[str, Any]) -> str:
     with use_locale(language):
         values = dict(params)
         name = gsm.transliterate(str(values.get("prison", "")))
+        cut = False
         while True:
             text = gsm.transliterate(gettext(TEXTS[kind], values))
             excess = gsm.septets(text) - limit
             if excess <= 0 or len(name) <= MIN_PRISON_NAME:
-                return text
-            name = name[: max(len(name) - excess - len(ELLIPSIS), MIN_PRISON_NAME)].rstrip()
-            values["prison"] = name + ELLIPSIS
+                # A cut name before the text's own full stop: one "...", not four dots.
+                return text.replace(ELLIPSIS + ".", ELLIPSIS) if cut else text
+            cut = True
+            name = name[: max(len(name) - excess - len(ELLIPSIS), MIN_PRISON_NAME)]
+            values["prison"] = name.rstrip(" .,;:-") + ELLIPSIS  # never "E.P....."
+
+
+def texts_too_long(public_base_url: str) -> list[str]:
+    """The texts (``kind/language``) that would need more segments than they are allowed with
+    this public address, even with the prison's name cut as short as it may be. The address
+    is in most texts and is never cut: a long one would make those SMS cost double, every
+    one, so the settings refuse it (:class:`visits.settings.Settings`)."""
+    from visits.health import Measures
+
+    home = public_base_url.rstrip("/")
+    short_link = f"{home}/m/{'A' * 8}{'a' * SHORT_LINK_LENGTH}"  # as SmsPolicy.short_link
+    every_measure = Measures(masks=True, no_high_risk=True, non_contact=True, visit_minutes=999)
+    too_long = []
+    for language in SUPPORTED_LOCALES:
+        with use_locale(language):
+            people = ngettext(*_PEOPLE, 10)
+        longest = {  # the longest value each placeholder takes
+            "ref": "ABCD-EFGH",
+            "when": _when_local(datetime(2026, 9, 28, 15, 30, tzinfo=UTC), language),
+            "prison": "X" * 200,
+            "people": people,
+            "code": "123456",
+            "minutes": 999,
+            "measures": measure_sentences(every_measure, language),
+        }
+        for kind in TEXTS:
+            link = home if kind in HOME_LINKED else short_link
+            text = render(kind, language, {**longest, "link": link})
+            if gsm.segments(text) > SEGMENTS.get(kind, 1):
+                too_long.append(f"{kind}/{language}")
+    return too_long
 
 
 # The day in as few characters as its readers cannot misread: day/month is Peru's order, but
@@ -193,8 +234,10 @@ _SMS_DAY = {"es": "dd/MM", "en": "MMM d"}
 
 
 def _when(booking: Booking, language: str) -> str:
-    slot = booking.slot
-    local = slot.starts_at.astimezone(booking.prison.tz)
+    return _when_local(booking.slot.starts_at.astimezone(booking.prison.tz), language)
+
+
+def _when_local(local: datetime, language: str) -> str:
     day = format_date(local.date(), _SMS_DAY.get(language, "dd/MM"), locale=language)
     with use_locale(language):
         return gettext(_WHEN, {"day": day, "time": local.strftime("%H:%M")})
