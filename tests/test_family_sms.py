@@ -33,6 +33,7 @@ VERIFYING = dataclasses.replace(SMS, verification=True)
 PHONE = "+51987654321"
 SATURDAY = date(2026, 12, 5)
 SUNDAY = date(2026, 12, 6)
+NEXT_SATURDAY = date(2026, 12, 12)
 CODE = re.compile(r"\b(\d{6})\b")
 
 
@@ -400,7 +401,74 @@ def test_a_second_two_does_not_cancel_another_visit(world):
     reply(world, "2", sid="SM2")  # sent twice by an anxious family
     assert booking(world, saturday).status is BookingStatus.CANCELLED
     assert booking(world, sunday).status is BookingStatus.CONFIRMED
-    assert answers(world) == ["no_visit"]
+    assert answers(world) == ["several_visits"]  # pointed to the links, not told it has none
+
+
+def reminded(db, ref, at=NOW) -> None:
+    """The booking's reminders went out."""
+    with db.writing() as s:
+        for m in s.scalars(select(OutboxMessage).where(OutboxMessage.subject == f"booking:{ref}")):
+            if m.kind == "reminder":
+                m.status, m.last_attempt_at = MessageStatus.SENT, at
+
+
+@pytest.fixture
+def weekly(world):
+    """A family visiting weekly: next Saturday's visit time too."""
+    with world.writing() as s:
+        make_slot(s, s.scalar(select(Prison)), NEXT_SATURDAY, capacity=10)
+    return world
+
+
+def test_after_the_reminded_visit_a_digit_is_about_the_next_booking(weekly):
+    last_week = book(weekly)
+    reminded(weekly, last_week)
+    after = NOW + timedelta(days=5)  # Sunday 6, the day after the visit
+    next_week = book(weekly, NEXT_SATURDAY, now=after)
+    reply(weekly, "1", sid="SM1", now=after)
+    assert booking(weekly, next_week).family_confirmed_at == after
+    assert answers(weekly) == ["attending"]
+    assert kinds(weekly, next_week)[-1] == "attending"
+    assert seats(weekly, NEXT_SATURDAY) == 1
+    reply(weekly, "2", sid="SM2", now=after)
+    assert booking(weekly, next_week).status is BookingStatus.CANCELLED
+    assert seats(weekly, NEXT_SATURDAY) == 0
+    assert kinds(weekly, next_week)[-1] == "cancelled"
+    assert booking(weekly, last_week).status is BookingStatus.CONFIRMED
+
+
+def test_a_late_answer_on_the_day_of_the_reminded_visit_is_not_swapped(weekly):
+    saturday = book(weekly)
+    next_week = book(weekly, NEXT_SATURDAY)
+    reminded(weekly, saturday)
+    begun = booking(weekly, saturday).slot.starts_at + timedelta(hours=1)
+    reply(weekly, "2", now=begun)  # too late for Saturday: never next week's visit instead
+    assert booking(weekly, next_week).status is BookingStatus.CONFIRMED
+    assert answers(weekly) == ["several_visits"]
+
+
+def test_a_reminded_visit_cancelled_on_the_web_leaves_several_visits_unguessed(weekly):
+    saturday = book(weekly)
+    reminded(weekly, saturday)
+    change(weekly, cancel_booking, saturday, actor="family", sms_policy=SMS)
+    others = [book(weekly, SUNDAY, dni="40000001"), book(weekly, NEXT_SATURDAY)]
+    reply(weekly, "2")
+    assert [booking(weekly, ref).status for ref in others] == [BookingStatus.CONFIRMED] * 2
+    assert answers(weekly) == ["several_visits"]
+    assert seats(weekly, SUNDAY) == seats(weekly, NEXT_SATURDAY) == 1
+
+
+def test_the_reminder_of_a_moved_visit_no_longer_decides(weekly):
+    saturday = book(weekly)
+    reminded(weekly, saturday)
+    change(
+        weekly, move_booking, saturday, slot_id=slot_on(weekly, SUNDAY), actor="f", sms_policy=SMS
+    )
+    next_week = book(weekly, NEXT_SATURDAY)
+    reply(weekly, "2")  # about Saturday's reminder, but which visit now? Not guessed
+    assert booking(weekly, saturday).status is BookingStatus.CONFIRMED
+    assert booking(weekly, next_week).status is BookingStatus.CONFIRMED
+    assert answers(weekly) == ["several_visits"]
 
 
 def test_with_several_visits_and_no_reminder_yet_a_digit_is_not_guessed(world):

@@ -2,11 +2,12 @@
 
 The channel records the text and applies opt-outs (:mod:`notifications.inbound`); this module
 decides what it means for a visit and what to answer. A reply concerns the visit of the last
-reminder sent to that phone, or else the phone's only coming visit (with several, the family
-is pointed to the links in their SMS rather than guessed for). ``2`` cancels that visit as if
-the family had done it on the page (seats back, reminders cancelled, the cancellation SMS is
-the answer, sent even to a number that opted out of reminders); ``1`` is recorded for the
-guards; anything else gets the help text.
+reminder sent to that phone while that reminder stands (its visit's day not over, the visit
+not moved), or else the phone's only coming visit (with several, the family is pointed to the
+links in their SMS rather than guessed for). ``2`` cancels that visit as if the family had
+done it on the page (seats back, reminders cancelled, the cancellation SMS is the answer, sent
+even to a number that opted out of reminders); ``1`` is recorded for the guards; anything else
+gets the help text.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ WENT_OUT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVER
 
 
 def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking | str:
-    """The visit a digit answers: the one whose reminder went out last to this phone, else
-    the phone's only coming visit. Otherwise why not (``no_visit``, ``several_visits``): a
-    visit already cancelled or begun is never swapped for another one."""
-    last_reminder = session.scalar(
-        select(OutboxMessage.subject)
+    """The visit a digit answers: the one whose reminder went out last to this phone, while
+    that reminder still stands; else the phone's only coming visit. Otherwise why not
+    (``no_visit``, ``several_visits``).
+
+    A reminder stops standing once its visit's day is over (last week's visit must not keep
+    next week's booking from being answered) or once the booking was moved to another time.
+    Until then a digit may be a late or repeated answer to it, so a reminded visit already
+    cancelled or begun is never swapped for another one: the family is pointed to the links."""
+    reminder = session.scalar(
+        select(OutboxMessage)
         .where(
             OutboxMessage.recipient == phone,
             OutboxMessage.kind == "reminder",
@@ -44,12 +50,11 @@ def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking |
         .order_by(OutboxMessage.last_attempt_at.desc().nulls_last(), OutboxMessage.id.desc())
         .limit(1)
     )
-    if last_reminder and last_reminder.startswith("booking:"):
-        booking = session.scalar(
-            select(Booking).where(Booking.reference == last_reminder.removeprefix("booking:"))
+    reminded = None
+    if reminder is not None and reminder.subject.startswith("booking:"):
+        reminded = session.scalar(
+            select(Booking).where(Booking.reference == reminder.subject.removeprefix("booking:"))
         )
-        if booking is not None:
-            return booking if booking.can_change(now) else "no_visit"
     coming = session.scalars(
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
@@ -60,9 +65,22 @@ def _visit_in_question(session: Session, phone: str, now: datetime) -> Booking |
         )
         .limit(2)
     ).all()
+    if reminded is not None and _still_stands(reminder, reminded, now):
+        if reminded.can_change(now):
+            return reminded
+        return "several_visits" if coming else "no_visit"
     if len(coming) == 1:
         return coming[0]
     return "several_visits" if coming else "no_visit"
+
+
+def _still_stands(reminder: OutboxMessage, booking: Booking, now: datetime) -> bool:
+    """Whether a reminder that went out still decides what a digit is about: its visit's day
+    is not over, and the booking is still at the time it reminded of."""
+    slot = booking.slot
+    if slot.local_date < now.astimezone(booking.prison.tz).date():
+        return False
+    return reminder.expires_at is None or reminder.expires_at == slot.starts_at
 
 
 def _language(session: Session, phone: str) -> str:
