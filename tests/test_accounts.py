@@ -214,6 +214,10 @@ def test_anyone_changes_their_own_password_proven_by_the_current_one(accounts, m
 
     assert "no son iguales" in text(change(STAFF_PASSWORD, NEW_PASSWORD, "otra"))
     assert "al menos 12" in text(change(STAFF_PASSWORD, "corta"))
+    same = change(STAFF_PASSWORD, STAFF_PASSWORD)
+    assert same.status_code == 422
+    assert "La nueva contraseña es la que ya tienes" in text(same)
+    assert _signed_in(elsewhere)  # nothing changed: no session ended
     wrong = change("no es la clave", NEW_PASSWORD)
     assert wrong.status_code == 422
     assert "Esta no es tu contraseña actual" in text(wrong)

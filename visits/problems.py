@@ -91,6 +91,7 @@ class Code(StrEnum):
     USERNAME_TAKEN = "username_taken"
     PASSWORD_TOO_SHORT = "password_too_short"  # noqa: S105 (a code, not a password)
     PASSWORD_BLANK = "password_blank"  # noqa: S105 (a code, not a password)
+    PASSWORD_UNCHANGED = "password_unchanged"  # noqa: S105 (a code, not a password)
     NATIONAL_ADMINS_ONLY = "national_admins_only"
     PRISON_REQUIRED = "prison_required"
     SIGN_IN_FAILED = "sign_in_failed"
@@ -263,6 +264,10 @@ MESSAGES: dict[Code, str] = {
     Code.PASSWORD_TOO_SHORT: N_("The password needs at least %(min)s characters."),
     Code.PASSWORD_BLANK: N_(
         "A password of only spaces is not allowed: use letters, digits or other signs too."
+    ),
+    Code.PASSWORD_UNCHANGED: N_(
+        "The new password is the one you have now: choose another, so that one given to you "
+        "stops working."
     ),
     Code.NATIONAL_ADMINS_ONLY: N_("Only administrators can cover every prison."),
     Code.PRISON_REQUIRED: N_("Choose at least one prison."),

@@ -376,6 +376,9 @@ def change_own_password(
     problems = password_problems(new)
     if problems:
         raise Rejected([Problem(p.code, "new_password", p.params) for p in problems])
+    # Said before the current one is checked: it tells nothing not typed in the same form.
+    if new == current:
+        raise Rejected([Problem(Code.PASSWORD_UNCHANGED, "new_password")])
     if not _verify(user, current[:MAX_PASSWORD_LENGTH]):
         with db.writing() as session:
             throttle.record_failure(session, keys.values(), now)
