@@ -28,6 +28,7 @@ from visits.prison import Prison
 from visits.problems import Code, Rejected
 from visits.replies import handle_inbound
 from visits.schedule import Slot
+from visits.sms import short_token
 
 VERIFYING = dataclasses.replace(SMS, verification=True)
 PHONE = "+51987654321"
@@ -278,6 +279,21 @@ def test_moving_replaces_the_reminders_and_tells_the_new_time(world):
     ]
     with world.read_session() as s:
         assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 7  # no duplicate
+
+
+def test_texts_with_the_manage_link_give_its_signature_to_the_phone_only(world):
+    """Staff see, and the outbox keeps once a text has gone or been withdrawn, the manage link
+    without the signature that opens the booking as the family."""
+    ref = book(world)
+    token = short_token(SMS.secret_key, ref)
+    change(world, move_booking, ref, slot_id=slot_on(world, SUNDAY), actor="f", sms_policy=SMS)
+    sent = {m.kind: m for m in messages(world, ref)}
+    moved, confirmed = sent["moved"], sent["confirmed"]
+    assert f"/m/{ref}{token}" in moved.body  # what the phone will get
+    assert moved.shown_body == moved.body.replace(token, "********")
+    assert (moved.segments, confirmed.status) == (1, MessageStatus.CANCELLED)
+    assert token not in confirmed.body  # withdrawn before it left: nothing working is kept
+    assert f"/m/{ref}********" in confirmed.body
 
 
 def test_a_held_booking_cannot_move_but_can_be_cancelled_without_a_message(world):

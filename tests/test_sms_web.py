@@ -11,8 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from twilio.request_validator import RequestValidator
 
+from notifications.dispatcher import Dispatcher
 from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
 from notifications.recipients import Recipient
+from notifications.senders import ConsoleSender
 from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
@@ -480,6 +482,46 @@ def test_the_delivery_page_is_for_administrators_of_the_bookings_prison(make_cli
     admin = make_client()
     sign_in(admin, "admin")
     assert reference in text(admin.get("/staff/messages"))
+
+
+def test_the_delivery_page_never_shows_a_working_manage_link_while_the_phone_gets_one(
+    make_client, db
+):
+    """The manage link's signature opens the booking as the family: staff act on a booking
+    from their own audited page, so theirs shows the link without it, before and after sending,
+    and the copy kept once sent has none either."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    compact = book(client, open_slot(client)["id"]).json()["reference"].replace("-", "")
+    token = short_token("test-secret", compact)
+    admin = make_client()
+    sign_in(admin, "admin")
+
+    def shown_links() -> list[str]:
+        page = admin.get("/staff/messages", params={"reference": compact})
+        assert page.status_code == 200
+        assert token not in page.text
+        return re.findall(re.escape(BASE) + r"(/m/[^\s<\"]+)", page.text)
+
+    waiting = shown_links()  # queued, not sent yet
+    assert waiting
+    for link in waiting:
+        assert link.startswith(f"/m/{compact}")
+        assert client.get(link, follow_redirects=False).status_code == 404
+    phone = ConsoleSender(echo=False)
+    assert Dispatcher(db.writing, phone, clock=lambda: NOW).drain().sent == 1
+    [(_, received)] = phone.sent
+    assert f"{BASE}/m/{compact}{token}" in received.body  # the family's link works
+    opened = client.get(f"/m/{compact}{token}", follow_redirects=False)
+    assert client.get(opened.headers["location"]).status_code == 200
+    [confirmed] = queued(db, subject=f"booking:{compact}", kind="confirmed")
+    assert confirmed.status is MessageStatus.SENT
+    assert token not in confirmed.body  # nothing working is kept for the retention period
+    assert f"{BASE}/m/{compact}" in confirmed.body
+    links = shown_links()
+    assert links, "the confirmation shows its (redacted) link"
+    for link in links:
+        assert client.get(link, follow_redirects=False).status_code == 404
 
 
 def test_answers_to_a_familys_texts_are_shown_to_the_administrators_of_where_it_booked(

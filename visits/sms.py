@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from visits.settings import Settings
 
 SHORT_LINK_LENGTH = 8
+# What stands for a manage link's signature wherever staff read an SMS, and in the copy kept
+# once it is sent: the same length, so the text counts the same segments.
+LINK_MASK = "*" * SHORT_LINK_LENGTH
 MIN_PRISON_NAME = 12
 ELLIPSIS = "..."
 
@@ -167,6 +170,15 @@ class SmsPolicy:
         """A manage link short enough for an SMS: ``/m/`` + reference + 8 signed characters."""
         return f"{self.public_base_url}/m/{reference}{short_token(self.secret_key, reference)}"
 
+    def redact_link(self, text: str, reference: str) -> str | None:
+        """``text`` with the manage link's signature masked, or None when it has no manage
+        link. The signature opens the booking as the family, so staff (who have their own
+        audited booking page) never see it and the outbox keeps no working link once sent."""
+        link = self.short_link(reference)
+        if link not in text:
+            return None
+        return text.replace(link, f"{self.public_base_url}/m/{reference}{LINK_MASK}")
+
 
 def short_token(secret_key: str, reference: str) -> str:
     digest = hmac.new(secret_key.encode(), f"sms-link:{reference}".encode(), hashlib.sha256)
@@ -259,11 +271,22 @@ def subject(booking: Booking) -> str:
     return f"booking:{booking.reference}"
 
 
-def _draft(booking: Booking, kind: str, key: str, **extra: Any) -> Draft:
-    params = extra.pop("params")
+def _draft(
+    booking: Booking,
+    kind: str,
+    key: str,
+    *,
+    params: Mapping[str, Any],
+    policy: SmsPolicy,
+    **extra: Any,
+) -> Draft:
+    """One text about ``booking``; one that carries its manage link gets a redacted copy
+    (:meth:`SmsPolicy.redact_link`), as a code does, which staff see and the outbox keeps."""
+    body = render(kind, booking.language, params)
+    extra.setdefault("redacted_body", policy.redact_link(body, booking.reference))
     return Draft(
         recipient=booking.contact_phone,
-        body=render(kind, booking.language, params),
+        body=body,
         language=booking.language,
         dedupe_key=key,
         kind=kind,
@@ -273,9 +296,15 @@ def _draft(booking: Booking, kind: str, key: str, **extra: Any) -> Draft:
 
 
 def _queue(
-    session: Session, booking: Booking, kind: str, key: str, now: datetime, **extra: Any
+    session: Session,
+    booking: Booking,
+    kind: str,
+    key: str,
+    now: datetime,
+    policy: SmsPolicy,
+    **extra: Any,
 ) -> None:
-    outbox.enqueue(session, _draft(booking, kind, key, **extra), now)
+    outbox.enqueue(session, _draft(booking, kind, key, policy=policy, **extra), now)
 
 
 def queue_code(
@@ -291,6 +320,7 @@ def queue_code(
         "code",
         key,
         now,
+        policy,
         params={"code": code, "minutes": minutes},
         essential=True,
         expires_at=booking.hold_expires_at,
@@ -311,7 +341,9 @@ def reminder_times(booking: Booking, policy: SmsPolicy) -> list[tuple[str, datet
 def queue_confirmed(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
     """The confirmation, and the reminders still ahead."""
     params = _params(booking, policy)
-    confirmed = _draft(booking, "confirmed", f"{subject(booking)}:confirmed", params=params)
+    confirmed = _draft(
+        booking, "confirmed", f"{subject(booking)}:confirmed", params=params, policy=policy
+    )
     outbox.enqueue_all(session, [confirmed, *_reminders(booking, policy, now, params)], now)
 
 
@@ -325,6 +357,7 @@ def _reminders(
             "reminder",
             f"{subject(booking)}:reminder:{label}:{booking.slot_id}",
             params=params,
+            policy=policy,
             send_after=at,
             expires_at=starts,
         )
@@ -353,7 +386,7 @@ def queue_cancelled(
     withdraw(session, booking, now, "booking cancelled")
     params = {**_params(booking, policy), "link": policy.public_base_url}
     key = f"{subject(booking)}:cancelled"
-    _queue(session, booking, kind, key, now, params=params, essential=essential)
+    _queue(session, booking, kind, key, now, policy, params=params, essential=essential)
 
 
 def measure_sentences(measures: Measures, language: str) -> str:
@@ -381,7 +414,7 @@ def queue_health_measure(
         return False
     key = f"{subject(booking)}:health:{said}:{len(history)}"
     params = {**_params(booking, policy), "measures": measure_sentences(measures, booking.language)}
-    _queue(session, booking, "health_measure", key, now, params=params)
+    _queue(session, booking, "health_measure", key, now, policy, params=params)
     return True
 
 
@@ -391,14 +424,15 @@ def queue_health_reopened(
     """Visits a health measure paused can be booked again: the family whose booking it
     cancelled is told, with the service's address."""
     params = {**_params(booking, policy), "link": policy.public_base_url}
-    _queue(session, booking, "health_reopened", key, now, params=params)
+    _queue(session, booking, "health_reopened", key, now, policy, params=params)
 
 
 def queue_screening_advice(
     session: Session, booking: Booking, policy: SmsPolicy, now: datetime, key: str
 ) -> None:
     """A visitor's answers call for a free TB check: the family is told, kindly, where."""
-    _queue(session, booking, "screening_advice", key, now, params=_params(booking, policy))
+    params = _params(booking, policy)
+    _queue(session, booking, "screening_advice", key, now, policy, params=params)
 
 
 def queue_moved(
@@ -408,7 +442,9 @@ def queue_moved(
     told the new time."""
     withdraw(session, booking, now, "booking moved")
     params = _params(booking, policy)
-    moved = _draft(booking, "moved", f"{subject(booking)}:moved:{change_id}", params=params)
+    moved = _draft(
+        booking, "moved", f"{subject(booking)}:moved:{change_id}", params=params, policy=policy
+    )
     outbox.enqueue_all(session, [moved, *_reminders(booking, policy, now, params)], now)
 
 
@@ -421,6 +457,7 @@ def queue_attending(
         "attending",
         f"inbound:{reply_to}:reply",
         now,
+        policy,
         params=_params(booking, policy),
         essential=True,
     )
