@@ -1286,6 +1286,15 @@ def _stop(s, how: str, prison="TEST", inmate="Q1", dni="45678912"):
             sms_policy=SMS,
         )  # fmt: skip
         return closed.cancelled, closed.at_gate
+    if how == "inmate_not_active":
+        from tests.test_roster import roster_of
+        from visits.roster import import_roster
+
+        file = roster_of(s, _prison(s, prison), {inmate: "transferred"})
+        report = import_roster(
+            s, _prison(s, prison), file, NOW, sms_policy=SMS, actor="staff:admin"
+        )
+        return [c.reference for c in report.cancelled], [c.reference for c in report.at_gate]
     if how == "inmate_suspended":
         done = suspend_inmate(
             s, _prison(s, prison), code=inmate, until=LIMA_TODAY, reason="Sanción", by=admin,
@@ -1299,7 +1308,7 @@ def _stop(s, how: str, prison="TEST", inmate="Q1", dni="45678912"):
     return [b.reference for b in done.cancelled], [b.reference for b in done.at_gate]
 
 
-STOPS = ["closed", "inmate_suspended", "visitor_barred"]
+STOPS = ["closed", "inmate_suspended", "inmate_not_active", "visitor_barred"]
 
 
 @pytest.mark.parametrize("how", STOPS)
@@ -1346,6 +1355,7 @@ def test_a_visit_not_stopped_is_not_flagged_and_its_undo_leaves_it_confirmed(sam
     _book_now(db, slots["16:00"], visitor("41234567"), inmate="Q2")
     with db.writing() as s:
         _stop(s, "inmate_suspended", inmate="Q2")
+        _stop(s, "inmate_not_active", inmate="Q2")
         _stop(s, "visitor_barred", dni="41234567")
         request = ClosureRequest(LIMA_TODAY, time(16), "Requisa")
         close(s, _prison(s), request, now=NOW, actor="staff:admin", origin="", sms_policy=SMS)
@@ -1361,6 +1371,7 @@ def test_a_visit_not_stopped_is_not_flagged_and_its_undo_leaves_it_confirmed(sam
     [
         ("closed", "Already inside: visit time closed, stop this visit"),
         ("inmate_suspended", "Already inside: visits suspended, stop this visit"),
+        ("inmate_not_active", "Already inside: no longer visitable here, stop this visit"),
         ("visitor_barred", "Already inside: a visitor is barred, stop this visit"),
     ],
 )

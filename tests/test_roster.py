@@ -18,7 +18,7 @@ from visits.booking import Booking, BookingStatus, CancelCause, create_booking
 from visits.db import Database, make_engine
 from visits.i18n import use_locale
 from visits.inmate import Inmate, InmateStatus
-from visits.prison import Prison
+from visits.prison import Prison, Wing
 from visits.roster import RosterInvalid, RosterTakesManyOut, import_roster
 from visits.schedule import Slot
 
@@ -40,6 +40,19 @@ def prison_db(db):
 def run(db, data: bytes):
     with db.writing() as s:
         return import_roster(s, s.scalar(select(Prison)), data, NOW, sms_policy=SMS)
+
+
+def roster_of(s, prison: Prison, statuses: dict[str, str]) -> bytes:
+    """The prison's roster file as the database has it, with some people's status changed
+    (``{"Q1": "transferred"}``)."""
+    wings = {w.id: w.code for w in s.scalars(select(Wing).where(Wing.prison_id == prison.id))}
+    lines = [HEADER.strip()]
+    for i in s.scalars(select(Inmate).where(Inmate.prison_id == prison.id)):
+        until = i.visits_suspended_until.isoformat() if i.visits_suspended_until else ""
+        status = statuses.get(i.code, i.status.value)
+        names = [i.first_names, i.last_name_1, i.last_name_2, i.birth_date.isoformat()]
+        lines.append(",".join([i.code, *names, wings.get(i.wing_id, ""), status, until]))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def inmates(db) -> dict[str, Inmate]:
@@ -580,3 +593,63 @@ def test_a_roster_that_moves_and_releases_people_waits_for_no_family_that_waits_
     cancelling.join(30)
     assert outcome == {"roster": [refs["Q1"]], "family": "cancelled"}
     assert statuses(db)[refs["Q3"]] is BookingStatus.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("change", "cause", "why"),
+    [
+        ("A,transferred,", CancelCause.INMATE_NOT_ACTIVE, "transferred"),
+        ("A,inactive,", CancelCause.INMATE_NOT_ACTIVE, "inactive or left out of the file"),
+        ("A,active,2026-12-03", CancelCause.INMATE_SUSPENDED, "visits suspended until 2026-12-03"),
+    ],
+)
+def test_a_visit_let_in_already_is_listed_for_the_gate_and_its_undo_cancels_it(
+    prison_db, slots, change, cause, why
+):
+    """On Thursday at 08:00 a visitor came in for Q1's 09:00 visit; at 08:30 the roster gives
+    Q1 as transferred or inactive, or suspends visits to them that day. As a closure or a staff
+    suspension would, the import leaves the booking (she is inside; no SMS), lists it apart
+    for the gate, and the gate's list says why to stop it; undoing her check-in cancels it with
+    the roster's cause: seats back, the family told."""
+    from tests.test_gate import GUARD
+    from visits.gate import day_list, record_arrival, undo_gate
+    from visits.reference import display
+
+    db, lima = prison_db, ZoneInfo("America/Lima")
+    inside = book(db, slots[THURSDAY], "Q1", "41111111")
+    arrived = datetime(2026, 12, 3, 8, 0, tzinfo=lima)
+    with db.writing() as s:
+        [visitor_id] = [v.id for v in s.scalar(select(Booking)).visitors]
+        record_arrival(s, prison=s.scalar(select(Prison)), visitor_id=visitor_id, actor=GUARD,
+                       now=arrived)  # fmt: skip
+    roster = ACTIVE3.replace("A,active,\n", f"{change}\n", 1)  # Q1's line
+    with db.writing() as s:
+        report = import_roster(
+            s, s.scalar(select(Prison)), roster.encode(), arrived.replace(minute=30),
+            sms_policy=SMS,
+        )  # fmt: skip
+    assert report.cancelled == []
+    assert [(c.reference, c.cause, c.why) for c in report.at_gate] == [(inside, cause, why)]
+    assert report.summary().endswith("0 bookings cancelled; already inside, tell the gate: 1")
+    assert report.cancellation_lines() == [f"inside {display(inside)} 2026-12-03 09:00 (Q1): {why}"]
+    assert statuses(db) == {inside: BookingStatus.ATTENDED}
+    assert cause.value not in {kind for kind, _ in told(db)[inside]}
+    with db.read_session() as s:
+        imported = s.scalar(select(AuditEvent).where(AuditEvent.action == "roster.imported")
+                            .order_by(AuditEvent.id.desc()))  # fmt: skip
+        assert imported.details["at_gate"] == [inside]
+        [slot] = day_list(s, s.scalar(select(Prison)), THURSDAY)
+        assert [b.stop_visit for b in slot.bookings] == [cause]
+
+    with db.writing() as s:
+        undo_gate(
+            s, prison=s.scalar(select(Prison)), visitor_id=visitor_id, was="arrived",
+            actor=GUARD, now=arrived.replace(minute=45), sms_policy=SMS,
+        )  # fmt: skip
+    assert statuses(db) == {inside: BookingStatus.CANCELLED}
+    assert (cause.value, MessageStatus.PENDING) in told(db)[inside]
+    with db.read_session() as s:
+        assert s.get(Slot, slots[THURSDAY]).seats_taken == 0
+        cancelled = s.scalar(select(AuditEvent.action).where(AuditEvent.entity_id == inside)
+                             .where(AuditEvent.action.like("booking.cancelled%")))  # fmt: skip
+    assert cancelled == f"booking.cancelled_{cause.value}"

@@ -329,3 +329,32 @@ def test_a_zero_width_character_or_a_column_named_twice_imports_nothing(admin, d
     assert answer.status_code == 422
     assert "1 code named twice, in columns 1 and 9" in text(answer)
     assert {code: (i.first_names, i.status) for code, i in _inmates(db).items()} == before
+
+
+def test_a_visit_let_in_already_is_not_cancelled_and_the_page_names_it_for_the_gate(admin, db):
+    """Today at 10:00 a visitor came in for Q10001's 14:00 visit; then the uploaded roster
+    gives Q10001 as transferred. The booking stays attended (no SMS) and the page names it
+    for the gate, linked, as a closure's or a suspension's result does."""
+    from datetime import date, time
+
+    from tests.factories import NOW
+    from tests.test_gate import GUARD, _quencoro_visit
+    from visits.gate import record_arrival
+    from visits.prison import prison_by_code
+    from visits.reference import display
+
+    reference, _, visitor_id = _quencoro_visit(db, date(2026, 12, 1), time(14))
+    with db.writing() as s:
+        quencoro = prison_by_code(s, "QUENCORO")
+        record_arrival(s, prison=quencoro, visitor_id=visitor_id, actor=GUARD, now=NOW)
+    answer = _upload(admin, roster_with(Q10001="transferred"), page=f"{PAGE}?lang=en")
+    assert answer.status_code == 200, text(answer)
+    shown = text(answer)
+    assert (
+        "1 booking already checked in at the gate was not cancelled: tell the gate to stop the "
+        f"visit. {display(reference)}"
+    ) in shown
+    assert "No booking is affected." not in shown
+    assert f"/staff/p/QUENCORO/bookings/{reference}" in answer.text
+    assert status_of(db, reference) is BookingStatus.ATTENDED
+    assert "inmate_not_active" not in _messages(db, reference)

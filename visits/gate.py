@@ -200,9 +200,9 @@ class GateBooking:
 
     @property
     def stop_visit(self) -> CancelCause | None:
-        """Someone of it came in, and visits are stopped for it (a closure, a suspension or a
-        health pause made since leaves such a booking for the gate to stop: :mod:`visits.stopping`):
-        why."""
+        """Someone of it came in, and visits are stopped for it (a closure, a suspension, the
+        roster or a health pause made since leaves such a booking for the gate to stop:
+        :mod:`visits.stopping`): why."""
         return self.stopped if self.status is BookingStatus.ATTENDED else None
 
 
@@ -340,18 +340,18 @@ def _flag_stopped(
     whom: dict[int, tuple[int, set[int]]],
 ) -> None:
     """Say on each booking someone of which came in why visits are stopped for it, if they
-    are (:func:`visits.stopping.stop_cause`): two reads, and none when nobody came in."""
+    are (:func:`visits.stopping.stop_cause`): three reads, and none when nobody came in."""
     inside = [(s, b) for s in slots for b in s.bookings if b.status is BookingStatus.ATTENDED]
     if not inside:
         return
-    inmates = stopping.suspended_inmates(session, [whom[b.id][0] for _, b in inside], day)
+    inmates = stopping.inmate_causes(session, [whom[b.id][0] for _, b in inside], day)
     people = {person for _, b in inside for person in whom[b.id][1]}
     barred = stopping.barred(session, prison.id, people, day)
     for slot, booking in inside:
         inmate_id, in_it = whom[booking.id]
         booking.stopped = stopping.stop_cause(
             closed=slot.closed is not None,
-            inmate_suspended=inmate_id in inmates,
+            inmate=inmates.get(inmate_id),
             barred=bool(in_it & barred),
             health_paused=booking.measures.suspended,
         )
@@ -695,7 +695,8 @@ def undo_gate(
     list shows any more. A mistake is undone while the booking stands.
 
     Decision: a check-in undone on a booking a closure, a suspension (of visits to the
-    person, or a bar of one of its visitors) or a health pause made since left alone (it was
+    person, or a bar of one of its visitors), a roster import (the person no longer visitable
+    here, or their visits suspended) or a health pause made since left alone (it was
     attended: :mod:`visits.stopping`) is cancelled by the undo with that cause, as it would
     have cancelled it, when its visit is still to come: seats back, the family told by SMS
     (and, for a health pause, told when it is lifted). Refusing the undo instead would keep a

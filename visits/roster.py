@@ -39,6 +39,12 @@ rows this file changed, so one that slipped past an earlier import is caught by 
 attended, missed or already begun are never touched. The report, the upload page and the
 command line say how many bookings were cancelled and why, and list each of them.
 
+A booking still to come that the roster rules out and that someone of came in at the gate
+already, before its visit time, is not cancelled either: as for a closure or a staff
+suspension (:mod:`visits.stopping`), the person is inside. The report lists it apart (tell the
+gate), each import while it stands; the gate's list flags it with the roster's cause, and
+undoing that check-in cancels it with that cause (seats back, the family's SMS).
+
 There is no preview: the file is applied at once, from the browser as from the command line
 (which a prison may run unattended). The roster states facts (a released person is gone
 whether or not anyone confirms it), a family is best told at once, and the result lists every
@@ -71,10 +77,11 @@ from sqlalchemy.orm import Session
 
 from visits import audit, issuing, reference
 from visits.booking import (
-    HOLDS_SEATS,
+    STOPPABLE,
     Booking,
     CancelCause,
     cancel_booking,
+    let_in,
     lock_for_cancelling,
 )
 from visits.booking_request import parse_date
@@ -189,8 +196,9 @@ class RosterRow:
 
 
 @dataclass(frozen=True)
-class CancelledVisit:
-    """A booking the import cancelled, as staff are told of it."""
+class RuledOutVisit:
+    """A booking the roster rules out, as staff are told of it: cancelled by the import, or
+    left for the gate (someone of it came in already)."""
 
     reference: str
     starts_at: datetime  # in the prison's time
@@ -245,7 +253,9 @@ class ImportReport:
     deactivated: int = 0
     changes: list[RosterChange] = field(default_factory=list)
     # Bookings still to come that the roster now rules out, cancelled by the import.
-    cancelled: list[CancelledVisit] = field(default_factory=list)
+    cancelled: list[RuledOutVisit] = field(default_factory=list)
+    # Those it left because someone of them came in at the gate already: tell the gate.
+    at_gate: list[RuledOutVisit] = field(default_factory=list)
 
     def summary(self) -> str:
         count = len(self.cancelled)
@@ -260,14 +270,17 @@ class ImportReport:
                 for c in self.cancelled
             )
             text += f" ({', '.join(f'{why}: {n}' for why, n in sorted(whys.items()))})"
+        if self.at_gate:
+            text += f"; already inside, tell the gate: {len(self.at_gate)}"
         return text
 
     def cancellation_lines(self) -> list[str]:
-        """One line per booking cancelled, for the command line."""
+        """One line per booking cancelled, then per booking left for the gate, for the
+        command line."""
         return [
-            f"cancelled {c.display_reference} {c.starts_at:%Y-%m-%d %H:%M} "
-            f"({c.inmate_code}): {c.why}"
-            for c in self.cancelled
+            f"{done} {c.display_reference} {c.starts_at:%Y-%m-%d %H:%M} ({c.inmate_code}): {c.why}"
+            for done, visits in (("cancelled", self.cancelled), ("inside", self.at_gate))
+            for c in visits
         ]
 
 
@@ -546,7 +559,9 @@ def import_roster(
             key=attrgetter("id"),
         ),
     )
-    report.cancelled = _cancel_ruled_out(session, prison, ruled, now, actor, origin, sms_policy)
+    report.cancelled, report.at_gate = _cancel_ruled_out(
+        session, prison, ruled, now, actor, origin, sms_policy
+    )
     audit.record(
         session,
         at=now,
@@ -555,7 +570,8 @@ def import_roster(
         entity="prison",
         entity_id=prison.code,
         details={"summary": report.summary()}
-        | ({"cancelled": [c.reference for c in report.cancelled]} if report.cancelled else {}),
+        | ({"cancelled": [c.reference for c in report.cancelled]} if report.cancelled else {})
+        | ({"at_gate": [c.reference for c in report.at_gate]} if report.at_gate else {}),
         origin=origin,
     )
     session.flush()
@@ -579,7 +595,8 @@ def ruled_out(inmate: Inmate, day: date) -> CancelCause | None:
 
 def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list[Booking]:
     """The bookings of the prison still to come that the roster, as it now stands, may rule
-    out (:func:`ruled_out` decides, once they are locked)."""
+    out (:func:`ruled_out` decides, once they are locked): those holding seats, and those let
+    in at the gate already (left for the gate: :mod:`visits.stopping`)."""
     return list(
         session.scalars(
             select(Booking)
@@ -587,7 +604,7 @@ def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list
             .join(Inmate, Booking.inmate_id == Inmate.id)
             .where(
                 Booking.prison_id == prison.id,
-                Booking.status.in_(HOLDS_SEATS),
+                Booking.status.in_(STOPPABLE),
                 Slot.starts_at > now,
                 or_(
                     Inmate.status != InmateStatus.ACTIVE,
@@ -607,27 +624,35 @@ def _cancel_ruled_out(
     actor: str,
     origin: str,
     sms_policy: SmsPolicy,
-) -> list[CancelledVisit]:
+) -> tuple[list[RuledOutVisit], list[RuledOutVisit]]:
     """Cancel those of ``found`` (locked by the caller) the roster rules out; what was
-    cancelled, and why."""
-    cancelled = []
+    cancelled, and what was left because someone of it came in at the gate already, and
+    why."""
+    inside = set(let_in(found))  # as read again under their locks
+    cancelled, at_gate = [], []
     for booking in found:
         cause = ruled_out(booking.inmate, booking.slot.local_date)
-        if booking.can_change(now) and cause is not None:
+        if cause is None or booking.slot.starts_at <= now:
+            continue
+        if booking in inside:
+            at_gate.append(_visit(prison, booking, cause))
+        elif booking.can_change(now):
             cancel_booking(
                 session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
                 cause=cause,
             )  # fmt: skip
-            inmate = booking.inmate
-            cancelled.append(
-                CancelledVisit(
-                    reference=booking.reference,
-                    starts_at=booking.slot.starts_at.astimezone(prison.tz),
-                    inmate_code=inmate.code,
-                    inmate_name=inmate.display_name,
-                    cause=cause,
-                    status=inmate.status,
-                    suspended_until=inmate.visits_suspended_until,
-                )
-            )
-    return cancelled
+            cancelled.append(_visit(prison, booking, cause))
+    return cancelled, at_gate
+
+
+def _visit(prison: Prison, booking: Booking, cause: CancelCause) -> RuledOutVisit:
+    inmate = booking.inmate
+    return RuledOutVisit(
+        reference=booking.reference,
+        starts_at=booking.slot.starts_at.astimezone(prison.tz),
+        inmate_code=inmate.code,
+        inmate_name=inmate.display_name,
+        cause=cause,
+        status=inmate.status,
+        suspended_until=inmate.visits_suspended_until,
+    )

@@ -1,6 +1,7 @@
 """A visit someone of which the gate let in before its time, when visits are stopped for it
-after: its day or time closed (:mod:`visits.closing`), visits to the person suspended or one
-of its visitors barred (:mod:`visits.suspensions`), or a health pause (:mod:`visits.issuing`).
+after: its day or time closed (:mod:`visits.closing`), the person no longer visitable here or
+their visits suspended (by staff, :mod:`visits.suspensions`, or by the roster,
+:mod:`visits.roster`), one of its visitors barred, or a health pause (:mod:`visits.issuing`).
 
 Decision: each of these leaves such a booking (``attended``) as it is. The person is inside,
 so cancelling it (and an SMS telling the family the visit is off) would be wrong, and seats
@@ -14,6 +15,7 @@ undo would cancel with.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
@@ -22,40 +24,57 @@ from sqlalchemy.orm import Session
 
 from visits import issuing
 from visits.booking import Booking, CancelCause, cancel_booking
-from visits.inmate import Inmate, InmateSuspension, suspended_until
+from visits.inmate import Inmate, InmateSuspension, inmate_problems
+from visits.problems import Code
 from visits.schedule import closure_for, closures_between
 from visits.sms import SmsPolicy
 from visits.visitor import suspended_on, suspensions_from
 
 
 def stop_cause(
-    *, closed: bool, inmate_suspended: bool, barred: bool, health_paused: bool
+    *, closed: bool, inmate: CancelCause | None, barred: bool, health_paused: bool
 ) -> CancelCause | None:
     """Why a visit may not go ahead, the first that holds: a closure (the whole time is off
-    for everyone), visits to the person suspended, one of its visitors barred, a health pause."""
+    for everyone), the person visited (no longer visitable here, or visits to them suspended:
+    :func:`inmate_causes`), one of its visitors barred, a health pause."""
     causes = (
         (closed, CancelCause.CLOSED),
-        (inmate_suspended, CancelCause.INMATE_SUSPENDED),
+        (inmate is not None, inmate),
         (barred, CancelCause.VISITOR_BARRED),
         (health_paused, CancelCause.HEALTH_SUSPENDED),
     )
     return next((cause for holds, cause in causes if holds), None)
 
 
-def suspended_inmates(session: Session, inmate_ids: Sequence[int], day: date) -> set[int]:
-    """Those of these inmates whose visits are suspended on ``day`` (staff's or the roster's,
-    as :func:`visits.inmate.suspended_until` reads one), in one query."""
+# What the booking rules refuse a visit to the person for, as the cause that stops one.
+_INMATE_CAUSES = {
+    Code.INMATE_NOT_ACTIVE: CancelCause.INMATE_NOT_ACTIVE,
+    Code.INMATE_SUSPENDED: CancelCause.INMATE_SUSPENDED,
+}
+
+
+def inmate_causes(session: Session, inmate_ids: Sequence[int], day: date) -> dict[int, CancelCause]:
+    """Those of these inmates who may not be visited on ``day``, and why, as the booking rules
+    decide (:func:`visits.inmate.inmate_problems`): no longer active on the roster (released,
+    transferred, inactive or left out of it), or visits to them suspended by staff or by the
+    roster. Two queries."""
     if not inmate_ids:
-        return set()
-    by_staff = select(InmateSuspension.inmate_id).where(
+        return {}
+    ends: dict[int, list[date]] = defaultdict(list)
+    by_staff = select(InmateSuspension.inmate_id, InmateSuspension.until).where(
         InmateSuspension.inmate_id.in_(inmate_ids),
         InmateSuspension.lifted_at.is_(None),
         InmateSuspension.until >= day,
     )
-    by_roster = select(Inmate.id).where(
-        Inmate.id.in_(inmate_ids), Inmate.visits_suspended_until >= day
-    )
-    return set(session.scalars(by_staff.union(by_roster)))
+    for inmate_id, until in session.execute(by_staff):
+        ends[inmate_id].append(until)
+    causes = {}
+    for inmate in session.scalars(select(Inmate).where(Inmate.id.in_(inmate_ids))):
+        by_roster = [inmate.visits_suspended_until] if inmate.visits_suspended_until else []
+        problems = inmate_problems(inmate, day, ends[inmate.id] + by_roster)
+        if problems:
+            causes[inmate.id] = _INMATE_CAUSES[problems[0].code]
+    return causes
 
 
 def barred(session: Session, prison_id: int, people: Iterable[int], day: date) -> set[int]:
@@ -75,8 +94,8 @@ def apply_to_undone(
 ) -> CancelCause | None:
     """The gate undid the check-in of a booking (locked by the caller), confirmed again: if
     its visit is still to come and is stopped (:func:`stop_cause`), it is cancelled with that
-    cause, as closing, suspending or the health measure would have; the cause, if it was. A
-    visit already begun stays, as they leave it."""
+    cause, as closing, suspending, the roster or the health measure would have; the cause, if
+    it was. A visit already begun stays, as they leave it."""
     if not booking.can_change(now):
         return None
     day, prison = booking.slot.local_date, booking.prison
@@ -85,7 +104,7 @@ def apply_to_undone(
     advisory = issuing.pausing(session, booking)
     cause = stop_cause(
         closed=closure is not None,
-        inmate_suspended=suspended_until(session, booking.inmate, day) is not None,
+        inmate=inmate_causes(session, [booking.inmate_id], day).get(booking.inmate_id),
         barred=bool(barred(session, prison.id, people, day)),
         health_paused=advisory is not None,
     )

@@ -168,6 +168,9 @@ def _words() -> dict[object, str]:
             CancelCause.INMATE_SUSPENDED: gettext(
                 "Already inside: visits suspended, stop this visit"
             ),
+            CancelCause.INMATE_NOT_ACTIVE: gettext(
+                "Already inside: no longer visitable here, stop this visit"
+            ),
             CancelCause.VISITOR_BARRED: gettext(
                 "Already inside: a visitor is barred, stop this visit"
             ),

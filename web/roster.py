@@ -4,9 +4,9 @@ a refused file is listed with its line and column, in the administrator's langua
 that is accepted applies at once, with no preview (why: :mod:`visits.roster`): the page then
 lists what changed for whom (the columns named in the administrator's language, not as the
 file spells them), and says how many bookings the roster ruled out were cancelled, and lists
-each with why. A file
-that would take most of the prison out of visits is applied only once the administrator
-ticks the box the refusal shows, with the file chosen again."""
+each with why, then those it left because someone of them is inside already (tell the gate).
+A file that would take most of the prison out of visits is applied only once the
+administrator ticks the box the refusal shows, with the file chosen again."""
 
 from __future__ import annotations
 
