@@ -32,8 +32,6 @@ from notifications import recipients
 from notifications.outbox import MessageStatus, OutboxMessage, move, record_event
 from notifications.recipients import Recipient, blocking_reason
 from notifications.senders import (
-    OPTED_OUT_CODES,
-    UNREACHABLE_CODES,
     Accepted,
     LookupFailed,
     Outcome,
@@ -380,10 +378,7 @@ class Dispatcher:
                 return "retried"
             case Refused(code=code, message=text):
                 message.error_code, message.error_message = code, text
-                if code in UNREACHABLE_CODES:
-                    recipients.mark_unreachable(session, message.recipient, code, now)
-                elif code in OPTED_OUT_CODES:
-                    recipients.opt_out(session, message.recipient, code, now)
+                recipients.note_refusal(session, message.recipient, code, now)
                 move(session, message, MessageStatus.FAILED, now, f"refused: {code}")
                 return "failed"
             case Unknown(message=text):

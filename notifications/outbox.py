@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from notifications import gsm
 from notifications.base import Base, UTCDateTime, str_enum
-from notifications.recipients import Recipient, blocks
+from notifications.recipients import Recipient, blocks, note_refusal, proven_reachable
 
 
 class MessageStatus(StrEnum):
@@ -331,6 +331,12 @@ def apply_provider_status(
     """A delivery report from the provider. Moves the message forward only; a late or repeated
     report changes nothing. Returns whether anything changed.
 
+    What a report that changes the message says about the number is recorded, as for a send:
+    an error code in a failed or undelivered report marks it (:func:`note_refusal`: a landline
+    is often only found out here, 30006), and a delivered one clears an unreachable mark
+    (:func:`proven_reachable`). A repeated report changes nothing, so an old failure read
+    again cannot undo a later delivery.
+
     ``message_id`` comes from the callback address when the provider sends one: it lets a
     report settle a message whose send outcome was unknown (the provider's id is learnt here).
     """
@@ -351,6 +357,10 @@ def apply_provider_status(
     if error_code := (error_code or "").replace("\x00", "")[:ERROR_CODE_LENGTH]:
         message.error_code = error_code
     move(session, message, status, now, f"provider: {provider_status}")
+    if status is MessageStatus.DELIVERED:
+        proven_reachable(session, message.recipient, now)
+    elif error_code and status in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+        note_refusal(session, message.recipient, error_code, now)
     return True
 
 

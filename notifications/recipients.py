@@ -2,7 +2,8 @@
 
 An opt-out is recorded by us, Spanish words included (see :mod:`notifications.inbound`), not
 left to the provider, whose automatic handling knows only English keywords. A number the
-provider calls invalid or unreachable is marked too, so that it is not tried again and again.
+provider calls invalid or unreachable is marked too, so that it is not tried again and again,
+until the number proves it receives SMS (:func:`proven_reachable`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from notifications.base import Base, UTCDateTime
+from notifications.senders import OPTED_OUT_CODES, UNREACHABLE_CODES
 
 OPTED_OUT = "opted_out"
 UNREACHABLE = "unreachable"
@@ -46,6 +48,12 @@ def blocking_reason(opted_out_at: datetime | None, unreachable_at: datetime | No
     return None
 
 
+def blocking(session: Session, phone: str) -> str | None:
+    """Why non-essential messages may not go to ``phone`` now (one look-up by key), or ``None``:
+    for a page that tells a family no confirmation or reminder will come."""
+    return blocks(session.get(Recipient, phone))
+
+
 def _recipient(session: Session, phone: str, now: datetime) -> Recipient:
     recipient = session.get(Recipient, phone, with_for_update=True)
     if recipient is None:
@@ -65,10 +73,16 @@ def opt_out(session: Session, phone: str, by: str, now: datetime) -> bool:
 
 def opt_in(session: Session, phone: str, now: datetime) -> bool:
     """Resume messages to ``phone``; True if it had opted out."""
+    return _lift(session, phone, "opted_out_at", "opted_out_by", now)
+
+
+def _lift(session: Session, phone: str, mark: str, why: str, now: datetime) -> bool:
+    """Clear one mark (its time and its reason) of ``phone``; True if it had it."""
     recipient = session.get(Recipient, phone, with_for_update=True)
-    if recipient is None or recipient.opted_out_at is None:
+    if recipient is None or getattr(recipient, mark) is None:
         return False
-    recipient.opted_out_at = recipient.opted_out_by = None
+    setattr(recipient, mark, None)
+    setattr(recipient, why, None)
     recipient.updated_at = now
     return True
 
@@ -76,3 +90,33 @@ def opt_in(session: Session, phone: str, now: datetime) -> bool:
 def mark_unreachable(session: Session, phone: str, code: str, now: datetime) -> None:
     recipient = _recipient(session, phone, now)
     recipient.unreachable_at, recipient.unreachable_code, recipient.updated_at = now, code, now
+
+
+def note_refusal(session: Session, phone: str, code: str, now: datetime) -> None:
+    """What a provider's error ``code`` for a message to ``phone`` says about the number, the
+    same whether it came with the send (a refusal) or later in a delivery report: unreachable
+    (:data:`~notifications.senders.UNREACHABLE_CODES`), opted out at the carrier
+    (:data:`~notifications.senders.OPTED_OUT_CODES`), or nothing about the number."""
+    if code in UNREACHABLE_CODES:
+        mark_unreachable(session, phone, code, now)
+    elif code in OPTED_OUT_CODES:
+        opt_out(session, phone, code, now)
+
+
+def proven_reachable(session: Session, phone: str, now: datetime) -> bool:
+    """``phone`` was shown to receive SMS: clear its unreachable mark; True if it had one.
+
+    Decision, on what counts as proof. A mark is a guess from one error, and it silences every
+    confirmation and reminder for every later booking, so it must not outlive the evidence
+    against it. Proof is what only a phone that got a message can give:
+
+    - a *delivered* report from the provider (:func:`notifications.outbox.apply_provider_status`);
+    - the right verification code typed in (``visits.verification`` calls this): the code
+      reached this very phone.
+
+    The provider *accepting* a message is not proof: Twilio accepts a text for a landline or
+    a dead number and only reports later that it failed (30005, 30006), so clearing on it
+    would undo a mark from a delivery report at the very next send. A typed code or delivery
+    does not touch an opt-out: only the person's own opt-in word lifts that.
+    """
+    return _lift(session, phone, "unreachable_at", "unreachable_code", now)

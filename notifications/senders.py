@@ -109,8 +109,17 @@ AUTHENTICATION = 20003
 INVALID_NUMBER = 21211
 NOT_A_MOBILE = 21614
 UNSUBSCRIBED = 21610
-# Codes that mean the number itself cannot be messaged: the dispatcher marks the recipient.
-UNREACHABLE_CODES = frozenset({str(INVALID_NUMBER), str(NOT_A_MOBILE)})
+# Reported after acceptance, in a delivery report: a landline or a carrier that takes no SMS,
+# and a number the network does not know (may no longer exist). Not 30003 (handset off or out
+# of coverage: it passes) nor 30004/30007 (blocked, filtered: not the number's fault alone).
+LANDLINE_OR_UNREACHABLE_CARRIER = 30006
+UNKNOWN_HANDSET = 30005
+# Codes that mean the number itself cannot be messaged, whether the send or a later delivery
+# report says so: the recipient is marked (:func:`notifications.recipients.note_refusal`).
+UNREACHABLE_CODES = frozenset(
+    str(code)
+    for code in (INVALID_NUMBER, NOT_A_MOBILE, LANDLINE_OR_UNREACHABLE_CARRIER, UNKNOWN_HANDSET)
+)
 OPTED_OUT_CODES = frozenset({str(UNSUBSCRIBED)})
 TWILIO_API = "https://api.twilio.com"
 # How many of a number's newest messages a lookup reads: ours is among the last few.

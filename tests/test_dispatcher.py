@@ -261,6 +261,64 @@ def test_a_permanent_refusal_fails_the_message_and_marks_the_number(
     assert message(db, queue(db, "code", essential=True)).status is MessageStatus.PENDING
 
 
+def report(db, sid, status, code=None, message_id=None) -> bool:
+    with db.writing() as s:
+        return apply_provider_status(
+            s,
+            message_id=message_id,
+            provider_sid=sid,
+            provider_status=status,
+            error_code=code,
+            now=NOW,
+        )
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "mark"),
+    [
+        ("undelivered", "30006", "unreachable_at"),  # a landline, found out after acceptance
+        ("undelivered", "30005", "unreachable_at"),
+        ("failed", "21610", "opted_out_at"),
+        ("undelivered", "30003", None),  # the handset was off: it passes
+    ],
+)
+def test_a_delivery_report_error_marks_the_number_as_a_refusal_would(
+    db, fake, dispatcher, status, code, mark
+):
+    message_id = queue(db)
+    dispatcher.drain()
+    assert report(db, message(db, message_id).provider_sid, status, code) is True
+    with db.read_session() as s:
+        recipient = s.get(Recipient, PHONE)
+        marks = {
+            column
+            for column in ("unreachable_at", "opted_out_at")
+            if recipient is not None and getattr(recipient, column) is not None
+        }
+    assert marks == ({mark} if mark else set())
+    later = message(db, queue(db, "later"))
+    assert later.status is (MessageStatus.CANCELLED if mark else MessageStatus.PENDING)
+
+
+def test_a_delivery_not_an_acceptance_clears_an_unreachable_mark(db, fake, dispatcher):
+    with db.writing() as s:
+        recipients.mark_unreachable(s, PHONE, "30006", NOW)
+        recipients.mark_unreachable(s, OTHER, "30006", NOW)
+        recipients.opt_out(s, OTHER, "BAJA", NOW)
+    code = queue(db, "code", essential=True)
+    other = queue(db, "other", to=OTHER, essential=True)
+    assert dispatcher.drain().sent == 2
+    with db.read_session() as s:  # accepted is no proof: a landline is accepted too
+        assert s.get(Recipient, PHONE).unreachable_code == "30006"
+    assert report(db, message(db, code).provider_sid, "delivered") is True
+    assert report(db, message(db, other).provider_sid, "delivered") is True
+    with db.read_session() as s:
+        assert s.get(Recipient, PHONE).unreachable_at is None
+        assert s.get(Recipient, OTHER).unreachable_at is None
+        assert s.get(Recipient, OTHER).opted_out_at is not None  # only ALTA lifts an opt-out
+    assert message(db, queue(db, "reminder")).status is MessageStatus.PENDING
+
+
 def test_an_opted_out_number_gets_no_ordinary_message_queued_before_the_opt_out(
     db, fake, dispatcher
 ):
@@ -298,26 +356,16 @@ def test_delivery_reports_only_move_a_message_forward(db, fake, dispatcher):
     message_id = queue(db)
     dispatcher.drain()
     sid = message(db, message_id).provider_sid
-
-    def report(status, code=None):
-        with db.writing() as s:
-            return apply_provider_status(
-                s,
-                message_id=None,
-                provider_sid=sid,
-                provider_status=status,
-                error_code=code,
-                now=NOW,
-            )
-
-    assert report("sent") is False  # already there
-    assert report("delivered") is True
-    assert report("sent") is False  # late
-    assert report("undelivered", "30003") is False  # a final status stays final
-    assert report("delivered") is False  # repeated
+    assert report(db, sid, "sent") is False  # already there
+    assert report(db, sid, "delivered") is True
+    assert report(db, sid, "sent") is False  # late
+    assert report(db, sid, "undelivered", "30006") is False  # a final status stays final
+    assert report(db, sid, "delivered") is False  # repeated
     final = message(db, message_id)
     assert final.status is MessageStatus.DELIVERED
     assert history(db, message_id) == ["pending", "sending", "sent", "delivered"]
+    with db.read_session() as s:  # a stale failure says nothing of the number either
+        assert s.get(Recipient, PHONE) is None
 
 
 def test_a_delivery_report_settles_a_message_whose_send_had_no_answer(db, fake, dispatcher):

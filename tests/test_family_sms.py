@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from notifications.outbox import MessageStatus, OutboxMessage
-from notifications.recipients import Recipient
+from notifications.recipients import Recipient, mark_unreachable
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from visits.booking import (
     Booking,
@@ -129,6 +129,25 @@ def test_the_right_code_confirms_and_queues_confirmation_and_reminders(world):
     with pytest.raises(Rejected) as caught:  # single use
         change(world, verify_booking, ref, code=code_of(world, ref), sms_policy=VERIFYING)
     assert caught.value.codes == {Code.NOT_HELD}
+
+
+def test_a_typed_code_clears_an_old_unreachable_mark_before_the_confirmation(world):
+    """Twilio once refused the number (21614); a day later the code reached it and was typed:
+    the confirmation and reminders are queued, for this booking and the ones after."""
+    with world.writing() as s:
+        mark_unreachable(s, PHONE, "21614", NOW - timedelta(days=1))
+    ref = book(world, policy=VERIFYING)
+    wrong = f"{(int(code_of(world, ref)) + 1) % 1_000_000:06d}"
+    with pytest.raises(Rejected):
+        change(world, verify_booking, ref, code=wrong, sms_policy=VERIFYING)
+    with world.read_session() as s:
+        assert s.get(Recipient, PHONE).unreachable_at is not None  # a wrong code proves nothing
+    change(world, verify_booking, ref, code=code_of(world, ref), sms_policy=VERIFYING)
+    assert kinds(world, ref) == ["code", "confirmed", "reminder", "reminder"]
+    with world.read_session() as s:
+        assert s.get(Recipient, PHONE).unreachable_at is None
+    sunday = book(world, SUNDAY, dni="40000001")
+    assert kinds(world, sunday) == ["confirmed", "reminder", "reminder"]
 
 
 def test_wrong_codes_are_counted_and_the_fifth_locks_the_code(world):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from notifications.recipients import proven_reachable
 from visits import audit, throttle
 from visits.base import Base, UTCDateTime
 from visits.db import require_write_lock
@@ -131,7 +132,8 @@ def check_code(
     session: Session, booking: Booking, text: str, policy: SmsPolicy, now: datetime
 ) -> None:
     """Accept the code or raise :class:`Rejected`. A wrong try is counted in this session:
-    the caller commits whether or not the code was right."""
+    the caller commits whether or not the code was right. A right code proves the phone
+    receives SMS (:func:`notifications.recipients.proven_reachable`)."""
     require_write_lock(session)
     code = parse_code(text)
     if code is None:
@@ -154,6 +156,9 @@ def check_code(
         )
         raise Rejected([_wrong_tries(current, policy)])
     current.verified_at = now
+    # The code reached this phone: whatever error once marked it unreachable is outdated, and
+    # the confirmation queued next must not be cancelled for it.
+    proven_reachable(session, booking.contact_phone, now)
 
 
 def _wrong_tries(current: PhoneVerification, policy: SmsPolicy) -> Problem:
