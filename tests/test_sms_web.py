@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from twilio.request_validator import RequestValidator
 
+from notifications import recipients
 from notifications.dispatcher import Dispatcher
+from notifications.inbound import Intent, intent
 from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue
 from notifications.recipients import Recipient
 from notifications.senders import ConsoleSender
@@ -19,6 +21,7 @@ from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in
 from tests.test_api import bearer, book, open_slot
 from tests.test_pages import (
+    booked,
     confirm,
     csrf,
     first_open_slot,
@@ -695,3 +698,33 @@ def test_staff_read_every_kind_and_status_of_message_in_their_language():
             "Falló",
             "No enviado (cancelado)",
         ]
+
+
+def test_the_booking_page_says_when_no_sms_will_reach_its_phone(client, db):
+    """A family whose phone opted out, or was found unable to receive SMS, is told on its
+    booking page that no confirmation or reminder will come, and what to do about it."""
+    with db.writing() as s:
+        recipients.opt_out(s, PHONE, "BAJA", NOW)
+    _, location = booked(client)
+    compact = re.search(r"/b/([A-Z0-9-]+)", location).group(1).replace("-", "")
+    told = {m.error_code for m in queued(db, subject=f"booking:{compact}")}
+    assert told == {"opted_out"}  # recorded as cancelled: nothing will come
+    client.cookies.set("lang", "en")  # the English msgids, whatever the catalog holds
+    page = text(client.get(location))
+    assert "This phone asked not to receive our messages" in page
+    word = re.search(r"send the word (\w+) by SMS", page).group(1)
+    assert intent(word) is Intent.OPT_IN
+    assert "could not reach this phone" not in page
+
+    with db.writing() as s:
+        recipients.opt_in(s, PHONE, NOW)
+        recipients.mark_unreachable(s, PHONE, "30006", NOW)
+    page = text(client.get(location))
+    assert "Our messages could not reach this phone" in page
+    assert "asked not to receive" not in page
+
+    with db.writing() as s:
+        recipients.proven_reachable(s, PHONE, NOW)
+    page = text(client.get(location))
+    assert "could not reach" not in page
+    assert "asked not to receive" not in page

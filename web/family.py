@@ -19,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from notifications.recipients import UNREACHABLE, blocking
 from visits import advisories, screening
 from visits.booking import (
     NO_LONGER_WAITING,
@@ -572,9 +573,23 @@ def _booking_page(
         measures=advisories.for_booking(object_session(booking), booking),
         advised=screening.advised(object_session(booking), list(booking.visitors)),
         cancelled_why=cancelled_why(object_session(booking), booking),
+        sms_blocked=_sms_blocked(booking),
         done=done,
         problems=problems or [],
     )
+
+
+def _sms_blocked(booking: Booking) -> str | None:
+    """Why this visit's confirmation and reminders will not reach its phone (opted out, or
+    found unable to receive SMS), so the page can say so: nobody waits for an SMS that is
+    recorded as cancelled. A held booking is not told it is unreachable: the code it waits
+    for still goes, and typing it clears the mark."""
+    if not booking.is_active:
+        return None
+    why = blocking(object_session(booking), booking.contact_phone)
+    if why == UNREACHABLE and booking.status is BookingStatus.HELD:
+        return None
+    return why
 
 
 @router.get("/b/{reference}", response_class=HTMLResponse)
