@@ -220,18 +220,20 @@ def test_create_staff_asks_for_the_password_twice_without_echoing_it(db_url, req
     assert "created admin ana (every prison)" in made.output
 
 
+def _suspend_visitor(db_url, doc_number: str, until: str, reason: str):
+    """``visits suspend-visitor`` at Quencoro, of a DNI."""
+    return cli(
+        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
+        "--doc-number", doc_number, "--until", until, "--reason", reason,
+    )  # fmt: skip
+
+
 def test_suspend_visitor_needs_a_known_visitor(db_url):
     assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
-    result = cli(
-        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
-        "--doc-number", "45678912", "--until", "2027-01-31", "--reason", "incidente",
-    )  # fmt: skip
+    result = _suspend_visitor(db_url, "45678912", "2027-01-31", "incidente")
     assert result.returncode == 1
     assert "doc_number: Nadie con este documento ha reservado" in result.stderr
-    typo = cli(
-        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
-        "--doc-number", "123", "--until", "2027-01-31", "--reason", " ",
-    )  # fmt: skip
+    typo = _suspend_visitor(db_url, "123", "2027-01-31", " ")
     assert typo.returncode == 1
     assert "doc_number: El DNI tiene exactamente 8" in typo.stderr
     assert "reason: Completa este dato" in typo.stderr
@@ -256,10 +258,7 @@ def test_suspend_a_visitor_who_has_booked(db_url):
             s, prison=prison, inmate=inmate, request=request_for(slot, visitor()), now=NOW,
             secret_key="k", sms_policy=SMS,
         )  # fmt: skip
-    result = cli(
-        db_url, "suspend-visitor", "--prison", "QUENCORO", "--doc-type", "dni",
-        "--doc-number", "45.678.912", "--until", "2027-01-31", "--reason", "incidente",
-    )  # fmt: skip
+    result = _suspend_visitor(db_url, "45.678.912", "2027-01-31", "incidente")
     assert result.returncode == 0, result.stderr
     assert "dni 45678912 suspended at QUENCORO until 2027-01-31; bookings cancelled: 1" in (
         result.stdout
@@ -269,6 +268,12 @@ def test_suspend_a_visitor_who_has_booked(db_url):
         assert (suspension.until.isoformat(), suspension.reason) == ("2027-01-31", "incidente")
         assert suspension.created_by == "cli"
         assert s.scalar(select(Booking.status)) is BookingStatus.CANCELLED
+    # A second bar of the same person is refused while the first runs, saying until when.
+    again = _suspend_visitor(db_url, "45678912", "2027-02-15", "otro incidente")
+    assert again.returncode == 1
+    assert "doc_number: " in again.stderr
+    assert "31 de enero de 2027" in again.stderr
+    assert rows(db_url, VisitorSuspension) == 1
     db.dispose()
 
 

@@ -5,7 +5,7 @@ database."""
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -27,7 +27,7 @@ from visits.problems import Rejected
 from visits.roster import import_roster
 from visits.schedule import Slot
 from visits.staff import StaffRole
-from visits.suspensions import Actor, lift_inmate_suspension, suspend_inmate
+from visits.suspensions import Actor, lift_inmate_suspension, suspend_inmate, suspend_visitor
 from visits.visitor import VisitorSuspension
 
 PAGE = "/staff/p/QUENCORO/suspensions"
@@ -254,11 +254,11 @@ def test_the_same_form_sent_twice_suspends_once_and_answers_the_same(
     for name in cancelled:
         assert status_of(db, refs[name]) is BookingStatus.CANCELLED
     assert _family_sms(db) == len(cancelled)  # each family told once
-    # The same person suspended again with other words is another suspension.
+    # The same key with other words is another suspension: refused while the first runs.
     reason = "inmate-reason" if path == "/inmates" else "visitor-reason"
     other = _post(client, path, key=key, **(form | {reason: "otra pelea"}))
-    assert other.status_code == 303
-    assert _suspensions(db) == tuple(n * 2 for n in expected)
+    assert other.status_code == 422
+    assert _suspensions(db) == expected
 
 
 def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(booked, db):
@@ -282,6 +282,98 @@ def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(boo
     assert next(iter(outcomes)).endswith(str(cancelled))
     assert _suspensions(db) == (1, 0, 1)
     assert _family_sms(db) == 2
+
+
+# --- One suspension of a person at a time ----------------------------------------------------
+
+_SUMMARY = re.compile(r'<div class="error-summary".*?</div>', re.S)
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "field", "kind", "listed"),
+    [
+        ("/inmates", {"code": "Q10001", "inmate-until": "2026-12-31", "inmate-reason": "pelea"},
+         "code", InmateSuspension, "Carlos Yupanqui (Q10001)"),
+        ("/visitors", {"doc_type": "dni", "doc_number": "41111111", "visitor-until": "2026-12-31",
+                       "visitor-reason": "pelea"}, "doc_number", VisitorSuspension,
+         "Ana Quispe · DNI 41111111"),
+    ],
+)  # fmt: skip
+def test_a_person_suspended_already_is_not_suspended_again_until_it_is_lifted(
+    booked, db, path, form, field, kind, listed
+):
+    """Two tabs of the page, each with its own key, both sending a suspension of the same
+    person (or a post with no key, or a forged one): the first is recorded, the others are
+    refused saying until when the first runs, and change nothing (else the page listed the
+    person twice, and lifting one left the other in force). Once lifted, a new one is
+    recorded."""
+    client, _, _ = booked
+    keys = [found.group(1) for found in (_KEY.search(client.get(PAGE).text) for _ in "ab") if found]
+    assert len(set(keys)) == 2
+    until = "inmate-until" if path == "/inmates" else "visitor-until"
+    assert _post(client, path, key=keys[0], **form).status_code == 303
+    before = (_suspensions(db), _family_sms(db))
+    for key in (keys[1], "", "not a key!"):
+        refused = _post(client, path, key=key, **(form | {until: "2027-01-15"}))
+        assert refused.status_code == 422
+        summary = _SUMMARY.search(refused.text)
+        assert summary is not None
+        assert "31 de diciembre de 2026" in summary.group(0)  # when the one running ends
+        assert f'id="{field}-error"' in refused.text  # beside the person's field
+        assert (_suspensions(db), _family_sms(db)) == before
+    assert text(client.get(PAGE)).count(listed) == 1
+    with db.read_session() as s:
+        suspension_id = s.scalar(select(kind.id))
+    assert _post(client, f"{path}/{suspension_id}/lift").status_code == 303
+    again = _post(client, path, key=keys[1], **(form | {until: "2027-01-15"}))
+    assert again.status_code == 303
+    with db.read_session() as s:
+        running = s.scalars(select(kind.until).where(kind.lifted_at.is_(None))).all()
+    assert running == [date(2027, 1, 15)]
+
+
+@pytest.mark.parametrize("person", ["inmate", "visitor"])
+def test_two_suspensions_of_one_person_sent_at_the_same_instant_record_one(booked, db, person):
+    """Two administrators (or two tabs) suspend the same person at once, each from its own
+    form: they take turns on the person's lock, and the second finds the first running."""
+
+    def suspend_once(i: int) -> str:
+        try:
+            with db.writing() as s:
+                prison = prison_by_code(s, "QUENCORO")
+                common = {
+                    "until": date(2026, 12, 31), "reason": f"pelea {i}", "sms_policy": SMS,
+                    "by": Actor("staff:admin", "", NOW), "key": f"form-key-{i}-0123456789abcdef",
+                }  # fmt: skip
+                if person == "inmate":
+                    suspend_inmate(s, prison, code="Q10001", **common)
+                else:
+                    suspend_visitor(s, prison, doc_type="dni", doc_number="41111111", **common)
+        except Rejected as rejected:
+            return ",".join(sorted(rejected.codes))
+        return "suspended"
+
+    refused = "inmate_already_suspended" if person == "inmate" else "already_barred"
+    assert race(2, suspend_once) == {"suspended": 1, refused: 1}
+    assert _suspensions(db) == ((1, 0, 1) if person == "inmate" else (0, 1, 1))
+
+
+def test_a_suspension_that_has_ended_does_not_hold_back_a_new_one(booked, db):
+    """A suspension whose last day has passed runs no more: the person may be suspended
+    again without lifting it first."""
+
+    def suspend(now, until) -> None:
+        with db.writing() as s:
+            suspend_visitor(
+                s, prison_by_code(s, "QUENCORO"), doc_type="dni", doc_number="41111111",
+                until=until, reason="pelea", by=Actor("staff:admin", "", now), sms_policy=SMS,
+            )  # fmt: skip
+
+    suspend(NOW, date(2026, 12, 2))
+    with pytest.raises(Rejected):
+        suspend(NOW + timedelta(days=1), date(2026, 12, 31))  # its last day: it still runs
+    suspend(NOW + timedelta(days=2), date(2026, 12, 31))
+    assert _suspensions(db) == (0, 2, 2)
 
 
 def _lifted_events(db) -> int:

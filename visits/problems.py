@@ -116,6 +116,8 @@ class Code(StrEnum):
     INMATE_NOT_FOUND = "inmate_not_found"
     VISITOR_NOT_FOUND = "visitor_not_found"
     ALREADY_LIFTED = "already_lifted"
+    INMATE_ALREADY_SUSPENDED = "inmate_already_suspended"
+    ALREADY_BARRED = "already_barred"
     DATE_TOO_FAR = "date_too_far"
     TOO_MANY_SEGMENTS = "too_many_segments"
     OUT_OF_RANGE = "out_of_range"
@@ -311,6 +313,14 @@ MESSAGES: dict[Code, str] = {
         "can be barred."
     ),
     Code.ALREADY_LIFTED: N_("This was already lifted."),
+    Code.INMATE_ALREADY_SUSPENDED: N_(
+        "Visits to this inmate are already suspended until %(until)s. To change its last day or "
+        "reason, lift it on the Suspensions page and suspend visits again."
+    ),
+    Code.ALREADY_BARRED: N_(
+        "This visitor is already barred from this prison until %(until)s. To change its last "
+        "day or reason, lift it on the Suspensions page and bar them again."
+    ),
     Code.DATE_TOO_FAR: N_("Choose a date at most %(years)s years ahead."),
     Code.OUT_OF_RANGE: N_("Write a whole number from %(min)s to %(max)s."),
     Code.VISIT_NOT_SHORTER: N_(

@@ -14,12 +14,20 @@ have booked at this prison (before that the service knows no such person, and an
 administrator may not learn of another prison's visitors). A suspension lasts at most five
 years: it is reviewed by then.
 
+A person has at most one suspension running at a prison (not lifted, last day not passed):
+two would list them twice, and lifting one would leave the other barring them while the page
+seemed to say they were free. While one runs, another is refused (nothing changes) with when
+it ends: to change its last day or reason, the administrator lifts it and suspends again, so
+the history keeps both. The check runs under the person's lock, so two suspensions sent at
+once (two tabs, two administrators) take turns and the second is refused.
+
 The page's form carries a one-off key (:func:`visits.audit.done_with`): the same form sent
 twice (a double click, a reload) records one suspension, and the second is answered as the
-first was, with the bookings the first cancelled. Only the same key for the same person, last
-day and reason is the same submission; another suspension of the same person is recorded.
-Lifting works so too: the same "Lift" sent again answers as the first did, while a lift from
-another form (another administrator, a page loaded before) of one lifted already is refused.
+first was, with the bookings the first cancelled, not refused. Only the same key for the same
+person, last day and reason is the same submission; any other is refused while the first
+runs, whatever key it carries or lacks. Lifting works so too: the same "Lift" sent again
+answers as the first did, while a lift from another form (another administrator, a page
+loaded before) of one lifted already is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from visits import audit
@@ -175,6 +183,21 @@ def _named(session: Session, event: audit.AuditEvent, name: str) -> list[Booking
     return sorted(found, key=lambda b: b.id)
 
 
+def _refuse_if_running(
+    session: Session, prison: Prison, kind: type[Suspension], field: str, now: datetime, *where
+) -> None:
+    """Refuse another suspension of a person while one of theirs here still runs (see the
+    module's docstring), saying until when it runs. Call it under the person's lock."""
+    until = session.scalar(
+        select(func.max(kind.until)).where(
+            *where, kind.lifted_at.is_(None), kind.until >= prison.local_date(now)
+        )
+    )
+    if until is not None:
+        code = Code.INMATE_ALREADY_SUSPENDED if kind is InmateSuspension else Code.ALREADY_BARRED
+        raise Rejected([Problem(code, field, {"until": until})])
+
+
 def _in_period(prison: Prison, until: date, now: datetime) -> Select:
     """This prison's bookings still to come from now until the end of ``until``: those holding
     seats, and those let in at the gate already (left for the gate: :mod:`visits.stopping`)."""
@@ -204,8 +227,8 @@ def suspend_inmate(
 ) -> Suspended:
     """Suspend visits to the inmate of this prison with ``code``; what it did (the suspension,
     the bookings it cancelled, those it left at the gate). Raises :class:`Rejected` with
-    every problem (nothing changes). The form's ``key`` sent again answers what the first
-    did (see the module's docstring)."""
+    every problem (nothing changes), or while a suspension of the inmate runs already. The
+    form's ``key`` sent again answers what the first did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
     inmate = None
@@ -225,6 +248,9 @@ def suspend_inmate(
     subject = ("inmate", inmate.id)
     if earlier := _submitted(session, InmateSuspension, subject, key, until, reason):
         return earlier
+    _refuse_if_running(
+        session, prison, InmateSuspension, "code", by.now, InmateSuspension.inmate_id == inmate.id
+    )
     suspension = InmateSuspension(
         inmate_id=inmate.id, until=until, reason=reason.strip(), created_by=by.name,
         created_at=by.now,
@@ -262,8 +288,9 @@ def suspend_visitor(
     key: str = "",
 ) -> Suspended:
     """Bar the visitor with this document from this prison; what it did (as for an inmate).
-    Raises :class:`Rejected` with every problem (nothing changes). The form's
-    ``key`` sent again answers what the first did (see the module's docstring)."""
+    Raises :class:`Rejected` with every problem (nothing changes), or while a bar of the
+    visitor from this prison runs already. The form's ``key`` sent again answers what the
+    first did (see the module's docstring)."""
     require_write_lock(session)
     problems = _period_problems(prison, until, reason, by.now)
     visitor = None
@@ -291,6 +318,10 @@ def suspend_visitor(
     subject = ("visitor", visitor.id)
     if earlier := _submitted(session, VisitorSuspension, subject, key, until, reason):
         return earlier
+    _refuse_if_running(
+        session, prison, VisitorSuspension, "doc_number", by.now,
+        VisitorSuspension.visitor_id == visitor.id, VisitorSuspension.prison_id == prison.id,
+    )  # fmt: skip
     suspension = VisitorSuspension(
         visitor_id=visitor.id, prison_id=prison.id, until=until, reason=reason.strip(),
         created_by=by.name, created_at=by.now,

@@ -4,7 +4,8 @@ prison, until a date and with a reason for staff; both lifted early from the sam
 
 Each rendering of the page gives its forms a new one-off key: the same form sent twice (a
 double click, a reload) suspends (or lifts) once, and the second answer is the first's success
-page."""
+page. Another suspension of someone whose suspension runs still, from any form, is refused
+beside the person's field, saying until when theirs runs."""
 
 from __future__ import annotations
 
