@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from twilio.request_validator import RequestValidator
@@ -33,6 +34,7 @@ from tests.test_pages import (
 )
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, expire_holds
+from visits.migrate import alembic_config, upgrade
 from visits.replies import handle_inbound
 from visits.sms import short_token
 from visits.staff import StaffRole
@@ -527,6 +529,50 @@ def test_the_delivery_page_never_shows_a_working_manage_link_while_the_phone_get
         assert client.get(link, follow_redirects=False).status_code == 404
 
 
+def test_links_stored_before_staff_copies_existed_are_masked_by_a_migration(
+    make_client, db, db_url
+):
+    """Migration 0018 does once, for messages stored before, what drafting now does: a sent
+    text keeps no working link, and one still waiting keeps it for the phone only."""
+    command.downgrade(alembic_config(db_url), "0017")
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    slot = open_slot(client)["id"]
+    other = {"first_names": "Ana", "last_names": "Rojas", "doc_type": "dni",
+             "doc_number": "41111111", "birth_date": "1980-01-01", "relationship": "sibling",
+             "sex": "F"}  # fmt: skip
+    sent, waiting = (
+        answer.json()["reference"].replace("-", "")
+        for answer in (
+            book(client, slot),
+            book(
+                client, slot, inmate="Q10002", surname="Puma", visitors=[other], phone="912345678"
+            ),
+        )
+    )
+    with db.writing() as s:  # as the code before staff copies stored them
+        for message in s.scalars(select(OutboxMessage)):
+            message.redacted_body = None
+        s.scalar(
+            select(OutboxMessage).where(
+                OutboxMessage.subject == f"booking:{sent}", OutboxMessage.kind == "confirmed"
+            )
+        ).status = MessageStatus.SENT
+    upgrade(db_url)
+    [old] = queued(db, subject=f"booking:{sent}", kind="confirmed")
+    assert short_token("test-secret", sent) not in old.body
+    assert f"{BASE}/m/{sent}********" in old.body
+    [pending] = queued(db, subject=f"booking:{waiting}", kind="confirmed")
+    link = f"{BASE}/m/{waiting}{short_token('test-secret', waiting)}"
+    assert link in pending.body  # the phone still gets the working link
+    assert pending.redacted_body == pending.body.replace(link, f"{BASE}/m/{waiting}********")
+    admin = make_client()
+    sign_in(admin, "admin")
+    page = admin.get("/staff/messages").text
+    for reference in (sent, waiting):
+        assert short_token("test-secret", reference) not in page
+
+
 def test_answers_to_a_familys_texts_are_shown_to_the_administrators_of_where_it_booked(
     make_client, db
 ):
@@ -558,10 +604,10 @@ def test_the_delivery_page_shows_status_error_and_history_filtered(make_client, 
     make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
     admin = make_client()
     reference = book(admin, open_slot(admin)["id"]).json()["reference"]
-    book(admin, open_slot(admin)["id"], phone="912345678", visitors=[
+    assert book(admin, open_slot(admin)["id"], phone="912345678", visitors=[
         {"first_names": "Ana", "last_names": "Rojas", "doc_type": "dni", "doc_number": "41111111",
-         "birth_date": "1980-01-01", "relationship": "sister", "sex": "F"}
-    ], inmate="Q10002", surname="Puma")  # fmt: skip
+         "birth_date": "1980-01-01", "relationship": "sibling", "sex": "F"}
+    ], inmate="Q10002", surname="Puma").status_code == 201  # fmt: skip
     with db.writing() as s:
         failed = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "confirmed"))
         failed.status, failed.error_code, failed.error_message = (
