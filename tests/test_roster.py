@@ -151,6 +151,18 @@ def test_a_file_that_is_not_utf8_is_refused_with_advice(prison_db):
     assert "UTF-8" in caught.value.errors[0].message
 
 
+@pytest.mark.parametrize("empty", [b"", b"\xef\xbb\xbf", b" \r\n\n"])
+def test_an_empty_file_is_said_to_be_empty_and_changes_nothing(prison_db, empty):
+    run(prison_db, GOOD.encode())
+    before = {code: i.status for code, i in inmates(prison_db).items()}
+    with pytest.raises(RosterInvalid) as caught:
+        run(prison_db, empty)
+    assert [str(e) for e in caught.value.errors] == [
+        "line 1, column -: the file is empty: export the roster again, with its header line"
+    ]
+    assert {code: i.status for code, i in inmates(prison_db).items()} == before
+
+
 def test_rosters_of_two_prisons_do_not_touch_each_other(prison_db):
     run(prison_db, GOOD.encode())
     with prison_db.writing() as s:

@@ -298,6 +298,9 @@ def _decode(data: bytes) -> str:
 def read_roster(data: bytes, wings: set[str], today: date) -> list[RosterRow]:
     """Parse and check the whole file; raise :class:`RosterInvalid` listing every bad row."""
     text = _decode(data)
+    if not text.strip():  # else "every required column is missing", which misleads
+        reason = N_("the file is empty: export the roster again, with its header line")
+        raise RosterInvalid([RowError(1, "-", reason)])
     try:
         return _read_rows(text, wings, today)
     except csv.Error:
