@@ -1,9 +1,30 @@
 """Texts people send back: opt-out and opt-in keywords, and everything else for the caller.
 
-Opt-out words. Twilio's own (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT)
-are blocked by Twilio itself, so they are recorded here too, to stay in step. The Spanish
-ones are ours: BAJA, ALTO, PARAR, DETENER, SALIR, NOMAS / NO MAS. Opt-in: START, UNSTOP, YES
-(Twilio's) and ALTA, INICIO, VOLVER. Help: HELP, INFO, AYUDA.
+Opt-out. A text opts out when, normalised (:func:`normalise`), it is
+
+- exactly one opt-out word: Twilio's own (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE,
+  OPTOUT), blocked by Twilio itself and recorded here too to stay in step, or ours (BAJA, ALTO,
+  PARAR, PARE, DETENER, SALIR, BASTA, DESUSCRIBIR, NOMAS / NO MAS);
+- or begins with a word that means nothing but "stop" at the head of a text (STOP, STOPALL,
+  UNSUBSCRIBE, OPTOUT, BAJA, PARAR, PARE, DETENER, DESUSCRIBIR, DESUSCRIBIRME): "BAJA por
+  favor", "STOP ALL";
+- or begins with a short stop phrase: "NO MAS MENSAJES", "NO MAS SMS", "NO ENVIEN MAS",
+  "NO MANDEN MAS".
+
+Why so narrow: a wish to stop is better respected than missed, and an opt-out never cancels a
+visit (it only stops reminders), but a family wrongly opted out misses its reminders. So words
+that also begin ordinary questions are whole-message only: "Basta con el DNI?" (is the ID
+enough), "Nomas queria saber..." (Peruvian "just"), "No mas de dos personas?", "Salir a que
+hora", "Cancel my visit", "End". Any other text, "no puedo ir" or "2 gracias" included, is for
+the caller, which reads only a bare digit as an answer.
+
+Opt-in: START, UNSTOP, YES (Twilio's) and ALTA, INICIO, VOLVER. Help: HELP, INFO (Twilio's)
+and AYUDA.
+
+Twilio answers its own keywords, and only a text that is the keyword alone ("STOP PLEASE" is not
+one), so the caller answers neither those nor Twilio's HELP and INFO: a family would get two
+SMS. Our wider matches ("BAJA por favor", "STOP ALL") Twilio neither blocks nor answers: they are
+recorded and answered here.
 
 CANCELAR is deliberately *not* an opt-out word: a family writing it most likely wants to cancel
 a visit, not stop every message. It gets the help text, which says to reply 2 to cancel the
@@ -30,10 +51,21 @@ from notifications.base import Base, UTCDateTime, str_enum
 TWILIO_OPT_OUT = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 )
-OPT_OUT = TWILIO_OPT_OUT | {"BAJA", "ALTO", "PARAR", "DETENER", "SALIR", "NOMAS", "NO MAS"}
+OPT_OUT = TWILIO_OPT_OUT | {
+    "BAJA", "ALTO", "PARAR", "PARE", "DETENER", "SALIR", "BASTA", "DESUSCRIBIR", "NOMAS", "NO MAS"
+}  # fmt: skip
+# Opt out even with more words after them: nothing else starts a text with these.
+LEADING_OPT_OUT = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "OPTOUT", "BAJA", "PARAR", "PARE", "DETENER"}
+    | {"DESUSCRIBIR", "DESUSCRIBIRME"}
+)
+OPT_OUT_PHRASES = ("NO MAS MENSAJES", "NO MAS SMS", "NO ENVIEN MAS", "NO MANDEN MAS")
 TWILIO_OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 OPT_IN = TWILIO_OPT_IN | {"ALTA", "INICIO", "VOLVER"}
-HELP = frozenset({"HELP", "INFO", "AYUDA"})
+TWILIO_HELP = frozenset({"HELP", "INFO"})
+HELP = TWILIO_HELP | {"AYUDA"}
+# What Twilio answers itself: a text that is one of these words alone.
+TWILIO_ANSWERS = TWILIO_OPT_OUT | TWILIO_OPT_IN | TWILIO_HELP
 # The longest text Twilio delivers (10 concatenated segments): more is kept no longer.
 MAX_BODY = 1600
 
@@ -58,9 +90,21 @@ def clean_body(text: str) -> str:
     return text.replace("\x00", "")[:MAX_BODY]
 
 
-def intent(text: str) -> Intent:
+def opt_out_keyword(text: str) -> str | None:
+    """The opt-out word or phrase ``text`` is or begins with (see the module's rule), else
+    ``None``: what is recorded as the reason of the opt-out."""
     word = normalise(text)
     if word in OPT_OUT:
+        return word
+    first = word.partition(" ")[0]
+    if first in LEADING_OPT_OUT:
+        return first
+    return next((p for p in OPT_OUT_PHRASES if f"{word} ".startswith(f"{p} ")), None)
+
+
+def intent(text: str) -> Intent:
+    word = normalise(text)
+    if opt_out_keyword(word):
         return Intent.OPT_OUT
     if word in OPT_IN:
         return Intent.OPT_IN
@@ -114,10 +158,10 @@ def receive(
     word = normalise(body)
     changed = False
     if kind is Intent.OPT_OUT:
-        changed = recipients.opt_out(session, sender, word, now)
+        changed = recipients.opt_out(session, sender, opt_out_keyword(word), now)
     elif kind is Intent.OPT_IN:
         changed = recipients.opt_in(session, sender, now)
-    return Received(message, changed, word in TWILIO_OPT_OUT | TWILIO_OPT_IN)
+    return Received(message, changed, word in TWILIO_ANSWERS)
 
 
 def purge(session: Session, before: datetime) -> int:

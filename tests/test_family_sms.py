@@ -425,6 +425,74 @@ def test_twilio_keywords_are_recorded_but_answered_by_twilio(world):
         assert s.get(Recipient, PHONE).opted_out_at is None
 
 
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("BAJA por favor", "BAJA"),
+        ("Basta", "BASTA"),
+        ("Pare", "PARE"),
+        ("Pare de enviarme mensajes", "PARE"),
+        ("STOP ALL", "STOP"),
+        ("stop all", "STOP"),
+        ("Stop please", "STOP"),
+        ("NO MAS MENSAJES", "NO MAS MENSAJES"),
+        ("No más SMS, ya no tengo familiar preso, gracias por todo y buenas tardes", "NO MAS SMS"),
+        ("DESUSCRIBIR", "DESUSCRIBIR"),
+        ("desuscribirme de la lista", "DESUSCRIBIRME"),
+    ],
+)
+def test_stop_wording_twilio_ignores_is_an_opt_out_we_answer(world, text, keyword):
+    """Twilio blocks and answers only its keywords alone: a wider wish to stop is recorded
+    (by the word that matched, which fits the column however long the text) and answered."""
+    ref = book(world)
+    reply(world, text)
+    with world.read_session() as s:
+        assert (s.get(Recipient, PHONE).opted_out_at, s.get(Recipient, PHONE).opted_out_by) == (
+            NOW,
+            keyword,
+        )
+    assert answers(world) == ["opted_out"]
+    assert booking(world, ref).status is BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2 gracias",
+        "no puedo ir",
+        "No, no puedo ir el sábado",
+        "¿Basta con el DNI?",
+        "Nomás quería saber la hora",
+        "No más de dos personas?",
+        "Salir a qué hora?",
+        "Para el sábado somos dos",
+        "Cancel my visit",
+        "Alto Trujillo",
+        "Baje la hora por favor",
+    ],
+)
+def test_texts_that_only_sound_like_stop_get_help_and_change_nothing(world, text):
+    """The opt-out rule stays narrow: these begin like a stop word or phrase but ask something
+    else, and a digit with more words is no answer either."""
+    ref = book(world)
+    reply(world, text)
+    with world.read_session() as s:
+        assert s.get(Recipient, PHONE) is None
+    assert answers(world) == ["help"]
+    assert booking(world, ref).status is BookingStatus.CONFIRMED
+
+
+def test_twilio_help_words_are_answered_by_twilio_alone_and_ayuda_by_us(world):
+    """Twilio answers HELP and INFO itself (alone in a text): answering too sends two SMS."""
+    for sid, text in enumerate(["HELP", "info", " Help! "]):
+        handled = reply(world, text, sid=f"SM{sid}").message.handled_as
+        assert handled == "help by provider"
+    assert answers(world) == []
+    reply(world, "AYUDA", sid="SM9")
+    reply(world, "help me", sid="SM10")  # not Twilio's keyword: Twilio stays silent
+    assert answers(world) == ["help", "help"]
+
+
 def test_a_second_two_does_not_cancel_another_visit(world):
     saturday = book(world)
     sunday = book(world, SUNDAY, dni="40000001")

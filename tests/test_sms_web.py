@@ -199,6 +199,20 @@ def test_an_inbound_text_loses_its_nul_characters_and_what_no_sms_can_hold(twili
         assert s.get(Recipient, PHONE).opted_out_at is not None
 
 
+def test_inbound_keywords_twilio_answers_get_no_second_answer_from_us(twilio_client, db):
+    """Twilio answers HELP and STOP alone; "BAJA por favor" and AYUDA are ours to answer."""
+    for sid, body in enumerate(["HELP", "BAJA por favor", "STOP", "AYUDA"]):
+        inbound = {"MessageSid": f"SMk{sid}", "From": PHONE, "Body": body}
+        assert signed_post(twilio_client, "/twilio/inbound", inbound).status_code == 200
+    assert [row[2:] for row in _inbound(db)] == [
+        ("help", "help by provider"),
+        ("opt_out", "opt_out"),
+        ("opt_out", "opt_out"),
+        ("help", "help"),
+    ]
+    assert [m.kind for m in queued(db)] == ["opted_out", "help"]
+
+
 @pytest.mark.parametrize("sid", ["SM\x00in", "SM" + "a" * 70, "SM-in ñ"])
 def test_a_webhook_with_an_odd_message_id_is_a_bad_request(twilio_client, db, sid):
     inbound = {"MessageSid": sid, "From": PHONE, "Body": "BAJA"}

@@ -7,7 +7,7 @@ not moved), or else the phone's only coming visit (with several, the family is p
 links in their SMS rather than guessed for). ``2`` cancels that visit as if the family had
 done it on the page (seats back, reminders cancelled, the cancellation SMS is the answer, sent
 even to a number that opted out of reminders); ``1`` is recorded for the guards; anything else
-gets the help text.
+gets the help text, except the help words the provider answers itself (HELP, INFO).
 """
 
 from __future__ import annotations
@@ -138,6 +138,9 @@ def handle_inbound(
         # The provider answers its own keywords itself (and refuses to send after STOP).
         if received.changed and not received.provider_answers:
             answer("opted_out" if inbound.intent is Intent.OPT_OUT else "opted_in")
+        return received
+    if inbound.intent is Intent.HELP and received.provider_answers:
+        inbound.handled_as = "help by provider"  # Twilio answers HELP and INFO itself
         return received
     word = normalise(inbound.body)  # as recorded: without NUL characters
     if word not in (COMING, NOT_COMING):
