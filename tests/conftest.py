@@ -112,6 +112,8 @@ def make_client(db: Database, db_url: str):
             "secret_key": "test-secret",
             "run_jobs_in_process": False,
             "public_base_url": "https://visitas.example.pe",
+            # An https site for Secure cookies, yet sending nothing: a staging site's setting.
+            "sms_console": True,
             "availability_cache_seconds": 0,
             "phone_verification": False,
         }

@@ -285,7 +285,10 @@ def test_the_command_line_offers_exactly_the_document_types():
 
 
 def test_the_demo_makes_no_staff_accounts_on_a_site_served_over_https(db_url):
-    env = server_env(db_url, 8000) | {"VISITS_PUBLIC_BASE_URL": "https://visitas.example.pe"}
+    env = server_env(db_url, 8000) | {
+        "VISITS_PUBLIC_BASE_URL": "https://visitas.example.pe",
+        "VISITS_SMS_CONSOLE": "true",  # a training site
+    }
     loaded = run_cli("demo", env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert "no demo staff accounts" in loaded.stdout
@@ -301,6 +304,23 @@ def test_a_wrong_setting_is_said_in_one_line_before_any_command_runs(db_url):
         assert "confirmed/es" in answer.stderr
         assert "Traceback" not in answer.stderr
     assert rows(db_url, Slot) == 0  # the demo did not load
+
+
+def test_half_set_twilio_is_said_in_one_line_naming_what_is_missing_and_no_secret(db_url):
+    half = {"VISITS_TWILIO_ACCOUNT_SID": "AC123", "VISITS_TWILIO_AUTH_TOKEN": "token-x9"}
+    answer = run_cli("worker", env=server_env(db_url, 0) | half)
+    assert answer.returncode == 2
+    assert answer.stderr == (
+        "settings: Twilio is half set: VISITS_TWILIO_ACCOUNT_SID, VISITS_TWILIO_AUTH_TOKEN set, "
+        "missing VISITS_TWILIO_FROM or VISITS_TWILIO_MESSAGING_SERVICE_SID (set them all, or "
+        "none for the console sender)\n"
+    )
+    # A public site with no Twilio at all is refused too, unless the console is meant.
+    public = server_env(db_url, 0) | {"VISITS_PUBLIC_BASE_URL": "https://visitas.example.pe"}
+    answer = run_cli("worker", env=public)
+    assert answer.returncode == 2
+    assert answer.stderr.startswith("settings: VISITS_PUBLIC_BASE_URL is https")
+    assert "Traceback" not in answer.stderr
 
 
 def test_import_inmates_cancels_the_bookings_of_a_person_released_and_says_so(

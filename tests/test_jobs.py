@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import subprocess
 import threading
 import time
 from datetime import date, timedelta
 
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 
 from notifications.inbound import InboundMessage, receive
@@ -125,6 +128,64 @@ def test_without_twilio_credentials_messages_go_to_the_console(db_url):
     assert isinstance(make_sender(twilio), TwilioSender)
 
 
+TWILIO = {
+    "twilio_account_sid": "AC" + "0" * 32,
+    "twilio_auth_token": "secret-token-value",
+    "twilio_from": "+51987000111",
+}
+
+
+def test_twilio_settings_are_all_or_nothing_and_the_refusal_names_no_secret():
+    for missing, named in (
+        ("twilio_auth_token", "missing VISITS_TWILIO_AUTH_TOKEN ("),
+        ("twilio_account_sid", "missing VISITS_TWILIO_ACCOUNT_SID ("),
+        ("twilio_from", "missing VISITS_TWILIO_FROM or VISITS_TWILIO_MESSAGING_SERVICE_SID ("),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            Settings(**(TWILIO | {missing: None}))
+        (error,) = refused.value.errors()
+        assert error["msg"].startswith("Value error, Twilio is half set: "), error["msg"]
+        assert named in error["msg"]
+        assert "secret-token-value" not in str(refused.value)
+        assert "+51987000111" not in error["msg"]
+    # A blank value is no value.
+    with pytest.raises(ValidationError, match=r"missing VISITS_TWILIO_AUTH_TOKEN \("):
+        Settings(**(TWILIO | {"twilio_auth_token": " "}))
+    # Only a token, as a misspelt SID leaves it: the two others are named.
+    with pytest.raises(
+        ValidationError, match="missing VISITS_TWILIO_ACCOUNT_SID, and VISITS_TWILIO_FROM or"
+    ):
+        Settings(twilio_auth_token="secret-token-value")
+    service = TWILIO | {"twilio_from": None, "twilio_messaging_service_sid": "MG" + "1" * 32}
+    assert Settings(**service).twilio_configured
+
+
+def test_an_https_site_without_twilio_is_refused_unless_the_console_is_meant():
+    with pytest.raises(ValidationError, match="VISITS_SMS_CONSOLE=true"):
+        Settings(public_base_url="https://visitas.example.pe")
+    assert not Settings(
+        public_base_url="https://visitas.example.pe", sms_console=True
+    ).twilio_configured
+    assert Settings(public_base_url="https://visitas.example.pe", **TWILIO).twilio_configured
+    # The local default (make run) and the tests' servers keep the console.
+    assert not Settings().twilio_configured
+    assert not Settings(public_base_url="http://127.0.0.1:8123").twilio_configured
+
+
+def test_the_sender_in_use_is_logged_without_its_secret(caplog):
+    caplog.set_level(logging.INFO, logger="visits.jobs")
+    make_sender(Settings())
+    assert "SMS sender: console (development: texts are printed, nothing is sent)" in caplog.text
+    caplog.clear()
+    make_sender(Settings(**TWILIO))
+    assert "SMS sender: twilio (from +51987000111)" in caplog.text
+    caplog.clear()
+    service = "MG" + "1" * 32
+    make_sender(Settings(**TWILIO, twilio_messaging_service_sid=service))
+    assert f"SMS sender: twilio (messaging service {service})" in caplog.text
+    assert "secret-token-value" not in caplog.text
+
+
 def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
     settings = Settings(database_url=db_url, secret_key="k")
     scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings)
@@ -164,5 +225,7 @@ def test_the_worker_process_materialises_slots(db, db_url):
         assert slot_count(db) > 0
     finally:
         worker.terminate()
-        worker.wait(timeout=15)
+        _, stderr = worker.communicate(timeout=15)
     assert worker.returncode in (0, -15)
+    # Which sender runs is said as the worker starts.
+    assert b"SMS sender: console (development: texts are printed, nothing is sent)" in stderr

@@ -80,6 +80,14 @@ def test_a_booking_survives_a_restart_and_its_link_still_works(loaded):
         assert after["seats_left"] == slot["seats_left"] - 1
 
 
+def test_a_server_running_the_jobs_says_once_which_sms_sender_it_uses(loaded):
+    with running_server(loaded, VISITS_RUN_JOBS_IN_PROCESS="true") as server:
+        pass
+    said = [line for line in server.log if "SMS sender: " in line]
+    assert len(said) == 1, server.log
+    assert said[0].endswith("SMS sender: console (development: texts are printed, nothing is sent)")
+
+
 def test_concurrent_requests_never_overbook_a_slot(loaded):
     db = Database(make_engine(loaded))
     with db.writing() as s:

@@ -88,7 +88,7 @@ def test_an_address_too_long_for_the_texts_is_refused_by_the_settings_with_what_
         if not texts_too_long(f"https://{'v' * n}.pe")
     )
     longer = fits.replace("https://", "https://v")
-    Settings(public_base_url=fits)
+    Settings(public_base_url=fits, sms_console=True)
     with pytest.raises(ValueError, match=r"VISITS_PUBLIC_BASE_URL \(\d+ characters\)") as refused:
         Settings(public_base_url=longer)
     assert "confirmed/es" in str(refused.value)

@@ -269,7 +269,7 @@ def demo() -> None:
     with db.writing() as session:
         reports, rosters = load_demo(session, utcnow(), SmsPolicy.from_settings(settings))
         # Their password is in the README: never on a site served over HTTPS.
-        public = settings.public_base_url.startswith("https://")
+        public = settings.is_public_site
         accounts = [] if public else load_demo_staff(session, utcnow())
     typer.echo("\n".join(line for report in reports for line in report.lines()))
     for code, roster in rosters.items():

@@ -17,7 +17,13 @@ from sqlalchemy import select
 
 from notifications import inbound, outbox
 from notifications.dispatcher import Dispatcher, DispatchPolicy, DispatchReport
-from notifications.senders import ConsoleSender, Sender, TwilioConfig, TwilioSender
+from notifications.senders import (
+    TWILIO_API,
+    ConsoleSender,
+    Sender,
+    TwilioConfig,
+    TwilioSender,
+)
 from visits import retention, throttle
 from visits.base import utcnow
 from visits.booking import expire_holds
@@ -113,7 +119,10 @@ def purge_visit_records(
 
 
 def make_sender(settings: Settings) -> Sender:
-    """Twilio when credentials are set, else the console (the offline demo)."""
+    """Twilio when its settings are given, else the console (the offline demo; the settings
+    refuse it on an https site unless meant). Said once, as each process starts its jobs:
+    which one runs is otherwise seen only when families get nothing."""
+    log.info("SMS sender: %s", describe_sender(settings))
     if not settings.twilio_configured:
         return ConsoleSender()
     assert settings.twilio_auth_token is not None
@@ -128,6 +137,18 @@ def make_sender(settings: Settings) -> Sender:
             connections=max(10, settings.sms_concurrency),
         )
     )
+
+
+def describe_sender(settings: Settings) -> str:
+    """The sender in a line for the log: where texts go, never a credential."""
+    if not settings.twilio_configured:
+        return "console (development: texts are printed, nothing is sent)"
+    if settings.twilio_messaging_service_sid:
+        sending = f"messaging service {settings.twilio_messaging_service_sid}"
+    else:
+        sending = f"from {settings.twilio_from}"
+    api = settings.twilio_api_base_url.rstrip("/")
+    return f"twilio ({sending}" + ("" if api == TWILIO_API else f", through {api}") + ")"
 
 
 def make_dispatcher(

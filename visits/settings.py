@@ -3,6 +3,13 @@
 The defaults make ``make run`` work on a fresh machine: an embedded SQLite database under
 ``./var`` and a secret key generated once and kept beside it. Production sets
 ``VISITS_DATABASE_URL`` (PostgreSQL) and ``VISITS_SECRET_KEY`` explicitly.
+
+SMS go through Twilio or, on a developer's machine, the console sender, which prints every text
+(codes included) and sends nothing. A wrong choice would be silent: families get no code while
+staff see "sent". So the Twilio settings are all or nothing (half of them is refused, naming
+what is missing), and a site served over https (one families use, as ``visits demo`` also
+decides) must have Twilio unless ``VISITS_SMS_CONSOLE`` says the console is meant (staging,
+training).
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from visits.sms import texts_too_long
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VISITS_", env_file=".env", extra="ignore")
+    # No value in errors: a refusal is logged, and the values include secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="VISITS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./var/visits.db"
     secret_key: SecretStr | None = None
@@ -44,14 +54,17 @@ class Settings(BaseSettings):
     lookup_failures_per_inmate: int = Field(default=30, ge=1)
     lookup_window_minutes: int = Field(default=15, ge=1)
 
-    # SMS. Without Twilio credentials messages go to the console sender (printed, kept in the
-    # outbox), so the demo works offline.
+    # SMS. Without Twilio settings messages go to the console sender (printed, kept in the
+    # outbox), so the demo works offline; see the module docstring and _one_sms_sender for
+    # when that is refused. The four Twilio settings below come together or not at all.
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The console sender on an https site: for staging and training sites only.
+    sms_console: bool = False
     # Per dispatching process: run one worker, or divide the provider's cap between workers.
     sms_rate_per_second: float = Field(default=10.0, gt=0)
     sms_concurrency: int = Field(default=8, ge=1)
@@ -148,6 +161,41 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_sms_sender(self) -> Settings:
+        """Twilio wholly, or the console where that is meant; never a silent console on a site
+        families use. Errors name settings, never their values (the token is a secret)."""
+        given = [name for name in TWILIO_SETTINGS if _is_set(getattr(self, name))]
+        if given:
+            missing = [
+                " or ".join(_env(name) for name in names)
+                for names in (
+                    ("twilio_account_sid",),
+                    ("twilio_auth_token",),
+                    ("twilio_from", "twilio_messaging_service_sid"),
+                )
+                if not any(name in given for name in names)
+            ]
+            if missing:
+                raise ValueError(
+                    f"Twilio is half set: {', '.join(map(_env, given))} set, missing "
+                    f"{', and '.join(missing)} (set them all, or none for the console sender)"
+                )
+        elif self.is_public_site and not self.sms_console:
+            raise ValueError(
+                "VISITS_PUBLIC_BASE_URL is https, a site families use, but no Twilio is set: "
+                "texts would be printed, not sent. Set VISITS_TWILIO_ACCOUNT_SID, "
+                "VISITS_TWILIO_AUTH_TOKEN and VISITS_TWILIO_FROM (or "
+                "VISITS_TWILIO_MESSAGING_SERVICE_SID), or VISITS_SMS_CONSOLE=true on a staging "
+                "or training site"
+            )
+        return self
+
+    @property
+    def is_public_site(self) -> bool:
+        """Served over https: real families use it (no demo accounts, no console sender)."""
+        return self.public_base_url.startswith("https://")
+
     @property
     def tracing_policy(self) -> TracingPolicy:
         return TracingPolicy(
@@ -168,7 +216,8 @@ class Settings(BaseSettings):
 
     @property
     def twilio_configured(self) -> bool:
-        return bool(self.twilio_account_sid and self.twilio_auth_token)
+        # All or nothing (_one_sms_sender): the SID stands for the rest.
+        return _is_set(self.twilio_account_sid)
 
     def signing_key(self) -> str:
         """The key that signs cookies and derives manage tokens.
@@ -190,6 +239,21 @@ class Settings(BaseSettings):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+
+TWILIO_SETTINGS = ("twilio_account_sid", "twilio_auth_token", "twilio_from",
+                   "twilio_messaging_service_sid")  # fmt: skip
+
+
+def _is_set(value: str | SecretStr | None) -> bool:
+    """Given and not blank: ``VISITS_TWILIO_FROM=`` is as good as unset."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return bool(value and value.strip())
+
+
+def _env(name: str) -> str:
+    return f"VISITS_{name.upper()}"
 
 
 @lru_cache

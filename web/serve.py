@@ -12,12 +12,27 @@ import json
 import sys
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+# Uvicorn's logging, and our packages' INFO lines beside its own: without them the jobs run
+# in-process say nothing (which SMS sender runs, what was dispatched); only errors came out.
+LOG_CONFIG = {
+    **LOGGING_CONFIG,
+    "loggers": {
+        **LOGGING_CONFIG["loggers"],
+        **{
+            package: {"handlers": ["default"], "level": "INFO", "propagate": False}
+            for package in ("visits", "notifications", "web")
+        },
+    },
+}
 
 
 def main(options: str) -> None:
     uvicorn.run(
         "web.app:create_app",
         factory=True,
+        log_config=LOG_CONFIG,
         access_log=False,
         server_header=False,
         **json.loads(options),
