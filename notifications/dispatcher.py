@@ -10,6 +10,10 @@ transaction, only while its claim still stands.
 A message whose lease lapsed (the dispatcher died, or the provider never answered) is due
 again, but it is first *looked up* at the provider: found means it went out, and is recorded
 as sent; only a message the provider has no record of is sent again.
+
+A dispatcher told to :meth:`~Dispatcher.stop` (the worker is shutting down) claims nothing
+more, lets the sends already under way finish, and hands back what it claimed but never
+attempted, due at once, so a restarted worker need not wait out the lease.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class DispatchReport:
     failed: int = 0
     unknown: int = 0
     cancelled: int = 0
+    released: int = 0
     outcomes: dict[int, str] = field(default_factory=dict)
 
     def add(self, message_id: int, what: str) -> None:
@@ -148,7 +153,18 @@ class Dispatcher:
         self.policy = policy or DispatchPolicy()
         self.clock = clock
         self.status_callback_url = status_callback_url
-        self.limiter = RateLimiter(self.policy.rate_per_second)
+        self._stopping = threading.Event()
+        # A stop wakes the sends waiting for their turn under the rate cap.
+        self.limiter = RateLimiter(self.policy.rate_per_second, sleep=self._stopping.wait)
+
+    def stop(self) -> None:
+        """Claim nothing more, and hand back each claimed message before its attempt starts.
+        An attempt under way finishes (within the provider's timeout) and is recorded."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     # --- Claiming ----------------------------------------------------------------------------
 
@@ -230,7 +246,7 @@ class Dispatcher:
         with ThreadPoolExecutor(max_workers=self.policy.concurrency) as pool:
             while True:
                 if more and len(in_flight) <= self.policy.concurrency:
-                    more = time.monotonic() < stop
+                    more = time.monotonic() < stop and not self.stopping
                     token, claimed = self.claim() if more else ("", [])
                     report.claimed += len(claimed)
                     more = more and bool(claimed)
@@ -253,6 +269,8 @@ class Dispatcher:
 
     def _deliver_unsafely(self, token: str, item: Claimed) -> str:
         outgoing = item.outgoing
+        if self.stopping:
+            return self._release(token, item)
         now = self.clock()
         if item.unsettled_since is not None:
             try:
@@ -279,6 +297,8 @@ class Dispatcher:
             self._cancel(token, outgoing.message_id, item.blocked, item.blocked)
             return "cancelled"
         self.limiter.acquire()
+        if self.stopping:
+            return self._release(token, item)
         match self._start_attempt(token, outgoing.message_id):
             case "withdrawn":
                 self._cancel(token, outgoing.message_id, "withdrawn", "no longer wanted")
@@ -333,6 +353,23 @@ class Dispatcher:
                 )
             )
         return "withdrawn" if withdrawn else "lost"
+
+    def _release(self, token: str, item: Claimed) -> str:
+        """Give back a message claimed but not attempted under this claim, due now. One whose
+        earlier attempt has no known fate stays ``sending`` (as after an unknown outcome), so
+        that the next claim looks it up before sending; any other goes back to ``pending``."""
+        now = self.clock()
+        with self.writing() as session:
+            message = session.get(OutboxMessage, item.outgoing.message_id, with_for_update=True)
+            if message is None or message.claim_token != token:
+                return "unknown"
+            if item.unsettled_since is None:
+                move(session, message, MessageStatus.PENDING, now, "released: stopping")
+            else:
+                message.claim_token = None
+                message.updated_at = now
+            message.next_attempt_at = now
+        return "released"
 
     # --- Recording ---------------------------------------------------------------------------
 

@@ -160,6 +160,14 @@ def wait_logged(workers: list[Server], settled: int) -> Counter[str]:
     return total()
 
 
+def stopped_mid_batch(start: Callable[[], Server], fake: FakeTwilio, sent: int, sig: int) -> Server:
+    """A worker started and stopped with ``sig`` once the fake has accepted ``sent`` messages."""
+    worker = start()
+    wait_until(lambda: fake.sent_count() >= sent, 120, "the first sends", [worker])
+    worker.stop(sig)
+    return worker
+
+
 def check_sent_once(db: Database, fake: FakeTwilio, ids: list[int]) -> dict[str, OutboxMessage]:
     """What the fake accepted is exactly what the outbox says was sent, each key once."""
     assert fake.duplicates() == []
@@ -223,9 +231,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(db, db_
         running_fake_twilio(auto_status=None, latency=0.05) as fake,
         workers(db_url, fake, **slow) as start,
     ):
-        first = start()
-        wait_until(lambda: fake.sent_count() >= 50, 120, "the first sends", [first])
-        first.stop(signal.SIGKILL)
+        first = stopped_mid_batch(start, fake, 50, signal.SIGKILL)
         assert first.process.returncode == -signal.SIGKILL
         time.sleep(1)  # requests already on their way finish at the fake
         accepted_at_kill = {m.key for m in fake.messages()}
@@ -257,3 +263,46 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(db, db_
     # Exactly the accepted-but-unrecorded ones were found by lookup; nothing else was.
     assert logged["found_sent"] == len(unrecorded)
     assert logged["sent"] == count - left["sent"] - len(unrecorded)
+
+
+def test_a_worker_stopped_mid_batch_hands_back_what_it_has_not_sent(db, db_url):
+    """SIGTERM (a deploy, a restart) mid-batch: the worker finishes the sends under way and
+    hands back the messages it claimed but never attempted, due at once, then exits cleanly. A
+    new worker sends them without waiting out the lease, and nothing goes out twice."""
+    count = 200
+    ids = queue_many(db, count)
+    # Slow answers and few threads: a batch takes seconds, so the stop lands in it.
+    slow = {"VISITS_SMS_CONCURRENCY": "4"}
+    with (
+        running_fake_twilio(auto_status=None, latency=0.1) as fake,
+        workers(db_url, fake, **slow) as start,
+    ):
+        first = stopped_mid_batch(start, fake, 20, signal.SIGTERM)
+        assert first.process.returncode == 0, "\n".join(first.log[-40:])
+        stopped = datetime.now(UTC)
+        at_stop = all_messages(db)
+        accepted_at_stop = {m.key for m in fake.messages()}
+        first_errors = errors(first)
+
+        second = start()
+        settled = wait_settled(db, [second])
+        left = Counter(m.status.value for m in at_stop)
+        logged = wait_logged([second], count - left["sent"])
+        check_sent_once(db, fake, ids)
+    print(
+        f"\n[{db.engine.dialect.name}] stopped after {len(accepted_at_stop)} accepted: "
+        f"{dict(left)}; the new worker: {dict(logged)}"
+    )
+    assert first_errors == []
+    # Every send under way was finished and recorded; every other claim was handed back.
+    assert [m.id for m in at_stop if m.claim_token is not None] == []
+    assert {str(m.id) for m in at_stop if m.status is MessageStatus.SENT} == accepted_at_stop
+    assert 20 <= left["sent"] < count
+    assert left == Counter({"sent": left["sent"], "pending": count - left["sent"]})
+    unsent = [m for m in at_stop if m.status is MessageStatus.PENDING]
+    assert all(m.attempts == 0 and m.last_attempt_at is None for m in unsent)
+    assert all(m.next_attempt_at.replace(tzinfo=UTC) <= stopped for m in unsent)
+    assert settled == Counter({"sent": count})
+    assert fake.sent_count() == count
+    assert logged["found_sent"] == 0
+    assert logged["sent"] == count - left["sent"]

@@ -517,3 +517,36 @@ def test_a_message_whose_fate_cannot_be_learnt_fails_after_an_hour(db, clock):
         1,
         "unknown",
     )
+
+
+@pytest.mark.parametrize(("fault", "then"), [("500", "sent"), ("500_after_accept", "found_sent")])
+def test_a_stopping_dispatcher_hands_back_its_claims_without_forgetting_an_attempt(
+    db, fake, dispatcher, clock, fault, then
+):
+    """On shutdown a claimed message goes back due now; one whose last attempt has no known
+    fate stays ``sending`` (never "unattempted"), so the next dispatcher looks it up first."""
+    fake.fail_next(fault)
+    unsure = queue(db, "unsure", to=OTHER)
+    assert dispatcher.drain().unknown == 1
+    fresh = queue(db, "fresh")
+    clock.advance(minutes=1)
+    token, claimed = dispatcher.claim()
+    assert {c.outgoing.message_id for c in claimed} == {unsure, fresh}
+    dispatcher.stop()
+    assert [dispatcher._deliver(token, c) for c in claimed] == ["released", "released"]
+    assert dispatcher.drain().claimed == 0  # a stopped dispatcher claims nothing more
+    assert fake.create_requests == 1
+    back = message(db, fresh)
+    assert (back.status, back.claim_token, back.attempts) == (MessageStatus.PENDING, None, 0)
+    assert back.next_attempt_at == clock()
+    assert history(db, fresh) == ["pending", "sending", "pending"]
+    kept = message(db, unsure)
+    assert (kept.status, kept.claim_token, kept.attempts) == (MessageStatus.SENDING, None, 1)
+    assert kept.next_attempt_at == clock()
+
+    policy = DispatchPolicy(rate_per_second=1000, concurrency=4, max_attempts=3)
+    successor = Dispatcher(db.writing, sender_for(fake), policy=policy, clock=clock)
+    report = successor.drain()
+    assert report.outcomes == {fresh: "sent", unsure: then}
+    assert fake.sent_count() == 2
+    assert fake.duplicates() == []

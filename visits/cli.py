@@ -317,19 +317,34 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the background jobs in this process until stopped."""
+    """Run the background jobs in this process until stopped (SIGTERM or Ctrl-C)."""
+    import signal
+    from types import FrameType
+
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from visits.jobs import schedule_jobs
+    from visits.jobs import make_dispatcher, schedule_jobs, stop_jobs
     from visits.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), _database(), get_settings())
+    db, settings = _database(), get_settings()
+    dispatcher = make_dispatcher(db, settings)
+    scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), db, settings, dispatcher)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Out of the scheduler's loop; a second signal while stopping ends the process at once.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     typer.echo("worker started; Ctrl-C stops it")
     try:
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=False)
+    except SystemExit:
+        logging.getLogger(__name__).info("stopping: handing back the messages not yet sent")
+        stop_jobs(scheduler, dispatcher)
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def dispatch(dispatcher: Dispatcher) -> DispatchReport:
     if report.claimed:
         log.info(
             "dispatched %s: %s sent, %s found sent, %s to retry, %s failed, %s unknown, "
-            "%s cancelled",
+            "%s cancelled, %s released",
             report.claimed,
             report.sent,
             report.found_sent,
@@ -193,6 +193,7 @@ def dispatch(dispatcher: Dispatcher) -> DispatchReport:
             report.failed,
             report.unknown,
             report.cancelled,
+            report.released,
         )
     return report
 
@@ -246,3 +247,12 @@ def schedule_jobs(
             job_options["misfire_grace_time"] = int(DISPATCH_GRACE.total_seconds())
         scheduler.add_job(run, id=job_id, seconds=every, **job_options)
     return scheduler
+
+
+def stop_jobs(scheduler: BaseScheduler, dispatcher: Dispatcher) -> None:
+    """Stop the clock for a restart or deploy: the dispatcher claims nothing more and hands
+    back the messages it claimed but has not attempted (due at once, for the next worker);
+    sends under way finish within the provider's timeout; then the running jobs are awaited."""
+    dispatcher.stop()
+    if scheduler.running:
+        scheduler.shutdown(wait=True)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -171,19 +172,22 @@ def create_app(
         # connection must never keep a finished request from giving its connection back.
         anyio.to_thread.current_default_thread_limiter().total_tokens = db.max_connections
         _tune_garbage_collector()
-        scheduler = None
+        stop = None
         if settings.jobs_in_process:
             from apscheduler.schedulers.background import BackgroundScheduler
 
-            from visits.jobs import schedule_jobs
+            from visits.jobs import make_dispatcher, schedule_jobs, stop_jobs
 
-            scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings)
+            dispatcher = make_dispatcher(db, settings)
+            scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings, dispatcher)
             scheduler.start()
+            stop = partial(stop_jobs, scheduler, dispatcher)
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
+            if stop is not None:
+                # Hand back the claimed SMS not yet sent, as the worker does on SIGTERM.
+                await anyio.to_thread.run_sync(stop)
             db.dispose()
 
     app = FastAPI(
