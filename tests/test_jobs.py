@@ -229,3 +229,10 @@ def test_the_worker_process_materialises_slots(db, db_url):
     assert worker.returncode in (0, -15)
     # Which sender runs is said as the worker starts.
     assert b"SMS sender: console (development: texts are printed, nothing is sent)" in stderr
+
+
+def test_each_job_is_named_for_the_log(db, db_url):
+    """APScheduler logs a job by its name: the job's id, not the wrapper's ``run``."""
+    settings = Settings(database_url=db_url, secret_key="k")
+    scheduler = schedule_jobs(BackgroundScheduler(timezone="UTC"), db, settings)
+    assert all(job.name == job.id for job in scheduler.get_jobs())

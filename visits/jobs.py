@@ -245,7 +245,8 @@ def schedule_jobs(
         job_options = dict(options)
         if job_id == "dispatch":
             job_options["misfire_grace_time"] = int(DISPATCH_GRACE.total_seconds())
-        scheduler.add_job(run, id=job_id, seconds=every, **job_options)
+        # APScheduler logs a job by its name, else by the qualified name of its function.
+        scheduler.add_job(run, id=job_id, name=job_id, seconds=every, **job_options)
     return scheduler
 
 
