@@ -119,11 +119,12 @@ def test_a_new_end_is_previewed_then_reaches_every_dated_visit_time(admin, db):
     preview = _send(admin, "/preview?lang=en", **_edit(nine, end="10:30"))
     assert preview.status_code == 200
     shown = text(preview)
-    assert "2 visit times with another end" in shown
+    # Wednesdays 2 and 9, and 16: the day past the window, made before it opens.
+    assert "3 visit times with another end" in shown
     assert "02/12/2026 09:00: now ends at another time, with 2 places booked before" in shown
     assert _slot(db, WEDNESDAY, time(9)).ends_at.astimezone(NOW.tzinfo).hour == 16  # 11:00
     assert _send(admin, "", **_edit(nine, end="10:30")).status_code == 303
-    for day in (WEDNESDAY, date(2026, 12, 9)):
+    for day in (WEDNESDAY, date(2026, 12, 9), date(2026, 12, 16)):
         slot = _slot(db, day, time(9))
         assert (slot.ends_at - slot.starts_at).total_seconds() == 90 * 60, day
     assert _slot(db, WEDNESDAY, time(9)).seats_taken == 2

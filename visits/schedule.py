@@ -257,21 +257,46 @@ class SyncReport:
         return bool(self.created or self.resized or self.regrouped or self.retimed or self.removed)
 
 
+# Days materialised past the booking window's last day. See :func:`sync_slots`.
+MATERIALISED_AHEAD = timedelta(days=1)
+
+
+def last_materialised_day(local_today: date, opens_days: int) -> date:
+    """The furthest day :func:`sync_slots` makes slots for: one past the booking window."""
+    return last_bookable_day(local_today, opens_days) + MATERIALISED_AHEAD
+
+
 def sync_slots(
     session: Session, prison: Prison, now: datetime, retiring: frozenset[int] = frozenset()
 ) -> SyncReport:
-    """Make the future slots match the templates over the booking window.
+    """Make the future slots match the templates over the booking window and one day beyond.
+
+    The day beyond: at local midnight a new day enters the window, and families waiting for it
+    to open must find its slots there at 00:00, not at the next hourly sync (timed from the
+    worker's start, not from midnight; an hour later still if that sync fails). So its slots
+    exist a day early, and stay unbookable and unlisted to families until the window opens:
+    what families see and book is decided by the window rule
+    (:func:`visits.rules.window_problem`, :func:`availability`), never by a slot existing.
+    Staff see them like any other day's (the gate's day list, closing one session, the
+    schedule editor's preview and its conflicts).
 
     Creates missing slots, applies template end, capacity and group changes to future slots, and
     removes future slots that no template makes any more (including those of the ``retiring``
     templates, about to be deleted). Seats already taken are never touched: a capacity is never
     lowered below them (a conflict is reported), and a slot that any booking refers to is
-    withdrawn instead of removed (reported when it still holds seats). Safe to run in several
-    processes at once.
+    withdrawn instead of removed (reported when it still holds seats).
+
+    Safe to run in several processes at once (two workers, the hourly job and a staff edit),
+    with the result of one run after the other: syncs of one prison take turns
+    (:func:`_lock_sync`), and the second reads the slots the first left. Without it, on
+    PostgreSQL both would read a slot to remove, and the second's withdrawal would update the
+    row the first had deleted and fail, losing a staff edit; or the second would skip a slot
+    the first had just inserted and leave it without the second's template change.
     """
     report = SyncReport()
+    _lock_sync(session, prison.id)
     today = prison.local_date(now)
-    last_day = last_bookable_day(today, prison.booking_opens_days)
+    last_day = last_materialised_day(today, prison.booking_opens_days)
     templates = session.scalars(
         select(ScheduleTemplate).where(
             ScheduleTemplate.prison_id == prison.id, ScheduleTemplate.id.not_in(retiring)
@@ -502,6 +527,19 @@ def lock_day(session: Session, prison_id: int, day: date, *, exclusive: bool) ->
         session.execute(_DAY_LOCK[exclusive], {"prison": prison_id, "day": day.toordinal()})
 
 
+_SYNC_LOCK = text("SELECT pg_advisory_xact_lock(:prison, 0)")
+
+
+def _lock_sync(session: Session, prison_id: int) -> None:
+    """Slot syncs of one prison take turns, until commit; bookings go on meanwhile.
+
+    PostgreSQL: a transaction-scoped advisory lock on (prison, 0), a key no day's lock
+    (:func:`lock_day`, keyed by the day's ordinal, 1 and up) uses. SQLite: the write session
+    already holds the database's only write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_SYNC_LOCK, {"prison": prison_id})
+
+
 _SLOT_COLUMNS = (
     Slot.id,
     Slot.starts_at,
@@ -518,11 +556,16 @@ def availability(
 ) -> list[DayView]:
     """Days from ``first`` to ``last`` that have sessions or closures, with each slot's state.
 
+    Slots are listed up to the booking window's last day, however far ``last`` goes: those of
+    the day beyond it exist before it opens (:func:`sync_slots`), and appear at its midnight.
+
     Two queries whatever the range, so the page cost does not grow with the number of slots.
     """
+    opens_up_to = last_bookable_day(prison.local_date(now), prison.booking_opens_days)
     rows = session.execute(
         select(*_SLOT_COLUMNS)
-        .where(Slot.prison_id == prison.id, Slot.local_date >= first, Slot.local_date <= last)
+        .where(Slot.prison_id == prison.id, Slot.local_date >= first)
+        .where(Slot.local_date <= min(last, opens_up_to))
         .where(Slot.starts_at > now, Slot.withdrawn_at.is_(None))
         .order_by(Slot.starts_at)
     ).all()
