@@ -90,7 +90,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def make_client(db: Database, db_url: str):
-    """Builds the app in-process on the demo data, its clock fixed at ``factories.NOW``.
+    """Builds the app in-process on the demo data, its clock fixed at ``factories.NOW`` (or
+    the ``clock`` given, a function a test can move).
 
     Availability is computed afresh on every request unless a test asks for the cache, and
     bookings confirm at once unless a test asks for phone verification.
@@ -106,7 +107,7 @@ def make_client(db: Database, db_url: str):
         load_demo(session, NOW, SMS)
     clients = []
 
-    def build(**overrides):
+    def build(clock=None, **overrides):
         values = {
             "database_url": db_url,
             "secret_key": "test-secret",
@@ -118,7 +119,7 @@ def make_client(db: Database, db_url: str):
             "phone_verification": False,
         }
         settings = Settings(**(values | overrides))
-        app = create_app(settings, db, clock=lambda: NOW)
+        app = create_app(settings, db, clock=clock or (lambda: NOW))
         client = TestClient(app, base_url="https://testserver")
         clients.append(client.__enter__())
         return client

@@ -7,7 +7,9 @@ import logging
 import subprocess
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,8 +19,12 @@ from sqlalchemy import delete, func, select
 from notifications.inbound import InboundMessage, receive
 from notifications.outbox import Draft, MessageEvent, MessageStatus, OutboxMessage, enqueue
 from notifications.senders import ConsoleSender, TwilioSender
+from tests import factories
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
 from tests.server import VISITS, server_env
+from tests.test_closures import try_booking
+from tests.test_pages import identify
+from tests.test_races import race
 from visits.booking import create_booking
 from visits.demo import CONFIG
 from visits.inmate import Inmate
@@ -32,8 +38,9 @@ from visits.jobs import (
     schedule_jobs,
     sync_all_slots,
 )
+from visits.prison import Prison, prison_by_code
 from visits.prison_config import apply_config, parse_config
-from visits.schedule import Slot
+from visits.schedule import ScheduleTemplate, Slot, generate_slots, rule_of, sync_slots
 from visits.settings import Settings
 from visits.throttle import ThrottleHit
 
@@ -62,6 +69,86 @@ def test_slot_sync_is_idempotent_and_safe_to_run_twice_at_once(db):
     created = sum(r["QUENCORO"].created + r["MUJERES-CUSCO"].created for r in reports)
     assert created == slot_count(db) > 0  # every slot made exactly once between the two
     assert sum(r.created for r in sync_all_slots(db, NOW).values()) == 0
+
+
+LIMA = ZoneInfo("America/Lima")
+# Quencoro books 14 days ahead: on Tuesday 1 December up to the 15th, on the 2nd up to the 16th.
+PAST_THE_WINDOW = date(2026, 12, 16)
+
+
+def test_the_day_past_the_window_has_slots_before_its_midnight_and_opens_at_it(make_client, db):
+    """Families who wait up for a day to open find its visit times at 00:00, not at the next
+    hourly sync; until then those times exist but are neither listed nor bookable."""
+    now = [datetime(2026, 12, 1, 23, 30, tzinfo=LIMA)]
+    client = make_client(clock=lambda: now[0])
+    assert identify(client).status_code == 303
+    sync_all_slots(db, now[0])  # the last hourly sync before midnight
+    with db.read_session() as s:
+        made = {
+            starts_at: slot_id
+            for slot_id, starts_at in s.execute(
+                select(Slot.id, Slot.starts_at)
+                .join(Prison, Slot.prison_id == Prison.id)
+                .where(Prison.code == "QUENCORO", Slot.local_date == PAST_THE_WINDOW)
+            )
+        }
+    assert made  # made a day early
+    nine = made[datetime(2026, 12, 16, 9, tzinfo=LIMA)]
+
+    def listed() -> tuple[set[int], set[int]]:
+        """The day's times the API (asked past the window) and the family's page list."""
+        api = client.get("/api/v1/prisons/QUENCORO/slots", params={"to": "2026-12-20"})
+        ids = {s["id"] for d in api.json()["days"] for s in d["slots"]} & set(made.values())
+        page = client.get("/p/QUENCORO/slots").text
+        return ids, {i for i in made.values() if f'book?slot={i}"' in page}
+
+    assert listed() == (set(), set())
+    refused = try_booking(client, nine, "Q10001", "Yupanqui", "41111111", "987654321")
+    assert refused.status_code == 422
+    assert [e["code"] for e in refused.json()["errors"]] == ["booking_not_open_yet"]
+
+    now[0] = datetime(2026, 12, 2, 0, 0, 30, tzinfo=LIMA)  # midnight, and no sync since
+    in_api, on_page = listed()
+    assert in_api == set(made.values())
+    assert nine in on_page
+    booked = try_booking(client, nine, "Q10001", "Yupanqui", "41111111", "987654321")
+    assert booked.status_code == 201, booked.text
+
+
+def test_two_slot_syncs_at_once_both_succeed_with_the_result_of_one(db):
+    """Two workers, or the hourly job and a staff schedule edit, after a schedule change that
+    removes and adds slots: on PostgreSQL the second used to update a slot the first had just
+    deleted, and fail (a staff edit lost)."""
+    with db.writing() as s:
+        prison = make_prison(s, "RACE", booking_opens_days=28)
+        for weekday in range(7):
+            for hour in (8, 10, 12, 14, 16):
+                factories.add_template(s, prison, weekday, clock_time(hour), clock_time(hour, 30))
+        sync_slots(s, prison, NOW)
+    with db.writing() as s:  # every session moves an hour later
+        for template in s.scalars(select(ScheduleTemplate)):
+            hour = template.start_time.hour + 1
+            template.start_time, template.end_time = clock_time(hour), clock_time(hour, 30)
+
+    def run(_: int) -> str:
+        try:
+            with db.writing() as s:
+                sync_slots(s, prison_by_code(s, "RACE"), NOW)
+        except Exception as error:  # the outcome is what the test counts
+            return type(error).__name__
+        return "ok"
+
+    assert race(2, run) == {"ok": 2}
+    with db.read_session() as s:
+        prison = prison_by_code(s, "RACE")
+        rules = [rule_of(t) for t in s.scalars(select(ScheduleTemplate))]
+        wanted = {
+            (spec.starts_at, spec.ends_at)
+            for spec in generate_slots(rules, date(2026, 12, 1), date(2026, 12, 30), prison.tz)
+            if spec.starts_at > NOW
+        }
+        future = s.execute(select(Slot.starts_at, Slot.ends_at).where(Slot.starts_at > NOW))
+        assert sorted(future) == sorted(wanted)  # the window's 28 days and one more
 
 
 def test_old_throttle_hits_are_purged(db):
