@@ -1,6 +1,7 @@
 """Weekly schedule templates, closures, and the dated slots families book.
 
-Slots are materialised from the templates for the booking window so that each one is a row
+Slots are materialised from the templates for the booking window (and the day after it, ready
+for its midnight: :func:`sync_slots`) so that each one is a row
 with its own ``capacity`` and ``seats_taken``: the row a booking's conditional update targets.
 Re-materialising never duplicates a slot (unique on prison and start) and never touches the
 seats already taken.
