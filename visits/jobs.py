@@ -24,7 +24,7 @@ from notifications.senders import (
     TwilioConfig,
     TwilioSender,
 )
-from visits import retention, throttle
+from visits import job_health, retention, throttle
 from visits.base import utcnow
 from visits.booking import expire_holds
 from visits.db import Database
@@ -34,12 +34,7 @@ from visits.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SLOT_SYNC_EVERY = timedelta(hours=1)
-THROTTLE_PURGE_EVERY = timedelta(hours=1)
 THROTTLE_KEEP = timedelta(days=1)
-HOLD_EXPIRY_EVERY = timedelta(seconds=30)
-MESSAGE_PURGE_EVERY = timedelta(hours=6)
-VISIT_PURGE_EVERY = timedelta(days=1)
 MISFIRE_GRACE = timedelta(minutes=10)
 # A dispatch tick late by more than this is skipped: the next one comes within seconds.
 DISPATCH_GRACE = timedelta(seconds=30)
@@ -198,13 +193,21 @@ def dispatch(dispatcher: Dispatcher) -> DispatchReport:
     return report
 
 
-def _safely(job: Callable[..., object], *args: object) -> Callable[[], None]:
+def _safely(
+    runs: job_health.RunRecorder, job_id: str, job: Callable[..., object], *args: object
+) -> Callable[[], None]:
+    """The job as the scheduler runs it: a failure is logged, and each outcome recorded for
+    ``GET /healthz/jobs`` (:mod:`visits.job_health`; recording never fails the job)."""
+
     def run() -> None:
         try:
             job(*args)
-        except Exception:
+        except Exception as error:
             # A failed run is logged and retried at the next interval; it must not stop the clock.
             log.exception("job %s failed", job.__name__)
+            runs.failed(job_id, error)
+        else:
+            runs.succeeded(job_id)
 
     run.__name__ = job.__name__
     return run
@@ -225,28 +228,28 @@ def schedule_jobs(
         "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
         "next_run_time": datetime.now().astimezone(),
     }
-    jobs: list[tuple[str, Callable[[], None], float]] = [
-        ("dispatch", _safely(dispatch, dispatcher), settings.dispatch_every_seconds),
-        ("expire_holds", _safely(release_expired_holds, db), HOLD_EXPIRY_EVERY.total_seconds()),
-        ("sync_slots", _safely(sync_all_slots, db), SLOT_SYNC_EVERY.total_seconds()),
-        ("purge_throttle", _safely(purge_throttle, db), THROTTLE_PURGE_EVERY.total_seconds()),
-        (
-            "purge_messages",
-            _safely(purge_messages, db, settings),
-            MESSAGE_PURGE_EVERY.total_seconds(),
-        ),
-        (
-            "purge_visit_records",
-            _safely(purge_visit_records, db, settings),
-            VISIT_PURGE_EVERY.total_seconds(),
-        ),
-    ]
-    for job_id, run, every in jobs:
+    jobs: dict[str, tuple[Callable[..., object], *tuple[object, ...]]] = {
+        "dispatch": (dispatch, dispatcher),
+        "expire_holds": (release_expired_holds, db),
+        "sync_slots": (sync_all_slots, db),
+        "purge_throttle": (purge_throttle, db),
+        "purge_messages": (purge_messages, db, settings),
+        "purge_visit_records": (purge_visit_records, db, settings),
+    }
+    runs = job_health.RunRecorder(db)
+    for job_id, every in job_health.schedule(settings).items():
+        job, *args = jobs[job_id]
         job_options = dict(options)
         if job_id == "dispatch":
             job_options["misfire_grace_time"] = int(DISPATCH_GRACE.total_seconds())
         # APScheduler logs a job by its name, else by the qualified name of its function.
-        scheduler.add_job(run, id=job_id, name=job_id, seconds=every, **job_options)
+        scheduler.add_job(
+            _safely(runs, job_id, job, *args),
+            id=job_id,
+            name=job_id,
+            seconds=every.total_seconds(),
+            **job_options,
+        )
     return scheduler
 
 

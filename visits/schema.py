@@ -8,6 +8,7 @@ from visits import (  # noqa: F401
     booking,
     gate,
     inmate,
+    job_health,
     prison,
     schedule,
     screening,
