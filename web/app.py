@@ -35,6 +35,7 @@ from web import (
     family,
     gate,
     health,
+    job_health,
     reports,
     roster,
     schedule,
@@ -45,6 +46,7 @@ from web import (
     twilio_hooks,
 )
 from web.availability import AvailabilityCache
+from web.job_health import LateJobs
 from web.middleware import (
     BodySizeLimitMiddleware,
     BodyTooLarge,
@@ -206,6 +208,7 @@ def create_app(
     app.state.templates = make_templates()
     app.state.sms = SmsPolicy.from_settings(settings)
     app.state.availability = AvailabilityCache(settings.availability_cache_seconds)
+    app.state.late_jobs = LateJobs()
     app.state.throttle_policy = ThrottlePolicy(
         per_pair=settings.lookup_failures_per_pair,
         per_client=settings.lookup_failures_per_client,
@@ -245,6 +248,8 @@ def create_app(
     def healthz() -> dict[str, str]:
         """Liveness for load balancers and tests: answers without touching the database."""
         return {"status": "ok"}
+
+    app.include_router(job_health.router)  # GET /healthz/jobs: the background jobs run
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)

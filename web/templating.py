@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
 from visits.problems import Audience, Problem, message
+from web.job_health import background_late
 from web.labels import (
     actor_name,
     audit_action,
@@ -152,6 +153,7 @@ def make_templates() -> Jinja2Templates:
         summary_audience=summary_audience,
         summary_label=summary_label,
         message_detail=message_detail,
+        background_late=background_late,
     )
     env.filters.update(
         day=i18n.format_day,
