@@ -28,6 +28,7 @@ from tests.test_races import race
 from visits.booking import create_booking
 from visits.demo import CONFIG
 from visits.inmate import Inmate
+from visits.job_health import JobRun
 from visits.jobs import (
     DISPATCH_GRACE,
     MISFIRE_GRACE,
@@ -294,6 +295,11 @@ def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):
     assert jobs["purge_visit_records"].trigger.interval.total_seconds() == 24 * 3600
 
 
+def sync_recorded(db):
+    with db.read_session() as s:
+        return s.scalar(select(JobRun.last_success_at).where(JobRun.name == "sync_slots"))
+
+
 def test_the_worker_process_materialises_slots(db, db_url):
     with db.writing() as s:
         apply_config(s, parse_config(CONFIG.read_text()), NOW)
@@ -310,6 +316,9 @@ def test_the_worker_process_materialises_slots(db, db_url):
         while slot_count(db) == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert slot_count(db) > 0
+        while sync_recorded(db) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sync_recorded(db) is not None  # what /healthz/jobs reads
     finally:
         worker.terminate()
         _, stderr = worker.communicate(timeout=15)
