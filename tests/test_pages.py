@@ -525,6 +525,20 @@ def test_the_whole_booking_flow(client, db):
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_only_a_site_on_https_asks_for_https_and_hides_the_api_page_that_loads_a_cdn(
+    make_client,
+):
+    public = make_client()  # https://visitas.example.pe
+    assert public.get("/api/docs").status_code == 404  # Swagger UI comes from a CDN
+    assert public.get("/api/v1/openapi.json").json()["info"]["title"] == "Visitas familiares"
+    local = make_client(public_base_url="http://127.0.0.1:8000")
+    page = local.get("/")
+    assert page.status_code == 200
+    assert "strict-transport-security" not in page.headers  # it would lock a local site out
+    assert local.get("/api/docs").status_code == 200
 
 
 def test_a_double_submission_books_once(client, db):
@@ -859,6 +873,7 @@ def test_errors_never_show_a_trace(client, monkeypatch):
     assert "Algo salió mal" in text(response)
     assert response.headers["cache-control"] == "no-store"  # answered outside the middleware
     assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "max-age=31536000" in response.headers["strict-transport-security"]
     missing = quiet.get("/no/such/page")
     assert missing.status_code == 404
     assert "no existe" in text(missing)

@@ -134,7 +134,8 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     response = _error_response(request, 500, Problem(Code.SERVER_ERROR))
-    response.headers.update(security_headers(request.url.path))  # answered outside middleware
+    https = request.app.state.settings.is_public_site
+    response.headers.update(security_headers(request.url.path, https=https))  # outside middleware
     return response
 
 
@@ -197,7 +198,9 @@ def create_app(
         summary="Book and manage family visits to prisons.",
         version="1",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # The browsable page loads Swagger UI from a CDN: script from another origin on ours,
+        # so a site families use serves the description only (openapi_url).
+        docs_url=None if settings.is_public_site else "/api/docs",
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -242,7 +245,7 @@ def create_app(
     )
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(LocaleMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.is_public_site)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -73,10 +73,16 @@ class LocaleMiddleware:
             await self.app(scope, receive, send_remembering if remember else send)
 
 
-def security_headers(path: str) -> dict[str, str]:
+# A year, the site's subdomains too: what browsers' preload lists ask for.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def security_headers(path: str, *, https: bool = False) -> dict[str, str]:
     """No framing, no sniffing, no referrer (manage links carry a token; staff pages tell only
     their own site), no caching of personal pages; and on pages, a policy that allows nothing
-    from other origins."""
+    from other origins. A site served over https also tells browsers never to try it over
+    plain http: on a café's Wi-Fi a first visit typed without "https" could otherwise be
+    answered by someone else, and read the manage links that follow."""
     headers = {
         "X-Content-Type-Options": "nosniff",
         # Staff pages carry no tokens in their addresses: their forms may say where they come
@@ -87,6 +93,8 @@ def security_headers(path: str) -> dict[str, str]:
     }
     if path != "/api/docs":
         headers["Content-Security-Policy"] = _PAGE_POLICY
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
     return headers
 
 
@@ -96,14 +104,15 @@ class SecurityHeadersMiddleware:
     (A server error's page is answered outside all middleware: its handler adds them.)
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wanted = security_headers(scope["path"])
+        wanted = security_headers(scope["path"], https=self.https)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
