@@ -314,6 +314,11 @@ def test_one_prison_failing_does_not_stop_the_others(db, monkeypatch):
         return real(session, prison, now)
 
     monkeypatch.setattr(jobs, "sync_slots", broken_for_cus)
-    reports = jobs.sync_all_slots(db, NOW)
+    with pytest.raises(jobs.SlotSyncFailed) as failed:  # the job is seen to fail...
+        jobs.sync_all_slots(db, NOW)
+    reports = failed.value.reports  # ...after every other prison got its slots
     assert list(reports) == ["ZZZ"]
     assert reports["ZZZ"].created == 4
+    with db.read_session() as s:
+        cus = s.scalar(select(Prison.id).where(Prison.code == "CUS"))
+    assert failed.value.failed == [str(cus)]

@@ -142,10 +142,16 @@ def import_inmates(
 @app.command("sync-slots")
 def sync_slots_command() -> None:
     """Materialise slots for every prison's booking window (the worker does this hourly)."""
-    from visits.jobs import sync_all_slots
+    from visits.jobs import SlotSyncFailed, sync_all_slots
 
-    for code, report in sync_all_slots(_database()).items():
+    try:
+        reports, failed = sync_all_slots(_database()), []
+    except SlotSyncFailed as error:
+        reports, failed = error.reports, error.failed
+    for code, report in reports.items():
         typer.echo(f"{code}: {report.created} created, {len(report.conflicts)} conflicts")
+    if failed:
+        raise _fail([f"failed (see the log above) for prison ids {', '.join(failed)}"])
 
 
 @app.command("suspend-visitor")

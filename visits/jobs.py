@@ -40,12 +40,23 @@ MISFIRE_GRACE = timedelta(minutes=10)
 DISPATCH_GRACE = timedelta(seconds=30)
 
 
+class SlotSyncFailed(Exception):
+    """Some prisons' slots could not be made (each logged); ``reports``: the others'. Raised
+    after every prison was tried, so that the job counts as failed (:mod:`visits.job_health`)
+    while no prison waits for another's trouble."""
+
+    def __init__(self, failed: list[str], reports: dict[str, SyncReport]) -> None:
+        super().__init__(f"slot sync failed for {', '.join(failed)}")
+        self.failed, self.reports = failed, reports
+
+
 def sync_all_slots(db: Database, now: datetime | None = None) -> dict[str, SyncReport]:
-    """Materialise every prison's slots for its booking window, one transaction per prison."""
+    """Materialise every prison's slots for its booking window, one transaction per prison.
+    Raises :class:`SlotSyncFailed` once all were tried if any failed."""
     now = now or utcnow()
     with db.read_session() as session:
         ids = list(session.scalars(select(Prison.id).order_by(Prison.id)))
-    reports = {}
+    reports, failed = {}, []
     for prison_id in ids:
         try:
             with db.writing() as session:
@@ -57,9 +68,12 @@ def sync_all_slots(db: Database, now: datetime | None = None) -> dict[str, SyncR
         except Exception:
             # One prison's trouble must not leave every other prison without new slots.
             log.exception("slot sync failed for prison %s", prison_id)
+            failed.append(str(prison_id))
             continue
         for conflict in report.conflicts:
             log.warning("%s: %s", prison.code, conflict.describe(prison.tz))
+    if failed:
+        raise SlotSyncFailed(failed, reports)
     return reports
 
 
