@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tests.server import run_cli, server_env
 from visits.base import utcnow
@@ -282,6 +282,26 @@ def test_the_command_line_offers_exactly_the_document_types():
     from visits.visitor import DocumentType
 
     assert [c.value for c in DocumentChoice] == [d.value for d in DocumentType]
+
+
+def test_sync_slots_makes_every_other_prisons_slots_and_says_which_failed(db_url):
+    from sqlalchemy import update
+
+    from visits.prison import Prison
+
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    db = Database(make_engine(db_url))
+    with db.writing() as s:
+        s.execute(delete(Slot))
+        broken = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        s.execute(update(Prison).where(Prison.id == broken.id).values(timezone="Nowhere/Lost"))
+        broken_id = broken.id
+    db.dispose()
+    synced = cli(db_url, "sync-slots")
+    assert synced.returncode == 1
+    assert f"failed (see the log above) for prison ids {broken_id}" in synced.stderr
+    assert "MUJERES-CUSCO: " in synced.stdout  # the other prison got its slots
+    assert rows(db_url, Slot) > 0
 
 
 def test_the_demo_makes_no_staff_accounts_on_a_site_served_over_https(db_url):
