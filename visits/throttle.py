@@ -8,6 +8,7 @@ recording happen in the caller's write transaction; on PostgreSQL the keys are a
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,17 +32,48 @@ class ThrottleHit(Base):
 class ThrottlePolicy:
     """How many failures a window allows.
 
-    ``per_pair`` bounds one client guessing one person's details. ``per_client`` bounds one
-    client overall; it is generous because a whole neighbourhood may share one mobile-network
-    address. ``per_inmate`` bounds many clients guessing one person, and only applies to
-    clients that have already failed for that person: a crowd of guessers cannot lock a
-    family out before it has even tried.
+    A client is a :func:`network_key`. ``per_pair`` bounds one client guessing one person's
+    details. ``per_client`` bounds one client overall; it is generous because a whole
+    neighbourhood may share one mobile-network address.
+
+    ``per_inmate`` bounds many clients guessing one person, and applies to every client, new
+    ones too: once that many failures from anywhere are in the window, the person's
+    identification is paused for everyone until they age out (at most the window). Exempting
+    clients that had not failed yet (as before) let whoever holds many addresses guess
+    without end, and that person's whereabouts is what the service promises to keep. The
+    denial of service this opens (a stranger failing on purpose, from ``per_inmate /
+    per_pair`` networks, to keep a family out) is bounded, not locked: during the pause a
+    client that gives *both* the surname and the birth date, both right, still passes. A
+    family usually knows both; a guesser who knows one must also guess the other, and every
+    such try is still counted. A family that knows only one waits the pause out.
     """
 
     per_pair: int = 5
     per_client: int = 20
     per_inmate: int = 30
     window: timedelta = timedelta(minutes=15)
+
+
+def network_key(address: str) -> str:
+    """The client a request counts as, for throttling and caps: an IPv4 address as it is, an
+    IPv6 address by its /64 network (``2001:db8:1:2::/64``), an IPv4-mapped IPv6 address as
+    its IPv4 address; anything else (no address, a test client's name) as given.
+
+    Decision: a /64 is the smallest network an IPv6 subscriber is given (one home line, one
+    mobile, the cheapest server), and it holds 2**64 addresses, so counting exact IPv6
+    addresses let one machine take a fresh address per guess. Counting /64s treats one
+    subscriber as one client, as an IPv4 address is; a provider that hands one subscriber a
+    /56 or a /48 still gives it 256 or 65536 clients, which the per-inmate ceiling bounds.
+    Customers of one provider never share a /64, so neighbours are not lumped together."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 _LOCK_KEYS = text(

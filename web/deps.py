@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from visits.db import Database
 from visits.sms import SmsPolicy
-from visits.throttle import ThrottlePolicy
+from visits.throttle import ThrottlePolicy, network_key
 
 
 def _db(request: Request) -> Database:
@@ -40,9 +40,12 @@ async def now(request: Request) -> datetime:
 
 
 async def client_key(request: Request) -> str:
-    """Who is asking, for throttling: the client address (set from a trusted proxy's
-    X-Forwarded-For when ``visits serve --proxy-headers`` is on)."""
-    return request.client.host if request.client else "unknown"
+    """Who is asking, for every throttle and cap (failed look-ups, bookings waiting for their
+    code, code SMS) and for the audit's ``origin``: the client address (set from a trusted
+    proxy's X-Forwarded-For when ``visits serve --proxy-headers`` is on), an IPv6 one by its
+    /64 network (:func:`visits.throttle.network_key` says why). One function, so a cap and the
+    history it reads (``audit_event.origin``) always name a client alike."""
+    return network_key(request.client.host) if request.client else "unknown"
 
 
 async def throttle_policy(request: Request) -> ThrottlePolicy:
