@@ -2,7 +2,7 @@
 
 Inmates are never listed or searched publicly. A family names one by code plus one detail it
 knows (the first surname or the birth date); any mismatch gives the same neutral answer, and
-failures are throttled per client and per inmate code.
+failures are throttled per client (an IPv6 one by its /64 network) and per inmate code.
 """
 
 from __future__ import annotations
@@ -176,6 +176,11 @@ def identify(
     A failed match is recorded in ``session`` even though nothing is found: the caller commits
     in both cases. That an inmate is no longer active is only revealed to a caller whose
     details matched. A suspension is not checked here but per visit day, when booking.
+
+    Decision: given both a surname and a birth date, either one right is enough (a family
+    that mistypes a date is not turned away), so a failure tested two guesses and counts as
+    two toward every limit. While the person's identification is paused for everyone (see
+    :class:`ThrottlePolicy`), only both right passes.
     """
     code, surname, birth_text = normalise_code(code), surname.strip(), birth_date.strip()
     if problems := _identify_problems(code, surname, birth_text):
@@ -188,21 +193,28 @@ def identify(
         throttle.wait(hits[pair], policy.per_pair, policy.window, now),
         throttle.wait(hits[by_client], policy.per_client, policy.window, now),
     ]
-    if hits[pair]:
-        delays.append(throttle.wait(hits[by_inmate], policy.per_inmate, policy.window, now))
     if wait := throttle.minutes(max(delays)):
         return Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
+    paused = throttle.minutes(throttle.wait(hits[by_inmate], policy.per_inmate, policy.window, now))
+    too_many = Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": paused})])
+    both = bool(surname and birth_text)
+    if paused and not both:
+        return too_many
 
     inmate = session.scalar(
         select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == code)
     )
-    born = parse_date(birth_text) if birth_text else None
-    matched = inmate is not None and (
-        (surname and comparable_name(surname) in _surnames(inmate))
-        or (born is not None and born == inmate.birth_date)
+    surname_right = (
+        inmate is not None and bool(surname) and comparable_name(surname) in _surnames(inmate)
     )
+    born_right = (
+        inmate is not None and bool(birth_text) and parse_date(birth_text) == inmate.birth_date
+    )
+    matched = (surname_right and born_right) if paused else (surname_right or born_right)
     if not matched:
-        throttle.record_failure(session, [pair, by_client, by_inmate], now)
+        throttle.record_failure(session, [pair, by_client, by_inmate] * (2 if both else 1), now)
+        if paused:
+            return too_many
         return Identification(problems=[Problem(Code.INMATE_NOT_IDENTIFIED, "inmate_code")])
     assert inmate is not None
     if inmate.status is not InmateStatus.ACTIVE:
