@@ -6,6 +6,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from visits.schedule import Slot
@@ -49,6 +50,12 @@ def body(slot_id, *, inmate="Q10001", surname="Yupanqui", visitors=None, phone="
 def book(client, slot_id, **kwargs):
     headers = kwargs.pop("headers", {})
     return client.post("/api/v1/bookings", json=body(slot_id, **kwargs), headers=headers)
+
+
+def book_from(client, slot, address, **kwargs):
+    """Book as a client at ``address``, on the app of ``client``."""
+    with TestClient(client.app, base_url="https://testserver", client=(address, 5555)) as other:
+        return book(other, slot["id"], **kwargs)
 
 
 def bearer(token):
@@ -272,6 +279,30 @@ def test_identification_is_neutral_and_throttled(client):
     assert throttled.json()["errors"][0]["code"] == "too_many_attempts"
     other = book(client, slot["id"], inmate="Q10002", surname="Puma")
     assert other.status_code == 201  # the limit is per inmate (and per client, at 10)
+
+
+def test_rotating_addresses_of_one_ipv6_64_are_one_client(client):
+    """Any cheap server has 2**64 addresses: a fresh one per guess must not be a fresh client."""
+    slot = open_slot(client)
+    for i in range(5):  # the failures one client may have for one inmate
+        assert (
+            book_from(client, slot, f"2001:db8:1:2::{i + 1:x}", surname="Mamani").status_code == 422
+        )
+    throttled = book_from(client, slot, "2001:db8:1:2:ffff:ffff:ffff:ffff")  # the right surname
+    assert throttled.status_code == 429
+    assert throttled.json()["errors"][0]["code"] == "too_many_attempts"
+    assert (
+        book_from(client, slot, "2001:db8:1:3::1").status_code == 201
+    )  # another /64 is someone else
+
+
+def test_ipv4_clients_count_by_their_address(client):
+    slot = open_slot(client)
+    for _ in range(5):
+        assert book_from(client, slot, "198.51.100.7", surname="Mamani").status_code == 422
+    # The same address written as IPv4-mapped IPv6 is the same client.
+    assert book_from(client, slot, "::ffff:198.51.100.7").status_code == 429
+    assert book_from(client, slot, "198.51.100.8").status_code == 201
 
 
 def test_released_inmates_cannot_be_booked(client):

@@ -13,7 +13,7 @@ from tests.factories import NOW, make_inmate, make_prison
 from visits.inmate import Identification, InmateStatus, identify
 from visits.prison import Prison
 from visits.problems import Code
-from visits.throttle import ThrottleHit, ThrottlePolicy
+from visits.throttle import ThrottleHit, ThrottlePolicy, network_key
 
 POLICY = ThrottlePolicy(per_pair=3, per_client=6, per_inmate=5, window=timedelta(minutes=15))
 
@@ -83,12 +83,62 @@ def test_one_guesser_is_slowed_but_the_family_is_not(roster):
     assert attempt(roster, surname="Quispe-Ñahui", client="guesser", now=later).inmate
 
 
-def test_a_crowd_guessing_one_person_is_slowed_once_each_has_failed(roster):
+def test_a_crowd_guessing_one_person_pauses_everyone_but_both_details_pass(roster):
     for i in range(POLICY.per_inmate):
         attempt(roster, surname="Wrong", client=f"crowd-{i}")
     assert codes(attempt(roster, surname="Wrong", client="crowd-0")) == {Code.TOO_MANY_ATTEMPTS}
-    # A family that has not failed for this person is never caught by the crowd's limit.
-    assert attempt(roster, surname="Quispe-Ñahui", client="family").inmate is not None
+    # A fresh client is paused too, the right surname alone included: a crowd of addresses
+    # (or a fresh one per guess) gets no more tries at a person than the ceiling.
+    paused = attempt(roster, surname="Quispe-Ñahui", client="fresh")
+    assert codes(paused) == {Code.TOO_MANY_ATTEMPTS}
+    assert paused.problems[0].params["minutes"] == 15
+    assert codes(attempt(roster, birth_date="17/05/1990", client="fresh")) == {
+        Code.TOO_MANY_ATTEMPTS
+    }
+    # One right detail of two is not enough while paused, and it is counted.
+    assert codes(
+        attempt(roster, surname="Quispe-Ñahui", birth_date="18/05/1990", client="stranger")
+    ) == {Code.TOO_MANY_ATTEMPTS}
+    with roster.read_session() as s:
+        pair = "identify:pair:stranger:%"
+        assert s.scalar(select(func.count()).where(ThrottleHit.key.like(pair))) == 2
+    # A family that knows both details is not kept out by strangers failing on purpose.
+    both = attempt(roster, surname="quispe nahui", birth_date="17/05/1990", client="family")
+    assert both.inmate is not None
+    assert both.inmate.code == "Q1"
+    # The pause ends once the failures age out.
+    later = NOW + POLICY.window + timedelta(seconds=1)
+    assert attempt(roster, surname="Quispe-Ñahui", client="fresh", now=later).inmate
+
+
+def test_a_failure_with_both_details_counts_as_two_guesses(roster):
+    both_wrong = attempt(roster, surname="Wrong", birth_date="01/01/1990", client="guesser")
+    assert codes(both_wrong) == {Code.INMATE_NOT_IDENTIFIED}
+    with roster.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(ThrottleHit)) == 2 * 3
+    attempt(roster, surname="Wrong", client="guesser")  # the third guess for per_pair=3
+    assert codes(attempt(roster, surname="Quispe-Ñahui", client="guesser")) == {
+        Code.TOO_MANY_ATTEMPTS
+    }
+    # Either detail right is still enough when both are given and nothing is paused.
+    found = attempt(roster, surname="Quispe-Ñahui", birth_date="01/01/1990", client="family")
+    assert found.inmate is not None
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7", "198.51.100.7"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64(address, key):
+    assert network_key(address) == key
 
 
 def test_one_client_guessing_many_people_is_slowed(roster):
