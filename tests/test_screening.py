@@ -99,6 +99,31 @@ def test_a_family_marks_a_cough_books_and_is_told_kindly_where_to_get_checked(cl
     assert "gratuito en cualquier puesto de salud" in advice.body
 
 
+def test_no_administrator_reads_which_family_was_advised_a_tb_check(client, make_client, db):
+    """The advice says its family reported a symptom: neither the prison's administrator nor a
+    national one finds it on the delivery page, by phone, by reference or in the count; the
+    booking's other SMS are still there."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    book_on_the_web(client, **{"visitors.0.cough": "1"})
+    (advice,) = _advice(db)
+    with db.read_session() as s:
+        others = s.scalar(select(func.count(OutboxMessage.id)))
+    others -= 1
+    assert others >= 1
+    reference = advice.subject.removeprefix("booking:")
+    for username in ("admin", "nacional"):
+        admin = make_client()
+        sign_in(admin, username)
+        for params in ({}, {"phone": advice.recipient}, {"reference": reference}):
+            shown = text(admin.get("/staff/messages", params=params))
+            assert "Confirmación" in shown
+            assert "Consejo: examen de TB gratuito" not in shown
+            assert advice.body[:40] not in shown
+            assert shown.count(advice.recipient) == others
+            assert f"{others} mensaje" in shown
+
+
 def test_a_booking_without_symptoms_is_stored_clear_and_says_nothing(client, db):
     _, location = book_on_the_web(client)
     assert "notice-health" not in client.get(location).text

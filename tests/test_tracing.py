@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select, update
 
-from notifications.outbox import MessageStatus, OutboxMessage, purge
+from notifications.outbox import Draft, MessageStatus, OutboxMessage, enqueue, purge
 from tests.factories import NOW, SMS, make_prison
 from tests.history import History, Person, generate_year
 from tests.staffing import make_staff, sign_in, staff_token
@@ -34,7 +34,7 @@ from visits.inmate import Inmate
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import Prison
 from visits.problems import Code, Rejected
-from visits.sms import render
+from visits.sms import HEALTH_PRIVATE, contact_notice_kind, render
 from visits.staff import StaffRole
 from visits.tracing import ContactNotice
 from web.tracing import CSV_COLUMNS
@@ -870,6 +870,33 @@ def test_only_health_staff_of_the_prison_see_what_became_of_its_notices(traced, 
     # The prison's administrator reads the families' SMS about visits, not health notices.
     admin = _signed(make_client, "admin")
     assert "+51987000008" not in admin.get("/staff/messages").text
+
+
+def test_no_administrator_reads_who_was_told_of_an_exposure(traced, make_client, db):
+    """Neither the prison's administrator nor a national one sees a contact's notice on the
+    delivery page: not listed, not counted, not found by its phone; the phone's other SMS are."""
+    _, ids = traced
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"
+    health_user = _signed(make_client, "salud")
+    health_user.post(f"{path}/notify", data={"csrf_token": staff_token(health_user)})
+    with db.writing() as s:
+        notice = s.scalar(select(OutboxMessage).where(OutboxMessage.recipient == "+51987000008"))
+        body = notice.body[:40]
+        enqueue(s, Draft("+51987000008", "aviso del penal", "es", "other", "broadcast"), NOW)
+    make_staff(db, "nacional", StaffRole.ADMIN, (), national=True)
+    for username in ("admin", "nacional"):
+        admin = _signed(make_client, username)
+        for params in ({}, {"phone": "987000008"}):
+            shown = visible(admin.get("/staff/messages", params=params).text)
+            assert "Aviso de salud a un contacto" not in shown
+            assert body not in shown
+        by_phone = visible(admin.get("/staff/messages", params={"phone": "987000008"}).text)
+        assert "aviso del penal" in by_phone
+        assert "1 mensaje." in by_phone
+
+
+def test_every_tier_of_notice_is_health_information():
+    assert {contact_notice_kind(tier) for tier in Tier} <= HEALTH_PRIVATE
 
 
 def test_the_page_asks_the_same_queries_for_two_contacts_as_for_forty(traced, make_client, db):

@@ -106,6 +106,14 @@ TEXTS = {
     "opted_out": N_("You will get no more messages from Visits. Send ALTA to get them again."),
     "opted_in": N_("You will get messages from Visits again. Send BAJA to stop them."),
 }
+# The texts that are health information about the one who got them: that they may have been
+# exposed (a contact's notice, :mod:`visits.tracing`) or that their family reported a TB symptom
+# (the screening advice). Administrators never see them, not even as "a health message": which
+# phone got one is the secret, so no line, count or filter of theirs may show it (web.admin).
+# Health staff see the notices on the advisory's contact list. A health measure's, suspension's
+# or reopening's text is not among them: it tells of a measure over a wing or a prison, the same
+# for every family visiting there, and administrators answer families' questions about it.
+HEALTH_PRIVATE = frozenset({"screening_advice", "contact_tier1", "contact_tier2"})
 # Texts allowed more than one segment: what a family must do at the gate does not fit in one.
 SEGMENTS = {"health_measure": 2}
 # The texts whose link is the service's home page, not the booking's own short link: a

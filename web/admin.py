@@ -1,6 +1,14 @@
 """Administrators' SMS delivery page: what was sent to a family, and what became of it. An
 administrator of some prisons sees the messages of their bookings and their broadcasts, and
 the answers to texts from phones that booked there; a national one sees every message.
+
+No administrator, national or not, sees the SMS that are health information
+(:data:`visits.sms.HEALTH_PRIVATE`: exposure notices, screening advice), not even as a
+generic "health message" line: which phone or booking got one is itself what must not be
+read (a symptom reported, an exposure). They are left out of the query, so the list, its
+count, every filter and "there are more" agree; the page says, the same for every search,
+that health messages are not listed. Whether a phone gets SMS at all shows in its other
+messages.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from visits.booking_request import parse_phone
 from visits.broadcasts import subject as broadcast_subject
 from visits.problems import Code, Problem
 from visits.reference import parse as parse_reference
+from visits.sms import HEALTH_PRIVATE
 from visits.staff import StaffRole
 from web.deps import Now, ReadSession
 from web.family import render
@@ -49,6 +58,7 @@ def messages(
         select(OutboxMessage)
         .options(selectinload(OutboxMessage.events))
         .order_by(OutboxMessage.id.desc())
+        .where(OutboxMessage.kind.not_in(HEALTH_PRIVATE))
         .limit(PAGE_SIZE + 1)  # one more than shown: whether the page says there are more
     )
     if not who.user.national:

@@ -3,8 +3,8 @@ became of their SMS; the CSV for the health post's spreadsheet; and telling them
 :mod:`visits.tracing`).
 
 Health staff only, of the advisory's prison: an advisory of another prison is not found here.
-The notices' SMS are shown here and nowhere else: administrators' delivery page lists the
-messages of bookings and of broadcasts, not these, which say who may have been exposed.
+The notices' SMS are shown here and nowhere else: administrators' delivery page leaves out
+every SMS of :data:`visits.sms.HEALTH_PRIVATE`, as these say who may have been exposed.
 
 The notify form carries a one-off key: the same click sent twice (a double click, a reload)
 notifies once and both answers say what it did (see :func:`visits.tracing.notify`). A click
