@@ -296,6 +296,21 @@ def test_rotating_addresses_of_one_ipv6_64_are_one_client(client):
     )  # another /64 is someone else
 
 
+def test_a_person_paused_by_many_networks_failing_says_both_details_still_pass(client):
+    slot = open_slot(client)
+    for i in range(30):  # the per-inmate ceiling, one failure from each of 30 networks
+        assert book_from(client, slot, f"2001:db8:{i}::1", surname="Mamani").status_code == 422
+    paused = book_from(client, slot, "2001:db8:ffff::1")  # the right surname alone
+    assert paused.status_code == 429
+    [problem] = paused.json()["errors"]
+    assert problem["code"] == "identify_paused"
+    assert "tanto el primer apellido como la fecha de nacimiento" in problem["message"]
+    both = body(slot["id"])
+    both["inmate"]["birth_date"] = "2003-12-02"
+    with TestClient(client.app, base_url="https://testserver", client=("2001:db8:fffe::1", 1)) as c:
+        assert c.post("/api/v1/bookings", json=both).status_code == 201
+
+
 def test_ipv4_clients_count_by_their_address(client):
     slot = open_slot(client)
     for _ in range(5):

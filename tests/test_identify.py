@@ -86,19 +86,17 @@ def test_one_guesser_is_slowed_but_the_family_is_not(roster):
 def test_a_crowd_guessing_one_person_pauses_everyone_but_both_details_pass(roster):
     for i in range(POLICY.per_inmate):
         attempt(roster, surname="Wrong", client=f"crowd-{i}")
-    assert codes(attempt(roster, surname="Wrong", client="crowd-0")) == {Code.TOO_MANY_ATTEMPTS}
+    assert codes(attempt(roster, surname="Wrong", client="crowd-0")) == {Code.IDENTIFY_PAUSED}
     # A fresh client is paused too, the right surname alone included: a crowd of addresses
     # (or a fresh one per guess) gets no more tries at a person than the ceiling.
     paused = attempt(roster, surname="Quispe-Ñahui", client="fresh")
-    assert codes(paused) == {Code.TOO_MANY_ATTEMPTS}
+    assert codes(paused) == {Code.IDENTIFY_PAUSED}
     assert paused.problems[0].params["minutes"] == 15
-    assert codes(attempt(roster, birth_date="17/05/1990", client="fresh")) == {
-        Code.TOO_MANY_ATTEMPTS
-    }
+    assert codes(attempt(roster, birth_date="17/05/1990", client="fresh")) == {Code.IDENTIFY_PAUSED}
     # One right detail of two is not enough while paused, and it is counted.
     assert codes(
         attempt(roster, surname="Quispe-Ñahui", birth_date="18/05/1990", client="stranger")
-    ) == {Code.TOO_MANY_ATTEMPTS}
+    ) == {Code.IDENTIFY_PAUSED}
     with roster.read_session() as s:
         pair = "identify:pair:stranger:%"
         assert s.scalar(select(func.count()).where(ThrottleHit.key.like(pair))) == 2

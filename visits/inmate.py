@@ -196,7 +196,7 @@ def identify(
     if wait := throttle.minutes(max(delays)):
         return Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": wait})])
     paused = throttle.minutes(throttle.wait(hits[by_inmate], policy.per_inmate, policy.window, now))
-    too_many = Identification(problems=[Problem(Code.TOO_MANY_ATTEMPTS, None, {"minutes": paused})])
+    too_many = Identification(problems=[Problem(Code.IDENTIFY_PAUSED, None, {"minutes": paused})])
     both = bool(surname and birth_text)
     if paused and not both:
         return too_many

@@ -70,6 +70,9 @@ class Code(StrEnum):
     BOOKING_NOT_FOUND = "booking_not_found"
     BOOKING_NOT_ACTIVE = "booking_not_active"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    # Identification of one person paused for everyone (visits.throttle.ThrottlePolicy):
+    # both details, right, still pass.
+    IDENTIFY_PAUSED = "identify_paused"
     SESSION_EXPIRED = "session_expired"
     FORM_EXPIRED = "form_expired"
     PERSON_CHANGED = "person_changed"
@@ -147,6 +150,7 @@ class Code(StrEnum):
 WAIT_AND_RETRY = frozenset(
     {
         Code.TOO_MANY_ATTEMPTS,
+        Code.IDENTIFY_PAUSED,
         Code.TOO_MANY_CODES,
         Code.TOO_MANY_UNCONFIRMED,
         Code.TOO_MANY_CODES_FROM_CLIENT,
@@ -225,6 +229,10 @@ MESSAGES: dict[Code, str] = {
     Code.BOOKING_NOT_FOUND: N_("We could not find a booking with that reference and phone number."),
     Code.BOOKING_NOT_ACTIVE: N_("This booking is cancelled or already over."),
     Code.TOO_MANY_ATTEMPTS: N_("Too many attempts. Wait %(minutes)s minutes and try again."),
+    Code.IDENTIFY_PAUSED: N_(
+        "Too many wrong tries were made with this code. Wait %(minutes)s minutes, or write "
+        "both the first surname and the birth date."
+    ),
     Code.SESSION_EXPIRED: N_("Too much time has passed. Please identify the person again."),
     Code.FORM_EXPIRED: N_("This form expired. Please send it again."),
     Code.PERSON_CHANGED: N_(
@@ -493,6 +501,15 @@ COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
         Np_(
             "Too many attempts. Wait %(num)s minute and try again.",
             "Too many attempts. Wait %(num)s minutes and try again.",
+        ),
+    ),
+    Code.IDENTIFY_PAUSED: (
+        "minutes",
+        Np_(
+            "Too many wrong tries were made with this code. Wait %(num)s minute, or write both "
+            "the first surname and the birth date.",
+            "Too many wrong tries were made with this code. Wait %(num)s minutes, or write both "
+            "the first surname and the birth date.",
         ),
     ),
     Code.WEEKLY_LIMIT_REACHED: (

@@ -334,7 +334,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorsOut,
         "description": (
-            "too_many_attempts, too_many_codes, too_many_unconfirmed, too_many_codes_from_client"
+            "too_many_attempts, identify_paused, too_many_codes, too_many_unconfirmed, "
+            "too_many_codes_from_client"
         ),
     },
 }
