@@ -383,3 +383,37 @@ def test_import_inmates_cancels_the_bookings_of_a_person_released_and_says_so(
         told = s.scalars(select(OutboxMessage.kind).where(OutboxMessage.status == "pending"))
         assert list(told) == ["inmate_not_active"]  # the reminders are withdrawn
     db.dispose()
+
+
+def test_load_prisons_tells_removed_visit_times_from_those_kept_for_their_bookings(
+    db_url, tmp_path: Path
+):
+    """A session taken out of the file: its dates nobody booked are removed, the one holding
+    seats stays for them, and the output counts each once, as what it is."""
+    from datetime import time
+
+    from visits.prison import Prison
+    from visits.schedule import ScheduleTemplate
+
+    assert cli(db_url, "load-prisons", str(CONFIG)).returncode == 0
+    db = Database(make_engine(db_url))
+    with db.writing() as s:
+        session = s.scalar(
+            select(ScheduleTemplate)
+            .join(Prison, Prison.id == ScheduleTemplate.prison_id)
+            .where(Prison.code == "QUENCORO", ScheduleTemplate.weekday == 2)
+            .where(ScheduleTemplate.start_time == time(9))
+        )
+        nine = s.scalars(
+            select(Slot).where(Slot.template_id == session.id).order_by(Slot.starts_at)
+        ).all()
+        nine[0].seats_taken = 2  # as if booked
+    db.dispose()
+    parts = CONFIG.read_text(encoding="utf-8").split("[[prison.schedule]]")
+    assert 'weekday = "wednesday"\nstart = 09:00:00' in parts[1]  # Quencoro's first session
+    without = tmp_path / "prisons.toml"
+    without.write_text(parts[0] + "[[prison.schedule]]" + "[[prison.schedule]]".join(parts[2:]))
+    loaded = cli(db_url, "load-prisons", str(without))
+    assert loaded.returncode == 0, loaded.stderr
+    assert f"{len(nine) - 1} removed, 1 withdrawn (kept for their bookings)" in loaded.stdout
+    assert "holds 2 booked seats: kept for them" in loaded.stdout

@@ -176,6 +176,9 @@ def test_removing_a_visit_time_keeps_the_booked_dates_for_their_families(admin, 
     nine = _template(db, 2, time(9))
     preview = _send(admin, "/preview?lang=en", action="remove", template_id=str(nine.id))
     assert "02/12/2026 09:00: no longer in the schedule, but 2 places are booked" in text(preview)
+    # The booked date is kept, not counted as removed too: only the unbooked ones are gone.
+    assert "2 visit times removed" in text(preview)  # 9 and 16 December
+    assert "1 visit time no longer offered, kept for its bookings" in text(preview)
     assert _send(admin, "", action="remove", template_id=str(nine.id)).status_code == 303
     kept = _slot(db, WEDNESDAY, time(9))
     assert kept.withdrawn_at is not None

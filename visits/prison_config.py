@@ -213,7 +213,8 @@ class PrisonReport:
         if s.changed:
             lines.append(
                 f"  slots: {s.created} created, {s.resized} resized, {s.regrouped} regrouped, "
-                f"{s.retimed} retimed, {s.removed} removed"
+                f"{s.retimed} retimed, {s.removed} removed, "
+                f"{s.withdrawn} withdrawn (kept for their bookings)"
             )
         lines += [f"  CONFLICT {c.describe(self.tz)}" for c in s.conflicts]
         lines += [f"  WARNING {w}" for w in self.warnings]

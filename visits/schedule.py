@@ -250,12 +250,20 @@ class SyncReport:
     resized: int = 0
     regrouped: int = 0
     retimed: int = 0  # the same start, another end
-    removed: int = 0
+    removed: int = 0  # deleted: nobody ever booked them
+    withdrawn: int = 0  # no longer offered, kept for the bookings that refer to them
     conflicts: list[SlotConflict] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.resized or self.regrouped or self.retimed or self.removed)
+        return bool(
+            self.created
+            or self.resized
+            or self.regrouped
+            or self.retimed
+            or self.removed
+            or self.withdrawn
+        )
 
 
 # Days materialised past the booking window's last day. See :func:`sync_slots`.
@@ -412,7 +420,7 @@ def _remove_or_withdraw(session: Session, slot: Slot, now: datetime, report: Syn
         return
     slot.template_id = None
     slot.withdrawn_at = now
-    report.removed += 1
+    report.withdrawn += 1
     if slot.seats_taken:
         report.conflicts.append(
             SlotConflict(ConflictKind.WITHDRAWN, slot.starts_at, slot.seats_taken)
