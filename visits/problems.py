@@ -297,7 +297,7 @@ MESSAGES: dict[Code, str] = {
         "A health measure kept everyone of this booking from coming in: it is not a no-show."
     ),
     Code.INVALID_DATE_RANGE: N_(
-        "The last day must come after the first, at most %(days)s days later."
+        "The last day cannot be before the first, and a range is at most %(days)s days long."
     ),
     Code.ALREADY_RECORDED: N_(
         "%(name)s was already recorded at the gate. To change it, undo it first."
