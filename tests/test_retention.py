@@ -32,6 +32,7 @@ from visits.visitor import DocumentType, Identity, Visitor, VisitorSuspension, c
 # 22:00 on 1 December in Lima, already 2 December in UTC: the retention period is counted
 # in the prison's days, so a visit of 4 June (180 days before 1 December) is still kept.
 LATE_EVENING = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+TODAY = date(2026, 12, 1)  # the evening of LATE_EVENING in Lima
 LIMA_TODAY = date(2026, 12, 1)
 RETENTION = 180
 OUTSIDE = LIMA_TODAY - timedelta(days=RETENTION + 1)  # 3 June: purged
@@ -96,7 +97,7 @@ def test_a_visit_one_day_past_the_period_is_purged_and_one_day_inside_is_kept(
     by_day = {v.day: v for v in history.visits}
     with db.read_session() as s:
         prison = s.get(Prison, history.prison.id)
-        before = report(s, prison, date(2026, 1, 1), date(2026, 12, 31))
+        before = report(s, prison, date(2026, 1, 1), date(2026, 12, 31), today=TODAY)
     done = purge_visit_records(db, _settings(db_url), LATE_EVENING, batch=2)
     assert done == Purged(visits=5, bookings=4, visitors=2, notices=1)
     assert _visitors(db) == {people[w] for w in ("edge", "both", "barred", "told", "coming")}
@@ -119,7 +120,9 @@ def test_a_visit_one_day_past_the_period_is_purged_and_one_day_inside_is_kept(
         assert [n.visitor_id for n in s.scalars(select(ContactNotice))] == [people["told"]]
         suspended = set(s.scalars(select(VisitorSuspension.visitor_id)))
         assert suspended == {people["barred"]}
-        after = report(s, s.get(Prison, history.prison.id), date(2026, 1, 1), date(2026, 12, 31))
+        after = report(
+            s, s.get(Prison, history.prison.id), date(2026, 1, 1), date(2026, 12, 31), today=TODAY
+        )
     assert [(d.day, d.statuses) for d in after.days] == [(d.day, d.statuses) for d in before.days]
     assert after.overbooked == []  # party sizes still add up to the seats taken
     assert purge_visit_records(db, _settings(db_url), LATE_EVENING) == Purged()  # idempotent

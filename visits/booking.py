@@ -1153,11 +1153,15 @@ def cancelled_why(session: Session, booking: Booking) -> str | None:
     if booking.status is not BookingStatus.CANCELLED:
         return None
     event = cancellation_event(session, booking)
-    if event is None:
-        return None
-    if event.action == "booking.hold_expired":
+    return None if event is None else cancelled_by(event.action)
+
+
+def cancelled_by(action: str) -> str:
+    """What one of :data:`CANCELLED_ACTIONS` says cancelled the booking: a
+    :class:`CancelCause` value, :data:`BY_FAMILY` or :data:`HOLD_EXPIRED`."""
+    if action == "booking.hold_expired":
         return HOLD_EXPIRED
-    cause = event.action.removeprefix("booking.cancelled").removeprefix("_")
+    cause = action.removeprefix("booking.cancelled").removeprefix("_")
     return cause if cause in set(CancelCause) else BY_FAMILY
 
 

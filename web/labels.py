@@ -219,6 +219,23 @@ def cancelled_why(why: str) -> str:
     return gettext(CANCELLED_WHY[why]) if why in CANCELLED_WHY else ""
 
 
+# Why bookings were cancelled, as the staff reports count them (see
+# :data:`visits.reports.CANCEL_CAUSES`; None: their history has no record of why).
+CANCEL_CAUSES = {
+    "family": N_("By the family"),
+    "closed": N_("Day or visit time closed"),
+    "inmate_suspended": N_("Visits to the inmate suspended"),
+    "inmate_not_active": N_("Inmate no longer active here"),
+    "visitor_barred": N_("A visitor may not visit"),
+    "health_suspended": N_("Health measure"),
+    None: N_("No record of why"),
+}
+
+
+def cancel_cause(why: str | None) -> str:
+    return gettext(CANCEL_CAUSES[why])
+
+
 # The family forms' fields, as their labels read: the error summary names the field each
 # problem is about ("Visitor 2 · Birth date: ..."), since "Fill this in" five times says little.
 FIELD_LABELS = {

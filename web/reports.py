@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from visits.booking import BookingStatus
+from visits.gate import GateStatus
 from visits.problems import Code, Problem
 from visits.reports import report
 from visits.staff import StaffRole
@@ -32,13 +32,21 @@ def reports_page(
     last: str = "",
 ) -> Response:
     """Visits per day, attendance, SMS delivery, and the overbooking check, for a range of
-    days (by default the last 30)."""
+    days (by default the last 30). A day left out is set from the other one typed, so the
+    range asked for is the one measured: only the last typed, the 30 days ending then; only
+    the first, the 30 days from it, ending today at the latest (or 30 days on, for a first
+    day after today)."""
     prison = who.prison
     assert prison is not None
     today = prison.local_date(now)
     problems: list[Problem] = []
-    start = iso_day(first, "first", today - timedelta(days=DEFAULT_DAYS - 1), problems, near=today)
+    span = timedelta(days=DEFAULT_DAYS - 1)
+    start = iso_day(first, "first", today - span, problems, near=today)
     end = iso_day(last, "last", today, problems, near=today)
+    if not problems and first and not last:
+        end = start + span if start > today else min(start + span, today)
+    elif not problems and last and not first:
+        start = end - span
     if not problems and not (start <= end <= start + timedelta(days=MAX_DAYS - 1)):
         problems.append(Problem(Code.INVALID_DATE_RANGE, "last", {"days": MAX_DAYS}))
     return render(
@@ -47,8 +55,8 @@ def reports_page(
         422 if problems else 200,
         who=who,
         prison=prison,
-        report=None if problems else report(session, prison, start, end),
+        report=None if problems else report(session, prison, start, end, today=today),
         problems=problems,
         values={"first": first or start.isoformat(), "last": last or end.isoformat()},
-        statuses=BookingStatus,
+        gate=GateStatus,
     )

@@ -21,6 +21,7 @@ from web.job_health import background_late
 from web.labels import (
     actor_name,
     audit_action,
+    cancel_cause,
     cancelled_why,
     field_label,
     label,
@@ -168,6 +169,7 @@ def make_templates() -> Jinja2Templates:
         message_reason=message_reason,
         message_status=message_status,
         audit_action=audit_action,
+        cancel_cause=cancel_cause,
         cancelled_why=cancelled_why,
         actor_name=actor_name,
         turn_away_reason=turn_away_reason,
