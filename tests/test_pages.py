@@ -672,6 +672,10 @@ def test_calendar_file(client):
     assert "DTSTART:20261202T140000Z" in ics.text
     assert path.removeprefix("/b/") in ics.text
     assert "TRIGGER:-P1D" in ics.text
+    # Nobody is named: a title shows on a lock screen, and calendars are synced and shared.
+    assert "SUMMARY:Visita familiar" in ics.text
+    assert "Yupanqui" not in ics.text
+    assert "Carlos" not in ics.text
 
 
 def test_cancel_gives_the_seats_back(client, db):

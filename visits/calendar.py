@@ -1,4 +1,8 @@
-"""The calendar file (.ics) a family can add to its phone's calendar."""
+"""The calendar file (.ics) a family can add to its phone's calendar.
+
+It names nobody, as the SMS do not: a phone shows an event's title on its lock screen and in
+reminders, calendars are synced and shared, and that a relative is in prison is the family's
+to tell. The prison is the event's place, as in the SMS."""
 
 from __future__ import annotations
 
@@ -23,10 +27,7 @@ def visit_calendar(booking: Booking, manage_url: str) -> bytes:
     event.add("sequence", int(booking.updated_at.timestamp()))
     event.add("dtstart", booking.slot.starts_at)
     event.add("dtend", booking.slot.ends_at)
-    event.add(
-        "summary",
-        gettext("Visit to %(name)s", {"name": booking.inmate.display_name}),
-    )
+    event.add("summary", gettext("Family visit"))
     event.add("location", ", ".join(part for part in (prison.name, prison.address) if part))
     event.add(
         "description",
