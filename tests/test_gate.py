@@ -54,6 +54,7 @@ from visits.issuing import AdvisoryDraft, issue, lift
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, message
 from visits.reference import display
+from visits.replies import handle_inbound
 from visits.rules import age_on
 from visits.schedule import Slot
 from visits.screening import Answers, Stage, Symptom
@@ -1240,6 +1241,78 @@ def test_the_days_csv_says_the_health_tags_and_the_gate_record_the_list_shows(gu
     shown = text(a.get("/staff/p/QUENCORO/day"))
     for health, _ in cells.values():
         assert all(tag in shown for tag in health.split("; "))  # the page's own words
+
+
+def test_the_list_and_its_csv_say_which_family_confirmed_by_sms_reading_no_more(guards, db):
+    """The family of the 14:00 visit answered a reminder "1"; that of the 16:00 one did not.
+    The page and the CSV (in the same words, beside the status) say so for the first only,
+    with the statements the list read before; once someone of it came in, the gate's record
+    says more and the tag goes."""
+    a, _ = guards
+    coming, _, came_in = _quencoro_visit(db, LIMA_TODAY, time(14))
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        _day_of(db, "QUENCORO")
+        before = len(statements)
+        with db.writing() as s:  # the booking's phone, its only visit still to come
+            handle_inbound(s, provider_sid="SM9", sender="+51987654321", body="1", policy=SMS,
+                           now=NOW)  # fmt: skip
+        quiet, _, _ = _quencoro_visit(db, LIMA_TODAY, time(16), party=(visitor("46000002"),))
+        statements.clear()
+        _day_of(db, "QUENCORO")
+        assert len(statements) == before  # no statement more for the answer
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    with db.read_session() as s:
+        answered = s.scalar(select(Booking).where(Booking.reference == coming))
+        assert answered.family_confirmed_at is not None
+    with use_locale("es"):
+        tag = gettext("Family confirmed by SMS")  # "La familia confirmó por SMS"
+    rows = list(csv.reader(io.StringIO(a.get("/staff/p/QUENCORO/day.csv").text[1:])))
+    by_reference = {display(ref): ref for ref in (coming, quiet)}
+    assert {by_reference[row[2]]: row[3] for row in rows[1:]} == {
+        coming: f"Confirmada · {tag}",
+        quiet: "Confirmada",
+    }
+    page = a.get("/staff/p/QUENCORO/day").text
+    row = re.search(rf'<tr id="b-{coming}">(.*?)</tr>', page, re.S)
+    other = re.search(rf'<tr id="b-{quiet}">(.*?)</tr>', page, re.S)
+    assert row
+    assert other
+    assert tag in unescape(row.group(1))
+    assert tag not in unescape(other.group(1))
+    assert _post(a, f"/visitors/{came_in}/arrived").status_code == 303
+    assert tag not in unescape(a.get("/staff/p/QUENCORO/day").text)
+    assert tag not in a.get("/staff/p/QUENCORO/day.csv").text
+
+
+def test_a_moved_visit_is_no_longer_said_confirmed_by_sms(guards, db):
+    """The family's "1" answered a reminder of the old time, not of the new one."""
+    _, booking_id, _ = _quencoro_visit(db, TOMORROW, time(6, 30), hours=1)
+    with db.writing() as s:
+        handle_inbound(s, provider_sid="SM8", sender="+51987654321", body="1", policy=SMS,
+                       now=NOW)  # fmt: skip
+        later = make_slot(s, _prison(s, "QUENCORO"), TOMORROW, start=time(17, 30), hours=1)
+    assert _confirmed_by_sms(db, TOMORROW) == [True]
+    with db.writing() as s:
+        move_booking(s, s.get(Booking, booking_id), slot_id=later.id, now=NOW, actor="family",
+                     sms_policy=SMS)  # fmt: skip
+    assert _confirmed_by_sms(db, TOMORROW) == [False]
+
+
+def _confirmed_by_sms(db, day) -> list[bool]:
+    return [
+        "confirmed_by_sms" in b.booking_tags
+        for slot in _day_of(db, "QUENCORO", day)
+        for b in slot.bookings
+    ]
+
+
+def _day_of(db, code: str, day=LIMA_TODAY):
+    with db.read_session() as s:
+        return day_list(s, _prison(s, code), day)
 
 
 def test_the_days_csv_says_who_a_paused_visit_keeps_out(guards, db):

@@ -1457,6 +1457,9 @@ def move_booking(
     release_seats(session, old_slot_id, booking.party_size)
     booking.slot = new_slot
     booking.updated_at = now
+    # "1" answered a reminder of the old time: the gate's list says it only of that time (the
+    # new time's reminders ask again).
+    booking.family_confirmed_at = None
     for visitor in booking.visitors:
         visitor.visit_date = new_slot.local_date
     event = audit.record(

@@ -161,6 +161,20 @@ class GateBooking:
     measures: Measures = field(default_factory=Measures)
     # Why visits are stopped for it since someone of it came in (:mod:`visits.stopping`).
     stopped: CancelCause | None = None
+    # When the family answered a reminder "1", they are coming (visits.booking.record_attending).
+    family_confirmed_at: datetime | None = None
+
+    @property
+    def booking_tags(self) -> list[str]:
+        """What the list says of the booking beside its status (keys of its words): that the
+        family said by SMS they are coming, while that is still news to the guard (confirmed,
+        and nobody of it at the gate yet: once they came, the gate's own record says more)."""
+        coming = (
+            self.family_confirmed_at is not None
+            and self.status is BookingStatus.CONFIRMED
+            and not self.at_the_gate
+        )
+        return ["confirmed_by_sms"] if coming else []
 
     @property
     def at_the_gate(self) -> bool:
@@ -259,6 +273,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
             Booking.id,
             Booking.reference,
             Booking.status,
+            Booking.family_confirmed_at,
             Inmate.id,
             Inmate.wing_id,
             Inmate.code,
@@ -293,16 +308,18 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     current: GateBooking | None = None
     whom: dict[int, tuple[int, set[int]]] = {}  # booking id: the inmate and the people in it
     for (
-        slot_id, booking_id, reference, status, inmate_id, wing_id, inmate_code, inmate_first,
-        surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk, relationship,
-        doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note, gate_at, person_id,
+        slot_id, booking_id, reference, status, confirmed_at, inmate_id, wing_id, inmate_code,
+        inmate_first, surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk,
+        relationship, doc_type, doc_number, visitor_id, gate_status, gate_reason, gate_note,
+        gate_at, person_id,
     ) in rows:  # fmt: skip
         if current is None or current.id != booking_id:
             inmate = f"{inmate_first} {surname_1} {surname_2}".strip()
             measures = measures_for(advisories, prison.id, wing_id, inmate_id, day)
             current = GateBooking(
-                booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures
-            )
+                booking_id, reference, status, inmate_code, inmate, wing or "", measures=measures,
+                family_confirmed_at=confirmed_at,
+            )  # fmt: skip
             slots[slot_id].bookings.append(current)
             whom[booking_id] = (inmate_id, set())
         whom[booking_id][1].add(person_id)

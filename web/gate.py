@@ -176,6 +176,8 @@ def _words() -> dict[object, str]:
             ),
             CancelCause.CLOSED: gettext("Already inside: visit time closed, stop this visit"),
         },
+        # The family answered a reminder "1" (visits.gate.GateBooking.booking_tags).
+        confirmed_by_sms=gettext("Family confirmed by SMS"),
         inform=gettext("Health measure"),
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
@@ -193,20 +195,28 @@ def _words() -> dict[object, str]:
 
 @dataclass(frozen=True)
 class Said:
-    """What a row of the list says of health and the gate, in its words: the one place the
-    page and the CSV take them from (which tags show is decided once, in
+    """What a row of the list says of the booking, health and the gate, in its words: the one
+    place the page and the CSV take them from (which tags show is decided once, in
     :class:`visits.gate.GateBooking`), so the two cannot tell different stories."""
 
     words: dict[object, str]
 
     def tag(self, key: str, booking: GateBooking, visitor: GateVisitor | None = None) -> str:
-        """The words of a health tag (see :attr:`GateBooking.health_tags`,
-        :meth:`GateBooking.visitor_tags`), with the number or day it names."""
+        """The words of a tag (see :attr:`GateBooking.booking_tags`,
+        :attr:`GateBooking.health_tags`, :meth:`GateBooking.visitor_tags`), with the number
+        or day it names."""
         if key == "visit_minutes":
             return self.words[key] % {"num": booking.measures.visit_minutes}
         if key == "refused_for_symptoms" and visitor is not None:
             return self.words[key] % {"day": format_day(visitor.refused_for_symptoms)}
         return self.words[key]
+
+    def status(self, booking: GateBooking) -> list[str]:
+        """The booking's status, then what the list says beside it (the family's SMS
+        answer): the page shows them one under another, the CSV in its status cell."""
+        return [self.words[booking.status]] + [
+            self.tag(key, booking) for key in booking.booking_tags
+        ]
 
     def health(self, booking: GateBooking, visitor: GateVisitor) -> list[str]:
         """Every health tag of the visitor's row: the booking's, then the visitor's own."""
@@ -275,7 +285,7 @@ def day_csv(
                         starts,
                         ends,
                         display_reference(booking.reference),  # as the pages show it
-                        label(booking.status),
+                        " · ".join(said.status(booking)),
                         booking.inmate_code,
                         booking.inmate_name,
                         booking.wing,
