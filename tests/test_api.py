@@ -551,3 +551,62 @@ def test_a_visit_the_gate_already_recorded_cannot_be_moved_by_the_family(client,
         booking = s.scalar(select(Booking).where(Booking.reference == reference))
         assert (booking.slot_id, booking.status) == (slot_id, BookingStatus.CONFIRMED)
         assert s.get(GateCheck, visitor_id) is not None
+
+
+def test_a_cancelled_booking_says_why_in_the_pages_words_and_never_staffs_reason(client, db):
+    """Null while it stands; "family" once the family cancelled; "closed" once the prison
+    closed its day (the closure's own reason, typed by staff, is not said)."""
+    from tests.factories import NOW, SMS
+    from visits.closing import ClosureRequest, close
+    from visits.i18n import gettext, use_locale
+    from visits.prison import prison_by_code
+
+    slot = open_slot(client)
+    rosa = body(0)["visitors"][0] | {"first_names": "Rosa", "doc_number": "45678913"}
+    mine, theirs = (
+        book(client, slot["id"]).json(),
+        book(client, slot["id"], inmate="Q10002", surname="Puma", visitors=[rosa]).json(),
+    )
+    standing = client.get(
+        f"/api/v1/bookings/{mine['reference']}", headers=bearer(mine["manage_token"])
+    )
+    assert standing.json()["status"] == "confirmed"
+    assert standing.json()["cancelled_why"] is None
+    assert standing.json()["cancelled_message"] is None
+
+    cancelled = client.post(
+        f"/api/v1/bookings/{mine['reference']}/cancel", headers=bearer(mine["manage_token"])
+    ).json()
+    with use_locale("es"):
+        family = gettext("Cancelled at your request.")
+        closed = gettext("The prison has no visits at that time. We are sorry.")
+    assert (cancelled["cancelled_why"], cancelled["cancelled_message"]) == ("family", family)
+    read = client.get(
+        f"/api/v1/bookings/{mine['reference']}",
+        headers={**bearer(mine["manage_token"]), "Accept-Language": "en"},
+    ).json()
+    assert read["cancelled_message"] == "Cancelled at your request."
+
+    with db.writing() as s:
+        day = s.get(Slot, slot["id"]).local_date
+        request = ClosureRequest(day, None, "Requisa por motín en el pabellón B")
+        close(s, prison_by_code(s, "QUENCORO"), request, now=NOW, actor="staff:admin", origin="",
+              sms_policy=SMS)  # fmt: skip
+    answer = client.get(
+        f"/api/v1/bookings/{theirs['reference']}", headers=bearer(theirs["manage_token"])
+    )
+    assert answer.json()["status"] == "cancelled"
+    assert (answer.json()["cancelled_why"], answer.json()["cancelled_message"]) == (
+        "closed",
+        closed,
+    )
+    assert "Requisa" not in answer.text
+
+
+def test_the_cancel_causes_the_api_documents_are_those_the_domain_gives():
+    from typing import get_args
+
+    from visits.booking import BY_FAMILY, HOLD_EXPIRED, CancelCause
+    from web.api import CancelledWhy
+
+    assert set(get_args(CancelledWhy)) == {*CancelCause, BY_FAMILY, HOLD_EXPIRED}

@@ -11,7 +11,7 @@ refusal and 429 when too many attempts failed.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +24,7 @@ from visits.booking import (
     Booking,
     authorised_booking,
     cancel_booking,
+    cancelled_why,
     create_booking,
     move_booking,
     note_refusal,
@@ -42,6 +43,7 @@ from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
 from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
+from web.labels import cancelled_why as cancelled_message
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
 
@@ -183,6 +185,20 @@ class MeasuresOut(BaseModel):
     suspended: bool = Field(description="Visits are paused")
 
 
+# Why a booking was cancelled, as :func:`visits.booking.cancelled_why` says it: the prison's
+# causes (:class:`visits.booking.CancelCause`), the family's request, or the SMS code not
+# entered in time (tests/test_api.py checks the list against the domain's).
+CancelledWhy = Literal[
+    "closed",
+    "inmate_suspended",
+    "inmate_not_active",
+    "visitor_barred",
+    "health_suspended",
+    "family",
+    "hold_expired",
+]
+
+
 class BookingOut(BaseModel):
     reference: str
     status: str
@@ -199,6 +215,16 @@ class BookingOut(BaseModel):
     manage_url: str
     health_measures: MeasuresOut | None = Field(
         description="The health measures for this visit, when any applies"
+    )
+    cancelled_why: CancelledWhy | None = Field(
+        description="Why it was cancelled (null unless cancelled, or with no record of why): "
+        "closed (the day or time was closed), inmate_suspended, inmate_not_active (the person "
+        "can no longer be visited there), visitor_barred, health_suspended (a health measure "
+        "paused visits), family (at the family's request) or hold_expired (the SMS code was "
+        "not entered in time). Never the reason staff typed."
+    )
+    cancelled_message: str | None = Field(
+        description="The cause in the family page's words, in the language asked for"
     )
 
 
@@ -283,6 +309,8 @@ def _booking_out(
     """``measures``: the booking's health measures, when the caller already read them."""
     token = manage_token(request.app.state.secret_key, booking.reference)
     base = request.app.state.settings.public_base_url.rstrip("/")
+    session = object_session(booking)
+    why = cancelled_why(session, booking) if session is not None else None
     return BookingOut(
         reference=booking.display_reference,
         status=booking.status.value,
@@ -303,6 +331,8 @@ def _booking_out(
         hold_expires_at=booking.hold_expires_at,
         manage_url=f"{base}/b/{booking.display_reference}?token={token}",
         health_measures=_measures_out(booking, measures),
+        cancelled_why=why,
+        cancelled_message=cancelled_message(why) if why else None,
     )
 
 
