@@ -959,10 +959,12 @@ def _cancel_by(db, how: str, reference: str) -> None:
 
     with db.writing() as s:
         prison = prison_by_code(s, "QUENCORO")
-        if how == "health":
+        if how.startswith("health"):
+            scope = Scope(how.removeprefix("health_"))  # Carlos's, his wing's, or the prison's
             draft = AdvisoryDraft(
-                scope=Scope.INMATE, kind=AdvisoryKind.TB_RESISTANT, inmate_code="Q10001",
-                measures=Measures(suspended=True), starts_on=date(2026, 12, 1),
+                scope=scope, kind=AdvisoryKind.TB_RESISTANT, measures=Measures(suspended=True),
+                starts_on=date(2026, 12, 1), wing_code="A" if scope is Scope.WING else None,
+                inmate_code="Q10001" if scope is Scope.INMATE else None,
             )  # fmt: skip
             issue(s, prison, draft, now=NOW, actor="staff:salud", origin="", sms_policy=SMS)
         elif how == "inmate":
@@ -975,10 +977,18 @@ def _cancel_by(db, how: str, reference: str) -> None:
             cancel_booking(s, booking, now=NOW, actor="family", sms_policy=SMS)
 
 
+# A measure may cover one wing or one person: the prison's other visits go on, so the family
+# is told of the person they visit, which is as true when the whole prison is paused.
+PAUSED = "A health measure pauses visits to the person you visit for now."
+
+
 @pytest.mark.parametrize(
     ("how", "why", "book_again"),
     [
-        ("health", "A health measure pauses visits at this prison. We are sorry.", True),
+        *(
+            (f"health_{scope}", f"{PAUSED} We are sorry. You can book again when visits", True)
+            for scope in ("inmate", "wing", "prison")
+        ),
         ("family", "Cancelled at your request.", True),
         ("inmate", "Visits to the person you visit are suspended for now.", False),
     ],
@@ -993,5 +1003,6 @@ def test_a_cancelled_booking_says_why_in_family_words_and_how_to_book_again(
     assert "Cancelled" in shown
     assert why in shown
     assert "Pelea" not in shown  # staff's reason stays with staff
+    assert "at this prison" not in shown  # other wings' visits may go on
     assert ('href="/p/QUENCORO"' in page.text) is book_again
     assert ("Book another visit" in shown) is book_again

@@ -206,9 +206,11 @@ CANCELLED_WHY = {
     "visitor_barred": N_(
         "Someone in this booking may not visit this prison for now. You can book without them."
     ),
+    # Said of the person visited: a measure may cover one wing or one person only, and the
+    # prison's other visits go on (one for the whole prison pauses theirs too).
     "health_suspended": N_(
-        "A health measure pauses visits at this prison. We are sorry. You can book again "
-        "when visits reopen."
+        "A health measure pauses visits to the person you visit for now. We are sorry. You can "
+        "book again when visits reopen."
     ),
     "family": N_("Cancelled at your request."),
     "hold_expired": N_("The code we sent by SMS was not entered in time."),
