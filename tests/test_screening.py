@@ -13,6 +13,7 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, request_for, visitor
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import try_booking
+from tests.test_gate import _post as gate_post
 from tests.test_pages import booked as book_on_the_web
 from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_staff_web import _visit_today
@@ -22,6 +23,7 @@ from visits.health import AdvisoryKind, Measures, Scope
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import prison_by_code
 from visits.problems import Rejected
+from visits.reference import display, manage_token
 from visits.screening import QUESTIONS, Answers, Outcome, Screening, Stage, Symptom, parse_answers
 from visits.staff import StaffRole
 
@@ -202,6 +204,57 @@ def test_a_visitor_with_symptoms_at_the_gate_is_not_let_in_and_the_family_is_tol
     assert again.status_code == 200
     assert len(_advice(db)) == 1  # told once
     assert "tag-health" in client.get("/staff/p/QUENCORO/day").text
+
+
+def _family_page(client, reference) -> str:
+    """The family's booking page, in English, as its link opens it."""
+    token = manage_token("test-secret", reference)
+    return text(client.get(f"/b/{display(reference)}", params={"token": token, "lang": "en"}))
+
+
+BEFORE_THE_VISIT = ("30 minutes", "before visiting", "asked the same questions again")
+
+
+def test_the_family_page_says_the_gate_turned_away_a_visitor_with_symptoms(today, client):
+    guard, reference, visitor_id = today
+    before = _family_page(client, reference)
+    assert "Arrive 30 minutes early" in before
+    assert "Not let in" not in before
+    assert _screen(guard, visitor_id, cough="1").status_code == 200
+    after = _family_page(client, reference)
+    assert (
+        "Not let in on Tuesday, December 1, 2026: the health questions at the gate called for a "
+        "free TB check first." in after
+    )
+    assert not [said for said in BEFORE_THE_VISIT if said in after]
+
+
+def test_the_family_page_says_a_visitor_came_in_and_gives_no_advice_for_before(today, client):
+    guard, reference, visitor_id = today
+    assert gate_post(guard, f"/visitors/{visitor_id}/arrived").status_code == 303
+    after = _family_page(client, reference)
+    assert "Came in on Tuesday, December 1, 2026." in after
+    assert not [said for said in BEFORE_THE_VISIT if said in after]
+
+
+def test_the_family_page_gives_no_advice_for_before_once_the_visit_time_is_over(today, client):
+    _, reference, _ = today
+    assert "Arrive 30 minutes early" in _family_page(client, reference)
+    client.app.state.clock = lambda: NOW + timedelta(hours=7)  # 17:00 in Lima: it ended at 16:00
+    after = _family_page(client, reference)
+    assert "Not let in" not in after  # nobody recorded at the gate
+    assert not [said for said in BEFORE_THE_VISIT if said in after]
+
+
+def test_another_turn_away_is_said_plainly_without_the_guards_note(today, client):
+    guard, reference, visitor_id = today
+    turned = gate_post(guard, f"/visitors/{visitor_id}/turn-away", reason="other", note="Ebrio")
+    assert turned.status_code == 303
+    after = _family_page(client, reference)
+    assert "Not let in on Tuesday, December 1, 2026." in after
+    assert "TB" not in after
+    assert "Ebrio" not in after  # the guard's words stay with staff
+    assert not [said for said in BEFORE_THE_VISIT if said in after]
 
 
 def test_a_visitor_without_symptoms_goes_back_to_the_list_to_be_let_in(today, db):

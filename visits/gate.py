@@ -502,6 +502,46 @@ def _checks(session: Session, booking: Booking) -> dict[int, GateCheck]:
     return {check.booking_visitor_id: check for check in found}
 
 
+@dataclass(frozen=True)
+class SeenAtGate:
+    """What the gate recorded for one visitor, as the family's page says it: never the guard's
+    reason or note, only whether the gate's health questions called for a free TB check (the
+    advice the family's SMS and page already give that visitor)."""
+
+    let_in: bool
+    day: date
+    tb_check: bool = False
+
+
+@dataclass(frozen=True)
+class VisitDay:
+    """What the family's booking page says of the visit's day: the gate's record of each
+    visitor (by booking visitor id), and whether the visit is still to come, the one thing
+    that decides whether the advice for before it (documents, arriving early, the health
+    advice and measures) is given: not once the gate saw someone or the visit time is over
+    (while it lasts, a late family may still be on its way)."""
+
+    at_gate: dict[int, SeenAtGate]
+    before_visit: bool
+
+
+def visit_day(session: Session, booking: Booking, now: datetime) -> VisitDay:
+    checks = _checks(session, booking)
+    day = booking.slot.local_date
+    found = screening.outcomes(session, list(checks), visit_day=day)
+    at_gate = {
+        id_: SeenAtGate(
+            let_in=check.status is GateStatus.ARRIVED,
+            day=booking.prison.local_date(check.at),
+            tb_check=check.reason is TurnAwayReason.HEALTH
+            and found.get(id_, {}).get(Stage.GATE) is Outcome.REFER,
+        )
+        for id_, check in checks.items()
+    }
+    before = booking.is_active and not at_gate and now < booking.slot.ends_at
+    return VisitDay(at_gate, before)
+
+
 def record_arrival(
     session: Session, *, prison: Prison, visitor_id: int, actor: Actor, now: datetime
 ) -> Booking:

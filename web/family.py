@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from notifications.recipients import UNREACHABLE, blocking
-from visits import advisories, screening
+from visits import advisories, gate, screening
 from visits.booking import (
     NO_LONGER_WAITING,
     Booking,
@@ -557,6 +557,9 @@ def _booking_page(
     problems: list[Problem] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    # The session that found the booking (still open for this request).
+    session = object_session(booking)
+    day = gate.visit_day(session, booking, now)
     return render(
         request,
         "booking.html",
@@ -567,12 +570,12 @@ def _booking_page(
         manage_url=_manage_url(request, booking, token),
         can_change=booking.can_change(now),
         # Held: confirmed first; recorded at the gate: it belongs to that day (cancel only).
-        can_move=booking.status is not BookingStatus.HELD
-        and not gate_recorded(object_session(booking), booking),
-        # The session that found the booking (still open for this request).
-        measures=advisories.for_booking(object_session(booking), booking),
-        advised=screening.advised(object_session(booking), list(booking.visitors)),
-        cancelled_why=cancelled_why(object_session(booking), booking),
+        can_move=booking.status is not BookingStatus.HELD and not day.at_gate,
+        at_gate=day.at_gate,
+        before_visit=day.before_visit,
+        measures=advisories.for_booking(session, booking),
+        advised=screening.advised(session, list(booking.visitors)),
+        cancelled_why=cancelled_why(session, booking),
         sms_blocked=_sms_blocked(booking),
         done=done,
         problems=problems or [],
