@@ -238,15 +238,20 @@ def lock_rows(
     session.execute(query.with_for_update(key_share=key_share))
 
 
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An ``INSERT`` of this session's database, which knows ``ON CONFLICT`` (both dialects
+    spell it alike)."""
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
 def insert_ignoring_conflicts(
     session: Session, table: Any, rows: Sequence[dict[str, Any]], conflict_columns: list[str]
 ) -> int:
     """``INSERT … ON CONFLICT DO NOTHING``: returns how many rows were really inserted."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(table).values(list(rows))
+    statement = dialect_insert(session, table).values(list(rows))
     statement = statement.on_conflict_do_nothing(index_elements=conflict_columns)
     # RETURNING counts reliably on both drivers (a batched insert's rowcount may be -1).
     return len(session.execute(statement.returning(table.c[conflict_columns[0]])).all())

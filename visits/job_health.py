@@ -34,11 +34,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, utcnow
-from visits.db import Database
+from visits.db import Database, dialect_insert
 from visits.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,6 +156,5 @@ class RunRecorder:
 
     def _write(self, name: str, values: dict[str, Any]) -> None:
         with self.db.writing() as session:
-            module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            statement = module.insert(JobRun).values(name=name, **values)
+            statement = dialect_insert(session, JobRun).values(name=name, **values)
             session.execute(statement.on_conflict_do_update(index_elements=["name"], set_=values))

@@ -223,7 +223,6 @@ def _safely(
         else:
             runs.succeeded(job_id)
 
-    run.__name__ = job.__name__
     return run
 
 
