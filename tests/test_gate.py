@@ -1479,3 +1479,42 @@ def left_for_the_gate(client, db, send, reference: str) -> str:
     ) in result
     assert _status(db, reference) is BookingStatus.ATTENDED
     return result
+
+
+def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
+    """Ana came in for the 14:00 visit; then Eva, of the same booking and still outside, is
+    barred from the prison. The booking is left for the gate (someone is inside), but Eva's
+    row says she may not come in and offers no "came in", and an arrival recorded for her
+    anyway (a list loaded before the bar) is refused in the guard's words."""
+    a, b = guards
+    party = (
+        visitor("46000001", first_names="Ana", last_names="Ccori"),
+        visitor("46000002", first_names="Eva", last_names="Ccori"),
+    )
+    reference, _, ana = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
+    eva = ana + 1
+    stale = b.get("/staff/p/QUENCORO/day").text
+    assert f"/visitors/{eva}/arrived" in stale
+    assert _post(a, f"/visitors/{ana}/arrived").status_code == 303
+    with db.writing() as s:
+        _stop(s, "visitor_barred", "QUENCORO", "Q10001", "46000002")
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    page = a.get("/staff/p/QUENCORO/day?lang=en")
+    assert f"/visitors/{eva}/arrived" not in page.text
+    assert f"/visitors/{eva}/turn-away" in page.text
+    assert "Eva Ccori · DNI 46000002 · Adult May not come in: barred from this prison" in text(page)
+    refused = b.post(
+        f"/staff/p/QUENCORO/visitors/{eva}/arrived?lang=en",
+        data={"csrf_token": staff_token(b)},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 409
+    assert "Eva Ccori may not come in: barred from visiting this prison." in text(refused)
+    assert _gate_check(db, eva) is None
+    with db.read_session() as s:
+        [listed] = [bk for slot in day_list(s, _prison(s, "QUENCORO"), LIMA_TODAY)
+                    for bk in slot.bookings if bk.reference == reference]  # fmt: skip
+    assert [(v.name, v.barred) for v in listed.visitors] == [
+        ("Ana Ccori", False),
+        ("Eva Ccori", True),
+    ]

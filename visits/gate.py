@@ -128,6 +128,9 @@ class GateVisitor:
     # The last day this prison's gate turned the person away for symptoms, within
     # SYMPTOMS_REMEMBERED_DAYS before this visit (see :func:`refused_for_symptoms`).
     refused_for_symptoms: date | None = None
+    # Barred from this prison on the visit's day (a bar made once someone of the booking was
+    # inside, which left the booking for the gate: :mod:`visits.stopping`): never let in.
+    barred: bool = False
 
     @property
     def gate_record_time(self) -> str:
@@ -195,11 +198,15 @@ class GateBooking:
         return visitor.kept_away is not None or self.measures.suspended
 
     def visitor_tags(self, visitor: GateVisitor) -> list[str]:
-        """What the list says of the visitor's health (keys of its words): kept out by a
-        measure (unless let in already), the health questions, symptoms found lately."""
+        """What the list says of the visitor's health (keys of its words), and of a bar:
+        kept out by a measure or barred (unless let in already), the health questions,
+        symptoms found lately."""
         tags = []
-        if self.kept_out(visitor) and visitor.gate_status is not GateStatus.ARRIVED:
-            tags.append("may_not_come_in")
+        if visitor.gate_status is not GateStatus.ARRIVED:
+            if visitor.barred:
+                tags.append("barred")
+            elif self.kept_out(visitor):
+                tags.append("may_not_come_in")
         if screened := visitor.screening_tag:
             tags.append(screened)
         if visitor.refused_for_symptoms is not None:
@@ -306,7 +313,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
     refused = refused_for_symptoms(session, prison, {row[-1] for row in rows}, day)
     advisories = in_force(session, prison.id, day)
     current: GateBooking | None = None
-    whom: dict[int, tuple[int, set[int]]] = {}  # booking id: the inmate and the people in it
+    # booking id: the inmate, and the person (Visitor id) of each of its visitors
+    whom: dict[int, tuple[int, dict[int, int]]] = {}
     for (
         slot_id, booking_id, reference, status, confirmed_at, inmate_id, wing_id, inmate_code,
         inmate_first, surname_1, surname_2, wing, first_names, last_names, birth_date, high_risk,
@@ -321,8 +329,8 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 family_confirmed_at=confirmed_at,
             )  # fmt: skip
             slots[slot_id].bookings.append(current)
-            whom[booking_id] = (inmate_id, set())
-        whom[booking_id][1].add(person_id)
+            whom[booking_id] = (inmate_id, {})
+        whom[booking_id][1][visitor_id] = person_id
         age = age_on(birth_date, day)
         current.visitors.append(
             GateVisitor(
@@ -354,24 +362,28 @@ def _flag_stopped(
     prison: Prison,
     day: date,
     slots: list[GateSlot],
-    whom: dict[int, tuple[int, set[int]]],
+    whom: dict[int, tuple[int, dict[int, int]]],
 ) -> None:
     """Say on each booking someone of which came in why visits are stopped for it, if they
-    are (:func:`visits.stopping.stop_cause`): three reads, and none when nobody came in."""
+    are (:func:`visits.stopping.stop_cause`), and which of its visitors are barred (the gate
+    may not let them in): three reads, and none when nobody came in."""
     inside = [(s, b) for s in slots for b in s.bookings if b.status is BookingStatus.ATTENDED]
     if not inside:
         return
     inmates = stopping.inmate_causes(session, [whom[b.id][0] for _, b in inside], day)
-    people = {person for _, b in inside for person in whom[b.id][1]}
+    people = {person for _, b in inside for person in whom[b.id][1].values()}
     barred = stopping.barred(session, prison.id, people, day)
     for slot, booking in inside:
         inmate_id, in_it = whom[booking.id]
         booking.stopped = stopping.stop_cause(
             closed=slot.closed is not None,
             inmate=inmates.get(inmate_id),
-            barred=bool(in_it & barred),
+            barred=bool(set(in_it.values()) & barred),
             health_paused=booking.measures.suspended,
         )
+        booking.visitors = [
+            replace(v, barred=True) if in_it[v.id] in barred else v for v in booking.visitors
+        ]
 
 
 # How long a turn-away for symptoms at the gate is shown on the person's later visits: the
@@ -548,7 +560,9 @@ def record_arrival(
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once. Refused for a visitor the visit's health measures keep away (the
     rules that mark them on the list: visits to the person paused, :func:`paused_problem`, or a
-    high-risk visitor kept away, :func:`kept_away`): they can only be turned away."""
+    high-risk visitor kept away, :func:`kept_away`), and for one barred from the prison that
+    day (a bar made once someone of the booking was inside leaves it for the gate:
+    :mod:`visits.stopping`): they can only be turned away."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
@@ -557,6 +571,8 @@ def record_arrival(
         raise Rejected([paused_problem(booking, visitor)])
     if why := kept_away(session, booking, visitor, measures=measures):
         raise Rejected([kept_away_problem(why, visitor.full_name)])
+    if stopping.barred(session, prison.id, [visitor.visitor_id], booking.slot.local_date):
+        raise Rejected([Problem(Code.VISITOR_SUSPENDED, None, {"name": visitor.full_name})])
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
     _audit(session, booking, visitor, "visitor.arrived", actor, now)

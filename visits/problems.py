@@ -404,6 +404,7 @@ GATE_MESSAGES: dict[Code, str] = {
     Code.HEALTH_SUSPENDED: N_(
         "%(name)s may not come in: a health measure has paused visits to %(inmate)s."
     ),
+    Code.VISITOR_SUSPENDED: N_("%(name)s may not come in: barred from visiting this prison."),
     Code.BOOKING_NOT_FOUND: N_("This booking is not on this prison's list."),
     # The family's "cancelled or already over" misleads on a past day's list the gate is
     # completing: the gate records only confirmed bookings (attended ones too).

@@ -181,6 +181,7 @@ def _words() -> dict[object, str]:
         inform=gettext("Health measure"),
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
+        barred=gettext("May not come in: barred from this prison"),
         health_questions=gettext("Health questions"),
         symptoms_at_booking=gettext("Symptoms at booking: ask again"),
         # Formatted on the row with the day (Babel reads no f-string).
