@@ -1518,3 +1518,21 @@ def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
         ("Ana Ccori", False),
         ("Eva Ccori", True),
     ]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["46.000.001", "46-000-001", "46 000 001", "４６０００００１", "ce-1234.567a", "CE1234567A"],
+)
+def test_a_document_number_typed_as_the_card_prints_it_finds_its_booking(guards, db, typed):
+    """A guard types the number the way it is printed or read out (dots, dashes, spaces, a
+    full-width keyboard, lower case): it is the number the booking stored, and the search
+    jumps to the row, as typing it bare does."""
+    a, _ = guards
+    party = (visitor("46000001"), visitor("CE1234567A", doc_type="ce", first_names="Ana"))
+    reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
+    found = a.get(
+        "/staff/p/QUENCORO/day", params={"date": LIMA_TODAY, "q": typed}, follow_redirects=False
+    )
+    assert found.status_code == 303
+    assert found.headers["location"].endswith(f"#b-{reference}")

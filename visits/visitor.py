@@ -42,13 +42,19 @@ DOCUMENT_FORMATS: dict[DocumentType, tuple[re.Pattern[str], int, int]] = {
 DNI_ZERO = "00000000"
 
 
+def document_key(raw: str) -> str:
+    """A document number as typed, in the form numbers are stored in: without spaces, dots or
+    dashes, full-width characters made plain, upper case (what the gate's search compares)."""
+    return re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", raw)).upper()
+
+
 def normalise_document(doc_type: DocumentType, raw: str) -> str | Problem:
     """The document number as stored, or the problem with what was typed.
 
     Full-width digits and letters (as some phone keyboards type them) become plain ones, so
     one document is always one visitor; other scripts' digits are refused.
     """
-    number = re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", raw)).upper()
+    number = document_key(raw)
     pattern, low, high = DOCUMENT_FORMATS[doc_type]
     if pattern.fullmatch(number) and (doc_type, number) != (DocumentType.DNI, DNI_ZERO):
         return number

@@ -45,7 +45,7 @@ from visits.reference import display as display_reference
 from visits.reference import parse as parse_reference
 from visits.screening import Outcome, parse_answers
 from visits.staff import StaffRole
-from visits.visitor import DocumentType
+from visits.visitor import DocumentType, document_key
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId, iso_day
@@ -237,8 +237,9 @@ class Said:
 
 
 def _find(slots: list[GateSlot], query: str) -> str | None:
-    """The anchor of the booking a document number or a reference names."""
-    wanted = query.strip().upper().replace(" ", "")
+    """The anchor of the booking a document number or a reference names: a number typed as
+    the card prints it (dots, dashes, spaces) or on a full-width keyboard is the one stored."""
+    wanted = document_key(query)
     reference = parse_reference(query)
     for slot in slots:
         for booking in slot.bookings:
