@@ -366,3 +366,28 @@ def test_health_staff_issue_an_advisory_a_family_sees_the_measure_and_the_guard_
     assert not any(found.values()), "serious or critical axe violations:\n" + (
         describe_violations(found)
     )
+
+
+@pytest.mark.browser
+def test_every_printed_page_of_a_visit_time_says_its_time_prison_and_day_in_black(staff, gate_day):
+    """A printed list runs over many pages per visit time, and pages come loose: the table's
+    heading row, which the browser repeats on each page, names the time, prison and day. Its
+    tags (status, gate, health) are black on white: a browser prints no backgrounds, and
+    their white words would come out faint."""
+    base, reference = gate_day.base, gate_day.reference
+    staff_sign_in(staff, base, "guardia", "/staff/p/QUENCORO/day")
+    table = staff.locator(f"table:has(#b-{reference})")
+    time_shown = table.locator("xpath=ancestor::section//h2").inner_text().strip()
+    staff.emulate_media(media="print")
+    head = table.locator("thead")
+    assert head.evaluate("h => getComputedStyle(h).display") == "table-header-group"
+    first_row = head.locator("tr").first
+    expect(first_row).to_be_visible()
+    expect(first_row).to_contain_text(time_shown)
+    expect(first_row).to_contain_text("Penal de Cusco (Quencoro)")
+    expect(first_row).to_contain_text(re.compile(r"de \d{4}$"))  # the day, with its year
+    tag = staff.locator(f"#b-{reference} .tag").first
+    colours = tag.evaluate("t => [getComputedStyle(t).color, getComputedStyle(t).backgroundColor]")
+    assert colours == ["rgb(0, 0, 0)", "rgba(0, 0, 0, 0)"]
+    staff.emulate_media(media="screen")
+    expect(first_row).to_be_hidden()
