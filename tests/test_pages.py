@@ -1006,3 +1006,39 @@ def test_a_cancelled_booking_says_why_in_family_words_and_how_to_book_again(
     assert "at this prison" not in shown  # other wings' visits may go on
     assert ('href="/p/QUENCORO"' in page.text) is book_again
     assert ("Book another visit" in shown) is book_again
+
+
+@pytest.mark.parametrize("how", ["health_prison", "inmate", "family"])
+def test_an_old_address_of_the_booked_page_never_says_booked_once_cancelled(client, db, how):
+    """The address of the page that said "Your visit is booked" stays in a tab left open and
+    in the browser's history; opened again after the visit was cancelled (by a health
+    measure, a suspension, or an SMS answer), it says the visit as it is now."""
+    _, location = booked(client)
+    assert location.endswith("&done=booked")
+    assert "Tu visita está reservada" in text(client.get(location))
+    _cancel_by(db, how, location.split("?")[0].rsplit("/", 1)[1].replace("-", ""))
+    shown = text(client.get(location))
+    assert "Cancelada" in shown
+    assert "Tu visita está reservada" not in shown
+    assert "Guarda el código de reserva y el enlace" not in shown
+
+
+def test_an_old_address_of_the_moved_page_never_says_changed_once_cancelled(client, db):
+    _, location = booked(client)
+    path, query = location.split("?")
+    token = dict(p.split("=") for p in query.split("&"))["token"]
+    choices = re.findall(
+        r'name="slot_id" value="(\d+)"', client.get(f"{path}/move?token={token}").text
+    )
+    moved = client.post(
+        f"{path}/move",
+        data={"csrf_token": csrf(client), "token": token, "slot_id": choices[0]},
+        follow_redirects=False,
+    )
+    moved_at = moved.headers["location"]
+    assert moved_at.endswith("&done=moved")
+    assert "Tu visita cambió" in text(client.get(moved_at))
+    _cancel_by(db, "family", path.rsplit("/", 1)[1].replace("-", ""))
+    shown = text(client.get(moved_at))
+    assert "Cancelada" in shown
+    assert "Tu visita cambió" not in shown

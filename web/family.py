@@ -548,6 +548,17 @@ def _owned(request: Request, session: Session, reference: str, token: str) -> Bo
     return booking
 
 
+# What a booking's page headlines after an action (``done`` in its address), and the states in
+# which that headline is still true. The address outlives the moment: a tab left open, the
+# browser's history, a reload days later. A visit cancelled since (by the prison, a health
+# measure, an SMS answer) must never read "Your visit is booked" in large green letters.
+DONE_WHILE = {
+    "booked": {BookingStatus.CONFIRMED},
+    "moved": {BookingStatus.CONFIRMED},
+    "cancelled": {BookingStatus.CANCELLED},
+}
+
+
 def _booking_page(
     request: Request,
     booking: Booking,
@@ -560,6 +571,8 @@ def _booking_page(
     # The session that found the booking (still open for this request).
     session = object_session(booking)
     day = gate.visit_day(session, booking, now)
+    if booking.status not in DONE_WHILE.get(done, ()):
+        done = ""  # no longer true: the page says the booking as it is now
     return render(
         request,
         "booking.html",
