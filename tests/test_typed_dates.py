@@ -20,7 +20,8 @@ TODAY = date(2026, 12, 1)
 
 
 @pytest.mark.parametrize("typed", ["2026-12-31", "31/12/2026", "31-12-2026", "31.12.2026",
-                                   " 31/12/2026 ", "３１/１２/２０２６"])  # fmt: skip
+                                   " 31/12/2026 ", "３１/１２/２０２６", "31 12 2026",
+                                   "31122026"])  # fmt: skip
 def test_a_day_reads_as_a_date_input_sends_it_or_as_people_write_it(typed):
     problems: list[Problem] = []
     assert iso_day(typed, "day", TODAY, problems, near=TODAY) == date(2026, 12, 31)
@@ -30,7 +31,9 @@ def test_a_day_reads_as_a_date_input_sends_it_or_as_people_write_it(typed):
 @pytest.mark.parametrize(
     ("typed", "no_such_day"),
     [("31/02/2026", True), ("2026-02-30", True), ("29.02.2027", True), ("12/31/2026", True),
-     ("mañana", False), ("31/12/26", False), ("31/12-2026", False), ("2026/12/31", False)],
+     ("31 02 2026", True), ("31022026", True),
+     ("mañana", False), ("31/12/26", False), ("31/12-2026", False), ("2026/12/31", False),
+     ("20261231", False), ("311226", False)],
 )  # fmt: skip
 def test_a_day_that_cannot_be_read_says_why(typed, no_such_day):
     problems: list[Problem] = []
@@ -73,3 +76,17 @@ def test_a_birth_date_that_does_not_exist_is_said_so(client):
     errors = {e["field"]: e for e in answer.json()["errors"]}
     assert errors["visitors.0.birth_date"]["code"] == "invalid_date"
     assert errors["visitors.0.birth_date"]["message"].startswith("There is no such day")
+
+
+def test_a_birth_date_typed_on_a_phones_number_pad_identifies_and_books(client, db):
+    """The birth date fields open a phone's number pad (``inputmode="numeric"``), which has no
+    "/": a family types the digits run together, or with spaces as the DNI prints them."""
+    from tests.test_pages import csrf, first_open_slot, identify, review, visitor_form
+
+    assert identify(client, surname="", birth_date="02122003").status_code == 303  # Carlos
+    assert identify(client, surname="", birth_date="02 12 2003").status_code == 303
+    form = visitor_form(first_open_slot(client), csrf(client))
+    for typed in ("25071985", "25 07 1985"):
+        page = review(client, form | {"visitors.0.birth_date": typed})
+        assert page.status_code == 200, text(page)
+        assert "Revisa y confirma" in text(page)

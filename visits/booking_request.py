@@ -44,7 +44,11 @@ _MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
 )
-_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
+_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %m %Y")
+# Day, month and year run together ("25071985"): what a phone's number pad, which has no "/",
+# lets a family type into a date field. Read only with a year of 19xx or 20xx, which no
+# year-first "19851225" can have in that place (its month would be 19 or 20).
+_RUN_TOGETHER = re.compile(r"([0-9]{2})([0-9]{2})((?:19|20)[0-9]{2})")
 # The countries whose mobiles a booking's SMS go to unless configured otherwise
 # (``VISITS_SMS_COUNTRIES``, see :func:`parse_phone`).
 PHONE_COUNTRIES = ("PE",)
@@ -213,11 +217,14 @@ def parse_slot_id(raw: str | int) -> int | None:
 
 
 def parse_date(raw: str) -> date | None:
-    """A date as people type it (day/month/year, with ``/``, ``-`` or ``.``) or as a date
-    input sends it (``YYYY-MM-DD``); else ``None`` (see :func:`date_problem` for why)."""
+    """A date as people type it (day/month/year, with ``/``, ``-``, ``.`` or spaces, as the DNI
+    prints it, or with none, as a phone's number pad allows) or as a date input sends it
+    (``YYYY-MM-DD``); else ``None`` (see :func:`date_problem` for why)."""
     text = unicodedata.normalize("NFKC", raw).strip()
     if len(text) > MAX_DATE_LENGTH:
         return None
+    if run_together := _RUN_TOGETHER.fullmatch(text):
+        text = "/".join(run_together.groups())
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date only
@@ -227,7 +234,10 @@ def parse_date(raw: str) -> date | None:
 
 
 # Written the way :data:`_DATE_FORMATS` are, whether or not the day exists.
-_DATE_SHAPE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}([/.-])[0-9]{1,2}\1[0-9]{4}")
+_DATE_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}([/. -])[0-9]{1,2}\1[0-9]{4}|"
+    + _RUN_TOGETHER.pattern
+)
 
 
 def date_problem(raw: str, field: str | None = None) -> Problem:
