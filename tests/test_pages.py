@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.factories import NOW
 from visits.booking import Booking, BookingStatus
@@ -539,6 +539,52 @@ def test_only_a_site_on_https_asks_for_https_and_hides_the_api_page_that_loads_a
     assert page.status_code == 200
     assert "strict-transport-security" not in page.headers  # it would lock a local site out
     assert local.get("/api/docs").status_code == 200
+
+
+def test_a_time_that_fills_up_while_typing_offers_others_keeping_what_was_typed(client, db):
+    """The time fills up between the review and the confirmation: the form comes back as
+    typed, ticks included, and lists other free times of the same visitors' group in the form
+    itself, so that choosing one books it without typing anything again (the "choose another
+    time" link goes to the slots page, which drops everything)."""
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    form = visitor_form(slot_id, csrf(client)) | KEPT_FORM
+    page = review(client, form)
+    key = re.search(r'name="submission_key" value="([^"]+)"', page.text).group(1)
+    with db.writing() as s:
+        s.execute(update(Slot).where(Slot.id == slot_id).values(seats_taken=Slot.capacity))
+
+    refused = confirm(client, form, key)
+    assert refused.status_code == 409
+    assert "Este horario ya está lleno" in text(refused)
+    kept = form_fields(refused.text, "/p/QUENCORO/book")
+    assert {name: kept.get(name) for name in form if name != "csrf_token"} == {
+        name: value for name, value in form.items() if name != "csrf_token"
+    }
+    offered = [
+        int(v) for v in re.findall(r'type="radio" name="slot_id" value="(\d+)"', refused.text)
+    ]
+    assert offered
+    assert slot_id not in offered
+    with db.read_session() as s:
+        slots = {slot.id: slot for slot in s.scalars(select(Slot).where(Slot.id.in_(offered)))}
+        assert {slots[i].visitor_group for i in offered} <= {
+            VisitorGroup.WOMEN,
+            VisitorGroup.ANYONE,
+        }
+        assert all(slots[i].seats_taken + 2 <= slots[i].capacity for i in offered)
+
+    # The browser sends the hidden slot_id, then the time ticked: the last one is read.
+    chosen = kept | {"slot_id": [str(slot_id), str(offered[0])], "action": "review"}
+    again = client.post("/p/QUENCORO/book", data=chosen)
+    assert again.status_code == 200, text(again)
+    assert "Revisa y confirma" in text(again)
+    key = re.search(r'name="submission_key" value="([^"]+)"', again.text).group(1)
+    done = confirm(client, kept | {"slot_id": str(offered[0])}, key)
+    assert done.status_code == 303
+    with db.read_session() as s:
+        booking = s.scalar(select(Booking))
+        assert (booking.slot_id, booking.party_size) == (offered[0], 2)
 
 
 def test_a_double_submission_books_once(client, db):

@@ -53,7 +53,7 @@ from visits.reference import display as display_reference
 from visits.reference import manage_token
 from visits.reference import parse as parse_reference
 from visits.rules import Sex, VisitorGroup, last_bookable_day
-from visits.schedule import Slot
+from visits.schedule import Slot, SlotView
 from visits.sms import SmsPolicy, short_token_matches
 from visits.verification import CODE_REFUSALS, code_refusal
 from visits.visitor import DocumentType
@@ -79,6 +79,7 @@ IDENTIFIED = "identified"  # session: prison code → id of the inmate this brow
 # Every visit time of the booking window is checked for the move page (a few dozen at most).
 MOVE_TARGETS = 1_000
 SWITCH_FIELD = "switch_language"  # sent by the language switch of a page with a form
+OTHER_TIMES = 6  # visit times a booking form refused for its own offers instead
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -290,11 +291,11 @@ def _kept_form(
         if slot is None:
             problems = [Problem(Code.SLOT_NOT_FOUND, "slot_id")]
             return _slots_page(request, reading, prison, inmate, now, problems, 404)
-        typed = booking_request(kept, prison.max_visitors).visitors
-        party = max(sum(1 for v in typed if not v.is_blank()), 1)
+        party = _party(kept, prison)
         problems = slot_problems(reading, prison, inmate, slot, party, now)
         status = status_for(problems) if problems else 200
-        return _booking_form(request, prison, inmate, slot, kept, problems, status)
+        others = _other_times(request, reading, prison, inmate, slot, party, now, problems)
+        return _booking_form(request, prison, inmate, slot, kept, problems, status, others)
 
 
 # --- Choose a slot ---------------------------------------------------------------------------
@@ -394,7 +395,10 @@ def _booking_form(
     values: dict[str, str],
     problems: list[Problem] | None = None,
     status: int = 200,
+    other_times: list[SlotView] | None = None,
 ) -> HTMLResponse:
+    """``other_times``: the visit times the form offers instead of its own, when its own can
+    no longer be taken (see :func:`_other_times`)."""
     problems = problems or []
     # Optional visitor entries start folded, unless the family already typed into them.
     open_entries = {
@@ -414,6 +418,7 @@ def _booking_form(
         values=values,
         problems=problems,
         entries=range(prison.max_visitors),
+        other_times=other_times or [],
         lang_next=_form_address(prison, slot),
         ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
         measures=advisories.measures_on(
@@ -423,6 +428,74 @@ def _booking_form(
         relationships=list(Relationship),
         sexes=list(Sex),
     )
+
+
+def _party(values: dict[str, str], prison: Prison) -> int:
+    """How many visitors the form names (at least one, as the slot checks count it)."""
+    typed = booking_request(values, prison.max_visitors).visitors
+    return max(sum(1 for v in typed if not v.is_blank()), 1)
+
+
+def _other_times(
+    request: Request,
+    session: Session,
+    prison: Prison,
+    inmate: Inmate,
+    slot: Slot,
+    party: int,
+    now: datetime,
+    problems: list[Problem],
+) -> list[SlotView]:
+    """The visit times the booking form offers when its own can no longer be taken (a problem
+    of ``slot_id``: it filled up or closed while the family typed, its booking closed, the
+    week filled): the first :data:`OTHER_TIMES` still open with room for the party, on days
+    not paused for the person, for the same visitors (the day's group, or anyone's). Chosen
+    on the form itself, so that the form is sent again with everything typed in it; the
+    "choose another time" link leads to the slots page, which would drop it all."""
+    if not any(p.field == "slot_id" for p in problems):
+        return []
+    today = prison.local_date(now)
+    paused = outlook(
+        session, prison, inmate, today, last_bookable_day(today, prison.booking_opens_days)
+    ).paused
+    groups = {slot.visitor_group, VisitorGroup.ANYONE}
+    days = request.app.state.availability.days(session, prison, now)
+    return [
+        view
+        for day in days
+        if day.day not in paused
+        for view in day.slots
+        if view.state == "open"
+        and view.slot.id != slot.id
+        and view.slot.visitor_group in groups
+        and view.seats_left >= party
+    ][:OTHER_TIMES]
+
+
+def _time_refused(
+    request: Request,
+    session: Session,
+    ids: tuple[str, int, int],
+    values: dict[str, str],
+    problems: list[Problem],
+    status: int,
+    now: datetime,
+) -> HTMLResponse:
+    """The booking form refused for its visit time (``ids``: the prison's code, the person's
+    and the slot's ids), as typed, offering other times (:func:`_other_times`). Read from a
+    read session once the write session is closed: the refusals of a rush (the time filled
+    up) must not hold up the bookings behind them."""
+    code, inmate_id, slot_id = ids
+    session.close()
+    with request.app.state.db.read_session() as reading:
+        prison = _prison(reading, code)
+        inmate = reading.get(Inmate, inmate_id)
+        slot = reading.get(Slot, slot_id)
+        assert inmate is not None
+        assert slot is not None
+        party = _party(values, prison)
+        others = _other_times(request, reading, prison, inmate, slot, party, now, problems)
+        return _booking_form(request, prison, inmate, slot, values, problems, status, others)
 
 
 @router.get("/p/{code}/book", response_class=HTMLResponse, response_model=None)
@@ -513,11 +586,19 @@ def booking_submit(
             )
     except Rejected as rejected:
         problems = list(rejected.problems)
-        # Rendered before the rollback, which would make every object load again.
-        page = _booking_form(request, prison, inmate, slot, values, problems, status_for(problems))
+        status = status_for(problems)
+        ids = (prison.code, inmate.id, slot.id)
+        # Rendered before the rollback, which would make every object load again; a refused
+        # visit time after it, with the other times it offers (_time_refused).
+        time_refused = any(p.field == "slot_id" for p in problems)
+        page = None
+        if not time_refused:
+            page = _booking_form(request, prison, inmate, slot, values, problems, status)
         session.rollback()
         if note_refusal(session, rejected, client, now):
             session.commit()
+        if page is None:
+            return _time_refused(request, session, ids, values, problems, status, now)
         return page
     if action != "confirm":
         return render(  # the session closes after this, taking nothing: the review only reads
