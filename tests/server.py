@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,10 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
+if TYPE_CHECKING:
+    from tests.clocked_server import ShiftedClock
+
 VISITS = str(Path(sys.executable).parent / "visits")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -71,10 +77,16 @@ class Server:
             self.drain.join(timeout=5)
 
 
-def start_process(base: str, args: list[str], env: dict[str, str]) -> Server:
-    """A ``visits`` process whose stderr is kept as it comes."""
+def start_process(
+    base: str, args: list[str], env: dict[str, str], command: list[str] | None = None
+) -> Server:
+    """A ``visits`` process (or ``command``) whose stderr is kept as it comes."""
     process = subprocess.Popen(
-        [VISITS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command or [VISITS, *args],
+        env=env,
+        cwd=ROOT if command else None,  # where ``python -m tests...`` finds the tests
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     server = Server(base, process)
     server.drain = threading.Thread(target=server._drain, daemon=True)
@@ -83,8 +95,10 @@ def start_process(base: str, args: list[str], env: dict[str, str]) -> Server:
 
 
 @contextmanager
-def _process(base: str, args: list[str], env: dict[str, str]) -> Iterator[Server]:
-    server = start_process(base, args, env)
+def _process(
+    base: str, args: list[str], env: dict[str, str], command: list[str] | None = None
+) -> Iterator[Server]:
+    server = start_process(base, args, env, command)
     try:
         yield server
     finally:
@@ -101,13 +115,26 @@ def running_worker(database_url: str, *, port: int, **extra: str) -> Iterator[Se
 
 @contextmanager
 def running_server(
-    database_url: str, *, port: int | None = None, workers: int = 1, **extra: str
+    database_url: str,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+    clock: ShiftedClock | None = None,
+    **extra: str,
 ) -> Iterator[Server]:
-    """Start ``visits serve`` and wait until it answers; stop it afterwards."""
+    """Start ``visits serve`` and wait until it answers; stop it afterwards. With a ``clock``,
+    the same app on that clock instead (``tests.clocked_server``), and no jobs in it."""
     port = port or free_port()
     env = server_env(database_url, port, **extra)
     args = ["serve", "--port", str(port), "--workers", str(workers)]
-    with _process(f"http://127.0.0.1:{port}", args, env) as server:
+    command = None
+    if clock is not None:
+        from tests.clocked_server import OFFSET
+
+        env |= {OFFSET: str(clock.offset.total_seconds()), "VISITS_RUN_JOBS_IN_PROCESS": "false"}
+        options = {"host": "127.0.0.1", "port": port, "workers": workers, "proxy_headers": False}
+        command = [sys.executable, "-m", "tests.clocked_server", json.dumps(options)]
+    with _process(f"http://127.0.0.1:{port}", args, env, command) as server:
         deadline = time.monotonic() + 30
         while True:
             if server.process.poll() is not None:

@@ -1,29 +1,35 @@
 """The guard's day in a real browser: Debian's Chromium, driven by Playwright, at a tablet's
 size, against the real server on a demo database of this module's own (the demo's staff
-accounts sign in), with two visit times today, whatever the weekday, and a booking in one."""
+accounts sign in), with two visit times today, whatever the weekday, and a booking in one.
+The server's clock reads 10:00 at the prison whenever the module runs: the later visit time,
+at 16:30, is still ahead all along (the advisory's preview counts the visits to come)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.browsing import staff_sign_in
+from tests.clocked_server import ShiftedClock
 from tests.factories import SMS, make_slot, request_for, visitor
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import describe_violations, serious_violations
-from visits.base import utcnow
 from visits.booking import create_booking
 from visits.db import Database, make_engine
 from visits.inmate import Inmate
 from visits.prison import prison_by_code
 
 DNI = "46123456"
+QUENCORO_TZ = ZoneInfo("America/Lima")  # as the demo configures it
+OPENING_TIME = time(10, 0)  # what the server's clock reads at the prison when the module starts
+LATER_START = time(16, 30)  # a visit time today still ahead then (none of the demo's starts)
 
 
 @dataclass(frozen=True)
@@ -34,27 +40,16 @@ class GateDay:
     later_reference: str
 
 
-def _still_ahead_today(now: datetime, tz: tzinfo) -> time:
-    """A start today that the module's tests finish before (the advisory's preview counts
-    visits still to come): 22:30, or later when the tests run late in Lima's evening (they
-    ran into a begun visit between 22:30 and midnight). Run after 23:25 local, the latest
-    start, 23:55, leaves the module less than half an hour: a run then can still meet it."""
-    local = now.astimezone(tz)
-    soon = (local + timedelta(minutes=30)).replace(second=0, microsecond=0)
-    if soon.date() != local.date() or soon.time() > time(23, 55):
-        return time(23, 55)
-    return max(time(22, 30), soon.time())
-
-
 def _visit_today(db: Database, now: datetime) -> tuple[str, date, str]:
-    """Two extra visit times today at Quencoro, and a booking (made days ago) in the later;
-    a visit time four days on, with a booking in English."""
+    """Two extra visit times today at Quencoro, one over and one ahead (at ``now``, the
+    morning), and a booking (made days ago) in the later; a visit time four days on, with a
+    booking in English."""
     with db.writing() as s:
         prison = prison_by_code(s, "QUENCORO")
         assert prison is not None
         today = prison.local_date(now)
         make_slot(s, prison, today, start=time(0, 30), hours=1)
-        slot = make_slot(s, prison, today, start=_still_ahead_today(now, prison.tz), hours=1)
+        slot = make_slot(s, prison, today, start=LATER_START, hours=1)
         inmate = s.scalar(select(Inmate).where(Inmate.code == "Q10001"))
         booked = create_booking(
             s,
@@ -98,9 +93,10 @@ def gate_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateDay]:
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
     db = Database(make_engine(url))
+    clock = ShiftedClock.reading(OPENING_TIME, QUENCORO_TZ)
     try:
-        reference, later_day, later_reference = _visit_today(db, utcnow())
-        with running_server(url, port=port, VISITS_RUN_JOBS_IN_PROCESS="false") as server:
+        reference, later_day, later_reference = _visit_today(db, clock())
+        with running_server(url, port=port, clock=clock) as server:
             yield GateDay(server.base, reference, later_day, later_reference)
     finally:
         db.dispose()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.clocked_server import ShiftedClock
 from tests.factories import make_slot
 from tests.server import free_port, run_cli, running_server, server_env
 from visits.base import utcnow
@@ -78,6 +79,22 @@ def test_a_booking_survives_a_restart_and_its_link_still_works(loaded):
         days = httpx.get(f"{base}/api/v1/prisons/QUENCORO/slots").json()["days"]
         after = next(s for d in days for s in d["slots"] if s["id"] == slot["id"])
         assert after["seats_left"] == slot["seats_left"] - 1
+
+
+def test_a_clocked_server_answers_at_the_time_its_clock_reads(loaded):
+    """Browser tests that need a time of day run ``tests.clocked_server``: two days back, a
+    visit at noon yesterday is still ahead and open to bookings (to the real clock, gone)."""
+    db = Database(make_engine(loaded))
+    with db.writing() as s:
+        prison = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
+        yesterday = prison.local_date(utcnow()) - timedelta(days=1)
+        slot_id = make_slot(s, prison, yesterday, start=time(12)).id
+    db.dispose()
+    with running_server(loaded, clock=ShiftedClock(timedelta(days=-2))) as server:
+        answer = httpx.get(f"{server.base}/api/v1/prisons/QUENCORO/slots?from={yesterday}")
+    assert answer.status_code == 200, answer.text
+    states = {s["id"]: s["state"] for d in answer.json()["days"] for s in d["slots"]}
+    assert states.get(slot_id) == "open"
 
 
 def test_a_server_running_the_jobs_says_once_which_sms_sender_it_uses(loaded):

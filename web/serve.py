@@ -1,9 +1,10 @@
 """What ``visits serve`` becomes: uvicorn serving :func:`web.app.create_app`.
 
 Run as ``python -m web.serve OPTIONS`` (OPTIONS: uvicorn.run's keyword arguments as JSON)
-by ``visits serve`` only. It is a module of its own so that the supervisor process imports
-uvicorn and nothing else, and the spawned workers, which import the parent's main module
-again, import no more than this.
+by ``visits serve`` only; the tests' ``tests.clocked_server`` calls :func:`main` to serve the
+same app on a clock of its own. It is a module of its own so that the supervisor process
+imports uvicorn and nothing else, and the spawned workers, which import the parent's main
+module again, import no more than this.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ LOG_CONFIG = {
 }
 
 
-def main(options: str) -> None:
+def main(options: str, app: str = "web.app:create_app") -> None:
+    """Serve the app that the factory ``app`` (an import string: spawned workers import it
+    again) builds, as ``visits serve`` does."""
     uvicorn.run(
-        "web.app:create_app",
+        app,
         factory=True,
         log_config=LOG_CONFIG,
         access_log=False,

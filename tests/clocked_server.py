@@ -1,0 +1,57 @@
+"""``visits serve`` on a clock of the test's choosing, for browser tests that need a time of
+day: the real clock moved by a fixed offset, so that a module's seeded visits are still ahead
+(or already begun) whenever the suite runs, late in Lima's evening included.
+
+Run as ``python -m tests.clocked_server OPTIONS`` by :func:`tests.server.running_server`
+only, the offset in ``TESTS_CLOCK_OFFSET`` (seconds). It serves what ``visits serve`` serves
+(:func:`web.serve.main`, :func:`web.app.create_app`) with that clock in ``app.state.clock``,
+which every request reads for its ``now``: the production code has no test knob.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+
+from visits.base import utcnow
+from visits.settings import get_settings
+from web import app, serve
+
+OFFSET = "TESTS_CLOCK_OFFSET"
+
+
+@dataclass(frozen=True)
+class ShiftedClock:
+    """The real clock plus ``offset``: time still passes, from another moment."""
+
+    offset: timedelta
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    @classmethod
+    def reading(cls, local: time, tz: ZoneInfo, real: datetime | None = None) -> ShiftedClock:
+        """The clock that reads ``local`` at a place in ``tz`` now (``real``), on the date the
+        place has now."""
+        real = real or utcnow()
+        wanted = datetime.combine(real.astimezone(tz).date(), local, tzinfo=tz)
+        return cls(wanted - real)
+
+
+def create_app() -> FastAPI:
+    """The app of ``visits serve`` on the shifted clock. Background jobs read the real clock,
+    so a clocked server runs none."""
+    settings = get_settings()
+    if settings.jobs_in_process:
+        raise SystemExit("a clocked server runs no jobs: set VISITS_RUN_JOBS_IN_PROCESS=false")
+    clock = ShiftedClock(timedelta(seconds=float(os.environ[OFFSET])))
+    return app.create_app(settings, clock=clock)
+
+
+if __name__ == "__main__":
+    serve.main(sys.argv[1], app="tests.clocked_server:create_app")
