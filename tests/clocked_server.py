@@ -23,6 +23,8 @@ from visits.settings import get_settings
 from web import app, serve
 
 OFFSET = "TESTS_CLOCK_OFFSET"
+DEMO_TZ = ZoneInfo("America/Lima")  # both demo prisons'
+DEMO_MORNING = time(10, 0)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class ShiftedClock:
         real = real or utcnow()
         wanted = datetime.combine(real.astimezone(tz).date(), local, tzinfo=tz)
         return cls(wanted - real)
+
+
+def demo_morning() -> ShiftedClock:
+    """The clock browser tests run their servers on: 10:00 at the demo prisons, on today's
+    date there. For hours, no visit time of the demo's opens or closes to bookings (they start
+    at 09:00, 11:30 and 14:00 and close 12 or 24 hours before), and no day ends."""
+    return ShiftedClock.reading(DEMO_MORNING, DEMO_TZ)
 
 
 def create_app() -> FastAPI:

@@ -77,14 +77,16 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real server process on an SQLite database loaded with the demo data."""
+    """The real server process on an SQLite database loaded with the demo data, its clock at
+    10:00 in Lima (no visit time opens or closes to bookings while the tests run), no jobs."""
+    from tests.clocked_server import demo_morning
     from tests.server import free_port, run_cli, running_server, server_env
 
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
     port = free_port()
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
-    with running_server(url, port=port) as server:
+    with running_server(url, port=port, clock=demo_morning()) as server:
         yield server.base
 
 

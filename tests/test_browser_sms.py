@@ -1,8 +1,9 @@
 """Phone verification and the SMS pages in a real browser.
 
 Debian's Chromium, driven by Playwright, against a real server process of this module's own,
-on a fresh SQLite demo database (with its staff accounts), with phone verification on. No
-background jobs run in it (``VISITS_RUN_JOBS_IN_PROCESS=false``):
+on a fresh SQLite demo database (with its staff accounts), with phone verification on, on a
+clock that reads 10:00 at the prison (:func:`tests.clocked_server.demo_morning`). No
+background jobs run in it:
 every SMS stays pending in the outbox, where the tests read it like the family's phone would,
 because a code is replaced by its redacted text once it has been sent.
 """
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from tests.browsing import staff_sign_in
+from tests.clocked_server import demo_morning
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import (
     PAGE_BUDGET,
@@ -93,13 +95,11 @@ def sms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsServer]:
     port = free_port()
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
-    settings = {
-        "VISITS_PHONE_VERIFICATION": "true",
-        "VISITS_RUN_JOBS_IN_PROCESS": "false",
-    }
     db = Database(make_engine(url))
     try:
-        with running_server(url, port=port, **settings) as server:
+        with running_server(
+            url, port=port, clock=demo_morning(), VISITS_PHONE_VERIFICATION="true"
+        ) as server:
             yield SmsServer(server.base, db)
     finally:
         db.dispose()

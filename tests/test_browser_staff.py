@@ -10,14 +10,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.browsing import staff_sign_in
-from tests.clocked_server import ShiftedClock
+from tests.clocked_server import demo_morning
 from tests.factories import SMS, make_slot, request_for, visitor
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import describe_violations, serious_violations
@@ -27,9 +26,7 @@ from visits.inmate import Inmate
 from visits.prison import prison_by_code
 
 DNI = "46123456"
-QUENCORO_TZ = ZoneInfo("America/Lima")  # as the demo configures it
-OPENING_TIME = time(10, 0)  # what the server's clock reads at the prison when the module starts
-LATER_START = time(16, 30)  # a visit time today still ahead then (none of the demo's starts)
+LATER_START = time(16, 30)  # today, still ahead all along (none of the demo's starts)
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ def gate_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateDay]:
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
     db = Database(make_engine(url))
-    clock = ShiftedClock.reading(OPENING_TIME, QUENCORO_TZ)
+    clock = demo_morning()
     try:
         reference, later_day, later_reference = _visit_today(db, clock())
         with running_server(url, port=port, clock=clock) as server:

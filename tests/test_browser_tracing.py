@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -14,11 +14,11 @@ from sqlalchemy import select, update
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from tests.browsing import staff_sign_in
+from tests.clocked_server import demo_morning
 from tests.history import History, Person
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import describe_violations, serious_violations
 from visits.advisories import HealthAdvisory
-from visits.base import utcnow
 from visits.db import Database, make_engine
 from visits.health import AdvisoryKind, Scope
 from visits.inmate import Inmate
@@ -33,10 +33,9 @@ class Traced:
     blind: int  # no infectious-since date
 
 
-def _advisories(db: Database) -> tuple[int, int]:
+def _advisories(db: Database, now: datetime) -> tuple[int, int]:
     """Two families who visited Q10001 and Q10003 (same wing) last week, and advisories over
     Q10001 (one without an infectious-since date)."""
-    now = utcnow()
     with db.writing() as s:
         prison = prison_by_code(s, "QUENCORO")
         assert prison is not None
@@ -71,9 +70,10 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     loaded = run_cli("demo", env=server_env(url, port))
     assert loaded.returncode == 0, loaded.stderr
     db = Database(make_engine(url))
+    clock = demo_morning()  # today stays today however late the module runs
     try:
-        advisory, blind = _advisories(db)
-        with running_server(url, port=port, VISITS_RUN_JOBS_IN_PROCESS="false") as server:
+        advisory, blind = _advisories(db, clock())
+        with running_server(url, port=port, clock=clock) as server:
             yield Traced(server.base, url, advisory, blind)
     finally:
         db.dispose()
