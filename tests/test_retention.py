@@ -277,12 +277,23 @@ def test_a_retention_shorter_than_the_lookback_is_refused_at_startup():
         Settings(tracing_retention_days=120, tracing_lookback_days=121)
 
 
+def test_a_person_first_named_is_dated_by_the_bookings_clock(db):
+    """A person a booking makes is as old as the booking (its ``now``), not as the wall clock
+    says: the purge measures their age from it."""
+    person = Identity(DocumentType.DNI, "45671235", "Rosa", "Quispe", date(1980, 1, 2), None)
+    with db.writing() as s:
+        claim_visitors(s, [person], LATE_EVENING)
+    with db.read_session() as s:
+        made = s.scalars(select(Visitor)).one()
+        assert (made.created_at, made.updated_at) == (LATE_EVENING, LATE_EVENING)
+
+
 def test_a_person_purged_while_a_family_books_them_is_made_anew(db):
     """The purge deletes a person at the moment a family books them again: the booking's
     claim waited on the row that vanished, and makes the person anew (never a server error)."""
     person = Identity(DocumentType.DNI, "45671234", "Rosa", "Quispe", date(1980, 1, 2), None)
     with db.writing() as s:
-        (old,) = claim_visitors(s, [person])
+        (old,) = claim_visitors(s, [person], NOW)
         old_id = old.id
     holding = threading.Event()
 
@@ -297,7 +308,7 @@ def test_a_person_purged_while_a_family_books_them_is_made_anew(db):
     purger.start()
     holding.wait()
     with db.writing() as s:
-        (claimed,) = claim_visitors(s, [person])
+        (claimed,) = claim_visitors(s, [person], NOW)
         new_id = claimed.id
     purger.join()
     with db.read_session() as s:  # the person as the family gave them, made again

@@ -925,7 +925,7 @@ def create_booking(
     # A second click that raced the first one past the check above sees it now.
     if (replayed := _replay(session, submission_key, fingerprint, secret_key)) is not None:
         return replayed
-    visitors = claim_visitors(session, [v.identity for v in valid.visitors])
+    visitors = claim_visitors(session, [v.identity for v in valid.visitors], now)
     party = len(valid.visitors)
     lock_day(session, prison.id, slot.local_date, exclusive=False)
     # Read once, under the inmate's lock, which issuing an advisory over them waits for.

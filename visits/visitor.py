@@ -146,8 +146,9 @@ def find_visitors(
 CLAIM_ATTEMPTS = 2
 
 
-def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor]:
-    """The visitor rows for ``people``, created where new, locked until commit, in order.
+def claim_visitors(session: Session, people: Sequence[Identity], now: datetime) -> list[Visitor]:
+    """The visitor rows for ``people``, created where new (dated ``now``: the retention purge
+    measures from it, on the caller's clock), locked until commit, in order.
 
     Concurrent bookings naming the same new person both end up with the one row (the insert
     ignores the conflict), and the lock makes their per-day checks take turns.
@@ -161,8 +162,8 @@ def claim_visitors(session: Session, people: Sequence[Identity]) -> list[Visitor
             "last_names": p.last_names,
             "birth_date": p.birth_date,
             "sex": p.sex,
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
+            "created_at": now,
+            "updated_at": now,
         }
         # In document order: two bookings naming the same new people in another order
         # must not wait on each other's half-inserted rows.
