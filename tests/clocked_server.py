@@ -37,10 +37,9 @@ class ShiftedClock:
         return utcnow() + self.offset
 
     @classmethod
-    def reading(cls, local: time, tz: ZoneInfo, real: datetime | None = None) -> ShiftedClock:
-        """The clock that reads ``local`` at a place in ``tz`` now (``real``), on the date the
-        place has now."""
-        real = real or utcnow()
+    def reading(cls, local: time, tz: ZoneInfo) -> ShiftedClock:
+        """The clock that reads ``local`` now at a place in ``tz``, on the date it has now."""
+        real = utcnow()
         wanted = datetime.combine(real.astimezone(tz).date(), local, tzinfo=tz)
         return cls(wanted - real)
 
