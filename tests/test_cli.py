@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+from alembic import command as alembic
 from sqlalchemy import delete, func, select
 
-from tests.server import run_cli, server_env
+from tests.server import VISITS, free_port, run_cli, server_env
 from visits.base import utcnow
 from visits.booking import Booking, BookingStatus
 from visits.db import Database, make_engine
 from visits.demo import CONFIG, ROSTERS
 from visits.inmate import Inmate, InmateStatus
+from visits.migrate import alembic_config, head, scripts
 from visits.schedule import Slot
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser, sign_in
 from visits.visitor import VisitorSuspension
@@ -417,3 +420,39 @@ def test_load_prisons_tells_removed_visit_times_from_those_kept_for_their_bookin
     assert loaded.returncode == 0, loaded.stderr
     assert f"{len(nine) - 1} removed, 1 withdrawn (kept for their bookings)" in loaded.stdout
     assert "holds 2 booked seats: kept for them" in loaded.stdout
+
+
+def _refusals(db_url: str) -> list[subprocess.CompletedProcess[str]]:
+    """``visits serve`` and ``visits worker`` started on the database (a short wait: one that
+    does not refuse runs until stopped)."""
+    env = server_env(db_url, 8000)
+    return [
+        subprocess.run(
+            [VISITS, *args], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+        for args in (["serve", "--port", str(free_port())], ["worker"])
+    ]
+
+
+def test_the_server_and_the_worker_refuse_a_database_an_upgrade_has_not_reached(
+    db_url, tmp_path: Path
+):
+    """Started on a site's database before `visits migrate`, they would half-work: pages and
+    jobs failing on the first table or column they lack. They say what to do instead."""
+    config = alembic_config(db_url)
+    previous = scripts().get_revision(head()).down_revision
+    alembic.downgrade(config, previous)
+    try:
+        for refused in _refusals(db_url):
+            assert refused.returncode == 1
+            assert refused.stderr.strip() == (
+                f"the database is at revision {previous} and this release needs {head()}: "
+                "run `visits migrate` first"
+            )
+    finally:
+        alembic.upgrade(config, "head")
+    for refused in _refusals(f"sqlite:///{tmp_path / 'new.db'}"):
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            "the database has no schema yet: run `visits migrate` first"
+        )

@@ -43,6 +43,16 @@ def _fail(lines: list[str], code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _schema_current(db: Database) -> None:
+    """Refuse to serve or run jobs on a database this release's migrations have not brought
+    to their head: every page and job would fail on the first table or column it lacks."""
+    from visits.migrate import schema_problem
+
+    problem = schema_problem(db.engine)
+    if problem is not None:
+        raise _fail([problem])
+
+
 @app.callback()
 def _settings_first() -> None:
     """Every command runs on the settings: a wrong one is said in a line that names it, before
@@ -300,6 +310,11 @@ def serve(
     import json
     import os
 
+    db = _database()
+    try:
+        _schema_current(db)
+    finally:
+        db.dispose()
     options = {
         "host": host,
         "port": port,
@@ -332,8 +347,9 @@ def worker() -> None:
     from visits.jobs import make_dispatcher, schedule_jobs, stop_jobs
     from visits.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     db, settings = _database(), get_settings()
+    _schema_current(db)  # before logging starts: a refusal is its one line
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     dispatcher = make_dispatcher(db, settings)
     scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), db, settings, dispatcher)
 
