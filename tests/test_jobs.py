@@ -28,10 +28,11 @@ from tests.test_races import race
 from visits.booking import create_booking
 from visits.demo import CONFIG
 from visits.inmate import Inmate
-from visits.job_health import JobRun
+from visits.job_health import JobRun, RunRecorder
 from visits.jobs import (
     DISPATCH_GRACE,
     MISFIRE_GRACE,
+    _safely,
     make_sender,
     purge_messages,
     purge_throttle,
@@ -44,6 +45,7 @@ from visits.prison_config import apply_config, parse_config
 from visits.schedule import ScheduleTemplate, Slot, generate_slots, rule_of, sync_slots
 from visits.settings import Settings
 from visits.throttle import ThrottleHit
+from visits.visitor import DocumentType, Visitor
 
 
 def slot_count(db) -> int:
@@ -272,6 +274,27 @@ def test_the_sender_in_use_is_logged_without_its_secret(caplog):
     make_sender(Settings(**TWILIO, twilio_messaging_service_sid=service))
     assert f"SMS sender: twilio (messaging service {service})" in caplog.text
     assert "secret-token-value" not in caplog.text
+
+
+def test_a_job_failing_on_the_database_is_logged_without_the_values_it_was_writing(db, caplog):
+    """The log holds the error and the statement, never its values: those are the people's
+    (names, document numbers, phones), and the log is kept and read apart from the data."""
+
+    def write_a_visitor() -> None:
+        with db.writing() as s:  # no birth date: refused by the database
+            s.add(
+                Visitor(
+                    doc_type=DocumentType.DNI, doc_number="44556677", first_names="Rosalinda",
+                    last_names="Quispecahuana", birth_date=None, created_at=NOW, updated_at=NOW,
+                )
+            )  # fmt: skip
+
+    caplog.set_level(logging.INFO, logger="visits.jobs")
+    _safely(RunRecorder(db), "expire_holds", write_a_visitor)()
+    assert "job write_a_visitor failed" in caplog.text
+    assert "INSERT INTO visitor" in caplog.text
+    for value in ("44556677", "Rosalinda", "Quispecahuana"):
+        assert value not in caplog.text
 
 
 def test_jobs_are_scheduled_with_a_grace_time_and_coalescing(db, db_url):

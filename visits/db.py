@@ -8,6 +8,11 @@ checked inside that transaction holds until commit. PostgreSQL gets row locks in
 (``SELECT … FOR UPDATE`` through :func:`lock_rows`).
 
 Services never commit; the caller that opened the session commits once or rolls back.
+
+A database error names its statement but none of its values, which are people's names,
+document numbers and phones: the server and the jobs log errors, and a log is kept and read
+apart from the data (so PostgreSQL's ``DETAIL`` line, which quotes the failing row or key, is
+dropped too).
 """
 
 from __future__ import annotations
@@ -44,11 +49,28 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _without_values(context: Any) -> None:
+    """Keep the first line of the driver's message: PostgreSQL's next ones (``DETAIL:``
+    "Failing row contains (…)", "Key (…)=(…) already exists") quote the values."""
+    for error in (context.original_exception, context.sqlalchemy_exception):
+        # The driver's error, and the one SQLAlchemy raises, which quotes it.
+        if error is not None and len(error.args) == 1 and isinstance(error.args[0], str):
+            error.args = (error.args[0].split("\n", 1)[0],)
+
+
 def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            hide_parameters=True,
+        )
+        event.listen(engine, "handle_error", _without_values)
+        return engine
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +79,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10)
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         pool_size=pool_size,
         max_overflow=pool_size,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
