@@ -1208,6 +1208,29 @@ def test_the_gate_list_says_to_stop_a_visit_a_pause_caught_inside_and_its_undo_c
 # --- The day's CSV says what the list says ---------------------------------------------------
 
 
+def test_each_download_of_a_days_csv_is_recorded_with_who_took_it_and_from_where(guards, db):
+    """The file carries names, documents and health tags out of the service for good: the
+    audit says which guard took which day's list, when, from where, and how many rows."""
+    a, _ = guards
+    _quencoro_visit(db, LIMA_TODAY, time(14), party=(visitor("46000001"), visitor("46000002")))
+    tomorrow = (LIMA_TODAY + timedelta(days=1)).isoformat()
+    assert a.get("/staff/p/QUENCORO/day.csv").status_code == 200
+    assert a.get("/staff/p/QUENCORO/day.csv", params={"date": tomorrow}).status_code == 200
+    with db.read_session() as s:
+        taken = s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "prison.day_list_downloaded")
+            .order_by(AuditEvent.id)
+        ).all()
+    assert [(e.entity, e.entity_id, e.actor, e.at, e.origin) for e in taken] == [
+        ("prison", "QUENCORO", "staff:guardia", NOW, "testclient")
+    ] * 2
+    assert [e.details for e in taken] == [
+        {"day": LIMA_TODAY.isoformat(), "rows": 2},
+        {"day": tomorrow, "rows": 0},
+    ]
+
+
 def test_the_days_csv_says_the_health_tags_and_the_gate_record_the_list_shows(guards, db):
     """Masks and a shorter visit for Q10001; of its three visitors one came in, one was
     turned away with a note a spreadsheet would run, one had symptoms at the gate. The CSV

@@ -619,6 +619,26 @@ def test_the_csv_opens_in_excel_and_defuses_formulas(traced, make_client):
     )
 
 
+def test_each_download_of_the_contacts_is_in_the_advisorys_history(traced, make_client, db):
+    """Names, documents and phones of people who may have met TB leave in a file: who took
+    them, when and from where is recorded, and health staff and administrators read it."""
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}"
+    assert client.get(f"{path}/contacts.csv").status_code == 200
+    with db.read_session() as s:
+        (taken,) = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "advisory.contacts_downloaded")
+        ).all()
+    assert (taken.entity, taken.entity_id) == ("advisory", str(ids["advisory"]))
+    assert (taken.actor, taken.at, taken.details) == ("staff:salud", NOW, {"rows": 2})
+    assert taken.origin == "testclient"
+    with use_locale("es"):
+        said = f"{gettext('Contact list downloaded (CSV)')} · salud"
+    for username in ("salud", "admin"):
+        assert said in text_of(_signed(make_client, username).get(path))
+
+
 def test_only_health_staff_of_the_advisorys_prison_reach_its_contacts(traced, make_client):
     _, ids = traced
     path = f"/staff/p/QUENCORO/health/{ids['advisory']}/contacts"

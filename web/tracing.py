@@ -16,8 +16,6 @@ SMS was sent.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -37,12 +35,14 @@ from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
 from web.forms import FormValues, RowId, shown_count
-from web.gate import csv_cell
+from web.gate import csv_cell, csv_download
 from web.labels import label, message_detail, message_status
 from web.staff import Staff, access
 
 router = APIRouter(prefix="/staff/p/{prison}/health/{advisory_id}", include_in_schema=False)
 Health = access(StaffRole.HEALTH)
+# In the advisory's history: who took its contacts away in a file, and when.
+CONTACTS_DOWNLOADED = "advisory.contacts_downloaded"
 
 CSV_COLUMNS = (
     N_("Visitor"),
@@ -199,40 +199,45 @@ def contacts_page(
 
 @router.get("/contacts.csv")
 def contacts_csv(
-    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
+    request: Request,
+    advisory_id: RowId,
+    who: Health,
+    session: ReadSession,
+    now: Now,
+    client: ClientKey,
 ) -> Response:
     """Every contact, for a spreadsheet, as the page lists them (those whose notice reached
     nobody first), with what became of each notice: UTF-8 with a byte-order mark (Excel then
-    reads the accents), and no cell that a spreadsheet would run as a formula."""
+    reads the accents), and no cell that a spreadsheet would run as a formula. Each download
+    goes into the advisory's history."""
     advisory = _advisory(session, who, advisory_id)
     try:
         listed, planned, delivered = tracing.preview(session, advisory, now, _policy(request))
     except Rejected:
         return _page(request, session, who, advisory, now, 409)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(gettext(column) for column in CSV_COLUMNS)
+    table = [[gettext(column) for column in CSV_COLUMNS]]
     for row in rows(listed, delivered, {c.visitor_id for c in planned.new}):
         c = row.contact
-        writer.writerow(
-            csv_cell(value)
-            for value in (
-                c.name,
-                label(c.doc_type),
-                c.doc_number,
-                int(c.tier),
-                c.last_visit.isoformat(),
-                c.phone,
-                LANGUAGE_NAMES.get(c.language, c.language),
-                row.text,
-            )
+        table.append(
+            [
+                csv_cell(value)
+                for value in (
+                    c.name,
+                    label(c.doc_type),
+                    c.doc_number,
+                    int(c.tier),
+                    c.last_visit.isoformat(),
+                    c.phone,
+                    LANGUAGE_NAMES.get(c.language, c.language),
+                    row.text,
+                )
+            ]
         )
-    filename = f"contactos-{who.prison.code}-{advisory.id}.csv"  # type: ignore[union-attr]
-    return Response(
-        "\ufeff" + out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_download(
+        request, session, who, now, client, table,
+        f"contactos-{who.prison.code}-{advisory.id}.csv",  # type: ignore[union-attr]
+        action=CONTACTS_DOWNLOADED, entity="advisory", entity_id=advisory.id,
+    )  # fmt: skip
 
 
 @router.post("/contacts/notify")
