@@ -107,7 +107,9 @@ def test_an_address_too_long_for_the_texts_is_refused_by_the_settings_with_what_
 def test_spanish_texts_are_spanish_and_accents_become_plain_letters():
     reminder = render("reminder", "es", PARAMS)
     assert "Responda 1 si viene, 2 si no puede venir." in reminder
-    assert render("code", "es", PARAMS).startswith("Su codigo para la reserva de visita es 123456")
+    assert render("code", "es", PARAMS).startswith(
+        "Su codigo para la reserva de visita ABCD-EFGH es 123456"
+    )
 
 
 def test_replies_asked_for_are_digits_or_our_own_keywords_never_carrier_opt_outs():

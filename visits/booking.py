@@ -1572,3 +1572,28 @@ def find_booking(
         throttle.record_failure(session, [key], now)
         return Lookup(problems=[Problem(Code.BOOKING_NOT_FOUND, "reference")])
     return Lookup(booking=booking)
+
+
+def waiting_for_code(
+    session: Session, references: Iterable[str], inmate_id: int, now: datetime
+) -> list[Booking]:
+    """Of the bookings named (those a browser held, :mod:`web.family`), the ones to this
+    person still waiting for their SMS code, soonest visit first: what the family is led back
+    to when the code page is gone. Only a reference the caller already proved it owns may be
+    given: this says nothing of anyone else's bookings."""
+    named = [ref for ref in references if isinstance(ref, str)]
+    if not named:
+        return []
+    return list(
+        session.scalars(
+            select(Booking)
+            .join(Slot, Slot.id == Booking.slot_id)
+            .where(
+                Booking.reference.in_(named),
+                Booking.inmate_id == inmate_id,
+                Booking.status == BookingStatus.HELD,
+                Booking.hold_expires_at > now,
+            )
+            .order_by(Slot.starts_at, Booking.id)
+        )
+    )

@@ -39,8 +39,12 @@ MIN_PRISON_NAME = 12
 ELLIPSIS = "..."
 
 TEXTS = {
+    # The reference too: with it and the phone, "Find my booking" leads to where the code is
+    # typed when that page is gone (web.family.find_submit). No link: it would open the
+    # booking to whoever holds the SMS without the code, and codes that come with links are
+    # what phishing looks like.
     "code": N_(
-        "Your code for the visit booking is %(code)s. It expires in %(minutes)s minutes. "
+        "Your code for visit booking %(ref)s is %(code)s. It expires in %(minutes)s minutes. "
         "Do not share it."
     ),
     "confirmed": N_(
@@ -329,10 +333,14 @@ def queue_code(
         key,
         now,
         policy,
-        params={"code": code, "minutes": minutes},
+        params={"ref": booking.display_reference, "code": code, "minutes": minutes},
         essential=True,
         expires_at=booking.hold_expires_at,
-        redacted_body=render("code", booking.language, {"code": "******", "minutes": minutes}),
+        redacted_body=render(
+            "code",
+            booking.language,
+            {"ref": booking.display_reference, "code": "******", "minutes": minutes},
+        ),
     )
 
 

@@ -43,6 +43,7 @@ from visits.booking import (
     slot_in_prison,
     slot_problems,
     verify_booking,
+    waiting_for_code,
 )
 from visits.booking_request import Relationship, parse_phone
 from visits.i18n import SUPPORTED_LOCALES, current_locale, negotiate
@@ -76,6 +77,10 @@ from web.templating import errors_by_field, page_labels, summarising
 router = APIRouter(include_in_schema=False)
 
 IDENTIFIED = "identified"  # session: prison code → id of the inmate this browser identified
+# session: the references of the bookings this browser made that were held for their SMS code
+# (see :func:`_waiting_notice`), the newest first.
+HELD = "held"
+MAX_HELD = 5
 # Every visit time of the booking window is checked for the move page (a few dozen at most).
 MOVE_TARGETS = 1_000
 SWITCH_FIELD = "switch_language"  # sent by the language switch of a page with a form
@@ -411,6 +416,7 @@ def _booking_form(
         request,
         "book.html",
         status,
+        waiting=_waiting_notice(request, object_session(slot), inmate),
         open_entries=open_entries,
         prison=prison,
         inmate=inmate,
@@ -428,6 +434,38 @@ def _booking_form(
         relationships=list(Relationship),
         sexes=list(Sex),
     )
+
+
+def _remember_held(request: Request, booking: Booking) -> None:
+    held = [ref for ref in request.session.get(HELD, []) if ref != booking.reference]
+    request.session[HELD] = [booking.reference, *held][:MAX_HELD]
+
+
+def _waiting_notice(request: Request, session: Session, inmate: Inmate) -> list[dict[str, Any]]:
+    """The bookings this browser made for this person that still wait for their SMS code,
+    each with the address of its code page: the booking form names them (and so does its
+    refusal, "already has a visit booked that day", when that visit is one of them).
+
+    Decision: the code page is easily lost (a tab closed, Back and the review sent again, a
+    phone's browser killed in the background) while the code is in the SMS, and booking again
+    is refused for the held booking itself. Only this browser's session proves a held booking
+    is the family's own: it is remembered there when made. Knowing the visitors' documents, the
+    phone and the person visited proves nothing (relatives and former partners know all
+    three), so a booking is never offered on those. From another browser, the reference the
+    code SMS carries and the phone lead to the code page through "Find my booking"
+    (:func:`find_submit`)."""
+    references = request.session.get(HELD, [])
+    if not isinstance(references, list) or not references:
+        return []
+    now = request.app.state.clock()
+    secret = request.app.state.secret_key
+    return [
+        {
+            "booking": held,
+            "href": _own_address(held, "/verify", manage_token(secret, held.reference)),
+        }
+        for held in waiting_for_code(session, references, inmate.id, now)
+    ]
 
 
 def _party(values: dict[str, str], prison: Prison) -> int:
@@ -615,6 +653,7 @@ def booking_submit(
     commit_seat_change(request, session, prison.id)
     reference = booked.booking.display_reference
     if booked.booking.status is BookingStatus.HELD:
+        _remember_held(request, booked.booking)
         return redirect(f"/b/{reference}/verify", token=booked.manage_token)
     return redirect(f"/b/{reference}", token=booked.manage_token, done="booked")
 
@@ -1059,4 +1098,7 @@ def find_submit(
         problems = found.problems or []
         return render(request, "find.html", status_for(problems), values=values, problems=problems)
     token = manage_token(request.app.state.secret_key, found.booking.reference)
+    if found.booking.status is BookingStatus.HELD:
+        # Found from the reference its code SMS carries: where the code is typed.
+        return redirect(f"/b/{found.booking.display_reference}/verify", token=token)
     return redirect(f"/b/{found.booking.display_reference}", token=token)
