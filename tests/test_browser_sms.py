@@ -267,6 +267,69 @@ def test_another_browser_is_asked_for_the_code_even_for_a_verified_phone(phone, 
     assert len(messages_of(db, held, "code")) == 1
 
 
+# --- 1b. The code page lost ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_a_family_whose_code_page_is_gone_is_led_back_to_it(phone, sms_server):
+    """The tester's finding: the code page gone (here, its tab closed), the family had the code
+    and nowhere to type it, and booking again was refused for its own held booking."""
+    base, db = sms_server.base, sms_server.db
+    number = "987650066"
+    first = phone(javascript=False)
+    book_until_the_review(first, base, "Q10019", "Choque", "56000001", number)
+    confirm(first)
+    reference = held_reference(first, base)
+    code = sms_code(db, reference)
+    [sent] = messages_of(db, reference, "code")
+    assert reference in sent.body  # the SMS names the booking (for "Find my booking")
+    first.close()
+
+    # The same phone's browser, again from the start: the form says the booking waits for
+    # its code, and sending it again names that booking instead of "a visit that day".
+    again = first.context.new_page()
+    identify(again, base, "Q10019", "Choque")
+    slot = first_open_slot(again)
+    slot_link(again, slot.slot_id).click()
+    expect_heading(again, "¿Quiénes van a visitar?")
+    waiting = again.locator(f'[id="waiting-{reference}"]')
+    expect(waiting).to_contain_text(reference)
+    expect(waiting).to_contain_text(masked(number))
+    fill_visitor(again, 1, adult(slot.adult_sex, "56000001"))
+    again.get_by_label("Celular", exact=True).fill(number)
+    review(again)
+    expect(again.locator(".error-summary li")).to_contain_text(reference)
+    assert again.get_by_role("heading", name="Revisa y confirma").count() == 0
+    found = again.locator(f'[id="waiting-{reference}"]')
+    found.get_by_role("link", name="Escribir el código").click()
+    assert held_reference(again, base) == reference
+    enter_code(again, code)
+    assert booked_reference(again, base)[0] == reference
+    expect_heading(again, BOOKED)
+
+
+@pytest.mark.browser
+def test_find_my_booking_leads_a_held_booking_to_its_code_page(phone, sms_server):
+    """From any other browser: the reference the code SMS names, and the phone."""
+    base, db = sms_server.base, sms_server.db
+    number = "987650077"
+    booker = phone(javascript=False)
+    book_until_asked_for_the_code(booker, base, "Q10020", "Salas", "57000001", number)
+    reference = held_reference(booker, base)
+    [sent] = messages_of(db, reference, "code")
+    assert reference in sent.body
+
+    page = phone(javascript=False)
+    page.goto(f"{base}/find")
+    page.get_by_label("Código de reserva", exact=True).fill(reference)
+    page.get_by_label("Celular que pusiste en la reserva", exact=True).fill(number)
+    page.get_by_role("button", name="Buscar", exact=True).click()
+    assert held_reference(page, base) == reference
+    enter_code(page, sms_code(db, reference))
+    assert booked_reference(page, base)[0] == reference
+    expect_heading(page, BOOKED)
+
+
 # --- 2. Accessibility and weight ------------------------------------------------------------
 
 

@@ -12,15 +12,18 @@ only knows the visitors' documents is shown anything of it. On each database.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from notifications.outbox import OutboxMessage
+from tests.factories import NOW
 from tests.test_pages import confirm, csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_unconfirmed import FAMILY, code_sent, from_address
 from visits.booking import Booking, BookingStatus
-from visits.i18n import SUPPORTED_LOCALES
+from visits.i18n import SUPPORTED_LOCALES, use_locale
+from visits.problems import Code, Problem, message
 from visits.reference import parse as parse_reference
 from visits.sms import render
 
@@ -69,7 +72,15 @@ def test_the_same_browser_sending_the_form_again_is_led_to_its_code_page(app, db
     # The code page is gone; Back to the form, and the review sent again.
     again = review(app, form | {"csrf_token": csrf(app, "/p/QUENCORO")})
     assert again.status_code == 422, text(again)
-    assert "visitor_already_booked" not in again.text  # said in words, as before
+    # The refusal names the family's own booking waiting for its code, not "a visit".
+    name = f"{form['visitors.0.first_names']} {form['visitors.0.last_names']}"
+    with use_locale("es"):
+        own = message(
+            Problem(Code.VISITOR_WAITING_FOR_CODE, None, {"name": name, "reference": shown})
+        )
+        anyones = message(Problem(Code.VISITOR_ALREADY_BOOKED, None, {"name": name}))
+    assert own in text(again)
+    assert anyones not in text(again)
     link = REFERENCE.search(again.text)
     assert link is not None, text(again)
     assert link.group(0) == location  # its own code page, nothing else
@@ -105,6 +116,9 @@ def test_another_browser_typing_the_same_documents_is_shown_nothing_of_the_booki
     assert refused.status_code == 422
     assert shown not in refused.text
     assert "/verify" not in refused.text
+    name = f"{form['visitors.0.first_names']} {form['visitors.0.last_names']}"
+    with use_locale("es"):
+        assert message(Problem(Code.VISITOR_ALREADY_BOOKED, None, {"name": name})) in text(refused)
     # The same phone and visitors, confirmed: refused as before, nothing of the booking shown.
     refused = confirm(other, form | {"csrf_token": csrf(other, "/p/QUENCORO")}, "other-key")
     assert refused.status_code in (422, 429)  # the visitor's day, or the person's holds
@@ -133,3 +147,11 @@ def test_find_my_booking_leads_a_held_booking_to_its_code_page(app, db):
     with db.read_session() as s:
         held = s.scalar(select(Booking).where(Booking.reference == parse_reference(shown)))
         assert held.status is BookingStatus.HELD
+
+
+def test_a_hold_that_is_over_is_no_longer_named(app):
+    form, location = held_booking(app)
+    page = f"/p/QUENCORO/book?slot={form['slot_id']}"
+    assert REFERENCE.search(app.get(page).text).group(0) == location
+    app.app.state.clock = lambda: NOW + timedelta(minutes=10)
+    assert REFERENCE.search(app.get(page).text) is None

@@ -49,6 +49,9 @@ class Code(StrEnum):
     VISITOR_SEX_UNKNOWN = "visitor_sex_unknown"
     VISITOR_ALREADY_BOOKED = "visitor_already_booked"
     VISITOR_CAME_THAT_DAY = "visitor_came_that_day"
+    # A visit that day that is this browser's own booking waiting for its code (family pages
+    # only: web.family._waiting_notice).
+    VISITOR_WAITING_FOR_CODE = "visitor_waiting_for_code"
     VISITOR_SUSPENDED = "visitor_suspended"
     # The slot
     SLOT_NOT_FOUND = "slot_not_found"
@@ -195,6 +198,10 @@ MESSAGES: dict[Code, str] = {
         "coming. Please make a new booking for this day."
     ),
     Code.VISITOR_ALREADY_BOOKED: N_("%(name)s already has a visit booked that day."),
+    Code.VISITOR_WAITING_FOR_CODE: N_(
+        "%(name)s is in your booking %(reference)s that day, which is waiting for the code we "
+        "sent by SMS. Enter that code: you do not need to book again."
+    ),
     Code.VISITOR_CAME_THAT_DAY: N_(
         "%(name)s already came to a visit that day, and each person can visit once a day. "
         "Please choose another day."

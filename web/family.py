@@ -57,7 +57,7 @@ from visits.rules import Sex, VisitorGroup, last_bookable_day
 from visits.schedule import Slot, SlotView
 from visits.sms import SmsPolicy, short_token_matches
 from visits.verification import CODE_REFUSALS, code_refusal
-from visits.visitor import DocumentType
+from visits.visitor import DocumentType, document_key
 from web import verified_phones
 from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
@@ -404,7 +404,8 @@ def _booking_form(
 ) -> HTMLResponse:
     """``other_times``: the visit times the form offers instead of its own, when its own can
     no longer be taken (see :func:`_other_times`)."""
-    problems = problems or []
+    waiting = _waiting_notice(request, object_session(slot), inmate)
+    problems = _named_waiting(problems or [], waiting, slot, values)
     # Optional visitor entries start folded, unless the family already typed into them.
     open_entries = {
         i
@@ -416,7 +417,7 @@ def _booking_form(
         request,
         "book.html",
         status,
-        waiting=_waiting_notice(request, object_session(slot), inmate),
+        waiting=waiting,
         open_entries=open_entries,
         prison=prison,
         inmate=inmate,
@@ -466,6 +467,29 @@ def _waiting_notice(request: Request, session: Session, inmate: Inmate) -> list[
         }
         for held in waiting_for_code(session, references, inmate.id, now)
     ]
+
+
+def _named_waiting(
+    problems: list[Problem], waiting: list[dict[str, Any]], slot: Slot, values: dict[str, str]
+) -> list[Problem]:
+    """A visitor refused for a visit that day that is one of ``waiting`` (this browser's own
+    bookings still waiting for their code, :func:`_waiting_notice`) is told so, with that
+    booking's reference, rather than only that they have a visit that day. Matched on the
+    document typed, as the refusal itself is."""
+    that_day = [w["booking"] for w in waiting if w["booking"].slot.local_date == slot.local_date]
+
+    def named(problem: Problem) -> Problem:
+        if problem.code != Code.VISITOR_ALREADY_BOOKED or problem.field is None:
+            return problem
+        entry = problem.field.removesuffix("doc_number")
+        typed = (values.get(f"{entry}doc_type", ""), document_key(values.get(problem.field, "")))
+        for held in that_day:
+            if any((v.visitor.doc_type, v.visitor.doc_number) == typed for v in held.visitors):
+                params = {**problem.params, "reference": held.display_reference}
+                return Problem(Code.VISITOR_WAITING_FOR_CODE, problem.field, params)
+        return problem
+
+    return [named(problem) for problem in problems]
 
 
 def _party(values: dict[str, str], prison: Prison) -> int:
