@@ -438,7 +438,8 @@ def _booking_form(
 
 
 def _remember_held(request: Request, booking: Booking) -> None:
-    held = [ref for ref in request.session.get(HELD, []) if ref != booking.reference]
+    remembered = request.session.get(HELD)
+    held = [r for r in remembered if r != booking.reference] if isinstance(remembered, list) else []
     request.session[HELD] = [booking.reference, *held][:MAX_HELD]
 
 
