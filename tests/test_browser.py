@@ -9,6 +9,7 @@ each test visits its own inmate with its own visitors' document numbers.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,6 +126,15 @@ def first_open_slot(page: Page) -> OpenSlot:
 
 def slot_link(page: Page, slot_id: str) -> Locator:
     return page.locator(f'a.slot-link[href$="slot={slot_id}"]')
+
+
+def open_booking_form(page: Page, base: str, code: str, surname: str) -> OpenSlot:
+    """Identify the person, then open the booking form of the first slot offered."""
+    identify(page, base, code, surname)
+    slot = first_open_slot(page)
+    slot_link(page, slot.slot_id).click()
+    expect_heading(page, "¿Quiénes van a visitar?")
+    return slot
 
 
 def seats_left(page: Page, base: str, slot_id: str) -> int:
@@ -314,9 +324,7 @@ def test_a_refused_booking_form_keeps_what_was_typed_and_escapes_it(phone, demo_
     page = phone(javascript=javascript)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    identify(page, base, "Q10003", "Hancco")
-    slot = first_open_slot(page)
-    slot_link(page, slot.slot_id).click()
+    slot = open_booking_form(page, base, "Q10003", "Hancco")
 
     visitor = adult(slot.adult_sex, "1234")
     fill_visitor(page, 1, visitor)
@@ -385,9 +393,7 @@ def test_a_form_sent_after_the_session_ended_comes_back_filled_in(phone, demo_se
     switching language on the way (there and back) keeps it all."""
     base = demo_server
     page = phone(javascript=False)
-    identify(page, base, "Q10010", "Salas")
-    slot = first_open_slot(page)
-    slot_link(page, slot.slot_id).click()
+    slot = open_booking_form(page, base, "Q10010", "Salas")
     grown_up = adult(slot.adult_sex, "47000001")
     kid = child(OTHER_SEX.get(slot.adult_sex or ""), "47000002")
     fill_visitor(page, 1, grown_up)
@@ -455,9 +461,7 @@ def test_a_form_sent_after_the_session_ended_comes_back_filled_in(phone, demo_se
 def test_confirming_twice_books_once(phone, demo_server):
     base = demo_server
     page = phone(javascript=False)
-    identify(page, base, "Q10004", "Flores")
-    slot = first_open_slot(page)
-    slot_link(page, slot.slot_id).click()
+    slot = open_booking_form(page, base, "Q10004", "Flores")
     fill_visitor(page, 1, adult(slot.adult_sex, "43000001"))
     fill_phone(page)
     review(page)
@@ -486,10 +490,7 @@ def test_confirming_twice_books_once(phone, demo_server):
 def test_the_english_link_translates_this_page_and_the_next_ones(phone, demo_server):
     base = demo_server
     page = phone(javascript=False)
-    identify(page, base, "Q10005", "Quispe")
-    slot = first_open_slot(page)
-    slot_link(page, slot.slot_id).click()
-    expect_heading(page, "¿Quiénes van a visitar?")
+    slot = open_booking_form(page, base, "Q10005", "Quispe")
     spanish_url = page.url
 
     # The booking form's switch is a button sending the form (to keep what is typed).
@@ -708,3 +709,36 @@ def test_a_person_whose_visits_are_suspended_is_offered_no_choice_and_told_why(p
     found = serious_violations(scripted)
     assert not found, describe_violations({"paused slots": found})
     assert sideways_overflow(scripted) == 0
+
+
+# --- Tap targets -------------------------------------------------------------------------------
+
+TAP_TARGET = 44  # CSS px: the smallest row a thumb hits reliably (WCAG 2.5.5; radios get 48)
+
+
+@pytest.mark.browser
+def test_each_health_question_is_a_row_a_thumb_can_tap(phone, demo_server):
+    """Seven boxes stacked: ticking the one above or below changes the TB advice. Each row,
+    its words included, is a finger-sized target of its own, as a radio's is."""
+    base = demo_server
+    page = phone(javascript=False)
+    open_booking_form(page, base, "Q10019", "Choque")
+    rows = visitor_group(page, 1).locator("label.checkbox")
+    expect(rows).to_have_count(7)
+    boxes = [row.bounding_box() for row in rows.all()]
+    for row, box in zip(rows.all(), boxes, strict=True):
+        assert box is not None
+        assert box["height"] >= TAP_TARGET, (row.inner_text(), box)
+        tick = row.locator("input").bounding_box()
+        assert tick is not None
+        assert min(tick["width"], tick["height"]) >= 24, (row.inner_text(), tick)
+    for above, below in itertools.pairwise(boxes):
+        assert above["y"] + above["height"] <= below["y"] + 1  # rows do not overlap
+    # The whole row ticks its box: a tap on the words, and on the space after them.
+    night_sweats = visitor_group(page, 1).get_by_role("checkbox", name="Sudor por las noches")
+    row = rows.nth(3)
+    width = row.bounding_box()["width"]
+    row.click(position={"x": width - 4, "y": 10})
+    expect(night_sweats).to_be_checked()
+    row.get_by_text("Sudor por las noches").click()
+    expect(night_sweats).not_to_be_checked()

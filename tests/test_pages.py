@@ -1088,3 +1088,44 @@ def test_an_old_address_of_the_moved_page_never_says_changed_once_cancelled(clie
     shown = text(client.get(moved_at))
     assert "Cancelada" in shown
     assert "Tu visita cambió" not in shown
+
+
+# --- The booking form's health boxes ---------------------------------------------------------
+
+
+def test_a_refused_health_box_says_why_before_it_and_is_tied_to_it(client, db):
+    """A measure keeps people at high risk away: the box the family ticked says why before
+    it (as every field does), and a screen reader hears the error on reaching the box."""
+    from datetime import date
+
+    from tests.factories import SMS
+    from visits.health import AdvisoryKind, Measures, Scope
+    from visits.issuing import AdvisoryDraft, issue
+    from visits.prison import prison_by_code
+
+    with db.writing() as s:
+        draft = AdvisoryDraft(
+            scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE,
+            measures=Measures(no_high_risk=True), starts_on=date(2026, 12, 1), wing_code="A",
+        )  # fmt: skip
+        issue(
+            s, prison_by_code(s, "QUENCORO"), draft, now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+    assert identify(client).status_code == 303  # Carlos, of wing A
+    form = visitor_form(first_open_slot(client), csrf(client), **{"visitors.0.high_risk": "1"})
+    refused = review(client, form)
+    assert refused.status_code == 422
+    html = refused.text
+    box = re.search(r'<label class="checkbox"><input [^>]*id="visitors\.0\.high_risk"[^>]*>', html)
+    assert box, "the box is in its own label, the whole row to tap"
+    assert 'aria-describedby="visitors.0.high_risk-error"' in box.group(0)
+    assert 'aria-invalid="true"' in box.group(0)
+    error = re.search(r'<p class="field-error" id="visitors\.0\.high_risk-error">(.*?)</p>', html)
+    assert "no puede venir" in visible(error.group(1))
+    # Said after the box above it and before its own, as a text field's error is.
+    assert html.index('id="visitors.0.lives_with_tb"') < error.start() < box.start()
+    # The other boxes are not marked.
+    cough = re.search(r'<input [^>]*id="visitors\.0\.cough"[^>]*>', html).group(0)
+    assert "aria-invalid" not in cough
+    assert "aria-describedby" not in cough
