@@ -1129,3 +1129,39 @@ def test_a_refused_health_box_says_why_before_it_and_is_tied_to_it(client, db):
     cough = re.search(r'<input [^>]*id="visitors\.0\.cough"[^>]*>', html).group(0)
     assert "aria-invalid" not in cough
     assert "aria-describedby" not in cough
+
+
+# --- The review -----------------------------------------------------------------------------------
+
+
+def test_the_review_shows_birth_dates_sex_and_the_phone_as_the_family_reads_them(client, db):
+    """The details most often mistyped are the ones the family is asked to check."""
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    form = visitor_form(slot_id, csrf(client), **{"visitors.0.birth_date": "5071985"})
+    refused = review(client, form)  # seven digits: no date
+    assert refused.status_code == 422
+    form["visitors.0.birth_date"] = "05071985"  # typed on a number pad, without the "/"
+    page = text(review(client, form))
+    assert "Revisa y confirma" in page
+    assert "Fecha de nacimiento: 05/07/1985" in page
+    assert "Sexo: Mujer" in page  # a day for women: the form asked it
+    assert "987 654 321" in page
+    assert "+51" not in page
+    # A day open to all does not ask it, nor does its review say it (even sent, as a form
+    # of a women's day sends it when another time it offers is chosen).
+    with db.writing() as s:
+        s.execute(update(Slot).where(Slot.id == slot_id).values(visitor_group="anyone"))
+    page = text(review(client, visitor_form(slot_id, csrf(client))))
+    assert "Para todos los visitantes" in page
+    assert "Fecha de nacimiento: 25/07/1985" in page
+    assert "Sexo" not in page
+
+
+def test_a_foreign_mobile_is_reviewed_with_its_country_code(make_client):
+    client = make_client(sms_countries="PE,BO")
+    assert identify(client).status_code == 303
+    form = visitor_form(first_open_slot(client), csrf(client), contact_phone="+591 71234567")
+    page = text(review(client, form))
+    assert "Revisa y confirma" in page
+    assert "+591 71234567" in page

@@ -281,6 +281,20 @@ def parse_phone(raw: str, countries: Collection[str] | None = None) -> str | Pro
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def display_phone(e164: str) -> str:
+    """A stored number as its family reads it back: a Peruvian one as dialled at home
+    ("987 654 321"); another country's with its code, in that country's grouping
+    ("+591 71234567"), so that a number read as the wrong country shows it. Anything
+    :func:`parse_phone` did not give, as it is."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    style = phonenumbers.PhoneNumberFormat
+    home = phonenumbers.region_code_for_number(number) == "PE"
+    return phonenumbers.format_number(number, style.NATIONAL if home else style.INTERNATIONAL)
+
+
 def clean_name(raw: str) -> str | Problem:
     text = " ".join(unicodedata.normalize("NFC", raw).split())
     if not text:

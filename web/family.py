@@ -427,7 +427,7 @@ def _booking_form(
         entries=range(prison.max_visitors),
         other_times=other_times or [],
         lang_next=_form_address(prison, slot),
-        ask_sex=slot.visitor_group is not VisitorGroup.ANYONE,
+        ask_sex=_asks_sex(slot),
         measures=advisories.measures_on(
             object_session(slot), prison.id, inmate.wing_id, inmate.id, slot.local_date
         ),
@@ -491,6 +491,12 @@ def _named_waiting(
         return problem
 
     return [named(problem) for problem in problems]
+
+
+def _asks_sex(slot: Slot) -> bool:
+    """Whether the booking form of this visit time asks each visitor's sex: on a day for
+    women or for men only."""
+    return slot.visitor_group is not VisitorGroup.ANYONE
 
 
 def _party(values: dict[str, str], prison: Prison) -> int:
@@ -672,6 +678,7 @@ def booking_submit(
             slot=checked.slot,
             lang_next=_form_address(prison, checked.slot),
             booking=checked.booking,
+            ask_sex=_asks_sex(checked.slot),
             values=values,
             submission_key=secrets.token_urlsafe(24),
         )

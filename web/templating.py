@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from visits import i18n, reference
+from visits.booking_request import display_phone
 from visits.problems import Audience, Problem, message
 from web.job_health import background_late
 from web.labels import (
@@ -162,6 +163,7 @@ def make_templates() -> Jinja2Templates:
         clock=i18n.format_clock,
         reference=reference.display,
         mask_phone=mask_phone,
+        phone=display_phone,
         in_language=in_language,
         from_iso=date.fromisoformat,  # a day kept as text (a change's details) read back
         label=label,
