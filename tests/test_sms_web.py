@@ -335,6 +335,28 @@ def held_on_the_page(client, db) -> tuple[str, str, dict[str, str]]:
     return reference, code_for(db, reference), {"csrf_token": csrf(client), "token": token}
 
 
+def test_a_booking_waiting_for_its_code_offers_no_calendar_until_confirmed(verifying, db):
+    """A hold that runs out must not leave an event in the family's calendar for a visit
+    that does not exist: no calendar while the booking waits for its code, and the
+    calendar's address says why (on the booking's page, which leads to the code)."""
+    reference, code, form = held_on_the_page(verifying, db)
+    page = verifying.get(f"/b/{reference}?token={form['token']}")
+    assert page.status_code == 200
+    assert "Escribir el código" in text(page)  # the held booking leads to its code
+    assert "visit.ics" not in page.text
+    assert "Agregar a mi calendario" not in text(page)
+    ics = verifying.get(f"/b/{reference}/visit.ics?token={form['token']}")
+    assert ics.status_code == 409
+    assert ics.headers["content-type"].startswith("text/html")
+    assert "BEGIN:VCALENDAR" not in ics.text
+    assert "Primero escribe el código que te enviamos por SMS" in text(ics)
+    confirmed = verifying.post(f"/b/{reference}/verify", data=form | {"code": code})
+    assert "Agregar a mi calendario" in text(confirmed)
+    ics = verifying.get(f"/b/{reference}/visit.ics?token={form['token']}")
+    assert ics.status_code == 200
+    assert "STATUS:CONFIRMED" in ics.text
+
+
 def test_a_refused_code_is_answered_with_a_redirect_to_the_code_page(verifying, db):
     """Post/Redirect/Get: a wrong code's answer is a redirect (303) to the code page, which
     says why; so going Back or reloading it never asks to send the form again. The address

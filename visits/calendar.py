@@ -2,7 +2,11 @@
 
 It names nobody, as the SMS do not: a phone shows an event's title on its lock screen and in
 reminders, calendars are synced and shared, and that a relative is in prison is the family's
-to tell. The prison is the event's place, as in the SMS."""
+to tell. The prison is the event's place, as in the SMS.
+
+A booking still waiting for its SMS code gets none: its hold may run out, and a calendar would
+keep an event for a visit that does not exist. A cancelled one gets its event's cancellation
+(a family that added the visit sees it withdrawn)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from icalendar import Alarm, Calendar, Event
 
 from visits.booking import Booking, BookingStatus
 from visits.i18n import gettext
+from visits.problems import Code, Problem, Rejected
 from visits.reference import display
 
 
 def visit_calendar(booking: Booking, manage_url: str) -> bytes:
+    """The booking's event, or :class:`Rejected` while it waits for its code."""
+    if booking.status is BookingStatus.HELD:
+        raise Rejected([Problem(Code.BOOKING_HELD)])
     prison = booking.prison
     calendar = Calendar()
     calendar.add("prodid", "-//Visitas familiares//visits//ES")

@@ -939,14 +939,19 @@ def short_link(request: Request, short: str, session: ReadSession) -> RedirectRe
     return redirect(f"/b/{display_reference(ref)}", **query)
 
 
-@router.get("/b/{reference}/visit.ics")
+@router.get("/b/{reference}/visit.ics", response_model=None)
 def booking_calendar(
-    request: Request, reference: str, session: ReadSession, token: str = ""
+    request: Request, reference: str, session: ReadSession, now: Now, token: str = ""
 ) -> Response:
+    """Refused (the booking's page, saying why) for a booking still waiting for its code."""
     from visits.calendar import visit_calendar  # icalendar is only needed here
 
     booking = _owned(request, session, reference, token)
-    body = visit_calendar(booking, _manage_url(request, booking, token))
+    try:
+        body = visit_calendar(booking, _manage_url(request, booking, token))
+    except Rejected as rejected:
+        problems = list(rejected.problems)
+        return _booking_page(request, booking, token, now, problems=problems, status=409)
     filename = f"visita-{booking.display_reference}.ics"
     return Response(
         body,
