@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -160,3 +161,37 @@ def test_every_member_of_a_labelled_enumeration_has_its_own_label():
     with use_locale("en"):
         assert label(StaffRole.HEALTH) == "Health staff"
         assert label(TurnAwayReason.HEALTH) == "Health measure"
+
+
+# The steps the staff pages' histories show (a booking's, the gate's on it, an advisory's).
+SHOWN_ACTION = re.compile(r"(booking|visitor|advisory)\.[a-z_]*[a-z]")
+
+
+def _shown_actions_written() -> set[str]:
+    """Every action name of a shown history the code spells out, read from the source: a
+    string literal anywhere in ``visits`` and ``web`` (an action recorded, looked for, or
+    kept in a constant), and the cancellations whose name is made from their cause."""
+    from visits.booking import CANCELLED_ACTIONS
+
+    written = set(CANCELLED_ACTIONS)
+    for path in [*(ROOT / "visits").rglob("*.py"), *(ROOT / "web").rglob("*.py")]:
+        if "migrations" in path.parts or path == ROOT / "web" / "labels.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                written.add(node.value)
+    # Not actions: a table's column (a foreign key) and a template.
+    return {
+        name
+        for name in written
+        if SHOWN_ACTION.fullmatch(name) and not name.endswith((".id", ".html"))
+    }
+
+
+def test_every_step_a_history_shows_has_words():
+    """An action without words would read as its raw name (``advisory.contacts_notified``)."""
+    from web.labels import AUDIT_ACTIONS
+
+    written = _shown_actions_written()
+    assert {"booking.held", "visitor.screened", "advisory.contacts_notified"} <= written
+    assert written - set(AUDIT_ACTIONS) == set()
