@@ -12,7 +12,7 @@ from sqlalchemy import select
 from notifications.outbox import OutboxMessage
 from tests.factories import LIMA_TODAY, NOW, SMS, add_closure, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
-from tests.test_api import book, open_slot, slots
+from tests.test_api import book, book_from, open_slot, slots
 from tests.test_pages import text
 from tests.test_races import race
 from visits.audit import AuditEvent
@@ -85,7 +85,7 @@ def test_staff_cancel_for_the_family_with_a_reason_and_the_family_is_told(booked
     assert "cancelled" in _kinds(db, reference)  # the family's SMS, in its language
     shown = text(client.get(done.headers["location"]))
     assert "La familia llamó: está enferma" in shown
-    assert "· guardia (testclient): La familia llamó" in shown
+    assert "· guardia: La familia llamó" in shown  # where from: for administrators
 
 
 def test_staff_move_for_the_family_under_every_rule(booked, db):
@@ -291,6 +291,26 @@ def test_the_history_names_why_a_visitor_was_not_let_in(booked, db):
                details={"visitor": 1, "turn_away_reason": "no_document"})  # fmt: skip
     shown = text(client.get(f"/staff/p/QUENCORO/bookings/{reference}"))
     assert "Se negó el ingreso a un visitante (visitante 1) · guardia: Sin documento" in shown
+
+
+def test_only_administrators_see_where_each_step_came_from(make_client, db):
+    """A family's address is for administrators, who look into abuse: a guard sees who did
+    what and when, from nowhere, and health staff have no booking page at all."""
+    make_staff(db, "guardia", StaffRole.GUARD)
+    make_staff(db, "jefa", StaffRole.ADMIN)
+    make_staff(db, "salud", StaffRole.HEALTH)
+    client = make_client()
+    answer = book_from(client, open_slot(client), "203.0.113.7")
+    assert answer.status_code == 201, answer.text
+    page = f"/staff/p/QUENCORO/bookings/{answer.json()['reference'].replace('-', '')}"
+    sign_in(client, "guardia")
+    guard = client.get(page)
+    assert "Reservada" in text(guard)
+    assert "203.0.113.7" not in guard.text
+    sign_in(client, "jefa")
+    assert "la familia, desde una aplicación (203.0.113.7)" in text(client.get(page))
+    sign_in(client, "salud")
+    assert client.get(page).status_code in (403, 404)
 
 
 def _offered(client, reference) -> set[int]:

@@ -3,7 +3,9 @@ family's behalf (a phone call, a family at the gate).
 
 Staff changes go through the same domain functions as the family's (every rule, the seats,
 the SMS the family gets in its language), with the staff member as the actor, the reason they
-give and where they were, all in the booking's audit timeline on this page.
+give and where they were, all in the booking's audit timeline on this page. Where each step
+came from (a family's address among them) is shown to administrators only: they look into
+abuse, and a guard has no use for a family's address.
 
 Each rendering of the page gives its forms a new one-off key: the same cancel or move sent
 twice (a double click, a reload) is done once, and the second answer is the first's ("Moved",
@@ -86,6 +88,7 @@ def _page(
         prison=who.prison,
         booking=booking,
         timeline=audit.timeline(session, "booking", booking.reference),
+        show_origins=who.user.role is StaffRole.ADMIN,
         choices=_move_choices(session, booking, now) if can_move else [],
         can_change=booking.can_change(now),
         can_move=can_move,
