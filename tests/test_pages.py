@@ -929,6 +929,63 @@ def test_errors_never_show_a_trace(client, monkeypatch):
     assert "no existe" in text(missing)
 
 
+def test_an_error_on_a_short_manage_link_is_logged_without_its_signature(
+    client, monkeypatch, caplog
+):
+    """The short link's path is the reference and its signature, which opens the booking as
+    the family: the log line names the reference only."""
+    import logging
+
+    import web.family
+    from visits.sms import short_token
+
+    def broken(secret, reference):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(web.family, "manage_token", broken)
+    from fastapi.testclient import TestClient
+
+    reference = "ABCD2345"
+    signature = short_token("test-secret", reference)
+    quiet = TestClient(client.app, base_url="https://testserver", raise_server_exceptions=False)
+    caplog.set_level(logging.ERROR, logger="web.app")
+    response = quiet.get(f"/m/{reference}{signature}", follow_redirects=False)
+    assert response.status_code == 500
+    assert f"unhandled error on GET /m/{reference}********" in caplog.text
+    assert signature not in caplog.text
+
+
+def test_the_servers_log_lines_carry_no_working_manage_link():
+    """Uvicorn's own lines too (its "Exception in ASGI application" and the traceback after
+    it), and its access lines should they be turned on: both kinds of manage link."""
+    import logging
+    import sys
+
+    line = "failed on /m/ABCD2345abcdefgh and /b/ABCD-2345?token=c2VjcmV0&lang=es"
+    try:
+        raise RuntimeError(line)
+    except RuntimeError:
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, line, (), sys.exc_info())
+    written = _formatter("default").format(record)
+    assert "/m/ABCD2345******** and /b/ABCD-2345?token=********&lang=es" in written
+    request = ("203.0.113.7:5000", "GET", "/m/ABCD2345abcdefgh", "1.1", 500)
+    said = '%s - "%s %s HTTP/%s" %d'  # as uvicorn logs a request
+    access = logging.LogRecord("uvicorn.access", logging.INFO, "x", 1, said, request, None)
+    accessed = _formatter("access").format(access)
+    assert '"GET /m/ABCD2345******** HTTP/1.1" 500' in accessed
+    for line in (written, accessed):
+        assert "abcdefgh" not in line
+        assert "c2VjcmV0" not in line
+
+
+def _formatter(name: str):
+    """The formatter ``visits serve`` writes its log lines with."""
+    from web.serve import LOG_CONFIG
+
+    config = dict(LOG_CONFIG["formatters"][name])
+    return config.pop("()")(**config)
+
+
 @pytest.mark.parametrize("path", ["/find", "/p/QUENCORO"])
 def test_odd_characters_in_a_csrf_token_are_a_refusal_not_an_error(client, path):
     csrf(client)  # the session exists, with its token

@@ -11,11 +11,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 LENGTH = 8
+# The manage link an SMS carries is ``/m/`` + the reference + a signature of this length
+# (:meth:`visits.sms.SmsPolicy.short_link`).
+SHORT_LINK_LENGTH = 8
+# What stands for a manage link's signature wherever staff read an SMS, and in the copy kept
+# once it is sent: the same length, so the text counts the same segments.
+LINK_MASK = "*" * SHORT_LINK_LENGTH
 
 
 def new_reference() -> str:
@@ -56,3 +63,17 @@ def token_matches(secret_key: str, reference: str, token: str | None) -> bool:
         return False
     # Bytes: compare_digest refuses non-ASCII text, and a link can carry anything.
     return hmac.compare_digest(manage_token(secret_key, reference).encode(), token.encode())
+
+
+# A short manage link (the reference, then what may be its signature), and the long one's
+# token, in any text: a path, a log line, a traceback.
+_SHORT_LINK = re.compile(rf"(/m/[^/?#\s\"'<>]{{{LENGTH}}})[^/?#\s\"'<>]+")
+_TOKEN = re.compile(r"(\btoken=)[^&#\s\"'<>]+")
+
+
+def hide_links(text: str) -> str:
+    """``text`` with no working manage link: a short link's signature and a long link's token
+    masked (the reference stays, to tell which booking). Each opens the booking as the
+    family, so what is written down for staff or operators (a log line) never carries one.
+    """
+    return _TOKEN.sub(rf"\g<1>{LINK_MASK}", _SHORT_LINK.sub(rf"\g<1>{LINK_MASK}", text))

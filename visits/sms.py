@@ -25,16 +25,13 @@ from sqlalchemy.orm import Session
 from notifications import gsm, outbox
 from notifications.outbox import Draft
 from visits.i18n import N_, SUPPORTED_LOCALES, Np_, gettext, ngettext, use_locale
+from visits.reference import LINK_MASK, SHORT_LINK_LENGTH
 
 if TYPE_CHECKING:
     from visits.booking import Booking
     from visits.health import Measures
     from visits.settings import Settings
 
-SHORT_LINK_LENGTH = 8
-# What stands for a manage link's signature wherever staff read an SMS, and in the copy kept
-# once it is sent: the same length, so the text counts the same segments.
-LINK_MASK = "*" * SHORT_LINK_LENGTH
 MIN_PRISON_NAME = 12
 ELLIPSIS = "..."
 

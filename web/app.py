@@ -22,6 +22,7 @@ from visits.base import utcnow
 from visits.db import Database
 from visits.i18n import SUPPORTED_LOCALES, use_locale
 from visits.problems import Code, Problem, as_dicts
+from visits.reference import hide_links
 from visits.settings import Settings, get_settings
 from visits.sms import SmsPolicy
 from visits.staff import SignInPolicy
@@ -132,7 +133,9 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The path of a short manage link carries its signature: the log line must not open it.
+    path = hide_links(request.url.path)
+    log.exception("unhandled error on %s %s", request.method, path, exc_info=exc)
     response = _error_response(request, 500, Problem(Code.SERVER_ERROR))
     https = request.app.state.settings.is_public_site
     response.headers.update(security_headers(request.url.path, https=https))  # outside middleware

@@ -3,22 +3,48 @@
 Run as ``python -m web.serve OPTIONS`` (OPTIONS: uvicorn.run's keyword arguments as JSON)
 by ``visits serve`` only; the tests' ``tests.clocked_server`` calls :func:`main` to serve the
 same app on a clock of its own. It is a module of its own so that the supervisor process
-imports uvicorn and nothing else, and the spawned workers, which import the parent's main
-module again, import no more than this.
+imports uvicorn and nothing else of weight (:mod:`visits.reference`, which hides manage
+links in its log lines, needs only the standard library), and the spawned workers, which
+import the parent's main module again, import no more than this.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import AccessFormatter, DefaultFormatter
+
+from visits.reference import hide_links
+
+
+class _Hiding:
+    """Every line written, tracebacks included, with no working manage link in it
+    (:func:`visits.reference.hide_links`): a request's path or an error's text may hold one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_links(super().format(record))  # type: ignore[misc]
+
+
+class HidingFormatter(_Hiding, DefaultFormatter):
+    pass
+
+
+class HidingAccessFormatter(_Hiding, AccessFormatter):
+    pass
+
 
 # Uvicorn's logging, and our packages' INFO lines beside its own: without them the jobs run
 # in-process say nothing (which SMS sender runs, what was dispatched); only errors came out.
 LOG_CONFIG = {
     **LOGGING_CONFIG,
+    "formatters": {
+        "default": {**LOGGING_CONFIG["formatters"]["default"], "()": HidingFormatter},
+        "access": {**LOGGING_CONFIG["formatters"]["access"], "()": HidingAccessFormatter},
+    },
     "loggers": {
         **LOGGING_CONFIG["loggers"],
         **{
