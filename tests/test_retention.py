@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 
 from tests.factories import NOW, make_prison
 from tests.history import History, Person
+from tests.test_gate import gate_world  # noqa: F401 (a fixture)
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent, record
 from visits.booking import Booking, BookingStatus, BookingVisitor
@@ -170,16 +171,22 @@ def test_reasons_staff_typed_go_with_the_visit_and_the_person(db, db_url):
     assert events["visitor", str(barred)].details == {"until": OUTSIDE.isoformat()}
 
 
+def _one_purged_one_kept(s, status: BookingStatus):
+    """A visit a day past the period and one a day inside it (``status``), each of one
+    person; the references by booking id."""
+    history = History(s, make_prison(s))
+    inmate = history.inmate("Q1", "A")
+    old, recent = history.people([ADULT] * 2)
+    [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], status)
+    [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], status)
+    return dict(s.execute(select(Booking.id, Booking.reference)).all()), gone, kept
+
+
 def test_the_address_a_family_booked_from_goes_with_the_visit(db, db_url):
     """Kept in the booking's history to cap the bookings one client holds, and for abuse;
     not past the visit's data. Where staff acted from stays."""
     with db.writing() as s:
-        history = History(s, make_prison(s))
-        inmate = history.inmate("Q1", "A")
-        old, recent = history.people([ADULT] * 2)
-        [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], BookingStatus.CANCELLED)
-        [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], BookingStatus.CANCELLED)
-        refs = dict(s.execute(select(Booking.id, Booking.reference)).all())
+        refs, gone, kept = _one_purged_one_kept(s, BookingStatus.CANCELLED)
         for visit in (gone, kept):
             ref = refs[visit.booking_id]
             for actor, action, origin in (
@@ -206,17 +213,12 @@ def test_reasons_of_visits_purged_before_are_forgotten_by_a_migration(db, db_url
     """Migration 0017 does once for what older purges left what the purge now does."""
     command.downgrade(alembic_config(db_url), "0016")
     with db.writing() as s:
-        history = History(s, make_prison(s))
-        inmate = history.inmate("Q1", "A")
-        old, recent = history.people([ADULT] * 2)
-        [gone] = history.book(inmate, OUTSIDE, [Person(old, ADULT)], BookingStatus.CANCELLED)
-        [kept] = history.book(inmate, INSIDE, [Person(recent, ADULT)], BookingStatus.CANCELLED)
-        refs = dict(s.execute(select(Booking.id, Booking.reference)).all())
+        refs, gone, kept = _one_purged_one_kept(s, BookingStatus.CANCELLED)
         why = {"slot_id": 1, "reason": "la señora dijo que está enferma"}
         for visit in (gone, kept):
             record(s, at=LATE_EVENING, actor="staff:admin", action="booking.cancelled",
                    entity="booking", entity_id=refs[visit.booking_id], details=why)  # fmt: skip
-        for person in (old, 999_999):  # one still there, one deleted long ago
+        for person in (gone.visitor_id, 999_999):  # one still there, one deleted long ago
             record(s, at=LATE_EVENING, actor="staff:admin", action="visitor.barred",
                    entity="visitor", entity_id=person, details={"reason": "droga"})  # fmt: skip
         # As the purge before this release left a visit: no visitor, no phone, the reason.
@@ -228,7 +230,7 @@ def test_reasons_of_visits_purged_before_are_forgotten_by_a_migration(db, db_url
     assert events["booking", refs[gone.booking_id]] == {"slot_id": 1}
     assert events["booking", refs[kept.booking_id]] == why
     assert events["visitor", "999999"] == {}
-    assert events["visitor", str(old)] == {"reason": "droga"}
+    assert events["visitor", str(gone.visitor_id)] == {"reason": "droga"}
 
 
 @pytest.mark.slow
@@ -370,3 +372,191 @@ def test_a_lifted_suspension_keeps_its_person_no_longer_than_an_ended_one(db, db
 def test_a_retention_shorter_than_either_lookback_is_refused():
     with pytest.raises(ValidationError):
         Settings(tracing_retention_days=100, tracing_smear_negative_lookback_days=101)
+
+
+# What a booking's history may still say of a purged visit: what was done, to whom (the
+# visitor's place in the booking), from which visit time to which, and a form's one-off key.
+# A key the code writes that is not here, nor taken out by the purge, fails the test below:
+# decide which it is (visits.retention.FORGOTTEN, visits.gate.FINDINGS) before adding it.
+KEPT_DETAILS = {
+    "slot_id", "party_size", "inmate_id", "from_slot_id", "to_slot_id", "visitor", "was", "key",
+}  # fmt: skip
+
+
+def test_a_purged_bookings_history_says_what_the_gate_did_never_what_it_found(gate_world):  # noqa: F811 (the fixture)
+    """Every step the gate and staff record on a booking, through the real code (a
+    screening with symptoms, a turn-away for each reason, an arrival and its undo, nobody
+    came and its undo, a move and a cancel with staff's reasons, a family's reply): once
+    purged, the history keeps each step and none of what the gate found or staff typed."""
+    from tests.factories import NOW as GATE_NOW
+    from tests.factories import SMS as sms
+    from tests.factories import make_slot
+    from tests.test_gate import GUARD, _prison, _visitor_ids
+    from visits.booking import cancel_booking, move_booking, record_attending
+    from visits.gate import (
+        TurnAwayReason,
+        record_arrival,
+        record_no_show,
+        record_turned_away,
+        screen_at_gate,
+        undo_gate,
+        undo_no_show,
+    )
+    from visits.screening import Answers, Symptom
+
+    db, refs = gate_world
+    adult, child, baby = _visitor_ids(db, refs["today"])
+    gate = {"actor": GUARD, "now": GATE_NOW}
+    with db.writing() as s:
+        cough = Answers(symptoms=frozenset({Symptom.COUGH}))
+        screen_at_gate(s, prison=_prison(s), visitor_id=adult, answers=cough, sms_policy=sms,
+                       **gate)  # fmt: skip
+        record_arrival(s, prison=_prison(s), visitor_id=child, **gate)
+    with db.writing() as s:
+        undo_gate(s, prison=_prison(s), visitor_id=child, was="arrived", sms_policy=sms, **gate)
+    note = "dijo que tiene tos"
+    for reason in TurnAwayReason:  # each one recorded, then undone
+        with db.writing() as s:
+            record_turned_away(s, prison=_prison(s), visitor_id=baby, reason=reason, note=note,
+                               **gate)  # fmt: skip
+        with db.writing() as s:
+            undo_gate(s, prison=_prison(s), visitor_id=baby, was="turned_away", reason=reason,
+                      note=note, sms_policy=sms, **gate)  # fmt: skip
+    with db.writing() as s:
+        booking = s.scalar(select(Booking).where(Booking.reference == refs["tomorrow"]))
+        record_attending(s, booking, GATE_NOW)
+        later = make_slot(s, booking.prison, booking.slot.local_date + timedelta(days=1)).id
+        staff = {"now": GATE_NOW, "actor": "staff:guardia", "sms_policy": sms}
+        move_booking(s, booking, slot_id=later, reason="la familia está enferma", **staff)
+        cancel_booking(s, booking, reason="la familia sigue enferma", **staff)
+        elsewhere = s.scalar(select(Booking).where(Booking.reference == refs["elsewhere"]))
+        ends_at, other = elsewhere.slot.ends_at, _prison(s, "OTHER")
+    with db.writing() as s:
+        record_no_show(s, prison=other, booking_id=elsewhere.id, actor=GUARD, now=ends_at)
+    with db.writing() as s:
+        undo_no_show(s, prison=other, booking_id=elsewhere.id, actor=GUARD, now=ends_at)
+    with db.read_session() as s:
+        before = [(e.action, e.entity_id, set(e.details)) for e in _booking_events(s)]
+    written = set().union(*(keys for *_, keys in before))
+    assert {"turn_away_reason", "reason"} <= written  # what the purge must take out
+    done = {action for action, *_ in before}
+    assert {"visitor.screened", "visitor.gate_undone", "booking.no_show_undone"} <= done
+    assert {"booking.family_confirmed", "booking.moved", "booking.cancelled"} <= done
+    settings = Settings(database_url="sqlite://", secret_key="k",
+                        tracing_retention_days=RETENTION)  # fmt: skip
+    purge_visit_records(db, settings, GATE_NOW + timedelta(days=RETENTION + 10))
+    with db.read_session() as s:
+        after = [(e.action, e.entity_id, set(e.details)) for e in _booking_events(s)]
+        assert s.scalar(select(func.count()).select_from(BookingVisitor)) == 0  # all purged
+    assert [(action, ref) for action, ref, _ in after] == [
+        (action, ref) for action, ref, _ in before
+    ]  # every step is still there
+    left = set().union(*(keys for *_, keys in after))
+    assert left <= KEPT_DETAILS, left - KEPT_DETAILS
+
+
+def _booking_events(s) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.entity == "booking").order_by(AuditEvent.id)
+    return list(s.scalars(query))
+
+
+def test_what_the_gate_found_leaves_the_history_of_bookings_purged_before(db, db_url):
+    """Purges before this release took out the reasons staff typed, not why the gate turned a
+    visitor away: the job sweeps those histories once. A booking not purged keeps it."""
+    with db.writing() as s:
+        refs, gone, kept = _one_purged_one_kept(s, BookingStatus.ATTENDED)
+        for visit in (gone, kept):
+            found = {"visitor": 1, "turn_away_reason": "health"}
+            record(s, at=LATE_EVENING, actor="staff:guardia", action="visitor.turned_away",
+                   entity="booking", entity_id=refs[visit.booking_id], details=found)  # fmt: skip
+    settings = _settings(db_url)
+    purge_visit_records(db, settings, LATE_EVENING)
+    with db.writing() as s:  # as an earlier release left it: purged, the finding kept
+        event = s.scalar(select(AuditEvent).where(AuditEvent.entity_id == refs[gone.booking_id]))
+        event.details = {"visitor": 1, "turn_away_reason": "health"}
+    assert purge_visit_records(db, settings, LATE_EVENING, batch=1).histories == 1
+    with db.read_session() as s:
+        found = {e.entity_id: e.details for e in s.scalars(select(AuditEvent))}
+    assert found[refs[gone.booking_id]] == {"visitor": 1}
+    assert found[refs[kept.booking_id]] == {"visitor": 1, "turn_away_reason": "health"}
+    assert purge_visit_records(db, settings, LATE_EVENING).histories == 0
+
+
+def test_a_staff_session_goes_a_day_after_it_can_open_nothing(db, db_url):
+    """Signed out, or older than a shift: kept one more day (a request may still be writing
+    to it), then deleted with the address it was used from. The audit keeps the sign-in."""
+    from tests.staffing import make_staff
+    from visits.staff import StaffRole, StaffSession, StaffUser
+
+    with db.writing() as s:
+        make_prison(s, "QUENCORO")
+    make_staff(db, "guardia", StaffRole.GUARD)
+    now, day, shift = LATE_EVENING, timedelta(days=1), timedelta(hours=12)
+    sessions = {  # name: (signed in, signed out)
+        "live": (now - timedelta(hours=1), None),
+        "out_today": (now - timedelta(hours=3), now - timedelta(hours=2)),
+        "out_yesterday": (now - day - timedelta(hours=3), now - day - timedelta(minutes=1)),
+        "idle_within_a_day_of_its_shift": (now - shift - day + timedelta(minutes=1), None),
+        "shift_over_a_day_ago": (now - shift - day - timedelta(minutes=1), None),
+    }
+    with db.writing() as s:
+        user = s.scalar(select(StaffUser))
+        for name, (start, end) in sessions.items():
+            s.add(StaffSession(token_hash=name, user_id=user.id, csrf_token="t", created_at=start,
+                               last_seen_at=start, ended_at=end, client="10.1.2.3"))  # fmt: skip
+    settings = _settings(db_url)
+    assert purge_visit_records(db, settings, now).staff_sessions == 2
+    with db.read_session() as s:
+        left = set(s.scalars(select(StaffSession.token_hash)))
+    assert left == {"live", "out_today", "idle_within_a_day_of_its_shift"}
+
+
+def test_a_phone_is_forgotten_once_no_mark_or_nothing_we_send_from_holds_it(db, db_url):
+    """A number with no mark left is forgotten at once; a marked one (opted out, or
+    unreachable) once its mark is older than the SMS retention period and no booking, SMS,
+    received text or exposure notice holds the number: while one does, the service may still
+    text it, and an opt-out must be honoured."""
+    from notifications.inbound import receive
+    from notifications.outbox import Draft, enqueue
+    from notifications.recipients import Recipient, mark_unreachable, opt_in, opt_out
+
+    settings = Settings(database_url=db_url, secret_key="k", tracing_retention_days=RETENTION,
+                        message_retention_days=180)  # fmt: skip
+    now = LATE_EVENING
+    long_ago = now - timedelta(days=181)
+    phone = {name: f"+519870001{n:02d}" for n, name in enumerate((
+        "opted_in_again", "reachable_again", "opted_out_held_by_nothing",
+        "unreachable_held_by_nothing", "opted_out_recently", "booked", "texted", "sent_to",
+        "told_of_an_exposure",
+    ))}  # fmt: skip
+    with db.writing() as s:
+        history = History(s, make_prison(s))
+        inmate = history.inmate("Q1", "A")
+        [person] = history.people([ADULT])
+        history.book(inmate, INSIDE, [Person(person, ADULT)], phone=phone["booked"])
+        for name in phone:
+            if name.startswith("unreachable") or name in ("reachable_again", "sent_to"):
+                mark_unreachable(s, phone[name], "30006", long_ago)
+            else:
+                opt_out(s, phone[name], "BAJA", now if "recently" in name else long_ago)
+        s.flush()
+        opt_in(s, phone["opted_in_again"], long_ago)
+        s.get(Recipient, phone["reachable_again"]).unreachable_at = None
+        enqueue(s, Draft(recipient=phone["sent_to"], body="x", language="es", dedupe_key="x",
+                         kind="broadcast"), long_ago)  # fmt: skip
+        receive(s, provider_sid="SM1", sender=phone["texted"], body="hola", now=long_ago)
+        advisory = HealthAdvisory(
+            prison_id=history.prison.id, scope=Scope.PRISON, kind=AdvisoryKind.TB_SUSCEPTIBLE,
+            masks=True, starts_on=OUTSIDE, created_by="staff:salud", created_at=long_ago,
+            updated_at=long_ago,
+        )  # fmt: skip
+        s.add(advisory)
+        s.flush()
+        s.add(ContactNotice(advisory_id=advisory.id, visitor_id=person, tier=2,
+                            phone=phone["told_of_an_exposure"], at=now))  # fmt: skip
+    done = purge_visit_records(db, settings, now, batch=2)
+    assert done.recipients == 4
+    with db.read_session() as s:
+        left = set(s.scalars(select(Recipient.phone)))
+    kept = ("opted_out_recently", "booked", "texted", "sent_to", "told_of_an_exposure")
+    assert left == {phone[name] for name in kept}

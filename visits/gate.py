@@ -952,6 +952,12 @@ def _record(
     check.at, check.by = now, actor.name
 
 
+# The keys of a gate step's details that tell what the gate found of a visitor: why they were
+# not let in ("health": symptoms, or a measure that keeps them out). Gate records go when the
+# visit's data is purged, and these go with them from its history (visits.retention).
+FINDINGS = ("turn_away_reason",)
+
+
 def _audit(
     session: Session,
     booking: Booking,

@@ -95,17 +95,8 @@ def purge_messages(db: Database, settings: Settings, now: datetime | None = None
         return outbox.purge(session, before) + inbound.purge(session, before)
 
 
-def purge_visit_records(
-    db: Database, settings: Settings, now: datetime | None = None, batch: int = retention.BATCH
-) -> retention.Purged:
-    """Purge the personal data of visits past the retention period (:mod:`visits.retention`),
-    one short transaction per batch until nothing old is left."""
-    now = now or utcnow()
-    with db.read_session() as session:
-        edge = retention.cutoff(session, now, settings.tracing_policy)
+def _purge_visits(db: Database, edge: retention.Cutoff, batch: int) -> retention.Purged:
     total = retention.Purged()
-    if edge is None:
-        return total
     while True:
         with db.writing() as session:
             done = retention.purge_batch(session, edge, batch)
@@ -118,11 +109,39 @@ def purge_visit_records(
         total.visitors += people
         if not people:
             break
+    return total
+
+
+def purge_visit_records(
+    db: Database, settings: Settings, now: datetime | None = None, batch: int = retention.BATCH
+) -> retention.Purged:
+    """Purge the personal data of visits past the retention period (:mod:`visits.retention`),
+    one short transaction per batch until nothing old is left; then the staff sessions and
+    the SMS recipients that serve nothing any more."""
+    now = now or utcnow()
+    with db.read_session() as session:
+        edge = retention.cutoff(session, now, settings.tracing_policy)
+    total = retention.Purged() if edge is None else _purge_visits(db, edge, batch)
+    while True:
+        with db.writing() as session:
+            swept = retention.forget_in_purged(session, batch)
+        total.histories += swept
+        if not swept:
+            break
+    with db.writing() as session:
+        lifetime = timedelta(hours=settings.staff_session_hours)
+        total.staff_sessions = retention.purge_staff_sessions(session, now, lifetime)
+    before, after = now - timedelta(days=settings.message_retention_days), ""
+    while after is not None:
+        with db.writing() as session:
+            forgotten, after = retention.purge_recipients(session, before, after, batch)
+        total.recipients += forgotten
     if total != retention.Purged():
         log.info(
             "purged visits past retention: %s visitors of bookings, %s phones, %s people, "
-            "%s exposure notices",
-            total.visits, total.bookings, total.visitors, total.notices,
+            "%s exposure notices, %s histories swept; %s staff sessions, %s SMS recipients",
+            total.visits, total.bookings, total.visitors, total.notices, total.histories,
+            total.staff_sessions, total.recipients,
         )  # fmt: skip
     return total
 

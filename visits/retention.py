@@ -25,8 +25,30 @@ early anywhere):
   family) or of a deleted person (why they were barred) are removed from the audit log: free
   text may say anything about someone; and so is the family's address (``origin``) in the
   history of a purged booking (kept until then to see who holds places, and for abuse, see
-  :func:`visits.booking.unconfirmed_problem`). What was done, by whom and when stays, and so
-  does where staff acted from.
+  :func:`visits.booking.unconfirmed_problem`). What the gate found of a visitor goes from it
+  too (:data:`visits.gate.FINDINGS`: why they were not let in, "health" among the reasons), as
+  the gate's records do: the history says a screening happened, never what it found. What was
+  done, by whom and when stays, and so does where staff acted from. Histories of bookings
+  purged before a key was known to it are swept by :func:`forget_in_purged`.
+
+The same daily job deletes two records that would otherwise stay for ever:
+
+- a staff session (:class:`visits.staff.StaffSession`, with the address it was used from) a
+  day after it was signed out or its shift ended (:func:`purge_staff_sessions`): it opens
+  nothing any more, and the audit keeps the sign-in and sign-out with their addresses;
+- what the SMS channel knows of a phone (:class:`notifications.recipients.Recipient`, see
+  :func:`purge_recipients`): a number with no mark left (its opt-out or its unreachable mark
+  lifted) at once, as it says nothing a missing row does not; a marked one once the mark is
+  older than the SMS retention period (``VISITS_MESSAGE_RETENTION_DAYS``) and no booking,
+  SMS, received text or exposure notice holds the number any more.
+
+  Decision: an opt-out is kept while the service can still send to the number, that is while
+  anything it sends from holds it (every SMS goes to a booking's phone, a notice's phone, or
+  answers a text received), and never less than the SMS retention period. Once nothing holds
+  it, no SMS can reach it, and keeping the number only to remember it would keep a phone
+  number with nothing else, for ever; a family that gives it again in a new booking (months
+  after its visits were purged) has given it afresh, and may send the stop word again. An
+  unreachable mark follows the same rule: it keeps us from texting a dead number we hold.
 
 Nothing of a visit within the retention period, or still to come, is touched; neither are the
 SMS and received texts, which have their own period (``VISITS_MESSAGE_RETENTION_DAYS``).
@@ -42,25 +64,35 @@ changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from notifications.inbound import InboundMessage
+from notifications.outbox import OutboxMessage
+from notifications.recipients import Recipient
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingVisitor
 from visits.db import lock_rows, require_write_lock
-from visits.gate import GateCheck
+from visits.gate import FINDINGS, GateCheck
 from visits.health import TracingPolicy
 from visits.prison import Prison
 from visits.screening import Screening
+from visits.staff import StaffSession
 from visits.tracing import ContactNotice, window
 from visits.visitor import Visitor, VisitorSuspension
 
 BATCH = 1000
+# What a purged visit's history, or a deleted person's, loses: the reasons staff typed (free
+# text may say anything about someone) and what the gate found of a visitor.
+FORGOTTEN = ("reason", *FINDINGS)
+# A staff session that opens nothing any more is kept this long: a request that found it live
+# just before may still be writing to it (signing out, changing its password).
+STAFF_SESSION_KEEP = timedelta(days=1)
 
 
 @dataclass
@@ -69,14 +101,12 @@ class Purged:
     bookings: int = 0  # phones blanked
     visitors: int = 0  # people deleted
     notices: int = 0
+    histories: int = 0  # events of bookings purged before, swept (forget_in_purged)
+    staff_sessions: int = 0
+    recipients: int = 0  # phones the SMS channel no longer remembers
 
     def __add__(self, other: Purged) -> Purged:
-        return Purged(
-            self.visits + other.visits,
-            self.bookings + other.bookings,
-            self.visitors + other.visitors,
-            self.notices + other.notices,
-        )
+        return Purged(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Purged)))
 
 
 @dataclass(frozen=True)
@@ -242,8 +272,8 @@ FAMILY_ACTORS = ("family", "api")
 
 
 def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> None:
-    """Take the staff-typed reasons, and the family's address, out of these records'
-    history."""
+    """Take the staff-typed reasons, what the gate found, and the family's address out of
+    these records' history."""
     keys = [str(i) for i in ids]
     if not keys:
         return
@@ -251,7 +281,80 @@ def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> Non
         select(AuditEvent).where(AuditEvent.entity == entity, AuditEvent.entity_id.in_(keys))
     )
     for event in events:
-        if "reason" in event.details:
-            event.details = {k: v for k, v in event.details.items() if k != "reason"}
+        _forget_details(event)
         if event.actor in FAMILY_ACTORS and event.origin:
             event.origin = ""
+
+
+def _forget_details(event: AuditEvent) -> None:
+    if any(key in event.details for key in FORGOTTEN):
+        event.details = {k: v for k, v in event.details.items() if k not in FORGOTTEN}
+
+
+def forget_in_purged(session: Session, batch: int = BATCH) -> int:
+    """The history of bookings purged before the purge forgot a key of :data:`FORGOTTEN` (what
+    the gate found, until this release): at most ``batch`` of their events that still hold
+    one lose it; how many (0: none left). Nothing is found once every such event was swept."""
+    require_write_lock(session)
+    holding = or_(*(AuditEvent.details[key].as_string().is_not(None) for key in FORGOTTEN))
+    purged = select(Booking.reference).where(Booking.contact_phone == "")
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.entity == "booking", AuditEvent.entity_id.in_(purged), holding)
+        .order_by(AuditEvent.id)
+        .limit(batch)
+    ).all()
+    for event in events:
+        _forget_details(event)
+    return len(events)
+
+
+def purge_staff_sessions(session: Session, now: datetime, lifetime: timedelta) -> int:
+    """Delete the staff sessions (and the address each was used from) signed out, or older
+    than a shift (``lifetime``), more than :data:`STAFF_SESSION_KEEP` ago; how many."""
+    require_write_lock(session)
+    gone = now - STAFF_SESSION_KEEP
+    ended = or_(StaffSession.ended_at < gone, StaffSession.created_at < gone - lifetime)
+    return session.execute(delete(StaffSession).where(ended)).rowcount or 0
+
+
+# Where the service sends SMS from: a number none of these holds receives nothing of ours.
+_HOLDERS = (
+    Booking.contact_phone,
+    OutboxMessage.recipient,
+    InboundMessage.sender,
+    ContactNotice.phone,
+)
+
+
+def purge_recipients(
+    session: Session, before: datetime, after: str = "", batch: int = BATCH
+) -> tuple[int, str | None]:
+    """Forget phones the SMS channel has no more use for (see the module's decision): every
+    number with no mark; of the marked ones unchanged since ``before`` (the SMS retention
+    period) after ``after``, in order, at most ``batch`` looked at, those nothing holds. How
+    many were deleted, and the last number looked at (``None``: no more to look at)."""
+    require_write_lock(session)
+    unmarked = and_(Recipient.opted_out_at.is_(None), Recipient.unreachable_at.is_(None))
+    deleted = session.execute(delete(Recipient).where(unmarked)).rowcount or 0
+    phones = list(
+        session.scalars(
+            select(Recipient.phone)
+            .where(Recipient.updated_at < before, Recipient.phone > after)
+            .order_by(Recipient.phone)
+            .limit(batch)
+        )
+    )
+    if not phones:
+        return deleted, None
+    held: set[str] = set()
+    for column in _HOLDERS:
+        held |= set(session.scalars(select(column).where(column.in_(phones)).distinct()))
+    if unheld := [p for p in phones if p not in held]:
+        deleted += (
+            session.execute(
+                delete(Recipient).where(Recipient.phone.in_(unheld), Recipient.updated_at < before)
+            ).rowcount
+            or 0
+        )
+    return deleted, phones[-1]
