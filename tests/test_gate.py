@@ -1504,21 +1504,39 @@ def left_for_the_gate(client, db, send, reference: str) -> str:
     return result
 
 
-def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
-    """Ana came in for the 14:00 visit; then Eva, of the same booking and still outside, is
-    barred from the prison. The booking is left for the gate (someone is inside), but Eva's
-    row says she may not come in and offers no "came in", and an arrival recorded for her
-    anyway (a list loaded before the bar) is refused in the guard's words."""
-    a, b = guards
+def _ana_in_eva_out(db, a, b) -> tuple[str, int, int]:
+    """Ana and Eva Ccori's 14:00 visit at Quencoro today: guard ``b``'s list, loaded first,
+    offers Eva's "came in"; then guard ``a`` lets Ana in. The reference, Ana's and Eva's ids."""
     party = (
         visitor("46000001", first_names="Ana", last_names="Ccori"),
         visitor("46000002", first_names="Eva", last_names="Ccori"),
     )
     reference, _, ana = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
     eva = ana + 1
-    stale = b.get("/staff/p/QUENCORO/day").text
-    assert f"/visitors/{eva}/arrived" in stale
+    assert f"/visitors/{eva}/arrived" in b.get("/staff/p/QUENCORO/day").text
     assert _post(a, f"/visitors/{ana}/arrived").status_code == 303
+    return reference, ana, eva
+
+
+def _arrival_refused(client, visitor_id: int) -> str:
+    """An arrival recorded for the visitor (from a list loaded before) is refused: the page
+    in English, as text."""
+    refused = client.post(
+        f"/staff/p/QUENCORO/visitors/{visitor_id}/arrived?lang=en",
+        data={"csrf_token": staff_token(client)},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 409
+    return text(refused)
+
+
+def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
+    """Ana came in for the 14:00 visit; then Eva, of the same booking and still outside, is
+    barred from the prison. The booking is left for the gate (someone is inside), but Eva's
+    row says she may not come in and offers no "came in", and an arrival recorded for her
+    anyway (a list loaded before the bar) is refused in the guard's words."""
+    a, b = guards
+    reference, _, eva = _ana_in_eva_out(db, a, b)
     with db.writing() as s:
         _stop(s, "visitor_barred", "QUENCORO", "Q10001", "46000002")
     assert _status(db, reference) is BookingStatus.ATTENDED
@@ -1526,13 +1544,8 @@ def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
     assert f"/visitors/{eva}/arrived" not in page.text
     assert f"/visitors/{eva}/turn-away" in page.text
     assert "Eva Ccori · DNI 46000002 · Adult May not come in: barred from this prison" in text(page)
-    refused = b.post(
-        f"/staff/p/QUENCORO/visitors/{eva}/arrived?lang=en",
-        data={"csrf_token": staff_token(b)},
-        follow_redirects=False,
-    )
-    assert refused.status_code == 409
-    assert "Eva Ccori may not come in: barred from visiting this prison." in text(refused)
+    refused = _arrival_refused(b, eva)
+    assert "Eva Ccori may not come in: barred from visiting this prison." in refused
     assert _gate_check(db, eva) is None
     with db.read_session() as s:
         [listed] = [bk for slot in day_list(s, _prison(s, "QUENCORO"), LIMA_TODAY)
@@ -1559,3 +1572,89 @@ def test_a_document_number_typed_as_the_card_prints_it_finds_its_booking(guards,
     )
     assert found.status_code == 303
     assert found.headers["location"].endswith(f"#b-{reference}")
+
+
+@pytest.mark.parametrize(
+    ("how", "tag", "refusal"),
+    [
+        (
+            "closed",
+            "May not come in: visit time closed",
+            "Eva Ccori may not come in: this visit time is closed (Requisa).",
+        ),
+        (
+            "inmate_suspended",
+            "May not come in: visits suspended",
+            "Eva Ccori may not come in: visits to Carlos Yupanqui Huarcaya are suspended.",
+        ),
+        (
+            "inmate_not_active",
+            "May not come in: no longer visitable here",
+            "Eva Ccori may not come in: Carlos Yupanqui Huarcaya can no longer be visited at "
+            "this prison.",
+        ),
+        (
+            "visitor_barred",  # Ana, inside, is barred; Eva is not, but the visit is stopped
+            "May not come in: a visitor is barred",
+            "Eva Ccori may not come in: a visitor of this booking is barred from this prison, "
+            "so this visit is stopped.",
+        ),
+    ],
+)
+def test_nobody_more_of_a_visit_stopped_once_someone_was_inside_is_let_in(
+    guards, db, how, tag, refusal
+):
+    """Ana came in for the 14:00 visit; then the time is closed, visits to Carlos suspended,
+    Carlos transferred, or Ana barred. The booking is left for the gate (Ana is inside, and
+    her undo stays), but Eva, still outside, may not come in: her row says why and offers
+    only "not let in", and an arrival recorded for her anyway (a list loaded before) is
+    refused in the guard's words."""
+    a, b = guards
+    reference, ana, eva = _ana_in_eva_out(db, a, b)
+    with db.writing() as s:
+        _stop(s, how, "QUENCORO", "Q10001", "46000001")
+    assert _status(db, reference) is BookingStatus.ATTENDED
+    page = a.get("/staff/p/QUENCORO/day?lang=en")
+    assert f"/visitors/{eva}/arrived" not in page.text
+    assert f"/visitors/{eva}/turn-away" in page.text
+    assert f"/visitors/{ana}/undo" in page.text
+    assert f"Eva Ccori · DNI 46000002 · Adult {tag}" in text(page)
+    assert f"Ana Ccori · DNI 46000001 · Adult {tag}" not in text(page)  # she is inside
+    assert refusal in _arrival_refused(b, eva)
+    assert _gate_check(db, eva) is None
+    turned = _post(a, f"/visitors/{eva}/turn-away", reason="other", note="Visita detenida")
+    assert turned.status_code == 303
+    assert _gate_check(db, eva).status is GateStatus.TURNED_AWAY
+    assert _status(db, reference) is BookingStatus.ATTENDED
+
+
+@pytest.mark.parametrize(
+    ("how", "refusal"),
+    [
+        ("visitor_barred", "Eva Ccori may not come in: barred from visiting this prison."),
+        ("closed", "Eva Ccori may not come in: this visit time is closed (Requisa)."),
+    ],
+)
+def test_the_health_questions_never_say_a_visitor_the_gate_refuses_can_come_in(
+    guards, db, how, refusal
+):
+    """Ana is inside; Eva, still outside, is barred (or the time closed). Asked the health
+    questions with only "lives with someone with TB" ticked (or none), the outcome says she
+    may not come in and why, not "no symptoms: they can come in"; the TB advice still
+    stands, and nothing is recorded for her at the gate."""
+    a, b = guards
+    _, _, eva = _ana_in_eva_out(db, a, b)
+    with db.writing() as s:
+        _stop(s, how, "QUENCORO", "Q10001", "46000002")
+    path = f"/staff/p/QUENCORO/visitors/{eva}/screening?lang=en"
+    for answers in ({"lives_with_tb": "1"}, {}):
+        answered = a.post(
+            path, data={"csrf_token": staff_token(a), **answers}, follow_redirects=False
+        )
+        assert answered.status_code == 200  # the outcome, not back to the list
+        said = text(answered)
+        assert "Not let in today" in said
+        assert refusal in said
+        assert "they can come in" not in said
+        assert ("a check is advised" in said) is bool(answers)
+        assert _gate_check(db, eva) is None

@@ -199,19 +199,27 @@ class GateBooking:
 
     def visitor_tags(self, visitor: GateVisitor) -> list[str]:
         """What the list says of the visitor's health (keys of its words), and of a bar:
-        kept out by a measure or barred (unless let in already), the health questions,
-        symptoms found lately."""
+        kept out by a measure, barred, or the visit stopped since someone of it came in
+        (unless let in already), the health questions, symptoms found lately."""
         tags = []
         if visitor.gate_status is not GateStatus.ARRIVED:
             if visitor.barred:
                 tags.append("barred")
             elif self.kept_out(visitor):
                 tags.append("may_not_come_in")
+            elif self.stop_visit is not None:
+                tags.append("visit_stopped")
         if screened := visitor.screening_tag:
             tags.append(screened)
         if visitor.refused_for_symptoms is not None:
             tags.append("refused_for_symptoms")
         return tags
+
+    def shut_out(self, visitor: GateVisitor) -> bool:
+        """Whether the gate may not let the visitor in (no "came in" on the list, as
+        :func:`record_arrival` refuses): kept out by the health measures, barred, or the visit
+        stopped since someone of it came in (:attr:`stop_visit`)."""
+        return self.kept_out(visitor) or visitor.barred or self.stop_visit is not None
 
     @property
     def nobody_may_come_in(self) -> bool:
@@ -560,9 +568,10 @@ def record_arrival(
     """A visitor came in: the booking is attended. Said twice (a double click, two guards),
     it is recorded once. Refused for a visitor the visit's health measures keep away (the
     rules that mark them on the list: visits to the person paused, :func:`paused_problem`, or a
-    high-risk visitor kept away, :func:`kept_away`), and for one barred from the prison that
-    day (a bar made once someone of the booking was inside leaves it for the gate:
-    :mod:`visits.stopping`): they can only be turned away."""
+    high-risk visitor kept away, :func:`kept_away`), for one barred from the prison that
+    day, and for anyone of a booking visits are stopped for once someone of it came in (a bar
+    or any other cause made since leaves it for the gate: :func:`stopped_problem`): they can
+    only be turned away."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     if _unchanged(session, visitor, GateStatus.ARRIVED, None, ""):
         return booking
@@ -571,12 +580,49 @@ def record_arrival(
         raise Rejected([paused_problem(booking, visitor)])
     if why := kept_away(session, booking, visitor, measures=measures):
         raise Rejected([kept_away_problem(why, visitor.full_name)])
-    if stopping.barred(session, prison.id, [visitor.visitor_id], booking.slot.local_date):
-        raise Rejected([Problem(Code.VISITOR_SUSPENDED, None, {"name": visitor.full_name})])
+    if refused := stopped_problem(session, prison, booking, visitor):
+        raise Rejected([refused])
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
     _audit(session, booking, visitor, "visitor.arrived", actor, now)
     return booking
+
+
+# Why the gate lets nobody more of a booking in, once someone of it came in, by what stopped
+# its visit since (:func:`visits.stopping.stop_cause`; a health pause: :func:`paused_problem`).
+_STOPPED = {
+    CancelCause.CLOSED: Code.VISIT_STOPPED_CLOSED,
+    CancelCause.INMATE_SUSPENDED: Code.VISIT_STOPPED_INMATE_SUSPENDED,
+    CancelCause.INMATE_NOT_ACTIVE: Code.VISIT_STOPPED_INMATE_NOT_ACTIVE,
+    CancelCause.VISITOR_BARRED: Code.VISIT_STOPPED_BARRED,
+}
+
+
+def stopped_problem(
+    session: Session, prison: Prison, booking: Booking, visitor: BookingVisitor
+) -> Problem | None:
+    """Why the gate may not let the visitor in beside the health measures, if it may not: she
+    is barred from the prison that day, or the booking is attended and its visit stopped since
+    (:mod:`visits.stopping` leaves such a booking to the gate, which lets nobody more of it
+    in), as the list says (:meth:`GateBooking.shut_out`)."""
+    name = visitor.full_name
+    if stopping.barred(session, prison.id, [visitor.visitor_id], booking.slot.local_date):
+        return Problem(Code.VISITOR_SUSPENDED, None, {"name": name})
+    if booking.status is not BookingStatus.ATTENDED:
+        return None
+    stop = stopping.stopped(session, booking)
+    if stop is None:
+        return None
+    if stop.cause is CancelCause.HEALTH_SUSPENDED:
+        return paused_problem(booking, visitor)
+    reason = stop.closure.reason if stop.closure is not None else ""
+    params = {"name": name, "inmate": _inmate_name(booking), "reason": reason}
+    return Problem(_STOPPED[stop.cause], None, params)
+
+
+def _inmate_name(booking: Booking) -> str:
+    inmate = booking.inmate
+    return f"{inmate.first_names} {inmate.last_name_1} {inmate.last_name_2}".strip()
 
 
 def paused_problem(booking: Booking, visitor: BookingVisitor) -> Problem:
@@ -586,8 +632,7 @@ def paused_problem(booking: Booking, visitor: BookingVisitor) -> Problem:
     visit time had already begun stays on the day's list, tagged "visits paused", and whoever
     of it has not come in yet is kept out like a child under 5 under a no-high-risk measure.
     """
-    inmate = booking.inmate
-    name = f"{inmate.first_names} {inmate.last_name_1} {inmate.last_name_2}".strip()
+    name = _inmate_name(booking)
     return Problem(Code.HEALTH_SUSPENDED, None, {"name": visitor.full_name, "inmate": name})
 
 
@@ -685,10 +730,18 @@ class Screened:
     # pregnant or with low defences) where high-risk visitors are kept away.
     kept_away: HighRisk | None = None
     paused: bool = False  # a health measure pauses visits to the person visited
+    # Why the gate may not let the visitor in otherwise (barred, or the visit stopped since
+    # someone of it came in: :func:`stopped_problem`), whatever the answers.
+    refused: Problem | None = None
 
     @property
     def let_in(self) -> bool:
-        return self.outcome is not Outcome.REFER and not self.kept_away and not self.paused
+        return (
+            self.outcome is not Outcome.REFER
+            and not self.kept_away
+            and not self.paused
+            and self.refused is None
+        )
 
 
 def screen_at_gate(
@@ -705,6 +758,9 @@ def screen_at_gate(
     symptom, a high-risk visitor (or one under 5) where a measure keeps them away, or visits
     to the person paused: the visitor is not let in (a health turn-away). Any symptom, or
     living with someone with TB: the family is told where to get a free check (once a day).
+    A visitor the gate may not let in for another reason (barred, or the visit stopped:
+    :func:`stopped_problem`) is told so, whatever the answers, and nothing else is recorded
+    for it (not a health turn-away).
     A visitor found with symptoms stays so until a guard undoes the turn-away: a page loaded
     earlier never clears it."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
@@ -714,6 +770,7 @@ def screen_at_gate(
     high_risk = visitor.high_risk or answers.high_risk
     measures = for_booking(session, booking)
     why = kept_away(session, booking, visitor, declared=answers.high_risk, measures=measures)
+    refused = stopped_problem(session, prison, booking, visitor)
     if answers.outcome is Outcome.REFER or why or measures.suspended:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
@@ -726,7 +783,7 @@ def screen_at_gate(
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
     # The outcome is health data: the audit says a screening happened, not what it found.
     _audit(session, booking, visitor, "visitor.screened", actor, now)
-    return Screened(booking, answers.outcome, why, measures.suspended)
+    return Screened(booking, answers.outcome, why, measures.suspended, refused)
 
 
 # The bookings an undo applies to, or says why it does not (a cancelled one: see below).

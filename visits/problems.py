@@ -111,6 +111,12 @@ class Code(StrEnum):
     CAME_TO_THE_GATE = "came_to_the_gate"
     SCREENED_AT_THE_GATE = "screened_at_the_gate"
     NOBODY_MAY_COME_IN = "nobody_may_come_in"
+    # Visits stopped for a booking someone of which was inside already (visits.stopping):
+    # nobody more of it comes in, and why.
+    VISIT_STOPPED_CLOSED = "visit_stopped_closed"
+    VISIT_STOPPED_INMATE_SUSPENDED = "visit_stopped_inmate_suspended"
+    VISIT_STOPPED_INMATE_NOT_ACTIVE = "visit_stopped_inmate_not_active"
+    VISIT_STOPPED_BARRED = "visit_stopped_barred"
     ALREADY_RECORDED = "already_recorded"
     GATE_RECORD_CHANGED = "gate_record_changed"
     GATE_RECORDED = "gate_recorded"
@@ -299,6 +305,19 @@ MESSAGES: dict[Code, str] = {
     Code.SCREENED_AT_THE_GATE: N_(
         "%(name)s answered the health questions at the gate: someone of this booking came, "
         "so it is not a no-show."
+    ),
+    Code.VISIT_STOPPED_CLOSED: N_(
+        "%(name)s may not come in: this visit time is closed (%(reason)s)."
+    ),
+    Code.VISIT_STOPPED_INMATE_SUSPENDED: N_(
+        "%(name)s may not come in: visits to %(inmate)s are suspended."
+    ),
+    Code.VISIT_STOPPED_INMATE_NOT_ACTIVE: N_(
+        "%(name)s may not come in: %(inmate)s can no longer be visited at this prison."
+    ),
+    Code.VISIT_STOPPED_BARRED: N_(
+        "%(name)s may not come in: a visitor of this booking is barred from this prison, so "
+        "this visit is stopped."
     ),
     Code.NOBODY_MAY_COME_IN: N_(
         "A health measure kept everyone of this booking from coming in: it is not a no-show."

@@ -11,22 +11,29 @@ and if the gate then undoes the check-in (a mistake: nobody came in), :func:`app
 cancels it as the cause would have (seats back, the family's SMS in the cause's words) when
 its visit is still to come. One order of causes serves both, so the flag names the cause the
 undo would cancel with.
+
+Decision: those inside are left to the gate to bring out, but nobody more of such a booking
+is let in: those still outside get no "came in" on the list, and an arrival recorded for them
+anyway (a list loaded before) is refused in the cause's words (:func:`stopped`, read by
+:func:`visits.gate.stopped_problem`): the visit may not go ahead, only end.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visits import issuing
+from visits.advisories import HealthAdvisory
 from visits.booking import Booking, CancelCause, cancel_booking
 from visits.inmate import Inmate, InmateSuspension, inmate_problems
 from visits.problems import Code
-from visits.schedule import closure_for, closures_between
+from visits.schedule import Closure, closure_for, closures_between
 from visits.sms import SmsPolicy
 from visits.visitor import suspended_on, suspensions_from
 
@@ -83,6 +90,33 @@ def barred(session: Session, prison_id: int, people: Iterable[int], day: date) -
     return set(suspended_on(suspensions_from(session, prison_id, people, day), day))
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why visits are stopped for a booking (:func:`stop_cause`), with what cancelling it for
+    that says: the closure (its reason), and the health pause, if one pauses it."""
+
+    cause: CancelCause
+    closure: Closure | None = None
+    advisory: HealthAdvisory | None = None
+
+
+def stopped(session: Session, booking: Booking) -> Stop | None:
+    """Why visits are stopped for the booking, if they are: an undone check-in cancels it for
+    that (:func:`apply_to_undone`), and the gate lets nobody more of it in
+    (:func:`visits.gate.stopped_problem`)."""
+    day, prison = booking.slot.local_date, booking.prison
+    closure = closure_for(closures_between(session, prison.id, day, day), booking.slot, prison.tz)
+    people = [v.visitor_id for v in booking.visitors]
+    advisory = issuing.pausing(session, booking)
+    cause = stop_cause(
+        closed=closure is not None,
+        inmate=inmate_causes(session, [booking.inmate_id], day).get(booking.inmate_id),
+        barred=bool(barred(session, prison.id, people, day)),
+        health_paused=advisory is not None,
+    )
+    return Stop(cause, closure, advisory) if cause is not None else None
+
+
 def apply_to_undone(
     session: Session,
     booking: Booking,
@@ -98,22 +132,13 @@ def apply_to_undone(
     it was. A visit already begun stays, as they leave it."""
     if not booking.can_change(now):
         return None
-    day, prison = booking.slot.local_date, booking.prison
-    closure = closure_for(closures_between(session, prison.id, day, day), booking.slot, prison.tz)
-    people = [v.visitor_id for v in booking.visitors]
-    advisory = issuing.pausing(session, booking)
-    cause = stop_cause(
-        closed=closure is not None,
-        inmate=inmate_causes(session, [booking.inmate_id], day).get(booking.inmate_id),
-        barred=bool(barred(session, prison.id, people, day)),
-        health_paused=advisory is not None,
-    )
-    if cause is None:
+    stop = stopped(session, booking)
+    if stop is None:
         return None
     cancel_booking(
         session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
-        reason=closure.reason if closure is not None else "", cause=cause,
+        reason=stop.closure.reason if stop.closure is not None else "", cause=stop.cause,
     )  # fmt: skip
-    if cause is CancelCause.HEALTH_SUSPENDED and advisory is not None:
-        issuing.applied_to_undone(session, advisory, booking, now, (actor, origin))
-    return cause
+    if stop.cause is CancelCause.HEALTH_SUSPENDED and stop.advisory is not None:
+        issuing.applied_to_undone(session, stop.advisory, booking, now, (actor, origin))
+    return stop.cause

@@ -182,6 +182,14 @@ def _words() -> dict[object, str]:
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
         barred=gettext("May not come in: barred from this prison"),
+        # Someone of it came in before visits were stopped for it: those still outside, why
+        # they may not come in (a health pause says "may_not_come_in").
+        visit_stopped={
+            CancelCause.INMATE_SUSPENDED: gettext("May not come in: visits suspended"),
+            CancelCause.INMATE_NOT_ACTIVE: gettext("May not come in: no longer visitable here"),
+            CancelCause.VISITOR_BARRED: gettext("May not come in: a visitor is barred"),
+            CancelCause.CLOSED: gettext("May not come in: visit time closed"),
+        },
         health_questions=gettext("Health questions"),
         symptoms_at_booking=gettext("Symptoms at booking: ask again"),
         # Formatted on the row with the day (Babel reads no f-string).
@@ -210,6 +218,8 @@ class Said:
             return self.words[key] % {"num": booking.measures.visit_minutes}
         if key == "refused_for_symptoms" and visitor is not None:
             return self.words[key] % {"day": format_day(visitor.refused_for_symptoms)}
+        if key == "visit_stopped":
+            return self.words[key][booking.stop_visit]  # type: ignore[index]
         return self.words[key]
 
     def status(self, booking: GateBooking) -> list[str]:
