@@ -26,6 +26,7 @@ from visits.inmate import Inmate
 from visits.prison import prison_by_code
 
 DNI = "46123456"
+SECOND_DNI = "46123457"  # Ana, the second visitor of Rosa's booking
 LATER_START = time(16, 30)  # today, still ahead all along (none of the demo's starts)
 
 
@@ -52,7 +53,11 @@ def _visit_today(db: Database, now: datetime) -> tuple[str, date, str]:
             s,
             prison=prison,
             inmate=inmate,
-            request=request_for(slot, visitor(DNI, first_names="Rosa", last_names="Ccori")),
+            request=request_for(
+                slot,
+                visitor(DNI, first_names="Rosa", last_names="Ccori"),
+                visitor(SECOND_DNI, first_names="Ana", last_names="Ccori"),
+            ),
             now=now - timedelta(days=3),
             secret_key="k",
             sms_policy=SMS,
@@ -111,11 +116,12 @@ def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff,
 
     staff.get_by_label("Número de documento o código de reserva").fill(DNI)
     staff.get_by_role("button", name="Buscar").click()
-    expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
+    expect(staff).to_have_url(re.compile(r"#v-\d+$"))
+    line = staff.locator("li:target")  # the visitor's line the search jumped to
+    expect(line).to_contain_text("Rosa Ccori")
+    expect(line).to_contain_text(DNI)
     row = staff.locator(f"#{row_id}")
-    expect(row).to_contain_text("Rosa Ccori")
-    expect(row).to_contain_text(DNI)
-    assert row.evaluate("r => r.matches(':target')")  # the row the search jumped to
+    expect(row.locator("li:target")).to_have_count(1)
 
     row.get_by_role("button", name="Ingresó Rosa Ccori").click()
     expect(staff).to_have_url(re.compile(rf"#{row_id}$"))
@@ -166,6 +172,19 @@ def test_a_guard_finds_a_visitor_by_dni_checks_them_in_and_prints_the_day(staff,
     assert not any(found.values()), "serious or critical axe violations:\n" + (
         describe_violations(found)
     )
+
+
+@pytest.mark.browser
+def test_a_guard_searching_the_second_visitors_dni_tabs_to_her_own_came_in(staff, gate_day):
+    """Ana is the second visitor of Rosa's booking: the search by her DNI lands on her own
+    line, so a guard at the keyboard reaches Ana's "came in" with one Tab, never Rosa's."""
+    staff_sign_in(staff, gate_day.base, "guardia", "/staff/p/QUENCORO/day")
+    staff.get_by_label("Número de documento o código de reserva").fill(SECOND_DNI)
+    staff.get_by_role("button", name="Buscar").click()
+    expect(staff).to_have_url(re.compile(r"#v-\d+$"))
+    expect(staff.locator("li:target")).to_contain_text(f"Ana Ccori · DNI {SECOND_DNI}")
+    staff.keyboard.press("Tab")
+    expect(staff.locator(":focus")).to_have_text("Ingresó Ana Ccori")
 
 
 @pytest.mark.browser

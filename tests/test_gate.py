@@ -1560,18 +1560,19 @@ def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
     "typed",
     ["46.000.001", "46-000-001", "46 000 001", "４６０００００１", "ce-1234.567a", "CE1234567A"],
 )
-def test_a_document_number_typed_as_the_card_prints_it_finds_its_booking(guards, db, typed):
+def test_a_document_number_typed_as_the_card_prints_it_finds_its_visitor(guards, db, typed):
     """A guard types the number the way it is printed or read out (dots, dashes, spaces, a
     full-width keyboard, lower case): it is the number the booking stored, and the search
-    jumps to the row, as typing it bare does."""
+    jumps to that visitor's line, as typing it bare does."""
     a, _ = guards
     party = (visitor("46000001"), visitor("CE1234567A", doc_type="ce", first_names="Ana"))
-    reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
+    _, _, first = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
     found = a.get(
         "/staff/p/QUENCORO/day", params={"date": LIMA_TODAY, "q": typed}, follow_redirects=False
     )
     assert found.status_code == 303
-    assert found.headers["location"].endswith(f"#b-{reference}")
+    whose = first if typed.startswith(("4", "４")) else first + 1
+    assert found.headers["location"].endswith(f"#v-{whose}")
 
 
 @pytest.mark.parametrize(
@@ -1658,3 +1659,27 @@ def test_the_health_questions_never_say_a_visitor_the_gate_refuses_can_come_in(
         assert "they can come in" not in said
         assert ("a check is advised" in said) is bool(answers)
         assert _gate_check(db, eva) is None
+
+
+def test_a_search_by_document_number_lands_on_that_visitor_and_a_reference_on_the_booking(
+    guards, db
+):
+    """Eva is the second of the booking: her DNI lands on her own line (its anchor), so the
+    guard's next Tab reaches her "came in", not Ana's; the reference lands on the booking."""
+    a, _ = guards
+    party = (
+        visitor("46000001", first_names="Ana", last_names="Ccori"),
+        visitor("46000002", first_names="Eva", last_names="Ccori"),
+        visitor("46000003", first_names="Luz", last_names="Ccori"),
+    )
+    reference, _, ana = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
+    for n, dni in enumerate(("46000001", "46000002", "46.000.003")):
+        found = a.get(
+            "/staff/p/QUENCORO/day", params={"date": LIMA_TODAY, "q": dni}, follow_redirects=False
+        )
+        assert found.status_code == 303
+        assert found.headers["location"] == f"?date={LIMA_TODAY}#v-{ana + n}"
+    page = a.get("/staff/p/QUENCORO/day").text
+    for n in range(3):
+        assert page.count(f'id="v-{ana + n}"') == 1
+    assert _search(a, reference).headers["location"] == f"?date={LIMA_TODAY}#b-{reference}"

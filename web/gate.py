@@ -247,16 +247,19 @@ class Said:
 
 
 def _find(slots: list[GateSlot], query: str) -> str | None:
-    """The anchor of the booking a document number or a reference names: a number typed as
-    the card prints it (dots, dashes, spaces) or on a full-width keyboard is the one stored."""
+    """The anchor of the booking a reference names, or of the visitor a document number does
+    (her own line: the next Tab reaches her "came in", not the first visitor's): a number
+    typed as the card prints it (dots, dashes, spaces) or on a full-width keyboard is the one
+    stored."""
     wanted = document_key(query)
     reference = parse_reference(query)
     for slot in slots:
         for booking in slot.bookings:
-            if booking.reference == reference or any(
-                v.doc_number.upper() == wanted for v in booking.visitors
-            ):
+            if booking.reference == reference:
                 return f"b-{booking.reference}"
+            for visitor in booking.visitors:
+                if visitor.doc_number.upper() == wanted:
+                    return f"v-{visitor.id}"
     return None
 
 
