@@ -1661,6 +1661,59 @@ def test_the_health_questions_never_say_a_visitor_the_gate_refuses_can_come_in(
         assert _gate_check(db, eva) is None
 
 
+def test_a_document_number_whose_booking_of_the_day_was_cancelled_says_when_and_why(
+    guards, make_client, db
+):
+    """Rosa's 16:00 visit was cancelled this morning when she was barred; she came anyway.
+    Her DNI, searched on today's list, says which booking was cancelled, when and why, as its
+    reference would; another prison's cancelled booking is never named, even to a guard who
+    serves it too, on this prison's list."""
+    a, _ = guards
+    rosa = (visitor("40000044", first_names="Rosa", last_names="Ccori"),)
+    reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(16), party=rosa)
+    with db.writing() as s:
+        _stop(s, "visitor_barred", "QUENCORO", "Q10001", "40000044")
+    assert _status(db, reference) is BookingStatus.CANCELLED
+    found = a.get(
+        "/staff/p/QUENCORO/day",
+        params={"date": LIMA_TODAY, "q": "40.000.044", "lang": "en"},
+        follow_redirects=False,
+    )
+    assert found.status_code == 200
+    shown = text(found)
+    assert f"Booking {display(reference)} was cancelled on" in shown
+    assert "at 10:00." in shown  # NOW in Lima
+    assert "It was for" in shown
+    assert "No booking or visitor of this day matches" not in shown
+    assert f'href="/staff/p/QUENCORO/bookings/{reference}"' in found.text
+    by_reference = text(
+        a.get(
+            "/staff/p/QUENCORO/day",
+            params={"date": LIMA_TODAY, "q": display(reference), "lang": "en"},
+        )
+    )
+    said = shown[shown.index(f"Booking {display(reference)}") : shown.index("See the booking")]
+    assert said in by_reference  # the same words as the reference's
+
+    elsewhere, _, _ = _quencoro_visit(
+        db, LIMA_TODAY, time(16), prison="MUJERES-CUSCO", inmate="M10001",
+        party=(visitor("40000055"),),
+    )  # fmt: skip
+    with db.writing() as s:
+        _stop(s, "visitor_barred", "MUJERES-CUSCO", "M10001", "40000055")
+    assert _status(db, elsewhere) is BookingStatus.CANCELLED
+    make_staff(db, "guardia.tres", StaffRole.GUARD, ("QUENCORO", "MUJERES-CUSCO"))
+    both = make_client()
+    sign_in(both, "guardia.tres")
+    for guard in (a, both):
+        missing = guard.get(
+            "/staff/p/QUENCORO/day", params={"date": LIMA_TODAY, "q": "40000055", "lang": "en"}
+        )
+        assert missing.status_code == 422
+        assert "No booking or visitor of this day matches 40000055." in text(missing)
+        assert display(elsewhere) not in missing.text
+
+
 def test_a_search_by_document_number_lands_on_that_visitor_and_a_reference_on_the_booking(
     guards, db
 ):

@@ -889,9 +889,10 @@ def booking_day(
 # hold that ran out): the latest says why it was cancelled.
 @dataclass(frozen=True)
 class NamedBooking:
-    """A booking a guard's search names by its reference that the day's list searched does
-    not show: another day's (or another prison's the guard also serves), or cancelled. The
-    gate can then tell a family that came on the wrong day, or did not see the SMS, why.
+    """A booking a guard's search names (by its reference, or a visitor's document number)
+    that the day's list searched does not show: another day's (or another prison's the guard
+    also serves), or cancelled. The gate can then tell a family that came on the wrong day,
+    or did not see the SMS, why.
     Times are in the booking's prison's own."""
 
     reference: str
@@ -918,10 +919,40 @@ def named_booking(
     booking = session.scalar(select(Booking).where(Booking.reference == reference))
     if booking is None or not user.covers(booking.prison_id):
         return None
-    tz = booking.prison.tz
     listed = booking.status in LISTED
     if listed and booking.prison_id == prison.id and booking.slot.local_date == day:
         return None
+    return _named(session, booking)
+
+
+def cancelled_of(
+    session: Session, prison: Prison, doc_number: str, day: date
+) -> list[NamedBooking]:
+    """The bookings of ``prison``'s ``day`` the list does not show (cancelled, or a hold that
+    ran out) with a visitor of this document number (as stored: :func:`document_key`), of
+    any document type, by time: a guard searching a visitor's number is told why she is not
+    on the list, as a search by reference tells (:func:`named_booking`). This prison only:
+    the list searched is one the guard serves."""
+    found = session.scalars(
+        select(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
+        .join(Visitor, BookingVisitor.visitor_id == Visitor.id)
+        .where(
+            Booking.prison_id == prison.id,
+            Slot.local_date == day,
+            Booking.status.not_in(LISTED),
+            Visitor.doc_number == doc_number,
+        )
+        .order_by(Slot.starts_at, Booking.id)
+    ).unique()
+    return [_named(session, booking) for booking in found]
+
+
+def _named(session: Session, booking: Booking) -> NamedBooking:
+    """What the gate is told of a booking its list does not show."""
+    tz = booking.prison.tz
+    listed = booking.status in LISTED
     named = NamedBooking(
         booking.reference,
         booking.prison.code,

@@ -4,10 +4,12 @@ the check-in at the gate.
 Server-rendered and without scripts, like the family pages: a tablet on the gate's slow
 connection gets one light page; the print stylesheet starts each visit time on its own page
 under its own heading. A search by document number or booking reference answers with the
-list scrolled to that booking (a ``#fragment`` on the redirect), and so does every check-in
+list scrolled to that booking, or to the visitor a document number names (a ``#fragment`` on the
+redirect), and so does every check-in
 (post, then redirect: a reload never records twice). A reference this list does not show (a
 booking of another day, or cancelled) is explained, not "no match": a family that came on the
-wrong day, or did not see the SMS, is told why (only for the prisons the guard serves). A
+wrong day, or did not see the SMS, is told why (only for the prisons the guard serves); so is
+a document number whose visitor's booking of the day was cancelled (this prison's only). A
 refusal reads in the guard's words (:data:`visits.problems.GATE_MESSAGES`: who may not come
 in, and why), not in those a family booking its visit reads, on the list of the booking's own
 day. Each *Deshacer* form carries what the list showed (``was``, ``reason``, ``note``, and the
@@ -97,16 +99,29 @@ def day_page(
     if problems:
         return _day_page(request, who, now, day, [], problems, 422, q, typed=date)
     slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
-    named = None
+    named: list[gate.NamedBooking] = []
     if q.strip():
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
-        if reference := parse_reference(q):
-            named = gate.named_booking(session, reference, who.user, who.prison, day)  # type: ignore[arg-type]
-        if named is None:
+        named = _not_listed(session, who, day, q)
+        if not named:
             problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
     status = 422 if problems else 200
     return _day_page(request, who, now, day, slots, problems, status, q, named=named)
+
+
+def _not_listed(session: Session, who: Staff, day: date, query: str) -> list[gate.NamedBooking]:
+    """What a search the day's list does not answer names: the booking a reference names
+    (another day's, or cancelled), else the day's cancelled bookings of the visitor a
+    document number names, at this prison."""
+    prison = who.prison
+    assert prison is not None
+    if reference := parse_reference(query):
+        named = gate.named_booking(session, reference, who.user, prison, day)
+        if named is not None:
+            return [named]
+    number = document_key(query)
+    return gate.cancelled_of(session, prison, number, day) if number else []
 
 
 def _day_page(
@@ -119,10 +134,10 @@ def _day_page(
     status: int,
     q: str = "",
     typed: str | None = None,
-    named: gate.NamedBooking | None = None,
+    named: list[gate.NamedBooking] | None = None,
 ) -> Response:
     """``typed``: the date as it was sent, when it was refused (kept in its field);
-    ``named``: the booking a searched reference names that this list does not show."""
+    ``named``: the bookings a search names that this list does not show."""
     prison = who.prison
     assert prison is not None
     return render(
@@ -142,7 +157,7 @@ def _day_page(
         now=now,
         words=(words := _words()),
         said=Said(words),
-        named=named,
+        named=named or [],
     )
 
 
