@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine.interfaces import CacheStats
 
 from tests.factories import (
     NOW,
@@ -125,6 +126,29 @@ def test_the_same_person_is_one_visitor_across_bookings(world):
         people = s.scalars(select(Visitor)).all()
     assert len(people) == 1
     assert people[0].first_names == "María Elena"  # the latest details are kept
+
+
+def test_a_second_booking_compiles_no_statement_anew(world):
+    """A booking's statements are compiled once, by the first booking, then taken from the
+    engine's compiled cache: compiling is much of a booking's CPU. Every execution of a
+    compiled statement says whether its compiled form came from that cache (the context's
+    ``cache_hit``); a statement that cannot be cached at all (one carrying its rows, as the
+    visitors' insert did) says so too, where a count of the cache's entries would miss it."""
+    sat, _, _ = ids(world)
+    book(world, sat, visitor("40000001"), phone="987650001")  # warm-up: compiles them all
+    compiled: list[tuple[CacheStats, str]] = []
+
+    def note(_conn, _cursor, statement, _parameters, context, _executemany) -> None:
+        if context is not None and context.compiled is not None:
+            compiled.append((context.cache_hit, statement.split("\n", 1)[0]))
+
+    event.listen(world.engine, "before_cursor_execute", note)
+    try:
+        book(world, sat, visitor("40000002"), phone="987650002")
+    finally:
+        event.remove(world.engine, "before_cursor_execute", note)
+    assert len(compiled) > 10  # the whole booking was watched
+    assert [c for c in compiled if c[0] is not CacheStats.CACHE_HIT] == []
 
 
 def test_a_repeated_submission_books_once(world):

@@ -274,7 +274,12 @@ def insert_ignoring_conflicts(
     """``INSERT … ON CONFLICT DO NOTHING``: returns how many rows were really inserted."""
     if not rows:
         return 0
-    statement = dialect_insert(session, table).values(list(rows))
-    statement = statement.on_conflict_do_nothing(index_elements=conflict_columns)
-    # RETURNING counts reliably on both drivers (a batched insert's rowcount may be -1).
-    return len(session.execute(statement.returning(table.c[conflict_columns[0]])).all())
+    statement = dialect_insert(session, table).on_conflict_do_nothing(
+        index_elements=conflict_columns
+    )
+    # RETURNING counts reliably on both drivers (a batched insert's rowcount may be -1). The
+    # rows go as the execution's parameters, not into the statement (``.values(rows)``): the
+    # statement then stays the same from one call to the next, and SQLAlchemy compiles it
+    # once (a statement carrying its rows has no cache key: it was compiled on every booking).
+    returning = statement.returning(table.c[conflict_columns[0]])
+    return len(session.execute(returning, list(rows)).all())
