@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, delete, func, select, update
+from sqlalchemy import ForeignKey, Index, String, Text, bindparam, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from notifications import gsm
@@ -172,6 +172,13 @@ def enqueue(session: Session, draft: Draft, now: datetime) -> OutboxMessage:
     return enqueue_all(session, [draft], now)[0]
 
 
+# Built once, not on every call: every booking queues its messages.
+_MESSAGES_WITH_KEYS = select(OutboxMessage).where(
+    OutboxMessage.dedupe_key.in_(bindparam("keys", expanding=True))
+)
+_RECIPIENTS = select(Recipient).where(Recipient.phone.in_(bindparam("phones", expanding=True)))
+
+
 def enqueue_all(session: Session, drafts: Sequence[Draft], now: datetime) -> list[OutboxMessage]:
     """Queue ``drafts`` in the caller's transaction, once per dedupe key, with one look-up of
     their keys and one of their recipients however many there are (a booking queues its
@@ -191,13 +198,10 @@ def enqueue_all(session: Session, drafts: Sequence[Draft], now: datetime) -> lis
     keys = {d.dedupe_key for d in drafts} - known.keys()
     with session.no_autoflush:
         if keys:
-            stored = select(OutboxMessage).where(OutboxMessage.dedupe_key.in_(keys))
-            known.update((m.dedupe_key, m) for m in session.scalars(stored))
-        phones = {d.recipient for d in drafts}
-        recipients = {
-            r.phone: r
-            for r in session.scalars(select(Recipient).where(Recipient.phone.in_(phones)))
-        }
+            stored = session.scalars(_MESSAGES_WITH_KEYS, {"keys": list(keys)})
+            known.update((m.dedupe_key, m) for m in stored)
+        phones = list({d.recipient for d in drafts})
+        recipients = {r.phone: r for r in session.scalars(_RECIPIENTS, {"phones": phones})}
     messages = []
     for draft in drafts:
         message = _enqueue_one(session, draft, now, known.get(draft.dedupe_key), recipients)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import health
@@ -93,15 +93,19 @@ class HealthAdvisory(Base):
         )
 
 
+# Built once, not on every call: every booking asks it, and building a statement costs more
+# than running it. The prison's id is typed here: the column takes its type from prison.id,
+# which may not be declared yet when this module is imported.
+_IN_FORCE = select(HealthAdvisory).where(
+    HealthAdvisory.prison_id == bindparam("prison_id", type_=Integer),
+    HealthAdvisory.lifted_at.is_(None),
+    HealthAdvisory.starts_on <= bindparam("day"),
+)
+
+
 def in_force(session: Session, prison_id: int, day: date) -> list[health.Advisory]:
     """The advisories of a prison in force on ``day`` (not lifted, started by then)."""
-    rows = session.scalars(
-        select(HealthAdvisory).where(
-            HealthAdvisory.prison_id == prison_id,
-            HealthAdvisory.lifted_at.is_(None),
-            HealthAdvisory.starts_on <= day,
-        )
-    )
+    rows = session.scalars(_IN_FORCE, {"prison_id": prison_id, "day": day})
     return [row.rule() for row in rows]
 
 

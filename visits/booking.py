@@ -36,6 +36,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    bindparam,
     column,
     exists,
     false,
@@ -280,14 +281,19 @@ class Checked:
 # --- Seats -----------------------------------------------------------------------------------
 
 
+# Built once, not on every call, as are the booking's other statements below: building one
+# costs more than running it. (A bind parameter may not be named after a column it sets.)
+_TAKE_SEATS = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"), Slot.seats_taken + bindparam("seats") <= Slot.capacity)
+    .values(seats_taken=Slot.seats_taken + bindparam("seats"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def take_seats(session: Session, slot_id: int, seats: int) -> bool:
     """Take ``seats`` if they are free, atomically. True iff they were taken."""
-    taken = session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.seats_taken + seats <= Slot.capacity)
-        .values(seats_taken=Slot.seats_taken + seats)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    taken = session.execute(_TAKE_SEATS, {"slot_id": slot_id, "seats": seats}).rowcount
     return taken == 1
 
 
@@ -439,6 +445,21 @@ def _slot_refusals(
     return problems
 
 
+_VISITS_BY_DAY = (
+    select(Slot.local_date, func.count(Booking.id))
+    .select_from(Booking)
+    .join(Slot, Booking.slot_id == Slot.id)
+    .where(
+        Booking.inmate_id == bindparam("inmate_id"),
+        Booking.status.in_(COUNTS_TOWARD_LIMITS),
+        Slot.local_date >= bindparam("monday"),
+        Slot.local_date <= bindparam("sunday"),
+    )
+    .group_by(Slot.local_date)
+)
+_VISITS_BY_DAY_BUT_ONE = _VISITS_BY_DAY.where(Booking.id != bindparam("excluded"))
+
+
 def visits_by_week(
     session: Session, inmate_id: int, first: date, last: date, exclude: int | None = None
 ) -> dict[date, int]:
@@ -452,22 +473,10 @@ def visits_by_week(
     take. One query for all the weeks, grouped by day (the two databases share no ISO-week
     function), the days then added up per week here."""
     monday, sunday = iso_week_bounds(first)[0], iso_week_bounds(last)[1]
-    query = (
-        select(Slot.local_date, func.count(Booking.id))
-        .select_from(Booking)
-        .join(Slot, Booking.slot_id == Slot.id)
-        .where(
-            Booking.inmate_id == inmate_id,
-            Booking.status.in_(COUNTS_TOWARD_LIMITS),
-            Slot.local_date >= monday,
-            Slot.local_date <= sunday,
-        )
-        .group_by(Slot.local_date)
-    )
-    if exclude is not None:
-        query = query.where(Booking.id != exclude)
+    query = _VISITS_BY_DAY if exclude is None else _VISITS_BY_DAY_BUT_ONE
+    wanted = {"inmate_id": inmate_id, "monday": monday, "sunday": sunday, "excluded": exclude}
     weeks: dict[date, int] = {}
-    for day, count in session.execute(query):
+    for day, count in session.execute(query, wanted):
         week = iso_week_bounds(day)[0]
         weeks[week] = weeks.get(week, 0) + count
     return weeks
@@ -531,6 +540,20 @@ def outlook(session: Session, prison: Prison, inmate: Inmate, first: date, last:
 # module: it is named by its table here, as visits.schedule names the booking's).
 _GATE_CHECKS = table("gate_check", column("booking_visitor_id"))
 
+_VISITORS_BOOKED_BETWEEN = select(
+    BookingVisitor.visitor_id,
+    BookingVisitor.visit_date,
+    exists().where(_GATE_CHECKS.c.booking_visitor_id == BookingVisitor.id),
+).where(
+    BookingVisitor.visitor_id.in_(bindparam("visitor_ids", expanding=True)),
+    BookingVisitor.visit_date >= bindparam("first"),
+    BookingVisitor.visit_date <= bindparam("last"),
+    BookingVisitor.active,
+)
+_VISITORS_BOOKED_BETWEEN_BUT_ONE = _VISITORS_BOOKED_BETWEEN.where(
+    BookingVisitor.booking_id != bindparam("excluded")
+)
+
 
 def _visitors_booked_between(
     session: Session, visitor_ids: Sequence[int], first: date, last: date, exclude: int | None
@@ -541,17 +564,10 @@ def _visitors_booked_between(
     or not their booking was cancelled since)."""
     if not visitor_ids:
         return {}
-    seen = exists().where(_GATE_CHECKS.c.booking_visitor_id == BookingVisitor.id)
-    query = select(BookingVisitor.visitor_id, BookingVisitor.visit_date, seen).where(
-        BookingVisitor.visitor_id.in_(visitor_ids),
-        BookingVisitor.visit_date >= first,
-        BookingVisitor.visit_date <= last,
-        BookingVisitor.active,
-    )
-    if exclude is not None:
-        query = query.where(BookingVisitor.booking_id != exclude)
+    query = _VISITORS_BOOKED_BETWEEN if exclude is None else _VISITORS_BOOKED_BETWEEN_BUT_ONE
+    wanted = {"visitor_ids": list(visitor_ids), "first": first, "last": last, "excluded": exclude}
     booked: dict[tuple[int, date], bool] = {}
-    for visitor_id, day, came in session.execute(query):
+    for visitor_id, day, came in session.execute(query, wanted):
         booked[visitor_id, day] = booked.get((visitor_id, day), False) or bool(came)
     return booked
 
@@ -883,10 +899,13 @@ def _replay(
     return Booked(previous, reference.manage_token(secret_key, previous.reference), True)
 
 
+_BOOKING_WITH_REFERENCE = select(Booking.id).where(Booking.reference == bindparam("reference"))
+
+
 def _unused_reference(session: Session) -> str:
     while True:
         candidate = reference.new_reference()
-        if session.scalar(select(Booking.id).where(Booking.reference == candidate)) is None:
+        if session.scalar(_BOOKING_WITH_REFERENCE, {"reference": candidate}) is None:
             return candidate
 
 

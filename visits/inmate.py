@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits import throttle
@@ -91,19 +91,19 @@ class InmateSuspension(Base):
     lifted_by: Mapped[str | None] = mapped_column(String(64))
 
 
+# Built once, not on every call: every booking asks it.
+_SUSPENSION_ENDS = select(InmateSuspension.until).where(
+    InmateSuspension.inmate_id == bindparam("inmate_id"),
+    InmateSuspension.lifted_at.is_(None),
+    InmateSuspension.until >= bindparam("from_day"),
+)
+
+
 def suspension_ends(session: Session, inmate: Inmate, from_day: date) -> list[date]:
     """The last days of the suspensions of visits to this inmate (staff's, and the roster's)
     that cover ``from_day`` or any day after: a suspension has no start, so these are all that
     can cover a day from then on (see :func:`longest_suspension`)."""
-    ends = list(
-        session.scalars(
-            select(InmateSuspension.until).where(
-                InmateSuspension.inmate_id == inmate.id,
-                InmateSuspension.lifted_at.is_(None),
-                InmateSuspension.until >= from_day,
-            )
-        )
-    )
+    ends = list(session.scalars(_SUSPENSION_ENDS, {"inmate_id": inmate.id, "from_day": from_day}))
     if inmate.visits_suspended_until is not None and inmate.visits_suspended_until >= from_day:
         ends.append(inmate.visits_suspended_until)
     return ends
@@ -159,6 +159,12 @@ def _identify_problems(code: str, surname: str, birth_text: str) -> list[Problem
     return problems
 
 
+# Built once, not on every call: every family's request asks it.
+_INMATE_BY_CODE = select(Inmate).where(
+    Inmate.prison_id == bindparam("prison_id"), Inmate.code == bindparam("code")
+)
+
+
 def identify(
     session: Session,
     prison: Prison,
@@ -201,9 +207,7 @@ def identify(
     if paused and not both:
         return too_many
 
-    inmate = session.scalar(
-        select(Inmate).where(Inmate.prison_id == prison.id, Inmate.code == code)
-    )
+    inmate = session.scalar(_INMATE_BY_CODE, {"prison_id": prison.id, "code": code})
     surname_right = (
         inmate is not None and bool(surname) and comparable_name(surname) in _surnames(inmate)
     )

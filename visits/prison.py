@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from visits.base import Base, UTCDateTime, utcnow
@@ -68,13 +68,17 @@ class Wing(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+# Built once, not on every call: every family request asks it.
+_PRISON_BY_CODE = select(Prison).where(Prison.code == bindparam("code"))
+
+
 def prison_by_code(session: Session, code: str) -> Prison | None:
     """The prison an address or file names; an odd code (a NUL, which PostgreSQL refuses
     to compare, or more than a code holds) names none, without asking the database."""
     code = code.strip().upper()
     if not code or len(code) > MAX_CODE_LENGTH or "\x00" in code:
         return None
-    return session.scalar(select(Prison).where(Prison.code == code))
+    return session.scalar(_PRISON_BY_CODE, {"code": code})
 
 
 def bookable_prisons(session: Session) -> list[Prison]:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Time,
     UniqueConstraint,
+    bindparam,
     case,
     column,
     delete,
@@ -505,16 +506,23 @@ def longest_session(session: Session, prison_id: int, from_day: date) -> int | N
     return max((int(length.total_seconds()) // 60 for length in lengths), default=None)
 
 
+# Built once, not on every call: every booking asks it.
+_CLOSURES_BETWEEN = (
+    select(Closure)
+    .where(
+        Closure.prison_id == bindparam("prison_id"),
+        Closure.day >= bindparam("first"),
+        Closure.day <= bindparam("last"),
+    )
+    .order_by(Closure.day, Closure.start_time.nulls_first(), Closure.id)
+)
+
+
 def closures_between(session: Session, prison_id: int, first: date, last: date) -> list[Closure]:
     """By day, a whole day's closure first: where it and one visit time's both cover a time,
     the reason given is the day's, the same on every database (they sort nulls apart)."""
-    return list(
-        session.scalars(
-            select(Closure)
-            .where(Closure.prison_id == prison_id, Closure.day >= first, Closure.day <= last)
-            .order_by(Closure.day, Closure.start_time.nulls_first(), Closure.id)
-        )
-    )
+    wanted = {"prison_id": prison_id, "first": first, "last": last}
+    return list(session.scalars(_CLOSURES_BETWEEN, wanted))
 
 
 _DAY_LOCK = {

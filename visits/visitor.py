@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, or_, select
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    bindparam,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from visits.base import Base, UTCDateTime, str_enum, utcnow
@@ -187,6 +197,16 @@ def remember_details(visitor: Visitor, person: Identity) -> None:
         visitor.sex = person.sex
 
 
+# Built once, not on every call: every booking asks it. The prison's id is typed here, as in
+# visits.advisories: the column takes its type from prison.id, not declared yet on import.
+_SUSPENSIONS_FROM = select(VisitorSuspension.visitor_id, VisitorSuspension.until).where(
+    VisitorSuspension.prison_id == bindparam("prison_id", type_=Integer),
+    VisitorSuspension.visitor_id.in_(bindparam("visitor_ids", expanding=True)),
+    VisitorSuspension.until >= bindparam("from_day"),
+    VisitorSuspension.lifted_at.is_(None),
+)
+
+
 def suspensions_from(
     session: Session, prison_id: int, visitor_ids: Iterable[int], from_day: date
 ) -> list[tuple[int, date]]:
@@ -195,14 +215,8 @@ def suspensions_from(
     ids = list(visitor_ids)
     if not ids:
         return []
-    rows = session.execute(
-        select(VisitorSuspension.visitor_id, VisitorSuspension.until).where(
-            VisitorSuspension.prison_id == prison_id,
-            VisitorSuspension.visitor_id.in_(ids),
-            VisitorSuspension.until >= from_day,
-            VisitorSuspension.lifted_at.is_(None),
-        )
-    )
+    wanted = {"prison_id": prison_id, "visitor_ids": ids, "from_day": from_day}
+    rows = session.execute(_SUSPENSIONS_FROM, wanted)
     return [(visitor_id, until) for visitor_id, until in rows]
 
 
