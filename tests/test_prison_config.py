@@ -216,6 +216,19 @@ def test_overlapping_sessions_and_duplicates_are_refused():
         parse_config(BASE.replace("CAPACITY", "30") + BASE.replace("CAPACITY", "30"))
 
 
+def test_rules_asking_more_adults_than_visitors_are_refused():
+    # No booking could ever meet them; the browser refuses them too (schedule_edits).
+    text = BASE.replace("CAPACITY", "30").replace(
+        "max_visitors = 3", "max_visitors = 2\nmin_adults = 3"
+    )
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text)
+    [error] = caught.value.errors
+    assert error.startswith("prison[0].rules: ")
+    assert "min_adults (3) is more than max_visitors (2)" in error
+    assert parse_config(text.replace("min_adults = 3", "min_adults = 2")).prisons[0].rules
+
+
 def test_sessions_valid_in_different_periods_may_share_a_time():
     text = BASE.replace("CAPACITY", "30").replace(
         "valid_from = 2026-01-01\n", "valid_from = 2026-01-01\nvalid_to = 2026-12-31\n", 1

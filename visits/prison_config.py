@@ -43,6 +43,16 @@ class RulesConfig(_Strict):
     adult_age: int = Field(default=18, ge=1, le=21)
     visits_per_inmate_per_week: int = Field(default=2, ge=1, le=21)
 
+    @model_validator(mode="after")
+    def _adults_fit(self) -> RulesConfig:
+        # No booking could meet such rules; the browser refuses them too (schedule_edits).
+        if self.min_adults > self.max_visitors:
+            raise ValueError(
+                f"min_adults ({self.min_adults}) is more than max_visitors "
+                f"({self.max_visitors}): no booking could meet them"
+            )
+        return self
+
 
 class WingConfig(_Strict):
     code: Code
