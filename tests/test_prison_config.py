@@ -223,10 +223,45 @@ def test_rules_asking_more_adults_than_visitors_are_refused():
     )
     with pytest.raises(ConfigInvalid) as caught:
         parse_config(text)
-    [error] = caught.value.errors
-    assert error.startswith("prison[0].rules: ")
-    assert "min_adults (3) is more than max_visitors (2)" in error
+    assert caught.value.errors == [
+        "prison[0].rules.min_adults: min_adults (3) is more than max_visitors (2): "
+        "no booking could meet them"
+    ]
     assert parse_config(text.replace("min_adults = 3", "min_adults = 2")).prisons[0].rules
+
+
+def test_every_mistake_across_entries_is_listed_at_its_place():
+    # One round of corrections must be enough: each repeat and overlap is told, where it is.
+    text = (
+        BASE.replace("CAPACITY", "30")
+        + '[[prison.wings]]\ncode = "A"\nname = "Otro"\n'
+        + '[[prison.schedule]]\nweekday = "saturday"\nstart = 10:00:00\nend = 12:00:00\n'
+        + "capacity = 5\nvalid_from = 2026-06-01\n"
+        + '[[prison.schedule]]\nweekday = "monday"\nstart = 10:00:00\nend = 09:00:00\n'
+        + "capacity = 5\nvalid_from = 2026-06-01\nvalid_to = 2026-05-01\n"
+        + '[[prison.closures]]\ndate = 2026-12-13\nreason = "Otra vez"\n'
+    )
+    # Each entry's own mistakes first: checks across entries read entries that are right.
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text)
+    assert caught.value.errors == [
+        "prison[0].schedule[3].end: end must be after start",
+        "prison[0].schedule[3].valid_to: valid_to must not be before valid_from",
+    ]
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text.replace("end = 09:00:00", "end = 11:00:00").replace("05-01", "07-01"))
+    assert caught.value.errors == [
+        "prison[0].wings[1].code: wing A repeats wings[0]",
+        "prison[0].schedule[2]: saturday 10:00-12:00 overlaps schedule[0] "
+        "(saturday 09:00-11:00) in time and validity",
+        "prison[0].closures[1]: closure 2026-12-13 repeats closures[0]",
+    ]
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(BASE.replace("CAPACITY", "30") * 3)
+    assert caught.value.errors == [
+        "prison[1].code: prison CUS repeats prison[0]",
+        "prison[2].code: prison CUS repeats prison[0]",
+    ]
 
 
 def test_sessions_valid_in_different_periods_may_share_a_time():

@@ -35,6 +35,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Where in the entry being checked a mistake is: ("schedule", 2, "end").
+Place = tuple[str | int, ...]
+
+
+class Mistakes(ValueError):
+    """Every mistake a check across fields or entries found, each at its place in the entry:
+    :func:`parse_config` lists each on a line of its own, not only the first."""
+
+    def __init__(self, found: list[tuple[Place, str]]) -> None:
+        self.found = found
+        super().__init__("; ".join(message for _, message in found))
+
+
 class RulesConfig(_Strict):
     booking_opens_days: int = Field(default=14, ge=1, le=90)
     booking_closes_hours: int = Field(default=24, ge=0, le=336)
@@ -47,9 +60,14 @@ class RulesConfig(_Strict):
     def _adults_fit(self) -> RulesConfig:
         # No booking could meet such rules; the browser refuses them too (schedule_edits).
         if self.min_adults > self.max_visitors:
-            raise ValueError(
-                f"min_adults ({self.min_adults}) is more than max_visitors "
-                f"({self.max_visitors}): no booking could meet them"
+            raise Mistakes(
+                [
+                    (
+                        ("min_adults",),
+                        f"min_adults ({self.min_adults}) is more than max_visitors "
+                        f"({self.max_visitors}): no booking could meet them",
+                    )
+                ]
             )
         return self
 
@@ -70,10 +88,13 @@ class TemplateConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> TemplateConfig:
+        found: list[tuple[Place, str]] = []
         if self.end <= self.start:
-            raise ValueError("end must be after start")
+            found.append((("end",), "end must be after start"))
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("valid_to must not be before valid_from")
+            found.append((("valid_to",), "valid_to must not be before valid_from"))
+        if found:
+            raise Mistakes(found)
         return self
 
     @property
@@ -129,19 +150,25 @@ class PrisonConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> PrisonConfig:
-        codes = [w.code for w in self.wings]
-        if len(codes) != len(set(codes)):
-            raise ValueError("two wings share a code")
-        for i, a in enumerate(self.schedule):
-            for b in self.schedule[i + 1 :]:
+        found: list[tuple[Place, str]] = []
+        for i, j in _repeats([w.code for w in self.wings]):
+            found.append((("wings", j, "code"), f"wing {self.wings[j].code} repeats wings[{i}]"))
+        for j, b in enumerate(self.schedule):
+            for i, a in enumerate(self.schedule[:j]):
                 if a.overlaps(b):
-                    raise ValueError(
-                        f"sessions on {a.weekday} {a.start:%H:%M} and {b.start:%H:%M} overlap "
-                        "in time and validity"
+                    found.append(
+                        (
+                            ("schedule", j),
+                            f"{b.weekday} {b.start:%H:%M}-{b.end:%H:%M} overlaps schedule[{i}] "
+                            f"({a.weekday} {a.start:%H:%M}-{a.end:%H:%M}) in time and validity",
+                        )
                     )
-        days = [(c.date, c.start) for c in self.closures]
-        if len(days) != len(set(days)):
-            raise ValueError("a closure is listed twice for the same day and time")
+        for i, j in _repeats([(c.date, c.start) for c in self.closures]):
+            c = self.closures[j]
+            when = f"{c.date}" + (f" {c.start:%H:%M}" if c.start else "")
+            found.append((("closures", j), f"closure {when} repeats closures[{i}]"))
+        if found:
+            raise Mistakes(found)
         return self
 
 
@@ -150,10 +177,27 @@ class ConfigFile(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> ConfigFile:
-        codes = [p.code for p in self.prisons]
-        if len(codes) != len(set(codes)):
-            raise ValueError("two prisons share a code")
+        repeated = _repeats([p.code for p in self.prisons])
+        if repeated:
+            raise Mistakes(
+                [
+                    (("prison", j, "code"), f"prison {self.prisons[j].code} repeats prison[{i}]")
+                    for i, j in repeated
+                ]
+            )
         return self
+
+
+def _repeats(values: list[Any]) -> list[tuple[int, int]]:
+    """(first, later) positions of each value listed again."""
+    first: dict[Any, int] = {}
+    found = []
+    for j, value in enumerate(values):
+        if value in first:
+            found.append((first[value], j))
+        else:
+            first[value] = j
+    return found
 
 
 class ConfigInvalid(Exception):
@@ -179,8 +223,17 @@ def parse_config(text: str) -> ConfigFile:
         return ConfigFile.model_validate(data)
     except ValidationError as error:
         raise ConfigInvalid(
-            [f"{_location(e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)]
+            [line for e in error.errors(include_url=False) for line in _lines(e)]
         ) from None
+
+
+def _lines(error: Any) -> list[str]:
+    """One line per mistake, at its place (``Mistakes`` found by a check of a whole entry are
+    placed within it)."""
+    found = error.get("ctx", {}).get("error")
+    if isinstance(found, Mistakes):
+        return [f"{_location((*error['loc'], *at))}: {message}" for at, message in found.found]
+    return [f"{_location(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"]
 
 
 @dataclass
