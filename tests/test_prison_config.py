@@ -176,6 +176,49 @@ def test_a_closure_on_a_booked_day_warns(db):
     assert any("1 bookings fall on that day" in w for w in report[0].warnings)
 
 
+AFTERNOON = (
+    '[[prison.schedule]]\nweekday = "saturday"\nstart = 14:00:00\nend = 16:00:00\n'
+    'capacity = 5\nvisitor_group = "men"\nvalid_from = 2026-01-01\n'
+)
+
+
+def _closing(day: str, start: str) -> str:
+    return f'[[prison.closures]]\ndate = {day}\nstart = {start}\nreason = "Paro"\n'
+
+
+def test_a_closure_of_one_visit_time_warns_of_its_bookings_only(db):
+    apply(db, config(extra=AFTERNOON))
+    slot_id = _book_seats(db, 1)
+    with db.read_session() as s:
+        assert s.get(Slot, slot_id).starts_at.astimezone(ZoneInfo("America/Lima")).hour == 9
+    afternoon = AFTERNOON + _closing("2026-12-05", "14:00:00")
+    report = apply(db, config(extra=afternoon))[0]
+    assert report.closures["created"] == 1
+    assert report.warnings == []  # the morning's booking is not in the closed time
+    report = apply(db, config(extra=afternoon + _closing("2026-12-05", "09:00:00")))[0]
+    assert report.warnings == [
+        "closure 2026-12-05 09:00: 1 bookings fall in that visit time and were not cancelled; "
+        "cancel them from the closures page, which tells each family"
+    ]
+
+
+def test_a_closure_at_a_time_no_visit_starts_is_told_on_every_load(db):
+    # A slip (14:30 for 14:00) closes nothing: the session stays open to families.
+    text = config(
+        extra=AFTERNOON
+        + _closing("2026-12-05", "14:30:00")
+        + _closing("2027-02-06", "14:00:00")  # a Saturday far beyond the window: right
+        + _closing("2027-02-06", "10:00:00")
+        + _closing("2027-02-07", "14:00:00")  # a Sunday: its session starts at 09:00
+    )
+    expected = [
+        f"closure {when}: no visit time starts then, so it closes nothing"
+        for when in ("2026-12-05 14:30", "2027-02-06 10:00", "2027-02-07 14:00")
+    ]
+    assert apply(db, text)[0].warnings == expected
+    assert apply(db, text)[0].warnings == expected
+
+
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [

@@ -26,7 +26,16 @@ from visits.i18n import SUPPORTED_LOCALES
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
 from visits.rules import VisitorGroup
-from visits.schedule import WEEKDAYS, Closure, ScheduleTemplate, Slot, SyncReport, sync_slots
+from visits.schedule import (
+    WEEKDAYS,
+    Closure,
+    ScheduleTemplate,
+    Slot,
+    SyncReport,
+    local_moment,
+    rule_of,
+    sync_slots,
+)
 
 Code = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$")]
 
@@ -118,6 +127,10 @@ class ClosureConfig(_Strict):
     start: time | None = None
     reason: str = Field(min_length=1, max_length=200)
 
+    @property
+    def when(self) -> str:
+        return f"{self.date}" + (f" {self.start:%H:%M}" if self.start else "")
+
 
 class PrisonConfig(_Strict):
     code: Code
@@ -164,9 +177,9 @@ class PrisonConfig(_Strict):
                         )
                     )
         for i, j in _repeats([(c.date, c.start) for c in self.closures]):
-            c = self.closures[j]
-            when = f"{c.date}" + (f" {c.start:%H:%M}" if c.start else "")
-            found.append((("closures", j), f"closure {when} repeats closures[{i}]"))
+            found.append(
+                (("closures", j), f"closure {self.closures[j].when} repeats closures[{i}]")
+            )
         if found:
             raise Mistakes(found)
         return self
@@ -406,16 +419,45 @@ def _warn_booked(
     session: Session, prison: Prison, entry: ClosureConfig, report: PrisonReport
 ) -> None:
     slots = select(Slot.id).where(Slot.prison_id == prison.id, Slot.local_date == entry.date)
+    if entry.start is not None:  # only that visit time's: the day's others stay open
+        slots = slots.where(Slot.starts_at == local_moment(entry.date, entry.start, prison.tz))
     booked = session.scalar(
         select(func.count())
         .select_from(Booking)
         .where(Booking.slot_id.in_(slots), Booking.status.in_(HOLDS_SEATS))
     )
     if booked:
-        when = f"{entry.date}" + (f" {entry.start:%H:%M}" if entry.start else "")
+        where = "in that visit time" if entry.start else "on that day"
         report.warnings.append(
-            f"closure {when}: {booked} bookings fall on that day and were not cancelled; "
+            f"closure {entry.when}: {booked} bookings fall {where} and were not cancelled; "
             "cancel them from the closures page, which tells each family"
+        )
+
+
+def _warn_closing_nothing(
+    session: Session, prison: Prison, config: PrisonConfig, today: date, report: PrisonReport
+) -> None:
+    """A closure of one visit time closes the session starting then: at a time none starts
+    (a slip, 14:30 for 14:00) it closes nothing, and the session stays open to families. Told
+    on every load, as long as the file says so; checked against the weekly schedule in force
+    (the file's, or the browser's it left alone) and the dated visit times kept for their
+    bookings."""
+    templates = [
+        rule_of(t)
+        for t in session.scalars(
+            select(ScheduleTemplate).where(ScheduleTemplate.prison_id == prison.id)
+        )
+    ]
+    for entry in config.closures:
+        if entry.start is None or entry.date < today:
+            continue
+        if any(t.applies_on(entry.date) and t.start_time == entry.start for t in templates):
+            continue
+        at = local_moment(entry.date, entry.start, prison.tz)
+        if session.scalar(select(Slot.id).where(Slot.prison_id == prison.id, Slot.starts_at == at)):
+            continue
+        report.warnings.append(
+            f"closure {entry.when}: no visit time starts then, so it closes nothing"
         )
 
 
@@ -453,6 +495,7 @@ def apply_config(
         report.slots = sync_slots(session, prison, now, retiring)
         if retiring:
             session.execute(delete(ScheduleTemplate).where(ScheduleTemplate.id.in_(retiring)))
+        _warn_closing_nothing(session, prison, entry, prison.local_date(now), report)
         if report.changed:
             audit.record(
                 session,
