@@ -216,7 +216,10 @@ def test_a_closure_at_a_time_no_visit_starts_is_told_on_every_load(db):
         for when in ("2026-12-05 14:30", "2027-02-06 10:00", "2027-02-07 14:00")
     ]
     assert apply(db, text)[0].warnings == expected
-    assert apply(db, text)[0].warnings == expected
+    again = apply(db, text)[0]
+    assert again.warnings == expected
+    # Running it twice changes nothing, and says so beside what is still to look at.
+    assert again.lines()[:2] == ["CUS: no changes", f"  WARNING {expected[0]}"]
 
 
 @pytest.mark.parametrize(

@@ -273,9 +273,9 @@ class PrisonReport:
         )
 
     def lines(self) -> list[str]:
-        if not self.changed and not self.warnings and not self.slots.conflicts:
-            return [f"{self.code}: no changes"]
-        lines = [f"{self.code}: " + ("created" if self.created else "updated")]
+        # What is still to look at (conflicts, warnings) follows, changed or not.
+        said = "created" if self.created else "updated" if self.changed else "no changes"
+        lines = [f"{self.code}: {said}"]
         if self.updated:
             lines.append(f"  settings changed: {', '.join(self.updated)}")
         for label, counts in (
