@@ -281,6 +281,35 @@ def test_identification_is_neutral_and_throttled(client):
     assert other.status_code == 201  # the limit is per inmate (and per client, at 10)
 
 
+def retry_after_minutes(response) -> int:
+    """The minutes a 429 asks to wait, from its ``Retry-After`` header (RFC 9110: seconds),
+    which must agree with the wait its message tells a person."""
+    assert response.status_code == 429
+    seconds = int(response.headers["Retry-After"])
+    [minutes] = {int(m) for m in re.findall(r"(\d+) minutos", response.text)}
+    assert seconds == minutes * 60
+    return minutes
+
+
+def test_a_429_says_in_retry_after_when_to_try_again(client):
+    """A program cannot read the wait out of a message in the family's language."""
+    slot = open_slot(client)
+    for _ in range(5):
+        book(client, slot["id"], surname="Mamani")
+    assert 1 <= retry_after_minutes(book(client, slot["id"])) <= 60
+
+
+def test_a_429_for_bookings_waiting_for_their_code_says_when_one_frees(make_client):
+    client = make_client(phone_verification=True)
+    saturday = open_slot(client, group="men")
+    men = [{**body(0)["visitors"][0], "first_names": "Juan", "sex": "M"}]
+    assert book(client, saturday["id"], visitors=men).json()["status"] == "held"
+    brother = [{**men[0], "first_names": "Luis", "doc_number": "41111111"}]
+    waiting = book(client, saturday["id"], visitors=brother)  # one held per person a week
+    assert [e["code"] for e in waiting.json()["errors"]] == ["too_many_unconfirmed"]
+    assert retry_after_minutes(waiting) == 10  # when the first hold ends
+
+
 def test_rotating_addresses_of_one_ipv6_64_are_one_client(client):
     """Any cheap server has 2**64 addresses: a fresh one per guess must not be a fresh client."""
     slot = open_slot(client)

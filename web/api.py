@@ -244,7 +244,15 @@ def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
             status = 409
         else:
             status = 422
-    return JSONResponse({"errors": as_dicts(problems)}, status_code=status)
+    headers = {"Retry-After": str(_retry_after(problems))} if status == 429 else None
+    return JSONResponse({"errors": as_dicts(problems)}, status_code=status, headers=headers)
+
+
+def _retry_after(problems: list[Problem]) -> int:
+    """Seconds until trying again may succeed: the longest wait the messages tell people, in
+    ``Retry-After`` for programs, which cannot read it out of a sentence in Spanish."""
+    waits = [int(p.params.get("minutes", 1)) for p in problems if p.code in WAIT_AND_RETRY]
+    return max(1, *waits) * 60
 
 
 def _inmate_field(problem: Problem) -> Problem:
@@ -367,6 +375,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
             "too_many_attempts, identify_paused, too_many_codes, too_many_unconfirmed, "
             "too_many_codes_from_client"
         ),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer"},
+            }
+        },
     },
 }
 
