@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import contextmanager
 
@@ -480,6 +481,46 @@ def test_malformed_bodies_get_the_same_error_shape(client):
     assert wrong_method.status_code == 405
     assert wrong_method.json()["errors"][0]["code"] == "method_not_allowed"
     assert "GET" in wrong_method.headers["allow"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"prison": "\xff"}',  # not UTF-8
+        b"[" * 20_000 + b"]" * 20_000,  # nested too deep to read
+        b'{"slot_id": 1' + b"0" * 5_000 + b"}",  # a number too long to read
+    ],
+    ids=["not-utf8", "too-deep", "long-number"],
+)
+def test_a_body_that_cannot_be_read_as_json_is_a_documented_422(client, content):
+    """Not FastAPI's 400, which neither the README nor the OpenAPI document mention."""
+    response = client.post(
+        "/api/v1/bookings", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["code"], error["field"]) == ("invalid_request", None)
+    assert "JSON" in error["detail"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Content-Type": "text/plain;charset=UTF-8"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ],
+    ids=["none", "fetch-default", "curl-default"],
+)
+def test_a_json_body_sent_without_its_content_type_says_what_is_missing(client, headers):
+    """A browser's fetch() of a string, or curl -d without -H, sends JSON under another
+    type: the detail says so, not that "the input should be a valid dictionary"."""
+    content = json.dumps(body(open_slot(client)["id"])).encode()
+    response = client.post("/api/v1/bookings", content=content, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["code"], error["field"]) == ("invalid_request", None)
+    assert "Content-Type: application/json" in error["detail"]
 
 
 def test_oversized_bodies_are_refused(client):

@@ -91,15 +91,21 @@ def _error_response(request: Request, status: int, problem: Problem) -> Response
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
     if isinstance(exc.detail, Problem):  # a handler said precisely what is missing
         problem = exc.detail
-    elif exc.status_code == 405 and _is_api(request):  # a page sent wrong is just not there
+    elif status == 405 and _is_api(request):  # a page sent wrong is just not there
         problem = Problem(Code.METHOD_NOT_ALLOWED)
-    elif exc.status_code in (404, 405):
+    elif status == 400 and _is_api(request):
+        # FastAPI's answer to a body it could not decode (not UTF-8, nested or a number too
+        # long to read): for a program, a body that is not JSON is the documented 422.
+        detail = "the body is not JSON that can be read (UTF-8, not nested too deep)"
+        problem, status = Problem(Code.INVALID_REQUEST, None, {"detail": detail}), 422
+    elif status in (404, 405):
         problem = Problem(Code.NOT_FOUND)
     else:
         problem = Problem(Code.INVALID_REQUEST, None, {"detail": str(exc.detail)})
-    response = _error_response(request, exc.status_code, problem)
+    response = _error_response(request, status, problem)
     # WWW-Authenticate (a browser asks for the password only when told), Allow on 405.
     response.headers.update(exc.headers or {})
     return response
@@ -124,8 +130,21 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         problems.append(
             Problem(Code.INVALID_REQUEST, ".".join(location) or None, {"detail": error["msg"]})
         )
+    if _body_not_sent_as_json(request, exc):
+        detail = "the body must be JSON, sent with Content-Type: application/json"
+        problems = [Problem(Code.INVALID_REQUEST, None, {"detail": detail})]
     with use_locale(request_locale(request)):
         return JSONResponse({"errors": as_dicts(problems)}, status_code=422)
+
+
+def _body_not_sent_as_json(request: Request, exc: RequestValidationError) -> bool:
+    """A body FastAPI left unread because its type was not JSON (curl's ``-d`` without a
+    ``Content-Type``, a browser's ``fetch`` of a string as ``text/plain``): pydantic would only
+    say the input is no "valid dictionary", which leads a program's developer nowhere."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        return False
+    return any(error["loc"] == ("body",) for error in exc.errors())
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:
