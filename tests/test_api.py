@@ -545,6 +545,16 @@ def test_the_openapi_document_describes_the_flow(client):
     assert "409" in paths["/api/v1/bookings"]["post"]["responses"]
 
 
+def test_every_key_of_a_real_error_is_in_the_documented_error(client):
+    """A client generated from the OpenAPI document that refuses unknown keys (Kotlin's
+    serialization does, by default) must still read the API's errors."""
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ErrorOut"]
+    error = client.post("/api/v1/bookings", json={"extra": 1}).json()["errors"][0]
+    assert "detail" in error
+    assert set(error) <= set(schema["properties"])
+    assert set(schema["required"]) == {"code", "field", "message"}
+
+
 def test_identification_fields_are_named_under_inmate(client):
     slot = open_slot(client)
     payload = body(slot["id"]) | {"inmate": {"code": "", "birth_date": "31/02/2003"}}

@@ -72,6 +72,11 @@ class ErrorOut(BaseModel):
     code: str
     field: str | None
     message: str
+    detail: str | None = Field(
+        default=None,
+        description="Only where a program's mistake has a technical explanation, in English "
+        "for the program's developers (absent otherwise)",
+    )
 
 
 class ErrorsOut(BaseModel):
