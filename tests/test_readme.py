@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
+import subprocess
 from pathlib import Path
 
 from sqlalchemy import select
@@ -39,3 +41,31 @@ def test_the_readme_examples_load(db):
         report = import_roster(s, quencoro, roster.encode(), NOW, sms_policy=SMS)
         assert report.created == 4
         assert s.scalar(select(Inmate.birth_date).where(Inmate.code == "Q10150")).day == 24
+
+
+def test_the_readme_api_example_books_once_however_often_it_is_run(tmp_path):
+    """The curl example, run as written on the demo (any day): run again, as a retry would
+    be, it answers with the same booking."""
+    from tests.clocked_server import demo_morning
+    from tests.server import free_port, run_cli, running_server, server_env
+
+    script = next(
+        block
+        for block in re.findall(r"```sh\n(.*?)```", README, re.S)
+        if "/api/v1/bookings" in block
+    )
+    url, port = f"sqlite:///{tmp_path / 'demo.db'}", free_port()
+    assert run_cli("demo", env=server_env(url, port)).returncode == 0
+    with running_server(url, port=port, clock=demo_morning()) as server:
+        script = script.replace("http://127.0.0.1:8000", server.base)
+        first, retry = (
+            json.loads(
+                subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+            )
+            for _ in range(2)
+        )
+    assert first["status"] in ("held", "confirmed")
+    assert (retry["reference"], retry["manage_token"]) == (
+        first["reference"],
+        first["manage_token"],
+    )
