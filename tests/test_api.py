@@ -523,11 +523,18 @@ def test_a_json_body_sent_without_its_content_type_says_what_is_missing(client, 
     assert "Content-Type: application/json" in error["detail"]
 
 
-def test_oversized_bodies_are_refused(client):
+def test_oversized_bodies_are_refused_as_the_openapi_document_says(client):
     response = client.post(
         "/api/v1/bookings", content=b"x" * 70_000, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "body_too_large"
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    posts = [operations["post"] for operations in paths.values() if "post" in operations]
+    for operation in posts:
+        documented = operation["responses"]["413"]
+        assert "64 KB" in documented["description"]
+        assert documented["content"]["application/json"]["schema"]["$ref"].endswith("ErrorsOut")
 
 
 def test_the_openapi_document_describes_the_flow(client):

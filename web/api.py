@@ -44,6 +44,7 @@ from visits.schedule import DayView, SlotView
 from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
 from web.labels import cancelled_why as cancelled_message
+from web.middleware import MAX_BODY_BYTES, readable_size
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
 
@@ -390,6 +391,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# A POST may also meet the limit on bodies (a GET sends none).
+POSTED = ERRORS | {
+    413: {
+        "model": ErrorsOut,
+        "description": f"body_too_large: a body over {readable_size(MAX_BODY_BYTES)}",
+    }
+}
+
+
 def _json(content: BaseModel | list[BaseModel], status: int = 200, **headers: str) -> JSONResponse:
     """The response, serialised here and now: FastAPI's second validation of a returned model
     would run after the handler, while its database session is still open."""
@@ -439,7 +449,7 @@ def list_slots(
     "/bookings",
     status_code=201,
     response_model=CreatedOut,
-    responses=ERRORS,
+    responses=POSTED,
 )
 def create(
     request: Request,
@@ -525,7 +535,7 @@ class CodeIn(_Body):
     code: Annotated[str, Field(max_length=20)]
 
 
-@router.post("/bookings/{reference}/verify", response_model=BookingOut, responses=ERRORS)
+@router.post("/bookings/{reference}/verify", response_model=BookingOut, responses=POSTED)
 def verify(
     request: Request,
     reference: str,
@@ -552,7 +562,7 @@ def verify(
     return answer
 
 
-@router.post("/bookings/{reference}/code", response_model=BookingOut, responses=ERRORS)
+@router.post("/bookings/{reference}/code", response_model=BookingOut, responses=POSTED)
 def send_new_code(
     request: Request,
     reference: str,
@@ -575,7 +585,7 @@ def send_new_code(
     return answer
 
 
-@router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=ERRORS)
+@router.post("/bookings/{reference}/cancel", response_model=BookingOut, responses=POSTED)
 def cancel(
     request: Request,
     reference: str,
@@ -596,7 +606,7 @@ def cancel(
     return answer
 
 
-@router.post("/bookings/{reference}/move", response_model=BookingOut, responses=ERRORS)
+@router.post("/bookings/{reference}/move", response_model=BookingOut, responses=POSTED)
 def move(
     request: Request,
     reference: str,
