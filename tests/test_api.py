@@ -552,6 +552,23 @@ def test_the_openapi_document_describes_the_flow(client):
     assert "409" in paths["/api/v1/bookings"]["post"]["responses"]
 
 
+def test_the_openapi_document_says_how_to_send_the_manage_token(client):
+    """OpenAPI ignores a header parameter named Authorization: a client generated from the
+    document (or Swagger UI) would have had no way to send the token. A security scheme says
+    it, on every call about one booking."""
+    document = client.get("/api/v1/openapi.json").json()
+    [(name, scheme)] = document["components"]["securitySchemes"].items()
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            headers = {
+                p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"
+            }
+            assert "authorization" not in headers
+            about_one = path.startswith("/api/v1/bookings/")
+            assert (operation.get("security") == [{name: []}]) == about_one, path
+
+
 def test_every_key_of_a_real_error_is_in_the_documented_error(client):
     """A client generated from the OpenAPI document that refuses unknown keys (Kotlin's
     serialization does, by default) must still read the API's errors."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.orm import Session, object_session
 
@@ -365,9 +366,19 @@ def _measures_out(booking: Booking, measures: Measures | None) -> MeasuresOut | 
     )  # fmt: skip
 
 
-async def bearer_token(authorization: Annotated[str, Header()] = "") -> str:
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+# A security scheme, not a header parameter: OpenAPI ignores a parameter named Authorization,
+# so a client generated from the document would have no way to send the token.
+_bearer = HTTPBearer(
+    auto_error=False,  # without the token a booking is simply not found (404), as with a wrong one
+    scheme_name="manage_token",
+    description="The booking's manage_token, as returned when it was created",
+)
+
+
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    return credentials.credentials.strip() if credentials is not None else ""
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]
