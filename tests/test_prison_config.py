@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from tests.factories import NOW, SMS, make_inmate, request_for, visitor
+from visits import closing
 from visits.booking import create_booking
 from visits.inmate import Inmate
 from visits.prison import Prison, Wing
@@ -174,6 +175,52 @@ def test_a_closure_on_a_booked_day_warns(db):
     _book_seats(db, 1)
     report = apply(db, config(extra='[[prison.closures]]\ndate = 2026-12-05\nreason = "Paro"\n'))
     assert any("1 bookings fall on that day" in w for w in report[0].warnings)
+
+
+
+PAGE = "https://visitas.example/staff/p/CUS/closures"
+
+
+def _still_booked(report) -> list[str]:
+    return [line for line in report.lines("https://visitas.example/") if "STILL BOOKED" in line]
+
+
+def test_bookings_left_in_a_closed_time_are_told_on_every_load_until_cancelled(db):
+    """The warning of the load that closed the day is easily missed: every later load says
+    again what is still on there, with where to cancel it, until it is cancelled."""
+    from visits.booking import Booking, cancel_booking
+
+    apply(db, config())
+    _book_seats(db, 1)
+    closed = config(extra='[[prison.closures]]\ndate = 2026-12-05\nreason = "Paro"\n')
+    first = apply(db, closed)[0]
+    again = apply(db, closed)[0]
+    assert not again.changed
+    assert again.warnings == []  # the closure's own warning came once, with the first load
+    for report in (first, again):
+        assert report.left_on == closing.LeftOn(closed=1)
+        assert _still_booked(report) == [
+            "  STILL BOOKED 1 bookings in times closed to visits (their families were not told "
+            "and may come), 0 in visit times no longer in the schedule (they happen unless "
+            f"those times are closed): cancel them at {PAGE}, which texts each family"
+        ]
+    with db.writing() as s:
+        cancel_booking(s, s.scalar(select(Booking)), now=NOW, actor="t", sms_policy=SMS)
+    done = apply(db, closed)[0]
+    assert not done.left_on
+    assert done.lines() == ["CUS: no changes"]
+
+
+def test_bookings_kept_in_a_removed_session_are_told_on_every_load(db):
+    apply(db, config())
+    _book_seats(db, 1)
+    for _ in range(2):
+        report = apply(db, parse_config(_saturday_removed()))[0]
+        assert report.left_on == closing.LeftOn(withdrawn=1)
+        assert "0 bookings in times closed to visits" in _still_booked(report)[0]
+    # Closed by the file as well: counted once, as closed.
+    both = _saturday_removed() + '[[prison.closures]]\ndate = 2026-12-05\nreason = "Paro"\n'
+    assert apply(db, parse_config(both))[0].left_on == closing.LeftOn(closed=1)
 
 
 AFTERNOON = (

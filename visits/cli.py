@@ -90,6 +90,7 @@ def load_prisons(
     schedules administrators edited in the browser are kept unless told otherwise."""
     from visits.base import utcnow
     from visits.prison_config import ConfigInvalid, apply_config, parse_config
+    from visits.settings import get_settings
 
     try:
         config = parse_config(file.read_text(encoding="utf-8"))
@@ -100,7 +101,8 @@ def load_prisons(
         reports = apply_config(
             session, config, utcnow(), overwrite_browser_edits=overwrite_browser_edits
         )
-    typer.echo("\n".join(line for report in reports for line in report.lines()))
+    base_url = get_settings().public_base_url
+    typer.echo("\n".join(line for report in reports for line in report.lines(base_url)))
 
 
 @app.command("import-inmates")

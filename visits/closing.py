@@ -23,10 +23,11 @@ that is already there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from visits import audit
@@ -373,3 +374,68 @@ def _reopened(session: Session, prison: Prison, closure_id: int) -> bool:
         event.action == "closure.reopened" and event.details.get("prison") == prison.code
         for event in audit.timeline(session, "closure", closure_id)
     )
+
+
+@dataclass(frozen=True)
+class LeftOn:
+    """Bookings still on (held or confirmed, their visit not begun) in visit times nobody
+    can book any more: ``closed``, in a time closed to visits (the prison file can close a
+    booked time without cancelling its bookings: the families are not told until an
+    administrator cancels them on the closures page); ``withdrawn``, in a time the schedule no
+    longer has and not closed (kept for them: the visit happens unless that time is closed)."""
+
+    closed: int = 0
+    withdrawn: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.closed or self.withdrawn)
+
+
+def left_on(session: Session, prisons: Sequence[Prison], now: datetime) -> dict[int, LeftOn]:
+    """:class:`LeftOn` for each of these prisons that has any, by prison id, in one query
+    through the slots of the days to come (their index): told on every load of the prison file
+    and on administrators' home page until they are cancelled, so that missing it once does
+    not leave families travelling to a closed prison."""
+    if not prisons:
+        return {}
+    by_id = {p.id: p for p in prisons}
+    rows = session.execute(
+        select(
+            Slot.prison_id,
+            Slot.id,
+            Slot.starts_at,
+            Slot.withdrawn_at,
+            Closure.id,
+            Closure.start_time,
+            func.count(Booking.id),
+        )
+        .join(Booking, Booking.slot_id == Slot.id)
+        .outerjoin(Closure, (Closure.prison_id == Slot.prison_id) & (Closure.day == Slot.local_date))
+        .where(
+            Slot.prison_id.in_(by_id),
+            Slot.local_date >= min(p.local_date(now) for p in prisons),
+            Slot.starts_at > now,
+            Booking.status.in_(HOLDS_SEATS),
+            or_(Slot.withdrawn_at.is_not(None), Closure.id.is_not(None)),
+        )
+        .group_by(
+            Slot.prison_id,
+            Slot.id,
+            Slot.starts_at,
+            Slot.withdrawn_at,
+            Closure.id,
+            Closure.start_time,
+        )
+    ).all()
+    slots: dict[int, tuple[int, int, bool]] = {}  # slot id → prison id, bookings, closed
+    for prison_id, slot_id, starts_at, withdrawn_at, closure_id, start, n in rows:
+        tz = by_id[prison_id].tz
+        closed = closure_id is not None and start in (None, starts_at.astimezone(tz).time())
+        _, _, before = slots.get(slot_id, (prison_id, n, False))
+        if closed or before or withdrawn_at is not None:
+            slots[slot_id] = (prison_id, n, closed or before)
+    found: dict[int, LeftOn] = {}
+    for prison_id, n, closed in slots.values():
+        was = found.get(prison_id, LeftOn())
+        found[prison_id] = LeftOn(was.closed + n * closed, was.withdrawn + n * (not closed))
+    return found

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from visits import audit
+from visits import audit, closing
 from visits.advisories import HealthAdvisory
 from visits.booking import HOLDS_SEATS, Booking
 from visits.i18n import SUPPORTED_LOCALES
@@ -260,6 +260,8 @@ class PrisonReport:
     closures: dict[str, int] = field(default_factory=dict)
     slots: SyncReport = field(default_factory=SyncReport)
     warnings: list[str] = field(default_factory=list)
+    # Bookings still on in times closed or withdrawn: told on every load until cancelled.
+    left_on: closing.LeftOn = field(default_factory=closing.LeftOn)
 
     @property
     def changed(self) -> bool:
@@ -272,8 +274,10 @@ class PrisonReport:
             or self.slots.changed
         )
 
-    def lines(self) -> list[str]:
-        # What is still to look at (conflicts, warnings) follows, changed or not.
+    def lines(self, base_url: str = "") -> list[str]:
+        """What the load did; what is still to look at (conflicts, warnings, bookings left
+        in times nobody can book) follows, changed or not. ``base_url``: the service's public
+        address, for the closures page's."""
         said = "created" if self.created else "updated" if self.changed else "no changes"
         lines = [f"{self.code}: {said}"]
         if self.updated:
@@ -294,6 +298,15 @@ class PrisonReport:
             )
         lines += [f"  CONFLICT {c.describe(self.tz)}" for c in s.conflicts]
         lines += [f"  WARNING {w}" for w in self.warnings]
+        if self.left_on:
+            page = f"{base_url.rstrip('/')}/staff/p/{self.code}/closures"
+            lines.append(
+                f"  STILL BOOKED {self.left_on.closed} bookings in times closed to visits "
+                "(their families were not told and may come), "
+                f"{self.left_on.withdrawn} in visit times no longer in the schedule "
+                f"(they happen unless those times are closed): cancel them at {page}, "
+                "which texts each family"
+            )
         return lines
 
 
@@ -496,6 +509,8 @@ def apply_config(
         if retiring:
             session.execute(delete(ScheduleTemplate).where(ScheduleTemplate.id.in_(retiring)))
         _warn_closing_nothing(session, prison, entry, prison.local_date(now), report)
+        session.flush()
+        report.left_on = closing.left_on(session, [prison], now).get(prison.id, closing.LeftOn())
         if report.changed:
             audit.record(
                 session,
