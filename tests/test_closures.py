@@ -18,8 +18,8 @@ from tests.test_api import body
 from tests.test_pages import form_fields, text
 from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingStatus, create_booking
-from visits.closing import ClosureRequest, close, reopen
+from visits.booking import Booking, BookingStatus, cancel_booking, create_booking
+from visits.closing import ClosureRequest, LeftOn, close, left_on, reopen
 from visits.db import Database, make_engine
 from visits.demo import demo_config
 from visits.inmate import Inmate
@@ -397,6 +397,17 @@ def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wed
         [report, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
     assert any("closures page" in w for w in report.warnings)
     assert status_of(db, refs["nine_a"]) is BookingStatus.CONFIRMED  # the file cancels nothing
+    # Missed once, it is told again: by the next load, and on the administrator's home page.
+    with db.writing() as s:
+        [again, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+    assert again.warnings == []
+    assert "STILL BOOKED 2 bookings" in "\n".join(again.lines())
+    home = text(client.get("/staff", params={"lang": "en"}))
+    assert (
+        "Penal de Cusco (Quencoro) - demo: 2 bookings are still on in times closed to visits, and "
+        "their families have not been told." in home
+    )
+    assert f'href="{PAGE}"' in client.get("/staff", params={"lang": "es"}).text
 
     page = text(client.get(PAGE))
     assert "2 reservas siguen en pie en este horario cerrado." in page
@@ -423,6 +434,11 @@ def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wed
         )
         assert set(event.details["cancelled"]) == {refs["nine_a"], refs["nine_b"]}
     assert "siguen en pie" not in text(client.get(PAGE))
+    assert "still on" not in text(client.get("/staff", params={"lang": "en"}))
+    client.get("/staff", params={"lang": "es"})
+    with db.writing() as s:
+        [done, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+    assert not done.left_on
     again = _preview(client, start="09:00", reason="Fumigación")
     assert again.status_code == 422  # nothing left: closed, as before
     assert "ya está cerrado" in text(again)
@@ -677,3 +693,56 @@ def test_a_visit_let_in_already_is_listed_apart_not_cancelled_and_the_result_nam
     with db.read_session() as s:
         created = s.scalar(select(AuditEvent).where(AuditEvent.action == "closure.created"))
         assert created.details["at_gate"] == [reference]
+
+
+def test_only_administrators_of_the_prison_are_told_of_bookings_kept_in_a_withdrawn_time(
+    wednesday, db, make_client
+):
+    client, _, day = wednesday
+    with db.writing() as s:
+        s.get(Slot, day["11:30"]["id"]).withdrawn_at = NOW
+    kept = "1 booking is kept in a visit time removed from the schedule"
+    assert kept in text(client.get("/staff", params={"lang": "en"}))
+    make_staff(db, "guardia", StaffRole.GUARD)
+    for username in ("admin.mujeres", "guardia"):
+        other = make_client()
+        assert sign_in(other, username).status_code == 303
+        assert "removed from the schedule" not in text(other.get("/staff", params={"lang": "en"}))
+
+
+def test_what_is_left_on_counts_live_bookings_of_times_not_begun_that_are_closed(db):
+    """Closed by the whole day's closure or by that time's (counted once under both); not by
+    another time's closure; a time begun (its visitors inside) or a cancelled booking is not
+    counted; a withdrawn time that is closed counts as closed."""
+    times = [
+        (date(2026, 12, 1), time(9)),  # begun at NOW (10:00 in Lima)
+        (date(2026, 12, 5), time(9)),  # withdrawn, and another time of its day closed
+        (date(2026, 12, 5), time(15)),  # closed
+        (date(2026, 12, 6), time(9)),  # closed twice: the day, and the time
+        (date(2026, 12, 6), time(9)),
+        (date(2026, 12, 6), time(9)),  # cancelled
+    ]
+    with db.writing() as s:
+        prison = make_prison(s)
+        slots: dict[tuple[date, time], Slot] = {}
+        for n, (day, at) in enumerate(times):
+            slot = slots.get((day, at)) or make_slot(s, prison, day, start=at)
+            slots[(day, at)] = slot
+            booked = create_booking(
+                s, prison=prison, inmate=make_inmate(s, prison, f"Q{n}"),
+                request=request_for(slot, visitor(f"4123456{n}")), now=NOW - timedelta(days=3),
+                secret_key="k", sms_policy=SMS,
+            ).booking  # fmt: skip
+        cancel_booking(s, booked, now=NOW, actor="t", sms_policy=SMS)
+        slots[(date(2026, 12, 5), time(9))].withdrawn_at = NOW
+        for day, at in [
+            (date(2026, 12, 1), None),
+            (date(2026, 12, 5), time(15)),
+            (date(2026, 12, 6), None),
+            (date(2026, 12, 6), time(9)),
+        ]:
+            s.add(Closure(prison_id=prison.id, day=day, start_time=at, reason="Requisa"))
+    with db.read_session() as s:
+        prison = s.scalar(select(Prison))
+        assert left_on(s, [prison], NOW) == {prison.id: LeftOn(closed=3, withdrawn=1)}
+        assert left_on(s, [], NOW) == {}

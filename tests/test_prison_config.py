@@ -177,7 +177,6 @@ def test_a_closure_on_a_booked_day_warns(db):
     assert any("1 bookings fall on that day" in w for w in report[0].warnings)
 
 
-
 PAGE = "https://visitas.example/staff/p/CUS/closures"
 
 

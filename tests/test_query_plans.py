@@ -1,10 +1,10 @@
 """Every query of booking, moving (and finding the times a booking could move to) and
 cancelling, of what the slots page reads of a person (the days their visits are paused, a full
-week among them), of the gate's list, of tracing an advisory's contacts, and of the worker's
-jobs finds its rows through an index, on each database: a table scan costs nothing in a test
-and grows with every booking ever made (the one-visit-a-day check once read all booked visitors
-on SQLite, for every booking; the hold-expiry job read every booking every 30 s, holding the
-write lock)."""
+week among them), of the gate's list, of administrators' home page, of tracing an advisory's
+contacts, and of the worker's jobs finds its rows through an index, on each database: a table
+scan costs nothing in a test and grows with every booking ever made (the one-visit-a-day check
+once read all booked visitors on SQLite, for every booking; the hold-expiry job read every
+booking every 30 s, holding the write lock)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from visits.booking import (
     move_targets,
     outlook,
 )
+from visits.closing import left_on
 from visits.gate import day_list
 from visits.health import AdvisoryKind, Scope, TracingPolicy
 from visits.inmate import Inmate
@@ -113,6 +114,7 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
             day_list(s, prison, SATURDAY)
             day_list(s, prison, SUNDAY)  # with a booking: its visitors' screenings are read
             outlook(s, prison, inmate, SATURDAY, SUNDAY)
+            left_on(s, [prison], NOW)  # administrators' home page, on every visit
     with capturing():
         release_expired_holds(db, NOW)
         dispatch(make_dispatcher(db, settings, ConsoleSender(), clock=lambda: NOW))

@@ -399,18 +399,21 @@ def left_on(session: Session, prisons: Sequence[Prison], now: datetime) -> dict[
     if not prisons:
         return {}
     by_id = {p.id: p for p in prisons}
+    # One row per slot and closure of its day (a slot under none is there if withdrawn).
+    per = (
+        Slot.prison_id,
+        Slot.id,
+        Slot.starts_at,
+        Slot.withdrawn_at,
+        Closure.id,
+        Closure.start_time,
+    )
     rows = session.execute(
-        select(
-            Slot.prison_id,
-            Slot.id,
-            Slot.starts_at,
-            Slot.withdrawn_at,
-            Closure.id,
-            Closure.start_time,
-            func.count(Booking.id),
-        )
+        select(*per, func.count(Booking.id))
         .join(Booking, Booking.slot_id == Slot.id)
-        .outerjoin(Closure, (Closure.prison_id == Slot.prison_id) & (Closure.day == Slot.local_date))
+        .outerjoin(
+            Closure, (Closure.prison_id == Slot.prison_id) & (Closure.day == Slot.local_date)
+        )
         .where(
             Slot.prison_id.in_(by_id),
             Slot.local_date >= min(p.local_date(now) for p in prisons),
@@ -418,14 +421,7 @@ def left_on(session: Session, prisons: Sequence[Prison], now: datetime) -> dict[
             Booking.status.in_(HOLDS_SEATS),
             or_(Slot.withdrawn_at.is_not(None), Closure.id.is_not(None)),
         )
-        .group_by(
-            Slot.prison_id,
-            Slot.id,
-            Slot.starts_at,
-            Slot.withdrawn_at,
-            Closure.id,
-            Closure.start_time,
-        )
+        .group_by(*per)
     ).all()
     slots: dict[int, tuple[int, int, bool]] = {}  # slot id → prison id, bookings, closed
     for prison_id, slot_id, starts_at, withdrawn_at, closure_id, start, n in rows:

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from visits import staff
+from visits import closing, staff
 from visits.prison import Prison, prison_by_code
 from visits.problems import Code, Problem, Rejected
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser
@@ -243,10 +243,14 @@ def logout(
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request, who: AnyStaff, session: ReadSession) -> HTMLResponse:
+def home(request: Request, who: AnyStaff, session: ReadSession, now: Now) -> HTMLResponse:
+    """The staff member's prisons and pages. An administrator is told here, for each prison,
+    of bookings still on in times nobody can book (closed, or removed from the schedule; see
+    :func:`visits.closing.left_on`), in one query, until they are cancelled."""
     prisons = (
         session.scalars(select(Prison).order_by(Prison.name)).all()
         if who.user.national
         else who.user.prisons
     )
-    return render(request, "staff_home.html", who=who, prisons=prisons)
+    left = closing.left_on(session, prisons, now) if who.user.role == StaffRole.ADMIN else {}
+    return render(request, "staff_home.html", who=who, prisons=prisons, left_on=left)
