@@ -252,7 +252,7 @@ def test_suspend_a_visitor_who_has_booked(db_url):
 
     db = Database(make_engine(db_url))
     with db.writing() as s:
-        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        apply_config(s, parse_config(CONFIG.read_text()), NOW, sms_policy=SMS)
         prison = prison_by_code(s, "QUENCORO")
         import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW, sms_policy=SMS)
         slot = s.scalar(select(Slot).where(Slot.visitor_group == "women").order_by(Slot.id))
@@ -358,7 +358,7 @@ def test_import_inmates_cancels_the_bookings_of_a_person_released_and_says_so(
 
     db = Database(make_engine(db_url))
     with db.writing() as s:
-        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        apply_config(s, parse_config(CONFIG.read_text()), NOW, sms_policy=SMS)
         prison = prison_by_code(s, "QUENCORO")
         import_roster(s, prison, ROSTERS["QUENCORO"].read_bytes(), NOW, sms_policy=SMS)
         slot = s.scalar(select(Slot).where(Slot.visitor_group == "women").order_by(Slot.id))

@@ -377,7 +377,7 @@ def test_reloading_the_prison_file_keeps_what_staff_closed(wednesday, db):
     client, _, _ = wednesday
     assert _confirm(client, _preview(client)).status_code == 303
     with db.writing() as s:
-        apply_config(s, demo_config(date(2026, 12, 1)), NOW)
+        apply_config(s, demo_config(date(2026, 12, 1)), NOW, sms_policy=SMS)
     with db.read_session() as s:
         staff_made = s.scalars(select(Closure).where(Closure.created_by.is_not(None))).all()
         assert [(c.day, c.reason) for c in staff_made] == [
@@ -394,12 +394,16 @@ def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wed
     file_closure = ClosureConfig(date=date(2026, 12, 2), start=time(9), reason="Fumigación")
     closed = quencoro.model_copy(update={"closures": [*quencoro.closures, file_closure]})
     with db.writing() as s:
-        [report, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+        [report, *_] = apply_config(
+            s, config.model_copy(update={"prisons": [closed]}), NOW, sms_policy=SMS
+        )
     assert any("closures page" in w for w in report.warnings)
     assert status_of(db, refs["nine_a"]) is BookingStatus.CONFIRMED  # the file cancels nothing
     # Missed once, it is told again: by the next load, and on the administrator's home page.
     with db.writing() as s:
-        [again, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+        [again, *_] = apply_config(
+            s, config.model_copy(update={"prisons": [closed]}), NOW, sms_policy=SMS
+        )
     assert again.warnings == []
     assert "STILL BOOKED 2 bookings" in "\n".join(again.lines())
     home = text(client.get("/staff", params={"lang": "en"}))
@@ -437,7 +441,9 @@ def test_bookings_left_in_a_time_the_file_closed_are_cancelled_from_the_page(wed
     assert "still on" not in text(client.get("/staff", params={"lang": "en"}))
     client.get("/staff", params={"lang": "es"})
     with db.writing() as s:
-        [done, *_] = apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+        [done, *_] = apply_config(
+            s, config.model_copy(update={"prisons": [closed]}), NOW, sms_policy=SMS
+        )
     assert not done.left_on
     again = _preview(client, start="09:00", reason="Fumigación")
     assert again.status_code == 422  # nothing left: closed, as before
@@ -451,7 +457,7 @@ def test_bookings_left_under_a_closure_are_cancelled_with_its_reason(wednesday, 
     whole_day = ClosureConfig(date=date(2026, 12, 2), reason="Fumigación")
     closed = quencoro.model_copy(update={"closures": [whole_day]})
     with db.writing() as s:
-        apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW)
+        apply_config(s, config.model_copy(update={"prisons": [closed]}), NOW, sms_policy=SMS)
     preview = _preview(client, start="09:00", reason="Otra razón")
     done = _confirm(client, preview, start="09:00", reason="Otra razón")
     assert done.status_code == 303

@@ -55,7 +55,7 @@ def slot_count(db) -> int:
 
 def test_slot_sync_is_idempotent_and_safe_to_run_twice_at_once(db):
     with db.writing() as s:
-        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        apply_config(s, parse_config(CONFIG.read_text()), NOW, sms_policy=SMS)
         s.execute(delete(Slot))
     barrier = threading.Barrier(2)
     reports = []
@@ -325,7 +325,7 @@ def sync_recorded(db):
 
 def test_the_worker_process_materialises_slots(db, db_url):
     with db.writing() as s:
-        apply_config(s, parse_config(CONFIG.read_text()), NOW)
+        apply_config(s, parse_config(CONFIG.read_text()), NOW, sms_policy=SMS)
         s.execute(delete(Slot))
     assert slot_count(db) == 0
     worker = subprocess.Popen(

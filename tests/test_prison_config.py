@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+import re
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, select
 
+from notifications.outbox import MessageStatus, OutboxMessage
+from notifications.senders import ConsoleSender
 from tests.factories import NOW, SMS, make_inmate, request_for, visitor
 from visits import closing
-from visits.booking import create_booking
+from visits.booking import Booking, BookingStatus, create_booking, verify_booking
 from visits.inmate import Inmate
+from visits.jobs import dispatch, make_dispatcher
 from visits.prison import Prison, Wing
 from visits.prison_config import ConfigInvalid, apply_config, parse_config
 from visits.schedule import Closure, ConflictKind, ScheduleTemplate, Slot
+from visits.settings import Settings
+from visits.sms import TIME_CLOSED
 
 BASE = """
 [[prison]]
@@ -75,7 +82,7 @@ def snapshot(db):
 
 def apply(db, cfg, now=NOW):
     with db.writing() as s:
-        return apply_config(s, cfg, now)
+        return apply_config(s, cfg, now, sms_policy=SMS)
 
 
 def test_applying_twice_changes_nothing_the_second_time(db):
@@ -99,7 +106,7 @@ def test_slots_follow_the_booking_window(db):
     assert later[0].slots.created == 2  # Saturday 19 and Sunday 20 came into the window
 
 
-def _book_seats(db, seats: int) -> int:
+def _book_seats(db, seats: int, sms_policy=SMS) -> int:
     """Book ``seats`` visitors on the first Saturday; return the slot id."""
     with db.writing() as s:
         prison = s.scalar(select(Prison))
@@ -115,7 +122,7 @@ def _book_seats(db, seats: int) -> int:
             request=request_for(slot, *people),
             now=NOW,
             secret_key="k",
-            sms_policy=SMS,
+            sms_policy=sms_policy,
         )
         return slot.id
 
@@ -444,9 +451,9 @@ def test_one_prison_failing_does_not_stop_the_others(db, monkeypatch):
     from visits import jobs
 
     with db.writing() as s:
-        apply_config(s, parse_config(BASE.replace("CAPACITY", "30")), NOW)
+        apply_config(s, parse_config(BASE.replace("CAPACITY", "30")), NOW, sms_policy=SMS)
         other = BASE.replace("CAPACITY", "30").replace('code = "CUS"', 'code = "ZZZ"')
-        apply_config(s, parse_config(other), NOW)
+        apply_config(s, parse_config(other), NOW, sms_policy=SMS)
         s.execute(delete(Slot))
     real = jobs.sync_slots
 
@@ -464,3 +471,53 @@ def test_one_prison_failing_does_not_stop_the_others(db, monkeypatch):
     with db.read_session() as s:
         cus = s.scalar(select(Prison.id).where(Prison.code == "CUS"))
     assert failed.value.failed == [str(cus)]
+
+
+SATURDAY_CLOSED = '[[prison.closures]]\ndate = 2026-12-05\nreason = "Paro"\n'
+# 08:00 in Lima on the closed Saturday: every reminder of its 09:00 visit is due.
+SATURDAY_MORNING = datetime(2026, 12, 5, 13, 0, tzinfo=UTC)
+
+
+def _reminders(db) -> list[tuple[MessageStatus, str | None]]:
+    with db.read_session() as s:
+        query = select(OutboxMessage).where(OutboxMessage.kind == "reminder")
+        return [(m.status, m.error_message) for m in s.scalars(query.order_by(OutboxMessage.id))]
+
+
+def test_no_reminder_goes_for_a_time_the_file_closed_until_it_opens_again(db, db_url):
+    """The booking left in a closed time awaits an administrator's cancellation (which texts
+    the family why): "your visit tomorrow" would send them to a closed prison."""
+    apply(db, config())
+    _book_seats(db, 1)
+    booked = _reminders(db)
+    assert booked
+    assert all(status is MessageStatus.PENDING for status, _ in booked)
+    for _ in range(2):  # every load: the same
+        apply(db, config(extra=SATURDAY_CLOSED))
+        assert _reminders(db) == [(MessageStatus.CANCELLED, TIME_CLOSED)] * len(booked)
+    sender = ConsoleSender(echo=False)
+    settings = Settings(database_url=db_url, secret_key="k")
+    dispatch(make_dispatcher(db, settings, sender, clock=lambda: SATURDAY_MORNING))
+    assert len(sender.sent) == 1  # the confirmation, queued before the closure; no reminder
+    assert _reminders(db) == [(MessageStatus.CANCELLED, TIME_CLOSED)] * len(booked)
+    with db.read_session() as s:
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED  # not cancelled
+    apply(db, config())  # the file opens the day again: the family is reminded after all
+    assert _reminders(db) == booked
+    dispatch(make_dispatcher(db, settings, sender, clock=lambda: SATURDAY_MORNING))
+    assert _reminders(db) == [(MessageStatus.SENT, None)] * len(booked)
+
+
+def test_a_booking_confirmed_in_a_time_closed_since_its_code_was_sent_gets_no_reminder(db):
+    apply(db, config())
+    _book_seats(db, 1, sms_policy=replace(SMS, verification=True))
+    apply(db, config(extra=SATURDAY_CLOSED))
+    with db.writing() as s:
+        held = s.scalar(select(Booking))
+        code = s.scalar(select(OutboxMessage.body).where(OutboxMessage.kind == "code"))
+        verify_booking(
+            s, held, re.search(r"\b(\d{6})\b", code).group(1), now=NOW,
+            sms_policy=replace(SMS, verification=True),
+        )  # fmt: skip
+        assert held.status is BookingStatus.CONFIRMED
+    assert _reminders(db) == []

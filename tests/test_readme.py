@@ -36,7 +36,7 @@ def test_the_readme_examples_load(db):
     config = parse_config(_block("toml"))
     roster = re.sub(r",[BCD],", ",A,", _block("csv"))  # the example file declares wing A only
     with db.writing() as s:
-        apply_config(s, config, NOW)
+        apply_config(s, config, NOW, sms_policy=SMS)
         quencoro = prison_by_code(s, "QUENCORO")
         report = import_roster(s, quencoro, roster.encode(), NOW, sms_policy=SMS)
         assert report.created == 4

@@ -9,7 +9,7 @@ from datetime import date, time
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import NOW
+from tests.factories import NOW, SMS
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, try_booking
 from tests.test_pages import form_fields, text
@@ -231,12 +231,14 @@ def test_reloading_the_prison_file_keeps_what_was_edited_in_the_browser(admin, d
     nine = _template(db, 2, time(9))
     assert _send(admin, "", **_edit(nine, capacity="90")).status_code == 303
     with db.writing() as s:
-        reports = apply_config(s, demo_config(date(2026, 12, 1)), NOW)
+        reports = apply_config(s, demo_config(date(2026, 12, 1)), NOW, sms_policy=SMS)
     quencoro = next(r for r in reports if r.code == "QUENCORO")
     assert any("edited in the browser" in w for w in quencoro.warnings)
     assert _template(db, 2, time(9)).capacity == 90
     with db.writing() as s:
-        apply_config(s, demo_config(date(2026, 12, 1)), NOW, overwrite_browser_edits=True)
+        apply_config(
+            s, demo_config(date(2026, 12, 1)), NOW, sms_policy=SMS, overwrite_browser_edits=True
+        )
     assert _template(db, 2, time(9)).capacity == 150
 
 

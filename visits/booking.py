@@ -1268,7 +1268,15 @@ def verify_booking(
         entity="booking",
         entity_id=booking.reference,
     )
-    sms.queue_confirmed(session, booking, sms_policy, now)
+    # The prison file may have closed its time while the code was on its way: no reminder
+    # then (see visits.sms.withdraw_reminders).
+    slot = booking.slot
+    closed = closure_for(
+        closures_between(session, slot.prison_id, slot.local_date, slot.local_date),
+        slot,
+        booking.prison.tz,
+    )
+    sms.queue_confirmed(session, booking, sms_policy, now, remind=closed is None)
     tell_measures(session, booking, sms_policy, now)
     tell_screening_advice(session, booking, sms_policy, now)
     session.flush()

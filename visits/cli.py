@@ -91,17 +91,23 @@ def load_prisons(
     from visits.base import utcnow
     from visits.prison_config import ConfigInvalid, apply_config, parse_config
     from visits.settings import get_settings
+    from visits.sms import SmsPolicy
 
     try:
         config = parse_config(file.read_text(encoding="utf-8"))
     except ConfigInvalid as invalid:
         raise _fail([f"{file}: nothing was changed:", *invalid.errors]) from None
     db = _database()
+    settings = get_settings()
     with db.writing() as session:
         reports = apply_config(
-            session, config, utcnow(), overwrite_browser_edits=overwrite_browser_edits
+            session,
+            config,
+            utcnow(),
+            sms_policy=SmsPolicy.from_settings(settings),
+            overwrite_browser_edits=overwrite_browser_edits,
         )
-    base_url = get_settings().public_base_url
+    base_url = settings.public_base_url
     typer.echo("\n".join(line for report in reports for line in report.lines(base_url)))
 
 

@@ -18,23 +18,25 @@ Closures made here can be reopened; cancelled bookings stay cancelled (the famil
 told). The prison file's own closures (see :mod:`visits.prison_config`) change only with it.
 A time the file closed while families had bookings in it keeps them (loading the file only
 warns): closing that time again here cancels them and tells the families, under the closure
-that is already there.
+that is already there. Until then they are told of on every load of the file and on
+administrators' home page (:func:`left_on`), and get no reminder (:func:`follow_reminders`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from visits import audit
+from visits import audit, sms
 from visits.booking import (
     HOLDS_SEATS,
     STOPPABLE,
     Booking,
+    BookingStatus,
     CancelCause,
     cancel_booking,
     let_in,
@@ -44,7 +46,7 @@ from visits.booking import (
 from visits.db import require_write_lock
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected, reject_if
-from visits.schedule import Closure, Slot, closures_between, lock_day
+from visits.schedule import Closure, Slot, closure_for, closures_between, lock_day
 from visits.sms import SmsPolicy
 
 MAX_REASON = 200  # the column's size; families read it on the slots page
@@ -435,3 +437,30 @@ def left_on(session: Session, prisons: Sequence[Prison], now: datetime) -> dict[
         was = found.get(prison_id, LeftOn())
         found[prison_id] = LeftOn(was.closed + n * closed, was.withdrawn + n * (not closed))
     return found
+
+
+def follow_reminders(
+    session: Session,
+    prison: Prison,
+    now: datetime,
+    sms_policy: SmsPolicy,
+    opened: Iterable[tuple[date, time | None]] = (),
+) -> None:
+    """Reminders follow whether a booked time is closed (the prison file closes and opens
+    times without cancelling their bookings): those of every booking still on in a closed time
+    are withdrawn (:func:`visits.sms.withdraw_reminders`), and those of a booking confirmed in
+    a time ``opened`` (closures the file just dropped) and closed no more are queued again.
+    Done on every load: nothing changes for what was done already."""
+    for closure_id in still_booked(session, prison, now):
+        closure = session.get(Closure, closure_id)
+        assert closure is not None
+        request = ClosureRequest(closure.day, closure.start_time, closure.reason)
+        for booking in affected(session, prison, request, now):
+            sms.withdraw_reminders(session, booking, now)
+    for day, start in opened:
+        closures = closures_between(session, prison.id, day, day)
+        for booking in affected(session, prison, ClosureRequest(day, start, ""), now):
+            if booking.status is BookingStatus.CONFIRMED and not closure_for(
+                closures, booking.slot, prison.tz
+            ):
+                sms.queue_reminders(session, booking, sms_policy, now)

@@ -36,6 +36,7 @@ from visits.schedule import (
     rule_of,
     sync_slots,
 )
+from visits.sms import SmsPolicy
 
 Code = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$")]
 
@@ -394,9 +395,10 @@ def _apply_templates(
 
 def _apply_closures(
     session: Session, prison: Prison, config: PrisonConfig, today: date, report: PrisonReport
-) -> None:
+) -> list[tuple[date, time | None]]:
     """The file's closures from today on are exactly those in the file; past ones are history,
-    and closures staff made in the browser are theirs (one the file also lists stays as is)."""
+    and closures staff made in the browser are theirs (one the file also lists stays as is).
+    The times of those it removed (open again, unless another closure covers them)."""
     counts = {"created": 0, "changed": 0, "removed": 0}
     existing: dict[tuple[date, time | None], Closure] = {}
     by_staff: set[tuple[date, time | None]] = set()
@@ -426,6 +428,7 @@ def _apply_closures(
         session.delete(row)
         counts["removed"] += 1
     report.closures = counts
+    return list(existing)
 
 
 def _warn_booked(
@@ -475,9 +478,17 @@ def _warn_closing_nothing(
 
 
 def apply_config(
-    session: Session, config: ConfigFile, now: datetime, *, overwrite_browser_edits: bool = False
+    session: Session,
+    config: ConfigFile,
+    now: datetime,
+    *,
+    sms_policy: SmsPolicy,
+    overwrite_browser_edits: bool = False,
 ) -> list[PrisonReport]:
-    """Bring the database in line with the file; one report per prison.
+    """Bring the database in line with the file; one report per prison. Bookings in times it
+    closes are not cancelled (an administrator does that, which texts the families); their
+    reminders are withdrawn, and come back if it opens the time again
+    (:func:`visits.closing.follow_reminders`).
 
     A prison whose rules or schedule an administrator edited in the browser keeps them (the
     report says so) unless ``overwrite_browser_edits``: the file is likely older."""
@@ -503,7 +514,7 @@ def apply_config(
         retiring = frozenset() if keep else _apply_templates(session, prison, entry, report)
         if not keep:
             prison.schedule_edited_at = None
-        _apply_closures(session, prison, entry, prison.local_date(now), report)
+        opened = _apply_closures(session, prison, entry, prison.local_date(now), report)
         session.flush()
         report.slots = sync_slots(session, prison, now, retiring)
         if retiring:
@@ -511,6 +522,7 @@ def apply_config(
         _warn_closing_nothing(session, prison, entry, prison.local_date(now), report)
         session.flush()
         report.left_on = closing.left_on(session, [prison], now).get(prison.id, closing.LeftOn())
+        closing.follow_reminders(session, prison, now, sms_policy, opened)
         if report.changed:
             audit.record(
                 session,

@@ -351,13 +351,36 @@ def reminder_times(booking: Booking, policy: SmsPolicy) -> list[tuple[str, datet
     return times
 
 
-def queue_confirmed(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
-    """The confirmation, and the reminders still ahead."""
+def queue_confirmed(
+    session: Session, booking: Booking, policy: SmsPolicy, now: datetime, *, remind: bool = True
+) -> None:
+    """The confirmation, and the reminders still ahead (none when not ``remind``: its time
+    was closed meanwhile, see :func:`withdraw_reminders`)."""
     params = _params(booking, policy)
     confirmed = _draft(
         booking, "confirmed", f"{subject(booking)}:confirmed", params=params, policy=policy
     )
-    outbox.enqueue_all(session, [confirmed, *_reminders(booking, policy, now, params)], now)
+    reminders = _reminders(booking, policy, now, params) if remind else []
+    outbox.enqueue_all(session, [confirmed, *reminders], now)
+
+
+# Why a booking's reminders were withdrawn while the booking stays (see withdraw_reminders).
+TIME_CLOSED = "visit time closed"
+
+
+def withdraw_reminders(session: Session, booking: Booking, now: datetime) -> None:
+    """No reminder for a visit in a time closed to visits. The prison file can close a booked
+    time without cancelling its bookings (:mod:`visits.closing`): "your visit tomorrow" would
+    send the family to a closed prison. Their booking awaits an administrator's cancellation,
+    which texts them why; its reminders come back if the time opens again
+    (:func:`queue_reminders`)."""
+    outbox.cancel_pending(session, subject(booking), now, TIME_CLOSED, kind="reminder")
+
+
+def queue_reminders(session: Session, booking: Booking, policy: SmsPolicy, now: datetime) -> None:
+    """The reminders still ahead, again: those withdrawn (never sent) are queued again, the
+    others are left as they are."""
+    outbox.enqueue_all(session, _reminders(booking, policy, now, _params(booking, policy)), now)
 
 
 def _reminders(

@@ -49,7 +49,9 @@ def demo_config(today: date) -> ConfigFile:
 def load_demo(
     session: Session, now: datetime, sms_policy: SmsPolicy
 ) -> tuple[list[PrisonReport], dict[str, ImportReport]]:
-    reports = apply_config(session, demo_config(now.astimezone(DEMO_TZ).date()), now)
+    reports = apply_config(
+        session, demo_config(now.astimezone(DEMO_TZ).date()), now, sms_policy=sms_policy
+    )
     rosters = {}
     for code, path in ROSTERS.items():
         prison = prison_by_code(session, code)
