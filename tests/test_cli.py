@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import date
 from pathlib import Path
 
 from alembic import command as alembic
@@ -243,7 +244,9 @@ def test_suspend_visitor_needs_a_known_visitor(db_url):
     assert rows(db_url, VisitorSuspension) == 0
 
 
-def test_suspend_a_visitor_who_has_booked(db_url):
+def _booked_at_quencoro(db_url) -> tuple[Database, date]:
+    """The demo's prisons and Quencoro's roster loaded, and a booking of its first women's
+    visit time (at the tests' NOW); that time's day."""
     from tests.factories import NOW, SMS, request_for, visitor
     from visits.booking import create_booking
     from visits.prison import prison_by_code
@@ -261,6 +264,11 @@ def test_suspend_a_visitor_who_has_booked(db_url):
             s, prison=prison, inmate=inmate, request=request_for(slot, visitor()), now=NOW,
             secret_key="k", sms_policy=SMS,
         )  # fmt: skip
+        return db, slot.local_date
+
+
+def test_suspend_a_visitor_who_has_booked(db_url):
+    db, _ = _booked_at_quencoro(db_url)
     result = _suspend_visitor(db_url, "45.678.912", "2027-01-31", "incidente")
     assert result.returncode == 0, result.stderr
     assert "dni 45678912 suspended at QUENCORO until 2027-01-31; bookings cancelled: 1" in (
@@ -278,6 +286,37 @@ def test_suspend_a_visitor_who_has_booked(db_url):
     assert "31 de enero de 2027" in again.stderr
     assert rows(db_url, VisitorSuspension) == 1
     db.dispose()
+
+
+def test_every_load_of_the_prison_file_tells_the_bookings_left_in_a_time_it_closed(
+    db_url, tmp_path: Path, request, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import visits.base
+    from tests.factories import NOW
+    from visits.cli import app
+    from visits.settings import get_settings
+
+    db, day = _booked_at_quencoro(db_url)
+    db.dispose()
+    closed = tmp_path / "closed.toml"
+    closure = f'\n[[prison.closures]]\ndate = {day}\nreason = "Paro"\n'
+    header, quencoro, *others = CONFIG.read_text().split("\n[[prison]]")
+    closed.write_text("\n[[prison]]".join([header, quencoro + closure, *others]))
+    monkeypatch.setattr(visits.base, "utcnow", lambda: NOW)
+    runner = CliRunner(env=server_env(db_url, 8000))
+    get_settings.cache_clear()  # read this test's database URL from the environment
+    request.addfinalizer(get_settings.cache_clear)
+    for _ in range(2):  # the second load changes nothing, and says it again
+        loaded = runner.invoke(app, ["load-prisons", str(closed)])
+        assert loaded.exit_code == 0, loaded.output
+        assert (
+            "  STILL BOOKED 1 bookings in times closed to visits (their families were not told "
+            "and may come), 0 in visit times no longer in the schedule (they happen unless "
+            "those times are closed): cancel them at "
+            "http://127.0.0.1:8000/staff/p/QUENCORO/closures, which texts each family"
+        ) in loaded.output.splitlines()
 
 
 def test_the_command_line_offers_exactly_the_document_types():
