@@ -165,9 +165,11 @@ def _scans(db, statements: list[tuple[str, Any]]) -> list[str]:
     return found
 
 
-# Read whole by design: one row per prison (the retention purge reads their time zones), and
-# a few advisories per prison over the years (the daily purge reads those still traced).
-READ_WHOLE = {"prison", "health_advisory"}
+# Read whole by design: one row per prison (the retention purge reads their time zones), a
+# few advisories per prison over the years (the daily purge reads those still traced), and
+# what that purge keeps small itself: staff sessions of the last day or two, and only the
+# phones that carry a mark (it deletes the sessions ended and the phones with no mark left).
+READ_WHOLE = {"prison", "health_advisory", "staff_session", "sms_recipient"}
 
 
 def _reads_a_table(step: str, scan: str) -> bool:

@@ -122,12 +122,6 @@ def purge_visit_records(
     with db.read_session() as session:
         edge = retention.cutoff(session, now, settings.tracing_policy)
     total = retention.Purged() if edge is None else _purge_visits(db, edge, batch)
-    while True:
-        with db.writing() as session:
-            swept = retention.forget_in_purged(session, batch)
-        total.histories += swept
-        if not swept:
-            break
     with db.writing() as session:
         lifetime = timedelta(hours=settings.staff_session_hours)
         total.staff_sessions = retention.purge_staff_sessions(session, now, lifetime)
@@ -139,8 +133,8 @@ def purge_visit_records(
     if total != retention.Purged():
         log.info(
             "purged visits past retention: %s visitors of bookings, %s phones, %s people, "
-            "%s exposure notices, %s histories swept; %s staff sessions, %s SMS recipients",
-            total.visits, total.bookings, total.visitors, total.notices, total.histories,
+            "%s exposure notices; %s staff sessions, %s SMS recipients",
+            total.visits, total.bookings, total.visitors, total.notices,
             total.staff_sessions, total.recipients,
         )  # fmt: skip
     return total

@@ -28,8 +28,9 @@ early anywhere):
   :func:`visits.booking.unconfirmed_problem`). What the gate found of a visitor goes from it
   too (:data:`visits.gate.FINDINGS`: why they were not let in, "health" among the reasons), as
   the gate's records do: the history says a screening happened, never what it found. What was
-  done, by whom and when stays, and so does where staff acted from. Histories of bookings
-  purged before a key was known to it are swept by :func:`forget_in_purged`.
+  done, by whom and when stays, and so does where staff acted from. (Histories purged before
+  the purge knew a key lost it once, by migration: 0017 for the reasons, 0020 for what the
+  gate found.)
 
 The same daily job deletes two records that would otherwise stay for ever:
 
@@ -101,7 +102,6 @@ class Purged:
     bookings: int = 0  # phones blanked
     visitors: int = 0  # people deleted
     notices: int = 0
-    histories: int = 0  # events of bookings purged before, swept (forget_in_purged)
     staff_sessions: int = 0
     recipients: int = 0  # phones the SMS channel no longer remembers
 
@@ -289,24 +289,6 @@ def _forget_reasons(session: Session, entity: str, ids: Iterable[object]) -> Non
 def _forget_details(event: AuditEvent) -> None:
     if any(key in event.details for key in FORGOTTEN):
         event.details = {k: v for k, v in event.details.items() if k not in FORGOTTEN}
-
-
-def forget_in_purged(session: Session, batch: int = BATCH) -> int:
-    """The history of bookings purged before the purge forgot a key of :data:`FORGOTTEN` (what
-    the gate found, until this release): at most ``batch`` of their events that still hold
-    one lose it; how many (0: none left). Nothing is found once every such event was swept."""
-    require_write_lock(session)
-    holding = or_(*(AuditEvent.details[key].as_string().is_not(None) for key in FORGOTTEN))
-    purged = select(Booking.reference).where(Booking.contact_phone == "")
-    events = session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.entity == "booking", AuditEvent.entity_id.in_(purged), holding)
-        .order_by(AuditEvent.id)
-        .limit(batch)
-    ).all()
-    for event in events:
-        _forget_details(event)
-    return len(events)
 
 
 def purge_staff_sessions(session: Session, now: datetime, lifetime: timedelta) -> int:
