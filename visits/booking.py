@@ -152,6 +152,8 @@ class Booking(Base):
         Index("ix_booking_inmate_status", "inmate_id", "status"),
         # The hold-expiry job's question every 30 s, asked with the write lock held.
         Index("ix_booking_status_hold_expires_at", "status", "hold_expires_at"),
+        # The daily purge asks which phones bookings still hold (visits.retention).
+        Index("ix_booking_contact_phone", "contact_phone"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -759,8 +759,8 @@ def screen_at_gate(
     to the person paused: the visitor is not let in (a health turn-away). Any symptom, or
     living with someone with TB: the family is told where to get a free check (once a day).
     A visitor the gate may not let in for another reason (barred, or the visit stopped:
-    :func:`stopped_problem`) is told so, whatever the answers, and nothing else is recorded
-    for it (not a health turn-away).
+    :func:`stopped_problem`) is told so, whatever the answers; what the answers found is still
+    recorded as for anyone (a health turn-away, the advice SMS): it matters on later visits.
     A visitor found with symptoms stays so until a guard undoes the turn-away: a page loaded
     earlier never clears it."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)

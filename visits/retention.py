@@ -329,14 +329,12 @@ def purge_recipients(
     )
     if not phones:
         return deleted, None
-    held: set[str] = set()
-    for column in _HOLDERS:
-        held |= set(session.scalars(select(column).where(column.in_(phones)).distinct()))
-    if unheld := [p for p in phones if p not in held]:
-        deleted += (
-            session.execute(
-                delete(Recipient).where(Recipient.phone.in_(unheld), Recipient.updated_at < before)
-            ).rowcount
-            or 0
-        )
+    # Asked in the DELETE itself, not read before it: a booking giving the number again
+    # meanwhile keeps its mark (one committed during the statement may still miss it, and
+    # then gives the number afresh, as the module's decision says).
+    unheld = [~exists().where(column == Recipient.phone) for column in _HOLDERS]
+    forgotten = delete(Recipient).where(
+        Recipient.phone.in_(phones), Recipient.updated_at < before, *unheld
+    )
+    deleted += session.execute(forgotten).rowcount or 0
     return deleted, phones[-1]

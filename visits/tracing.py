@@ -97,6 +97,8 @@ class ContactNotice(Base):
         Index("ix_contact_notice_visitor_id", "visitor_id"),
         # The retention purge deletes the oldest notices.
         Index("ix_contact_notice_at", "at"),
+        # ...and which phones notices still hold.
+        Index("ix_contact_notice_phone", "phone"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -204,6 +204,8 @@ def _words() -> dict[object, str]:
             CancelCause.INMATE_NOT_ACTIVE: gettext("May not come in: no longer visitable here"),
             CancelCause.VISITOR_BARRED: gettext("May not come in: a visitor is barred"),
             CancelCause.CLOSED: gettext("May not come in: visit time closed"),
+            # Shown as may_not_come_in first (kept_out): here so that no cause lacks words.
+            CancelCause.HEALTH_SUSPENDED: gettext("May not come in: health measure"),
         },
         health_questions=gettext("Health questions"),
         symptoms_at_booking=gettext("Symptoms at booking: ask again"),
