@@ -30,7 +30,7 @@ from visits.inmate import Inmate, InmateSuspension
 from visits.prison import Prison
 from visits.problems import Audience, Code, Problem, message
 from visits.staff import StaffRole, StaffSession
-from web.gate import csv_cell
+from web.downloads import csv_cell
 
 # Routes anyone may open: the sign-in form and its answer.
 PUBLIC = {("/staff/login", "GET"), ("/staff/login", "POST")}

@@ -19,9 +19,6 @@ recorded again since.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,7 +27,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from visits import audit, gate
+from visits import gate
 from visits.booking import Booking, BookingStatus, CancelCause
 from visits.gate import (
     Actor,
@@ -49,6 +46,7 @@ from visits.screening import Outcome, parse_answers
 from visits.staff import StaffRole
 from visits.visitor import DocumentType, document_key
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
+from web.downloads import csv_cell, csv_download
 from web.family import render
 from web.forms import FormValues, RowId, iso_day
 from web.labels import label
@@ -73,9 +71,6 @@ CSV_COLUMNS = (
     N_("Health"),
     N_("At the gate"),
 )
-# A spreadsheet runs a cell that starts like a formula: such cells are given a leading quote
-# (OWASP's list, and the full-width forms some Excel locales also read as formulas).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def _day(raw: str | None, who: Staff, now) -> tuple[date, list[Problem]]:
@@ -278,52 +273,6 @@ def _find(slots: list[GateSlot], query: str) -> str | None:
                 if visitor.doc_number.upper() == wanted:
                     return f"v-{visitor.id}"
     return None
-
-
-# A phone number as stored (E.164): a spreadsheet can read it as a number, never run it, and
-# a quote before it would spoil it for the dialler or SMS tool it is copied into.
-PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
-
-
-def csv_cell(value: object) -> str:
-    text = str(value)
-    if text.startswith(FORMULA_STARTS) and not PHONE_NUMBER.fullmatch(text):
-        return f"'{text}"
-    return text
-
-
-def csv_download(
-    request: Request,
-    session: Session,
-    who: Staff,
-    now: datetime,
-    client: str,
-    rows: list[list[str]],
-    filename: str,
-    *,
-    action: str,
-    entity: str,
-    entity_id: object,
-    **details: object,
-) -> Response:
-    """A CSV of people's data (``rows``, the header first) as a download, recorded first in
-    the audit: who took it, when, from where, and what (``details``, with the number of
-    rows). A file leaves the service for good; its trail must say who took it. The reading
-    ``session`` is closed before the write: a request never holds two connections."""
-    session.close()
-    with request.app.state.db.writing() as writing:
-        audit.record(
-            writing, at=now, actor=who.user.actor, action=action, entity=entity,
-            entity_id=entity_id, details={**details, "rows": len(rows) - 1}, origin=client,
-        )  # fmt: skip
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    return Response(
-        # A byte-order mark: Excel, which most prison offices use, then reads UTF-8 accents.
-        "\ufeff" + out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @router.get("/day.csv")

@@ -33,9 +33,9 @@ from visits.prison import Prison, Wing
 from visits.problems import Code, Rejected
 from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
+from web.downloads import csv_cell, csv_download
 from web.family import render
 from web.forms import FormValues, RowId, shown_count
-from web.gate import csv_cell, csv_download
 from web.labels import label, message_detail, message_status
 from web.staff import Staff, access
 
