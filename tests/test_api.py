@@ -149,9 +149,77 @@ def test_book_read_cancel(client, db):
     assert cancelled.json()["status"] == "cancelled"
     with db.read_session() as s:
         assert s.get(Slot, slot["id"]).seats_taken == 0
-    again = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=bearer(token))
-    assert again.status_code == 409
-    assert again.json()["errors"][0]["code"] == "booking_not_active"
+
+
+def test_a_cancel_sent_again_answers_the_booking_cancelled_once(client, db):
+    """A client retrying a cancel whose answer was lost gets the booking, not a refusal:
+    one cancellation in the history, one SMS to the family."""
+    from notifications.outbox import OutboxMessage
+    from visits.audit import AuditEvent
+
+    data = book(client, open_slot(client)["id"]).json()
+    cancel = f"/api/v1/bookings/{data['reference']}/cancel"
+    first = client.post(cancel, headers=bearer(data["manage_token"]))
+    again = client.post(cancel, headers=bearer(data["manage_token"]))
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    assert again.json()["cancelled_why"] == "family"
+    with db.read_session() as s:
+        actions = s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "booking"))
+        assert [a for a in actions if a.startswith("booking.cancelled")] == ["booking.cancelled"]
+        kinds = s.scalars(select(OutboxMessage.kind).order_by(OutboxMessage.id)).all()
+        assert kinds.count("cancelled") == 1
+
+
+def test_a_cancel_of_a_booking_the_prison_cancelled_is_still_refused(client, db):
+    """Not the caller's cancel: 409, and reading the booking says why."""
+    from tests.factories import NOW, SMS
+    from visits.closing import ClosureRequest, close
+    from visits.prison import prison_by_code
+
+    slot = open_slot(client)
+    data = book(client, slot["id"]).json()
+    with db.writing() as s:
+        day = s.get(Slot, slot["id"]).local_date
+        close(s, prison_by_code(s, "QUENCORO"), ClosureRequest(day, None, "Requisa"), now=NOW,
+              actor="staff:admin", origin="", sms_policy=SMS)  # fmt: skip
+    auth = bearer(data["manage_token"])
+    refused = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=auth)
+    assert refused.status_code == 409
+    assert [e["code"] for e in refused.json()["errors"]] == ["booking_not_active"]
+    read = client.get(f"/api/v1/bookings/{data['reference']}", headers=auth).json()
+    assert read["cancelled_why"] == "closed"
+
+
+def test_the_code_sent_again_answers_the_booking_confirmed_once(make_client, db):
+    """The code that confirmed the booking, sent again, answers the booking as it is (no
+    second confirmation, no second SMS); another code is still 409 ``not_held``."""
+    from notifications.outbox import OutboxMessage
+    from tests.test_unconfirmed import code_sent
+    from visits.audit import AuditEvent
+
+    client = make_client(phone_verification=True)
+    data = book(client, open_slot(client)["id"]).json()
+    assert data["status"] == "held"
+    with db.read_session() as s:
+        code = code_sent(s, data["booking"]["reference"].replace("-", ""))
+    verify = f"/api/v1/bookings/{data['reference']}/verify"
+    auth = bearer(data["manage_token"])
+    first = client.post(verify, json={"code": code}, headers=auth)
+    with db.read_session() as s:
+        sent = s.scalars(select(OutboxMessage.kind).order_by(OutboxMessage.id)).all()
+    again = client.post(verify, json={"code": code}, headers=auth)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    assert again.json()["status"] == "confirmed"
+    other = f"{(int(code) + 1) % 10**6:06d}"
+    refused = client.post(verify, json={"code": other}, headers=auth)
+    assert refused.status_code == 409
+    assert [e["code"] for e in refused.json()["errors"]] == ["not_held"]
+    with db.read_session() as s:
+        assert s.scalars(select(OutboxMessage.kind).order_by(OutboxMessage.id)).all() == sent
+        actions = s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "booking"))
+        assert list(actions).count("booking.confirmed") == 1
 
 
 @contextmanager

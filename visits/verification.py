@@ -161,6 +161,19 @@ def check_code(
     proven_reachable(session, booking.contact_phone, now)
 
 
+def verified_with(session: Session, booking: Booking, text: str, policy: SmsPolicy) -> bool:
+    """Whether ``text`` is the code already accepted for this booking: a confirmation sent
+    again because its answer was lost on the way (see ``web.api.verify``). Nothing is
+    counted: the booking takes no code any more, and the caller, holding its manage token,
+    may read it anyway, so a yes or no tells nobody anything new."""
+    code = parse_code(text)
+    current = _current(session, booking)
+    if code is None or current is None or current.verified_at is None:
+        return False
+    expected = _digest(policy.secret_key, booking.id, code)
+    return hmac.compare_digest(expected.encode(), current.code_hash.encode())
+
+
 def _wrong_tries(current: PhoneVerification, policy: SmsPolicy) -> Problem:
     """What the wrong tries of the current code leave: how many more, or none."""
     left = policy.verification_attempts - current.wrong_attempts

@@ -5,7 +5,8 @@ carried in the manage link), sent as ``Authorization: Bearer <token>``. Errors u
 typed codes as the pages: ``{"errors": [{"code", "field", "message"}]}``, with 404 for anything
 unknown or not yours, 409 when the slot is full or the booking can no longer change that way
 (cancelled, over, not confirmed yet, or already recorded at the gate), 422 for every other
-refusal and 429 when too many attempts failed.
+refusal and 429 when too many attempts failed. A ``verify`` or ``cancel`` sent again after it
+worked (its answer lost on a flaky connection) answers the booking as it is, done once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from sqlalchemy.orm import Session, object_session
 
 from visits import advisories
 from visits.booking import (
+    BY_FAMILY,
     NO_LONGER_WAITING,
     Booking,
+    BookingStatus,
     authorised_booking,
     cancel_booking,
     cancelled_why,
@@ -42,6 +45,7 @@ from visits.problems import WAIT_AND_RETRY, Code, Problem, Rejected, as_dicts
 from visits.reference import manage_token
 from visits.rules import last_bookable_day
 from visits.schedule import DayView, SlotView
+from visits.verification import verified_with
 from web.availability import AvailabilityCache, commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, Throttling, WriteSession
 from web.labels import cancelled_why as cancelled_message
@@ -546,6 +550,15 @@ class CodeIn(_Body):
     code: Annotated[str, Field(max_length=20)]
 
 
+def _as_it_is(request: Request, session: Session, booking: Booking) -> JSONResponse:
+    """The answer to a change sent again after it was done (a client retrying when the first
+    answer never came): the booking as it now is, with nothing done twice, not a refusal the
+    client would read as its change having failed."""
+    answer = _json(_booking_out(request, booking))
+    session.rollback()  # nothing was written: only the lock taken to look is let go
+    return answer
+
+
 @router.post("/bookings/{reference}/verify", response_model=BookingOut, responses=POSTED)
 def verify(
     request: Request,
@@ -557,11 +570,17 @@ def verify(
     sms: Sms,
 ) -> Any:
     """Confirm a held booking with the code sent by SMS. Five wrong codes need a new code;
-    after the hold time the booking is released (``hold_expired``)."""
+    after the hold time the booking is released (``hold_expired``). The code that confirmed
+    it, sent again (the answer was lost), answers the booking as it is; any other code for a
+    booking no longer held is 409 ``not_held``."""
     booking = _owned(request, session, reference, token)
     try:
         verify_booking(session, booking, body.code, now=now, sms_policy=sms, actor="api")
     except Rejected as rejected:
+        if booking.status is BookingStatus.CONFIRMED and verified_with(
+            session, booking, body.code, sms
+        ):
+            return _as_it_is(request, session, booking)
         problems = list(rejected.problems)
         session.commit()  # a wrong try is counted; an expired hold is released
         if rejected.codes & {Code.HOLD_EXPIRED}:
@@ -605,11 +624,16 @@ def cancel(
     now: Now,
     sms: Sms,
 ) -> Any:
-    """Cancel a booking; its seats are free again at once."""
+    """Cancel a booking; its seats are free again at once. A booking already cancelled at
+    the family's request (``cancelled_why`` ``family``: this call sent again, or the family's
+    page or SMS) answers as it is, cancelled once; one the prison cancelled, or whose hold
+    ran out, is 409 ``booking_not_active``, and reading it says why."""
     booking = _owned(request, session, reference, token)
     try:
         cancel_booking(session, booking, now=now, actor="api", sms_policy=sms)
     except Rejected as rejected:
+        if cancelled_why(session, booking) == BY_FAMILY:
+            return _as_it_is(request, session, booking)
         session.rollback()
         return _errors(list(rejected.problems), 409)
     answer = _json(_booking_out(request, booking))  # read before the commit, see create()
