@@ -133,7 +133,7 @@ def _status(db, reference) -> BookingStatus:
 
 def _day(db, day=LIMA_TODAY):
     with db.read_session() as s:
-        return day_list(s, _prison(s), day)
+        return day_list(s, _prison(s), day, NOW)
 
 
 def test_the_day_list_shows_each_booking_under_its_slot_with_age_groups(gate_world):
@@ -1089,7 +1089,7 @@ def test_a_turn_away_for_symptoms_is_remembered_two_weeks_at_its_own_prison_in_o
         assert refused_for_symptoms(s, test, {maria}, two_weeks + timedelta(days=1)) == {}
         flagged = [
             (v.doc_number, v.refused_for_symptoms)
-            for slot in day_list(s, other, TOMORROW + timedelta(days=1))
+            for slot in day_list(s, other, TOMORROW + timedelta(days=1), NOW)
             for b in slot.bookings
             for v in b.visitors
         ]
@@ -1335,7 +1335,7 @@ def _confirmed_by_sms(db, day) -> list[bool]:
 
 def _day_of(db, code: str, day=LIMA_TODAY):
     with db.read_session() as s:
-        return day_list(s, _prison(s, code), day)
+        return day_list(s, _prison(s, code), day, NOW)
 
 
 def test_the_days_csv_says_who_a_paused_visit_keeps_out(guards, db):
@@ -1504,16 +1504,22 @@ def left_for_the_gate(client, db, send, reference: str) -> str:
     return result
 
 
-def _ana_in_eva_out(db, a, b) -> tuple[str, int, int]:
-    """Ana and Eva Ccori's 14:00 visit at Quencoro today: guard ``b``'s list, loaded first,
-    offers Eva's "came in"; then guard ``a`` lets Ana in. The reference, Ana's and Eva's ids."""
+def _ana_and_eva(db, b, start: time) -> tuple[str, int, int]:
+    """Ana and Eva Ccori's visit at ``start`` at Quencoro today, nobody of it in: guard
+    ``b``'s list, loaded now, offers Eva's "came in". The reference, Ana's and Eva's ids."""
     party = (
         visitor("46000001", first_names="Ana", last_names="Ccori"),
         visitor("46000002", first_names="Eva", last_names="Ccori"),
     )
-    reference, _, ana = _quencoro_visit(db, LIMA_TODAY, time(14), party=party)
+    reference, _, ana = _quencoro_visit(db, LIMA_TODAY, start, party=party)
     eva = ana + 1
     assert f"/visitors/{eva}/arrived" in b.get("/staff/p/QUENCORO/day").text
+    return reference, ana, eva
+
+
+def _ana_in_eva_out(db, a, b) -> tuple[str, int, int]:
+    """Ana and Eva Ccori's 14:00 visit (:func:`_ana_and_eva`); then guard ``a`` lets Ana in."""
+    reference, ana, eva = _ana_and_eva(db, b, time(14))
     assert _post(a, f"/visitors/{ana}/arrived").status_code == 303
     return reference, ana, eva
 
@@ -1548,7 +1554,7 @@ def test_a_visitor_barred_once_her_party_was_inside_is_never_let_in(guards, db):
     assert "Eva Ccori may not come in: barred from visiting this prison." in refused
     assert _gate_check(db, eva) is None
     with db.read_session() as s:
-        [listed] = [bk for slot in day_list(s, _prison(s, "QUENCORO"), LIMA_TODAY)
+        [listed] = [bk for slot in day_list(s, _prison(s, "QUENCORO"), LIMA_TODAY, NOW)
                     for bk in slot.bookings if bk.reference == reference]  # fmt: skip
     assert [(v.name, v.barred) for v in listed.visitors] == [
         ("Ana Ccori", False),
@@ -1575,33 +1581,35 @@ def test_a_document_number_typed_as_the_card_prints_it_finds_its_visitor(guards,
     assert found.headers["location"].endswith(f"#v-{whose}")
 
 
-@pytest.mark.parametrize(
-    ("how", "tag", "refusal"),
-    [
-        (
-            "closed",
-            "May not come in: visit time closed",
-            "Eva Ccori may not come in: this visit time is closed (Requisa).",
-        ),
-        (
-            "inmate_suspended",
-            "May not come in: visits suspended",
-            "Eva Ccori may not come in: visits to Carlos Yupanqui Huarcaya are suspended.",
-        ),
-        (
-            "inmate_not_active",
-            "May not come in: no longer visitable here",
-            "Eva Ccori may not come in: Carlos Yupanqui Huarcaya can no longer be visited at "
-            "this prison.",
-        ),
-        (
-            "visitor_barred",  # Ana, inside, is barred; Eva is not, but the visit is stopped
-            "May not come in: a visitor is barred",
-            "Eva Ccori may not come in: a visitor of this booking is barred from this prison, "
-            "so this visit is stopped.",
-        ),
-    ],
-)
+# What the list and a refused arrival say of Eva, still outside, once her visit is stopped,
+# by how it was stopped: (how, her row's tag, the refusal).
+STOPPED_WORDS = [
+    (
+        "closed",
+        "May not come in: visit time closed",
+        "Eva Ccori may not come in: this visit time is closed (Requisa).",
+    ),
+    (
+        "inmate_suspended",
+        "May not come in: visits suspended",
+        "Eva Ccori may not come in: visits to Carlos Yupanqui Huarcaya are suspended.",
+    ),
+    (
+        "inmate_not_active",
+        "May not come in: no longer visitable here",
+        "Eva Ccori may not come in: Carlos Yupanqui Huarcaya can no longer be visited at "
+        "this prison.",
+    ),
+    (
+        "visitor_barred",  # Ana, inside, is barred; Eva is not, but the visit is stopped
+        "May not come in: a visitor is barred",
+        "Eva Ccori may not come in: a visitor of this booking is barred from this prison, "
+        "so this visit is stopped.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("how", "tag", "refusal"), STOPPED_WORDS)
 def test_nobody_more_of_a_visit_stopped_once_someone_was_inside_is_let_in(
     guards, db, how, tag, refusal
 ):
@@ -1736,3 +1744,33 @@ def test_a_search_by_document_number_lands_on_that_visitor_and_a_reference_on_th
     for n in range(3):
         assert page.count(f'id="v-{ana + n}"') == 1
     assert _search(a, reference).headers["location"] == f"?date={LIMA_TODAY}#b-{reference}"
+
+
+@pytest.mark.parametrize(("how", "tag", "refusal"), STOPPED_WORDS[:2])
+def test_nobody_of_a_visit_stopped_once_its_time_began_is_let_in(guards, db, how, tag, refusal):
+    """Ana and Eva's 9:00 visit is under way (it is 10:00), nobody of it in yet, when the day
+    is closed or visits to Carlos suspended. The booking is left confirmed for the gate (the
+    family may be at the door: the guard tells them), but each row says why they may not
+    come in and offers no "came in", and an arrival recorded anyway (a list loaded before) is
+    refused in the guard's words."""
+    a, b = guards
+    reference, ana, eva = _ana_and_eva(db, b, time(9))
+    with db.writing() as s:
+        if how == "closed":  # the whole day: a time under way cannot be closed on its own
+            request = ClosureRequest(LIMA_TODAY, None, "Requisa")
+            close(
+                s, _prison(s, "QUENCORO"), request, now=NOW, actor="staff:admin", origin="",
+                sms_policy=SMS,
+            )  # fmt: skip
+        else:
+            _stop(s, how, "QUENCORO", "Q10001")
+    assert _status(db, reference) is BookingStatus.CONFIRMED
+    page = a.get("/staff/p/QUENCORO/day?lang=en")
+    for name, dni, visitor_id in (("Ana", "46000001", ana), ("Eva", "46000002", eva)):
+        assert f"/visitors/{visitor_id}/arrived" not in page.text
+        assert f"/visitors/{visitor_id}/turn-away" in page.text
+        assert f"{name} Ccori · DNI {dni} · Adult {tag}" in text(page)
+    assert "Already inside" not in text(page)  # nobody is
+    assert refusal in _arrival_refused(b, eva)
+    assert _gate_check(db, eva) is None
+    assert _status(db, reference) is BookingStatus.CONFIRMED

@@ -112,8 +112,8 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
     with db.read_session() as s:
         prison, inmate = s.scalar(select(Prison)), s.scalar(select(Inmate))
         with capturing():
-            day_list(s, prison, SATURDAY)
-            day_list(s, prison, SUNDAY)  # with a booking: its visitors' screenings are read
+            day_list(s, prison, SATURDAY, NOW)
+            day_list(s, prison, SUNDAY, NOW)  # with a booking: its visitors' screenings are read
             outlook(s, prison, inmate, SATURDAY, SUNDAY)
             left_on(s, [prison], NOW)  # administrators' home page, on every visit
     with capturing():

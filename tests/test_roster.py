@@ -650,7 +650,7 @@ def test_a_visit_let_in_already_is_listed_for_the_gate_and_its_undo_cancels_it(
         imported = s.scalar(select(AuditEvent).where(AuditEvent.action == "roster.imported")
                             .order_by(AuditEvent.id.desc()))  # fmt: skip
         assert imported.details["at_gate"] == [inside]
-        [slot] = day_list(s, s.scalar(select(Prison)), THURSDAY)
+        [slot] = day_list(s, s.scalar(select(Prison)), THURSDAY, NOW)
         assert [b.stop_visit for b in slot.bookings] == [cause]
 
     with db.writing() as s:

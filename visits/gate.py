@@ -162,7 +162,8 @@ class GateBooking:
     visitors: list[GateVisitor] = field(default_factory=list)
     # The health measures for this visit: the guard sees what they ask, never why.
     measures: Measures = field(default_factory=Measures)
-    # Why visits are stopped for it since someone of it came in (:mod:`visits.stopping`).
+    # Why visits are stopped for it, left for the gate since someone of it came in or its
+    # visit time had begun (:func:`visits.stopping.left_for_gate`).
     stopped: CancelCause | None = None
     # When the family answered a reminder "1", they are coming (visits.booking.record_attending).
     family_confirmed_at: datetime | None = None
@@ -199,15 +200,15 @@ class GateBooking:
 
     def visitor_tags(self, visitor: GateVisitor) -> list[str]:
         """What the list says of the visitor's health (keys of its words), and of a bar:
-        kept out by a measure, barred, or the visit stopped since someone of it came in
-        (unless let in already), the health questions, symptoms found lately."""
+        kept out by a measure, barred, or the visit stopped since someone of it came in or
+        its time began (unless let in already), the health questions, symptoms found lately."""
         tags = []
         if visitor.gate_status is not GateStatus.ARRIVED:
             if visitor.barred:
                 tags.append("barred")
             elif self.kept_out(visitor):
                 tags.append("may_not_come_in")
-            elif self.stop_visit is not None:
+            elif self.stopped is not None:
                 tags.append("visit_stopped")
         if screened := visitor.screening_tag:
             tags.append(screened)
@@ -218,8 +219,8 @@ class GateBooking:
     def shut_out(self, visitor: GateVisitor) -> bool:
         """Whether the gate may not let the visitor in (no "came in" on the list, as
         :func:`record_arrival` refuses): kept out by the health measures, barred, or the visit
-        stopped since someone of it came in (:attr:`stop_visit`)."""
-        return self.kept_out(visitor) or visitor.barred or self.stop_visit is not None
+        stopped since someone of it came in or its time began (:attr:`stopped`)."""
+        return self.kept_out(visitor) or visitor.barred or self.stopped is not None
 
     @property
     def nobody_may_come_in(self) -> bool:
@@ -231,7 +232,8 @@ class GateBooking:
     def stop_visit(self) -> CancelCause | None:
         """Someone of it came in, and visits are stopped for it (a closure, a suspension, the
         roster or a health pause made since leaves such a booking for the gate to stop:
-        :mod:`visits.stopping`): why."""
+        :mod:`visits.stopping`): why, for the list to say "already inside". A confirmed one
+        left for the gate says why on each visitor (:meth:`visitor_tags`)."""
         return self.stopped if self.status is BookingStatus.ATTENDED else None
 
 
@@ -261,12 +263,12 @@ _SLOT_COLUMNS = (
 )
 
 
-def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
+def day_list(session: Session, prison: Prison, day: date, now: datetime) -> list[GateSlot]:
     """Every slot of the prison's ``day`` (in its own time), with its bookings and visitors
     in the order they were booked: those still offered, and those the schedule withdrew that
     still hold bookings (see :func:`visits.booking.slot_in_use`). A time closed (the whole
     day or that time, :mod:`visits.closing` or the prison file) says why; the day's closures
-    are read once."""
+    are read once. A visit stopped and left for the gate (by ``now``) says why."""
     start = local_moment(day, time(), prison.tz)
     end = local_moment(day + timedelta(days=1), time(), prison.tz)
     closures = closures_between(session, prison.id, day, day)
@@ -357,7 +359,7 @@ def day_list(session: Session, prison: Prison, day: date) -> list[GateSlot]:
                 refused_for_symptoms=refused.get(person_id),
             )
         )
-    _flag_stopped(session, prison, day, list(slots.values()), whom)
+    _flag_stopped(session, prison, day, now, list(slots.values()), whom)
     everyone = [v for slot in slots.values() for b in slot.bookings for v in b.visitors]
     found = screening.outcomes(session, [v.id for v in everyone], visit_day=day)
     for visitor in everyone:
@@ -369,13 +371,21 @@ def _flag_stopped(
     session: Session,
     prison: Prison,
     day: date,
+    now: datetime,
     slots: list[GateSlot],
     whom: dict[int, tuple[int, dict[int, int]]],
 ) -> None:
-    """Say on each booking someone of which came in why visits are stopped for it, if they
-    are (:func:`visits.stopping.stop_cause`), and which of its visitors are barred (the gate
-    may not let them in): three reads, and none when nobody came in."""
-    inside = [(s, b) for s in slots for b in s.bookings if b.status is BookingStatus.ATTENDED]
+    """Say on each booking a stop leaves for the gate (someone of it came in, or its visit
+    time has begun: :func:`visits.stopping.left_for_gate`) why visits are stopped for it, if
+    they are (:func:`visits.stopping.stop_cause`), and which of its visitors are barred (the
+    gate may not let them in): three reads, and none when no such booking is listed (nobody
+    came in, and no confirmed visit's time has begun)."""
+    inside = [
+        (s, b)
+        for s in slots
+        for b in s.bookings
+        if stopping.left_for_gate(b.status, s.starts_at, now)
+    ]
     if not inside:
         return
     inmates = stopping.inmate_causes(session, [whom[b.id][0] for _, b in inside], day)
@@ -580,7 +590,7 @@ def record_arrival(
         raise Rejected([paused_problem(booking, visitor)])
     if why := kept_away(session, booking, visitor, measures=measures):
         raise Rejected([kept_away_problem(why, visitor.full_name)])
-    if refused := stopped_problem(session, prison, booking, visitor):
+    if refused := stopped_problem(session, prison, booking, visitor, now):
         raise Rejected([refused])
     _record(session, visitor, GateStatus.ARRIVED, None, "", actor, now)
     booking.status, booking.updated_at = BookingStatus.ATTENDED, now
@@ -599,16 +609,16 @@ _STOPPED = {
 
 
 def stopped_problem(
-    session: Session, prison: Prison, booking: Booking, visitor: BookingVisitor
+    session: Session, prison: Prison, booking: Booking, visitor: BookingVisitor, now: datetime
 ) -> Problem | None:
     """Why the gate may not let the visitor in beside the health measures, if it may not: she
-    is barred from the prison that day, or the booking is attended and its visit stopped since
-    (:mod:`visits.stopping` leaves such a booking to the gate, which lets nobody more of it
-    in), as the list says (:meth:`GateBooking.shut_out`)."""
+    is barred from the prison that day, or its visit is stopped and the booking was left for
+    the gate (someone of it came in, or its time had begun: :func:`visits.stopping.left_for_gate`),
+    which lets nobody more of it in, as the list says (:meth:`GateBooking.shut_out`)."""
     name = visitor.full_name
     if stopping.barred(session, prison.id, [visitor.visitor_id], booking.slot.local_date):
         return Problem(Code.VISITOR_SUSPENDED, None, {"name": name})
-    if booking.status is not BookingStatus.ATTENDED:
+    if not stopping.left_for_gate(booking.status, booking.slot.starts_at, now):
         return None
     stop = stopping.stopped(session, booking)
     if stop is None:
@@ -770,7 +780,7 @@ def screen_at_gate(
     high_risk = visitor.high_risk or answers.high_risk
     measures = for_booking(session, booking)
     why = kept_away(session, booking, visitor, declared=answers.high_risk, measures=measures)
-    refused = stopped_problem(session, prison, booking, visitor)
+    refused = stopped_problem(session, prison, booking, visitor, now)
     if answers.outcome is Outcome.REFER or why or measures.suspended:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,

@@ -12,6 +12,11 @@ cancels it as the cause would have (seats back, the family's SMS in the cause's 
 its visit is still to come. One order of causes serves both, so the flag names the cause the
 undo would cancel with.
 
+Decision: a booking still ``confirmed`` whose visit time had begun when the stop came is left
+as it is too (:func:`left_for_gate`), not cancelled: its family may be at the gate already,
+and the guard tells them, rather than an SMS that may come too late. The gate's list flags
+its visitors with the cause and lets none of them in, as below.
+
 Decision: those inside are left to the gate to bring out, but nobody more of such a booking
 is let in: those still outside get no "came in" on the list, and an arrival recorded for them
 anyway (a list loaded before) is refused in the cause's words (:func:`stopped`, read by
@@ -30,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from visits import issuing
 from visits.advisories import HealthAdvisory
-from visits.booking import Booking, CancelCause, cancel_booking
+from visits.booking import Booking, BookingStatus, CancelCause, cancel_booking
 from visits.inmate import Inmate, InmateSuspension, inmate_problems
 from visits.problems import Code
 from visits.schedule import Closure, closure_for, closures_between
@@ -51,6 +56,14 @@ def stop_cause(
         (health_paused, CancelCause.HEALTH_SUSPENDED),
     )
     return next((cause for holds, cause in causes if holds), None)
+
+
+def left_for_gate(status: BookingStatus, starts_at: datetime, now: datetime) -> bool:
+    """Whether a stop leaves a booking as it is, for the gate to stop (see the decisions
+    above): someone of it came in, or it is confirmed and its visit time has begun."""
+    return status is BookingStatus.ATTENDED or (
+        status is BookingStatus.CONFIRMED and starts_at <= now
+    )
 
 
 # What the booking rules refuse a visit to the person for, as the cause that stops one.

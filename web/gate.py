@@ -93,7 +93,7 @@ def day_page(
     day, problems = _day(date, who, now)
     if problems:
         return _day_page(request, who, now, day, [], problems, 422, q, typed=date)
-    slots = gate.day_list(session, who.prison, day)  # type: ignore[arg-type]
+    slots = gate.day_list(session, who.prison, day, now)  # type: ignore[arg-type]
     named: list[gate.NamedBooking] = []
     if q.strip():
         if (anchor := _find(slots, q)) is not None:
@@ -192,8 +192,8 @@ def _words() -> dict[object, str]:
         visit_minutes=gettext("At most %(num)s min"),
         may_not_come_in=gettext("May not come in: health measure"),
         barred=gettext("May not come in: barred from this prison"),
-        # Someone of it came in before visits were stopped for it: those still outside, why
-        # they may not come in (a health pause says "may_not_come_in").
+        # Visits were stopped for it once someone of it came in or its time began: those
+        # still outside, why they may not come in (a health pause says "may_not_come_in").
         visit_stopped={
             CancelCause.INMATE_SUSPENDED: gettext("May not come in: visits suspended"),
             CancelCause.INMATE_NOT_ACTIVE: gettext("May not come in: no longer visitable here"),
@@ -231,7 +231,7 @@ class Said:
         if key == "refused_for_symptoms" and visitor is not None:
             return self.words[key] % {"day": format_day(visitor.refused_for_symptoms)}
         if key == "visit_stopped":
-            return self.words[key][booking.stop_visit]  # type: ignore[index]
+            return self.words[key][booking.stopped]  # type: ignore[index]
         return self.words[key]
 
     def status(self, booking: GateBooking) -> list[str]:
@@ -291,7 +291,7 @@ def day_csv(
     assert prison is not None
     rows = [[gettext(column) for column in CSV_COLUMNS]]
     said = Said(_words())
-    for slot in gate.day_list(session, prison, day):
+    for slot in gate.day_list(session, prison, day, now):
         starts = slot.starts_at.astimezone(prison.tz).strftime("%H:%M")
         ends = slot.ends_at.astimezone(prison.tz).strftime("%H:%M")
         for booking in slot.bookings:
@@ -351,7 +351,7 @@ def _refused(
     assert prison is not None
     with request.app.state.db.read_session() as reading:
         day = gate.booking_day(reading, prison, **target) or prison.local_date(now)
-        slots = gate.day_list(reading, prison, day)
+        slots = gate.day_list(reading, prison, day, now)
     return _day_page(request, who, now, day, slots, list(rejected.problems), 409)
 
 
