@@ -7,6 +7,7 @@ and ``create_staff`` (which hashes every time) has tests of its own.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from tests.factories import NOW
 from visits.prison import Prison
-from visits.staff import StaffRole, StaffUser
+from visits.staff import StaffRole, StaffSession, StaffUser
 
 STAFF_PASSWORD = "una clave larga de prueba"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -65,3 +66,10 @@ def sign_in(client, username: str, password: str = STAFF_PASSWORD, next_path: st
 def staff_token(client) -> str:
     """The signed-in session's CSRF token, from the sign-out form of the staff home page."""
     return form_token(client.get("/staff").text)
+
+
+def idle_out(db) -> None:
+    """Every staff session left idle past its limit (a tablet left at the gate)."""
+    with db.writing() as s:
+        for live in s.scalars(select(StaffSession)):
+            live.last_seen_at = NOW - timedelta(minutes=31)

@@ -24,7 +24,7 @@ from tests.factories import (
     request_for,
     visitor,
 )
-from tests.staffing import make_staff, sign_in, staff_token
+from tests.staffing import STAFF_PASSWORD, idle_out, make_staff, sign_in, staff_token
 from tests.test_pages import text, visible
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus, cancel_booking, create_booking, move_booking
@@ -622,7 +622,9 @@ def _post(client, path: str, **fields: str):
 
 def _form(html: str, action: str) -> dict[str, str]:
     """The hidden fields of the page's form that posts to ``action``, as a browser sends them."""
-    found = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html)
+    found = re.search(
+        rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html, re.S
+    )
     assert found, f"no form for {action}"
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', found.group(1))
     return {name: unescape(value) for name, value in fields}
@@ -905,6 +907,61 @@ def test_the_turn_away_form_opens_with_no_reason_chosen_and_refuses_none(guards,
     assert f">{escape(note)}</textarea>" in refused.text  # what they typed is kept
     assert re.findall(r"<option [^>]*>", refused.text)[0] == '<option value="" selected>'
     assert _gate_check(db, maria) is None
+
+
+def _note_shown(html: str) -> str:
+    found = re.search(r'<textarea id="note"[^>]*>([^<]*)</textarea>', html)
+    assert found, "no note field"
+    return unescape(found.group(1))
+
+
+def test_a_turn_away_sent_after_the_session_ended_comes_back_filled_after_signing_in(guards, db):
+    """The guard's session ended while they typed the note: the form saved nothing, and the
+    sign-in page carries the reason and note (hidden fields, never the address nor the old
+    token) back to the form, filled in, saving nothing until the guard sends it again."""
+    a, _ = guards
+    _, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    page = f"/staff/p/QUENCORO/visitors/{maria}/turn-away"
+    token = staff_token(a)
+    idle_out(db)
+    note = 'Trajo un celular "escondido" <b>&</b> se fue'
+    sent = a.post(
+        page,
+        data={"csrf_token": token, "reason": "other", "note": note},
+        headers={"Referer": f"http://testserver{page}"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 401
+    assert _gate_check(db, maria) is None
+    assert "<b>" not in sent.text
+    carried = _form(sent.text, "/staff/login")
+    assert carried["next"] == page
+    assert carried["kept.reason"] == "other"
+    assert carried["kept.note"] == note
+    assert not any(token in value for value in carried.values())  # the old token stays out
+    wrong = a.post(
+        "/staff/login",
+        data={**carried, "username": "guardia", "password": "not-it"},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 401
+    assert _form(wrong.text, "/staff/login")["kept.note"] == note  # still carried
+    signed = a.post(
+        "/staff/login",
+        data={**carried, "username": "guardia", "password": STAFF_PASSWORD},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303
+    assert signed.headers["location"] == page  # nothing typed in the address
+    back = a.get(page)
+    assert '<option value="other" selected>' in back.text
+    assert _note_shown(back.text) == note
+    assert "<b>" not in back.text
+    assert _gate_check(db, maria) is None  # filled in, not sent: the guard confirms
+    assert _note_shown(a.get(page).text) == ""  # then forgotten
+    sent_again = _post(a, f"/visitors/{maria}/turn-away", reason="other", note=note)
+    assert sent_again.status_code == 303
+    assert _gate_check(db, maria).note == note
 
 
 def test_the_list_says_which_times_are_closed_and_why_reading_the_closures_once(gate_world):

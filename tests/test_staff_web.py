@@ -18,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
 from tests.factories import LIMA_TODAY, NOW, SMS, fill_day, make_slot, request_for, visitor
-from tests.staffing import STAFF_PASSWORD, make_staff, sign_in, staff_token
+from tests.staffing import STAFF_PASSWORD, idle_out, make_staff, sign_in, staff_token
 from tests.test_api import book, open_slot
 from tests.test_health_web import WING_A_MASKS
 from tests.test_pages import text
@@ -184,9 +184,7 @@ def test_a_form_sent_after_the_session_went_idle_says_it_was_not_saved_and_leads
     sign_in(client, "admin")
     token = staff_token(client)
     page = "/staff/p/QUENCORO/suspensions"
-    with db.writing() as s:
-        for live in s.scalars(select(StaffSession)):
-            live.last_seen_at = NOW - timedelta(minutes=31)
+    idle_out(db)
     sent = client.post(
         f"{page}/inmates",
         data={"csrf_token": token, "code": "Q10001", "inmate-until": "2030-01-01"},
@@ -231,9 +229,7 @@ def test_a_form_sent_from_a_preview_after_the_session_went_idle_leads_back_to_it
     client = staffed()
     sign_in(client, user)
     token = staff_token(client)
-    with db.writing() as s:
-        for live in s.scalars(select(StaffSession)):
-            live.last_seen_at = NOW - timedelta(minutes=31)
+    idle_out(db)
     base = "/staff/p/QUENCORO/"
     sent = client.post(
         f"{base}{preview}",

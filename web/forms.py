@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -105,6 +106,34 @@ def kept_booking_values(values: dict[str, str], entries: int, prefix: str = "") 
         value = values.get(prefix + name, "")
         if value.strip():
             kept[name] = value[:length]
+    return kept
+
+
+# A staff form sent after its session ended: what the sign-in page carries back to it, in
+# hidden fields named with KEPT_PREFIX, never in an address. Its token, passwords and the
+# sign-in form's own fields stay out; the signed session cookie holds it from sign-in to the
+# form's page, so its size is bounded: each value cut to the longest staff note, and fields
+# taken in the form's order while the budget lasts (a browser drops a cookie over 4 KB).
+_NOT_KEPT = frozenset({CSRF_FIELD, "username", "next", "lang"})
+MAX_KEPT_LENGTH = 300
+MAX_KEPT_SIZE = 2000
+
+
+def kept_staff_values(values: dict[str, str], prefix: str = "") -> dict[str, str]:
+    """What was typed into a staff form, read from ``values`` under ``prefix`` (see above)."""
+    kept: dict[str, str] = {}
+    size = 0
+    for key, value in values.items():
+        name = key.removeprefix(prefix)
+        if not key.startswith(prefix) or name in _NOT_KEPT or "password" in name.lower():
+            continue
+        if not value.strip():
+            continue
+        value = value[:MAX_KEPT_LENGTH]
+        cost = len(json.dumps({name: value}))
+        if size + cost <= MAX_KEPT_SIZE:
+            kept[name] = value
+            size += cost
     return kept
 
 

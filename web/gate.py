@@ -50,7 +50,7 @@ from web.downloads import csv_cell, csv_download
 from web.family import render
 from web.forms import FormValues, RowId, iso_day
 from web.labels import label
-from web.staff import Staff, access
+from web.staff import Staff, access, refill
 
 router = APIRouter(prefix="/staff/p/{prison}", include_in_schema=False)
 GateStaff = access(StaffRole.GUARD, StaffRole.ADMIN)
@@ -407,6 +407,7 @@ def turn_away_page(
         prison=who.prison,
         visitor=found,
         reasons=list(TurnAwayReason),
+        values=refill(request, ("reason", "note")),
     )
 
 

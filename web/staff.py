@@ -30,13 +30,23 @@ from visits.problems import Code, Problem, Rejected
 from visits.staff import SignInPolicy, StaffRole, StaffSession, StaffUser
 from web.deps import ClientKey, Now, ReadSession, WriteSession
 from web.family import render
-from web.forms import CSRF_FIELD, MAX_FORM_FIELDS, FormValues, csrf_ok
+from web.forms import (
+    CSRF_FIELD,
+    KEPT_PREFIX,
+    MAX_FORM_FIELDS,
+    FormValues,
+    csrf_ok,
+    kept_staff_values,
+)
 from web.templating import sent_from
 
 STAFF_COOKIE = "staff_session"
 router = APIRouter(prefix="/staff", include_in_schema=False)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_ROLES = tuple(StaffRole)
+# What a form sent after its session ended had typed in it, from sign-in to that form's page
+# (in the signed session cookie): {"path": the form's page, "values": {name: value}}.
+KEPT_FORM = "kept_staff_form"
 
 
 class SignInRequired(Exception):
@@ -108,6 +118,11 @@ def staff_access(*roles: StaffRole) -> Callable[..., Any]:
     async def check(request: Request, found: Annotated[_Found, Depends(_find)]) -> Staff:
         live = found.session
         if live is None:
+            if request.method not in SAFE_METHODS:
+                # Read here, where the form is: the sign-in page carries what was typed.
+                form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+                sent = {k: v for k, v in form.items() if isinstance(v, str)}
+                request.state.kept_form = kept_staff_values(sent)
             raise SignInRequired()
         if live.user.role not in roles:
             raise HTTPException(403, Problem(Code.FORBIDDEN))
@@ -164,7 +179,8 @@ def _to_form_page(form_path: str) -> Callable[[Request], Response]:
 def sign_in_redirect(request: Request, exc: Exception) -> Response:
     """A page asked for without a live session goes to sign-in and back. A form sent after the
     session ended (a guard's tablet idle at the gate) did nothing: the sign-in page says so,
-    in staff words, and leads back to the page the form was on, to do it again."""
+    in staff words, and leads back to the page the form was on, to do it again. What was
+    typed in the form goes with it, in hidden fields of the sign-in form (see :func:`refill`)."""
     if request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
@@ -175,6 +191,7 @@ def sign_in_redirect(request: Request, exc: Exception) -> Response:
         problems=[Problem(Code.SESSION_ENDED)],
         values={"next": _safe_next(sent_from(request) or "/staff")},
         unsaved=True,
+        kept=getattr(request.state, "kept_form", {}),
     )
 
 
@@ -192,10 +209,10 @@ def login_page(request: Request, next: str = "/staff") -> HTMLResponse:
 def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> Response:
     target = _safe_next(values.get("next", "/staff"))
     shown = {"username": values.get("username", ""), "next": target}
+    kept = kept_staff_values(values, KEPT_PREFIX)
     if not (csrf_ok(request, values) and same_site(request)):
-        return render(
-            request, "staff_login.html", 403, values=shown, problems=[Problem(Code.FORM_EXPIRED)]
-        )
+        problems = [Problem(Code.FORM_EXPIRED)]
+        return render(request, "staff_login.html", 403, values=shown, problems=problems, kept=kept)
     db = request.app.state.db
     try:
         signed = staff.sign_in(
@@ -208,16 +225,30 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
         )
     except Rejected as rejected:
         status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 401
-        return render(
-            request, "staff_login.html", status, values=shown, problems=list(rejected.problems)
-        )
+        problems = list(rejected.problems)
+        page = {"values": shown, "problems": problems, "kept": kept}
+        return render(request, "staff_login.html", status, **page)
     # A shared tablet: whoever was signed in on this browser before is signed out.
     if (earlier := request.cookies.get(STAFF_COOKIE)) is not None:
         with db.writing() as session:
             staff.end_session(session, earlier, now, client)
+    request.session.pop(KEPT_FORM, None)
+    if kept:
+        request.session[KEPT_FORM] = {"path": urlsplit(target).path, "values": kept}
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, signed.token)
     return response
+
+
+def refill(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The fields ``names`` of this page's form as typed when it was sent after the session
+    ended, once signed in again (then forgotten), else none: the form comes back filled in,
+    saving nothing until it is sent again."""
+    kept = request.session.get(KEPT_FORM)
+    if not kept or kept.get("path") != request.url.path:
+        return {}
+    del request.session[KEPT_FORM]
+    return {name: str(kept["values"][name]) for name in names if name in kept["values"]}
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
