@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import time, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from visits.prison import Prison
 from visits.problems import Audience, Code, Problem, message
 from visits.staff import StaffRole, StaffSession
 from web.downloads import csv_cell
+from web.forms import KEPT_PREFIX, MAX_KEPT_LENGTH, MAX_KEPT_SIZE, kept_staff_values
 
 # Routes anyone may open: the sign-in form and its answer.
 PUBLIC = {("/staff/login", "GET"), ("/staff/login", "POST")}
@@ -560,3 +562,24 @@ def test_signing_in_on_a_shared_tablet_signs_the_previous_person_out(staffed, db
         first, second = s.scalars(select(StaffSession).order_by(StaffSession.id)).all()
         assert first.ended_at is not None
         assert second.ended_at is None
+
+
+def test_what_sign_in_carries_of_a_form_leaves_out_tokens_and_passwords_and_stays_small():
+    """The sign-in page's hidden fields, and then the session cookie, hold what was typed:
+    never the old token nor a password, and never more than a cookie can hold."""
+    sent = {
+        "csrf_token": "old",
+        "password": "x",
+        "new_password": "y",
+        "next": "/elsewhere",
+        "reason": "other",
+        "blank": "  ",
+        "note": "ñ" * 1000,
+        **{f"f{i}": "ü" * 300 for i in range(10)},
+    }
+    kept = kept_staff_values(sent)
+    assert set(kept) >= {"reason", "note"}
+    assert not set(kept) & {"csrf_token", "password", "new_password", "next", "blank"}
+    assert kept["note"] == "ñ" * MAX_KEPT_LENGTH
+    assert len(json.dumps(kept)) <= MAX_KEPT_SIZE
+    assert kept_staff_values({"kept.note": "hola", "note": "no"}, KEPT_PREFIX) == {"note": "hola"}
