@@ -380,18 +380,18 @@ def _flag_stopped(
     they are (:func:`visits.stopping.stop_cause`), and which of its visitors are barred (the
     gate may not let them in): three reads, and none when no such booking is listed (nobody
     came in, and no confirmed visit's time has begun)."""
-    inside = [
+    left = [
         (s, b)
         for s in slots
         for b in s.bookings
         if stopping.left_for_gate(b.status, s.starts_at, now)
     ]
-    if not inside:
+    if not left:
         return
-    inmates = stopping.inmate_causes(session, [whom[b.id][0] for _, b in inside], day)
-    people = {person for _, b in inside for person in whom[b.id][1].values()}
+    inmates = stopping.inmate_causes(session, [whom[b.id][0] for _, b in left], day)
+    people = {person for _, b in left for person in whom[b.id][1].values()}
     barred = stopping.barred(session, prison.id, people, day)
-    for slot, booking in inside:
+    for slot, booking in left:
         inmate_id, in_it = whom[booking.id]
         booking.stopped = stopping.stop_cause(
             closed=slot.closed is not None,

@@ -102,6 +102,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
         errors=errors_by_field(problems, audience),
         csrf_field=CSRF_FIELD,
         csrf_token=csrf_token(request),
+        kept_prefix=KEPT_PREFIX,  # a kept form's hidden fields (identify, staff sign-in)
         switch_field=SWITCH_FIELD,
         locales=SUPPORTED_LOCALES,
     )
@@ -223,7 +224,6 @@ def _identify_page(
         problems=problems or [],
         values=values or {},
         kept=kept or {},
-        kept_prefix=KEPT_PREFIX,
         lang_next=f"/p/{prison.code}",
     )
 
