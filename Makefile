@@ -31,6 +31,7 @@ test: install browser
 bench: install
 	$(BIN)/python -m tests.bench.rush
 	$(BIN)/python -m tests.bench.booking_cost
+	$(BIN)/python -m tests.bench.floor
 	$(BIN)/python -m tests.bench.dispatch
 	$(BIN)/python -m tests.bench.gate
 	$(BIN)/python -m tests.bench.tracing

@@ -120,10 +120,13 @@ def running_server(
     port: int | None = None,
     workers: int = 1,
     clock: ShiftedClock | None = None,
+    module: str | None = None,
     **extra: str,
 ) -> Iterator[Server]:
     """Start ``visits serve`` and wait until it answers; stop it afterwards. With a ``clock``,
-    the same app on that clock instead (``tests.clocked_server``), and no jobs in it."""
+    the same app on that clock instead (``tests.clocked_server``), and no jobs in it. With a
+    ``module``, ``python -m module OPTIONS``: a test app served as ``visits serve`` serves
+    (:func:`web.serve.main`), also with no jobs."""
     port = port or free_port()
     env = server_env(database_url, port, **extra)
     args = ["serve", "--port", str(port), "--workers", str(workers)]
@@ -131,9 +134,12 @@ def running_server(
     if clock is not None:
         from tests.clocked_server import OFFSET
 
-        env |= {OFFSET: str(clock.offset.total_seconds()), "VISITS_RUN_JOBS_IN_PROCESS": "false"}
+        env[OFFSET] = str(clock.offset.total_seconds())
+        module = "tests.clocked_server"
+    if module is not None:
+        env["VISITS_RUN_JOBS_IN_PROCESS"] = "false"
         options = {"host": "127.0.0.1", "port": port, "workers": workers, "proxy_headers": False}
-        command = [sys.executable, "-m", "tests.clocked_server", json.dumps(options)]
+        command = [sys.executable, "-m", module, json.dumps(options)]
     with _process(f"http://127.0.0.1:{port}", args, env, command) as server:
         deadline = time.monotonic() + 30
         while True:
