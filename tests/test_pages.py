@@ -978,6 +978,23 @@ def test_the_servers_log_lines_carry_no_working_manage_link():
         assert "c2VjcmV0" not in line
 
 
+def test_the_workers_log_lines_carry_no_working_manage_link():
+    """``visits worker`` sends the SMS: a failed send's traceback may quote one's text."""
+    import logging
+    import sys
+
+    from visits.cli import worker_log_handler
+
+    line = "sending 'Gestione su visita: https://x.pe/m/ABCD2345abcdefgh' failed"
+    try:
+        raise RuntimeError(line)
+    except RuntimeError:
+        record = logging.LogRecord("notifications", logging.ERROR, "x", 1, line, (), sys.exc_info())
+    written = worker_log_handler().format(record)
+    assert written.count("/m/ABCD2345********") == 2  # the message, and the traceback's
+    assert "abcdefgh" not in written
+
+
 def _formatter(name: str):
     """The formatter ``visits serve`` writes its log lines with."""
     from web.serve import LOG_CONFIG

@@ -344,6 +344,16 @@ def serve(
     os.execv(command[0], command)  # noqa: S606 (this interpreter, no shell, fixed arguments)
 
 
+def worker_log_handler() -> logging.Handler:
+    """Where ``visits worker`` writes: standard error, with no working manage link in any line
+    (a failed send's traceback may quote an SMS), as ``visits serve`` writes its own."""
+    from visits.reference import LinkHidingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LinkHidingFormatter(logging.BASIC_FORMAT))
+    return handler
+
+
 @app.command()
 def worker() -> None:
     """Run the background jobs in this process until stopped (SIGTERM or Ctrl-C)."""
@@ -357,7 +367,7 @@ def worker() -> None:
 
     db, settings = _database(), get_settings()
     _schema_current(db)  # before logging starts: a refusal is its one line
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, handlers=[worker_log_handler()])
     dispatcher = make_dispatcher(db, settings)
     scheduler = schedule_jobs(BlockingScheduler(timezone="UTC"), db, settings, dispatcher)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import unicodedata
@@ -77,3 +78,15 @@ def hide_links(text: str) -> str:
     family, so what is written down for staff or operators (a log line) never carries one.
     """
     return _TOKEN.sub(rf"\g<1>{LINK_MASK}", _SHORT_LINK.sub(rf"\g<1>{LINK_MASK}", text))
+
+
+class HidesLinks:
+    """A log formatter mixin: every line it writes, tracebacks included, goes through
+    :func:`hide_links` (a request's path or an error's text may hold a manage link)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_links(super().format(record))  # type: ignore[misc]
+
+
+class LinkHidingFormatter(HidesLinks, logging.Formatter):
+    """The standard formatter, hiding manage links: for ``visits worker``'s log."""

@@ -11,29 +11,20 @@ import the parent's main module again, import no more than this.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter, DefaultFormatter
 
-from visits.reference import hide_links
+from visits.reference import HidesLinks
 
 
-class _Hiding:
-    """Every line written, tracebacks included, with no working manage link in it
-    (:func:`visits.reference.hide_links`): a request's path or an error's text may hold one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return hide_links(super().format(record))  # type: ignore[misc]
-
-
-class HidingFormatter(_Hiding, DefaultFormatter):
+class HidingFormatter(HidesLinks, DefaultFormatter):
     pass
 
 
-class HidingAccessFormatter(_Hiding, AccessFormatter):
+class HidingAccessFormatter(HidesLinks, AccessFormatter):
     pass
 
 
