@@ -288,6 +288,26 @@ def test_suspend_a_visitor_who_has_booked(db_url):
     db.dispose()
 
 
+def test_suspending_a_visitor_whose_visit_is_under_way_says_to_tell_the_gate(db_url):
+    """The booking's visit time began an hour ago (the command reads the clock) and nobody of
+    it came yet: it is left for the gate, and the command says so."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    db, _ = _booked_at_quencoro(db_url)
+    now = datetime.now(UTC)
+    with db.writing() as s:
+        slot = s.scalar(select(Slot).join(Booking, Booking.slot_id == Slot.id))
+        slot.starts_at, slot.ends_at = now - timedelta(hours=1), now + timedelta(hours=1)
+        slot.local_date = slot.starts_at.astimezone(ZoneInfo("America/Lima")).date()
+    result = _suspend_visitor(db_url, "45678912", "2027-01-31", "incidente")
+    assert result.returncode == 0, result.stderr
+    assert "bookings cancelled: 0; visit time under way, tell the gate: 1" in result.stdout
+    with db.read_session() as s:
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+    db.dispose()
+
+
 def test_every_load_of_the_prison_file_tells_the_bookings_left_in_a_time_it_closed(
     db_url, tmp_path: Path, request, monkeypatch
 ):

@@ -667,33 +667,31 @@ def test_going_back_from_the_preview_keeps_the_time_and_the_reason_typed(wednesd
     assert client.post(f"{PAGE}/edit", data=without_token).status_code == 403
 
 
-def test_a_visit_let_in_already_is_listed_apart_not_cancelled_and_the_result_names_it(
-    make_client, db
+@pytest.mark.parametrize(("left", "start"), [("let in", "14:00"), ("under way", "")])
+def test_a_visit_let_in_already_or_under_way_is_listed_apart_not_cancelled_and_named(
+    make_client, db, left, start
 ):
-    """Today at 10:00 a visitor came in for the 14:00 visit; the administrator closes 14:00.
-    The preview lists that booking apart (tell the gate), closing leaves it attended with no
-    SMS, and the result names it; the same confirmation sent again answers the same."""
-    from tests.test_gate import GUARD, _quencoro_visit, left_for_the_gate
-    from visits.gate import record_arrival
+    """Today at 10:00 a visitor came in for the 14:00 visit and the administrator closes
+    14:00; or nobody came yet to the 09:00–11:00 visit under way and the administrator closes
+    the day. The preview lists that booking apart (tell the gate), closing leaves it as it was
+    with no SMS, and the result names it; the same confirmation sent again answers the same."""
+    from tests.test_gate import left_for_the_gate, visit_left_for_gate
     from visits.reference import display
 
-    reference, _, visitor_id = _quencoro_visit(db, date(2026, 12, 1), time(14))
-    with db.writing() as s:
-        quencoro = s.scalar(select(Prison).where(Prison.code == "QUENCORO"))
-        record_arrival(s, prison=quencoro, visitor_id=visitor_id, actor=GUARD, now=NOW)
+    reference, stays = visit_left_for_gate(db, left)
     make_staff(db, "admin", StaffRole.ADMIN)
     client = make_client()
     assert sign_in(client, "admin").status_code == 303
-    form = {"csrf_token": staff_token(client), "day": "2026-12-01", "start": "14:00",
+    form = {"csrf_token": staff_token(client), "day": "2026-12-01", "start": start,
             "reason": "Requisa"}  # fmt: skip
     preview = client.post(f"{PAGE}/preview?lang=en", data=form)
     shown = text(preview)
     assert "0 bookings will be cancelled" in shown
-    assert "1 booking already checked in at the gate: tell the gate" in shown
+    assert "1 booking inside already or with its visit time under way: tell the gate" in shown
     assert display(reference) in shown
     data = form | {"shown": "", "key": _KEY.search(preview.text).group(1)}
     send = lambda: client.post(PAGE, data=data, follow_redirects=False)  # noqa: E731
-    result = left_for_the_gate(client, db, send, reference)
+    result = left_for_the_gate(client, db, send, reference, stays)
     assert "Closed. 0 bookings were cancelled." in result
     assert _closed_sms(db) == {}
     with db.read_session() as s:

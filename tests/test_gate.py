@@ -1545,19 +1545,35 @@ def test_the_gate_list_says_why_to_stop_a_visit_caught_inside_and_its_undo_cance
     assert _queued(db, how) == [f"booking:{reference}"]
 
 
-def left_for_the_gate(client, db, send, reference: str) -> str:
+def visit_left_for_gate(db, left: str) -> tuple[str, BookingStatus]:
+    """Today at 10:00 (NOW), a Quencoro visit a stop leaves for the gate: a visitor came in
+    already for the 14:00 visit (``left`` "let in"), or nobody came yet to the 09:00–11:00
+    visit under way ("under way"). Its reference, and the status it keeps."""
+    if left == "under way":
+        reference, _, _ = _quencoro_visit(db, LIMA_TODAY, time(9))
+        return reference, BookingStatus.CONFIRMED
+    reference, _, visitor_id = _quencoro_visit(db, LIMA_TODAY, time(14))
+    with db.writing() as s:
+        record_arrival(s, prison=_prison(s, "QUENCORO"), visitor_id=visitor_id, actor=GUARD,
+                       now=NOW)  # fmt: skip
+    return reference, BookingStatus.ATTENDED
+
+
+def left_for_the_gate(
+    client, db, send, reference: str, stays: BookingStatus = BookingStatus.ATTENDED
+) -> str:
     """Send a closure's or a suspension's confirmation twice (``send()``): both answer the
-    same, a page (read in English, returned) naming the booking let in already, which stays
-    attended."""
+    same, a page (read in English, returned) naming the booking left for the gate (let in
+    already, or its visit time under way), which ``stays`` as it was."""
     first, again = send(), send()
     assert first.status_code == 303
     assert again.headers["location"] == first.headers["location"]
     result = text(client.get(first.headers["location"] + "&lang=en"))
     assert (
-        "1 booking already checked in at the gate was not cancelled: tell the gate to stop the "
-        f"visit. {display(reference)}"
+        "1 booking was not cancelled, as someone of it is inside already or its visit time is "
+        f"under way: tell the gate to stop the visit. {display(reference)}"
     ) in result
-    assert _status(db, reference) is BookingStatus.ATTENDED
+    assert _status(db, reference) is stays
     return result
 
 

@@ -368,6 +368,8 @@ def slots(prison_db):
 
 
 def test_visits_begun_attended_or_missed_are_left_as_they_are(prison_db, slots):
+    from visits.reference import display
+
     db = prison_db
     held = book(db, slots[SATURDAY], "Q1", "41111111", replace(SMS, verification=True))
     attended = book(db, slots[THURSDAY], "Q1", "42222222")
@@ -390,6 +392,19 @@ def test_visits_begun_attended_or_missed_are_left_as_they_are(prison_db, slots):
         begun: BookingStatus.CONFIRMED,  # the gate decides about a visit under way
         to_come: BookingStatus.CANCELLED,
     }
+    # Both visits under way are told of for the gate to stop (visits.stopping.left): one
+    # with someone inside, one nobody of which came yet.
+    assert [(c.reference, c.under_way) for c in report.at_gate] == [
+        (attended, False),
+        (begun, True),
+    ]
+    assert report.summary().endswith(
+        "; already inside, tell the gate: 1; visit time under way, tell the gate: 1"
+    )
+    assert report.cancellation_lines()[-2:] == [
+        f"inside {display(attended)} 2026-12-03 09:00 (Q1): released",
+        f"under way {display(begun)} 2026-12-03 09:00 (Q2): released",
+    ]
     messages = told(db)
     # A hold was never confirmed to the family: its code is withdrawn, nothing is said.
     assert messages[held] == {("code", MessageStatus.CANCELLED)}

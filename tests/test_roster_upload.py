@@ -351,8 +351,8 @@ def test_a_visit_let_in_already_is_not_cancelled_and_the_page_names_it_for_the_g
     assert answer.status_code == 200, text(answer)
     shown = text(answer)
     assert (
-        "1 booking already checked in at the gate was not cancelled: tell the gate to stop the "
-        f"visit. {display(reference)}"
+        "1 booking was not cancelled, as someone of it is inside already or its visit time is "
+        f"under way: tell the gate to stop the visit. {display(reference)}"
     ) in shown
     assert "No booking is affected." not in shown
     assert f"/staff/p/QUENCORO/bookings/{reference}" in answer.text

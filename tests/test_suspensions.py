@@ -5,7 +5,7 @@ database."""
 from __future__ import annotations
 
 import re
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -560,20 +560,18 @@ def test_odd_suspension_dates_and_ids_are_refused_plainly(booked, db):
         assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 0
 
 
+@pytest.mark.parametrize("left", ["let in", "under way"])
 @pytest.mark.parametrize("path", ["/inmates", "/visitors"])
-def test_a_visit_let_in_already_is_not_cancelled_and_the_result_names_it_for_the_gate(
-    make_client, db, path
+def test_a_visit_let_in_already_or_under_way_is_not_cancelled_and_the_result_names_it(
+    make_client, db, path, left
 ):
-    """Today at 10:00 a visitor came in for the 14:00 visit; then visits to the person are
-    suspended, or the visitor barred. The booking stays attended (no SMS), the result names
-    it for the gate, and the same form sent again answers the same."""
-    from tests.test_gate import GUARD, _quencoro_visit, left_for_the_gate
-    from visits.gate import record_arrival
+    """Today at 10:00 a visitor came in for the 14:00 visit, or nobody came yet to the
+    09:00–11:00 visit under way; then visits to the person are suspended, or the visitor
+    barred. The booking stays as it was (no SMS), the result names it for the gate, and the
+    same form sent again answers the same."""
+    from tests.test_gate import left_for_the_gate, visit_left_for_gate
 
-    reference, _, visitor_id = _quencoro_visit(db, date(2026, 12, 1), time(14))
-    with db.writing() as s:
-        quencoro = prison_by_code(s, "QUENCORO")
-        record_arrival(s, prison=quencoro, visitor_id=visitor_id, actor=GUARD, now=NOW)
+    reference, stays = visit_left_for_gate(db, left)
     make_staff(db, "admin", StaffRole.ADMIN)
     client = make_client()
     assert sign_in(client, "admin").status_code == 303
@@ -583,7 +581,7 @@ def test_a_visit_let_in_already_is_not_cancelled_and_the_result_names_it_for_the
         form = {"doc_type": "dni", "doc_number": "46000001", "visitor-until": "2026-12-01",
                 "visitor-reason": "Pelea"}  # fmt: skip
     send = lambda: _post(client, path, key="one-form-key-0123456789", **form)  # noqa: E731
-    result = left_for_the_gate(client, db, send, reference)
+    result = left_for_the_gate(client, db, send, reference, stays)
     assert "Saved. 0 bookings in that time were cancelled." in result
     assert _kinds(db) == {}
     with db.read_session() as s:

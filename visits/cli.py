@@ -187,6 +187,7 @@ def suspend_visitor(
     from visits.problems import Rejected, message
     from visits.settings import get_settings
     from visits.sms import SmsPolicy
+    from visits.stopping import gate_summary, under_way
     from visits.suspensions import Actor
     from visits.suspensions import suspend_visitor as suspend
 
@@ -207,16 +208,16 @@ def suspend_visitor(
                 doc_number=doc_number,
                 until=last_day,
                 reason=reason,
-                by=Actor("cli", "", utcnow()),
+                by=Actor("cli", "", now := utcnow()),
                 sms_policy=SmsPolicy.from_settings(get_settings()),
             )
         except Rejected as rejected:
             raise _fail([f"{p.field}: {message(p)}" for p in rejected.problems]) from None
         number = suspension.visitor.doc_number
+        left = gate_summary([under_way(b, now) for b in at_gate])
     typer.echo(
         f"{doc_type.value} {number} suspended at {found.code} until {last_day}; "
-        f"bookings cancelled: {len(cancelled)}"
-        + (f"; already inside, tell the gate: {len(at_gate)}" if at_gate else "")
+        f"bookings cancelled: {len(cancelled)}" + left
     )
 
 

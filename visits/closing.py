@@ -10,9 +10,10 @@ are booking in a steady stream impossible to close. While it runs, bookings into
 family cancelling or moving it at the same moment is never lost or cancelled twice.
 
 A booking in the closed time someone of which the gate let in already (before its visit time)
-is not cancelled: they are inside (:mod:`visits.stopping`). The preview and the result list it
-apart for the administrator to tell the gate, the gate's list flags it, and undoing that
-check-in cancels it as the closure would have.
+is not cancelled: they are inside (:mod:`visits.stopping`). Nor is one whose visit time is under
+way when a whole day is closed (its family may be at the gate). The preview and the result list
+both apart for the administrator to tell the gate, the gate's list flags them, and undoing such
+a check-in before the visit time cancels the booking as the closure would have.
 
 Closures made here can be reopened; cancelled bookings stay cancelled (the families were
 told). The prison file's own closures (see :mod:`visits.prison_config`) change only with it.
@@ -31,7 +32,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from visits import audit, sms
+from visits import audit, sms, stopping
 from visits.booking import (
     HOLDS_SEATS,
     STOPPABLE,
@@ -39,7 +40,6 @@ from visits.booking import (
     BookingStatus,
     CancelCause,
     cancel_booking,
-    let_in,
     lock_for_cancelling,
     slot_in_use,
 )
@@ -68,7 +68,8 @@ class ClosureRequest:
 @dataclass(frozen=True)
 class Closed:
     """What closing did: the closure, the references of the bookings it cancelled and of
-    those it left for the gate to stop (someone of them came in already); ``replayed``: this
+    those it left for the gate to stop (someone of them came in already, or their visit time is
+    under way); ``replayed``: this
     confirmation was done already (a double click, a reload), and these are what it did then."""
 
     closure: Closure
@@ -105,15 +106,16 @@ def affected(
 ) -> list[Booking]:
     """The bookings closing would cancel: those holding seats in a covered session that has
     not started yet, by time and reference."""
-    return [b for b in _found(session, prison, request, now) if b.status in HOLDS_SEATS]
+    return [b for b in _found(session, prison, request, now) if b.can_change(now)]
 
 
 def at_gate(
     session: Session, prison: Prison, request: ClosureRequest, now: datetime
 ) -> list[Booking]:
-    """The bookings in a covered session not started yet that closing leaves for the gate to
-    stop: someone of them came in already (:mod:`visits.stopping`)."""
-    return let_in(_found(session, prison, request, now))
+    """The bookings in a covered session not over that closing leaves for the gate to stop:
+    someone of them came in already, or their visit time is under way
+    (:func:`visits.stopping.left`)."""
+    return stopping.left(_found(session, prison, request, now), now)
 
 
 def _found(
@@ -130,7 +132,7 @@ def _found(
             .where(
                 Booking.slot_id.in_(slot_ids),
                 Booking.status.in_(STOPPABLE),
-                Slot.starts_at > now,
+                Slot.ends_at > now,  # a visit under way is left for the gate
             )
             .options(selectinload(Booking.visitors), selectinload(Booking.inmate))
             .order_by(Slot.starts_at, Booking.reference)
@@ -262,7 +264,7 @@ def close(
             cancelled.append(booking)
     cancelled_refs = [b.reference for b in cancelled]
     # Read again under their locks: a check-in undone meanwhile made one confirmed again.
-    inside = [b.reference for b in let_in(bookings)]
+    inside = [b.reference for b in stopping.left(bookings, now)]
     action = "closure.created" if existing is None else "closure.bookings_cancelled"
     more = ({"key": key} if key else {}) | ({"at_gate": inside} if inside else {})
     _audit(session, prison, closure, action, now, actor, origin, cancelled=cancelled_refs, **more)

@@ -41,8 +41,9 @@ command line say how many bookings were cancelled and why, and list each of them
 
 A booking still to come that the roster rules out and that someone of came in at the gate
 already, before its visit time, is not cancelled either: as for a closure or a staff
-suspension (:mod:`visits.stopping`), the person is inside. The report lists it apart (tell the
-gate), each import while it stands; the gate's list flags it with the roster's cause, and
+suspension (:mod:`visits.stopping`), the person is inside; nor is one whose visit time is under
+way (its family may be at the gate). The report lists them apart (tell the gate), each import
+while they stand; the gate's list flags it with the roster's cause, and
 undoing that check-in cancels it with that cause (seats back, the family's SMS).
 
 There is no preview: the file is applied at once, from the browser as from the command line
@@ -75,13 +76,12 @@ from operator import attrgetter
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from visits import audit, issuing, reference
+from visits import audit, issuing, reference, stopping
 from visits.booking import (
     STOPPABLE,
     Booking,
     CancelCause,
     cancel_booking,
-    let_in,
     lock_for_cancelling,
 )
 from visits.booking_request import parse_date
@@ -207,6 +207,7 @@ class RuledOutVisit:
     cause: CancelCause  # INMATE_NOT_ACTIVE or INMATE_SUSPENDED
     status: InmateStatus  # the person's status now
     suspended_until: date | None  # the roster's suspension that covers the visit, if any
+    under_way: bool = False  # left for the gate with nobody of it in: its visit time began
 
     @property
     def display_reference(self) -> str:
@@ -254,7 +255,8 @@ class ImportReport:
     changes: list[RosterChange] = field(default_factory=list)
     # Bookings still to come that the roster now rules out, cancelled by the import.
     cancelled: list[RuledOutVisit] = field(default_factory=list)
-    # Those it left because someone of them came in at the gate already: tell the gate.
+    # Those it left because someone of them came in at the gate already, or their visit time
+    # is under way: tell the gate.
     at_gate: list[RuledOutVisit] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -270,17 +272,15 @@ class ImportReport:
                 for c in self.cancelled
             )
             text += f" ({', '.join(f'{why}: {n}' for why, n in sorted(whys.items()))})"
-        if self.at_gate:
-            text += f"; already inside, tell the gate: {len(self.at_gate)}"
-        return text
+        return text + stopping.gate_summary([c.under_way for c in self.at_gate])
 
     def cancellation_lines(self) -> list[str]:
         """One line per booking cancelled, then per booking left for the gate, for the
         command line."""
         return [
             f"{done} {c.display_reference} {c.starts_at:%Y-%m-%d %H:%M} ({c.inmate_code}): {c.why}"
-            for done, visits in (("cancelled", self.cancelled), ("inside", self.at_gate))
-            for c in visits
+            for done, c in [("cancelled", c) for c in self.cancelled]
+            + [("under way" if c.under_way else "inside", c) for c in self.at_gate]
         ]
 
 
@@ -599,7 +599,8 @@ def ruled_out(inmate: Inmate, day: date) -> CancelCause | None:
 def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list[Booking]:
     """The bookings of the prison still to come that the roster, as it now stands, may rule
     out (:func:`ruled_out` decides, once they are locked): those holding seats, and those let
-    in at the gate already (left for the gate: :mod:`visits.stopping`)."""
+    in at the gate already (those let in or under way are left for the gate:
+    :func:`visits.stopping.left`)."""
     return list(
         session.scalars(
             select(Booking)
@@ -608,7 +609,7 @@ def _ruled_out_bookings(session: Session, prison: Prison, now: datetime) -> list
             .where(
                 Booking.prison_id == prison.id,
                 Booking.status.in_(STOPPABLE),
-                Slot.starts_at > now,
+                Slot.ends_at > now,
                 or_(
                     Inmate.status != InmateStatus.ACTIVE,
                     Slot.local_date <= Inmate.visits_suspended_until,
@@ -629,16 +630,16 @@ def _cancel_ruled_out(
     sms_policy: SmsPolicy,
 ) -> tuple[list[RuledOutVisit], list[RuledOutVisit]]:
     """Cancel those of ``found`` (locked by the caller) the roster rules out; what was
-    cancelled, and what was left because someone of it came in at the gate already, and
-    why."""
-    inside = set(let_in(found))  # as read again under their locks
+    cancelled, and what was left because someone of it came in at the gate already or its
+    visit time is under way (:func:`visits.stopping.left`), and why."""
+    left = set(stopping.left(found, now))  # as read again under their locks
     cancelled, at_gate = [], []
     for booking in found:
         cause = ruled_out(booking.inmate, booking.slot.local_date)
-        if cause is None or booking.slot.starts_at <= now:
+        if cause is None:
             continue
-        if booking in inside:
-            at_gate.append(_visit(prison, booking, cause))
+        if booking in left:
+            at_gate.append(_visit(prison, booking, cause, stopping.under_way(booking, now)))
         elif booking.can_change(now):
             cancel_booking(
                 session, booking, now=now, actor=actor, sms_policy=sms_policy, origin=origin,
@@ -648,7 +649,9 @@ def _cancel_ruled_out(
     return cancelled, at_gate
 
 
-def _visit(prison: Prison, booking: Booking, cause: CancelCause) -> RuledOutVisit:
+def _visit(
+    prison: Prison, booking: Booking, cause: CancelCause, under_way: bool = False
+) -> RuledOutVisit:
     inmate = booking.inmate
     return RuledOutVisit(
         reference=booking.reference,
@@ -658,4 +661,5 @@ def _visit(prison: Prison, booking: Booking, cause: CancelCause) -> RuledOutVisi
         cause=cause,
         status=inmate.status,
         suspended_until=inmate.visits_suspended_until,
+        under_way=under_way,
     )

@@ -66,6 +66,32 @@ def left_for_gate(status: BookingStatus, starts_at: datetime, now: datetime) -> 
     )
 
 
+def left(bookings: Iterable[Booking], now: datetime) -> list[Booking]:
+    """Those of ``bookings`` a stop leaves for the gate (:func:`left_for_gate`) whose visit
+    is not over: what staff who stop visits are told to tell the gate, someone of them inside
+    already or their visit time under way (the gate's list flags both)."""
+    return [
+        b
+        for b in bookings
+        if left_for_gate(b.status, b.slot.starts_at, now) and b.slot.ends_at > now
+    ]
+
+
+def under_way(booking: Booking, now: datetime) -> bool:
+    """Whether nobody of a booking left for the gate came in yet: its visit time is under
+    way (staff's lists say so, rather than that someone is inside)."""
+    return booking.status is BookingStatus.CONFIRMED and booking.slot.starts_at <= now
+
+
+def gate_summary(under_way: Sequence[bool]) -> str:
+    """What the command line adds to what a stop did, in English, of the bookings it left for
+    the gate (each: whether its visit time is under way with nobody of it in), if any."""
+    inside, begun = under_way.count(False), under_way.count(True)
+    return (f"; already inside, tell the gate: {inside}" if inside else "") + (
+        f"; visit time under way, tell the gate: {begun}" if begun else ""
+    )
+
+
 # What the booking rules refuse a visit to the person for, as the cause that stops one.
 _INMATE_CAUSES = {
     Code.INMATE_NOT_ACTIVE: CancelCause.INMATE_NOT_ACTIVE,

@@ -6,12 +6,13 @@ the bookings already made in it are cancelled in the same transaction, each fami
 in general words (:class:`visits.booking.CancelCause`). A booking with a barred visitor is
 cancelled whole (the domain has no removing one person from a booking): the SMS invites the
 family to book again without them. A booking someone of which the gate let in already,
-before its visit time, is not cancelled (they are inside; :mod:`visits.stopping`): the result
-lists it apart for the administrator to tell the gate, the gate's list flags it, and undoing
-that check-in cancels it as the suspension would have. Lifting ends a suspension early and
-keeps its record; bookings it cancelled stay cancelled. A visitor can be barred once they
-have booked at this prison (before that the service knows no such person, and an
-administrator may not learn of another prison's visitors). A suspension lasts at most five
+before its visit time, is not cancelled (they are inside; :mod:`visits.stopping`), nor is one
+whose visit time is under way (its family may be at the gate): the result lists them apart for
+the administrator to tell the gate, the gate's list flags them, and undoing such a check-in
+before the visit time cancels the booking as the suspension would have. Lifting ends a
+suspension early and keeps its record; bookings it cancelled stay cancelled. A visitor can be
+barred once they have booked at this prison (before that the service knows no such person, and
+an administrator may not learn of another prison's visitors). A suspension lasts at most five
 years: it is reviewed by then.
 
 A person has at most one suspension running at a prison (not lifted, last day not passed):
@@ -39,14 +40,13 @@ from typing import NamedTuple, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from visits import audit
+from visits import audit, stopping
 from visits.booking import (
     STOPPABLE,
     Booking,
     BookingVisitor,
     CancelCause,
     cancel_booking,
-    let_in,
     lock_for_cancelling,
 )
 from visits.db import lock_rows, require_write_lock
@@ -64,8 +64,8 @@ MAX_AHEAD = timedelta(days=5 * 365)
 
 class Suspended(NamedTuple):
     """What suspending did: the suspension, the bookings it cancelled, and those it left
-    because someone of them came in at the gate already (to tell the gate:
-    :mod:`visits.stopping`)."""
+    because someone of them came in at the gate already or their visit time is under way (to
+    tell the gate: :func:`visits.stopping.left`)."""
 
     suspension: InmateSuspension | VisitorSuspension
     cancelled: list[Booking]
@@ -140,7 +140,7 @@ def _take_effect(
     session.flush()
     found = list(session.scalars(bookings))
     cancelled = _cancel_all(session, found, cause, suspension, by, sms_policy)
-    at_gate = let_in(found)  # as read again under their locks by _cancel_all
+    at_gate = stopping.left(found, by.now)  # as read again under their locks by _cancel_all
     entity, entity_id = subject
     _audit(
         session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled,
@@ -199,15 +199,16 @@ def _refuse_if_running(
 
 
 def _in_period(prison: Prison, until: date, now: datetime) -> Select:
-    """This prison's bookings still to come from now until the end of ``until``: those holding
-    seats, and those let in at the gate already (left for the gate: :mod:`visits.stopping`)."""
+    """This prison's bookings not over from now until the end of ``until``: those holding
+    seats, and those let in at the gate already (those let in or under way are left for the
+    gate: :func:`visits.stopping.left`)."""
     return (
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
         .where(
             Booking.prison_id == prison.id,
             Booking.status.in_(STOPPABLE),
-            Slot.starts_at > now,
+            Slot.ends_at > now,
             Slot.local_date <= until,
         )
         .order_by(Booking.id)
