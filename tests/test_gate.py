@@ -1795,6 +1795,77 @@ def test_a_document_number_whose_booking_of_the_day_was_cancelled_says_when_and_
         assert display(elsewhere) not in missing.text
 
 
+def test_a_document_number_not_on_the_days_list_says_the_next_booking_and_a_bar(
+    guards, make_client, db
+):
+    """Rosa came today but booked Thursday; Pedro is barred from Quencoro (his booking was
+    cancelled for it) and came anyway. Their DNIs, searched on today's list, tell the guard
+    Rosa's next booking (with that day's list) and that Pedro may not come in, until when.
+    Nothing of a prison the guard does not serve is read: a visitor booked only at Mujeres
+    reads as nobody, and a bar from Mujeres is not told on Quencoro's list, even to a guard
+    of both."""
+    from visits.suspensions import Actor as By
+    from visits.suspensions import suspend_visitor
+
+    a, _ = guards
+    thursday = LIMA_TODAY + timedelta(days=2)
+    rosa, _, _ = _quencoro_visit(db, thursday, time(9), party=(visitor("40000066"),))
+    _quencoro_visit(db, thursday, time(11), party=(visitor("40000077"),))
+    until = LIMA_TODAY + timedelta(days=30)
+    with db.writing() as s:
+        suspend_visitor(
+            s, _prison(s, "QUENCORO"), doc_type="dni", doc_number="40000077", until=until,
+            reason="Pelea", by=By("staff:admin", "", NOW), sms_policy=SMS,
+        )  # fmt: skip
+
+    def search(guard, number: str, prison: str = "QUENCORO"):
+        params = {"date": LIMA_TODAY, "q": number, "lang": "en"}
+        return guard.get(f"/staff/p/{prison}/day", params=params, follow_redirects=False)
+
+    found = search(a, "40.000.066")
+    assert found.status_code == 200
+    with use_locale("en"):
+        day, last = format_day_with_year(thursday), format_day_with_year(until)
+    assert (
+        f"Not booked on this list. Their next booking, {display(rosa)}, is for {day} at 09:00."
+    ) in text(found)
+    assert f'href="/staff/p/QUENCORO/day?date={thursday}#b-{rosa}"' in found.text
+    assert "barred" not in text(found)
+    barred = search(a, "40000077")
+    assert barred.status_code == 200
+    assert (f"This visitor is barred from this prison until {last}: do not let them in.") in text(
+        barred
+    )
+    assert "Their next booking" not in text(barred)  # cancelled when he was barred
+
+    elsewhere, _, _ = _quencoro_visit(
+        db, thursday, time(7, 15), 0.25, prison="MUJERES-CUSCO", inmate="M10001",
+        party=(visitor("40000088"),),
+    )  # fmt: skip
+    _quencoro_visit(
+        db, thursday, time(7, 45), 0.25, prison="MUJERES-CUSCO", inmate="M10001",
+        party=(visitor("40000099"),),
+    )  # fmt: skip
+    with db.writing() as s:
+        suspend_visitor(
+            s, _prison(s, "MUJERES-CUSCO"), doc_type="dni", doc_number="40000099", until=until,
+            reason="Pelea", by=By("staff:admin", "", NOW), sms_policy=SMS,
+        )  # fmt: skip
+    missing = search(a, "40000088")
+    assert missing.status_code == 422
+    assert "No booking or visitor of this day matches 40000088." in text(missing)
+    assert display(elsewhere) not in missing.text
+    make_staff(db, "guardia.tres", StaffRole.GUARD, ("QUENCORO", "MUJERES-CUSCO"))
+    both = make_client()
+    sign_in(both, "guardia.tres")
+    assert display(elsewhere) in text(search(both, "40000088"))  # a prison this guard serves
+    for guard in (a, both):
+        not_here = search(guard, "40000099")
+        assert not_here.status_code == 422
+        assert "barred" not in text(not_here)
+    assert "barred from this prison" in text(search(both, "40000099", "MUJERES-CUSCO"))
+
+
 def test_a_search_by_document_number_lands_on_that_visitor_and_a_reference_on_the_booking(
     guards, db
 ):

@@ -47,7 +47,7 @@ from visits.schedule import Slot, closure_for, closures_between, local_moment
 from visits.screening import Answers, Outcome, Screening, Stage
 from visits.sms import SmsPolicy
 from visits.staff import StaffUser
-from visits.visitor import DocumentType, Visitor
+from visits.visitor import DocumentType, Visitor, suspended_on, suspensions_from
 
 LISTED = (
     BookingStatus.HELD,
@@ -914,6 +914,8 @@ class NamedBooking:
     why: str = ""  # the history's action that cancelled it (its label says why), if known
     by: str = ""  # who cancelled it (the history's actor)
     reason: str = ""  # the words staff gave, if any
+    # The next booking of a visitor searched by document number (:func:`search_document`).
+    following: bool = False
 
     @property
     def day(self) -> date:
@@ -1078,3 +1080,52 @@ def _audit(
         details=details,
         origin=actor.origin,
     )
+
+
+@dataclass(frozen=True)
+class DocumentSearch:
+    """What a guard's search by document number is told beyond the day's list: the bookings
+    it does not show (:func:`cancelled_of`), the visitor's next confirmed booking on or after
+    that day at a prison the guard serves (a family that came on the wrong day, or to the wrong
+    prison), and the last day of a bar from this prison that covers that day (the gate may not
+    let them in, with or without a booking)."""
+
+    named: list[NamedBooking]
+    barred_until: date | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.named or self.barred_until)
+
+
+def search_document(
+    session: Session, user: StaffUser, prison: Prison, doc_number: str, day: date
+) -> DocumentSearch:
+    """:class:`DocumentSearch` for a document number (as stored: :func:`document_key`) the
+    list of ``prison``'s ``day`` does not show. Decision: nothing of a prison the guard does
+    not serve is read, and only this prison's bars (never their reason, which is for
+    administrators): a number of someone who booked only elsewhere reads like one nobody
+    booked with."""
+    people = list(session.scalars(select(Visitor.id).where(Visitor.doc_number == doc_number)))
+    if not people:
+        return DocumentSearch([])
+    bars = suspended_on(suspensions_from(session, prison.id, people, day), day)
+    upcoming = (
+        select(Booking)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
+        .where(
+            BookingVisitor.visitor_id.in_(people),
+            Booking.status == BookingStatus.CONFIRMED,  # a hold may yet run out
+            Slot.local_date >= day,
+            ~((Booking.prison_id == prison.id) & (Slot.local_date == day)),
+        )
+        .order_by(Slot.starts_at, Booking.id)
+        .limit(1)
+    )
+    if not user.national:
+        upcoming = upcoming.where(Booking.prison_id.in_([p.id for p in user.prisons]))
+    following = session.scalar(upcoming)
+    named = cancelled_of(session, prison, doc_number, day)
+    if following is not None:
+        named.append(replace(_named(session, following), following=True))
+    return DocumentSearch(named, max(bars.values(), default=None))

@@ -94,29 +94,31 @@ def day_page(
     if problems:
         return _day_page(request, who, now, day, [], problems, 422, q, typed=date)
     slots = gate.day_list(session, who.prison, day, now)  # type: ignore[arg-type]
-    named: list[gate.NamedBooking] = []
+    found = gate.DocumentSearch([])
     if q.strip():
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
-        named = _not_listed(session, who, day, q)
-        if not named:
+        found = _not_listed(session, who, day, q)
+        if not found:
             problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
     status = 422 if problems else 200
-    return _day_page(request, who, now, day, slots, problems, status, q, named=named)
+    return _day_page(request, who, now, day, slots, problems, status, q, found=found)
 
 
-def _not_listed(session: Session, who: Staff, day: date, query: str) -> list[gate.NamedBooking]:
+def _not_listed(session: Session, who: Staff, day: date, query: str) -> gate.DocumentSearch:
     """What a search the day's list does not answer names: the booking a reference names
-    (another day's, or cancelled), else the day's cancelled bookings of the visitor a
-    document number names, at this prison."""
+    (another day's, or cancelled), else what the gate is told of the visitor a document
+    number names (:func:`visits.gate.search_document`)."""
     prison = who.prison
     assert prison is not None
     if reference := parse_reference(query):
         named = gate.named_booking(session, reference, who.user, prison, day)
         if named is not None:
-            return [named]
+            return gate.DocumentSearch([named])
     number = document_key(query)
-    return gate.cancelled_of(session, prison, number, day) if number else []
+    if not number:
+        return gate.DocumentSearch([])
+    return gate.search_document(session, who.user, prison, number, day)
 
 
 def _day_page(
@@ -129,10 +131,10 @@ def _day_page(
     status: int,
     q: str = "",
     typed: str | None = None,
-    named: list[gate.NamedBooking] | None = None,
+    found: gate.DocumentSearch | None = None,
 ) -> Response:
     """``typed``: the date as it was sent, when it was refused (kept in its field);
-    ``named``: the bookings a search names that this list does not show."""
+    ``found``: what a search names that this list does not show."""
     prison = who.prison
     assert prison is not None
     return render(
@@ -152,7 +154,8 @@ def _day_page(
         now=now,
         words=(words := _words()),
         said=Said(words),
-        named=named or [],
+        named=found.named if found else [],
+        barred_until=found.barred_until if found else None,
     )
 
 
