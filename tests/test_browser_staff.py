@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.browsing import staff_sign_in
+from tests.browsing import PHONE_LOCALE, PHONE_SCREEN, staff_sign_in
 from tests.clocked_server import demo_morning
-from tests.factories import SMS, make_slot, request_for, visitor
+from tests.factories import SMS, make_inmate, make_slot, request_for, visitor
 from tests.server import free_port, run_cli, running_server, server_env
 from tests.test_browser import describe_violations, serious_violations
 from visits.booking import create_booking
@@ -36,6 +36,7 @@ class GateDay:
     reference: str
     later_day: date  # a day to close, with one booking in English
     later_reference: str
+    url: str  # the demo database's, for a test to add to its day
 
 
 def _visit_today(db: Database, now: datetime) -> tuple[str, date, str]:
@@ -99,7 +100,7 @@ def gate_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateDay]:
     try:
         reference, later_day, later_reference = _visit_today(db, clock())
         with running_server(url, port=port, clock=clock) as server:
-            yield GateDay(server.base, reference, later_day, later_reference)
+            yield GateDay(server.base, reference, later_day, later_reference, url)
     finally:
         db.dispose()
 
@@ -403,3 +404,57 @@ def test_every_printed_page_of_a_visit_time_says_its_time_prison_and_day_in_blac
     assert colours == ["rgb(0, 0, 0)", "rgba(0, 0, 0, 0)"]
     staff.emulate_media(media="screen")
     expect(first_row).to_be_hidden()
+
+
+@pytest.mark.browser
+def test_a_guard_on_a_phone_reads_the_days_list_without_scrolling_sideways(browser, gate_day):
+    """A guard at the gate with only a phone (360×740): a visit time with a family of long
+    names and documents, one let in already (its tag and "Deshacer"), one to come in (the
+    buttons and links), the family's "coming" tag from the SMS, and a person visited with long
+    names: the list reflows to the screen, nothing scrolls sideways. (Run last in the module:
+    it adds that visit time to today.)"""
+    from visits.booking import Booking
+    from visits.gate import Actor, record_arrival
+
+    surnames = "Huamantica Quispecondori de la Cruz"
+    db = Database(make_engine(gate_day.url))
+    now = demo_morning()()
+    try:
+        with db.writing() as s:
+            prison = prison_by_code(s, "QUENCORO")
+            assert prison is not None
+            inmate = make_inmate(s, prison, "Q20000000000001", surname="Quispecondori")
+            inmate.first_names = "Maximiliano Wenceslao Bartolomé"
+            inmate.last_name_2 = "Huamanttupa-Ccorimanya"
+            slot = make_slot(s, prison, prison.local_date(now), start=time(12, 45), hours=1)
+            party = [
+                visitor(dni, first_names=first, last_names=surnames, doc_type=kind)
+                for dni, first, kind in (
+                    ("001234567", "María de los Ángeles Guadalupe", "ce"),
+                    ("46123499", "Juana Evangelina Maximiliana", "dni"),
+                )
+            ]
+            booked = create_booking(
+                s, prison=prison, inmate=inmate, request=request_for(slot, *party),
+                now=now - timedelta(days=3), secret_key="k", sms_policy=SMS,
+            ).booking  # fmt: skip
+            s.get(Booking, booked.id).family_confirmed_at = now - timedelta(days=1)
+            record_arrival(s, prison=prison, visitor_id=booked.visitors[1].id,
+                           actor=Actor("staff:guardia", ""), now=now)  # fmt: skip
+            reference = booked.reference
+    finally:
+        db.dispose()
+    context = browser.new_context(locale=PHONE_LOCALE, viewport=PHONE_SCREEN)
+    try:
+        phone = context.new_page()
+        staff_sign_in(phone, gate_day.base, "guardia", "/staff/p/QUENCORO/day")
+        row = phone.locator(f"#b-{reference}")
+        expect(row.locator(".tag-arrived")).to_have_text("Ingresó")
+        expect(row).to_contain_text("María de los Ángeles Guadalupe")
+        expect(row.get_by_role("button", name="Ingresó María")).to_be_visible()
+        widths = phone.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], f"the list is {widths[0]} px wide on a {widths[1]} px screen"
+    finally:
+        context.close()
