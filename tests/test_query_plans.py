@@ -20,6 +20,7 @@ from sqlalchemy import event, select
 from notifications.recipients import opt_out
 from notifications.senders import ConsoleSender
 from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot, request_for, visitor
+from tests.staffing import make_staff
 from visits import tracing
 from visits.advisories import HealthAdvisory
 from visits.booking import (
@@ -31,7 +32,7 @@ from visits.booking import (
     outlook,
 )
 from visits.closing import left_on
-from visits.gate import day_list
+from visits.gate import day_list, search_document
 from visits.health import AdvisoryKind, Scope, TracingPolicy
 from visits.inmate import Inmate
 from visits.jobs import (
@@ -45,6 +46,7 @@ from visits.prison import Prison, Wing
 from visits.schedule import Slot
 from visits.schema import metadata
 from visits.settings import Settings
+from visits.staff import StaffRole, StaffUser
 
 READS = ("SELECT", "UPDATE", "DELETE")
 SATURDAY = date(2026, 12, 5)
@@ -109,11 +111,14 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
             )  # fmt: skip
             s.commit()
     settings = Settings(database_url=db_url, secret_key="k")
+    make_staff(db, "guardia", StaffRole.GUARD, ("TEST",))
     with db.read_session() as s:
         prison, inmate = s.scalar(select(Prison)), s.scalar(select(Inmate))
+        guard = s.scalar(select(StaffUser))
         with capturing():
             day_list(s, prison, SATURDAY, NOW)
             day_list(s, prison, SUNDAY, NOW)  # with a booking: its visitors' screenings are read
+            search_document(s, guard, prison, visitor().doc_number, SATURDAY)  # a DNI typed
             outlook(s, prison, inmate, SATURDAY, SUNDAY)
             left_on(s, [prison], NOW)  # administrators' home page, on every visit
     with capturing():

@@ -17,6 +17,7 @@ record). A step said twice is done once. A booking whose visitors were all turne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -938,27 +939,35 @@ def named_booking(
 
 
 def cancelled_of(
-    session: Session, prison: Prison, doc_number: str, day: date
+    session: Session, prison: Prison, people: Sequence[int], day: date
 ) -> list[NamedBooking]:
     """The bookings of ``prison``'s ``day`` the list does not show (cancelled, or a hold that
-    ran out) with a visitor of this document number (as stored: :func:`document_key`), of
-    any document type, by time: a guard searching a visitor's number is told why she is not
-    on the list, as a search by reference tells (:func:`named_booking`). This prison only:
-    the list searched is one the guard serves."""
+    ran out) with one of these visitors (those of a document number: :func:`holders`), by
+    time: a guard searching a visitor's number is told why she is not on the list, as a
+    search by reference tells (:func:`named_booking`). This prison only: the list searched is
+    one the guard serves."""
     found = session.scalars(
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
         .join(BookingVisitor, BookingVisitor.booking_id == Booking.id)
-        .join(Visitor, BookingVisitor.visitor_id == Visitor.id)
         .where(
             Booking.prison_id == prison.id,
             Slot.local_date == day,
             Booking.status.not_in(LISTED),
-            Visitor.doc_number == doc_number,
+            BookingVisitor.visitor_id.in_(people),
         )
         .order_by(Slot.starts_at, Booking.id)
     ).unique()
     return [_named(session, booking) for booking in found]
+
+
+def holders(session: Session, doc_number: str) -> list[int]:
+    """The visitors (ids) with this document number (as stored: :func:`document_key`), of any
+    document type: read through the (type, number) index, as a bare number would read every
+    visitor."""
+    kinds = list(DocumentType)
+    query = select(Visitor.id).where(Visitor.doc_type.in_(kinds), Visitor.doc_number == doc_number)
+    return list(session.scalars(query))
 
 
 def _named(session: Session, booking: Booking) -> NamedBooking:
@@ -1105,7 +1114,7 @@ def search_document(
     not serve is read, and only this prison's bars (never their reason, which is for
     administrators): a number of someone who booked only elsewhere reads like one nobody
     booked with."""
-    people = list(session.scalars(select(Visitor.id).where(Visitor.doc_number == doc_number)))
+    people = holders(session, doc_number)
     if not people:
         return DocumentSearch([])
     bars = suspended_on(suspensions_from(session, prison.id, people, day), day)
@@ -1125,7 +1134,7 @@ def search_document(
     if not user.national:
         upcoming = upcoming.where(Booking.prison_id.in_([p.id for p in user.prisons]))
     following = session.scalar(upcoming)
-    named = cancelled_of(session, prison, doc_number, day)
+    named = cancelled_of(session, prison, people, day)
     if following is not None:
         named.append(replace(_named(session, following), following=True))
     return DocumentSearch(named, max(bars.values(), default=None))
