@@ -268,13 +268,13 @@ def move(
     _note(session, message, status, now, detail)
 
 
-def history(session: Session, subject: str, kind: str) -> list[OutboxMessage]:
-    """The messages of one kind about one subject, oldest first, as they are now (one just
+def history(session: Session, subject: str, kinds: Sequence[str]) -> list[OutboxMessage]:
+    """The messages of these kinds about one subject, oldest first, as they are now (one just
     cancelled in this transaction shows it)."""
     return list(
         session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.subject == subject, OutboxMessage.kind == kind)
+            .where(OutboxMessage.subject == subject, OutboxMessage.kind.in_(kinds))
             .order_by(OutboxMessage.created_at, OutboxMessage.id)
             .execution_options(populate_existing=True)
         )

@@ -36,6 +36,7 @@ from tests.test_issuing import _issue, _setup, _sms
 from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_screening import _outcomes, _screen
 from tests.test_screening import today as today
+from visits.audit import AuditEvent
 from visits.booking import Booking, BookingRequest, BookingStatus, create_booking, move_booking
 from visits.gate import (
     Actor,
@@ -106,6 +107,52 @@ def test_an_advisory_that_asks_nothing_new_sends_no_second_text(db):
     _issue(db, measures=Measures(masks=True))
     _issue(db, measures=Measures(inform=True))  # says nothing the first did not
     assert len(_measure_texts(db, refs["Q1"])) == 1
+
+
+def _health_texts(db, reference) -> list[tuple[str, str]]:
+    """(kind, body) of every text about the booking's health measures, oldest first."""
+    with db.read_session() as s:
+        query = (
+            select(OutboxMessage.kind, OutboxMessage.body)
+            .where(OutboxMessage.kind.in_(("health_measure", "health_lifted")))
+            .where(OutboxMessage.subject == f"booking:{reference}")
+            .order_by(OutboxMessage.id)
+        )
+        return [tuple(row) for row in s.execute(query)]
+
+
+def test_lifting_a_measure_tells_the_families_it_no_longer_applies(db):
+    """Told "no children under 5", a family must not keep leaving the child home once the
+    measure is lifted: its last text must say what applies (nothing), once."""
+    refs = _setup(db)
+    advisory_id, _, _ = _issue(db, measures=Measures(masks=True, no_high_risk=True))
+    _lift(db, advisory_id)
+    for code in ("Q1", "Q2"):
+        assert [kind for kind, _ in _health_texts(db, refs[code])] == [
+            "health_measure", "health_lifted",
+        ]  # fmt: skip
+    assert _health_texts(db, refs["Q3"]) == []  # wing B was never told anything
+    _issue(db, measures=Measures(masks=True))  # a new measure later is told afresh
+    assert _health_texts(db, refs["Q1"])[-1][0] == "health_measure"
+    with db.read_session() as s:
+        lifted = s.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "advisory.lifted")
+        ).one()  # fmt: skip
+    assert lifted["told"] == 2  # the history says how many families were told
+
+
+def test_lifting_one_of_two_advisories_tells_what_the_other_still_asks(db):
+    refs = _setup(db)
+    _issue(db, measures=Measures(masks=True))  # wing A: masks
+    whole, _, _ = _issue(
+        db, scope=Scope.PRISON, wing_code=None, measures=Measures(no_high_risk=True)
+    )
+    _lift(db, whole)
+    kind, body = _health_texts(db, refs["Q1"])[-1]
+    assert kind == "health_measure"
+    assert "N95" in body  # masks still
+    assert "menores de 5" not in body  # children welcome again
+    assert _health_texts(db, refs["Q3"])[-1][0] == "health_lifted"  # wing B: nothing now
 
 
 def test_lifting_says_nothing_while_another_advisory_still_pauses_visits(db):

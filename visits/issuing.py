@@ -12,7 +12,8 @@ is counted apart, for health staff to tell the gate, and the gate's list flags i
 undoes that check-in, it is cancelled as issuing would have (:mod:`visits.stopping`, for every
 cause that stops a visit; :func:`pausing` finds the suspension). Every inmate the advisory covers is
 locked first (bookings lock their inmate before reading advisories), so no booking slips in between.
-Lifting reopens booking; what was cancelled stays cancelled.
+Lifting reopens booking; what was cancelled stays cancelled; a family told of the measures is
+told what applies now (the other advisories' measures, or that none do).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Effect:
     advisory: HealthAdvisory
     cancelled: list[Booking] = field(default_factory=list)
     # Confirmed bookings whose family knows of these measures: told now, or by an earlier
-    # issue of the same version (its message is not queued twice).
+    # issue of the same version (its message is not queued twice). Lifting: those whose
+    # family was texted now what applies without it.
     told: list[Booking] = field(default_factory=list)
     # Lifting: one booking per family told it can book again.
     reopened: list[Booking] = field(default_factory=list)
@@ -268,18 +270,33 @@ def _take_effect(
                 )  # fmt: skip
                 effect.cancelled.append(booking)
         return effect
+    effect.told = _tell_measures(session, advisory, bookings, now, sms_policy)[0]
+    return effect
+
+
+def _tell_measures(
+    session: Session,
+    advisory: HealthAdvisory,
+    bookings: list[Booking],
+    now: datetime,
+    sms_policy: SmsPolicy,
+) -> tuple[list[Booking], list[Booking]]:
+    """Tell each confirmed booking's family every measure now in force for its visit (every
+    advisory's), unless their last text says the same: the bookings concerned, and those
+    whose family got a text now."""
     told = [b for b in bookings if b.status is BookingStatus.CONFIRMED and b.can_change(now)]
     # Every advisory in force, read once: a family is told all the measures for its visit.
     last_day = max((b.slot.local_date for b in told), default=advisory.starts_on)
     advisories = in_force(session, advisory.prison_id, last_day)
+    texted = []
     for booking in told:
         measures = health.measures_for(
             advisories, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
             booking.slot.local_date,
         )  # fmt: skip
-        sms.queue_health_measure(session, booking, sms_policy, now, measures)
-        effect.told.append(booking)
-    return effect
+        if sms.queue_health_measure(session, booking, sms_policy, now, measures):
+            texted.append(booking)
+    return told, texted
 
 
 def _at_gate(advisory: HealthAdvisory, bookings: list[Booking]) -> list[Booking]:
@@ -510,8 +527,15 @@ def lift(
         return Effect(advisory, replayed=True, reopened_before=done.details.get("reopened", 0))
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
+    _lock_scope(session, advisory)
     advisory.lifted_at, advisory.lifted_by, advisory.updated_at = now, actor, now
+    session.flush()
     effect = Effect(advisory, reopened=_tell_reopened(session, advisory, now, sms_policy))
+    # The families told of its measures learn what applies now: the other advisories'
+    # measures, or none ("no longer applies"); their last text must not ask for what is gone.
+    bookings = touched(session, advisory, now)
+    lock_for_cancelling(session, bookings)
+    effect.told = _tell_measures(session, advisory, bookings, now, sms_policy)[1]
     _audit(session, advisory, "advisory.lifted", now, actor, origin, effect, key)
     return effect
 

@@ -77,6 +77,9 @@ TEXTS = {
     "health_measure": N_(
         "Visit %(ref)s (%(when)s), %(prison)s: a health measure applies. %(measures)sMore: %(link)s"
     ),
+    "health_lifted": N_(
+        "Visit %(ref)s (%(when)s), %(prison)s: the health measure no longer applies. More: %(link)s"
+    ),
     "health_reopened": N_(
         "Good news: after a health measure, visits at %(prison)s can be booked again. "
         "To book: %(link)s"
@@ -442,16 +445,25 @@ def queue_health_measure(
     """Tell the family the health measures for their visit and what they ask, unless the
     last thing they were told for this booking says the same (re-issued, re-evaluated, or the
     same measures under another advisory). Measures that change and change back are told
-    again: the family's last message must match what applies. Whether a message was queued."""
-    said = measures.said
-    history = outbox.history(session, subject(booking), "health_measure")
+    again: the family's last message must match what applies. None left (``Measures()``, an
+    advisory lifted): a family told of measures for this booking is told they no longer apply,
+    or it would keep a child home, or buy a mask, for nothing. Whether a message was queued."""
+    said = measures.said if measures.any else _NONE_SAID
+    history = outbox.history(session, subject(booking), ("health_measure", "health_lifted"))
     told = [m for m in history if m.status is not outbox.MessageStatus.CANCELLED]
-    if told and told[-1].dedupe_key.split(":")[3] == said:
+    if (told[-1].dedupe_key.split(":")[3] if told else _NONE_SAID) == said:
         return False
     key = f"{subject(booking)}:health:{said}:{len(history)}"
+    if not measures.any:
+        _queue(session, booking, "health_lifted", key, now, policy, params=_params(booking, policy))
+        return True
     params = {**_params(booking, policy), "measures": measure_sentences(measures, booking.language)}
     _queue(session, booking, "health_measure", key, now, policy, params=params)
     return True
+
+
+# What a health text says when no measure applies (in its dedupe key, as :attr:`Measures.said`).
+_NONE_SAID = "none"
 
 
 def queue_health_reopened(

@@ -92,6 +92,7 @@ MESSAGE_KINDS = {
     "broadcast": N_("Message to the families of a day"),
     "health_suspended": N_("Cancellation: a health measure"),
     "health_measure": N_("A health measure applies"),
+    "health_lifted": N_("A health measure no longer applies"),
     "health_reopened": N_("Visits can be booked again after a health measure"),
     "screening_advice": N_("Advice: a free TB check"),
     "contact_tier1": N_("Health notice to a contact: get evaluated"),
