@@ -396,6 +396,53 @@ def test_only_health_staff_of_the_prison_change_advisories_and_admins_only_read(
     assert lifted.status_code == 404
 
 
+def test_the_case_date_given_after_issuing_opens_the_contact_list_and_is_in_the_history(
+    booked, db, make_client
+):
+    """Measures are taken on suspicion; the date the case is infectious from comes with the
+    results, weeks later: without it there would never be a contact list."""
+    staff, _, _, _ = booked
+    undated = {k: v for k, v in WING_A_MASKS.items() if k != "infectious_since"}
+    advisory = _post(staff, **undated).headers["location"].split("?")[0]
+    advisory_id = int(advisory.rsplit("/", 1)[1])
+    assert "/contacts" not in staff.get(advisory).text
+    token = staff_token(staff)
+
+    def dated(**data):
+        return staff.post(
+            f"{advisory}/infectious-since", data={"csrf_token": token, **data},
+            follow_redirects=False,
+        )  # fmt: skip
+
+    refused = dated(infectious_since="2026-12-05")  # after today: a typing mistake
+    assert refused.status_code == 422
+    assert "2026-12-05" in refused.text  # kept as typed, with why
+    assert 'class="error-summary' in refused.text
+    assert dated(infectious_since="").status_code == 422
+    with db.read_session() as s:
+        assert s.get(HealthAdvisory, advisory_id).infectious_since is None  # nothing changed
+    admin = make_client()
+    assert sign_in(admin, "admin").status_code == 303
+    assert "/infectious-since" not in admin.get(advisory).text
+    forbidden = admin.post(
+        f"{advisory}/infectious-since",
+        data={"csrf_token": staff_token(admin), "infectious_since": "2026-11-20"},
+    )  # fmt: skip
+    assert forbidden.status_code == 403
+    assert dated(infectious_since="2026-11-20", smear_negative_no_cavity="1").status_code == 303
+    page = staff.get(advisory)
+    assert f"{advisory}/contacts" in page.text
+    with db.read_session() as s:
+        row = s.get(HealthAdvisory, advisory_id)
+        assert (row.infectious_since, row.smear_negative_no_cavity) == (date(2026, 11, 20), True)
+        event = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "advisory.dated")
+        ).one()  # fmt: skip
+        assert event.actor == "staff:salud"
+        assert event.details["before"] is None
+    assert staff.get(f"{advisory}/contacts").status_code == 200
+
+
 HEALTH_NOTICE = r'<section class="notice notice-health".*?</section>'
 DIAGNOSIS_WORDS = ("tb", "tuberculos", "diagn", "contag", "infec", "index", "índice", "caso")
 

@@ -156,14 +156,62 @@ def _target(
         problems.append(Problem(Code.DAY_IN_PAST, "starts_on"))
     elif draft.starts_on > _years_from(today, MAX_YEARS_AHEAD):
         problems.append(Problem(Code.DATE_TOO_FAR, "starts_on", {"years": MAX_YEARS_AHEAD}))
-    since = draft.infectious_since
-    if since is not None and since > today:
-        problems.append(Problem(Code.DATE_IN_FUTURE, "infectious_since"))
-    elif since is not None and since < _years_from(today, -MAX_YEARS_BACK):
-        problems.append(Problem(Code.DATE_TOO_OLD, "infectious_since", {"years": MAX_YEARS_BACK}))
+    if draft.infectious_since is not None:
+        problems += _since_problems(draft.infectious_since, today)
     if len(draft.notes) > MAX_NOTES:
         problems.append(Problem(Code.TOO_LONG, "notes", {"max": MAX_NOTES}))
     return problems, wing, inmate
+
+
+def _since_problems(since: date, today: date) -> list[Problem]:
+    if since > today:
+        return [Problem(Code.DATE_IN_FUTURE, "infectious_since")]
+    if since < _years_from(today, -MAX_YEARS_BACK):
+        return [Problem(Code.DATE_TOO_OLD, "infectious_since", {"years": MAX_YEARS_BACK})]
+    return []
+
+
+def date_case(
+    session: Session,
+    advisory_id: int,
+    prison: Prison,
+    since: date | None,
+    smear_negative_no_cavity: bool,
+    *,
+    now: datetime,
+    actor: str,
+    origin: str,
+) -> HealthAdvisory:
+    """Give, or correct, the date the advisory's case is infectious from (and whether it is
+    smear-negative without cavity), once it is issued, lifted or not: measures are often taken
+    on suspicion, and the culture or the diagnosis date comes weeks later; without it there is
+    no contact list. Only the tracing window changes (no booking, no family is touched);
+    contacts already told stay told. Audited with the date it had. Raises :class:`Rejected`."""
+    require_write_lock(session)
+    advisory = _locked_advisory(session, advisory_id, prison)
+    if since is None:
+        raise Rejected([Problem(Code.REQUIRED, "infectious_since")])
+    reject_if(_since_problems(since, prison.local_date(now)))
+    before = advisory.infectious_since
+    advisory.infectious_since = since
+    advisory.smear_negative_no_cavity = smear_negative_no_cavity
+    advisory.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="advisory.dated",
+        entity="advisory",
+        entity_id=advisory.id,
+        details={
+            "infectious_since": since.isoformat(),
+            "before": before.isoformat() if before else None,
+            "smear_negative_no_cavity": smear_negative_no_cavity,
+        },
+        origin=origin,
+    )
+    session.flush()
+    return advisory
 
 
 def _years_from(day: date, years: int) -> date:

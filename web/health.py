@@ -50,6 +50,7 @@ form_pages_on_get(
     {
         "/preview": "", "/edit": "", "/{advisory_id}/preview": "/{advisory_id}",
         "/{advisory_id}/edit": "/{advisory_id}", "/{advisory_id}/lift/preview": "/{advisory_id}",
+        "/{advisory_id}/infectious-since": "/{advisory_id}",
     },
 )  # fmt: skip
 
@@ -284,6 +285,7 @@ def _detail_page(
     values: dict[str, str] | None = None,
     problems: list[Problem] | None = None,
     status: int = 200,
+    typed_date: dict[str, str] | None = None,
 ) -> Response:
     advisory = session.get(HealthAdvisory, advisory_id)
     if advisory is None or advisory.prison_id != who.prison.id:  # type: ignore[union-attr]
@@ -291,6 +293,13 @@ def _detail_page(
     current = {name: "1" for name in MEASURE_FLAGS if getattr(advisory, name)}
     if advisory.visit_minutes:
         current["visit_minutes"] = str(advisory.visit_minutes)
+    # The case's date form shows the advisory's, unless what was typed there came back.
+    dated = {
+        "infectious_since": advisory.infectious_since.isoformat()
+        if advisory.infectious_since
+        else "",
+        "smear_negative_no_cavity": "1" if advisory.smear_negative_no_cavity else "",
+    }
     return render(
         request,
         "staff_advisory.html",
@@ -302,7 +311,8 @@ def _detail_page(
         history=audit.timeline(session, "advisory", advisory.id),
         upcoming=advisory.starts_on > who.prison.local_date(now),  # type: ignore[union-attr]
         can_change=who.user.role is StaffRole.HEALTH and advisory.lifted_at is None,
-        values=values if values is not None else current,
+        values=dated | (values if values is not None else current) | (typed_date or {}),
+        can_date=who.user.role is StaffRole.HEALTH,
         problems=problems or [],
         done=request.query_params.get("done", ""),
         cancelled=shown_count(request.query_params.get("cancelled", "")),
@@ -393,6 +403,44 @@ def change(
                 request, reading, who, advisory_id, now, values, found, _status(rejected)
             )
     return _applied(request, session, who, effect, "changed")
+
+
+@router.post("/{advisory_id}/infectious-since", response_class=HTMLResponse)
+def date_case(
+    request: Request,
+    advisory_id: RowId,
+    who: Health,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    values: FormValues,
+) -> Response:
+    """Give or correct the date the case is infectious from: its contact list follows."""
+    problems: list[Problem] = []
+    today = who.prison.local_date(now)  # type: ignore[union-attr]
+    raw = values.get("infectious_since", "").strip()
+    since = iso_day(raw, "infectious_since", today, problems) if raw else None
+    smear_negative = values.get("smear_negative_no_cavity") == "1"
+    try:
+        if problems:
+            raise Rejected(problems)
+        issuing.date_case(
+            session, advisory_id, who.prison, since, smear_negative, now=now,  # type: ignore[arg-type]
+            actor=who.user.actor, origin=client,
+        )  # fmt: skip
+    except Rejected as rejected:
+        session.close()
+        typed_date = {
+            "infectious_since": raw,
+            "smear_negative_no_cavity": "1" if smear_negative else "",
+        }
+        with request.app.state.db.read_session() as reading:
+            return _detail_page(
+                request, reading, who, advisory_id, now, None, _together(problems, rejected),
+                _status(rejected), typed_date,
+            )  # fmt: skip
+    session.commit()
+    return RedirectResponse(_path(who, advisory_id, done="dated"), status_code=303)
 
 
 @router.post("/{advisory_id}/lift/preview", response_class=HTMLResponse)

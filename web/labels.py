@@ -133,6 +133,7 @@ AUDIT_ACTIONS = {
     "advisory.issued": N_("Issued"),
     "advisory.reissued": N_("Measures changed or applied again"),
     "advisory.lifted": N_("Lifted"),
+    "advisory.dated": N_("Infectious-since date given or corrected"),
     "advisory.applied_to_moved": N_("Applied to inmates the roster moved into its wing"),
     "advisory.applied_to_undone": N_("Applied to a check-in undone at the gate"),
     "advisory.contacts_downloaded": N_("Contact list downloaded (CSV)"),
