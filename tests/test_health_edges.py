@@ -14,7 +14,7 @@ import re
 from datetime import date, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from notifications.outbox import MessageStatus, OutboxMessage
 from tests.factories import (
@@ -32,7 +32,7 @@ from tests.test_closures import quencoro_days
 from tests.test_gate import _form as gate_form
 from tests.test_health_web import WING_A_MASKS, _post
 from tests.test_health_web import booked as booked
-from tests.test_issuing import _issue, _setup, _sms
+from tests.test_issuing import SUNDAY, _issue, _setup, _sms
 from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_screening import _outcomes, _screen
 from tests.test_screening import today as today
@@ -153,6 +153,21 @@ def test_lifting_one_of_two_advisories_tells_what_the_other_still_asks(db):
     assert "N95" in body  # masks still
     assert "menores de 5" not in body  # children welcome again
     assert _health_texts(db, refs["Q3"])[-1][0] == "health_lifted"  # wing B: nothing now
+
+
+def test_a_visit_moved_out_of_a_measure_is_told_it_no_longer_applies(db):
+    refs = _setup(db)
+    _issue(db, measures=Measures(masks=True), starts_on=SUNDAY)  # Q2's Sunday visit: masks
+    assert [kind for kind, _ in _health_texts(db, refs["Q2"])] == ["health_measure"]
+    with db.writing() as s:
+        s.execute(update(OutboxMessage).values(status=MessageStatus.SENT))  # it reached them
+        saturday = s.scalar(select(Booking).where(Booking.reference == refs["Q1"])).slot_id
+        move_booking(
+            s, s.scalar(select(Booking).where(Booking.reference == refs["Q2"])),
+            slot_id=saturday, now=NOW, actor="family", sms_policy=SMS,
+        )  # fmt: skip
+    # Saturday is before the measures: "wear an N95" must not stand as its last word.
+    assert _health_texts(db, refs["Q2"])[-1][0] == "health_lifted"
 
 
 def test_lifting_says_nothing_while_another_advisory_still_pauses_visits(db):

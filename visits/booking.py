@@ -1506,7 +1506,7 @@ def move_booking(
     session.flush()
     session.refresh(new_slot)
     sms.queue_moved(session, booking, sms_policy, now, change_id=event.id)
-    tell_measures(session, booking, sms_policy, now)
+    tell_measures(session, booking, sms_policy, now, moved=True)
     # Moving cancels what had not left yet: the advice is queued again (once, whatever).
     tell_screening_advice(session, booking, sms_policy, now)
     return booking
@@ -1537,13 +1537,17 @@ def tell_measures(
     sms_policy: SmsPolicy,
     now: datetime,
     measures: Measures | None = None,
+    *,
+    moved: bool = False,
 ) -> None:
     """A confirmed visit under health measures: the family is told what they ask (once for
     the same measures, see :func:`visits.sms.queue_health_measure`). ``measures``: the
-    booking's, when the caller already read them."""
+    booking's, when the caller already read them. A visit ``moved`` to a day without
+    measures is told they no longer apply, if its family was told some: its last text must
+    not ask for a mask the new day does not need."""
     if measures is None:
         measures = for_booking(session, booking)
-    if measures.any and not measures.suspended:
+    if (measures.any or moved) and not measures.suspended:
         sms.queue_health_measure(session, booking, sms_policy, now, measures)
 
 
