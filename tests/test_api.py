@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
+from visits.audit import AuditEvent
 from visits.schedule import Slot
 
 REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
@@ -474,6 +475,38 @@ def test_move_keeps_the_booking_when_it_fails(client):
     assert elsewhere.json()["errors"][0]["code"] == "slot_not_found"
     after = client.get(f"/api/v1/bookings/{ref}", headers=bearer(token)).json()
     assert after["slot"]["id"] == other["id"]
+
+
+def test_a_retried_move_answers_the_booking_moved_once(client, db):
+    """The same move sent again with its Idempotency-Key (the first answer was lost) is not
+    refused as ``same_slot``: it answers the booking as it is, moved once and told once. A
+    move to the slot the booking is in, without a key or with a new one, is still refused."""
+    wednesday, other = [
+        s for s in slots(client) if s["state"] == "open" and s["visitor_group"] == "women"
+    ][:2]
+    created = book(client, wednesday["id"]).json()
+    ref, headers = created["reference"], bearer(created["manage_token"])
+    retry = headers | {"Idempotency-Key": "move-7c0f6a52"}
+    url = f"/api/v1/bookings/{ref}/move"
+    first = client.post(url, json={"slot_id": other["id"]}, headers=retry)
+    assert first.status_code == 200, first.text
+    again = client.post(url, json={"slot_id": other["id"]}, headers=retry)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    for refused_headers in (headers, headers | {"Idempotency-Key": "another-key-1234"}):
+        same = client.post(url, json={"slot_id": other["id"]}, headers=refused_headers)
+        assert same.status_code == 422, same.text
+        assert [e["code"] for e in same.json()["errors"]] == ["same_slot"]
+    with db.read_session() as session:
+        moves = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.entity_id == ref.replace("-", ""), AuditEvent.action == "booking.moved"
+            )
+        ).all()
+        seats = {s.id: s.seats_taken for s in session.scalars(select(Slot))}
+    assert len(moves) == 1
+    assert seats[other["id"]] == other["capacity"] - other["seats_left"] + 1
+    assert seats[wednesday["id"]] == wednesday["capacity"] - wednesday["seats_left"]
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ typed codes as the pages: ``{"errors": [{"code", "field", "message"}]}``, with 4
 unknown or not yours, 409 when the slot is full or the booking can no longer change that way
 (cancelled, over, not confirmed yet, or already recorded at the gate), 422 for every other
 refusal and 429 when too many attempts failed. A ``verify`` or ``cancel`` sent again after it
-worked (its answer lost on a flaky connection) answers the booking as it is, done once.
+worked (its answer lost on a flaky connection) answers the booking as it is, done once; so
+does a ``move`` sent again with its ``Idempotency-Key``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -641,6 +643,15 @@ def cancel(
     return answer
 
 
+def _move_key(idempotency_key: str | None) -> str:
+    """A client's ``Idempotency-Key`` as the key a move records in the booking's history:
+    hashed, so any key a booking accepts (up to 64 characters, of any form) fits the history's
+    key format, and apart from the staff forms' keys."""
+    if not idempotency_key or not idempotency_key.strip():
+        return ""
+    return hashlib.sha256(f"api-move:{idempotency_key.strip()}".encode()).hexdigest()
+
+
 @router.post("/bookings/{reference}/move", response_model=BookingOut, responses=POSTED)
 def move(
     request: Request,
@@ -650,11 +661,21 @@ def move(
     session: WriteSession,
     now: Now,
     sms: Sms,
+    idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Any:
-    """Move a booking to another slot of the same prison, keeping it if the move fails."""
+    """Move a booking to another slot of the same prison, keeping it if the move fails.
+
+    A retry is told from a first request by its ``Idempotency-Key``: the move that key already
+    made (the booking's history holds it, to the same slot) answers the booking as it is, moved
+    once. Without a key, or with a key not yet used, a move to the slot the booking is in is
+    422 ``same_slot``: nothing in the request says it is a repeat, and the client may have read
+    a stale slot id."""
     booking = _owned(request, session, reference, token)
+    key = _move_key(idempotency_key)
     try:
-        move_booking(session, booking, slot_id=body.slot_id, now=now, actor="api", sms_policy=sms)
+        move_booking(
+            session, booking, slot_id=body.slot_id, now=now, actor="api", sms_policy=sms, key=key
+        )
     except Rejected as rejected:
         session.rollback()
         problems = list(rejected.problems)
