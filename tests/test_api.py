@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from visits.audit import AuditEvent
+from visits.problems import Code
 from visits.schedule import Slot
 
 REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
@@ -678,6 +679,17 @@ def test_every_key_of_a_real_error_is_in_the_documented_error(client):
     assert "detail" in error
     assert set(error) <= set(schema["properties"])
     assert set(schema["required"]) == {"code", "field", "message"}
+
+
+def test_the_openapi_document_lists_every_error_code(client):
+    """A client generated from the document has the codes as a type: every code the domain
+    can refuse with (visits.problems.Code, which the API's errors are made of) is in it."""
+    document = client.get("/api/v1/openapi.json").json()
+    code = document["components"]["schemas"]["ErrorOut"]["properties"]["code"]
+    enum = document["components"]["schemas"][code["$ref"].rpartition("/")[2]]["enum"]
+    assert set(enum) == {c.value for c in Code}
+    error = client.post("/api/v1/bookings", json={"extra": 1}).json()["errors"][0]
+    assert error["code"] == "invalid_request"  # the bodies still carry the plain string
 
 
 def test_identification_fields_are_named_under_inmate(client):

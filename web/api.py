@@ -77,7 +77,9 @@ class _Body(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    code: str
+    # Published as an enum (every code of visits.problems.Code: the API answers some of them,
+    # the pages share the rest), so a client generated from the document has them as a type.
+    code: Code = Field(description="What was refused, as a stable code to act on")
     field: str | None
     message: str
     detail: str | None = Field(
