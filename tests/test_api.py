@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from visits.audit import AuditEvent
-from visits.problems import Code
+from visits.i18n import use_locale
+from visits.problems import Audience, Code, Problem, message
 from visits.schedule import Slot
 
 REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
@@ -144,7 +145,7 @@ def test_book_read_cancel(client, db):
     for headers in ({}, bearer("wrong"), bearer("")):
         refused = client.get(f"/api/v1/bookings/{data['reference']}", headers=headers)
         assert refused.status_code == 404
-        assert refused.json()["errors"][0]["code"] == "not_found"
+        assert refused.json()["errors"][0]["code"] == "booking_not_found"
 
     cancelled = client.post(f"/api/v1/bookings/{data['reference']}/cancel", headers=bearer(token))
     assert cancelled.status_code == 200
@@ -690,6 +691,35 @@ def test_the_openapi_document_lists_every_error_code(client):
     assert set(enum) == {c.value for c in Code}
     error = client.post("/api/v1/bookings", json={"extra": 1}).json()["errors"][0]
     assert error["code"] == "invalid_request"  # the bodies still carry the plain string
+
+
+@pytest.mark.parametrize("locale", ["es", "en"])
+def test_api_404s_are_the_apis_errors_and_speak_of_no_page(client, locale):
+    """A program asking for an address the API has not, or a booking that is not there or not
+    its own, reads a typed code and words about the API (a page is what people ask for), in
+    the language of its Accept-Language."""
+    created = book(client, open_slot(client)["id"]).json()
+    headers = {"Accept-Language": locale}
+    asked = {
+        "not_found": [
+            client.get("/api/v1/nothing-here", headers=headers),
+            client.post("/api/v1/bookings/ABCD-EFGH/nothing", headers=headers),
+        ],
+        "booking_not_found": [
+            client.get("/api/v1/bookings/ABCD-EFGH", headers=headers | bearer("x")),
+            client.get(f"/api/v1/bookings/{created['reference']}", headers=headers),
+            client.post(f"/api/v1/bookings/{created['reference']}/cancel", headers=headers),
+        ],
+    }
+    for code, answers in asked.items():
+        with use_locale(locale):
+            words = message(Problem(Code(code)), Audience.API)
+        for answer in answers:
+            assert answer.status_code == 404, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.json() == {"errors": [{"code": code, "field": None, "message": words}]}
+            assert "página" not in words.lower()
+            assert "page" not in words.lower()
 
 
 def test_identification_fields_are_named_under_inmate(client):

@@ -16,6 +16,7 @@ from babel.messages.pofile import read_po
 from visits.gate import TurnAwayReason
 from visits.i18n import LOCALE_DIR, SUPPORTED_LOCALES, use_locale
 from visits.problems import (
+    API_MESSAGES,
     GATE_MESSAGES,
     MESSAGES,
     STAFF_MESSAGES,
@@ -108,7 +109,12 @@ def test_every_problem_code_has_a_message_in_each_language():
 
 
 @pytest.mark.parametrize(
-    ("audience", "messages"), [(Audience.GATE, GATE_MESSAGES), (Audience.STAFF, STAFF_MESSAGES)]
+    ("audience", "messages"),
+    [
+        (Audience.GATE, GATE_MESSAGES),
+        (Audience.STAFF, STAFF_MESSAGES),
+        (Audience.API, API_MESSAGES),
+    ],
 )
 def test_staff_read_their_own_words_for_their_refusals_in_each_language(audience, messages):
     for code, words in messages.items():

@@ -413,6 +413,7 @@ class Audience(StrEnum):
     FAMILY = "family"  # booking or changing its own visit (the pages and the API)
     GATE = "gate"  # a guard checking visitors in at the gate
     STAFF = "staff"  # staff cancelling or moving a booking for a family (its staff page)
+    API = "api"  # a program calling the JSON API (web.api), for whoever uses it
 
 
 # The refusals a guard meets at the gate whose family wording does not fit a guard: the gate
@@ -468,9 +469,19 @@ STAFF_COUNTED: dict[Code, tuple[str, tuple[str, str]]] = {
     ),
 }
 
+# The API's own words where the family's name a page or a form the API has none of: a program
+# asked for an address, or a booking by its reference and manage token (not by phone number).
+API_MESSAGES: dict[Code, str] = {
+    Code.NOT_FOUND: N_("This address of the API does not exist."),
+    Code.BOOKING_NOT_FOUND: N_(
+        "We could not find this booking: check its reference and its manage token."
+    ),
+}
+
 _AUDIENCE_MESSAGES: dict[Audience, dict[Code, str]] = {
     Audience.GATE: GATE_MESSAGES,
     Audience.STAFF: STAFF_MESSAGES,
+    Audience.API: API_MESSAGES,
 }
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -614,10 +625,11 @@ def message(problem: Problem, audience: Audience | str = Audience.FAMILY) -> str
 
 def as_dicts(problems: Iterable[Problem]) -> list[dict[str, Any]]:
     """The wire shape: ``{code, field, message}``, plus ``detail`` where a program's mistake
-    has a technical explanation (in English: it is for the program's developers)."""
+    has a technical explanation (in English: it is for the program's developers). Only the
+    API answers in it: its messages are the API's (:data:`API_MESSAGES`), else the family's."""
     dicts = []
     for p in problems:
-        entry = {"code": p.code.value, "field": p.field, "message": message(p)}
+        entry = {"code": p.code.value, "field": p.field, "message": message(p, Audience.API)}
         if "detail" in p.params:
             entry["detail"] = str(p.params["detail"])
         dicts.append(entry)

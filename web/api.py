@@ -540,7 +540,7 @@ def create(
 def _owned(request: Request, session: Session, reference: str, token: str) -> Booking:
     booking = authorised_booking(session, reference, token, request.app.state.secret_key)
     if booking is None:
-        raise HTTPException(404)
+        raise HTTPException(404, Problem(Code.BOOKING_NOT_FOUND))
     return booking
 
 
