@@ -382,6 +382,24 @@ def test_a_429_for_bookings_waiting_for_their_code_says_when_one_frees(make_clie
     assert retry_after_minutes(waiting) == 10  # when the first hold ends
 
 
+def test_a_refusal_that_waiting_would_not_mend_is_no_429(make_client):
+    """A request refused both for a wait and for what it says (a woman on a men's visit) is
+    422, with every problem: a program told 429 would wait and send it again, refused again
+    for what no wait mends. Only a request refused for waits alone is 429."""
+    client = make_client(phone_verification=True)
+    saturday = open_slot(client, group="men")
+    men = [{**body(0)["visitors"][0], "first_names": "Juan", "sex": "M"}]
+    assert book(client, saturday["id"], visitors=men).json()["status"] == "held"
+    sister = [{**men[0], "first_names": "Rosa", "doc_number": "41111111", "sex": "F"}]
+    refused = book(client, saturday["id"], visitors=sister)
+    assert refused.status_code == 422, refused.text
+    assert "Retry-After" not in refused.headers
+    assert {e["code"] for e in refused.json()["errors"]} == {
+        "slot_men_only",
+        "too_many_unconfirmed",
+    }
+
+
 def test_rotating_addresses_of_one_ipv6_64_are_one_client(client):
     """Any cheap server has 2**64 addresses: a fresh one per guess must not be a fresh client."""
     slot = open_slot(client)

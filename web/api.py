@@ -251,9 +251,13 @@ class CreatedOut(BaseModel):
 
 
 def _errors(problems: list[Problem], status: int | None = None) -> JSONResponse:
+    """Every problem, with the status that says what to do: 429 (wait, ``Retry-After``) only
+    when waiting alone would mend the request. A request also refused for what it says (a
+    visitor the slot is not for, say) is 409 or 422 with the waits listed beside: a program
+    told 429 would wait and send it again, to be refused again for what no wait mends."""
     codes = {p.code for p in problems}
     if status is None:
-        if codes & WAIT_AND_RETRY:
+        if codes and codes <= WAIT_AND_RETRY:
             status = 429
         elif Code.SLOT_FULL in codes:
             status = 409
@@ -398,7 +402,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorsOut,
         "description": (
             "too_many_attempts, identify_paused, too_many_codes, too_many_unconfirmed, "
-            "too_many_codes_from_client"
+            "too_many_codes_from_client: only when waiting alone would do (a request also "
+            "refused for what it says is 409 or 422, the waits listed among its problems)"
         ),
         "headers": {
             "Retry-After": {
