@@ -467,6 +467,11 @@ def test_a_reused_idempotency_key_never_returns_someone_elses_booking(client):
     response = client.post("/api/v1/bookings", json=theirs, headers=headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "submission_key_reused"
+    # Named as the header a program sent, as a key refused for its length is (no request of
+    # the API has a field named submission_key).
+    overlong = client.post("/api/v1/bookings", json=theirs, headers={"Idempotency-Key": "k" * 65})
+    assert response.json()["errors"][0]["field"] == overlong.json()["errors"][0]["field"]
+    assert response.json()["errors"][0]["field"] == "header.idempotency-key"
     assert mine["manage_token"] not in response.text
     assert "+51987654321" not in response.text
 

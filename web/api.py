@@ -281,6 +281,17 @@ def _inmate_field(problem: Problem) -> Problem:
     return Problem(problem.code, field, problem.params)
 
 
+# Where an API error names the Idempotency-Key header: as a refused header's own validation
+# error names it, not as the domain's (and the pages') submission_key, which no API request has.
+IDEMPOTENCY_KEY_FIELD = "header.idempotency-key"
+
+
+def _key_field(problem: Problem) -> Problem:
+    if problem.field != "submission_key":
+        return problem
+    return Problem(problem.code, IDEMPOTENCY_KEY_FIELD, problem.params)
+
+
 def _prison(session: Session, code: str) -> Prison:
     prison = prison_by_code(session, code)
     if prison is None or not prison.online_booking:
@@ -528,7 +539,7 @@ def create(
         session.rollback()
         if note_refusal(session, rejected, client, now):
             session.commit()
-        return _errors(list(rejected.problems))
+        return _errors([_key_field(p) for p in rejected.problems])
     # Read before the commit: afterwards a write session would start a new transaction
     # (on SQLite, ``BEGIN IMMEDIATE``: the write lock again) for what it already knows.
     out = CreatedOut(
