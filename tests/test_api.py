@@ -92,12 +92,24 @@ def test_slots_show_seats_states_groups_and_closures(client):
 
 
 @pytest.mark.parametrize(
-    "params", [{"from": "2026-12-10", "to": "2026-12-01"}, {"to": "2027-06-01"}, {"from": "x"}]
+    ("params", "code"),
+    [
+        ({"from": "2026-12-10", "to": "2026-12-01"}, "invalid_date_range"),
+        ({"to": "2027-06-01"}, "invalid_date_range"),
+        ({"from": "x"}, "invalid_request"),
+    ],
 )
-def test_slot_ranges_are_checked(client, params):
+def test_slot_ranges_are_checked(client, params, code):
+    """A range backwards or too long has its own code, and words a person can read (a
+    program's developer also gets the rule in ``detail``)."""
     response = client.get("/api/v1/prisons/QUENCORO/slots", params=params)
     assert response.status_code == 422
-    assert response.json()["errors"][0]["code"] == "invalid_request"
+    [error] = response.json()["errors"]
+    assert error["code"] == code
+    if code == "invalid_date_range":
+        assert error["field"] == "to"
+        assert "62" in error["message"]
+        assert "62 days later" in error["detail"]
 
 
 def test_unknown_prison_is_404(client):

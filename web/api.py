@@ -467,7 +467,8 @@ def list_slots(
     last = to or last_bookable_day(today, prison.booking_opens_days)
     if last < first or (last - first) > timedelta(days=MAX_RANGE_DAYS):
         detail = f"'to' must be on or after 'from', at most {MAX_RANGE_DAYS} days later"
-        return _errors([Problem(Code.INVALID_REQUEST, "to", {"detail": detail})])
+        params = {"days": MAX_RANGE_DAYS, "detail": detail}
+        return _errors([Problem(Code.INVALID_DATE_RANGE, "to", params)])
     cache: AvailabilityCache = request.app.state.availability
     first = max(first, today)
 
