@@ -661,6 +661,25 @@ def test_a_json_body_sent_without_its_content_type_says_what_is_missing(client, 
     assert "Content-Type: application/json" in error["detail"]
 
 
+def test_pages_of_other_sites_cannot_call_the_api_from_a_browser(client):
+    """No CORS, by decision: a page elsewhere could otherwise have each of its visitors'
+    browsers guess identities from their own address, past the per-address limits. Its
+    preflight is refused and no answer lets its script read it; a "simple" POST a browser
+    sends without asking (text/plain) is refused above as not JSON, and books nothing."""
+    origin = {"Origin": "https://elsewhere.example"}
+    preflight = client.options(
+        "/api/v1/bookings",
+        headers=origin
+        | {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 405
+    for answer in (preflight, client.get("/api/v1/prisons", headers=origin)):
+        assert not any(h.lower().startswith("access-control-") for h in answer.headers)
+
+
 def test_oversized_bodies_are_refused_as_the_openapi_document_says(client):
     response = client.post(
         "/api/v1/bookings", content=b"x" * 70_000, headers={"Content-Type": "application/json"}
