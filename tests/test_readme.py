@@ -69,3 +69,14 @@ def test_the_readme_api_example_books_once_however_often_it_is_run(tmp_path):
         first["reference"],
         first["manage_token"],
     )
+
+
+def test_the_readme_names_every_field_a_booking_request_has():
+    """A program's developer learns the request from the README's API section: a field it
+    leaves out (the screening answers default to no) is one the program never sends."""
+    from web.api import BookingIn, InmateIn, VisitorIn
+
+    section = README.partition("## The JSON API")[2].partition("\n## ")[0]
+    named = set(re.findall(r"`(\w+)`", section)) | set(re.findall(r'"(\w+)":', section))
+    for model in (BookingIn, InmateIn, VisitorIn):
+        assert set(model.model_fields) <= named, model.__name__
