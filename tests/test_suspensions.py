@@ -15,7 +15,7 @@ from tests.factories import NOW, SMS, make_inmate, make_prison, make_slot
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_api import slots
 from tests.test_closures import book_one, quencoro_days, status_of, try_booking
-from tests.test_pages import text
+from tests.test_pages import form_fields, text
 from tests.test_races import LATE, attempt, booking_count, interrupted_stream, race
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
@@ -197,9 +197,63 @@ def test_an_administrator_of_another_prison_cannot_touch_these_suspensions(booke
         assert s.scalar(select(func.count()).select_from(InmateSuspension)) == 1
 
 
+# --- Seen before it is done ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "named", "until"),
+    [
+        ("/inmates", {"code": "q10001", "inmate-until": "2026-12-05", "inmate-reason": "pelea"},
+         "Carlos Yupanqui", "5 de diciembre de 2026"),
+        ("/visitors", {"doc_type": "dni", "doc_number": "41111111", "visitor-until": "2026-12-31",
+                       "visitor-reason": "pelea"}, "Ana Quispe · DNI 41111111",
+         "31 de diciembre de 2026"),
+    ],
+)  # fmt: skip
+def test_the_form_shows_who_it_found_and_what_it_cancels_before_anything_is_done(
+    booked, db, path, form, named, until
+):
+    """A code or a document number mistyped by one digit is another person: suspending them
+    would cancel a stranger's visits and text their family, for good (lifting leaves the
+    bookings cancelled). So the page's form shows first whom it found and each booking it
+    would cancel, and changes nothing; its confirmation does it; going back keeps the form."""
+    client, refs, _ = booked
+    page = client.get(PAGE).text
+    assert f'action="{PAGE}{path}/preview"' in page  # the form goes to the preview first
+    preview = _post(client, f"{path}/preview", **form)
+    assert preview.status_code == 200
+    shown = text(preview)
+    assert named in shown
+    assert until in shown
+    assert f"{refs['carlos_soon'][:4]}-{refs['carlos_soon'][4:]}" in shown
+    assert f"{refs['jose_soon'][:4]}-{refs['jose_soon'][4:]}" not in shown
+    assert _suspensions(db) == (0, 0, 0)  # looking changes nothing, tells nobody
+    assert _family_sms(db) == 0
+    assert all(status_of(db, r) is BookingStatus.CONFIRMED for r in refs.values())
+
+    back = client.post(f"{PAGE}/edit", data=form_fields(preview.text, f"{PAGE}/edit"))
+    assert back.status_code == 200
+    for name, value in form.items():
+        assert f'value="{value}"' in back.text or f'value="{value}" selected' in back.text, name
+
+    confirmation = form_fields(preview.text, f"{PAGE}{path}")
+    done = client.post(f"{PAGE}{path}", data=confirmation, follow_redirects=False)
+    assert done.status_code == 303
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.CANCELLED
+    assert status_of(db, refs["jose_soon"]) is BookingStatus.CONFIRMED
+    assert _family_sms(db) == 1
+
+
 # --- The same form sent twice ---------------------------------------------------------------
 
 _KEY = re.compile(r'name="key" value="([^"]*)"')
+
+
+def _preview_key(client, path: str, form: dict[str, str]) -> str:
+    """The one-off key of the confirmation a preview of ``form`` shows."""
+    preview = _post(client, f"{path}/preview", **form)
+    assert preview.status_code == 200, text(preview)
+    return _KEY.search(preview.text).group(1)
 
 
 def _suspensions(db) -> tuple[int, int, int]:
@@ -239,8 +293,7 @@ def test_the_same_form_sent_twice_suspends_once_and_answers_the_same(
     post again: one suspension, one record, each family told once, and the second answer is
     the first's success page (not a second row to lift, which left visits suspended)."""
     client, refs, _ = booked
-    found = _KEY.search(client.get(PAGE).text)
-    key = found.group(1) if found else ""
+    key = _preview_key(client, path, form)
     first = _post(client, path, key=key, **form)
     second = _post(client, path, key=key, **form)
     assert first.status_code == second.status_code == 303
@@ -308,7 +361,7 @@ def test_a_person_suspended_already_is_not_suspended_again_until_it_is_lifted(
     person twice, and lifting one left the other in force). Once lifted, a new one is
     recorded."""
     client, _, _ = booked
-    keys = [found.group(1) for found in (_KEY.search(client.get(PAGE).text) for _ in "ab") if found]
+    keys = [_preview_key(client, path, form) for _ in "ab"]
     assert len(set(keys)) == 2
     until = "inmate-until" if path == "/inmates" else "visitor-until"
     assert _post(client, path, key=keys[0], **form).status_code == 303

@@ -5,7 +5,14 @@ prison, until a date and with a reason for staff; both lifted early from the sam
 Each rendering of the page gives its forms a new one-off key: the same form sent twice (a
 double click, a reload) suspends (or lifts) once, and the second answer is the first's success
 page. Another suspension of someone whose suspension runs still, from any form, is refused
-beside the person's field, saying until when theirs runs."""
+beside the person's field, saying until when theirs runs.
+
+Each form goes to a preview first, as a closure's does: it names the person the code or the
+document found and lists every booking the suspension would cancel. Suspending cannot be
+undone for the families (lifting leaves the bookings cancelled, and each SMS has gone), so a
+mistyped code or document number must be seen before it cancels a stranger's visits. The
+preview is the same call rolled back (as the schedule editor's), so it shows what confirming
+does; going back is a form that brings what was typed back."""
 
 from __future__ import annotations
 
@@ -19,18 +26,28 @@ from sqlalchemy.orm import Session
 
 from visits import audit, suspensions
 from visits.booking_request import date_problem, parse_date
+from visits.inmate import Inmate
 from visits.problems import Code, Problem, Rejected
+from visits.sms import SmsPolicy
 from visits.staff import StaffRole
 from visits.suspensions import Actor
-from visits.visitor import DocumentType
+from visits.visitor import DocumentType, Visitor
 from web.availability import commit_seat_change
 from web.deps import ClientKey, Now, ReadSession, Sms, WriteSession
 from web.family import render
-from web.forms import FormValues, RowId, shown_count, shown_references
-from web.staff import Staff, access
+from web.forms import FormValues, RowId, shown_count, shown_references, typed
+from web.staff import Staff, access, form_pages_on_get
 
 router = APIRouter(prefix="/staff/p/{prison}/suspensions", include_in_schema=False)
 Admin = access(StaffRole.ADMIN)
+form_pages_on_get(
+    router, (StaffRole.ADMIN,), {"/inmates/preview": "", "/visitors/preview": "", "/edit": ""}
+)
+# Each form's fields, as typed: what its preview carries, and going back brings back.
+FIELDS = {
+    "inmate": ("code", "inmate-until", "inmate-reason"),
+    "visitor": ("doc_type", "doc_number", "visitor-until", "visitor-reason"),
+}
 
 
 def _path(who: Staff, **query: object) -> str:
@@ -96,10 +113,13 @@ def _apply(
     values: dict[str, str],
     form: str,
     act: Callable[[date | None], suspensions.Suspended],
+    *,
+    confirm: bool = True,
 ) -> Response:
     """Parse the date, then ``act(until)``: committed, or the page again with every problem
     beside the form that was sent, and nothing changed. The page then says how many bookings
-    were cancelled, and lists those left for the gate to stop (:mod:`visits.stopping`)."""
+    were cancelled, and lists those left for the gate to stop (:mod:`visits.stopping`).
+    Without ``confirm``, the preview of what it did, then rolled back."""
     problems: list[Problem] = []
     until = _until(values, form, problems)
     try:
@@ -114,12 +134,112 @@ def _apply(
         session.close()
         with request.app.state.db.read_session() as reading:
             return _page(request, reading, who, now, found, values, 422)
+    if not confirm:
+        return _preview(request, session, who, values, form, done)
     commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
     at_gate = ",".join(b.reference for b in done.at_gate)
     target = _path(
         who, done=form, count=len(done.cancelled), **({"at_gate": at_gate} if at_gate else {})
     )
     return RedirectResponse(target, status_code=303)
+
+
+def _preview(
+    request: Request,
+    session: Session,
+    who: Staff,
+    values: dict[str, str],
+    form: str,
+    done: suspensions.Suspended,
+) -> Response:
+    """Who the form found and the bookings suspending would cancel, rendered before the
+    session rolls all of it back (nothing is kept, no SMS queued)."""
+    suspension = done.suspension
+    person = (
+        session.get(Inmate, suspension.inmate_id)
+        if form == "inmate"
+        else session.get(Visitor, suspension.visitor_id)  # type: ignore[union-attr]
+    )
+    response = render(
+        request,
+        "staff_suspension_preview.html",
+        who=who,
+        prison=who.prison,
+        form=form,
+        person=person,
+        suspension=suspension,
+        bookings=done.cancelled,
+        at_gate=done.at_gate,
+        typed=typed(values, FIELDS[form]),
+        # Confirming twice (a double click, a reload) suspends once, and answers the same.
+        key=audit.new_key(),
+    )
+    session.rollback()
+    return response
+
+
+@router.post("/edit", response_class=HTMLResponse)
+def edit(
+    request: Request, who: Admin, session: ReadSession, now: Now, values: FormValues
+) -> Response:
+    """The page again from a preview, its form filled in as it was: going back changes
+    nothing and loses nothing typed."""
+    kept = typed(values, FIELDS["inmate"] + FIELDS["visitor"])
+    return _page(request, session, who, now, values={k: v for k, v in kept.items() if v})
+
+
+def _suspend(
+    request: Request, who: Staff, session: Session, now: datetime, client: str, sms: SmsPolicy,
+    values: dict[str, str], form: str, *, confirm: bool,
+) -> Response:  # fmt: skip
+    """The inmate's or the visitor's form, previewed or (from the preview) done."""
+    by = Actor(who.user.actor, client, now)
+    key = values.get("key", "") if confirm else ""  # a preview is no submission
+
+    def act(until: date | None) -> suspensions.Suspended:
+        period = {"until": until, "reason": values.get(f"{form}-reason", "")}
+        common = {**period, "by": by, "sms_policy": sms, "key": key}
+        if form == "inmate":
+            return suspensions.suspend_inmate(
+                session,
+                who.prison,
+                code=values.get("code", ""),
+                **common,  # type: ignore[arg-type]
+            )
+        return suspensions.suspend_visitor(
+            session, who.prison, doc_type=values.get("doc_type", ""),  # type: ignore[arg-type]
+            doc_number=values.get("doc_number", ""), **common,
+        )  # fmt: skip
+
+    return _apply(request, session, who, now, values, form, act, confirm=confirm)
+
+
+@router.post("/inmates/preview", response_class=HTMLResponse)
+def preview_inmate(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Whose visits would be suspended, and every booking that cancels; nothing is kept."""
+    return _suspend(request, who, session, now, client, sms, values, "inmate", confirm=False)
+
+
+@router.post("/visitors/preview", response_class=HTMLResponse)
+def preview_visitor(
+    request: Request,
+    who: Admin,
+    session: WriteSession,
+    now: Now,
+    client: ClientKey,
+    sms: Sms,
+    values: FormValues,
+) -> Response:
+    """Who would be barred, and every booking that cancels; nothing is kept."""
+    return _suspend(request, who, session, now, client, sms, values, "visitor", confirm=False)
 
 
 @router.post("/inmates")
@@ -132,16 +252,8 @@ def suspend_inmate(
     sms: Sms,
     values: FormValues,
 ) -> Response:
-    """Suspend visits to an inmate of this prison until a date."""
-    by = Actor(who.user.actor, client, now)
-    return _apply(
-        request, session, who, now, values, "inmate",
-        lambda until: suspensions.suspend_inmate(
-            session, who.prison, code=values.get("code", ""), until=until,  # type: ignore[arg-type]
-            reason=values.get("inmate-reason", ""), by=by, sms_policy=sms,
-            key=values.get("key", ""),
-        ),
-    )  # fmt: skip
+    """Suspend visits to an inmate of this prison until a date (sent from the preview)."""
+    return _suspend(request, who, session, now, client, sms, values, "inmate", confirm=True)
 
 
 @router.post("/visitors")
@@ -154,17 +266,9 @@ def suspend_visitor(
     sms: Sms,
     values: FormValues,
 ) -> Response:
-    """Bar a visitor, known by their document, from this prison until a date."""
-    by = Actor(who.user.actor, client, now)
-    return _apply(
-        request, session, who, now, values, "visitor",
-        lambda until: suspensions.suspend_visitor(
-            session, who.prison, doc_type=values.get("doc_type", ""),  # type: ignore[arg-type]
-            doc_number=values.get("doc_number", ""), until=until,
-            reason=values.get("visitor-reason", ""), by=by, sms_policy=sms,
-            key=values.get("key", ""),
-        ),
-    )  # fmt: skip
+    """Bar a visitor, known by their document, from this prison until a date (sent from the
+    preview)."""
+    return _suspend(request, who, session, now, client, sms, values, "visitor", confirm=True)
 
 
 def _lift(
