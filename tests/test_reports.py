@@ -3,6 +3,8 @@ must come back empty unless seat counts and bookings disagree."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -306,3 +308,37 @@ def test_a_day_left_out_is_set_from_the_one_typed(make_client, db):
     only_first = client.get("/staff/p/QUENCORO/reports", params={"first": "2025-01-01"})
     assert only_first.status_code == 200
     assert 'value="2025-01-30"' in only_first.text
+
+
+def test_a_years_bookings_per_day_download_as_a_csv_a_row_a_day(make_client, db):
+    """A year's figures, as a spreadsheet wants them for the monthly statistics: every day of
+    the range a row (days without visits too), the page's columns, the download audited; a
+    range the page refuses gives the page with why, not an empty file."""
+    make_staff(db, "admin", StaffRole.ADMIN)
+    client = make_client()
+    _two_visits_today(db)
+    sign_in(client, "admin")
+    first = LIMA_TODAY - timedelta(days=365)
+    page = client.get("/staff/p/QUENCORO/reports", params={"first": first.isoformat()})
+    link = f"/staff/p/QUENCORO/reports.csv?first={first.isoformat()}&amp;last="
+    assert link in page.text  # the page links the range it shows
+    answer = client.get(
+        "/staff/p/QUENCORO/reports.csv",
+        params={"first": first.isoformat(), "last": LIMA_TODAY.isoformat()},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "attachment" in answer.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(answer.text.removeprefix("\ufeff"))))
+    assert rows[0][:3] == ["Día", "Reservada", "Ingresó alguien"]
+    assert len(rows) == 1 + 366
+    assert rows[1][0] == first.isoformat()
+    assert rows[-1] == [LIMA_TODAY.isoformat(), "2", "1", "1", "0", "0", "0", "0", "0", "0"]
+    with db.read_session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "prison.report_downloaded"))
+    assert (event.actor, event.details["rows"]) == ("staff:admin", 366)
+    bad = client.get(
+        "/staff/p/QUENCORO/reports.csv", params={"first": "2026-12-05", "last": "2026-12-01"}
+    )
+    assert bad.status_code == 422
+    assert "text/html" in bad.headers["content-type"]
