@@ -155,7 +155,7 @@ def test_a_new_password_from_the_administrator_ends_the_old_one_and_its_sessions
 ):
     admin, guard = accounts
     guard_id = _id(db, "guardia")
-    short = _post(admin, f"/{guard_id}/password", password="corta")
+    short = _post(admin, f"/{guard_id}/password", password="corta", password_again="corta")
     assert short.status_code == 422
     # Said at that account's form, and the summary names the account, not "Add an account".
     assert f'id="password-{guard_id}-error"' in short.text
@@ -163,7 +163,13 @@ def test_a_new_password_from_the_administrator_ends_the_old_one_and_its_sessions
     assert 'id="password-error"' not in short.text
     assert f'href="#password-{guard_id}">Nueva contraseña para guardia: ' in short.text
     assert _signed_in(guard)
-    done = _post(admin, f"/{_id(db, 'guardia')}/password", password=NEW_PASSWORD)
+    slip = _post(admin, f"/{guard_id}/password", password=NEW_PASSWORD, password_again="x" * 12)
+    assert slip.status_code == 422  # a slip nobody saw would have locked the guard out
+    assert f'href="#password-{guard_id}">Nueva contraseña para guardia: ' in slip.text
+    assert "no son iguales" in text(slip)
+    assert _signed_in(guard)
+    assert sign_in(make_client(), "guardia", NEW_PASSWORD).status_code == 401
+    done = _post(admin, f"/{guard_id}/password", password=NEW_PASSWORD, password_again=NEW_PASSWORD)
     assert done.status_code == 303
     assert not _signed_in(guard)
     assert sign_in(make_client(), "guardia", STAFF_PASSWORD).status_code == 401
@@ -179,7 +185,7 @@ def test_a_password_of_only_spaces_is_refused_everywhere(accounts, make_client, 
     for answer in (
         _post(admin, "", username="rosa", full_name="Rosa", role="guard", password=spaces,
               password_again=spaces),
-        _post(admin, f"/{_id(db, 'guardia')}/password", password=spaces),
+        _post(admin, f"/{_id(db, 'guardia')}/password", password=spaces, password_again=spaces),
         change_password(guard, STAFF_PASSWORD, spaces),
     ):  # fmt: skip
         assert answer.status_code == 422
@@ -197,7 +203,8 @@ def test_accounts_beyond_the_administrators_scope_cannot_be_changed(
     admin, _ = accounts
     user_id = _id(db, username)
     for action in ("/deactivate", "/password"):
-        answer = _post(admin, f"/{user_id}{action}", password=NEW_PASSWORD)
+        new = {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD}
+        answer = _post(admin, f"/{user_id}{action}", **new)
         assert answer.status_code == 403, (username, action)
     with db.read_session() as s:
         assert s.get(StaffUser, user_id).active

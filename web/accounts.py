@@ -164,9 +164,14 @@ def reset_password(
     client: ClientKey,
     values: FormValues,
 ) -> Response:
-    """Give the account a new password (to pass on in person): its sessions end."""
+    """Give the account a new password (to pass on in person): its sessions end. Typed twice,
+    as a new account's is: a slip in a password nobody sees would sign the user out everywhere
+    and lock them out with it, until an administrator is found again."""
+    password = values.get("password", "")
     try:
-        hashed = staff.password_hash(values.get("password", ""))
+        if password != values.get("password_again", ""):
+            raise Rejected([Problem(Code.PASSWORDS_DIFFER, "password")])
+        hashed = staff.password_hash(password)
     except Rejected as rejected:
         # Beside this account's own password field, not the new account's.
         field = f"password-{user_id}"
