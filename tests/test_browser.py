@@ -483,6 +483,61 @@ def test_confirming_twice_books_once(phone, demo_server):
     assert seats_left(page, base, slot.slot_id) == slot.seats_left - 1
 
 
+@pytest.mark.browser
+def test_choosing_another_time_keeps_what_was_typed_without_javascript(phone, demo_server):
+    """The tester's finding: a family that changed its mind about the time lost everything it
+    had typed, since "choose another time" was a link to the slots page. Now it sends the form,
+    which comes back as typed with the times in it (kept by the language switch too), and the
+    time ticked goes to the review, nothing booked meanwhile."""
+    base = demo_server
+    page = phone(javascript=False)
+    slot = open_booking_form(page, base, "Q10021", "Chávez")
+    visitor = adult(slot.adult_sex, "47000001")
+    fill_visitor(page, 1, visitor)
+    cough = page.locator('input[name="visitors.0.cough"]')
+    cough.check()
+    fill_phone(page)
+
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Elige otro horario").click()
+    assert answer.value.status == 200
+    expect_heading(page, "¿Quiénes van a visitar?")
+    expect(page.locator(".error-summary")).to_have_count(0)
+    times = page.locator("#other_times label.slot-choice")
+    expect(times.first).to_be_visible()
+    offered = times.count()
+
+    page.locator("header").get_by_role("button", name="English").click()
+    expect_language(page, "en")
+    expect(times).to_have_count(offered)
+    page.locator("header").get_by_role("button", name="Español").click()
+    expect_language(page, "es")
+    expect(times).to_have_count(offered)
+    for name, value in (
+        ("visitors.0.first_names", visitor.first_names),
+        ("visitors.0.doc_number", visitor.doc_number),
+        ("visitors.0.birth_date", visitor.birth_date),
+        ("contact_phone", PHONE_NUMBER),
+    ):
+        expect(page.locator(f'input[id="{name}"]')).to_have_value(value)
+    expect(cough).to_be_checked()
+
+    # A time of the same visitors' group: the sex typed still fits it.
+    same_group = times.filter(has=page.locator(".group", has_text=slot.group)).first
+    chosen = same_group.locator("input").get_attribute("value") or ""
+    seats = seats_in(same_group.locator(".seats").inner_text())
+    same_group.locator("input").check()
+    review(page)
+    expect_heading(page, "Revisa y confirma")
+    expect(page.locator("main")).to_contain_text(visitor.full_name)
+    form = page.locator("form", has=page.get_by_role("button", name="Confirmar la reserva"))
+    sent = hidden_fields(form)
+    assert sent["slot_id"] == chosen
+    assert sent["visitors.0.cough"] == "1"
+    assert seats_left(page, base, chosen) == seats
+    assert seats_left(page, base, slot.slot_id) == slot.seats_left
+
+
 # --- 4. English ------------------------------------------------------------------------------
 
 
@@ -500,7 +555,12 @@ def test_the_english_link_translates_this_page_and_the_next_ones(phone, demo_ser
     expect_heading(page, "Who will visit?")
     expect(page.get_by_role("button", name="Review the booking")).to_be_visible()
 
-    page.get_by_role("link", name="Choose another time").click()
+    # "Choose another time" sends the form too: the times come back in it, in English.
+    page.get_by_role("button", name="Choose another time").click()
+    expect_language(page, "en")
+    expect_heading(page, "Who will visit?")
+    expect(page.locator("#other_times .seats").first).to_contain_text("places left")
+    page.goto(f"{base}/p/{PRISON}/slots")
     expect_language(page, "en")
     expect_heading(page, "Choose a day and time")
     expect(slot_link(page, slot.slot_id)).to_contain_text("places left")

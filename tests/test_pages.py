@@ -541,11 +541,9 @@ def test_only_a_site_on_https_asks_for_https_and_hides_the_api_page_that_loads_a
     assert local.get("/api/docs").status_code == 200
 
 
-def test_a_time_that_fills_up_while_typing_offers_others_keeping_what_was_typed(client, db):
-    """The time fills up between the review and the confirmation: the form comes back as
-    typed, ticks included, and lists other free times of the same visitors' group in the form
-    itself, so that choosing one books it without typing anything again (the "choose another
-    time" link goes to the slots page, which drops everything)."""
+def filled_up_before_confirming(client, db) -> tuple[int, dict[str, str], object]:
+    """A form reviewed, then refused at its confirmation, the time having filled up meanwhile:
+    its time, the form sent and the refusal."""
     assert identify(client).status_code == 303
     slot_id = first_open_slot(client)
     form = visitor_form(slot_id, csrf(client)) | KEPT_FORM
@@ -553,9 +551,17 @@ def test_a_time_that_fills_up_while_typing_offers_others_keeping_what_was_typed(
     key = re.search(r'name="submission_key" value="([^"]+)"', page.text).group(1)
     with db.writing() as s:
         s.execute(update(Slot).where(Slot.id == slot_id).values(seats_taken=Slot.capacity))
-
     refused = confirm(client, form, key)
     assert refused.status_code == 409
+    return slot_id, form, refused
+
+
+def test_a_time_that_fills_up_while_typing_offers_others_keeping_what_was_typed(client, db):
+    """The time fills up between the review and the confirmation: the form comes back as
+    typed, ticks included, and lists other free times of the same visitors' group in the form
+    itself, so that choosing one books it without typing anything again (the slots page would
+    drop everything)."""
+    slot_id, form, refused = filled_up_before_confirming(client, db)
     assert "Este horario ya está lleno" in text(refused)
     kept = form_fields(refused.text, "/p/QUENCORO/book")
     assert {name: kept.get(name) for name in form if name != "csrf_token"} == {
@@ -585,6 +591,85 @@ def test_a_time_that_fills_up_while_typing_offers_others_keeping_what_was_typed(
     with db.read_session() as s:
         booking = s.scalar(select(Booking))
         assert (booking.slot_id, booking.party_size) == (offered[0], 2)
+
+
+OFFERED = re.compile(r'type="radio" name="slot_id" value="(\d+)"')
+
+
+def test_choosing_another_time_keeps_what_was_typed_and_books_nothing(client, db):
+    """The tester's finding: "choose another time" was a link to the slots page, and a family
+    that only changed its mind about the time lost every visitor, tick and phone typed. It now
+    sends the form, which comes back as typed with every open time in it (any group: the
+    family chose nothing yet); the one ticked goes to the review, and nothing is booked or
+    held until the family confirms. Not ticking one keeps the form's own time."""
+    assert identify(client).status_code == 303
+    slot_id = first_open_slot(client)
+    shown = client.get(f"/p/QUENCORO/book?slot={slot_id}")
+    button = re.search(r'<button[^>]*value="changing"[^>]*>', shown.text)
+    assert button is not None, "no button sends the form for another time"
+    assert 'form="book"' in button.group(0)
+    assert 'name="action"' in button.group(0)
+    assert 'href="/p/QUENCORO/slots"' not in shown.text  # no link that drops what was typed
+    form = visitor_form(slot_id, csrf(client)) | KEPT_FORM
+
+    changing = client.post("/p/QUENCORO/book", data=form | {"action": "changing"})
+    assert changing.status_code == 200, text(changing)
+    assert "error-summary" not in changing.text  # nothing was checked
+    kept = form_fields(changing.text, "/p/QUENCORO/book")
+    assert {name: kept.get(name) for name in form} == form
+    offered = [int(v) for v in OFFERED.findall(changing.text)]
+    assert slot_id not in offered
+    with db.read_session() as s:
+        slots = {slot.id: slot for slot in s.scalars(select(Slot).where(Slot.id.in_(offered)))}
+        assert VisitorGroup.MEN in {slot.visitor_group for slot in slots.values()}
+        assert len(offered) > 6  # not only the few a refusal offers
+        assert all(slots[i].seats_taken + 2 <= slots[i].capacity for i in offered)
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+    other = next(i for i in offered if slots[i].visitor_group is not VisitorGroup.MEN)
+
+    # The browser sends the form's own slot_id, then the one ticked: the last one is read.
+    chosen = kept | {"slot_id": [str(slot_id), str(other)], "action": "review"}
+    checked = client.post("/p/QUENCORO/book", data=chosen)
+    assert checked.status_code == 200, text(checked)
+    assert "Revisa y confirma" in text(checked)
+    sent = form_fields(checked.text, "/p/QUENCORO/book")
+    assert sent["slot_id"] == str(other)
+    assert sent["visitors.1.doc_number"] == KEPT_FORM["visitors.1.doc_number"]
+    assert "offer" not in sent  # the review goes back to the plain form
+    # None ticked: the form's own time is reviewed.
+    same = client.post("/p/QUENCORO/book", data=kept | {"action": "review"})
+    assert form_fields(same.text, "/p/QUENCORO/book")["slot_id"] == str(slot_id)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+        assert s.get(Slot, other).seats_taken == slots[other].seats_taken
+
+
+def test_the_language_switch_keeps_the_other_times_a_form_offers(client, db):
+    """The tester's finding: the language switch of a form offering other times (its own
+    filled up, or the family asked for another) brought the form back without them. They come
+    back in the other language, with what was typed and why the form's own time cannot be
+    taken, and nothing is booked."""
+    _, form, refused = filled_up_before_confirming(client, db)
+    changing = client.post("/p/QUENCORO/book", data=form | {"action": "changing"})
+    assert changing.status_code == 409  # its own time is full: said, with every other one
+
+    for before in (refused, changing):
+        offered = OFFERED.findall(before.text)
+        assert offered
+        english = switch_language(client, before, "/p/QUENCORO/book")
+        assert '<html lang="en">' in english.text
+        assert "Who will visit?" in text(english)
+        assert OFFERED.findall(english.text) == offered
+        kept = form_fields(english.text, "/p/QUENCORO/book")
+        assert {name: kept.get(name) for name in form if name != "csrf_token"} == {
+            name: value for name, value in form.items() if name != "csrf_token"
+        }
+        assert "This visit time is full" in text(english)
+        spanish = switch_language(client, english, "/p/QUENCORO/book")
+        assert '<html lang="es">' in spanish.text
+        assert OFFERED.findall(spanish.text) == offered
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
 
 
 def test_a_double_submission_books_once(client, db):

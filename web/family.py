@@ -85,6 +85,11 @@ MAX_HELD = 5
 MOVE_TARGETS = 1_000
 SWITCH_FIELD = "switch_language"  # sent by the language switch of a page with a form
 OTHER_TIMES = 6  # visit times a booking form refused for its own offers instead
+# sent by a booking form offering other times (see :func:`_time_refused`): "refused" (its own
+# time can no longer be taken) or "changing" (the family asked for another time), so that its
+# language switch offers them again.
+OFFER_FIELD = "offer"
+CHANGING = "changing"
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -401,9 +406,10 @@ def _booking_form(
     problems: list[Problem] | None = None,
     status: int = 200,
     other_times: list[SlotView] | None = None,
+    offer: str = "",
 ) -> HTMLResponse:
     """``other_times``: the visit times the form offers instead of its own, when its own can
-    no longer be taken (see :func:`_other_times`)."""
+    no longer be taken or the family asked for another (``offer``, see :func:`_time_refused`)."""
     waiting = _waiting_notice(request, object_session(slot), inmate)
     problems = _named_waiting(problems or [], waiting, slot, values)
     # Optional visitor entries start folded, unless the family already typed into them.
@@ -426,6 +432,8 @@ def _booking_form(
         problems=problems,
         entries=range(prison.max_visitors),
         other_times=other_times or [],
+        offer=offer,
+        offer_field=OFFER_FIELD,
         lang_next=_form_address(prison, slot),
         ask_sex=_asks_sex(slot),
         measures=advisories.measures_on(
@@ -514,22 +522,27 @@ def _other_times(
     party: int,
     now: datetime,
     problems: list[Problem],
+    changing: bool = False,
 ) -> list[SlotView]:
     """The visit times the booking form offers when its own can no longer be taken (a problem
     of ``slot_id``: it filled up or closed while the family typed, its booking closed, the
     week filled): the first :data:`OTHER_TIMES` still open with room for the party, on days
     not paused for the person, for the same visitors (the day's group, or anyone's). Chosen
     on the form itself, so that the form is sent again with everything typed in it; the
-    "choose another time" link leads to the slots page, which would drop it all."""
-    if not any(p.field == "slot_id" for p in problems):
+    slots page would drop it all.
+
+    ``changing``: the family asked for another time (its "choose another time" button): every
+    time open with room for the party on a day not paused, of any group, as the slots page
+    offers them, whatever the form's own time."""
+    if not changing and not any(p.field == "slot_id" for p in problems):
         return []
     today = prison.local_date(now)
     paused = outlook(
         session, prison, inmate, today, last_bookable_day(today, prison.booking_opens_days)
     ).paused
-    groups = {slot.visitor_group, VisitorGroup.ANYONE}
+    groups = set(VisitorGroup) if changing else {slot.visitor_group, VisitorGroup.ANYONE}
     days = request.app.state.availability.days(session, prison, now)
-    return [
+    offered = [
         view
         for day in days
         if day.day not in paused
@@ -538,7 +551,8 @@ def _other_times(
         and view.slot.id != slot.id
         and view.slot.visitor_group in groups
         and view.seats_left >= party
-    ][:OTHER_TIMES]
+    ]
+    return offered if changing else offered[:OTHER_TIMES]
 
 
 def _time_refused(
@@ -546,14 +560,19 @@ def _time_refused(
     session: Session,
     ids: tuple[str, int, int],
     values: dict[str, str],
-    problems: list[Problem],
+    problems: list[Problem] | None,
     status: int,
     now: datetime,
+    offer: str = "refused",
 ) -> HTMLResponse:
     """The booking form refused for its visit time (``ids``: the prison's code, the person's
     and the slot's ids), as typed, offering other times (:func:`_other_times`). Read from a
     read session once the write session is closed: the refusals of a rush (the time filled
-    up) must not hold up the bookings behind them."""
+    up) must not hold up the bookings behind them.
+
+    ``problems`` None: nothing was sent for good (the family asked for another time, or
+    switched the language of a form offering them, ``offer`` saying which): what stands in
+    the way of the form's own time now is said, and nothing else is checked."""
     code, inmate_id, slot_id = ids
     session.close()
     with request.app.state.db.read_session() as reading:
@@ -563,8 +582,14 @@ def _time_refused(
         assert inmate is not None
         assert slot is not None
         party = _party(values, prison)
-        others = _other_times(request, reading, prison, inmate, slot, party, now, problems)
-        return _booking_form(request, prison, inmate, slot, values, problems, status, others)
+        if problems is None:
+            problems = slot_problems(reading, prison, inmate, slot, party, now)
+            status = status_for(problems) if problems else 200
+        changing = offer == CHANGING
+        others = _other_times(
+            request, reading, prison, inmate, slot, party, now, problems, changing
+        )
+        return _booking_form(request, prison, inmate, slot, values, problems, status, others, offer)
 
 
 @router.get("/p/{code}/book", response_class=HTMLResponse, response_model=None)
@@ -622,6 +647,13 @@ def booking_submit(
             request, prison, inmate, slot, values, [Problem(Code.PERSON_CHANGED)], 409
         )
     action = values.get("action", "review")
+    offered = values.get(OFFER_FIELD, "")
+    if action == CHANGING or (switching_language(values) and offered):
+        # Another time asked for, or the language switched on a form offering them: the form
+        # again, as typed, with the times offered in it. Nothing is booked or counted.
+        offer = CHANGING if CHANGING in (action, offered) else "refused"
+        ids = (prison.code, inmate.id, slot.id)
+        return _time_refused(request, session, ids, values, None, 200, now, offer)
     if action == "edit" or switching_language(values):
         # Sent from the review page too: back to the form, filled in, to review again.
         return _booking_form(request, prison, inmate, slot, values)
@@ -680,6 +712,7 @@ def booking_submit(
             booking=checked.booking,
             ask_sex=_asks_sex(checked.slot),
             values=values,
+            offer_field=OFFER_FIELD,  # the offer that led here is over: not carried back
             submission_key=secrets.token_urlsafe(24),
         )
     commit_seat_change(request, session, prison.id)
