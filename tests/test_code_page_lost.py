@@ -66,6 +66,25 @@ def code_sent_from(db, shown: str) -> str:
         return code_sent(s, parse_reference(shown))
 
 
+def typed_code(client, db, code_page: str) -> str:
+    """Type the code the SMS carried on the code page at ``code_page``: where it leads."""
+    page = client.get(code_page)
+    assert page.status_code == 200
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    shown = REFERENCE.search(code_page).group(1)
+    done = client.post(
+        f"/b/{shown}/verify",
+        data={
+            "csrf_token": csrf(client, "/p/QUENCORO"),
+            "token": token,
+            "code": code_sent_from(db, shown),
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    return done.headers["location"]
+
+
 def test_the_same_browser_sending_the_form_again_is_led_to_its_code_page(app, db):
     form, location = held_booking(app)
     shown = REFERENCE.search(location).group(1)
@@ -88,20 +107,7 @@ def test_the_same_browser_sending_the_form_again_is_led_to_its_code_page(app, db
     form_page = app.get(f"/p/QUENCORO/book?slot={form['slot_id']}")
     assert REFERENCE.search(form_page.text).group(0) == location
     # The link leads to the code page, where the code from the SMS confirms the booking.
-    page = app.get(link.group(0).replace("&amp;", "&"))
-    assert page.status_code == 200
-    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
-    done = app.post(
-        f"/b/{shown}/verify",
-        data={
-            "csrf_token": csrf(app, "/p/QUENCORO"),
-            "token": token,
-            "code": code_sent_from(db, shown),
-        },
-        follow_redirects=False,
-    )
-    assert done.status_code == 303
-    assert "done=booked" in done.headers["location"]
+    assert "done=booked" in typed_code(app, db, link.group(0).replace("&amp;", "&"))
     # Confirmed: the form no longer leads to a code page.
     form_page = app.get(f"/p/QUENCORO/book?slot={form['slot_id']}")
     assert REFERENCE.search(form_page.text) is None
@@ -155,3 +161,23 @@ def test_a_hold_that_is_over_is_no_longer_named(app):
     assert REFERENCE.search(app.get(page).text).group(0) == location
     app.app.state.clock = lambda: NOW + timedelta(minutes=10)
     assert REFERENCE.search(app.get(page).text) is None
+
+
+def test_the_slots_page_names_the_booking_waiting_for_its_code(app, db):
+    """Gone back to the slots page (Back from the code page, or from the start again), the
+    family is told there, before choosing a time and typing everything again, that its
+    booking waits for its code, and led to its code page; another browser is told nothing of
+    it, and once the code is typed it is no longer named."""
+    _form, location = held_booking(app)
+    slots = app.get("/p/QUENCORO/slots")
+    assert slots.status_code == 200
+    assert REFERENCE.search(slots.text).group(0) == location
+    shown = REFERENCE.search(location).group(1)
+    assert f'id="waiting-{shown}"' in slots.text
+
+    other = from_address(app, FAMILY)
+    assert identify(other).status_code == 303
+    assert shown not in other.get("/p/QUENCORO/slots").text
+
+    typed_code(app, db, location)
+    assert REFERENCE.search(app.get("/p/QUENCORO/slots").text) is None

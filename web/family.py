@@ -334,6 +334,7 @@ def _slots_page(
         suspended_until=ahead.suspended_until,
         today=today,
         health=ahead.measures,
+        waiting=_waiting_notice(request, session, inmate),
         problems=problems or [],
     )
 
@@ -377,7 +378,17 @@ async def slots(request: Request, code: str, now: Now) -> Response:
     cache: AvailabilityCache = request.app.state.availability
     # This browser's own page (its token and person in the key).
     identified = request.session.get(IDENTIFIED, {}).get(code.strip().upper())
-    key = ("slots", code, identified, csrf_token(request), current_locale(), request.url.query)
+    # Its bookings waiting for their code too (_waiting_notice): one made since is said at once.
+    held = str(request.session.get(HELD, ""))
+    key = (
+        "slots",
+        code,
+        identified,
+        held,
+        csrf_token(request),
+        current_locale(),
+        request.url.query,
+    )
     if identified is not None and (body := cache.page(key)) is not None:
         return HTMLResponse(body)
     return await run_in_threadpool(_fresh_slots, request, code, now, key)
