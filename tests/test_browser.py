@@ -538,6 +538,29 @@ def test_choosing_another_time_keeps_what_was_typed_without_javascript(phone, de
     assert seats_left(page, base, slot.slot_id) == slot.seats_left
 
 
+@pytest.mark.browser
+def test_the_enter_key_sends_the_form_and_never_switches_the_language(phone, demo_server):
+    """The tester's finding: the Enter or "Go" key of a phone's keyboard, pressed in a field,
+    presses the first button sending the form, which was its language switch in the header:
+    the page came back in English, nothing looked for or reviewed. It now sends the form as
+    its own button does."""
+    base = demo_server
+    page = phone(javascript=False)
+    page.goto(f"{base}/p/{PRISON}")
+    page.get_by_label("Código de la persona que visitas").fill("Q10013")
+    page.get_by_label("Su primer apellido").fill("Álvarez")
+    page.get_by_label("Su primer apellido").press("Enter")
+    expect_language(page, "es")
+    slot = first_open_slot(page)
+    slot_link(page, slot.slot_id).click()
+    fill_visitor(page, 1, adult(slot.adult_sex, "48000001"))
+    fill_phone(page)
+    page.get_by_label("Celular", exact=True).press("Enter")
+    expect_language(page, "es")
+    expect_heading(page, "Revisa y confirma")
+    assert seats_left(page, base, slot.slot_id) == slot.seats_left
+
+
 # --- 4. English ------------------------------------------------------------------------------
 
 
