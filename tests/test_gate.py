@@ -1866,6 +1866,24 @@ def test_a_document_number_not_on_the_days_list_says_the_next_booking_and_a_bar(
     assert "barred from this prison" in text(search(both, "40000099", "MUJERES-CUSCO"))
 
 
+def test_a_visit_already_over_is_not_named_as_the_visitors_next_booking(make_client, db):
+    """Lucía visited Mujeres at 07:00 today and booked Quencoro on Thursday; at 10:00 her DNI
+    on Quencoro's list of today names Thursday's visit, not the one she already made."""
+    make_staff(db, "guardia.cuatro", StaffRole.GUARD, ("QUENCORO", "MUJERES-CUSCO"))
+    guard = make_client()
+    sign_in(guard, "guardia.cuatro")
+    lucia = (visitor("40000111"),)
+    over, _, _ = _quencoro_visit(
+        db, LIMA_TODAY, time(7), 1, prison="MUJERES-CUSCO", inmate="M10001", party=lucia
+    )
+    thursday = LIMA_TODAY + timedelta(days=2)
+    later, _, _ = _quencoro_visit(db, thursday, time(9), party=lucia)
+    params = {"date": LIMA_TODAY, "q": "40000111", "lang": "en"}
+    found = text(guard.get("/staff/p/QUENCORO/day", params=params))
+    assert f"Their next booking, {display(later)}, is for" in found
+    assert display(over) not in found
+
+
 def test_a_search_by_document_number_lands_on_that_visitor_and_a_reference_on_the_booking(
     guards, db
 ):

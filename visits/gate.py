@@ -1095,9 +1095,9 @@ def _audit(
 class DocumentSearch:
     """What a guard's search by document number is told beyond the day's list: the bookings
     it does not show (:func:`cancelled_of`), the visitor's next confirmed booking on or after
-    that day at a prison the guard serves (a family that came on the wrong day, or to the wrong
-    prison), and the last day of a bar from this prison that covers that day (the gate may not
-    let them in, with or without a booking)."""
+    that day, not over yet, at a prison the guard serves (a family that came on the wrong day,
+    or to the wrong prison), and the last day of a bar from this prison that covers that day
+    (the gate may not let them in, with or without a booking)."""
 
     named: list[NamedBooking]
     barred_until: date | None = None
@@ -1107,7 +1107,7 @@ class DocumentSearch:
 
 
 def search_document(
-    session: Session, user: StaffUser, prison: Prison, doc_number: str, day: date
+    session: Session, user: StaffUser, prison: Prison, doc_number: str, day: date, now: datetime
 ) -> DocumentSearch:
     """:class:`DocumentSearch` for a document number (as stored: :func:`document_key`) the
     list of ``prison``'s ``day`` does not show. Decision: nothing of a prison the guard does
@@ -1126,6 +1126,7 @@ def search_document(
             BookingVisitor.visitor_id.in_(people),
             Booking.status == BookingStatus.CONFIRMED,  # a hold may yet run out
             Slot.local_date >= day,
+            Slot.ends_at > now,  # a visit already over is nobody's next
             ~((Booking.prison_id == prison.id) & (Slot.local_date == day)),
         )
         .order_by(Slot.starts_at, Booking.id)

@@ -98,14 +98,16 @@ def day_page(
     if q.strip():
         if (anchor := _find(slots, q)) is not None:
             return RedirectResponse(f"?date={day.isoformat()}#{anchor}", status_code=303)
-        found = _not_listed(session, who, day, q)
+        found = _not_listed(session, who, day, q, now)
         if not found:
             problems = [Problem(Code.NOTHING_MATCHES, "q", {"query": q.strip()[:40]})]
     status = 422 if problems else 200
     return _day_page(request, who, now, day, slots, problems, status, q, found=found)
 
 
-def _not_listed(session: Session, who: Staff, day: date, query: str) -> gate.DocumentSearch:
+def _not_listed(
+    session: Session, who: Staff, day: date, query: str, now: datetime
+) -> gate.DocumentSearch:
     """What a search the day's list does not answer names: the booking a reference names
     (another day's, or cancelled), else what the gate is told of the visitor a document
     number names (:func:`visits.gate.search_document`)."""
@@ -118,7 +120,7 @@ def _not_listed(session: Session, who: Staff, day: date, query: str) -> gate.Doc
     number = document_key(query)
     if not number:
         return gate.DocumentSearch([])
-    return gate.search_document(session, who.user, prison, number, day)
+    return gate.search_document(session, who.user, prison, number, day, now)
 
 
 def _day_page(
