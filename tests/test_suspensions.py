@@ -244,6 +244,27 @@ def test_the_form_shows_who_it_found_and_what_it_cancels_before_anything_is_done
     assert _family_sms(db) == 1
 
 
+def test_the_preview_marks_the_bookings_still_waiting_for_their_code(booked, db):
+    """Their families get no SMS (the booking was never confirmed to them): the preview shows
+    which they are, though by then, inside the rolled-back call, all are cancelled."""
+    client, refs, _ = booked
+    with db.writing() as s:
+        waiting = s.scalar(select(Booking).where(Booking.reference == refs["carlos_soon"]))
+        waiting.status = BookingStatus.HELD
+        waiting.hold_expires_at = NOW + timedelta(minutes=10)
+    form = {"code": "Q10001", "inmate-until": "2026-12-31", "inmate-reason": "pelea"}
+    rows = {
+        row.split("</td>")[1]
+        for row in _post(client, "/inmates/preview", **form).text.split("<tr>")[2:]
+    }
+    tagged = {
+        name: any(ref[:4] in row and "Por confirmar" in row for row in rows)
+        for name, ref in refs.items()
+    }
+    assert tagged == {"carlos_soon": True, "carlos_later": False, "jose_soon": False}
+    assert status_of(db, refs["carlos_soon"]) is BookingStatus.HELD  # nothing was kept
+
+
 # --- The same form sent twice ---------------------------------------------------------------
 
 _KEY = re.compile(r'name="key" value="([^"]*)"')
@@ -321,7 +342,7 @@ def test_the_same_suspension_sent_twice_at_the_same_instant_is_recorded_once(boo
 
     def suspend_once(_: int) -> str:
         with db.writing() as s:
-            suspension, cancelled, _ = suspend_inmate(
+            suspension, cancelled, *_ = suspend_inmate(
                 s, prison_by_code(s, "QUENCORO"), code="Q10001", until=date(2026, 12, 31),
                 reason="pelea", by=Actor("staff:admin", "", NOW), sms_policy=SMS,
                 key="one-form-key-0123456789",
@@ -516,7 +537,7 @@ def test_an_inmate_suspended_while_families_book_keeps_no_booking(db_url):
 
     def administrator() -> str:
         with db.writing() as s:
-            _, cancelled, _ = suspend_inmate(
+            _, cancelled, *_ = suspend_inmate(
                 s, s.scalar(select(Prison)), code="Q1", until=SATURDAY, reason="Sanción",
                 by=Actor("staff:admin", "", NOW), sms_policy=SMS,
             )  # fmt: skip

@@ -201,7 +201,7 @@ def suspend_visitor(
         if found is None:
             raise _fail([f"unknown prison {prison!r}"])
         try:
-            suspension, cancelled, at_gate = suspend(
+            done = suspend(
                 session,
                 found,
                 doc_type=doc_type.value,
@@ -213,11 +213,11 @@ def suspend_visitor(
             )
         except Rejected as rejected:
             raise _fail([f"{p.field}: {message(p)}" for p in rejected.problems]) from None
-        number = suspension.visitor.doc_number
-        left = gate_summary([under_way(b, now) for b in at_gate])
+        number = done.suspension.visitor.doc_number
+        left = gate_summary([under_way(b, now) for b in done.at_gate])
     typer.echo(
         f"{doc_type.value} {number} suspended at {found.code} until {last_day}; "
-        f"bookings cancelled: {len(cancelled)}" + left
+        f"bookings cancelled: {len(done.cancelled)}" + left
     )
 
 

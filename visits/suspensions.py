@@ -44,6 +44,7 @@ from visits import audit, stopping
 from visits.booking import (
     STOPPABLE,
     Booking,
+    BookingStatus,
     BookingVisitor,
     CancelCause,
     cancel_booking,
@@ -70,6 +71,9 @@ class Suspended(NamedTuple):
     suspension: InmateSuspension | VisitorSuspension
     cancelled: list[Booking]
     at_gate: list[Booking]
+    # The references of those cancelled that were still waiting for their SMS code: their
+    # families get no SMS (for the preview, which shows them after they are cancelled).
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def _take_effect(
     session.add(suspension)
     session.flush()
     found = list(session.scalars(bookings))
+    held = frozenset(b.reference for b in found if b.status is BookingStatus.HELD)
     cancelled = _cancel_all(session, found, cause, suspension, by, sms_policy)
     at_gate = stopping.left(found, by.now)  # as read again under their locks by _cancel_all
     entity, entity_id = subject
@@ -146,7 +151,7 @@ def _take_effect(
         session, by, f"{entity}.suspended", entity, entity_id, prison, suspension, cancelled,
         key=key, at_gate=at_gate,
     )  # fmt: skip
-    return Suspended(suspension, cancelled, at_gate)
+    return Suspended(suspension, cancelled, at_gate, held & {b.reference for b in cancelled})
 
 
 Suspension = TypeVar("Suspension", InmateSuspension, VisitorSuspension)

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from visits.gate import GateStatus
 from visits.i18n import N_, gettext
@@ -54,7 +55,9 @@ def _range(first: str, last: str, today: date) -> tuple[date, date, list[Problem
     return start, end, problems
 
 
-def _page(request: Request, who: Staff, session, today: date, first: str, last: str) -> Response:
+def _page(
+    request: Request, who: Staff, session: Session, today: date, first: str, last: str
+) -> Response:
     start, end, problems = _range(first, last, today)
     return render(
         request,

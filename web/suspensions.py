@@ -2,10 +2,11 @@
 prison, until a date and with a reason for staff; both lifted early from the same page (see
 :mod:`visits.suspensions`: bookings in the period are cancelled and the families told).
 
-Each rendering of the page gives its forms a new one-off key: the same form sent twice (a
-double click, a reload) suspends (or lifts) once, and the second answer is the first's success
-page. Another suspension of someone whose suspension runs still, from any form, is refused
-beside the person's field, saying until when theirs runs.
+Each preview (and each rendering of the page, for its lifting forms) gives its confirmation a
+new one-off key: the same form sent twice (a double click, a reload) suspends (or lifts) once,
+and the second answer is the first's success page. Another suspension of someone whose
+suspension runs still, from any form, is refused beside the person's field, saying until when
+theirs runs.
 
 Each form goes to a preview first, as a closure's does: it names the person the code or the
 document found and lists every booking the suspension would cancel. Suspending cannot be
@@ -169,6 +170,7 @@ def _preview(
         person=person,
         suspension=suspension,
         bookings=done.cancelled,
+        held=done.held,
         at_gate=done.at_gate,
         typed=typed(values, FIELDS[form]),
         # Confirming twice (a double click, a reload) suspends once, and answers the same.
