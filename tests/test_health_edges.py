@@ -630,7 +630,7 @@ def test_the_previews_count_the_book_again_texts_that_lifting_and_easing_send(db
         with db.read_session() as s:
             prison = s.scalar(select(Prison))
             if measures is None:
-                found = preview_lift(s, advisory_id, prison)
+                found = preview_lift(s, advisory_id, prison, now=NOW)
             else:
                 found = preview_change(s, advisory_id, prison, measures, now=NOW)
             return sorted(f"booking:{b.reference}" for b in found.reopened)

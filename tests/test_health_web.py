@@ -563,15 +563,38 @@ def test_a_visit_already_let_in_at_the_gate_is_listed_apart_not_cancelled(booked
     form = {**WING_A_MASKS, "suspended": "1"}
     preview = _post(staff, "/preview?lang=en", **form)
     assert _affected(preview) == 2  # Carlos's and Teófilo's Wednesday bookings
-    at_gate = re.search(r'<h2 id="at-gate">(.*?)</h2>(.*?)</table>', preview.text, re.S)
-    assert "1 booking already checked in at the gate: tell the gate" in at_gate.group(1)
+    _the_gate_is_told_of(staff, db, refs, reference)
+    assert status_of(db, reference) is BookingStatus.ATTENDED
+    assert reference not in _messages(db, "health_suspended")
+
+
+def _the_gate_is_told_of(staff, db, refs, reference) -> None:
+    """Suspending wing A cancels Carlos's and Teófilo's Wednesday bookings and lists
+    ``reference`` apart, to tell the gate, in the preview, the result and the history."""
+    form = {**WING_A_MASKS, "suspended": "1"}
+    preview = _post(staff, "/preview?lang=en", **form)
+    assert _affected(preview) == 2  # Carlos's and Teófilo's Wednesday bookings
+    at_gate = re.search(r'<h2 id="at-gate">(.*?)</h2>(.*?)</ul>', preview.text, re.S)
+    assert (
+        "1 booking inside already or with its visit time under way: tell the gate"
+        in at_gate.group(1)
+    )
     assert display(reference) in at_gate.group(2)
     assert display(refs["carlos"]) not in at_gate.group(2)
     done = _post(staff, **form)
     assert "cancelled=2" in done.headers["location"]
     assert "at_gate=1" in done.headers["location"]
     page = text(staff.get(f"{done.headers['location']}&lang=en"))
-    assert "1 booking already checked in at the gate was not cancelled" in page
-    assert f"Already checked in at the gate, tell the gate: {display(reference)}" in page
-    assert status_of(db, reference) is BookingStatus.ATTENDED
+    assert "1 booking was not cancelled, as someone of it is inside already" in page
+    assert f"visit time under way, tell the gate: {display(reference)}" in page
+
+
+def test_a_visit_under_way_with_nobody_in_is_listed_for_the_gate_not_cancelled(booked, db):
+    """Carlos's 09:00 visit today is under way at 10:00 and nobody of it came in: suspending
+    wing A leaves it (the family may be at the gate), and health staff see it apart, before
+    and after, to tell the gate; its family gets no SMS."""
+    staff, _, refs, _ = booked
+    reference, _, _ = _quencoro_visit(db, date(2026, 12, 1), time(9))
+    _the_gate_is_told_of(staff, db, refs, reference)
+    assert status_of(db, reference) is BookingStatus.CONFIRMED
     assert reference not in _messages(db, "health_suspended")

@@ -68,14 +68,17 @@ def booked(db):
     return db, _setup(db)
 
 
+# Wing A's visits paused from the first day the tests run.
+WING_A_PAUSED = AdvisoryDraft(
+    scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE, measures=Measures(suspended=True),
+    starts_on=date(2026, 12, 1), wing_code="A",
+)  # fmt: skip
+
+
 def _issue(db, **changes):
-    draft = AdvisoryDraft(
-        scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE, measures=Measures(suspended=True),
-        starts_on=date(2026, 12, 1), wing_code="A",
-    )  # fmt: skip
     with db.writing() as s:
         effect = issue(
-            s, s.scalar(select(Prison)), replace(draft, **changes), now=NOW,
+            s, s.scalar(select(Prison)), replace(WING_A_PAUSED, **changes), now=NOW,
             actor="staff:salud", origin="", sms_policy=SMS,
         )  # fmt: skip
         return effect.advisory.id, [b.reference for b in effect.cancelled], len(effect.told)
@@ -338,28 +341,30 @@ def test_an_inmate_the_roster_moves_into_a_wing_under_measures_has_the_family_to
     assert len(_sms(db, "health_measure")) == 3
 
 
+def _q1_today(s, start: time) -> Booking:
+    """A visit to Q1 today (a 2-hour visit time from ``start``), booked days before."""
+    prison = s.scalar(select(Prison))
+    today = make_slot(s, prison, date(2026, 12, 1), start=start)
+    return create_booking(
+        s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
+        request=request_for(today, visitor("46666666")), now=NOW - timedelta(days=3),
+        secret_key="k", sms_policy=SMS,
+    ).booking  # fmt: skip
+
+
 def test_a_preview_lists_apart_a_visit_already_let_in_at_the_gate(booked):
     """Q1's family came in at 10:00 for a 14:00 visit today: suspending wing A lists it apart
     (the gate must stop it), never among the bookings it cancels; a measure that does not
     suspend leaves it out (nobody inside is told by SMS)."""
     db, refs = booked
     with db.writing() as s:
-        prison = s.scalar(select(Prison))
-        today = make_slot(s, prison, date(2026, 12, 1), start=time(14))
-        booking = create_booking(
-            s, prison=prison, inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
-            request=request_for(today, visitor("46666666")), now=NOW - timedelta(days=3),
-            secret_key="k", sms_policy=SMS,
-        ).booking  # fmt: skip
+        booking = _q1_today(s, time(14))
         record_arrival(
-            s, prison=prison, visitor_id=booking.visitors[0].id, actor=Actor("staff:g", ""),
+            s, prison=booking.prison, visitor_id=booking.visitors[0].id, actor=Actor("staff:g", ""),
             now=NOW,
         )  # fmt: skip
         inside = booking.reference
-    draft = AdvisoryDraft(
-        scope=Scope.WING, kind=AdvisoryKind.TB_SUSCEPTIBLE, measures=Measures(suspended=True),
-        starts_on=date(2026, 12, 1), wing_code="A",
-    )  # fmt: skip
+    draft = WING_A_PAUSED
     with db.read_session() as s:
         found = preview(s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud")
         assert [b.reference for b in found.at_gate] == [inside]
@@ -371,6 +376,32 @@ def test_a_preview_lists_apart_a_visit_already_let_in_at_the_gate(booked):
     _, cancelled, _ = _issue(db)
     assert inside not in cancelled
     assert _status(db, inside) is BookingStatus.ATTENDED
+
+
+def test_a_suspension_lists_for_the_gate_a_visit_under_way_with_nobody_in(booked):
+    """Q1's 09:00-11:00 visit today is under way at 10:00 and nobody of it came in: suspending
+    wing A leaves it (the family may be at the gate) and lists it for the gate, in the preview
+    and in what issuing did, never among the bookings cancelled."""
+    db, refs = booked
+    with db.writing() as s:
+        under_way = _q1_today(s, time(9)).reference
+    draft = WING_A_PAUSED
+    with db.read_session() as s:
+        found = preview(s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud")
+        assert [b.reference for b in found.at_gate] == [under_way]
+        assert sorted(b.reference for b in found.cancelled) == sorted([refs["Q1"], refs["Q2"]])
+        assert under_way not in {b.reference for b in found.bookings}
+    with db.writing() as s:
+        effect = issue(
+            s, s.scalar(select(Prison)), draft, now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+        assert [b.reference for b in effect.at_gate] == [under_way]
+        assert under_way not in {b.reference for b in effect.cancelled}
+    assert _status(db, under_way) is BookingStatus.CONFIRMED
+    with db.read_session() as s:
+        issued = s.scalar(select(AuditEvent).where(AuditEvent.action == "advisory.issued"))
+        assert issued.details["at_gate"] == [under_way]
 
 
 def test_the_preview_lists_bookings_by_visit_day_and_time_then_by_inmate(booked):

@@ -36,7 +36,6 @@ from visits.booking import (
     BookingStatus,
     CancelCause,
     cancel_booking,
-    let_in,
     lock_for_cancelling,
 )
 from visits.db import lock_rows, require_write_lock
@@ -96,19 +95,22 @@ class Preview:
     """What issuing or changing an advisory would do, before health staff confirm."""
 
     advisory: HealthAdvisory  # not stored
-    found: list[Booking]  # every booking still to come that it covers (see :func:`touched`)
+    found: list[Booking]  # every booking not over yet that it covers (see :func:`touched`)
+    now: datetime
     # One booking per family told it can book again (visits no longer suspended, or lifted).
     reopened: list[Booking] = field(default_factory=list)
 
     @property
     def bookings(self) -> list[Booking]:
-        """Those it cancels or whose families it tells (not those let in at the gate)."""
-        return [b for b in self.found if b.status is not BookingStatus.ATTENDED]
+        """Those it cancels or whose families it tells: not those let in at the gate, nor
+        those whose visit time is under way (issuing leaves both)."""
+        return [b for b in self.found if b.can_change(self.now)]
 
     @property
     def at_gate(self) -> list[Booking]:
-        """Suspending: bookings let in at the gate already, which the gate must stop."""
-        return _at_gate(self.advisory, self.found)
+        """Suspending: bookings someone of which is inside, or whose visit time is under way,
+        which the gate must stop (:func:`visits.stopping.left`)."""
+        return _at_gate(self.advisory, self.found, self.now)
 
     @property
     def cancelled(self) -> list[Booking]:
@@ -271,8 +273,10 @@ def touched(
     now: datetime,
     inmate_ids: Sequence[int] | None = None,
 ) -> list[Booking]:
-    """The bookings still to come that the advisory covers, from its first day (of these
-    inmates only, when given): those holding seats, and those let in at the gate already."""
+    """The bookings not over yet that the advisory covers, from its first day (of these
+    inmates only, when given): those holding seats, and those let in at the gate already;
+    those whose visit time is under way too (a suspension leaves them for the gate to stop,
+    :func:`_at_gate`; only those still to come are cancelled or told)."""
     query = (
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
@@ -280,7 +284,7 @@ def touched(
         .where(
             Booking.prison_id == advisory.prison_id,
             Booking.status.in_(STOPPABLE),
-            Slot.starts_at > now,
+            Slot.ends_at > now,
             Slot.local_date >= advisory.starts_on,
         )
         .order_by(Booking.id)
@@ -308,7 +312,7 @@ def _take_effect(
     # Locked and reloaded first: a family's cancel or move of one of them waits, or finished
     # first (then nothing is queued for a booking that no longer goes ahead).
     lock_for_cancelling(session, bookings)
-    effect.at_gate = _at_gate(advisory, bookings)
+    effect.at_gate = _at_gate(advisory, bookings, now)
     if advisory.suspended:
         for booking in bookings:
             if booking.can_change(now):
@@ -347,8 +351,12 @@ def _tell_measures(
     return told, texted
 
 
-def _at_gate(advisory: HealthAdvisory, bookings: list[Booking]) -> list[Booking]:
-    return let_in(bookings) if advisory.suspended else []
+def _at_gate(advisory: HealthAdvisory, bookings: list[Booking], now: datetime) -> list[Booking]:
+    """Suspending: those of ``bookings`` left for the gate to stop, as every stop leaves
+    them (someone inside, or the visit time under way)."""
+    from visits import stopping  # stopping reads issuing's pauses
+
+    return stopping.left(bookings, now) if advisory.suspended else []
 
 
 def pausing(session: Session, booking: Booking) -> HealthAdvisory | None:
@@ -430,7 +438,7 @@ def preview(
 ) -> Preview:
     """What :func:`issue` would do now (nothing is stored). Raises :class:`Rejected`."""
     advisory = _drafted(session, prison, draft, now, actor)
-    return Preview(advisory, _by_visit(touched(session, advisory, now)))
+    return Preview(advisory, _by_visit(touched(session, advisory, now)), now)
 
 
 def preview_change(
@@ -443,7 +451,7 @@ def preview_change(
         **{c: getattr(advisory, c) for c in _COPIED}, **_measure_columns(measures)
     )
     reopened = _reopened(session, advisory) if _reopens(advisory, measures) else []
-    return Preview(changed, _by_visit(touched(session, changed, now)), reopened)
+    return Preview(changed, _by_visit(touched(session, changed, now)), now, reopened)
 
 
 def _by_visit(bookings: list[Booking]) -> list[Booking]:
@@ -457,11 +465,11 @@ def _by_visit(bookings: list[Booking]) -> list[Booking]:
     )  # fmt: skip
 
 
-def preview_lift(session: Session, advisory_id: int, prison: Prison) -> Preview:
+def preview_lift(session: Session, advisory_id: int, prison: Prison, *, now: datetime) -> Preview:
     """What :func:`lift` would do now: the families it would tell they can book again
     (nothing is stored). Raises :class:`Rejected`."""
     advisory = _advisory(session, advisory_id, prison)
-    return Preview(advisory, [], _reopened(session, advisory))
+    return Preview(advisory, [], now, _reopened(session, advisory))
 
 
 def _advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvisory:

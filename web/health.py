@@ -449,7 +449,7 @@ def preview_lift(
 ) -> Response:
     """What lifting would do now: how many families are told they can book again."""
     try:
-        found = issuing.preview_lift(session, advisory_id, who.prison)  # type: ignore[arg-type]
+        found = issuing.preview_lift(session, advisory_id, who.prison, now=now)  # type: ignore[arg-type]
     except Rejected as rejected:
         return _detail_page(
             request, session, who, advisory_id, now, None, list(rejected.problems),
