@@ -36,8 +36,16 @@ from tests.test_issuing import SUNDAY, _issue, _setup, _sms
 from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
 from tests.test_screening import _outcomes, _screen
 from tests.test_screening import today as today
+from tests.test_unconfirmed import HOLDING, code_sent
 from visits.audit import AuditEvent
-from visits.booking import Booking, BookingRequest, BookingStatus, create_booking, move_booking
+from visits.booking import (
+    Booking,
+    BookingRequest,
+    BookingStatus,
+    create_booking,
+    move_booking,
+    verify_booking,
+)
 from visits.gate import (
     Actor,
     GateCheck,
@@ -107,6 +115,53 @@ def test_an_advisory_that_asks_nothing_new_sends_no_second_text(db):
     _issue(db, measures=Measures(masks=True))
     _issue(db, measures=Measures(inform=True))  # says nothing the first did not
     assert len(_measure_texts(db, refs["Q1"])) == 1
+
+
+def _held_q1(db, slot_of: str, dni: str, *party) -> str:
+    """A booking for Q1 on ``slot_of``'s slot, waiting for its code: its reference."""
+    with db.writing() as s:
+        slot = s.scalar(select(Booking).where(Booking.reference == slot_of)).slot
+        return create_booking(
+            s, prison=s.scalar(select(Prison)),
+            inmate=s.scalar(select(Inmate).where(Inmate.code == "Q1")),
+            request=request_for(slot, visitor(dni), *party, phone="987000009"), now=NOW,
+            secret_key="k", sms_policy=HOLDING,
+        ).booking.reference  # fmt: skip
+
+
+def _confirm(db, reference, code: str | None = None) -> BookingStatus:
+    """The family types the code it was sent (or ``code``): the booking's status after."""
+    with db.writing() as s:
+        held = s.scalar(select(Booking).where(Booking.reference == reference))
+        code = code or code_sent(s, reference)
+        verify_booking(s, held, code, now=NOW, sms_policy=HOLDING)
+        return held.status
+
+
+def test_a_booking_waiting_for_its_code_meets_an_advisory_as_a_confirmed_one_does(db):
+    """A measure issued while the code travels is told when the family confirms (the text a
+    confirmed booking's family got at issue); a suspension cancels the booking waiting, for
+    the health measure, and its code then confirms nothing."""
+    refs = _setup(db)
+    child = visitor("72222222", first_names="Ana", birth_date="2024-05-01", relationship="child")
+    measured = _held_q1(db, refs["Q1"], "49999999", child)
+    _issue(db, measures=Measures(no_high_risk=True))
+    assert _measure_texts(db, measured) == []  # nothing confirmed yet: nothing told
+    assert _confirm(db, measured) is BookingStatus.CONFIRMED
+    (told,) = _measure_texts(db, measured)  # as the confirmed booking's family was told
+    assert "menores de 5" in told
+    assert "menores de 5" in _measure_texts(db, refs["Q1"])[0]
+    paused = _held_q1(db, refs["Q1"], "48888888")
+    with db.read_session() as s:
+        code = code_sent(s, paused)  # the family has it; cancelling masks the stored copy
+    _, cancelled, _ = _issue(db)
+    assert paused in cancelled
+    with db.read_session() as s:
+        events = s.scalars(select(AuditEvent.action).where(AuditEvent.entity_id == paused))
+        assert "booking.cancelled_health_suspended" in set(events)
+    with pytest.raises(Rejected) as refused:
+        _confirm(db, paused, code)
+    assert refused.value.codes == {"hold_cancelled"}
 
 
 def _health_texts(db, reference) -> list[tuple[str, str]]:

@@ -7,6 +7,14 @@ a late code arrives). Codes are 6 random digits, stored only as an HMAC, compare
 time, single-use, limited to a few wrong tries each, and limited in how many are sent to one
 phone, and at one client address's asking, per hour. They are never logged: the outbox keeps
 only a redacted copy of the text.
+
+Decision: a health advisory issued while a booking waits for its code meets it as it meets a
+confirmed booking. Issuing re-evaluates every booking holding seats
+(:func:`visits.issuing.touched`): a suspension cancels the held one at once, for the health
+measure (seats back; its code then confirms nothing, :func:`visits.booking.not_waiting_for_code`).
+A measure texts no held booking (a code may never come); the confirmation reads the measures in
+force then and tells the family in the words a confirmed booking's family got at issue
+(:func:`visits.booking.tell_measures`, once for the same measures).
 """
 
 from __future__ import annotations
