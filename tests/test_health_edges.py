@@ -210,6 +210,36 @@ def test_lifting_one_of_two_advisories_tells_what_the_other_still_asks(db):
     assert _health_texts(db, refs["Q3"])[-1][0] == "health_lifted"  # wing B: nothing now
 
 
+def test_the_lift_preview_counts_whom_lifting_tells_what_applies_without_it(db):
+    """Wing A masks, the whole prison no high-risk: lifting the second texts Q1's and Q2's
+    families the masks that still apply and Q3's that no measure does. The preview counts
+    exactly these, apart, and the lift's history keeps both counts; nobody can book again
+    (nothing was paused)."""
+    refs = _setup(db)
+    _issue(db, measures=Measures(masks=True))
+    whole, _, _ = _issue(
+        db, scope=Scope.PRISON, wing_code=None, measures=Measures(no_high_risk=True)
+    )
+    with db.read_session() as s:
+        found = preview_lift(s, whole, s.scalar(select(Prison)), now=NOW)
+        assert sorted(b.reference for b in found.still) == sorted([refs["Q1"], refs["Q2"]])
+        assert [b.reference for b in found.no_longer] == [refs["Q3"]]
+        assert found.reopened == []
+    with db.writing() as s:
+        effect = lift(
+            s, whole, s.scalar(select(Prison)), now=NOW, actor="staff:salud", origin="",
+            sms_policy=SMS,
+        )  # fmt: skip
+        assert sorted(b.reference for b in effect.told) == sorted(refs.values())
+        assert [b.reference for b in effect.no_longer] == [refs["Q3"]]
+    assert _health_texts(db, refs["Q3"])[-1][0] == "health_lifted"
+    with db.read_session() as s:
+        lifted = s.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "advisory.lifted")
+        ).one()  # fmt: skip
+    assert (lifted["told"], lifted["no_longer"]) == (3, 1)
+
+
 def test_a_visit_moved_out_of_a_measure_is_told_it_no_longer_applies(db):
     refs = _setup(db)
     _issue(db, measures=Measures(masks=True), starts_on=SUNDAY)  # Q2's Sunday visit: masks

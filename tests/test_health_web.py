@@ -236,7 +236,7 @@ def test_lifting_shows_first_whom_it_tells_and_a_double_click_lifts_once(booked,
     second = staff.post(f"{advisory}/lift", data=form, follow_redirects=False)
     assert first.status_code == second.status_code == 303
     assert second.headers["location"] == first.headers["location"]  # answered as the first
-    assert "told=2" in first.headers["location"]
+    assert "reopened=2" in first.headers["location"]
     assert len(_messages(db, "health_reopened")) == 2  # each family once
     with db.read_session() as s:
         lifts = s.scalars(select(AuditEvent).where(AuditEvent.action == "advisory.lifted"))
@@ -244,6 +244,32 @@ def test_lifting_shows_first_whom_it_tells_and_a_double_click_lifts_once(booked,
     assert try_booking(family, nine, *CARLOS, "44444444", "987654324").status_code == 201
     stale = staff.post(f"{advisory}/lift/preview", data={"csrf_token": staff_token(staff)})
     assert stale.status_code == 409  # lifted already: said, nothing to preview
+
+
+LIFTED_NEWS = "2 families told of its measures get an SMS: they no longer apply."
+
+
+def test_lifting_masks_says_what_the_families_are_texted_not_that_they_can_book_again(booked, db):
+    """Wing A asked for masks only: lifting it reopens nothing (nothing was paused), and
+    Carlos's and Teófilo's families, told of the masks, are texted they no longer apply.
+    The preview and the result say so, and say nothing of booking again."""
+    staff = booked[0]
+    assert staff.get(f"{PAGE}?lang=en").status_code == 200
+    advisory = _post(staff, **WING_A_MASKS).headers["location"].split("?")[0]
+    preview = staff.post(f"{advisory}/lift/preview", data={"csrf_token": staff_token(staff)})
+    assert LIFTED_NEWS in text(preview)
+    assert "book these visits again" not in text(preview)
+    assert "can book again" not in text(preview)
+    assert _messages(db, "health_lifted") == {}  # a preview sends nothing
+    key = re.search(r'name="key" value="([^"]+)"', preview.text).group(1)
+    form = {"csrf_token": staff_token(staff), "key": key}
+    done = staff.post(f"{advisory}/lift", data=form, follow_redirects=False)
+    assert "no_longer=2" in done.headers["location"]
+    refs = booked[2]
+    assert set(_messages(db, "health_lifted")) == {refs["carlos"], refs["teofilo"]}
+    page = text(staff.get(done.headers["location"]))
+    assert LIFTED_NEWS in page
+    assert "book these visits again" not in page
 
 
 def test_changing_the_measures_tells_only_what_is_new(booked, db):

@@ -103,10 +103,13 @@ _IN_FORCE = select(HealthAdvisory).where(
 )
 
 
-def in_force(session: Session, prison_id: int, day: date) -> list[health.Advisory]:
-    """The advisories of a prison in force on ``day`` (not lifted, started by then)."""
+def in_force(
+    session: Session, prison_id: int, day: date, without: int | None = None
+) -> list[health.Advisory]:
+    """The advisories of a prison in force on ``day`` (not lifted, started by then), but the
+    one whose id is ``without`` (what would apply once it is lifted)."""
     rows = session.scalars(_IN_FORCE, {"prison_id": prison_id, "day": day})
-    return [row.rule() for row in rows]
+    return [row.rule() for row in rows if row.id != without]
 
 
 def timeline(

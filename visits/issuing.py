@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -76,18 +77,21 @@ class Effect:
     told: list[Booking] = field(default_factory=list)
     # Lifting: one booking per family told it can book again.
     reopened: list[Booking] = field(default_factory=list)
+    # Lifting: those of ``told`` told no measure applies any more (the rest were told the
+    # other advisories' measures).
+    no_longer: list[Booking] = field(default_factory=list)
     # Suspending: bookings already let in at the gate, left as they are (tell the gate).
     at_gate: list[Booking] = field(default_factory=list)
     # The same confirmation came again (a double click): nothing more was done.
     replayed: bool = False
-    # A lift sent again: how many families the first one told they can book again.
-    reopened_before: int = 0
+    # A lift sent again: what the first one's history counts ("reopened", "told",
+    # "no_longer").
+    before: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def reopened_count(self) -> int:
+    def count(self, name: str) -> int:
         """How many families this lift (or change), or the first one if it came again, told
-        they can book again."""
-        return self.reopened_before if self.replayed else len(self.reopened)
+        so: ``name`` is "reopened" (book again), "told" (what applies now) or "no_longer"."""
+        return int(self.before.get(name, 0)) if self.replayed else len(getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,18 @@ class Preview:
     now: datetime
     # One booking per family told it can book again (visits no longer suspended, or lifted).
     reopened: list[Booking] = field(default_factory=list)
+    # Lifting: each booking whose family would be texted what applies without it, with that.
+    news: list[tuple[Booking, Measures]] = field(default_factory=list)
+
+    @property
+    def no_longer(self) -> list[Booking]:
+        """Lifting: those whose family would be told no measure applies any more."""
+        return [b for b, measures in self.news if not measures.any]
+
+    @property
+    def still(self) -> list[Booking]:
+        """Lifting: those whose family would be told the measures that still apply."""
+        return [b for b, measures in self.news if measures.any]
 
     @property
     def bookings(self) -> list[Booking]:
@@ -322,7 +338,7 @@ def _take_effect(
                 )  # fmt: skip
                 effect.cancelled.append(booking)
         return effect
-    effect.told = _tell_measures(session, advisory, bookings, now, sms_policy)[0]
+    effect.told = [b for b, _ in _tell_measures(session, advisory, bookings, now, sms_policy)[0]]
     return effect
 
 
@@ -332,23 +348,42 @@ def _tell_measures(
     bookings: list[Booking],
     now: datetime,
     sms_policy: SmsPolicy,
-) -> tuple[list[Booking], list[Booking]]:
+) -> tuple[list[tuple[Booking, Measures]], list[tuple[Booking, Measures]]]:
     """Tell each confirmed booking's family every measure now in force for its visit (every
     advisory's), unless their last text says the same: the bookings concerned, and those
-    whose family got a text now."""
+    whose family got a text now, each with its measures."""
+    concerned = _measures_now(session, advisory, bookings, now)
+    texted = [
+        (booking, measures)
+        for booking, measures in concerned
+        if sms.queue_health_measure(session, booking, sms_policy, now, measures)
+    ]
+    return concerned, texted
+
+
+def _measures_now(
+    session: Session,
+    advisory: HealthAdvisory,
+    bookings: list[Booking],
+    now: datetime,
+    without: int | None = None,
+) -> list[tuple[Booking, Measures]]:
+    """Each confirmed booking still to come of ``bookings``, with every measure in force for
+    its visit (every advisory's, but the one whose id is ``without``)."""
     told = [b for b in bookings if b.status is BookingStatus.CONFIRMED and b.can_change(now)]
     # Every advisory in force, read once: a family is told all the measures for its visit.
     last_day = max((b.slot.local_date for b in told), default=advisory.starts_on)
-    advisories = in_force(session, advisory.prison_id, last_day)
-    texted = []
-    for booking in told:
-        measures = health.measures_for(
-            advisories, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
-            booking.slot.local_date,
-        )  # fmt: skip
-        if sms.queue_health_measure(session, booking, sms_policy, now, measures):
-            texted.append(booking)
-    return told, texted
+    advisories = in_force(session, advisory.prison_id, last_day, without)
+    return [
+        (
+            booking,
+            health.measures_for(
+                advisories, booking.prison_id, booking.inmate.wing_id, booking.inmate_id,
+                booking.slot.local_date,
+            ),
+        )
+        for booking in told
+    ]  # fmt: skip
 
 
 def _at_gate(advisory: HealthAdvisory, bookings: list[Booking], now: datetime) -> list[Booking]:
@@ -466,10 +501,13 @@ def _by_visit(bookings: list[Booking]) -> list[Booking]:
 
 
 def preview_lift(session: Session, advisory_id: int, prison: Prison, *, now: datetime) -> Preview:
-    """What :func:`lift` would do now: the families it would tell they can book again
-    (nothing is stored). Raises :class:`Rejected`."""
+    """What :func:`lift` would do now: the families it would tell they can book again, and
+    those it would tell what applies without it (nothing is stored). Raises
+    :class:`Rejected`."""
     advisory = _advisory(session, advisory_id, prison)
-    return Preview(advisory, [], now, _reopened(session, advisory))
+    without = _measures_now(session, advisory, touched(session, advisory, now), now, advisory.id)
+    news = [(b, m) for b, m in without if sms.health_news(session, b, m)]
+    return Preview(advisory, [], now, _reopened(session, advisory), news)
 
 
 def _advisory(session: Session, advisory_id: int, prison: Prison) -> HealthAdvisory:
@@ -580,7 +618,7 @@ def lift(
     advisory = _locked_advisory(session, advisory_id, prison)
     key = audit.submission_key(key)
     if done := audit.done_with(session, "advisory", advisory.id, ("advisory.lifted",), key):
-        return Effect(advisory, replayed=True, reopened_before=done.details.get("reopened", 0))
+        return Effect(advisory, replayed=True, before=done.details)
     if advisory.lifted_at is not None:
         raise Rejected([Problem(Code.ALREADY_LIFTED)])
     _lock_scope(session, advisory)
@@ -591,7 +629,9 @@ def lift(
     # measures, or none ("no longer applies"); their last text must not ask for what is gone.
     bookings = touched(session, advisory, now)
     lock_for_cancelling(session, bookings)
-    effect.told = _tell_measures(session, advisory, bookings, now, sms_policy)[1]
+    texted = _tell_measures(session, advisory, bookings, now, sms_policy)[1]
+    effect.told = [b for b, _ in texted]
+    effect.no_longer = [b for b, measures in texted if not measures.any]
     _audit(session, advisory, "advisory.lifted", now, actor, origin, effect, key)
     return effect
 
@@ -758,6 +798,7 @@ def _audit(session, advisory, action, now, actor, origin, effect: Effect, key=""
             "told": len(effect.told),
         }
         | ({"reopened": len(effect.reopened)} if effect.reopened else {})
+        | ({"no_longer": len(effect.no_longer)} if effect.no_longer else {})
         | ({"at_gate": [b.reference for b in effect.at_gate]} if effect.at_gate else {})
         | ({"key": key} if key else {}),
         origin=origin,

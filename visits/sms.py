@@ -448,12 +448,10 @@ def queue_health_measure(
     again: the family's last message must match what applies. None left (``Measures()``, an
     advisory lifted): a family told of measures for this booking is told they no longer apply,
     or it would keep a child home, or buy a mask, for nothing. Whether a message was queued."""
-    said = measures.said if measures.any else _NONE_SAID
-    history = outbox.history(session, subject(booking), ("health_measure", "health_lifted"))
-    told = [m for m in history if m.status is not outbox.MessageStatus.CANCELLED]
-    if (told[-1].dedupe_key.split(":")[3] if told else _NONE_SAID) == said:
+    news, said, sent = _health_news(session, booking, measures)
+    if not news:
         return False
-    key = f"{subject(booking)}:health:{said}:{len(history)}"
+    key = f"{subject(booking)}:health:{said}:{sent}"
     if not measures.any:
         _queue(session, booking, "health_lifted", key, now, policy, params=_params(booking, policy))
         return True
@@ -464,6 +462,21 @@ def queue_health_measure(
 
 # What a health text says when no measure applies (in its dedupe key, as :attr:`Measures.said`).
 _NONE_SAID = "none"
+
+
+def health_news(session: Session, booking: Booking, measures: Measures) -> bool:
+    """Whether :func:`queue_health_measure` would text the family of these measures: their
+    last health text for this booking says otherwise (what lifting's preview counts)."""
+    return _health_news(session, booking, measures)[0]
+
+
+def _health_news(session: Session, booking: Booking, measures: Measures) -> tuple[bool, str, int]:
+    """Whether the family's last health text says other than ``measures``; what a text of them
+    says (in its key); how many health texts the booking had."""
+    said = measures.said if measures.any else _NONE_SAID
+    history = outbox.history(session, subject(booking), ("health_measure", "health_lifted"))
+    told = [m for m in history if m.status is not outbox.MessageStatus.CANCELLED]
+    return (told[-1].dedupe_key.split(":")[3] if told else _NONE_SAID) != said, said, len(history)
 
 
 def queue_health_reopened(

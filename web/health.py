@@ -319,6 +319,7 @@ def _detail_page(
         told=shown_count(request.query_params.get("told", "")),
         at_gate=shown_count(request.query_params.get("at_gate", "")),
         reopened=shown_count(request.query_params.get("reopened", "")),
+        no_longer=shown_count(request.query_params.get("no_longer", "")),
     )
 
 
@@ -463,6 +464,8 @@ def preview_lift(
         advisory=found.advisory,
         names=_names(session, [found.advisory]),
         reopened=found.reopened,
+        still=found.still,
+        no_longer=found.no_longer,
         # Confirming twice (a double click, a reload) lifts once and answers as the first.
         key=audit.new_key(),
     )
@@ -496,5 +499,8 @@ def lift(
         session.rollback()
     else:
         commit_seat_change(request, session, who.prison.id)  # type: ignore[union-attr]
-    target = _path(who, advisory_id, done="lifted", told=effect.reopened_count)
+    counts = {name: effect.count(name) for name in ("reopened", "told", "no_longer")}
+    # "told": the families texted the measures that still apply; "no_longer": that none do.
+    counts["told"] -= counts["no_longer"]
+    target = _path(who, advisory_id, done="lifted", **counts)
     return RedirectResponse(target, status_code=303)
