@@ -23,7 +23,7 @@ from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_pages import text as text_of
 from tests.test_pages import visible
 from tests.test_races import race
-from visits import health, tracing
+from visits import audit, health, tracing
 from visits.advisories import HealthAdvisory
 from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
@@ -637,6 +637,54 @@ def test_each_download_of_the_contacts_is_in_the_advisorys_history(traced, make_
         said = f"{gettext('Contact list downloaded (CSV)')} · salud"
     for username in ("salud", "admin"):
         assert said in text_of(_signed(make_client, username).get(path))
+
+
+def _views(db, advisory_id) -> list[tuple[str, object, dict]]:
+    with db.read_session() as s:
+        viewed = s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "advisory.contacts_viewed")
+            .where(AuditEvent.entity == "advisory", AuditEvent.entity_id == str(advisory_id))
+            .order_by(AuditEvent.at)
+        )
+        return [(e.actor, e.at, e.details) for e in viewed]
+
+
+def test_seeing_the_contacts_is_in_the_advisorys_history_once_an_hour(traced, make_client, db):
+    """Ley 29733: who saw the people who may have met TB, when, from where and how many, is
+    recorded as a download is: once per staff member and advisory an hour (the page reloads
+    after each notice; a view recorded 59 minutes before stands for it), again after."""
+    _, ids = traced
+    client = _signed(make_client, "salud")
+    path = f"/staff/p/QUENCORO/health/{ids['advisory']}"
+    with db.writing() as s:
+        audit.record(
+            s, at=NOW - timedelta(minutes=59), actor="staff:salud",
+            action="advisory.contacts_viewed", entity="advisory", entity_id=ids["advisory"],
+            details={"rows": 2},
+        )  # fmt: skip
+    assert client.get(f"{path}/contacts").status_code == 200
+    assert len(_views(db, ids["advisory"])) == 1  # within the hour: nothing more
+    with db.writing() as s:
+        s.execute(
+            update(AuditEvent)
+            .where(AuditEvent.action == "advisory.contacts_viewed")
+            .values(at=NOW - timedelta(minutes=61))
+        )
+    assert client.get(f"{path}/contacts").status_code == 200
+    assert client.get(f"{path}/contacts").status_code == 200  # a reload
+    views = _views(db, ids["advisory"])
+    assert views[1:] == [("staff:salud", NOW, {"rows": 2})]
+    with db.read_session() as s:
+        origins = s.scalars(
+            select(AuditEvent.origin).where(AuditEvent.action == "advisory.contacts_viewed")
+        )
+        assert "testclient" in set(origins)
+    with use_locale("es"):
+        said = f"{gettext('Contact list viewed')} · salud"
+    assert said in text_of(client.get(path))
+    assert client.get(f"/staff/p/QUENCORO/health/{ids['blind']}/contacts").status_code == 200
+    assert _views(db, ids["blind"]) == []  # no case date, no list: nobody seen
 
 
 def test_only_health_staff_of_the_advisorys_prison_reach_its_contacts(traced, make_client):

@@ -137,6 +137,7 @@ AUDIT_ACTIONS = {
     "advisory.applied_to_moved": N_("Applied to inmates the roster moved into its wing"),
     "advisory.applied_to_undone": N_("Applied to a check-in undone at the gate"),
     "advisory.contacts_downloaded": N_("Contact list downloaded (CSV)"),
+    "advisory.contacts_viewed": N_("Contact list viewed"),
     "advisory.contacts_notified": N_("Contacts notified"),
 }
 

@@ -33,7 +33,7 @@ from visits.prison import Prison, Wing
 from visits.problems import Code, Rejected
 from visits.staff import StaffRole
 from web.deps import ClientKey, Now, ReadSession, WriteSession
-from web.downloads import csv_cell, csv_download
+from web.downloads import csv_cell, csv_download, record_view
 from web.family import render
 from web.forms import FormValues, RowId, shown_count
 from web.labels import label, message_detail, message_status
@@ -43,6 +43,7 @@ router = APIRouter(prefix="/staff/p/{prison}/health/{advisory_id}", include_in_s
 Health = access(StaffRole.HEALTH)
 # In the advisory's history: who took its contacts away in a file, and when.
 CONTACTS_DOWNLOADED = "advisory.contacts_downloaded"
+CONTACTS_VIEWED = "advisory.contacts_viewed"
 
 CSV_COLUMNS = (
     N_("Visitor"),
@@ -140,8 +141,11 @@ def _page(
     who: Staff,
     advisory: HealthAdvisory,
     now: datetime,
+    client: str,
     status: int = 200,
 ) -> Response:
+    """The contacts page; when it lists the contacts, the view goes into the advisory's
+    history (:func:`web.downloads.record_view`, which closes ``session``)."""
     listed = planned = unavailable = None
     listing: list[Row] = []
     try:
@@ -150,7 +154,7 @@ def _page(
         unavailable = rejected.problems[0]
     else:
         listing = rows(listed, delivered, {c.visitor_id for c in planned.new})
-    return render(
+    page = render(
         request,
         "staff_contacts.html",
         status,
@@ -172,6 +176,12 @@ def _page(
         retention_days=_policy(request).retention_days,
         key=audit.new_key(),
     )
+    if listed is not None:
+        record_view(
+            request, session, who, now, client, len(listing), action=CONTACTS_VIEWED,
+            entity="advisory", entity_id=advisory.id,
+        )  # fmt: skip
+    return page
 
 
 def _purged_before(
@@ -191,10 +201,12 @@ def _purged_before(
 
 @router.get("/contacts", response_class=HTMLResponse)
 def contacts_page(
-    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now
-) -> Response:
-    """The counts by tier, the form that tells the contacts, then each contact."""
-    return _page(request, session, who, _advisory(session, who, advisory_id), now)
+    request: Request, advisory_id: RowId, who: Health, session: ReadSession, now: Now,
+    client: ClientKey,
+) -> Response:  # fmt: skip
+    """The counts by tier, the form that tells the contacts, then each contact. Seeing the
+    contacts goes into the advisory's history (:func:`web.downloads.record_view`)."""
+    return _page(request, session, who, _advisory(session, who, advisory_id), now, client)
 
 
 @router.get("/contacts.csv")
@@ -214,7 +226,7 @@ def contacts_csv(
     try:
         listed, planned, delivered = tracing.preview(session, advisory, now, _policy(request))
     except Rejected:
-        return _page(request, session, who, advisory, now, 409)
+        return _page(request, session, who, advisory, now, client, 409)
     table = [[gettext(column) for column in CSV_COLUMNS]]
     for row in rows(listed, delivered, {c.visitor_id for c in planned.new}):
         c = row.contact
@@ -263,7 +275,7 @@ def notify(
             raise HTTPException(404) from None
         with request.app.state.db.read_session() as reading:
             advisory = _advisory(reading, who, advisory_id)
-            return _page(request, reading, who, advisory, now, 409)
+            return _page(request, reading, who, advisory, now, client, 409)
     if planned.replayed:  # done by the first click: nothing more to commit
         session.rollback()
     else:
