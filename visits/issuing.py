@@ -8,7 +8,8 @@ and how to book again, otherwise a confirmed booking's family is told the measur
 same measures again, or another advisory that changes nothing for their visit, tells nobody
 twice. A booking whose visitor the gate already let in (``attended``, before its visit time) is not
 cancelled where visits are suspended (the person is inside: an SMS cancelling it would be wrong): it
-is counted apart, for health staff to tell the gate, and the gate's list flags it. If the gate then
+is counted apart, for health staff to tell the gate, and the gate's list flags it; so is a confirmed
+booking whose visit time is under way (its family may be at the gate). If the gate then
 undoes that check-in, it is cancelled as issuing would have (:mod:`visits.stopping`, for every
 cause that stops a visit; :func:`pausing` finds the suspension). Every inmate the advisory covers is
 locked first (bookings lock their inmate before reading advisories), so no booking slips in between.
