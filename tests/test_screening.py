@@ -20,6 +20,7 @@ from tests.test_staff_web import _visit_today
 from visits.booking import Booking, BookingStatus, BookingVisitor, create_booking
 from visits.gate import Actor, GateCheck, GateStatus, TurnAwayReason, screen_at_gate
 from visits.health import AdvisoryKind, Measures, Scope
+from visits.i18n import gettext, use_locale
 from visits.issuing import AdvisoryDraft, issue
 from visits.prison import prison_by_code
 from visits.problems import Rejected
@@ -303,3 +304,74 @@ def test_screening_is_only_on_the_visit_day(db):
     assert caught.value.codes == {"not_the_visit_day"}
     with db.read_session() as s:
         assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize("found", ["symptoms", "lives_with_tb"])
+def test_answers_saved_after_another_guard_let_the_visitor_in_are_recorded_all_the_same(
+    today, make_client, db, found
+):
+    """Guard A opens María's health questions; guard B lets her in; A saves her answers. They
+    are recorded and the family advised (symptoms of TB found at the gate are never lost), B's
+    record stands, and A is told who let her in and when: she is inside."""
+    client, _, visitor_id = today
+    make_staff(db, "guardia.dos", StaffRole.GUARD)
+    other = make_client()
+    assert sign_in(other, "guardia.dos").status_code == 303
+    assert client.get(f"/staff/p/QUENCORO/visitors/{visitor_id}/screening").status_code == 200
+    assert gate_post(other, f"/visitors/{visitor_id}/arrived").status_code == 303
+    answer = _screen(client, visitor_id, **{"cough" if found == "symptoms" else found: "1"})
+    assert answer.status_code == 200
+    outcome = Outcome.REFER if found == "symptoms" else Outcome.ADVISED
+    assert _outcomes(db, Stage.GATE) == {"María": outcome}
+    assert len(_advice(db)) == 1
+    with db.read_session() as s:
+        check = s.get(GateCheck, visitor_id)
+        assert (check.status, check.by) == (GateStatus.ARRIVED, "staff:guardia.dos")
+        at = check.at.astimezone(prison_by_code(s, "QUENCORO").tz).strftime("%H:%M")
+        assert s.scalar(select(Booking.status)) is BookingStatus.ATTENDED
+    with use_locale("es"):
+        params = {"guard": "guardia.dos", "time": at, "name": "María Quispe Huamán"}
+        told = [
+            gettext("Let in by %(guard)s at %(time)s: %(name)s is inside.", params),
+            gettext("The answers were recorded."),
+        ]
+        if found == "symptoms":  # she is the gate's to fetch out
+            told.append(gettext("Stop the visit if the symptoms require it."))
+        marked = gettext(
+            "Health questions: symptoms"
+            if found == "symptoms"
+            else "Health questions: check advised"
+        )
+    assert " ".join(told) in text(answer)
+    assert marked in text(client.get("/staff/p/QUENCORO/day"))
+
+
+def test_symptoms_found_after_another_guard_turned_the_visitor_away_are_recorded(
+    today, make_client, db
+):
+    """Guard B turns María away (late) while guard A asks her the health questions: her cough
+    is recorded and the family advised; B's reason stands, and A is told it."""
+    client, _, visitor_id = today
+    make_staff(db, "guardia.dos", StaffRole.GUARD)
+    other = make_client()
+    assert sign_in(other, "guardia.dos").status_code == 303
+    assert gate_post(other, f"/visitors/{visitor_id}/turn-away", reason="late").status_code == 303
+    answer = _screen(client, visitor_id, cough="1")
+    assert answer.status_code == 200
+    assert _outcomes(db, Stage.GATE) == {"María": Outcome.REFER}
+    assert len(_advice(db)) == 1
+    with db.read_session() as s:
+        check = s.get(GateCheck, visitor_id)
+        assert (check.reason, check.by) == (TurnAwayReason.LATE, "staff:guardia.dos")
+        at = check.at.astimezone(prison_by_code(s, "QUENCORO").tz).strftime("%H:%M")
+    with use_locale("es"):
+        told = " ".join(
+            [
+                gettext(
+                    "Turned away by %(guard)s at %(time)s (%(reason)s).",
+                    {"guard": "guardia.dos", "time": at, "reason": gettext("Came too late")},
+                ),
+                gettext("The answers were recorded."),
+            ]
+        )
+    assert told in text(answer)

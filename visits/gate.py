@@ -732,6 +732,25 @@ def record_turned_away(
 
 
 @dataclass(frozen=True)
+class GateRecord:
+    """What the gate recorded for one visitor, who recorded it and when (``by``: the history's
+    actor): what a guard whose page was loaded before is told stands."""
+
+    status: GateStatus
+    reason: TurnAwayReason | None
+    by: str
+    at: datetime
+
+    @classmethod
+    def of(cls, check: GateCheck) -> GateRecord:
+        return cls(check.status, check.reason, check.by, check.at)
+
+    @property
+    def inside(self) -> bool:
+        return self.status is GateStatus.ARRIVED
+
+
+@dataclass(frozen=True)
 class Screened:
     """What the gate's screening decided for a visitor."""
 
@@ -744,6 +763,9 @@ class Screened:
     # Why the gate may not let the visitor in otherwise (barred, or the visit stopped since
     # someone of it came in: :func:`stopped_problem`), whatever the answers.
     refused: Problem | None = None
+    # What another guard recorded for the visitor while the questions were open (let in, or
+    # turned away for another reason), left as it stands: :func:`screen_at_gate`.
+    standing: GateRecord | None = None
 
     @property
     def let_in(self) -> bool:
@@ -773,7 +795,15 @@ def screen_at_gate(
     :func:`stopped_problem`) is told so, whatever the answers; what the answers found is still
     recorded as for anyone (a health turn-away, the advice SMS): it matters on later visits.
     A visitor found with symptoms stays so until a guard undoes the turn-away: a page loaded
-    earlier never clears it."""
+    earlier never clears it.
+
+    Decision: answers given while another guard recorded the visitor (let in, or turned away
+    for another reason, after the questions were opened) are recorded all the same, and the
+    advice SMS goes: symptoms of TB found at the gate are never lost to a race between two
+    guards. The other guard's record stands (it is not overwritten, as no stale page
+    overwrites: :func:`_unchanged`), and the guard who asked is told what it is, who made it
+    and when (:attr:`Screened.standing`): a visitor with symptoms who is already inside is
+    the gate's to fetch out, as the screening page then says; the list marks her answers."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now)
     earlier = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
     if earlier is Outcome.REFER and answers.outcome is not Outcome.REFER:
@@ -782,7 +812,11 @@ def screen_at_gate(
     measures = for_booking(session, booking)
     why = kept_away(session, booking, visitor, declared=answers.high_risk, measures=measures)
     refused = stopped_problem(session, prison, booking, visitor, now)
-    if answers.outcome is Outcome.REFER or why or measures.suspended:
+    check = session.get(GateCheck, visitor.id, populate_existing=True)
+    standing = None
+    if check is not None and not _says(check, GateStatus.TURNED_AWAY, TurnAwayReason.HEALTH, ""):
+        standing = GateRecord.of(check)
+    elif answers.outcome is Outcome.REFER or why or measures.suspended:
         record_turned_away(
             session, prison=prison, visitor_id=visitor_id, reason=TurnAwayReason.HEALTH,
             note="", actor=actor, now=now,
@@ -794,7 +828,7 @@ def screen_at_gate(
         sms.queue_screening_advice(session, booking, sms_policy, now, key)
     # The outcome is health data: the audit says a screening happened, not what it found.
     _audit(session, booking, visitor, "visitor.screened", actor, now)
-    return Screened(booking, answers.outcome, why, measures.suspended, refused)
+    return Screened(booking, answers.outcome, why, measures.suspended, refused, standing)
 
 
 # The bookings an undo applies to, or says why it does not (a cancelled one: see below).
