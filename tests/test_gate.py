@@ -863,6 +863,54 @@ def test_the_list_offers_no_nobody_came_for_a_booking_someone_came_to_or_nobody_
     assert _status(db, reference) is BookingStatus.CONFIRMED
 
 
+def test_a_gate_form_opened_from_a_stale_list_says_nobody_came_and_offers_no_save(guards, db):
+    """Guard B marks María's booking "nobody came"; guard A, on a list loaded before, opens
+    her turn-away and health questions: each says what the booking is now, who made it so
+    and when, and offers no save the gate would refuse."""
+    a, b = guards
+    reference, booking_id, maria = _quencoro_visit(db, LIMA_TODAY, time(7), hours=1)  # over
+    assert _post(b, f"/bookings/{booking_id}/no-show").status_code == 303
+    with db.read_session() as s:
+        at = s.scalar(select(AuditEvent.at).where(AuditEvent.action == "booking.no_show"))
+        at = at.astimezone(_prison(s, "QUENCORO").tz)
+    with use_locale("es"):
+        said = gettext(
+            "This booking is now “%(status)s”: %(guard)s marked it on %(day)s at %(time)s.",
+            {"status": gettext("Did not come"), "guard": "guardia.dos",
+             "day": format_day_with_year(at.date()), "time": at.strftime("%H:%M")},
+        )  # fmt: skip
+    for form in ("turn-away", "screening"):
+        page = a.get(f"/staff/p/QUENCORO/visitors/{maria}/{form}")
+        assert page.status_code == 200
+        assert said in text(page)
+        assert f'action="/staff/p/QUENCORO/visitors/{maria}/{form}"' not in page.text
+        assert 'type="submit"' not in page.text.split("<main", 1)[-1]
+    assert _status(db, reference) is BookingStatus.NO_SHOW
+
+
+def test_a_gate_form_opened_after_another_guard_let_the_visitor_in_says_so(guards, db):
+    """Guard B lets María in; guard A opens her turn-away: it says who let her in and when,
+    and offers no save (undo first, on the list). Her health questions say so too, and are
+    still offered: answers found then are recorded all the same (screen_at_gate)."""
+    a, b = guards
+    _, _, maria = _quencoro_visit(db, LIMA_TODAY, time(14))
+    assert _post(b, f"/visitors/{maria}/arrived").status_code == 303
+    at = _gate_check(db, maria).at
+    with db.read_session() as s:
+        at = at.astimezone(_prison(s, "QUENCORO").tz).strftime("%H:%M")
+    with use_locale("es"):
+        said = gettext(
+            "Let in by %(guard)s at %(time)s: %(name)s is inside.",
+            {"guard": "guardia.dos", "time": at, "name": "María Quispe Huamán"},
+        )
+    turn_away = a.get(f"/staff/p/QUENCORO/visitors/{maria}/turn-away")
+    assert said in text(turn_away)
+    assert f'action="/staff/p/QUENCORO/visitors/{maria}/turn-away"' not in turn_away.text
+    questions = a.get(f"/staff/p/QUENCORO/visitors/{maria}/screening")
+    assert said in text(questions)
+    assert f'action="/staff/p/QUENCORO/visitors/{maria}/screening"' in questions.text
+
+
 def test_a_screening_at_the_gate_stays_on_its_day_when_the_booking_is_moved(gate_world):
     """Asked at the gate this morning (no symptoms), then moved by staff to tomorrow: nobody
     came tomorrow can be said, and tomorrow's list shows no answer given at its gate."""

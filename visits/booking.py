@@ -1153,12 +1153,19 @@ CANCELLED_ACTIONS = (
 def cancellation_event(session: Session, booking: Booking) -> audit.AuditEvent | None:
     """The history event that cancelled this booking (the latest, if it was ever cancelled
     and reopened), or ``None``."""
+    return latest_event(session, booking.reference, CANCELLED_ACTIONS)
+
+
+def latest_event(
+    session: Session, reference: str, actions: Sequence[str]
+) -> audit.AuditEvent | None:
+    """The latest of these ``actions`` in the history of the booking ``reference`` names."""
     return session.scalar(
         select(audit.AuditEvent)
         .where(
             audit.AuditEvent.entity == "booking",
-            audit.AuditEvent.entity_id == booking.reference,
-            audit.AuditEvent.action.in_(CANCELLED_ACTIONS),
+            audit.AuditEvent.entity_id == reference,
+            audit.AuditEvent.action.in_(actions),
         )
         .order_by(audit.AuditEvent.at.desc(), audit.AuditEvent.id.desc())
         .limit(1)

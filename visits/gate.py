@@ -29,12 +29,14 @@ from visits import audit, health, screening, sms, stopping
 from visits.advisories import for_booking, in_force
 from visits.base import Base, UTCDateTime, str_enum
 from visits.booking import (
+    CANCELLED_ACTIONS,
     Booking,
     BookingStatus,
     BookingVisitor,
     CancelCause,
     cancellation_event,
     kept_away_problem,
+    latest_event,
     slot_in_use,
 )
 from visits.booking_request import Relationship
@@ -445,7 +447,9 @@ def refused_for_symptoms(
 
 @dataclass(frozen=True)
 class VisitorAtGate:
-    """One visitor of a booking of this prison, for the turn-away form."""
+    """One visitor of a booking of this prison, for the gate's forms (not let in, health
+    questions), with what stands now: a form opened from a list loaded before another guard
+    acted says so, and offers no step the gate would refuse (:func:`booking_at_gate`)."""
 
     id: int
     name: str
@@ -453,9 +457,32 @@ class VisitorAtGate:
     doc_number: str
     reference: str
     day: date
+    status: BookingStatus
+    on_the_day: bool  # the visit is today: the only day the gate records it
+    recorded: GateRecord | None = None  # what the gate recorded for this visitor
+    # Who put the booking in its status, and when (the history's), once nothing more can be
+    # recorded on it (nobody came, or cancelled); none found: blank.
+    changed_by: str = ""
+    changed_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the gate may record on this visitor now."""
+        return self.on_the_day and self.status in _AT_GATE
 
 
-def visitor_at_gate(session: Session, prison: Prison, visitor_id: int) -> VisitorAtGate | None:
+# The bookings the gate records on (:func:`booking_at_gate`).
+_AT_GATE = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+# The history's actions that leave a booking in a status the gate no longer records on.
+_CLOSED_BY = {
+    BookingStatus.NO_SHOW: ("booking.no_show",),
+    BookingStatus.CANCELLED: CANCELLED_ACTIONS,
+}
+
+
+def visitor_at_gate(
+    session: Session, prison: Prison, visitor_id: int, now: datetime
+) -> VisitorAtGate | None:
     row = session.execute(
         select(
             BookingVisitor.id,
@@ -465,6 +492,7 @@ def visitor_at_gate(session: Session, prison: Prison, visitor_id: int) -> Visito
             Visitor.doc_number,
             Booking.reference,
             BookingVisitor.visit_date,
+            Booking.status,
         )
         .join(Booking, BookingVisitor.booking_id == Booking.id)
         .join(Visitor, BookingVisitor.visitor_id == Visitor.id)
@@ -472,7 +500,18 @@ def visitor_at_gate(session: Session, prison: Prison, visitor_id: int) -> Visito
     ).first()
     if row is None:
         return None
-    return VisitorAtGate(row[0], f"{row[1]} {row[2]}", row[3], row[4], row[5], row[6])
+    check = session.get(GateCheck, visitor_id)
+    found = VisitorAtGate(
+        row[0], f"{row[1]} {row[2]}", row[3], row[4], row[5], row[6], row[7],
+        on_the_day=row[6] == prison.local_date(now),
+        recorded=GateRecord.of(check) if check is not None else None,
+    )  # fmt: skip
+    if found.status not in _CLOSED_BY:
+        return found
+    event = latest_event(session, found.reference, _CLOSED_BY[found.status])
+    if event is None:
+        return found
+    return replace(found, changed_by=event.actor, changed_at=event.at.astimezone(prison.tz))
 
 
 # --- Check-in ---------------------------------------------------------------------------------

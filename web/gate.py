@@ -399,9 +399,9 @@ def arrived(
 
 @router.get("/visitors/{visitor_id}/turn-away", response_class=HTMLResponse)
 def turn_away_page(
-    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession
+    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession, now: Now
 ) -> Response:
-    found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+    found = gate.visitor_at_gate(session, who.prison, visitor_id, now)  # type: ignore[arg-type]
     if found is None:
         raise HTTPException(404)
     return render(
@@ -439,7 +439,7 @@ def turn_away(
     except Rejected as rejected:
         session.close()
         with request.app.state.db.read_session() as reading:
-            found = gate.visitor_at_gate(reading, who.prison, visitor_id)  # type: ignore[arg-type]
+            found = gate.visitor_at_gate(reading, who.prison, visitor_id, now)  # type: ignore[arg-type]
         if found is None:
             raise HTTPException(404) from None
         return render(
@@ -463,12 +463,13 @@ def _screening_page(
     who: Staff,
     session: Session,
     visitor_id: int,
+    now: datetime,
     values: dict[str, str] | None = None,
     problems: list[Problem] | None = None,
     screened: gate.Screened | None = None,
     status: int = 200,
 ) -> Response:
-    found = gate.visitor_at_gate(session, who.prison, visitor_id)  # type: ignore[arg-type]
+    found = gate.visitor_at_gate(session, who.prison, visitor_id, now)  # type: ignore[arg-type]
     if found is None:
         raise HTTPException(404)
     return render(
@@ -487,10 +488,10 @@ def _screening_page(
 
 @router.get("/visitors/{visitor_id}/screening", response_class=HTMLResponse)
 def screening_page(
-    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession
+    request: Request, visitor_id: RowId, who: GateStaff, session: ReadSession, now: Now
 ) -> Response:
     """The health questions, asked again at the gate."""
-    return _screening_page(request, who, session, visitor_id)
+    return _screening_page(request, who, session, visitor_id, now)
 
 
 @router.post("/visitors/{visitor_id}/screening", response_class=HTMLResponse)
@@ -519,13 +520,14 @@ def screen(
         status = 409 if Code.ALREADY_RECORDED in rejected.codes else 422
         with request.app.state.db.read_session() as reading:
             return _screening_page(
-                request, who, reading, visitor_id, values, list(rejected.problems), status=status
-            )
+                request, who, reading, visitor_id, now, values, list(rejected.problems),
+                status=status,
+            )  # fmt: skip
     session.commit()
     if screened.let_in and screened.outcome is Outcome.CLEAR:
         return _back_to(who, screened.booking)
     with request.app.state.db.read_session() as reading:
-        return _screening_page(request, who, reading, visitor_id, screened=screened)
+        return _screening_page(request, who, reading, visitor_id, now, screened=screened)
 
 
 @router.post("/visitors/{visitor_id}/undo")
