@@ -480,5 +480,42 @@ def test_a_guard_on_a_phone_reads_the_days_list_without_scrolling_sideways(brows
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
         assert widths[0] <= widths[1], f"the list is {widths[0]} px wide on a {widths[1]} px screen"
+        _still_a_table_to_screen_readers(phone, row)
+        assert not serious_violations(phone)
     finally:
         context.close()
+
+
+def _still_a_table_to_screen_readers(phone, row) -> None:
+    """The list's cells stack as blocks on a phone, and a browser may then stop exposing it as
+    a table (WebKit does); explicit roles keep it one. Read from the browser's own
+    accessibility tree (Chromium's, through the DevTools protocol): the row is a row of three
+    cells, under the three column headers the page shows; and every part of the table shown
+    as a block says its role itself, so no browser has to infer it from a display that is no
+    longer a table's."""
+    assert row.evaluate("r => getComputedStyle(r).display") == "block"
+    cdp = phone.context.new_cdp_session(phone)
+    nodes = [n for n in cdp.send("Accessibility.getFullAXTree")["nodes"] if not n.get("ignored")]
+    by_id = {n["nodeId"]: n for n in nodes}
+    by_element = {n.get("backendDOMNodeId"): n for n in nodes}
+
+    def exposed(expression: str) -> dict:  # the accessibility node of the element named
+        found = cdp.send("Runtime.evaluate", {"expression": expression})["result"]
+        element = cdp.send("DOM.describeNode", {"objectId": found["objectId"]})["node"]
+        return by_element[element["backendNodeId"]]
+
+    in_row = exposed(f"document.getElementById({row.get_attribute('id')!r})")
+    assert in_row["role"]["value"] == "row"
+    cells = [by_id[c]["role"]["value"] for c in in_row.get("childIds", []) if c in by_id]
+    assert cells == ["cell"] * 3
+    table = f"document.getElementById({row.get_attribute('id')!r}).closest('table')"
+    assert exposed(table)["role"]["value"] == "table"
+    for i in range(3):
+        header = exposed(f"{table}.querySelectorAll('th[scope=col]')[{i}]")
+        assert header["role"]["value"] == "columnheader"
+    unsaid = row.locator("xpath=ancestor::table").evaluate(
+        """t => [t, ...t.querySelectorAll('thead, tbody, tr, th, td')]
+            .filter(e => getComputedStyle(e).display === 'block' && !e.getAttribute('role'))
+            .map(e => e.tagName)"""
+    )
+    assert unsaid == [], f"shown as blocks without their role: {unsaid}"

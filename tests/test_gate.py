@@ -1405,8 +1405,8 @@ def test_the_list_and_its_csv_say_which_family_confirmed_by_sms_reading_no_more(
         quiet: "Confirmada",
     }
     page = a.get("/staff/p/QUENCORO/day").text
-    row = re.search(rf'<tr id="b-{coming}">(.*?)</tr>', page, re.S)
-    other = re.search(rf'<tr id="b-{quiet}">(.*?)</tr>', page, re.S)
+    row = re.search(rf'<tr id="b-{coming}"[^>]*>(.*?)</tr>', page, re.S)
+    other = re.search(rf'<tr id="b-{quiet}"[^>]*>(.*?)</tr>', page, re.S)
     assert row
     assert other
     assert tag in unescape(row.group(1))
