@@ -13,6 +13,7 @@ from notifications.outbox import OutboxMessage
 from tests.factories import NOW, SMS, request_for, visitor
 from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import try_booking
+from tests.test_gate import _form as gate_form
 from tests.test_gate import _post as gate_post
 from tests.test_pages import booked as book_on_the_web
 from tests.test_pages import csrf, first_open_slot, identify, review, text, visitor_form
@@ -375,3 +376,28 @@ def test_symptoms_found_after_another_guard_turned_the_visitor_away_are_recorded
             ]
         )
     assert told in text(answer)
+
+
+def test_an_arrival_undone_after_symptoms_were_found_leaves_the_visitor_turned_away(
+    today, make_client, db
+):
+    """Guard B let María in while guard A asked her the health questions, and A found a
+    cough; B's "came in" was a mistake and is undone: María is turned away for health (the
+    answers would have done it), her symptoms stay recorded, and nobody of the booking is in."""
+    client, _, visitor_id = today
+    make_staff(db, "guardia.dos", StaffRole.GUARD)
+    other = make_client()
+    assert sign_in(other, "guardia.dos").status_code == 303
+    assert gate_post(other, f"/visitors/{visitor_id}/arrived").status_code == 303
+    assert _screen(client, visitor_id, cough="1").status_code == 200
+    undo = f"/staff/p/QUENCORO/visitors/{visitor_id}/undo"
+    shown = gate_form(other.get("/staff/p/QUENCORO/day").text, undo)
+    assert shown["was"] == "arrived"
+    assert other.post(undo, data=shown, follow_redirects=False).status_code == 303
+    with db.read_session() as s:
+        check = s.get(GateCheck, visitor_id)
+        assert (check.status, check.reason) == (GateStatus.TURNED_AWAY, TurnAwayReason.HEALTH)
+        assert s.scalar(select(Booking.status)) is BookingStatus.CONFIRMED
+    assert _outcomes(db, Stage.GATE) == {"María": Outcome.REFER}
+    day = client.get("/staff/p/QUENCORO/day").text
+    assert f'action="/staff/p/QUENCORO/visitors/{visitor_id}/arrived"' not in day

@@ -916,7 +916,12 @@ def undo_gate(
     (and, for a health pause, told when it is lifted). Refusing the undo instead would keep a
     mistaken "came in" on the list, and a family who never came would not learn their visit
     is off; leaving it confirmed would offer them a visit that may not take place. The undo
-    is the guard's, and the booking leaves the list (cancelled bookings are not listed)."""
+    is the guard's, and the booking leaves the list (cancelled bookings are not listed).
+
+    Decision: an arrival undone for a visitor whose health questions found symptoms after she
+    was marked let in (:func:`screen_at_gate`) leaves her turned away for health, not
+    expected again: the symptoms stay recorded, and she is not let in that day, as if the
+    answers had come first. Undoing that turn-away, in turn, clears them (a mistake)."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now, _UNDO_STEPS)
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
@@ -929,11 +934,19 @@ def undo_gate(
     changed = recorded_at is not None and recorded_at != record_time(check.at)
     if shown is None or (reason and why is None) or changed or not _says(check, shown, why, note):
         raise Rejected([Problem(Code.GATE_RECORD_CHANGED, None, {"name": visitor.full_name})])
-    session.delete(check)
-    # A health turn-away undone takes its screening with it (and a high-risk tick the gate
-    # added): the guard asks again.
-    screening.forget(session, visitor.id, Stage.GATE)
-    visitor.high_risk = screening.high_risk_at_booking(session, visitor.id)
+    at_gate = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
+    if shown is GateStatus.ARRIVED and at_gate is Outcome.REFER:
+        # Symptoms found once she was marked let in (screen_at_gate): she is turned away
+        # for them, as the answers would have done, and they stay recorded.
+        _record(session, visitor, GateStatus.TURNED_AWAY, TurnAwayReason.HEALTH, "", actor, now)
+        _audit(session, booking, visitor, "visitor.turned_away", actor, now,
+               turn_away_reason=TurnAwayReason.HEALTH.value)  # fmt: skip
+    else:
+        session.delete(check)
+        # A health turn-away undone takes its screening with it (and a high-risk tick the
+        # gate added): the guard asks again.
+        screening.forget(session, visitor.id, Stage.GATE)
+        visitor.high_risk = screening.high_risk_at_booking(session, visitor.id)
     session.flush()
     if not any(c.status is GateStatus.ARRIVED for c in _checks(session, booking).values()):
         booking.status = BookingStatus.CONFIRMED
