@@ -5,6 +5,7 @@ outcome and the day are stored."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from html import escape
 
 import pytest
 from sqlalchemy import func, inspect, select
@@ -344,7 +345,11 @@ def test_answers_saved_after_another_guard_let_the_visitor_in_are_recorded_all_t
             else "Health questions: check advised"
         )
     assert " ".join(told) in text(answer)
-    assert marked in text(client.get("/staff/p/QUENCORO/day"))
+    day = client.get("/staff/p/QUENCORO/day")
+    assert marked in text(day)
+    # Symptoms of someone inside ask the gate to act: loud on the list.
+    loud = f'<strong class="tag tag-health">{escape(marked)}</strong>' in day.text
+    assert loud is (found == "symptoms")
 
 
 def test_symptoms_found_after_another_guard_turned_the_visitor_away_are_recorded(
