@@ -431,6 +431,29 @@ def test_every_printed_page_of_a_visit_time_says_its_time_prison_and_day_in_blac
 
 
 @pytest.mark.browser
+def test_other_staff_tables_keep_their_column_headers_on_a_phone(browser, gate_day):
+    """Only the day's list stacks its cells on a phone (they say what they are): a report's
+    figures without their headers would be numbers nobody can read."""
+    context = browser.new_context(locale=PHONE_LOCALE, viewport=PHONE_SCREEN)
+    try:
+        phone = context.new_page()
+        staff_sign_in(phone, gate_day.base, "admin", "/staff/p/QUENCORO/reports")
+        headers = phone.locator("table.gate-list th[scope=col]")
+        assert headers.count() > 2
+        shown = headers.evaluate_all(
+            """hs => hs.map(h => {
+                h.scrollIntoView({block: "center", inline: "center"});
+                const box = h.getBoundingClientRect();
+                const at = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+                return h.contains(at);
+            })"""
+        )  # what a finger on the header's middle touches (a header clipped away is not there)
+        assert all(shown), shown
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
 def test_a_guard_on_a_phone_reads_the_days_list_without_scrolling_sideways(browser, gate_day):
     """A guard at the gate with only a phone (360×740): a visit time with a family of long
     names and documents, one let in already (its tag and "Deshacer"), one to come in (the
