@@ -46,8 +46,36 @@ def guard(db):
     return db
 
 
-def _sign_in(db, password=PASSWORD, username="rosa.guardia", client="10.0.0.1", now=NOW):
-    return sign_in(db, username=username, password=password, client=client, now=now, policy=POLICY)
+KEY = "test-secret"
+
+
+def _sign_in(
+    db, password=PASSWORD, username="rosa.guardia", client="10.0.0.1", now=NOW, device=None
+):
+    return sign_in(
+        db,
+        username=username,
+        password=password,
+        client=client,
+        now=now,
+        policy=POLICY,
+        device=device,
+    )
+
+
+def _locked_by_strangers(db, username="rosa.guardia"):
+    """The name locked everywhere by wrong passwords from many addresses."""
+    for n in range(POLICY.failures_per_user):
+        with pytest.raises(Rejected):
+            _sign_in(db, password="no es la clave", username=username, client=f"203.0.113.{n}")
+    with pytest.raises(Rejected) as locked:
+        _sign_in(db, username=username, client="10.0.0.1")
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+
+
+def _device(username="rosa.guardia", cookie=None):
+    """The id of a browser that has signed in as ``username``."""
+    return staff.remembered_device(staff.remember_device(cookie, KEY, username), KEY, username)
 
 
 def test_a_new_account_keeps_only_an_argon2id_hash_and_is_audited(guard):
@@ -94,20 +122,24 @@ def test_bad_accounts_are_refused_with_the_reason_and_nothing_is_created(guard, 
         assert s.scalar(select(func.count(StaffUser.id))) == 1
 
 
+def _national_admin(s, username):
+    return create_staff(
+        s,
+        username=username,
+        full_name=username.title(),
+        role=StaffRole.ADMIN,
+        password=PASSWORD,
+        prisons=[],
+        national=True,
+        now=NOW,
+        actor="cli",
+    )
+
+
 def test_a_national_admin_covers_every_prison(db):
     with db.writing() as s:
         prison = make_prison(s)
-        admin = create_staff(
-            s,
-            username="admin",
-            full_name="Admin",
-            role=StaffRole.ADMIN,
-            password=PASSWORD,
-            prisons=[],
-            national=True,
-            now=NOW,
-            actor="cli",
-        )
+        admin = _national_admin(s, "admin")
         assert admin.covers(prison.id)
         assert admin.covers(prison.id + 1000)
 
@@ -158,6 +190,63 @@ def test_guessing_one_name_from_many_addresses_locks_it_everywhere(guard):
     with pytest.raises(Rejected) as locked:
         _sign_in(guard, client="10.0.0.1")
     assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+
+
+def test_strangers_cannot_lock_out_a_browser_that_signed_in_to_the_account_before(guard):
+    """The gate's tablet (and an administrator's own computer) still signs in while strangers
+    keep the name locked for everyone else."""
+    device = _device()
+    _locked_by_strangers(guard)
+    assert _sign_in(guard, client="203.0.113.1", device=device).token
+
+
+def test_a_remembered_browser_is_held_to_its_own_failures_only(guard):
+    device = _device()
+    for _ in range(POLICY.failures_per_pair):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", device=device)
+    with pytest.raises(Rejected) as locked:
+        _sign_in(guard, device=device)  # a stolen cookie guesses no more than a pair
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+    assert _sign_in(guard, device=_device()).token  # another remembered browser
+    assert _sign_in(guard, client="10.0.0.1").token  # nor do its failures lock the name
+
+
+def test_a_device_cookie_vouches_only_for_the_accounts_signed_in_on_it():
+    cookie = staff.remember_device(None, KEY, "rosa.guardia")
+    assert "rosa" not in cookie  # a shared tablet does not list who used it
+    assert staff.remembered_device(cookie, KEY, "Rosa.Guardia ")
+    assert staff.remembered_device(cookie, KEY, "admin") is None
+    assert staff.remembered_device(cookie, "another key", "rosa.guardia") is None
+    device, mac = cookie.split("~")
+    other = staff.remember_device(None, KEY, "rosa.guardia").split("~")[0]
+    assert staff.remembered_device(f"{other}~{mac}", KEY, "rosa.guardia") is None
+    assert staff.remembered_device("garbage", KEY, "rosa.guardia") is None
+    assert staff.remembered_device(None, KEY, "rosa.guardia") is None
+    shared = staff.remember_device(cookie, KEY, "admin")  # a tablet shared by a shift
+    assert shared.split("~")[0] == device
+    assert staff.remembered_device(shared, KEY, "rosa.guardia") == device
+    assert staff.remembered_device(shared, KEY, "admin") == device
+    for n in range(staff.DEVICE_ACCOUNTS):
+        shared = staff.remember_device(shared, KEY, f"guardia{n}")
+    assert staff.remembered_device(shared, KEY, "rosa.guardia") is None  # the oldest forgotten
+    assert len(shared) < 4096  # a cookie browsers keep
+
+
+def test_an_administrators_password_reset_clears_the_names_failures(guard):
+    with guard.writing() as s:
+        _national_admin(s, "jefa")
+    _locked_by_strangers(guard)
+    _locked_by_strangers(guard, "nadie")
+    with guard.writing() as s:
+        admin = s.scalar(select(StaffUser).where(StaffUser.username == "jefa"))
+        user = s.scalar(select(StaffUser).where(StaffUser.username == "rosa.guardia"))
+        hashed = staff.password_hash("otra clave larga nueva")
+        staff.reset_password(s, admin, user.id, hashed, now=NOW, origin="10.0.0.2")
+    assert _sign_in(guard, password="otra clave larga nueva", client="203.0.113.1").token
+    with pytest.raises(Rejected) as still:
+        _sign_in(guard, username="nadie")  # only that name's failures are forgotten
+    assert still.value.codes == {Code.SIGN_IN_LOCKED}
 
 
 def test_an_unknown_name_costs_a_password_check_too(guard, monkeypatch):

@@ -23,13 +23,14 @@ from tests.staffing import STAFF_PASSWORD, idle_out, make_staff, sign_in, staff_
 from tests.test_api import book, open_slot
 from tests.test_health_web import WING_A_MASKS
 from tests.test_pages import text
+from visits import staff
 from visits.audit import AuditEvent
 from visits.booking import BookingVisitor, create_booking
 from visits.gate import GateCheck
 from visits.i18n import use_locale
 from visits.inmate import Inmate, InmateSuspension
 from visits.prison import Prison
-from visits.problems import Audience, Code, Problem, message
+from visits.problems import Audience, Code, Problem, Rejected, message
 from visits.staff import StaffRole, StaffSession
 from web.downloads import csv_cell
 from web.forms import KEPT_PREFIX, MAX_KEPT_LENGTH, MAX_KEPT_SIZE, kept_staff_values
@@ -157,6 +158,30 @@ def test_a_wrong_password_is_told_neutrally_and_repeated_failures_lock(staffed):
     assert locked.status_code == 429
     assert "Espera 15 minutos" in text(locked)
     assert STAFF_PASSWORD not in locked.text
+
+
+def test_strangers_locking_a_name_do_not_lock_out_a_browser_that_signed_in_with_it(staffed, db):
+    """Guessing from many addresses locks the name for every other browser, but the gate's
+    tablet, which has signed in as the guard before, still signs in (visits.staff's
+    remember_device)."""
+    tablet = staffed(staff_sign_in_failures_per_user=3)
+    assert sign_in(tablet, "guardia").status_code == 303
+    assert tablet.cookies.get("staff_device")
+    for n in range(3):
+        with pytest.raises(Rejected):
+            staff.sign_in(
+                db,
+                username="guardia",
+                password="no es la clave",
+                client=f"203.0.113.{n}",
+                now=NOW,
+                policy=tablet.app.state.sign_in_policy,
+            )
+    stranger = staffed(staff_sign_in_failures_per_user=3)
+    assert sign_in(stranger, "guardia").status_code == 429
+    assert sign_in(tablet, "guardia").status_code == 303
+    assert sign_in(stranger, "admin").status_code == 303  # remembered for that account only
+    assert sign_in(stranger, "guardia").status_code == 429
 
 
 def test_the_sign_in_form_needs_its_csrf_token_and_a_same_site_origin(staffed, db):

@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     tracing_retention_days: int = Field(default=180, ge=1)
     # Staff sign-in: failures within the window of one user name from one client, of one
     # name from anywhere, of one client (visits.staff.SignInPolicy) lock for the rest of the
-    # window; a session ends when idle, and after a shift however active.
+    # window (a browser that signed in to the name before: only its own first limit); a
+    # session ends when idle, and after a shift however active.
     staff_sign_in_failures: int = Field(default=5, ge=1)
     staff_sign_in_failures_per_user: int = Field(default=50, ge=1)
     staff_sign_in_failures_per_client: int = Field(default=30, ge=1)

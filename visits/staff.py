@@ -8,15 +8,18 @@ Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memor
 re-hashed at sign-in when those defaults grow. Failed sign-ins are counted per user name and
 client, per user name and per client (see :class:`SignInPolicy`), for names known or not, so a
 lockout says nothing about which accounts exist; a locked name stays locked for the rest of
-the window whatever password is tried. Sessions live in the database, so signing out or a
+the window whatever password is tried, except on a browser that has signed in to that account
+before (see :func:`remember_device`). Sessions live in the database, so signing out or a
 deactivated account ends them at once on every worker; only a hash of the session's token is
 stored, and a session ends after ``idle`` without a request or ``lifetime`` after sign-in.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Column, ForeignKey, String, Table, select, update
+from sqlalchemy import Boolean, Column, ForeignKey, String, Table, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from visits import audit, throttle
@@ -39,6 +42,8 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a megabyte "password" is an attack
 # Only touch a session's last-seen time this often: a page view need not be a write.
 TOUCH_EVERY = timedelta(minutes=1)
+# Accounts a browser is remembered for (a gate's shared tablet serves a shift's guards).
+DEVICE_ACCOUNTS = 20
 
 _hasher = PasswordHasher()
 
@@ -114,8 +119,9 @@ class StaffSession(Base):
 @dataclass(frozen=True)
 class SignInPolicy:
     """Failed sign-ins allowed per window: of one user name from one client (the lockout a
-    person meets), of one user name from anywhere (guessing from many addresses; high, so
-    that nobody can lock a guard out from outside), and of one client (guessing many names).
+    person meets), of one user name from anywhere (guessing from many addresses), and of one
+    client (guessing many names). A browser that has signed in to the account before (see
+    :func:`remember_device`) is held only to ``failures_per_pair`` of its own for that account.
     """
 
     failures_per_pair: int = 5
@@ -342,11 +348,14 @@ def reset_password(
     session: Session, admin: StaffUser, user_id: int, hashed: str, *, now: datetime, origin: str
 ) -> StaffUser:
     """A new password an administrator gives (hashed by :func:`password_hash`): every session
-    of the account ends, so whoever knew the old one is out."""
+    of the account ends, so whoever knew the old one is out, and its failed sign-ins are
+    forgotten, so that the person it is given to can use it at once (a lock from strangers'
+    guesses otherwise outlives the reset)."""
     user = _managed(session, admin, user_id)
     user.password_hash = hashed
     user.updated_at = now
     _end_sessions(session, user.id, now)
+    _forget_failures(session, user.username)
     _account_event(session, admin.actor, "staff.password_reset", user, now, origin)
     return user
 
@@ -403,12 +412,76 @@ def change_own_password(
         return _new_session(session, fresh, client, now, started=staff_session.created_at)
 
 
-def _keys(username: str, client: str) -> dict[str, str]:
+def _keys(username: str, client: str, device: str | None = None) -> dict[str, str]:
+    """The throttle keys a sign-in as ``username`` counts against: a remembered ``device``
+    (see :func:`remember_device`) only its own, anyone else the pair, the name and the client."""
+    if device is not None:
+        return {"pair": f"staff-login:device:{device}:{username}"}
     return {
         "pair": f"staff-login:pair:{client}:{username}",
         "user": f"staff-login:user:{username}",
         "client": f"staff-login:client:{client}",
     }
+
+
+def remember_device(cookie: str | None, secret: str, username: str) -> str:
+    """The device cookie to set once ``username`` has signed in with its password here.
+
+    Decision (OWASP's "device cookies"): failures from anywhere lock a name, so that nobody
+    guesses a password from many addresses; but strangers could then keep the gate's guard or
+    an administrator locked out during visiting hours. A browser that has signed in to the
+    account before is not held to that lock, only to its own failures for that account
+    (``failures_per_pair`` a window). Nobody gets one without the password, so guessing stays
+    bounded: the pair, name and client limits for everyone else, and the pair limit per
+    stolen cookie. The cookie holds a random id for the browser and, for each of its last
+    ``DEVICE_ACCOUNTS`` accounts (a gate's tablet is shared), a MAC of id and name under the
+    service's key, not the name: nothing is stored, a shared tablet does not list who used it,
+    and nobody without the key makes an entry."""
+    device, macs = _device_macs(cookie)
+    device = device or secrets.token_urlsafe(16)
+    mine = _device_mac(secret, device, username)
+    kept = [mac for mac in macs if mac != mine][-(DEVICE_ACCOUNTS - 1) :]
+    return "~".join([device, *kept, mine])
+
+
+def remembered_device(cookie: str | None, secret: str, username: str) -> str | None:
+    """The browser's id if its device cookie vouches for ``username``, else ``None``."""
+    device, macs = _device_macs(cookie)
+    if device is None:
+        return None
+    mine = _device_mac(secret, device, normalise_username(username)[:64]).encode()
+    return device if any(hmac.compare_digest(mine, mac.encode()) for mac in macs) else None
+
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def _device_macs(cookie: str | None) -> tuple[str | None, list[str]]:
+    """The browser's id in a device cookie and its accounts' MACs, oldest first; ``None`` and
+    none for anything else."""
+    device, *macs = (cookie or "")[:4096].split("~")
+    return (device, macs) if _DEVICE_ID.fullmatch(device) else (None, [])
+
+
+def _device_mac(secret: str, device: str, username: str) -> str:
+    message = f"staff-device:{device}:{username}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def _forget_failures(session: Session, username: str) -> None:
+    """Clear the failed sign-ins counted against this name (from any client or browser)."""
+    key = throttle.ThrottleHit.key
+    session.execute(
+        delete(throttle.ThrottleHit).where(
+            or_(
+                key == _keys(username, "")["user"],
+                key.startswith("staff-login:pair:") & key.endswith(f":{username}", autoescape=True),
+                key.startswith("staff-login:device:")
+                & key.endswith(f":{username}", autoescape=True),
+            )
+        )
+    )
 
 
 def _lockout(
@@ -420,9 +493,7 @@ def _lockout(
         "user": policy.failures_per_user,
         "client": policy.failures_per_client,
     }
-    wait = max(
-        throttle.wait(hits[keys[k]], limit, policy.window, now) for k, limit in limits.items()
-    )
+    wait = max(throttle.wait(hits[key], limits[k], policy.window, now) for k, key in keys.items())
     if not wait:
         return None
     return Problem(Code.SIGN_IN_LOCKED, None, {"minutes": throttle.minutes(wait)})
@@ -436,16 +507,19 @@ def sign_in(
     client: str,
     now: datetime,
     policy: SignInPolicy,
+    device: str | None = None,
 ) -> SignedIn:
     """Check the password and open a session, or raise :class:`Rejected` with one neutral
     problem (wrong name and wrong password read alike) or the minutes left of a lockout.
+    ``device`` is the browser's id if it has signed in to this name before (see
+    :func:`remembered_device`): then only that browser's own failures lock it.
 
     The password is checked outside any write transaction: argon2 takes a fifth of a second
     by design, and holding the write lock that long would stall every booking. The lockout is
     checked before (read only) and again under the lock, where a failure is recorded and
     committed."""
     username = normalise_username(username)[:64]
-    keys = _keys(username, client[:64])
+    keys = _keys(username, client[:64], device)
     with db.read_session() as session:
         if (locked := _lockout(session, keys, now, policy, lock=False)) is not None:
             raise Rejected([locked])  # not even a right password opens it; nothing counted

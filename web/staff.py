@@ -41,6 +41,9 @@ from web.forms import (
 from web.templating import sent_from
 
 STAFF_COOKIE = "staff_session"
+# The browsers that have signed in to an account before (see visits.staff.remember_device).
+DEVICE_COOKIE = "staff_device"
+DEVICE_COOKIE_DAYS = 180
 router = APIRouter(prefix="/staff", include_in_schema=False)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_ROLES = tuple(StaffRole)
@@ -214,14 +217,18 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
         problems = [Problem(Code.FORM_EXPIRED)]
         return render(request, "staff_login.html", 403, values=shown, problems=problems, kept=kept)
     db = request.app.state.db
+    username = values.get("username", "")
+    secret = request.app.state.secret_key
+    device_cookie = request.cookies.get(DEVICE_COOKIE)
     try:
         signed = staff.sign_in(
             db,
-            username=values.get("username", ""),
+            username=username,
             password=values.get("password", ""),
             client=client,
             now=now,
             policy=sign_in_policy(request),
+            device=staff.remembered_device(device_cookie, secret, username),
         )
     except Rejected as rejected:
         status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 401
@@ -237,6 +244,15 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
         request.session[KEPT_FORM] = {"path": urlsplit(target).path, "values": kept}
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, signed.token)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        staff.remember_device(device_cookie, secret, staff.normalise_username(username)[:64]),
+        max_age=DEVICE_COOKIE_DAYS * 24 * 3600,
+        path="/staff/login",
+        httponly=True,
+        samesite="strict",
+        secure=_https(request),
+    )
     return response
 
 
@@ -258,8 +274,12 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
         path="/staff",
         httponly=True,
         samesite="strict",
-        secure=request.app.state.settings.public_base_url.startswith("https://"),
+        secure=_https(request),
     )
+
+
+def _https(request: Request) -> bool:
+    return request.app.state.settings.public_base_url.startswith("https://")
 
 
 @router.post("/logout")
