@@ -3,8 +3,9 @@ then one SMS per phone, once however often sent; on each database."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,9 @@ from tests.test_pages import form_fields, text
 from tests.test_races import race
 from visits.audit import AuditEvent
 from visits.broadcasts import BroadcastRequest, new_key, send
+from visits.i18n import format_clock
 from visits.prison import prison_by_code
+from visits.problems import Code, Rejected
 from visits.staff import StaffRole
 
 PAGE = "/staff/p/QUENCORO/broadcast"
@@ -182,3 +185,57 @@ def test_going_back_from_the_preview_keeps_the_days_and_the_texts_typed(families
     assert shown.pop("csrf_token")
     assert shown == {name: value for name, value in typed.items() if name != "csrf_token"}
     assert _broadcasts(db) == {}  # going back sends nothing
+
+
+def _sent(db) -> int:
+    """Broadcast messages queued, however many to one phone."""
+    with db.read_session() as s:
+        return len(s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "broadcast")).all())
+
+
+def prison_tz(db):
+    with db.read_session() as s:
+        return prison_by_code(s, "QUENCORO").tz
+
+
+def _preview_key(client, **changes) -> str:
+    return _KEY.search(client.post(f"{PAGE}/preview", data=_form(client, **changes)).text)[1]
+
+
+def test_a_second_preview_of_a_message_sent_just_now_needs_send_it_again(families, db):
+    """Two administrators (or two tabs) preview the same message: their keys differ, yet the
+    families must not get it twice unless the second one says so."""
+    first, second = _preview_key(families), _preview_key(families)
+    assert families.post(PAGE, data=_form(families, key=first)).status_code == 200
+    assert _sent(db) == 3
+    refused = families.post(PAGE, data=_form(families, key=second))
+    assert refused.status_code == 409
+    said = text(refused)
+    when = format_clock(NOW, prison_tz(db))
+    assert f"{when} by Admin (admin)" in said or f"{when} por Admin (admin)" in said
+    assert 'name="again"' in refused.text
+    assert _sent(db) == 3  # nothing more went
+    again = families.post(f"{PAGE}/preview", data=_form(families))
+    assert "Admin (admin)" in text(again)  # a new preview says it before anyone sends
+    assert 'name="again"' in again.text
+    sent = families.post(PAGE, data=_form(families, key=second, again="1"), follow_redirects=False)
+    assert sent.status_code == 303
+    assert _sent(db) == 6  # asked for: each family gets it once more
+
+
+def test_only_the_same_text_to_the_same_days_within_half_an_hour_is_held_back(families, db):
+    def sending(at, **changes):
+        texts = {"es": changes.pop("es", TEXT_ES)}
+        wanted = BroadcastRequest(date(2026, 12, 2), date(2026, 12, 2), texts, new_key())
+        wanted = dataclasses.replace(wanted, **changes)
+        with db.writing() as s:
+            return send(s, prison_by_code(s, "QUENCORO"), wanted, now=at, actor="cli", origin="")
+
+    assert sending(NOW) == 2
+    with pytest.raises(Rejected) as held:
+        sending(NOW + timedelta(minutes=29), es=f"  {TEXT_ES.upper()}\n")  # retyped alike
+    assert held.value.codes == {Code.BROADCAST_REPEATED}
+    assert held.value.problems[0].params["by"] == "cli"
+    assert sending(NOW + timedelta(minutes=1), es=TEXT_ES + " Gracias.") == 2
+    assert sending(NOW + timedelta(minutes=1), last=date(2026, 12, 3)) == 2
+    assert sending(NOW + timedelta(minutes=31)) == 2

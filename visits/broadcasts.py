@@ -7,8 +7,11 @@ language when the administrator wrote one for it, else in Spanish. The preview s
 (and how many asked for no more messages or cannot receive SMS: they get none) and the text
 exactly as it goes, in GSM-7 and its SMS segments. Sending queues one message per phone in one
 transaction, audited; the same preview sent twice (a double click, a reload) queues nothing
-more, because each message's key carries the preview's own random key. A message that has not
-left by the end of the range is dropped: it would arrive too late to matter.
+more, because each message's key carries the preview's own random key. Two previews of the
+same message (two administrators, two tabs) have two keys: the second is refused, saying when
+and by whom the first went, unless its administrator ticks "send it again" (see
+:func:`repeated`). A message that has not left by the end of the range is dropped: it would
+arrive too late to matter.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from notifications import gsm, outbox
 from notifications.outbox import Draft, MessageStatus, OutboxMessage
 from notifications.recipients import Recipient
 from visits import audit
+from visits.audit import AuditEvent
 from visits.booking import Booking, BookingStatus
 from visits.db import lock_rows, require_write_lock
+from visits.i18n import format_clock
 from visits.prison import Prison
 from visits.problems import Code, Problem, Rejected
 from visits.schedule import Slot
+from visits.staff import StaffUser
 
 MAX_SEGMENTS = 3
 MAX_DAYS = 31
@@ -37,6 +43,8 @@ MAX_AHEAD = timedelta(days=365)
 # Families booked for these: confirmed, or already come to the gate that day.
 REACHED = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# The same message to the same days sent this recently is refused unless asked again.
+REPEAT_WINDOW = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class BroadcastRequest:
     last: date
     texts: dict[str, str]  # language → text as written ("es" required)
     key: str = ""  # the preview's random key; empty for a new preview
+    again: bool = False  # the administrator knows the same message went out just now
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class Preview:
     texts: dict[str, str]  # language → the text as it goes (GSM-7)
     segments: dict[str, int]
     key: str
+    repeated: Problem | None = None  # the same message went out just now (see repeated())
 
 
 def new_key() -> str:
@@ -131,7 +141,49 @@ def preview(session: Session, prison: Prison, request: BroadcastRequest, now: da
         texts=texts,
         segments={language: gsm.segments(text) for language, text in texts.items()},
         key=request.key or new_key(),
+        repeated=repeated(session, prison, request, now),
     )
+
+
+def repeated(
+    session: Session, prison: Prison, request: BroadcastRequest, now: datetime
+) -> Problem | None:
+    """Why this message may not go unless asked again: the same texts to the same days of
+    this prison were sent within :data:`REPEAT_WINDOW` (by any preview: two administrators,
+    or two tabs, have two keys), said with when and by whom; ``None`` otherwise, or when the
+    administrator ticked "send it again".
+
+    Decision: texts compare without regard to case or runs of spaces, so a retyped copy is
+    caught too; a message changed in substance, or to other days, goes at once. The window
+    is short: a correction or a reminder later in the day is the administrator's to send."""
+    if request.again:
+        return None
+    wanted = (request.first.isoformat(), request.last.isoformat(), _alike(_sent_texts(request)))
+    sent = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "broadcast.sent",
+            AuditEvent.entity == "prison",
+            AuditEvent.entity_id == prison.code,
+            AuditEvent.at > now - REPEAT_WINDOW,
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    )
+    for event in sent:
+        details = event.details
+        if (details.get("first"), details.get("last"), _alike(details.get("texts", {}))) != wanted:
+            continue
+        username = event.actor.removeprefix("staff:")
+        name = session.scalar(select(StaffUser.full_name).where(StaffUser.username == username))
+        by = f"{name} ({username})" if name else event.actor
+        return Problem(
+            Code.BROADCAST_REPEATED, "again", {"at": format_clock(event.at, prison.tz), "by": by}
+        )
+    return None
+
+
+def _alike(texts: dict[str, str]) -> dict[str, str]:
+    return {language: " ".join(text.split()).casefold() for language, text in texts.items()}
 
 
 def send(
@@ -161,6 +213,8 @@ def send(
     )
     if already is not None:
         return None
+    if (again := repeated(session, prison, request, now)) is not None:
+        raise Rejected([again])
     texts = _sent_texts(request)
     ends = datetime.combine(request.last + timedelta(days=1), time(), tzinfo=prison.tz)
     messages = outbox.enqueue_all(
@@ -194,6 +248,7 @@ def send(
             "queued": queued,
             "texts": texts,
             "key": request.key,
+            "again": request.again,
         },
         origin=origin,
     )

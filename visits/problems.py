@@ -132,6 +132,7 @@ class Code(StrEnum):
     ALREADY_BARRED = "already_barred"
     DATE_TOO_FAR = "date_too_far"
     TOO_MANY_SEGMENTS = "too_many_segments"
+    BROADCAST_REPEATED = "broadcast_repeated"
     OUT_OF_RANGE = "out_of_range"
     VISIT_NOT_SHORTER = "visit_not_shorter"
     INVALID_TIME = "invalid_time"
@@ -391,6 +392,10 @@ MESSAGES: dict[Code, str] = {
         "This overlaps the visit time %(when)s on that weekday. Change one of them."
     ),
     Code.TOO_MANY_SEGMENTS: N_("This text takes more than %(max)s SMS. Please make it shorter."),
+    Code.BROADCAST_REPEATED: N_(
+        "This same message to the families of these days was already sent at %(at)s by "
+        "%(by)s. To send it once more, tick the box below."
+    ),
     Code.WRONG_PASSWORD: N_("This is not your current password."),
     Code.PASSWORDS_DIFFER: N_("The two new passwords are not the same."),
     Code.NO_INFECTIOUS_SINCE: N_(

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from visits import broadcasts
 from visits.broadcasts import BroadcastRequest
@@ -35,7 +36,8 @@ def _request(values: dict[str, str], who: Staff, now: datetime, problems: list[P
     first = iso_day(values.get("first", "").strip(), "first", today, problems)
     last = iso_day(values.get("last", "").strip(), "last", first, problems)
     texts = {language: values.get(f"text_{language}", "") for language in LANGUAGES}
-    return BroadcastRequest(first, last, texts, values.get("key", ""))
+    again = values.get("again") == "1"
+    return BroadcastRequest(first, last, texts, values.get("key", ""), again)
 
 
 def _form(request: Request, who: Staff, values, problems=None, status=200) -> Response:
@@ -67,16 +69,32 @@ def preview(
     try:
         if problems:
             raise Rejected(problems)
-        shown = broadcasts.preview(session, who.prison, wanted, now)  # type: ignore[arg-type]
+        return _preview_page(request, who, session, wanted, values, now)
     except Rejected as rejected:
         return _form(request, who, values, list(rejected.problems), 422)
+
+
+def _preview_page(
+    request: Request,
+    who: Staff,
+    session: Session,
+    wanted: BroadcastRequest,
+    values: dict[str, str],
+    now: datetime,
+    status: int = 200,
+) -> Response:
+    """The preview, saying so when the same message went out just now (it then needs the
+    "send it again" box ticked)."""
+    shown = broadcasts.preview(session, who.prison, wanted, now)  # type: ignore[arg-type]
     return render(
         request,
         "staff_broadcast_preview.html",
+        status,
         who=who,
         prison=who.prison,
         wanted=wanted,
         preview=shown,
+        problems=[shown.repeated] if shown.repeated else [],
         languages=LANGUAGES,
         typed=typed(values, FIELDS),
     )
@@ -114,6 +132,9 @@ def send(
         )
     except Rejected as rejected:
         session.close()
+        if Code.BROADCAST_REPEATED in rejected.codes:  # sent by someone else meanwhile
+            with request.app.state.db.read_session() as read:
+                return _preview_page(request, who, read, wanted, values, now, 409)
         return _form(request, who, values, list(rejected.problems), 422)
     session.commit()
     path = f"/staff/p/{who.prison.code}/broadcast"  # type: ignore[union-attr]
