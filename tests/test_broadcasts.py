@@ -27,7 +27,11 @@ from visits.staff import StaffRole
 PAGE = "/staff/p/QUENCORO/broadcast"
 _KEY = re.compile(r'name="key" value="([^"]+)"')
 TEXT_ES = "Mañana la entrada es por la puerta 2 (Av. Las Flores). Traiga su DNI, está prohibido."
-AS_SENT = "Mañana la entrada es por la puerta 2 (Av. Las Flores). Traiga su DNI, esta prohibido."
+# Named as every SMS of the service names its prison, in GSM-7: ñ is in it, á is not.
+NAMED = "Penal de Cusco (Quencoro) - demo: "
+AS_SENT = (
+    NAMED + "Mañana la entrada es por la puerta 2 (Av. Las Flores). Traiga su DNI, esta prohibido."
+)
 TEXT_EN = "Tomorrow the entrance is gate 2 (Av. Las Flores). Bring your ID."
 
 
@@ -90,8 +94,8 @@ def test_the_preview_counts_the_families_and_shows_the_text_as_it_goes(families,
     shown = text(preview)
     assert "2 familias lo recibirán" in shown
     assert "1 familia más pidió no recibir mensajes" in shown
-    assert AS_SENT in shown  # in GSM-7, as it goes: ñ is in it, á is not
-    assert TEXT_EN in shown
+    assert AS_SENT in shown  # as it goes: the prison's name first, in GSM-7
+    assert NAMED + TEXT_EN in shown
     assert _broadcasts(db) == {}  # looking sends nothing
 
 
@@ -104,7 +108,7 @@ def test_sending_reaches_each_family_once_in_its_language_and_only_once(families
     messages = _broadcasts(db)
     assert set(messages) == {"+51987654321", "+51987654322", "+51987654323"}
     assert messages["+51987654321"].body == AS_SENT
-    assert messages["+51987654322"].body == TEXT_EN
+    assert messages["+51987654322"].body == NAMED + TEXT_EN
     assert messages["+51987654323"].status is MessageStatus.CANCELLED  # opted out
     assert messages["+51987654321"].subject == "prison:QUENCORO:broadcast"
     with db.read_session() as s:
@@ -122,6 +126,12 @@ def test_sending_reaches_each_family_once_in_its_language_and_only_once(families
     assert "pris-on" not in listed  # a broadcast has no booking reference to show
 
 
+def test_the_segments_shown_count_the_prisons_name(families, db):
+    preview = families.post(f"{PAGE}/preview", data=_form(families, text_es="x" * 140))
+    assert preview.status_code == 200
+    assert f"{NAMED}{'x' * 140} 2 SMS" in text(preview)  # 1 SMS without the name
+
+
 def test_without_an_english_text_everyone_gets_the_spanish_one(families, db):
     preview = families.post(f"{PAGE}/preview", data=_form(families, text_en=" "))
     form = _form(families, text_en=" ", key=_KEY.search(preview.text).group(1))
@@ -134,6 +144,7 @@ def test_without_an_english_text_everyone_gets_the_spanish_one(families, db):
     [
         ({"text_es": "  "}, "Completa este dato"),
         ({"text_es": "x" * 460}, "ocupa más de 3 SMS"),
+        ({"text_es": "x" * 440}, "ocupa más de 3 SMS"),  # 3 SMS, but not with the name
         ({"first": "2026-11-30", "last": "2026-11-30"}, "Este día ya pasó"),
         ({"last": "2027-02-01"}, "como máximo 31 días"),
         ({"first": ""}, "Completa este dato"),

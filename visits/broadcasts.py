@@ -3,15 +3,15 @@
 
 The families are the contact phones of the bookings confirmed (or already at the gate) in the
 range, each phone once however many bookings it holds; each gets the text in its booking's
-language when the administrator wrote one for it, else in Spanish. The preview shows the count
-(and how many asked for no more messages or cannot receive SMS: they get none) and the text
-exactly as it goes, in GSM-7 and its SMS segments. Sending queues one message per phone in one
-transaction, audited; the same preview sent twice (a double click, a reload) queues nothing
-more, because each message's key carries the preview's own random key. Two previews of the
-same message (two administrators, two tabs) have two keys: the second is refused, saying when
-and by whom the first went, unless its administrator ticks "send it again" (see
-:func:`repeated`). A message that has not left by the end of the range is dropped: it would
-arrive too late to matter.
+language when the administrator wrote one for it, else in Spanish, after the prison's name.
+The preview shows the count (and how many asked for no more messages or cannot receive SMS:
+they get none) and the text exactly as it goes (the name too), in GSM-7 and its SMS segments.
+Sending queues one message per phone in one transaction, audited; the same preview sent twice
+(a double click, a reload) queues nothing more, because each message's key carries the
+preview's own random key. Two previews of the same message (two administrators, two tabs)
+have two keys: the second is refused, saying when and by whom the first went, unless its
+administrator ticks "send it again" (see :func:`repeated`). A message that has not left by
+the end of the range is dropped: it would arrive too late to matter.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def problems(prison: Prison, request: BroadcastRequest, now: datetime) -> list[P
     if not request.texts.get("es", "").strip():
         found.append(Problem(Code.REQUIRED, "text_es"))
     for language, text in request.texts.items():
-        if text.strip() and gsm.segments(gsm.transliterate(text.strip())) > MAX_SEGMENTS:
+        if text.strip() and gsm.segments(_sent_text(prison, text)) > MAX_SEGMENTS:
             found.append(Problem(Code.TOO_MANY_SEGMENTS, f"text_{language}", {"max": MAX_SEGMENTS}))
     return found
 
@@ -113,12 +113,19 @@ def families(session: Session, prison: Prison, first: date, last: date) -> list[
     return list(seen.values())
 
 
-def _sent_texts(request: BroadcastRequest) -> dict[str, str]:
+def _sent_texts(prison: Prison, request: BroadcastRequest) -> dict[str, str]:
     return {
-        language: gsm.transliterate(text.strip())
+        language: _sent_text(prison, text)
         for language, text in request.texts.items()
         if text.strip()
     }
+
+
+def _sent_text(prison: Prison, text: str) -> str:
+    """The SMS as it goes, in GSM-7: the prison's name first, as every other SMS of the
+    service names it, so that a family does not take a message from an unknown number
+    that names nobody for spam or phishing; its segments count the name too."""
+    return gsm.transliterate(f"{prison.name}: {text.strip()}")
 
 
 def preview(session: Session, prison: Prison, request: BroadcastRequest, now: datetime) -> Preview:
@@ -134,7 +141,7 @@ def preview(session: Session, prison: Prison, request: BroadcastRequest, now: da
                 or_(Recipient.opted_out_at.is_not(None), Recipient.unreachable_at.is_not(None)),
             )
         )
-    texts = _sent_texts(request)
+    texts = _sent_texts(prison, request)
     return Preview(
         families=reached,
         blocked=blocked or 0,
@@ -158,7 +165,8 @@ def repeated(
     is short: a correction or a reminder later in the day is the administrator's to send."""
     if request.again:
         return None
-    wanted = (request.first.isoformat(), request.last.isoformat(), _alike(_sent_texts(request)))
+    texts = _alike(_sent_texts(prison, request))
+    wanted = (request.first.isoformat(), request.last.isoformat(), texts)
     sent = session.scalars(
         select(AuditEvent)
         .where(
@@ -215,7 +223,7 @@ def send(
         return None
     if (again := repeated(session, prison, request, now)) is not None:
         raise Rejected([again])
-    texts = _sent_texts(request)
+    texts = _sent_texts(prison, request)
     ends = datetime.combine(request.last + timedelta(days=1), time(), tzinfo=prison.tz)
     messages = outbox.enqueue_all(
         session,
