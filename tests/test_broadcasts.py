@@ -250,3 +250,21 @@ def test_only_the_same_text_to_the_same_days_within_half_an_hour_is_held_back(fa
     assert sending(NOW + timedelta(minutes=1), es=TEXT_ES + " Gracias.") == 2
     assert sending(NOW + timedelta(minutes=1), last=date(2026, 12, 3)) == 2
     assert sending(NOW + timedelta(minutes=31)) == 2
+
+
+def test_a_family_that_books_after_a_message_reads_it_on_its_booking_page(families, db):
+    """The message reached the bookings made before it; one made after it gets no SMS of it,
+    but its page shows it, in its language."""
+    sent = families.post(PAGE, data=_form(families, key=_preview_key(families)))
+    assert sent.status_code == 200
+    slots = {d["date"]: d["slots"][0]["id"] for d in quencoro_days(families)}
+
+    def page_of(day, inmate, surname, dni, language="es"):
+        booked = try_booking(families, slots[day], inmate, surname, dni, "987654329", language)
+        assert booked.status_code == 201, booked.text
+        answer = booked.json()
+        return text(families.get(f"/b/{answer['reference']}?token={answer['manage_token']}"))
+
+    assert AS_SENT in page_of("2026-12-02", "Q10005", "Quispe", "48888888")
+    assert NAMED + TEXT_EN in page_of("2026-12-02", "Q10006", "Huillca", "48888889", "en")
+    assert "Las Flores" not in page_of("2026-12-09", "Q10002", "Puma", "48888890")  # other day

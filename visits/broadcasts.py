@@ -263,6 +263,40 @@ def send(
     return queued
 
 
+def for_booking(session: Session, booking: Booking) -> list[str]:
+    """The messages sent to the families of this booking's day, as they went, in its language
+    (else Spanish), oldest first, each once.
+
+    Decision: a broadcast reaches the bookings that exist when it is sent; a family that
+    books that day later would never hear it (another entrance, a strike). So the booking's
+    page (where the family is when it books, and comes back to) shows them, not a new SMS:
+    the page is read at the moment it matters and costs nothing; an SMS to each later
+    booking would need its own rules (how late, how often). The preview says so."""
+    if not booking.is_active:
+        return []
+    day = booking.slot.local_date
+    day_starts = datetime.combine(day, time(), tzinfo=booking.prison.tz)
+    sent = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "broadcast.sent",
+            AuditEvent.entity == "prison",
+            AuditEvent.entity_id == booking.prison.code,
+            # Sent at most a year before a range of at most 31 days.
+            AuditEvent.at > day_starts - MAX_AHEAD - timedelta(days=MAX_DAYS),
+        )
+        .order_by(AuditEvent.at, AuditEvent.id)
+    )
+    texts: dict[str, None] = {}
+    for event in sent:
+        details = event.details
+        if details.get("first", "") <= day.isoformat() <= details.get("last", ""):
+            written = details.get("texts", {})
+            if text := written.get(booking.language) or written.get("es"):
+                texts.setdefault(text)
+    return list(texts)
+
+
 def subject(prison: Prison) -> str:
     """Whose messages these are: the prison's, so its administrators see them."""
     return f"prison:{prison.code}:broadcast"

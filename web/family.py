@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from notifications.recipients import UNREACHABLE, blocking
-from visits import advisories, gate, screening
+from visits import advisories, broadcasts, gate, screening
 from visits.booking import (
     NO_LONGER_WAITING,
     Booking,
@@ -783,6 +783,7 @@ def _booking_page(
         at_gate=day.at_gate,
         before_visit=day.before_visit,
         measures=advisories.for_booking(session, booking),
+        broadcasts=broadcasts.for_booking(session, booking),
         advised=screening.advised(session, list(booking.visitors)),
         cancelled_why=cancelled_why(session, booking),
         sms_blocked=_sms_blocked(booking),
