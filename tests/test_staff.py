@@ -233,6 +233,19 @@ def test_a_device_cookie_vouches_only_for_the_accounts_signed_in_on_it():
     assert len(shared) < 4096  # a cookie browsers keep
 
 
+def test_strangers_locking_the_name_do_not_stop_a_signed_in_password_change(guard):
+    signed = _sign_in(guard)
+    _locked_by_strangers(guard)
+    for _ in range(POLICY.failures_per_pair):
+        with pytest.raises(Rejected) as wrong:
+            _change(guard, signed.session, current="no es la clave")
+        assert wrong.value.codes == {Code.WRONG_PASSWORD}
+    with pytest.raises(Rejected) as locked:
+        _change(guard, signed.session)  # the session's own guesses are bounded as a pair's
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+    assert _change(guard, _sign_in(guard, device=_device()).session).token  # another may
+
+
 def test_an_administrators_password_reset_clears_the_names_failures(guard):
     with guard.writing() as s:
         _national_admin(s, "jefa")
@@ -348,9 +361,9 @@ def _live_session(db, signed):
         return found
 
 
-def _change(db, found, now=NOW + timedelta(seconds=1)):
+def _change(db, found, now=NOW + timedelta(seconds=1), current=PASSWORD):
     return change_own_password(
-        db, found, current=PASSWORD, new=NEW_PASSWORD, client="10.0.0.1", now=now, policy=POLICY
+        db, found, current=current, new=NEW_PASSWORD, client="10.0.0.1", now=now, policy=POLICY
     )
 
 

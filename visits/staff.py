@@ -372,13 +372,14 @@ def change_own_password(
 ) -> SignedIn:
     """A signed-in user's new password, proven by the current one, or :class:`Rejected`.
 
-    Wrong current passwords count toward the sign-in lockout of the name (a stolen session
-    cannot guess its way to the password); both argon2 steps run outside any write
+    Wrong current passwords lock this session's changes as a sign-in's lock a pair (a stolen
+    session cannot guess its way to the password), and strangers' failures on the name do not
+    lock them (see :func:`remember_device`); both argon2 steps run outside any write
     transaction. Every session of the user ends, this one included: it goes on under a new
     token (returned for the cookie), so whoever copied the old one is out too. The new token
     keeps the old one's start, so a password change never lengthens a session."""
     user = staff_session.user
-    keys = _keys(user.username, client[:64])
+    keys = _keys(user.username, client[:64], f"session:{staff_session.id}")
     with db.read_session() as session:
         if (locked := _lockout(session, keys, now, policy, lock=False)) is not None:
             raise Rejected([locked])
@@ -412,11 +413,14 @@ def change_own_password(
         return _new_session(session, fresh, client, now, started=staff_session.created_at)
 
 
-def _keys(username: str, client: str, device: str | None = None) -> dict[str, str]:
-    """The throttle keys a sign-in as ``username`` counts against: a remembered ``device``
-    (see :func:`remember_device`) only its own, anyone else the pair, the name and the client."""
-    if device is not None:
-        return {"pair": f"staff-login:device:{device}:{username}"}
+def _keys(username: str, client: str, own: str | None = None) -> dict[str, str]:
+    """The throttle keys a password check of ``username`` counts against: one that has a key
+    of its ``own`` (``device:<id>``, a remembered browser, see :func:`remember_device`;
+    ``session:<id>``, a signed-in user's password change) only that one, held to the pair's
+    limit, so that strangers' failures on the name never lock it; anyone else the pair, the
+    name and the client."""
+    if own is not None:
+        return {"pair": f"staff-login:{own}:{username}"}
     return {
         "pair": f"staff-login:pair:{client}:{username}",
         "user": f"staff-login:user:{username}",
@@ -476,9 +480,11 @@ def _forget_failures(session: Session, username: str) -> None:
         delete(throttle.ThrottleHit).where(
             or_(
                 key == _keys(username, "")["user"],
-                key.startswith("staff-login:pair:") & key.endswith(f":{username}", autoescape=True),
-                key.startswith("staff-login:device:")
-                & key.endswith(f":{username}", autoescape=True),
+                *(
+                    key.startswith(f"staff-login:{kind}:")
+                    & key.endswith(f":{username}", autoescape=True)
+                    for kind in ("pair", "device", "session")
+                ),
             )
         )
     )
@@ -519,7 +525,7 @@ def sign_in(
     checked before (read only) and again under the lock, where a failure is recorded and
     committed."""
     username = normalise_username(username)[:64]
-    keys = _keys(username, client[:64], device)
+    keys = _keys(username, client[:64], None if device is None else f"device:{device}")
     with db.read_session() as session:
         if (locked := _lockout(session, keys, now, policy, lock=False)) is not None:
             raise Rejected([locked])  # not even a right password opens it; nothing counted
