@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time as time_module
 from datetime import date, time, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from tests.staffing import make_staff, sign_in, staff_token
 from tests.test_closures import book_one, quencoro_days, try_booking
 from tests.test_pages import form_fields, text
 from tests.test_races import race
+from visits import broadcasts
 from visits.audit import AuditEvent
 from visits.broadcasts import BroadcastRequest, new_key, send
 from visits.i18n import format_clock
@@ -178,6 +180,31 @@ def test_two_sends_of_one_preview_at_the_same_instant_send_once(families, db):
 
     assert race(2, send_once) == {"sent:2": 1, "again": 1}
     assert len(_broadcasts(db)) == 3
+
+
+def test_two_previews_of_one_message_sent_at_the_same_instant_send_once(families, db, monkeypatch):
+    """Two administrators click Send together: one sends, the other is told it went."""
+    checked = broadcasts.repeated
+
+    def slowly(*args, **kwargs):  # both would check before either has sent, but for the lock
+        found = checked(*args, **kwargs)
+        time_module.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(broadcasts, "repeated", slowly)
+
+    def send_once(_: int) -> str:
+        wanted = BroadcastRequest(date(2026, 12, 2), date(2026, 12, 2), {"es": TEXT_ES}, new_key())
+        try:
+            with db.writing() as s:
+                queued = send(
+                    s, prison_by_code(s, "QUENCORO"), wanted, now=NOW, actor="cli", origin=""
+                )
+        except Rejected as refused:
+            return str(refused.codes)
+        return f"sent:{queued}"
+
+    assert race(2, send_once) == {"sent:2": 1, str({Code.BROADCAST_REPEATED}): 1}
 
 
 def test_a_date_far_off_is_refused_plainly(families, db):
