@@ -383,21 +383,26 @@ def test_symptoms_found_after_another_guard_turned_the_visitor_away_are_recorded
     assert told in text(answer)
 
 
-def test_an_arrival_undone_after_symptoms_were_found_leaves_the_visitor_turned_away(
-    today, make_client, db
+@pytest.mark.parametrize(
+    ("step", "fields", "was"),
+    [("arrived", {}, "arrived"), ("turn-away", {"reason": "late"}, "turned_away")],
+)
+def test_a_record_undone_after_symptoms_were_found_leaves_the_visitor_turned_away(
+    today, make_client, db, step, fields, was
 ):
-    """Guard B let María in while guard A asked her the health questions, and A found a
-    cough; B's "came in" was a mistake and is undone: María is turned away for health (the
-    answers would have done it), her symptoms stay recorded, and nobody of the booking is in."""
+    """Guard B let María in (or turned her away as late) while guard A asked her the health
+    questions, and A found a cough; B's record was a mistake and is undone: María is turned
+    away for health (the answers would have done it), her symptoms stay recorded, and nobody
+    of the booking is in."""
     client, _, visitor_id = today
     make_staff(db, "guardia.dos", StaffRole.GUARD)
     other = make_client()
     assert sign_in(other, "guardia.dos").status_code == 303
-    assert gate_post(other, f"/visitors/{visitor_id}/arrived").status_code == 303
+    assert gate_post(other, f"/visitors/{visitor_id}/{step}", **fields).status_code == 303
     assert _screen(client, visitor_id, cough="1").status_code == 200
     undo = f"/staff/p/QUENCORO/visitors/{visitor_id}/undo"
     shown = gate_form(other.get("/staff/p/QUENCORO/day").text, undo)
-    assert shown["was"] == "arrived"
+    assert shown["was"] == was
     assert other.post(undo, data=shown, follow_redirects=False).status_code == 303
     with db.read_session() as s:
         check = s.get(GateCheck, visitor_id)
@@ -406,3 +411,20 @@ def test_an_arrival_undone_after_symptoms_were_found_leaves_the_visitor_turned_a
     assert _outcomes(db, Stage.GATE) == {"María": Outcome.REFER}
     day = client.get("/staff/p/QUENCORO/day").text
     assert f'action="/staff/p/QUENCORO/visitors/{visitor_id}/arrived"' not in day
+
+
+def test_an_arrival_undone_keeps_the_answers_given_while_it_stood(today, make_client, db):
+    """María said she lives with someone with TB (advice, no turn-away) after guard B let her
+    in; B's "came in" is undone: she is expected again, and what she answered stays."""
+    client, _, visitor_id = today
+    make_staff(db, "guardia.dos", StaffRole.GUARD)
+    other = make_client()
+    assert sign_in(other, "guardia.dos").status_code == 303
+    assert gate_post(other, f"/visitors/{visitor_id}/arrived").status_code == 303
+    assert _screen(client, visitor_id, lives_with_tb="1").status_code == 200
+    undo = f"/staff/p/QUENCORO/visitors/{visitor_id}/undo"
+    shown = gate_form(other.get("/staff/p/QUENCORO/day").text, undo)
+    assert other.post(undo, data=shown, follow_redirects=False).status_code == 303
+    with db.read_session() as s:
+        assert s.get(GateCheck, visitor_id) is None
+    assert _outcomes(db, Stage.GATE) == {"María": Outcome.ADVISED}

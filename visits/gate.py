@@ -918,10 +918,11 @@ def undo_gate(
     is off; leaving it confirmed would offer them a visit that may not take place. The undo
     is the guard's, and the booking leaves the list (cancelled bookings are not listed).
 
-    Decision: an arrival undone for a visitor whose health questions found symptoms after she
-    was marked let in (:func:`screen_at_gate`) leaves her turned away for health, not
-    expected again: the symptoms stay recorded, and she is not let in that day, as if the
-    answers had come first. Undoing that turn-away, in turn, clears them (a mistake)."""
+    Decision: an arrival (or a turn-away for another reason) undone for a visitor whose
+    health questions found symptoms while it stood (:func:`screen_at_gate`) leaves her turned
+    away for health, not expected again: the symptoms stay recorded, and she is not let in
+    that day, as if the answers had come first. Undoing that turn-away, in turn, clears them
+    (a mistake); undoing any other record never clears her answers."""
     booking, visitor = booking_at_gate(session, prison, visitor_id, now, _UNDO_STEPS)
     check = session.get(GateCheck, visitor.id, populate_existing=True)
     if check is None:
@@ -935,16 +936,19 @@ def undo_gate(
     if shown is None or (reason and why is None) or changed or not _says(check, shown, why, note):
         raise Rejected([Problem(Code.GATE_RECORD_CHANGED, None, {"name": visitor.full_name})])
     at_gate = screening.outcomes(session, [visitor.id]).get(visitor.id, {}).get(Stage.GATE)
-    if shown is GateStatus.ARRIVED and at_gate is Outcome.REFER:
-        # Symptoms found once she was marked let in (screen_at_gate): she is turned away
+    health = shown is GateStatus.TURNED_AWAY and why is TurnAwayReason.HEALTH
+    if at_gate is Outcome.REFER and not health:
+        # Symptoms found while another record stood (screen_at_gate): she is turned away
         # for them, as the answers would have done, and they stay recorded.
         _record(session, visitor, GateStatus.TURNED_AWAY, TurnAwayReason.HEALTH, "", actor, now)
         _audit(session, booking, visitor, "visitor.turned_away", actor, now,
                turn_away_reason=TurnAwayReason.HEALTH.value)  # fmt: skip
     else:
         session.delete(check)
+    if health:
         # A health turn-away undone takes its screening with it (and a high-risk tick the
-        # gate added): the guard asks again.
+        # gate added): the guard asks again. Any other record undone leaves what her answers
+        # said (a guard asking again records the new answers over them).
         screening.forget(session, visitor.id, Stage.GATE)
         visitor.high_risk = screening.high_risk_at_booking(session, visitor.id)
     session.flush()
