@@ -73,9 +73,13 @@ def _locked_by_strangers(db, username="rosa.guardia"):
     assert locked.value.codes == {Code.SIGN_IN_LOCKED}
 
 
+TODAY = NOW.date()
+
+
 def _device(username="rosa.guardia", cookie=None):
     """The id of a browser that has signed in as ``username``."""
-    return staff.remembered_device(staff.remember_device(cookie, KEY, username), KEY, username)
+    cookie = staff.remember_device(cookie, KEY, username, TODAY)
+    return staff.remembered_device(cookie, KEY, username, TODAY)
 
 
 def test_a_new_account_keeps_only_an_argon2id_hash_and_is_audited(guard):
@@ -213,24 +217,61 @@ def test_a_remembered_browser_is_held_to_its_own_failures_only(guard):
 
 
 def test_a_device_cookie_vouches_only_for_the_accounts_signed_in_on_it():
-    cookie = staff.remember_device(None, KEY, "rosa.guardia")
+    def remember(cookie, username, key=KEY, today=TODAY):
+        return staff.remember_device(cookie, key, username, today)
+
+    def vouches(cookie, username, key=KEY, today=TODAY):
+        return staff.remembered_device(cookie, key, username, today)
+
+    cookie = remember(None, "rosa.guardia")
     assert "rosa" not in cookie  # a shared tablet does not list who used it
-    assert staff.remembered_device(cookie, KEY, "Rosa.Guardia ")
-    assert staff.remembered_device(cookie, KEY, "admin") is None
-    assert staff.remembered_device(cookie, "another key", "rosa.guardia") is None
-    device, mac = cookie.split("~")
-    other = staff.remember_device(None, KEY, "rosa.guardia").split("~")[0]
-    assert staff.remembered_device(f"{other}~{mac}", KEY, "rosa.guardia") is None
-    assert staff.remembered_device("garbage", KEY, "rosa.guardia") is None
-    assert staff.remembered_device(None, KEY, "rosa.guardia") is None
-    shared = staff.remember_device(cookie, KEY, "admin")  # a tablet shared by a shift
+    assert vouches(cookie, "Rosa.Guardia ")
+    assert vouches(cookie, "admin") is None
+    assert vouches(cookie, "rosa.guardia", key="another key") is None
+    device, entry = cookie.split("~")
+    other = remember(None, "rosa.guardia").split("~")[0]
+    assert vouches(f"{other}~{entry}", "rosa.guardia") is None
+    day, mac = entry.split(".")
+    assert vouches(f"{device}~{int(day) + 30}.{mac}", "rosa.guardia") is None  # its day is signed
+    assert vouches("garbage", "rosa.guardia") is None
+    assert vouches(None, "rosa.guardia") is None
+    shared = remember(cookie, "admin")  # a tablet shared by a shift
     assert shared.split("~")[0] == device
-    assert staff.remembered_device(shared, KEY, "rosa.guardia") == device
-    assert staff.remembered_device(shared, KEY, "admin") == device
+    assert vouches(shared, "rosa.guardia") == device
+    assert vouches(shared, "admin") == device
     for n in range(staff.DEVICE_ACCOUNTS):
-        shared = staff.remember_device(shared, KEY, f"guardia{n}")
-    assert staff.remembered_device(shared, KEY, "rosa.guardia") is None  # the oldest forgotten
+        shared = remember(shared, f"guardia{n}")
+    assert vouches(shared, "rosa.guardia") is None  # the oldest forgotten
     assert len(shared) < 4096  # a cookie browsers keep
+
+
+def test_a_device_cookie_vouches_for_a_limited_time_from_the_last_sign_in():
+    """A copy of the cookie (from a shared tablet) does not last for ever, whatever the
+    browser keeps; signing in again renews the account's entry."""
+    cookie = staff.remember_device(None, KEY, "rosa.guardia", TODAY)
+    last = TODAY + timedelta(days=staff.DEVICE_DAYS)
+    assert staff.remembered_device(cookie, KEY, "rosa.guardia", last)
+    later = last + timedelta(days=1)
+    assert staff.remembered_device(cookie, KEY, "rosa.guardia", later) is None
+    renewed = staff.remember_device(cookie, KEY, "rosa.guardia", last)
+    assert renewed.count("~") == 1  # the account's entry replaced, not added
+    assert staff.remembered_device(renewed, KEY, "rosa.guardia", later)
+
+
+def test_a_remembered_browsers_failures_are_counted_on_the_name(guard):
+    """Guesses from a remembered browser (a stolen cookie) are seen on the name: with the
+    strangers' they lock the name for everyone else, though never that browser."""
+    device = _device()
+    for _ in range(POLICY.failures_per_pair):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", device=device)
+    for n in range(POLICY.failures_per_user - POLICY.failures_per_pair):
+        with pytest.raises(Rejected):
+            _sign_in(guard, password="no es la clave", client=f"203.0.113.{n}")
+    with pytest.raises(Rejected) as locked:
+        _sign_in(guard, client="10.0.0.1")
+    assert locked.value.codes == {Code.SIGN_IN_LOCKED}
+    assert _sign_in(guard, device=_device()).token  # another remembered browser
 
 
 def test_strangers_locking_the_name_do_not_stop_a_signed_in_password_change(guard):

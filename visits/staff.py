@@ -23,7 +23,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
@@ -42,8 +42,10 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a megabyte "password" is an attack
 # Only touch a session's last-seen time this often: a page view need not be a write.
 TOUCH_EVERY = timedelta(minutes=1)
-# Accounts a browser is remembered for (a gate's shared tablet serves a shift's guards).
+# Accounts a browser is remembered for (a gate's shared tablet serves a shift's guards), and
+# for how many days after it last signed in to each.
 DEVICE_ACCOUNTS = 20
+DEVICE_DAYS = 180
 
 _hasher = PasswordHasher()
 
@@ -428,7 +430,7 @@ def _keys(username: str, client: str, own: str | None = None) -> dict[str, str]:
     }
 
 
-def remember_device(cookie: str | None, secret: str, username: str) -> str:
+def remember_device(cookie: str | None, secret: str, username: str, today: date) -> str:
     """The device cookie to set once ``username`` has signed in with its password here.
 
     Decision (OWASP's "device cookies"): failures from anywhere lock a name, so that nobody
@@ -438,37 +440,61 @@ def remember_device(cookie: str | None, secret: str, username: str) -> str:
     (``failures_per_pair`` a window). Nobody gets one without the password, so guessing stays
     bounded: the pair, name and client limits for everyone else, and the pair limit per
     stolen cookie. The cookie holds a random id for the browser and, for each of its last
-    ``DEVICE_ACCOUNTS`` accounts (a gate's tablet is shared), a MAC of id and name under the
-    service's key, not the name: nothing is stored, a shared tablet does not list who used it,
-    and nobody without the key makes an entry."""
-    device, macs = _device_macs(cookie)
+    ``DEVICE_ACCOUNTS`` accounts (a gate's tablet is shared), the day it last signed in and a
+    MAC of id, name and day under the service's key, not the name: nothing is stored, a shared
+    tablet does not list who used it, and nobody without the key makes an entry. An entry
+    older than ``DEVICE_DAYS`` vouches for nothing, whatever the browser keeps: a copied cookie
+    does not last for ever. A remembered browser's failures still count on the name too (see
+    :func:`sign_in`): its guesses are seen, though they alone never lock it out."""
+    device, entries = _device_entries(cookie)
     device = device or secrets.token_urlsafe(16)
-    mine = _device_mac(secret, device, username)
-    kept = [mac for mac in macs if mac != mine][-(DEVICE_ACCOUNTS - 1) :]
-    return "~".join([device, *kept, mine])
+    kept = [
+        (day, mac)
+        for day, mac in entries
+        if _fresh(day, today) and not _vouches(secret, device, username, day, mac)
+    ][-(DEVICE_ACCOUNTS - 1) :]
+    mine = (today.toordinal(), _device_mac(secret, device, username, today.toordinal()))
+    return "~".join([device, *(f"{day}.{mac}" for day, mac in [*kept, mine])])
 
 
-def remembered_device(cookie: str | None, secret: str, username: str) -> str | None:
+def remembered_device(cookie: str | None, secret: str, username: str, today: date) -> str | None:
     """The browser's id if its device cookie vouches for ``username``, else ``None``."""
-    device, macs = _device_macs(cookie)
+    device, entries = _device_entries(cookie)
     if device is None:
         return None
-    mine = _device_mac(secret, device, normalise_username(username)[:64]).encode()
-    return device if any(hmac.compare_digest(mine, mac.encode()) for mac in macs) else None
+    name = normalise_username(username)[:64]
+    vouched = any(
+        _fresh(day, today) and _vouches(secret, device, name, day, mac) for day, mac in entries
+    )
+    return device if vouched else None
 
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
-def _device_macs(cookie: str | None) -> tuple[str | None, list[str]]:
-    """The browser's id in a device cookie and its accounts' MACs, oldest first; ``None`` and
-    none for anything else."""
-    device, *macs = (cookie or "")[:4096].split("~")
-    return (device, macs) if _DEVICE_ID.fullmatch(device) else (None, [])
+_DEVICE_ENTRY = re.compile(r"([0-9]{1,7})\.([A-Za-z0-9_-]{22})")
 
 
-def _device_mac(secret: str, device: str, username: str) -> str:
-    message = f"staff-device:{device}:{username}".encode()
+def _device_entries(cookie: str | None) -> tuple[str | None, list[tuple[int, str]]]:
+    """The browser's id in a device cookie and its accounts' entries (the day as an ordinal,
+    the MAC), oldest first; ``None`` and none for anything else."""
+    device, *entries = (cookie or "")[:4096].split("~")
+    if not _DEVICE_ID.fullmatch(device):
+        return None, []
+    read = (_DEVICE_ENTRY.fullmatch(entry) for entry in entries)
+    return device, [(int(m[1]), m[2]) for m in read if m is not None]
+
+
+def _fresh(day: int, today: date) -> bool:
+    return 0 <= today.toordinal() - day <= DEVICE_DAYS
+
+
+def _vouches(secret: str, device: str, username: str, day: int, mac: str) -> bool:
+    return hmac.compare_digest(_device_mac(secret, device, username, day), mac)
+
+
+def _device_mac(secret: str, device: str, username: str, day: int) -> str:
+    message = f"staff-device:{device}:{username}:{day}".encode()
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
@@ -543,7 +569,11 @@ def sign_in(
             # Deactivated or given a new password since it was read: not this password.
             signed = _open_session(session, usable, rehashed, client, now)
         if signed is None:
-            throttle.record_failure(session, keys.values(), now)
+            # A remembered browser's failures count on the name as well: never checked
+            # against it (strangers must not lock that browser out), but seen, and counted
+            # toward the name's lock for everyone else.
+            name = _keys(username, "")["user"]
+            throttle.record_failure(session, {*keys.values(), name}, now)
     if signed is None:
         raise Rejected([Problem(Code.SIGN_IN_FAILED)])
     return signed

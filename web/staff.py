@@ -43,7 +43,6 @@ from web.templating import sent_from
 STAFF_COOKIE = "staff_session"
 # The browsers that have signed in to an account before (see visits.staff.remember_device).
 DEVICE_COOKIE = "staff_device"
-DEVICE_COOKIE_DAYS = 180
 router = APIRouter(prefix="/staff", include_in_schema=False)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_ROLES = tuple(StaffRole)
@@ -228,7 +227,7 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
             client=client,
             now=now,
             policy=sign_in_policy(request),
-            device=staff.remembered_device(device_cookie, secret, username),
+            device=staff.remembered_device(device_cookie, secret, username, now.date()),
         )
     except Rejected as rejected:
         status = 429 if Code.SIGN_IN_LOCKED in rejected.codes else 401
@@ -246,8 +245,10 @@ def login(request: Request, values: FormValues, now: Now, client: ClientKey) -> 
     set_session_cookie(request, response, signed.token)
     response.set_cookie(
         DEVICE_COOKIE,
-        staff.remember_device(device_cookie, secret, staff.normalise_username(username)[:64]),
-        max_age=DEVICE_COOKIE_DAYS * 24 * 3600,
+        staff.remember_device(
+            device_cookie, secret, staff.normalise_username(username)[:64], now.date()
+        ),
+        max_age=staff.DEVICE_DAYS * 24 * 3600,
         path="/staff/login",
         httponly=True,
         samesite="strict",
