@@ -140,7 +140,7 @@ class CancelCause(StrEnum):
 
 HOLDS_SEATS = (BookingStatus.HELD, BookingStatus.CONFIRMED)
 # What stopping visits (a closure, a suspension, a health pause) looks for: the bookings holding
-# seats, and those someone of which came in at the gate already (see :func:`let_in`).
+# seats, and those someone of which came in at the gate already (:mod:`visits.stopping`).
 STOPPABLE = (*HOLDS_SEATS, BookingStatus.ATTENDED)
 COUNTS_TOWARD_LIMITS = (BookingStatus.HELD, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
 
@@ -1062,12 +1062,6 @@ def lock_inmate(session: Session, inmate: Inmate) -> None:
     SQLite the write session already excludes it)."""
     require_write_lock(session)
     session.refresh(inmate, with_for_update=True)
-
-
-def let_in(bookings: Iterable[Booking]) -> list[Booking]:
-    """Those of ``bookings`` someone of which came in at the gate already: what stops visits
-    leaves them, listed apart for staff to tell the gate (:mod:`visits.stopping`)."""
-    return [b for b in bookings if b.status is BookingStatus.ATTENDED]
 
 
 def lock_for_cancelling(session: Session, bookings: Sequence[Booking]) -> None:

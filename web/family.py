@@ -783,7 +783,7 @@ def _booking_page(
         at_gate=day.at_gate,
         before_visit=day.before_visit,
         measures=advisories.for_booking(session, booking),
-        broadcasts=broadcasts.for_booking(session, booking),
+        broadcasts=broadcasts.for_booking(session, booking) if day.before_visit else [],
         advised=screening.advised(session, list(booking.visitors)),
         cancelled_why=cancelled_why(session, booking),
         sms_blocked=_sms_blocked(booking),
