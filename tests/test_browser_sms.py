@@ -352,7 +352,10 @@ def test_the_verify_and_delivery_pages_pass_axe(phone, staff, sms_server):
             sideways[name] = overflow
 
     book_until_the_review(page, base, "Q10014", "Puma", "53000001", "987650033")
-    log.take()  # weigh only what confirming brings: the redirect and the verify page
+    # Weigh only what confirming brings (the redirect and the verify page): the review page's
+    # own requests all answered first, or one answering late is read once it is left behind.
+    page.wait_for_load_state("networkidle")
+    log.take()
     confirm(page)
     reference = held_reference(page, base)
     page.wait_for_load_state("load")

@@ -118,7 +118,7 @@ def _statements(db, db_url: str) -> list[tuple[str, Any]]:
         with capturing():
             day_list(s, prison, SATURDAY, NOW)
             day_list(s, prison, SUNDAY, NOW)  # with a booking: its visitors' screenings are read
-            search_document(s, guard, prison, visitor().doc_number, SATURDAY)  # a DNI typed
+            search_document(s, guard, prison, visitor().doc_number, SATURDAY, NOW)  # a DNI typed
             outlook(s, prison, inmate, SATURDAY, SUNDAY)
             left_on(s, [prison], NOW)  # administrators' home page, on every visit
     with capturing():
